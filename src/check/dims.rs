@@ -1,0 +1,191 @@
+//! Symbolic dimensions: integer polynomials over named sizes (`B`, `T`),
+//! kept in a canonical form so that equal sizes compare equal.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A dimension: `sum of coefficient * product of symbols`, e.g. `4*B*T + 1`.
+/// Zero coefficients are never stored; the constant term has an empty monomial.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Dim {
+    terms: BTreeMap<Vec<String>, i64>,
+}
+
+impl Dim {
+    pub fn constant(value: i64) -> Dim {
+        let mut terms = BTreeMap::new();
+        if value != 0 {
+            terms.insert(Vec::new(), value);
+        }
+        Dim { terms }
+    }
+
+    pub fn symbol(name: &str) -> Dim {
+        let mut terms = BTreeMap::new();
+        terms.insert(vec![name.to_string()], 1);
+        Dim { terms }
+    }
+
+    /// The value, if it does not depend on any symbol.
+    pub fn as_const(&self) -> Option<i64> {
+        match self.terms.len() {
+            0 => Some(0),
+            1 => self.terms.get(&Vec::new()).copied(),
+            _ => None,
+        }
+    }
+
+    pub fn is_symbolic(&self) -> bool {
+        self.as_const().is_none()
+    }
+
+    pub fn add(&self, other: &Dim) -> Dim {
+        let mut terms = self.terms.clone();
+        for (monomial, coefficient) in &other.terms {
+            let entry = terms.entry(monomial.clone()).or_insert(0);
+            *entry = entry.saturating_add(*coefficient);
+            if *entry == 0 {
+                terms.remove(monomial);
+            }
+        }
+        Dim { terms }
+    }
+
+    pub fn neg(&self) -> Dim {
+        Dim {
+            terms: self.terms.iter().map(|(m, c)| (m.clone(), c.saturating_neg())).collect(),
+        }
+    }
+
+    pub fn sub(&self, other: &Dim) -> Dim {
+        self.add(&other.neg())
+    }
+
+    pub fn mul(&self, other: &Dim) -> Dim {
+        let mut out = Dim::default();
+        for (ma, ca) in &self.terms {
+            for (mb, cb) in &other.terms {
+                let mut monomial: Vec<String> = ma.iter().chain(mb.iter()).cloned().collect();
+                monomial.sort();
+                let mut term = Dim::default();
+                term.terms.insert(monomial, ca.saturating_mul(*cb));
+                out = out.add(&term);
+            }
+        }
+        out
+    }
+
+    /// Exact division: `Some` when every term divides by `other`, which must be
+    /// a constant or a single monomial.
+    pub fn div_exact(&self, other: &Dim) -> Option<Dim> {
+        if other.terms.len() != 1 {
+            return None;
+        }
+        let (divisor_monomial, divisor) = other.terms.iter().next()?;
+        if *divisor == 0 {
+            return None;
+        }
+        let mut out = Dim::default();
+        for (monomial, coefficient) in &self.terms {
+            if coefficient % divisor != 0 {
+                return None;
+            }
+            let mut rest = monomial.clone();
+            for symbol in divisor_monomial {
+                let position = rest.iter().position(|s| s == symbol)?;
+                rest.remove(position);
+            }
+            out.terms.insert(rest, coefficient / divisor);
+        }
+        Some(out)
+    }
+
+    /// Replaces symbols by the dimensions bound to them.
+    pub fn substitute(&self, lookup: &dyn Fn(&str) -> Option<Dim>) -> Dim {
+        let mut out = Dim::default();
+        for (monomial, coefficient) in &self.terms {
+            let mut term = Dim::constant(*coefficient);
+            for symbol in monomial {
+                let value = lookup(symbol).unwrap_or_else(|| Dim::symbol(symbol));
+                term = term.mul(&value);
+            }
+            out = out.add(&term);
+        }
+        out
+    }
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.terms.is_empty() {
+            return write!(f, "0");
+        }
+        // Highest-degree terms first, constant last: `B*T + 1`.
+        let mut terms: Vec<_> = self.terms.iter().collect();
+        terms.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(b.0)));
+        for (i, (monomial, coefficient)) in terms.into_iter().enumerate() {
+            let negative = *coefficient < 0;
+            let magnitude = coefficient.unsigned_abs();
+            if i == 0 {
+                if negative {
+                    write!(f, "-")?;
+                }
+            } else {
+                write!(f, " {} ", if negative { "-" } else { "+" })?;
+            }
+            let product = monomial.join("*");
+            match (magnitude, monomial.is_empty()) {
+                (_, true) => write!(f, "{magnitude}")?,
+                (1, false) => write!(f, "{product}")?,
+                (_, false) => write!(f, "{magnitude}*{product}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+/// Formats a shape as `[B, 64]`.
+pub fn format_shape(shape: &[Dim]) -> String {
+    let parts: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_form_makes_equal_sizes_equal() {
+        let b = Dim::symbol("B");
+        let t = Dim::symbol("T");
+        assert_eq!(b.mul(&t), t.mul(&b));
+        assert_eq!(b.add(&b), Dim::constant(2).mul(&b));
+        assert_eq!(b.sub(&b), Dim::constant(0));
+        assert_eq!(b.mul(&t).add(&Dim::constant(1)).to_string(), "B*T + 1");
+        assert_eq!(Dim::constant(4).mul(&b).sub(&t).to_string(), "4*B - T");
+    }
+
+    #[test]
+    fn division_is_exact_or_refused() {
+        let b = Dim::symbol("B");
+        let four_b = Dim::constant(4).mul(&b);
+        assert_eq!(four_b.div_exact(&Dim::constant(2)), Some(Dim::constant(2).mul(&b)));
+        assert_eq!(four_b.div_exact(&b), Some(Dim::constant(4)));
+        assert_eq!(four_b.div_exact(&Dim::constant(3)), None);
+        assert_eq!(Dim::constant(64).div_exact(&Dim::constant(4)), Some(Dim::constant(16)));
+        assert_eq!(Dim::constant(7).div_exact(&Dim::constant(0)), None);
+    }
+
+    #[test]
+    fn substitution_binds_symbols() {
+        let expr = Dim::symbol("D").mul(&Dim::constant(4));
+        let bound = expr.substitute(&|s| (s == "D").then(|| Dim::constant(16)));
+        assert_eq!(bound.as_const(), Some(64));
+    }
+}

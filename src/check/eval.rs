@@ -1,0 +1,1350 @@
+//! The checker's evaluator: walks expressions with compile-time values and
+//! tensor types, elaborating every block call with its own bindings, so each
+//! shape is known (symbolically) and each mistake found before anything runs.
+
+use std::collections::{HashMap, HashSet};
+
+use super::dims::{format_shape, Dim};
+use super::ops::{self, Operand};
+use super::scope::{suggest, Binding, BindingKind, Scope};
+use super::types::{Callable, Initializer, Tensor, TensorType, Value};
+use super::{Dataset, ParamInfo};
+use crate::diagnostics::{codes, Diagnostic, Span};
+use crate::syntax::ast::{self, BinaryOp, BlockDecl, BlockKind, DimExpr, Expr, ExprKind, Stmt, TypeExpr, UnaryOp};
+
+/// One block instance on the elaboration stack.
+struct Frame {
+    block: String,
+    call_span: Span,
+    /// Dotted path of the instance, e.g. `gpt.gpt_layer_1.attention`.
+    path: String,
+    /// How many instances of each block this instance has created so far.
+    children: HashMap<String, usize>,
+}
+
+pub struct Checker<'a> {
+    pub user_file: u32,
+    pub blocks: HashMap<String, &'a BlockDecl>,
+    pub globals: HashMap<String, Binding>,
+    pub datasets: Vec<Dataset>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Value of `training` in this pass (the checker runs a train and an eval pass).
+    pub training: bool,
+    /// Parameters and states declared by elaborated blocks, in order.
+    pub params: Vec<ParamInfo>,
+    pub states: Vec<ParamInfo>,
+    /// Models already instantiated: later calls share their parameters.
+    instantiated_models: HashSet<String>,
+    frames: Vec<Frame>,
+    /// Whether parameters of the current instance are recorded.
+    recording: bool,
+}
+
+/// An argument after evaluation.
+#[derive(Clone)]
+pub struct ArgValue {
+    pub name: Option<ast::Ident>,
+    pub value: Value,
+    pub span: Span,
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(user_file: u32, blocks: HashMap<String, &'a BlockDecl>) -> Checker<'a> {
+        Checker {
+            user_file,
+            blocks,
+            globals: HashMap::new(),
+            datasets: Vec::new(),
+            diagnostics: Vec::new(),
+            training: true,
+            params: Vec::new(),
+            states: Vec::new(),
+            instantiated_models: HashSet::new(),
+            frames: Vec::new(),
+            recording: true,
+        }
+    }
+
+    /// Records a diagnostic and returns the poison value. An error inside the
+    /// standard library is reported at the user's call that led there.
+    pub fn error(&mut self, diagnostic: Diagnostic) -> Value {
+        self.report(diagnostic);
+        Value::Error
+    }
+
+    pub fn report(&mut self, mut diagnostic: Diagnostic) {
+        if diagnostic.primary.span.file != self.user_file {
+            let user_frame = self.frames.iter().rev().find(|f| f.call_span.file == self.user_file);
+            if let Some(frame) = user_frame {
+                let inner = std::mem::replace(
+                    &mut diagnostic.primary,
+                    crate::diagnostics::Label {
+                        span: frame.call_span,
+                        message: format!("in this call to `{}`", frame.block),
+                    },
+                );
+                let text = if inner.message.is_empty() {
+                    "the problem is here".to_string()
+                } else {
+                    inner.message
+                };
+                diagnostic.secondary.insert(
+                    0,
+                    crate::diagnostics::Label {
+                        span: inner.span,
+                        message: text,
+                    },
+                );
+            }
+        }
+        if !self.diagnostics.contains(&diagnostic) {
+            self.diagnostics.push(diagnostic);
+        }
+    }
+
+    // ------------------------------------------------------------ names
+
+    pub fn lookup(&mut self, name: &str, span: Span, scope: &Scope) -> Value {
+        if let Some(binding) = scope.get(name) {
+            return binding.value.clone();
+        }
+        if let Some(binding) = self.globals.get(name) {
+            return binding.value.clone();
+        }
+        if self.blocks.contains_key(name) {
+            return Value::Fn(Callable::Block(name.to_string()));
+        }
+        if let Some(builtin) = super::builtins::lookup(name) {
+            return Value::Fn(Callable::Builtin(builtin));
+        }
+        if let Some(init) = initializer_name(name) {
+            return Value::Init(init);
+        }
+        let candidates: Vec<&str> = scope
+            .names()
+            .chain(self.globals.keys().map(String::as_str))
+            .chain(self.blocks.keys().map(String::as_str))
+            .chain(super::builtins::names())
+            .collect();
+        let mut diagnostic = Diagnostic::error(codes::UNKNOWN_NAME, format!("unknown name `{name}`"), span)
+            .label("not defined here");
+        if let Some(close) = suggest(name, candidates) {
+            diagnostic = diagnostic.with_help(format!("did you mean `{close}`?"));
+        } else if name.chars().next().is_some_and(|c| c.is_ascii_uppercase()) {
+            diagnostic = diagnostic.with_help(format!("declare it with `const {name} = ...`, or name it in a signature"));
+        }
+        self.error(diagnostic)
+    }
+
+    // ------------------------------------------------------- expressions
+
+    pub fn eval(&mut self, expr: &Expr, scope: &mut Scope) -> Value {
+        match &expr.kind {
+            ExprKind::Int(n) => Value::Int(Dim::constant(*n)),
+            ExprKind::Float(x) => Value::Float(*x),
+            ExprKind::Str(s) => Value::Str(s.clone()),
+            ExprKind::Bool(b) => Value::Bool(*b),
+            ExprKind::Training => Value::Bool(self.training),
+            ExprKind::Name(name) => self.lookup(name, expr.span, scope),
+            ExprKind::List(items) => Value::List(items.iter().map(|e| self.eval(e, scope)).collect()),
+            ExprKind::Unary { op, operand } => {
+                let value = self.eval(operand, scope);
+                self.unary(*op, value, expr.span)
+            }
+            ExprKind::Binary { op, op_span, lhs, rhs } => {
+                let a = self.eval(lhs, scope);
+                let b = self.eval(rhs, scope);
+                self.binary(*op, *op_span, (a, lhs.span), (b, rhs.span))
+            }
+            ExprKind::Call { callee, args } => {
+                let callee_value = self.eval(callee, scope);
+                let args = self.eval_args(args, scope);
+                self.call(callee_value, callee.span, args, expr.span)
+            }
+            ExprKind::Index { base, items } => {
+                let value = self.eval(base, scope);
+                self.index(value, base.span, items, scope, expr.span)
+            }
+            ExprKind::Field { base, name } => {
+                let value = self.eval(base, scope);
+                self.field(value, name)
+            }
+            ExprKind::If {
+                cond,
+                then_body,
+                else_body,
+            } => {
+                let condition = self.eval(cond, scope);
+                match condition {
+                    Value::Bool(true) => self.eval_body(then_body, scope),
+                    Value::Bool(false) => self.eval_body(else_body, scope),
+                    Value::Error => Value::Error,
+                    other => self.error(
+                        Diagnostic::error(
+                            codes::WRONG_KIND,
+                            format!("an `if` condition must be known when compiling, found {}", other.kind_name()),
+                            cond.span,
+                        )
+                        .label("not a compile-time boolean")
+                        .with_help("use `where(mask, a, b)` to choose between tensors element by element"),
+                    ),
+                }
+            }
+            ExprKind::Repeat { count, block, args } => self.repeat(count, block, args, scope, expr.span),
+        }
+    }
+
+    pub fn eval_args(&mut self, args: &[ast::Arg], scope: &mut Scope) -> Vec<ArgValue> {
+        args.iter()
+            .map(|arg| ArgValue {
+                name: arg.name.clone(),
+                value: self.eval(&arg.value, scope),
+                span: arg.value.span,
+            })
+            .collect()
+    }
+
+    /// Evaluates statements then the result, in a nested scope.
+    pub fn eval_body(&mut self, body: &ast::Body, scope: &mut Scope) -> Value {
+        scope.push();
+        for stmt in &body.stmts {
+            self.statement(stmt, scope);
+        }
+        let result = self.eval(&body.result, scope);
+        scope.pop();
+        result
+    }
+
+    fn statement(&mut self, stmt: &Stmt, scope: &mut Scope) {
+        match stmt {
+            Stmt::Let { name, value, .. } => {
+                let value = self.eval(value, scope);
+                if matches!(scope.get(&name.name).map(|b| b.kind), Some(BindingKind::Param | BindingKind::State)) {
+                    self.report(
+                        Diagnostic::error(
+                            codes::BAD_STATEMENT,
+                            format!("`{}` is a parameter or state and cannot be reassigned", name.name),
+                            name.span,
+                        )
+                        .label("assigned here")
+                        .with_help("use `update` to give a state its next value"),
+                    );
+                    return;
+                }
+                let value = retag(value, name.span);
+                scope.bind(
+                    &name.name,
+                    Binding {
+                        value,
+                        span: name.span,
+                        kind: BindingKind::Let,
+                    },
+                );
+            }
+            Stmt::Param { name, ty, init, span } | Stmt::State { name, ty, init, span } => {
+                let is_param = matches!(stmt, Stmt::Param { .. });
+                let Some(tensor_type) = self.tensor_type(ty, scope, None) else {
+                    scope.bind(
+                        &name.name,
+                        Binding {
+                            value: Value::Error,
+                            span: name.span,
+                            kind: BindingKind::Param,
+                        },
+                    );
+                    return;
+                };
+                let initializer = match init {
+                    Some(init) => self.initializer(init, scope),
+                    None if is_param && tensor_type.rank() >= 2 => Some(Initializer::Xavier { gain: 1.0 }),
+                    None => Some(Initializer::Zeros),
+                };
+                self.declare_param(name, &tensor_type, initializer, *span, ty.span, is_param);
+                scope.bind(
+                    &name.name,
+                    Binding {
+                        value: Value::Tensor(Tensor {
+                            ty: tensor_type,
+                            origin: ty.span,
+                        }),
+                        span: name.span,
+                        kind: if is_param { BindingKind::Param } else { BindingKind::State },
+                    },
+                );
+            }
+            Stmt::Update { name, value, span } => {
+                let new_value = self.eval(value, scope);
+                let Some(binding) = scope.get(&name.name).cloned() else {
+                    self.lookup(&name.name, name.span, scope);
+                    return;
+                };
+                if binding.kind != BindingKind::State {
+                    self.report(
+                        Diagnostic::error(
+                            codes::BAD_STATEMENT,
+                            format!("`update` needs a state, but `{}` is not one", name.name),
+                            name.span,
+                        )
+                        .label("not declared with `state`")
+                        .with_secondary(binding.span, "declared here"),
+                    );
+                    return;
+                }
+                if let (Value::Tensor(state), Value::Tensor(next)) = (&binding.value, &new_value) {
+                    if state.ty != next.ty {
+                        self.report(
+                            Diagnostic::error(
+                                codes::SHAPE_MISMATCH,
+                                format!("the new value of `{}` is {}, but the state is {}", name.name, next.ty, state.ty),
+                                value.span,
+                            )
+                            .label(format!("this is {}", next.ty))
+                            .with_secondary(state.origin, format!("the state is declared as {}", state.ty)),
+                        );
+                    }
+                } else if !matches!(new_value, Value::Error | Value::Tensor(_)) {
+                    self.report(
+                        Diagnostic::error(
+                            codes::WRONG_KIND,
+                            format!("a state's new value must be a tensor, found {}", new_value.kind_name()),
+                            *span,
+                        )
+                        .label("not a tensor"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn declare_param(
+        &mut self,
+        name: &ast::Ident,
+        ty: &TensorType,
+        init: Option<Initializer>,
+        span: Span,
+        type_span: Span,
+        is_param: bool,
+    ) {
+        if !self.recording {
+            return;
+        }
+        if let Some(symbolic) = ty.shape.iter().find(|d| d.is_symbolic()) {
+            self.report(
+                Diagnostic::error(
+                    codes::BAD_DIMENSION,
+                    format!("the shape of `{}` must be known when compiling, but it is {ty}", name.name),
+                    type_span,
+                )
+                .label(format!("`{symbolic}` is only known when the program runs"))
+                .with_help("parameter sizes come from constants and hyper-parameters, not from the batch"),
+            );
+            return;
+        }
+        let path = match self.frames.last() {
+            Some(frame) => format!("{}.{}", frame.path, name.name),
+            None => name.name.clone(),
+        };
+        let info = ParamInfo {
+            path,
+            ty: ty.clone(),
+            init: init.unwrap_or(Initializer::Zeros),
+            span,
+        };
+        if is_param {
+            self.params.push(info);
+        } else {
+            self.states.push(info);
+        }
+    }
+
+    /// `xavier`, `zeros`, `normal(std: 0.02)`, ...
+    fn initializer(&mut self, expr: &Expr, scope: &mut Scope) -> Option<Initializer> {
+        let value = self.eval(expr, scope);
+        match value {
+            Value::Init(init) => Some(init),
+            Value::Fn(Callable::Builtin("zeros")) => Some(Initializer::Zeros),
+            Value::Fn(Callable::Builtin("ones")) => Some(Initializer::Ones),
+            Value::Error => None,
+            Value::Int(_) | Value::Float(_) => Some(Initializer::Constant(value.as_number().unwrap_or(0.0))),
+            other => {
+                self.report(
+                    Diagnostic::error(
+                        codes::WRONG_KIND,
+                        format!("expected an initializer, found {}", other.kind_name()),
+                        expr.span,
+                    )
+                    .label("not an initializer")
+                    .with_help("initializers: zeros, ones, normal(std: ..), uniform(low, high), xavier, kaiming, or a number"),
+                );
+                None
+            }
+        }
+    }
+
+    // ------------------------------------------------------------- types
+
+    /// Evaluates a declared tensor type. With `ellipsis`, a `...` stands for
+    /// those dimensions; without, `...` is an error.
+    pub fn tensor_type(&mut self, ty: &ast::TensorType, scope: &mut Scope, ellipsis: Option<&[Dim]>) -> Option<TensorType> {
+        let mut shape = Vec::new();
+        let mut ok = true;
+        for dim in &ty.dims {
+            match dim {
+                DimExpr::Ellipsis(span) => match ellipsis {
+                    Some(dims) => shape.extend_from_slice(dims),
+                    None => {
+                        self.report(
+                            Diagnostic::error(codes::BAD_DIMENSION, "`...` is only allowed in a signature", *span)
+                                .label("write the dimensions out"),
+                        );
+                        ok = false;
+                    }
+                },
+                DimExpr::Expr(expr) => match self.dim_value(expr, scope) {
+                    Some(d) => shape.push(d),
+                    None => ok = false,
+                },
+            }
+        }
+        ok.then(|| TensorType::new(ty.dtype, shape))
+    }
+
+    /// Evaluates an expression that must be a size.
+    pub fn dim_value(&mut self, expr: &Expr, scope: &mut Scope) -> Option<Dim> {
+        let value = self.eval(expr, scope);
+        self.expect_dim(value, expr.span)
+    }
+
+    pub fn expect_dim(&mut self, value: Value, span: Span) -> Option<Dim> {
+        match value {
+            Value::Int(d) => {
+                if let Some(n) = d.as_const() {
+                    if n < 0 {
+                        self.report(
+                            Diagnostic::error(codes::BAD_DIMENSION, format!("a size cannot be negative, found {n}"), span)
+                                .label("negative size"),
+                        );
+                        return None;
+                    }
+                }
+                Some(d)
+            }
+            Value::Float(x) => {
+                self.report(
+                    Diagnostic::error(codes::BAD_DIMENSION, format!("a size must be a whole number, found {x}"), span)
+                        .label("not a whole number")
+                        .with_help("check that the division is exact, e.g. the width by the number of heads"),
+                );
+                None
+            }
+            Value::Error => None,
+            other => {
+                self.report(
+                    Diagnostic::error(codes::WRONG_KIND, format!("a size must be an integer, found {}", other.kind_name()), span)
+                        .label("not an integer"),
+                );
+                None
+            }
+        }
+    }
+
+    // --------------------------------------------------------- operators
+
+    fn unary(&mut self, op: UnaryOp, value: Value, span: Span) -> Value {
+        match (op, value) {
+            (_, Value::Error) => Value::Error,
+            (UnaryOp::Neg, Value::Int(d)) => Value::Int(d.neg()),
+            (UnaryOp::Neg, Value::Float(x)) => Value::Float(-x),
+            (UnaryOp::Neg, Value::Tensor(t)) if t.ty.dtype != ast::DType::Bool => Value::Tensor(t),
+            (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
+            (UnaryOp::Not, Value::Tensor(t)) if t.ty.dtype == ast::DType::Bool => Value::Tensor(t),
+            (op, other) => {
+                let (symbol, wanted) = match op {
+                    UnaryOp::Neg => ("-", "a number or a numeric tensor"),
+                    UnaryOp::Not => ("not", "a boolean or a bool tensor"),
+                };
+                self.error(
+                    Diagnostic::error(
+                        codes::WRONG_KIND,
+                        format!("`{symbol}` needs {wanted}, found {}", other.kind_name()),
+                        span,
+                    )
+                    .label(format!("cannot apply `{symbol}` here")),
+                )
+            }
+        }
+    }
+
+    pub fn binary(&mut self, op: BinaryOp, op_span: Span, lhs: (Value, Span), rhs: (Value, Span)) -> Value {
+        let ((a, a_span), (b, b_span)) = (lhs, rhs);
+        if matches!(a, Value::Error) || matches!(b, Value::Error) {
+            return Value::Error;
+        }
+        if op == BinaryOp::Range {
+            return Value::Range(Box::new(a), Box::new(b));
+        }
+        // Compile-time arithmetic and logic.
+        if let Some(value) = self.constant_binary(op, op_span, &a, &b) {
+            return value;
+        }
+        let a_tensor = self.promote(&a, &b, a_span);
+        let b_tensor = self.promote(&b, &a, b_span);
+        let (Some(ta), Some(tb)) = (a_tensor, b_tensor) else {
+            return self.error(
+                Diagnostic::error(
+                    codes::WRONG_KIND,
+                    format!("`{}` cannot combine {} and {}", op.symbol(), a.kind_name(), b.kind_name()),
+                    op_span,
+                )
+                .label("unsupported operands")
+                .with_secondary(a_span, a.kind_name())
+                .with_secondary(b_span, b.kind_name()),
+            );
+        };
+        let lhs = Operand {
+            tensor: &ta,
+            span: a_span,
+        };
+        let rhs = Operand {
+            tensor: &tb,
+            span: b_span,
+        };
+        let result = if op == BinaryOp::MatMul {
+            ops::matmul(op_span, lhs, rhs)
+        } else {
+            ops::elementwise(op, op_span, lhs, rhs)
+        };
+        match result {
+            Ok(ty) => Value::Tensor(Tensor {
+                ty,
+                origin: a_span.to(b_span),
+            }),
+            Err(diagnostic) => self.error(diagnostic),
+        }
+    }
+
+    /// Turns a number used beside a tensor into a scalar tensor of the
+    /// tensor's dtype. Float numbers do not silently become integers.
+    pub fn promote(&mut self, value: &Value, other: &Value, span: Span) -> Option<Tensor> {
+        let other_dtype = match other {
+            Value::Tensor(t) => t.ty.dtype,
+            _ => ast::DType::F32,
+        };
+        let scalar = |dtype| {
+            Some(Tensor {
+                ty: TensorType::scalar(dtype),
+                origin: span,
+            })
+        };
+        match value {
+            Value::Tensor(t) => Some(t.clone()),
+            Value::Int(_) => match other_dtype {
+                ast::DType::Bool => scalar(ast::DType::I32),
+                dtype => scalar(dtype),
+            },
+            Value::Float(_) if other_dtype.is_float() => scalar(other_dtype),
+            Value::Float(_) => scalar(ast::DType::F32),
+            Value::Bool(_) => scalar(ast::DType::Bool),
+            _ => None,
+        }
+    }
+
+    fn constant_binary(&mut self, op: BinaryOp, op_span: Span, a: &Value, b: &Value) -> Option<Value> {
+        use BinaryOp::*;
+        match (a, b) {
+            (Value::Int(x), Value::Int(y)) => Some(match op {
+                Add => Value::Int(x.add(y)),
+                Sub => Value::Int(x.sub(y)),
+                Mul => Value::Int(x.mul(y)),
+                Div => match x.div_exact(y) {
+                    Some(q) => Value::Int(q),
+                    None => match (x.as_const(), y.as_const()) {
+                        (_, Some(0)) => self.error(
+                            Diagnostic::error(codes::DIVISION, "division by zero", op_span).label("the divisor is 0"),
+                        ),
+                        (Some(p), Some(q)) => Value::Float(p as f64 / q as f64),
+                        _ => self.error(
+                            Diagnostic::error(codes::DIVISION, format!("{x} is not divisible by {y}"), op_span)
+                                .label("sizes must divide exactly"),
+                        ),
+                    },
+                },
+                Eq | Ne | Lt | Le | Gt | Ge => {
+                    if op == Eq || op == Ne {
+                        return Some(Value::Bool((x == y) == (op == Eq)));
+                    }
+                    let (Some(p), Some(q)) = (x.as_const(), y.as_const()) else {
+                        return Some(self.error(
+                            Diagnostic::error(
+                                codes::NOT_CONSTANT,
+                                format!("cannot compare {x} and {y} when compiling"),
+                                op_span,
+                            )
+                            .label("one side is only known when the program runs"),
+                        ));
+                    };
+                    Value::Bool(compare(op, p as f64, q as f64))
+                }
+                MatMul | And | Or | Range => return None,
+            }),
+            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+                let (Some(x), Some(y)) = (a.as_number(), b.as_number()) else {
+                    return Some(self.error(
+                        Diagnostic::error(
+                            codes::NOT_CONSTANT,
+                            "a symbolic size cannot be mixed with a fractional number",
+                            op_span,
+                        )
+                        .label("only known when the program runs"),
+                    ));
+                };
+                Some(match op {
+                    Add => Value::Float(x + y),
+                    Sub => Value::Float(x - y),
+                    Mul => Value::Float(x * y),
+                    Div if y == 0.0 => {
+                        self.error(Diagnostic::error(codes::DIVISION, "division by zero", op_span).label("the divisor is 0"))
+                    }
+                    Div => Value::Float(x / y),
+                    Eq | Ne | Lt | Le | Gt | Ge => Value::Bool(compare(op, x, y)),
+                    MatMul | And | Or | Range => return None,
+                })
+            }
+            (Value::Bool(x), Value::Bool(y)) => match op {
+                And => Some(Value::Bool(*x && *y)),
+                Or => Some(Value::Bool(*x || *y)),
+                Eq => Some(Value::Bool(x == y)),
+                Ne => Some(Value::Bool(x != y)),
+                _ => None,
+            },
+            (Value::Str(x), Value::Str(y)) => match op {
+                Eq => Some(Value::Bool(x == y)),
+                Ne => Some(Value::Bool(x != y)),
+                Add => Some(Value::Str(format!("{x}{y}"))),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    // ----------------------------------------------------- fields, index
+
+    fn field(&mut self, value: Value, name: &ast::Ident) -> Value {
+        match value {
+            Value::Error => Value::Error,
+            Value::Data(index) => super::data::field(self, index, name),
+            other => self.error(
+                Diagnostic::error(
+                    codes::UNKNOWN_FIELD,
+                    format!("{} has no field `{}`", other.kind_name(), name.name),
+                    name.span,
+                )
+                .label("no such field")
+                .with_help("fields belong to datasets, as in `digits.x`"),
+            ),
+        }
+    }
+
+    fn index(&mut self, base: Value, base_span: Span, items: &[ast::IndexItem], scope: &mut Scope, span: Span) -> Value {
+        match base {
+            Value::Error => Value::Error,
+            Value::List(list) => {
+                let [ast::IndexItem::Index(index)] = items else {
+                    return self.error(
+                        Diagnostic::error(codes::WRONG_KIND, "a list takes one integer index", span)
+                            .label("slices apply to tensors"),
+                    );
+                };
+                let position = self.eval(index, scope);
+                let Some(i) = position.as_const_int() else {
+                    return if matches!(position, Value::Error) {
+                        Value::Error
+                    } else {
+                        self.error(
+                            Diagnostic::error(codes::WRONG_KIND, "a list index must be a constant integer", index.span)
+                                .label(position.kind_name()),
+                        )
+                    };
+                };
+                match ops::normalize_axis(i, list.len()) {
+                    Some(i) => list[i].clone(),
+                    None => self.error(
+                        Diagnostic::error(
+                            codes::INDEX_OUT_OF_RANGE,
+                            format!("index {i} is out of range for a list of {} items", list.len()),
+                            index.span,
+                        )
+                        .label("out of range"),
+                    ),
+                }
+            }
+            Value::Tensor(tensor) => super::builtins::slice(self, tensor, base_span, items, scope, span),
+            other => self.error(
+                Diagnostic::error(codes::WRONG_KIND, format!("cannot index {}", other.kind_name()), base_span)
+                    .label("not a tensor or a list"),
+            ),
+        }
+    }
+
+    // ------------------------------------------------------------- calls
+
+    pub fn call(&mut self, callee: Value, callee_span: Span, args: Vec<ArgValue>, span: Span) -> Value {
+        match callee {
+            Value::Error => Value::Error,
+            Value::Fn(Callable::Block(name)) => {
+                let Some(decl) = self.blocks.get(&name).copied() else {
+                    return Value::Error;
+                };
+                self.call_block(decl, args, span, callee_span)
+            }
+            Value::Fn(Callable::Builtin(name)) => super::builtins::call(self, name, args, span, callee_span),
+            Value::Init(base) => match initializer_call(self, &base, args, span) {
+                Some(init) => Value::Init(init),
+                None => Value::Error,
+            },
+            other => self.error(
+                Diagnostic::error(codes::NOT_CALLABLE, format!("{} cannot be called", other.kind_name()), callee_span)
+                    .label("not a block or function"),
+            ),
+        }
+    }
+
+    fn repeat(&mut self, count: &Expr, block: &ast::Ident, args: &[ast::Arg], scope: &mut Scope, span: Span) -> Value {
+        let count_value = self.eval(count, scope);
+        let args = self.eval_args(args, scope);
+        let n = match count_value.as_const_int() {
+            Some(n) if n >= 1 => n,
+            _ if matches!(count_value, Value::Error) => return Value::Error,
+            Some(n) => {
+                return self.error(
+                    Diagnostic::error(codes::BAD_VALUE, format!("`repeat` needs a count of at least 1, found {n}"), count.span)
+                        .label("must be 1 or more"),
+                )
+            }
+            None => {
+                return self.error(
+                    Diagnostic::error(
+                        codes::NOT_CONSTANT,
+                        format!("`repeat` needs a constant integer count, found {}", count_value.kind_name()),
+                        count.span,
+                    )
+                    .label("not a constant integer"),
+                )
+            }
+        };
+        let Some(decl) = self.blocks.get(&block.name).copied() else {
+            let value = self.lookup(&block.name, block.span, scope);
+            if matches!(value, Value::Fn(Callable::Builtin(_))) {
+                return self.error(
+                    Diagnostic::error(codes::WRONG_KIND, format!("`repeat` needs a block, but `{}` is a primitive", block.name), block.span)
+                        .label("not a block")
+                        .with_help("primitives have no parameters to repeat; call it directly"),
+                );
+            }
+            return Value::Error;
+        };
+        if args.first().is_none_or(|a| a.name.is_some()) {
+            return self.error(
+                Diagnostic::error(codes::MISSING_ARGUMENT, "`repeat` needs the input as the first positional argument", span)
+                    .label("the first argument feeds the first copy"),
+            );
+        }
+        let mut args = args;
+        for _ in 0..n {
+            let output = self.call_block(decl, args.clone(), span, block.span);
+            if matches!(output, Value::Error) {
+                return Value::Error;
+            }
+            args[0].value = output;
+        }
+        args.swap_remove(0).value
+    }
+
+    /// Matches arguments to a signature: positional in order, then by name.
+    /// Reports unknown, duplicate, missing and surplus arguments.
+    pub fn bind_args<'p>(
+        &mut self,
+        callee: &str,
+        params: &[(&'p str, Span, bool)],
+        args: Vec<ArgValue>,
+        call_span: Span,
+    ) -> Option<Vec<Option<ArgValue>>> {
+        let mut bound: Vec<Option<ArgValue>> = vec![None; params.len()];
+        let mut ok = true;
+        let mut seen_named = false;
+        let mut position = 0;
+        for arg in args {
+            match &arg.name {
+                None => {
+                    if seen_named {
+                        self.report(
+                            Diagnostic::error(
+                                codes::POSITIONAL_AFTER_NAMED,
+                                "a positional argument cannot follow named ones",
+                                arg.span,
+                            )
+                            .label("positional argument")
+                            .with_help("give it a name, or move it before the named arguments"),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    if position >= params.len() {
+                        let mut diagnostic = Diagnostic::error(
+                            codes::TOO_MANY_ARGUMENTS,
+                            format!("`{callee}` takes {} argument{}, but more were given", params.len(), plural(params.len())),
+                            arg.span,
+                        )
+                        .label("unexpected argument");
+                        if let Some((_, span, _)) = params.last() {
+                            if *span != Span::default() {
+                                diagnostic = diagnostic.with_secondary(*span, "the last parameter");
+                            }
+                        }
+                        self.report(diagnostic);
+                        ok = false;
+                        continue;
+                    }
+                    bound[position] = Some(arg);
+                    position += 1;
+                }
+                Some(name) => {
+                    seen_named = true;
+                    let Some(index) = params.iter().position(|(p, _, _)| *p == name.name) else {
+                        let names: Vec<&str> = params.iter().map(|(p, _, _)| *p).collect();
+                        let mut diagnostic = Diagnostic::error(
+                            codes::UNKNOWN_ARGUMENT,
+                            format!("`{callee}` has no parameter named `{}`", name.name),
+                            name.span,
+                        )
+                        .label("unknown argument");
+                        diagnostic = match suggest(&name.name, names.iter().copied()) {
+                            Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
+                            None => diagnostic.with_help(format!("its parameters are: {}", names.join(", "))),
+                        };
+                        self.report(diagnostic);
+                        ok = false;
+                        continue;
+                    };
+                    if let Some(previous) = &bound[index] {
+                        self.report(
+                            Diagnostic::error(
+                                codes::DUPLICATE_ARGUMENT,
+                                format!("argument `{}` is given twice", name.name),
+                                name.span,
+                            )
+                            .label("given again here")
+                            .with_secondary(previous.span, "first given here"),
+                        );
+                        ok = false;
+                        continue;
+                    }
+                    bound[index] = Some(arg);
+                }
+            }
+        }
+        for (i, (name, span, required)) in params.iter().enumerate() {
+            if *required && bound[i].is_none() {
+                let mut diagnostic = Diagnostic::error(
+                    codes::MISSING_ARGUMENT,
+                    format!("missing argument `{name}` of `{callee}`"),
+                    call_span,
+                )
+                .label(format!("`{name}` is required"));
+                if *span != Span::default() {
+                    diagnostic = diagnostic.with_secondary(*span, "declared here without a default");
+                }
+                self.report(diagnostic);
+                ok = false;
+            }
+        }
+        ok.then_some(bound)
+    }
+
+    /// Elaborates one call of a block: binds arguments, unifies tensor
+    /// inputs with the signature (binding its size names), evaluates the body
+    /// and checks the result against the declared output type.
+    pub fn call_block(&mut self, decl: &'a BlockDecl, args: Vec<ArgValue>, call_span: Span, callee_span: Span) -> Value {
+        let name = decl.name.name.as_str();
+        if self.frames.iter().any(|f| f.block == name) {
+            return self.error(
+                Diagnostic::error(codes::RECURSION, format!("`{name}` calls itself"), callee_span)
+                    .label("recursive call")
+                    .with_secondary(decl.name.span, "defined here")
+                    .with_help("blocks are expanded when compiling; use `repeat` or `scan` for repetition"),
+            );
+        }
+        if self.frames.len() > 64 {
+            return self.error(
+                Diagnostic::error(codes::RECURSION, "blocks are nested too deeply", callee_span).label("64 levels deep"),
+            );
+        }
+        let params: Vec<(&str, Span, bool)> = decl
+            .params
+            .iter()
+            .map(|p| (p.name.name.as_str(), p.span, p.default.is_none()))
+            .collect();
+        let Some(bound) = self.bind_args(name, &params, args, call_span) else {
+            return Value::Error;
+        };
+        if bound.iter().flatten().any(|a| matches!(a.value, Value::Error)) {
+            return Value::Error;
+        }
+        let mut scope = Scope::new();
+        let Some(ellipsis) = self.unify_inputs(decl, &bound, &mut scope, call_span) else {
+            return Value::Error;
+        };
+        let is_model = decl.kind == BlockKind::Model;
+        let was_recording = self.recording;
+        let path = self.instance_path(name, is_model);
+        if is_model && !self.instantiated_models.insert(name.to_string()) {
+            self.recording = false;
+        }
+        self.frames.push(Frame {
+            block: name.to_string(),
+            call_span,
+            path,
+            children: HashMap::new(),
+        });
+        let result = self.eval_body(&decl.body, &mut scope);
+        let result = self.check_result(decl, result, &mut scope, &ellipsis);
+        self.frames.pop();
+        self.recording = was_recording;
+        retag(result, call_span)
+    }
+
+    fn instance_path(&mut self, name: &str, is_model: bool) -> String {
+        if is_model {
+            return name.to_string();
+        }
+        match self.frames.last_mut() {
+            Some(parent) => {
+                let count = parent.children.entry(name.to_string()).or_insert(0);
+                let path = if *count == 0 {
+                    format!("{}.{name}", parent.path)
+                } else {
+                    format!("{}.{name}_{count}", parent.path)
+                };
+                *count += 1;
+                path
+            }
+            None => name.to_string(),
+        }
+    }
+
+    /// Binds tensor inputs and their size names, then hyper-parameters, then
+    /// checks the sizes written as expressions. Returns the `...` dimensions.
+    fn unify_inputs(&mut self, decl: &BlockDecl, bound: &[Option<ArgValue>], scope: &mut Scope, call_span: Span) -> Option<Vec<Dim>> {
+        let hyper_names: HashSet<&str> = decl
+            .params
+            .iter()
+            .filter(|p| matches!(p.ty, TypeExpr::Hyper(..)))
+            .map(|p| p.name.name.as_str())
+            .collect();
+        let mut ellipsis: Option<(Vec<Dim>, Span)> = None;
+        let mut deferred: Vec<(&Expr, Dim, &ast::ParamDecl, usize, Tensor, Span)> = Vec::new();
+        let mut ok = true;
+        // Pass 1: tensor inputs, binding bare size names.
+        for (param, arg) in decl.params.iter().zip(bound) {
+            let TypeExpr::Tensor(ty) = &param.ty else { continue };
+            let Some(arg) = arg else {
+                self.report(
+                    Diagnostic::error(codes::BAD_STATEMENT, "a tensor input cannot have a default", param.span)
+                        .label("give the tensor as an argument"),
+                );
+                ok = false;
+                continue;
+            };
+            let tensor = match &arg.value {
+                Value::Tensor(t) => t.clone(),
+                Value::Int(_) | Value::Float(_) if ty.dims.iter().all(|d| matches!(d, DimExpr::Ellipsis(_))) || ty.dims.is_empty() => Tensor {
+                    ty: TensorType::scalar(ty.dtype),
+                    origin: arg.span,
+                },
+                other => {
+                    self.report(
+                        Diagnostic::error(
+                            codes::WRONG_KIND,
+                            format!("`{}` of `{}` must be a tensor {}, found {}", param.name.name, decl.name.name, type_text(ty), other.kind_name()),
+                            arg.span,
+                        )
+                        .label("not a tensor")
+                        .with_secondary(param.span, "declared here"),
+                    );
+                    ok = false;
+                    continue;
+                }
+            };
+            if tensor.ty.dtype != ty.dtype {
+                self.report(
+                    Diagnostic::error(
+                        codes::DTYPE_MISMATCH,
+                        format!(
+                            "`{}` of `{}` must be {}, found {}",
+                            param.name.name,
+                            decl.name.name,
+                            ty.dtype.name(),
+                            tensor.ty.dtype.name()
+                        ),
+                        arg.span,
+                    )
+                    .label(format!("this is {}", tensor.ty))
+                    .with_secondary(ty.span, format!("declared as {}", type_text(ty)))
+                    .with_help(format!("convert with `{}(...)`", ty.dtype.name())),
+                );
+                ok = false;
+                continue;
+            }
+            let has_ellipsis = ty.dims.iter().any(|d| matches!(d, DimExpr::Ellipsis(_)));
+            let fixed = ty.dims.len() - usize::from(has_ellipsis);
+            let rank = tensor.ty.rank();
+            if (has_ellipsis && rank < fixed) || (!has_ellipsis && rank != fixed) {
+                self.report(
+                    Diagnostic::error(
+                        codes::RANK_MISMATCH,
+                        format!(
+                            "`{}` of `{}` expects {} dimension{}, found {} ({})",
+                            param.name.name,
+                            decl.name.name,
+                            if has_ellipsis { format!("at least {fixed}") } else { fixed.to_string() },
+                            plural(fixed),
+                            rank,
+                            tensor.ty
+                        ),
+                        arg.span,
+                    )
+                    .label(format!("this is {}", tensor.ty))
+                    .with_secondary(ty.span, format!("declared as {}", type_text(ty))),
+                );
+                ok = false;
+                continue;
+            }
+            // Line the declared dimensions up with the actual ones.
+            let mut actual = 0;
+            for dim in &ty.dims {
+                match dim {
+                    DimExpr::Ellipsis(span) => {
+                        let count = rank - fixed;
+                        let dims = tensor.ty.shape[actual..actual + count].to_vec();
+                        actual += count;
+                        match &ellipsis {
+                            None => ellipsis = Some((dims, arg.span)),
+                            Some((previous, previous_span)) if *previous != dims => {
+                                self.report(
+                                    Diagnostic::error(
+                                        codes::SHAPE_MISMATCH,
+                                        format!(
+                                            "the leading dimensions `...` of `{}` differ between inputs: {} and {}",
+                                            decl.name.name,
+                                            format_shape(previous),
+                                            format_shape(&dims)
+                                        ),
+                                        arg.span,
+                                    )
+                                    .label(format!("`...` is {} here", format_shape(&dims)))
+                                    .with_secondary(*previous_span, format!("`...` is {} here", format_shape(previous)))
+                                    .with_secondary(*span, "`...` must be the same in every input"),
+                                );
+                                ok = false;
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    DimExpr::Expr(expr) => {
+                        let actual_dim = tensor.ty.shape[actual].clone();
+                        let axis = actual;
+                        actual += 1;
+                        if let ExprKind::Name(size_name) = &expr.kind {
+                            let is_size_var = !hyper_names.contains(size_name.as_str()) && !self.globals.contains_key(size_name);
+                            if is_size_var {
+                                match scope.get(size_name) {
+                                    None => scope.bind(
+                                        size_name,
+                                        Binding {
+                                            value: Value::Int(actual_dim),
+                                            span: expr.span,
+                                            kind: BindingKind::ShapeVar,
+                                        },
+                                    ),
+                                    Some(existing) => {
+                                        let existing = existing.clone();
+                                        if existing.value != Value::Int(actual_dim.clone()) {
+                                            let Value::Int(expected) = &existing.value else { continue };
+                                            self.report(size_mismatch(decl, param, size_name, expected, &actual_dim, &tensor, arg.span, axis, existing.span));
+                                            ok = false;
+                                        }
+                                    }
+                                }
+                                continue;
+                            }
+                        }
+                        deferred.push((expr, actual_dim, param, axis, tensor.clone(), arg.span));
+                    }
+                }
+            }
+            scope.bind(
+                &param.name.name,
+                Binding {
+                    value: Value::Tensor(Tensor {
+                        ty: tensor.ty.clone(),
+                        origin: tensor.origin,
+                    }),
+                    span: param.name.span,
+                    kind: BindingKind::Input,
+                },
+            );
+        }
+        // Pass 2: hyper-parameters, from arguments or defaults.
+        for (param, arg) in decl.params.iter().zip(bound) {
+            let TypeExpr::Hyper(kind, _) = &param.ty else { continue };
+            let (value, span) = match arg {
+                Some(arg) => (arg.value.clone(), arg.span),
+                None => {
+                    let default = param.default.as_ref().expect("bind_args checked required parameters");
+                    (self.eval(default, scope), default.span)
+                }
+            };
+            let value = match coerce_hyper(*kind, value) {
+                Ok(value) => value,
+                Err(value) => {
+                    if !matches!(value, Value::Error) {
+                        self.report(
+                            Diagnostic::error(
+                                codes::WRONG_KIND,
+                                format!(
+                                    "`{}` of `{}` must be {}, found {}",
+                                    param.name.name,
+                                    decl.name.name,
+                                    hyper_kind_text(*kind),
+                                    value.kind_name()
+                                ),
+                                span,
+                            )
+                            .label(format!("expected {}", hyper_kind_text(*kind)))
+                            .with_secondary(param.span, "declared here"),
+                        );
+                    }
+                    ok = false;
+                    Value::Error
+                }
+            };
+            scope.bind(
+                &param.name.name,
+                Binding {
+                    value,
+                    span: param.name.span,
+                    kind: BindingKind::Hyper,
+                },
+            );
+        }
+        // Pass 3: sizes written as expressions (`4 * D`, `heads`).
+        for (expr, actual, param, axis, tensor, arg_span) in deferred {
+            let Some(expected) = self.dim_value(expr, scope) else {
+                ok = false;
+                continue;
+            };
+            if expected != actual {
+                let name = match &expr.kind {
+                    ExprKind::Name(n) => n.clone(),
+                    _ => "the size".to_string(),
+                };
+                self.report(size_mismatch(decl, param, &name, &expected, &actual, &tensor, arg_span, axis, expr.span));
+                ok = false;
+            }
+        }
+        if !ok {
+            return None;
+        }
+        let _ = call_span;
+        Some(ellipsis.map(|(dims, _)| dims).unwrap_or_default())
+    }
+
+    fn check_result(&mut self, decl: &BlockDecl, result: Value, scope: &mut Scope, ellipsis: &[Dim]) -> Value {
+        let Some(ret) = &decl.ret else { return result };
+        let Some(declared) = self.tensor_type(ret, scope, Some(ellipsis)) else {
+            return Value::Error;
+        };
+        match &result {
+            Value::Error => Value::Error,
+            Value::Tensor(t) if t.ty == declared => result,
+            Value::Tensor(t) => self.error(
+                Diagnostic::error(
+                    codes::RETURN_MISMATCH,
+                    format!("`{}` must return {declared}, but its result is {}", decl.name.name, t.ty),
+                    decl.body.result.span,
+                )
+                .label(format!("this is {}", t.ty))
+                .with_secondary(ret.span, format!("declared output {declared}")),
+            ),
+            other => self.error(
+                Diagnostic::error(
+                    codes::RETURN_MISMATCH,
+                    format!("`{}` must return a tensor {declared}, found {}", decl.name.name, other.kind_name()),
+                    decl.body.result.span,
+                )
+                .label("not a tensor")
+                .with_secondary(ret.span, "declared output"),
+            ),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn size_mismatch(
+    decl: &BlockDecl,
+    param: &ast::ParamDecl,
+    size_name: &str,
+    expected: &Dim,
+    actual: &Dim,
+    tensor: &Tensor,
+    arg_span: Span,
+    axis: usize,
+    bound_at: Span,
+) -> Diagnostic {
+    Diagnostic::error(
+        codes::SHAPE_MISMATCH,
+        format!(
+            "`{}` of `{}` has size {actual} on axis {axis}, but `{size_name}` is {expected}",
+            param.name.name, decl.name.name
+        ),
+        arg_span,
+    )
+    .label(format!("this is {}", tensor.ty))
+    .with_secondary(bound_at, format!("`{size_name}` = {expected} from here"))
+}
+
+fn compare(op: BinaryOp, x: f64, y: f64) -> bool {
+    match op {
+        BinaryOp::Eq => x == y,
+        BinaryOp::Ne => x != y,
+        BinaryOp::Lt => x < y,
+        BinaryOp::Le => x <= y,
+        BinaryOp::Gt => x > y,
+        _ => x >= y,
+    }
+}
+
+/// Marks where a tensor value now comes from (a name or a call).
+fn retag(value: Value, span: Span) -> Value {
+    match value {
+        Value::Tensor(t) => Value::Tensor(Tensor { ty: t.ty, origin: span }),
+        other => other,
+    }
+}
+
+fn coerce_hyper(kind: ast::HyperType, value: Value) -> Result<Value, Value> {
+    use ast::HyperType::*;
+    match (kind, value) {
+        (Int, v @ Value::Int(_)) => Ok(v),
+        (Float, Value::Int(d)) if d.as_const().is_some() => Ok(Value::Float(d.as_const().unwrap_or(0) as f64)),
+        (Float, v @ Value::Float(_)) => Ok(v),
+        (Bool, v @ Value::Bool(_)) => Ok(v),
+        (Str, v @ Value::Str(_)) => Ok(v),
+        (Fn, v @ Value::Fn(_)) => Ok(v),
+        (_, v) => Err(v),
+    }
+}
+
+fn hyper_kind_text(kind: ast::HyperType) -> &'static str {
+    match kind {
+        ast::HyperType::Int => "an integer",
+        ast::HyperType::Float => "a number",
+        ast::HyperType::Bool => "`true` or `false`",
+        ast::HyperType::Str => "a string",
+        ast::HyperType::Fn => "a function such as `relu`",
+    }
+}
+
+/// The declared type as written, e.g. `f32[..., I]`.
+pub fn type_text(ty: &ast::TensorType) -> String {
+    let dims: Vec<String> = ty
+        .dims
+        .iter()
+        .map(|d| match d {
+            DimExpr::Ellipsis(_) => "...".to_string(),
+            DimExpr::Expr(e) => expr_text(e),
+        })
+        .collect();
+    format!("{}[{}]", ty.dtype.name(), dims.join(", "))
+}
+
+fn expr_text(expr: &Expr) -> String {
+    match &expr.kind {
+        ExprKind::Int(n) => n.to_string(),
+        ExprKind::Name(n) => n.clone(),
+        ExprKind::Binary { op, lhs, rhs, .. } => format!("{} {} {}", expr_text(lhs), op.symbol(), expr_text(rhs)),
+        _ => "?".to_string(),
+    }
+}
+
+pub fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn initializer_name(name: &str) -> Option<Initializer> {
+    Some(match name {
+        "xavier" => Initializer::Xavier { gain: 1.0 },
+        "kaiming" => Initializer::Kaiming { gain: 1.0 },
+        "normal" => Initializer::Normal { mean: 0.0, std: 1.0 },
+        "uniform" => Initializer::Uniform { low: -1.0, high: 1.0 },
+        _ => return None,
+    })
+}
+
+/// `normal(std: 0.02)`, `uniform(-0.1, 0.1)`, `xavier(gain: 2)`: the named
+/// initializer with its arguments applied.
+fn initializer_call(checker: &mut Checker, base: &Initializer, args: Vec<ArgValue>, span: Span) -> Option<Initializer> {
+    let (name, params): (&str, &[&str]) = match base {
+        Initializer::Normal { .. } => ("normal", &["std", "mean"]),
+        Initializer::Uniform { .. } => ("uniform", &["low", "high"]),
+        Initializer::Xavier { .. } => ("xavier", &["gain"]),
+        Initializer::Kaiming { .. } => ("kaiming", &["gain"]),
+        _ => ("constant", &["value"]),
+    };
+    let signature: Vec<(&str, Span, bool)> = params.iter().map(|p| (*p, Span::default(), false)).collect();
+    let bound = checker.bind_args(name, &signature, args, span)?;
+    let mut numbers = Vec::new();
+    for arg in &bound {
+        match arg {
+            None => numbers.push(None),
+            Some(arg) => match arg.value.as_number() {
+                Some(x) => numbers.push(Some(x)),
+                None => {
+                    if !matches!(arg.value, Value::Error) {
+                        checker.report(
+                            Diagnostic::error(
+                                codes::WRONG_KIND,
+                                format!("arguments of `{name}` are numbers, found {}", arg.value.kind_name()),
+                                arg.span,
+                            )
+                            .label("not a number"),
+                        );
+                    }
+                    return None;
+                }
+            },
+        }
+    }
+    let get = |i: usize, default: f64| numbers.get(i).copied().flatten().unwrap_or(default);
+    let init = match base {
+        Initializer::Normal { .. } => Initializer::Normal { std: get(0, 1.0), mean: get(1, 0.0) },
+        Initializer::Uniform { .. } => Initializer::Uniform { low: get(0, -1.0), high: get(1, 1.0) },
+        Initializer::Xavier { .. } => Initializer::Xavier { gain: get(0, 1.0) },
+        Initializer::Kaiming { .. } => Initializer::Kaiming { gain: get(0, 1.0) },
+        _ => Initializer::Constant(get(0, 0.0)),
+    };
+    let bad = match &init {
+        Initializer::Normal { std, .. } if *std < 0.0 => Some("`std` cannot be negative"),
+        Initializer::Uniform { low, high } if low > high => Some("`low` must not exceed `high`"),
+        _ => None,
+    };
+    if let Some(message) = bad {
+        checker.report(Diagnostic::error(codes::BAD_VALUE, message, span).label("invalid initializer"));
+        return None;
+    }
+    Some(init)
+}
