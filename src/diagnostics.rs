@@ -155,6 +155,11 @@ pub mod codes {
     pub const NOT_CONSTANT: &str = "E0502";
     pub const DIVISION: &str = "E0503";
 
+    /// Data files.
+    pub const DATA_FILE: &str = "E0601";
+    pub const DATA_COLUMN: &str = "E0602";
+    pub const DATA_VALUE: &str = "E0603";
+
     /// Warnings.
     pub const UNUSED: &str = "W0001";
 }
@@ -217,8 +222,15 @@ impl SourceMap {
                 use std::io::Write;
                 let span = diagnostic.primary.span;
                 let (line, col) = self.line_col(span.file, span.start);
-                let name = self.files.get(span.file as usize).map_or("?", |f| f.0.as_str());
-                let _ = writeln!(buffer, "error[{}]: {} ({name}:{line}:{col})", diagnostic.code, diagnostic.message);
+                let name = self
+                    .files
+                    .get(span.file as usize)
+                    .map_or("?", |f| f.0.as_str());
+                let _ = writeln!(
+                    buffer,
+                    "error[{}]: {} ({name}:{line}:{col})",
+                    diagnostic.code, diagnostic.message
+                );
             }
         }
         String::from_utf8_lossy(buffer.as_slice()).into_owned()
@@ -232,7 +244,8 @@ impl SourceMap {
             (span.file as usize, start..end)
         };
         let (file, range) = clamp(diagnostic.primary.span);
-        let mut labels = vec![CsLabel::primary(file, range).with_message(&diagnostic.primary.message)];
+        let mut labels =
+            vec![CsLabel::primary(file, range).with_message(&diagnostic.primary.message)];
         for label in &diagnostic.secondary {
             let (file, range) = clamp(label.span);
             labels.push(CsLabel::secondary(file, range).with_message(&label.message));

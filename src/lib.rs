@@ -1,8 +1,12 @@
 //! nnc: a compiler for deep-learning experiments written as one `.nn` file.
 //!
 //! The stages, in reading order (see `ARCHITECTURE.md`):
-//! [`syntax`] parses text into an AST, [`check`] resolves names and infers
-//! shapes, and [`cli`] drives them.
+//! [`syntax`] parses text into an AST, [`check`] resolves names, infers
+//! shapes and validates settings, and [`cli`] drives them. [`stdlib`] holds
+//! the layers written in `.nn`; [`diagnostics`] is shared by every stage.
 
+pub mod check;
+pub mod cli;
 pub mod diagnostics;
+pub mod stdlib;
 pub mod syntax;

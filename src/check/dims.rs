@@ -53,7 +53,11 @@ impl Dim {
 
     pub fn neg(&self) -> Dim {
         Dim {
-            terms: self.terms.iter().map(|(m, c)| (m.clone(), c.saturating_neg())).collect(),
+            terms: self
+                .terms
+                .iter()
+                .map(|(m, c)| (m.clone(), c.saturating_neg()))
+                .collect(),
         }
     }
 
@@ -175,10 +179,16 @@ mod tests {
     fn division_is_exact_or_refused() {
         let b = Dim::symbol("B");
         let four_b = Dim::constant(4).mul(&b);
-        assert_eq!(four_b.div_exact(&Dim::constant(2)), Some(Dim::constant(2).mul(&b)));
+        assert_eq!(
+            four_b.div_exact(&Dim::constant(2)),
+            Some(Dim::constant(2).mul(&b))
+        );
         assert_eq!(four_b.div_exact(&b), Some(Dim::constant(4)));
         assert_eq!(four_b.div_exact(&Dim::constant(3)), None);
-        assert_eq!(Dim::constant(64).div_exact(&Dim::constant(4)), Some(Dim::constant(16)));
+        assert_eq!(
+            Dim::constant(64).div_exact(&Dim::constant(4)),
+            Some(Dim::constant(16))
+        );
         assert_eq!(Dim::constant(7).div_exact(&Dim::constant(0)), None);
     }
 

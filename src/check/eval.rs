@@ -10,7 +10,9 @@ use super::scope::{suggest, Binding, BindingKind, Scope};
 use super::types::{Callable, Initializer, Tensor, TensorType, Value};
 use super::{Dataset, ParamInfo};
 use crate::diagnostics::{codes, Diagnostic, Span};
-use crate::syntax::ast::{self, BinaryOp, BlockDecl, BlockKind, DimExpr, Expr, ExprKind, Stmt, TypeExpr, UnaryOp};
+use crate::syntax::ast::{
+    self, BinaryOp, BlockDecl, BlockKind, DimExpr, Expr, ExprKind, Stmt, TypeExpr, UnaryOp,
+};
 
 /// One block instance on the elaboration stack.
 struct Frame {
@@ -34,7 +36,9 @@ pub struct Checker<'a> {
     pub params: Vec<ParamInfo>,
     pub states: Vec<ParamInfo>,
     /// Models already instantiated: later calls share their parameters.
-    instantiated_models: HashSet<String>,
+    pub instantiated_models: HashSet<String>,
+    /// The model's name, tensor inputs and output at its first call.
+    pub model_signature: Option<(String, Vec<(String, TensorType)>, TensorType)>,
     frames: Vec<Frame>,
     /// Whether parameters of the current instance are recorded.
     recording: bool,
@@ -60,6 +64,7 @@ impl<'a> Checker<'a> {
             params: Vec::new(),
             states: Vec::new(),
             instantiated_models: HashSet::new(),
+            model_signature: None,
             frames: Vec::new(),
             recording: true,
         }
@@ -74,7 +79,11 @@ impl<'a> Checker<'a> {
 
     pub fn report(&mut self, mut diagnostic: Diagnostic) {
         if diagnostic.primary.span.file != self.user_file {
-            let user_frame = self.frames.iter().rev().find(|f| f.call_span.file == self.user_file);
+            let user_frame = self
+                .frames
+                .iter()
+                .rev()
+                .find(|f| f.call_span.file == self.user_file);
             if let Some(frame) = user_frame {
                 let inner = std::mem::replace(
                     &mut diagnostic.primary,
@@ -120,18 +129,22 @@ impl<'a> Checker<'a> {
         if let Some(init) = initializer_name(name) {
             return Value::Init(init);
         }
-        let candidates: Vec<&str> = scope
-            .names()
-            .chain(self.globals.keys().map(String::as_str))
-            .chain(self.blocks.keys().map(String::as_str))
-            .chain(super::builtins::names())
-            .collect();
-        let mut diagnostic = Diagnostic::error(codes::UNKNOWN_NAME, format!("unknown name `{name}`"), span)
-            .label("not defined here");
-        if let Some(close) = suggest(name, candidates) {
+        let mut candidates: Vec<&str> = scope.names().collect();
+        candidates.extend(self.globals.keys().map(String::as_str));
+        candidates.extend(self.blocks.keys().map(String::as_str));
+        for builtin in super::builtins::names().chain(["xavier", "kaiming", "normal", "uniform"]) {
+            candidates.push(builtin);
+        }
+        let close = suggest(name, candidates).map(str::to_string);
+        let mut diagnostic =
+            Diagnostic::error(codes::UNKNOWN_NAME, format!("unknown name `{name}`"), span)
+                .label("not defined here");
+        if let Some(close) = close {
             diagnostic = diagnostic.with_help(format!("did you mean `{close}`?"));
         } else if name.chars().next().is_some_and(|c| c.is_ascii_uppercase()) {
-            diagnostic = diagnostic.with_help(format!("declare it with `const {name} = ...`, or name it in a signature"));
+            diagnostic = diagnostic.with_help(format!(
+                "declare it with `const {name} = ...`, or name it in a signature"
+            ));
         }
         self.error(diagnostic)
     }
@@ -146,12 +159,19 @@ impl<'a> Checker<'a> {
             ExprKind::Bool(b) => Value::Bool(*b),
             ExprKind::Training => Value::Bool(self.training),
             ExprKind::Name(name) => self.lookup(name, expr.span, scope),
-            ExprKind::List(items) => Value::List(items.iter().map(|e| self.eval(e, scope)).collect()),
+            ExprKind::List(items) => {
+                Value::List(items.iter().map(|e| self.eval(e, scope)).collect())
+            }
             ExprKind::Unary { op, operand } => {
                 let value = self.eval(operand, scope);
                 self.unary(*op, value, expr.span)
             }
-            ExprKind::Binary { op, op_span, lhs, rhs } => {
+            ExprKind::Binary {
+                op,
+                op_span,
+                lhs,
+                rhs,
+            } => {
                 let a = self.eval(lhs, scope);
                 let b = self.eval(rhs, scope);
                 self.binary(*op, *op_span, (a, lhs.span), (b, rhs.span))
@@ -182,15 +202,22 @@ impl<'a> Checker<'a> {
                     other => self.error(
                         Diagnostic::error(
                             codes::WRONG_KIND,
-                            format!("an `if` condition must be known when compiling, found {}", other.kind_name()),
+                            format!(
+                                "an `if` condition must be known when compiling, found {}",
+                                other.kind_name()
+                            ),
                             cond.span,
                         )
                         .label("not a compile-time boolean")
-                        .with_help("use `where(mask, a, b)` to choose between tensors element by element"),
+                        .with_help(
+                            "use `where(mask, a, b)` to choose between tensors element by element",
+                        ),
                     ),
                 }
             }
-            ExprKind::Repeat { count, block, args } => self.repeat(count, block, args, scope, expr.span),
+            ExprKind::Repeat { count, block, args } => {
+                self.repeat(count, block, args, scope, expr.span)
+            }
         }
     }
 
@@ -219,11 +246,17 @@ impl<'a> Checker<'a> {
         match stmt {
             Stmt::Let { name, value, .. } => {
                 let value = self.eval(value, scope);
-                if matches!(scope.get(&name.name).map(|b| b.kind), Some(BindingKind::Param | BindingKind::State)) {
+                if matches!(
+                    scope.get(&name.name).map(|b| b.kind),
+                    Some(BindingKind::Param | BindingKind::State)
+                ) {
                     self.report(
                         Diagnostic::error(
                             codes::BAD_STATEMENT,
-                            format!("`{}` is a parameter or state and cannot be reassigned", name.name),
+                            format!(
+                                "`{}` is a parameter or state and cannot be reassigned",
+                                name.name
+                            ),
                             name.span,
                         )
                         .label("assigned here")
@@ -241,7 +274,18 @@ impl<'a> Checker<'a> {
                     },
                 );
             }
-            Stmt::Param { name, ty, init, span } | Stmt::State { name, ty, init, span } => {
+            Stmt::Param {
+                name,
+                ty,
+                init,
+                span,
+            }
+            | Stmt::State {
+                name,
+                ty,
+                init,
+                span,
+            } => {
                 let is_param = matches!(stmt, Stmt::Param { .. });
                 let Some(tensor_type) = self.tensor_type(ty, scope, None) else {
                     scope.bind(
@@ -256,7 +300,9 @@ impl<'a> Checker<'a> {
                 };
                 let initializer = match init {
                     Some(init) => self.initializer(init, scope),
-                    None if is_param && tensor_type.rank() >= 2 => Some(Initializer::Xavier { gain: 1.0 }),
+                    None if is_param && tensor_type.rank() >= 2 => {
+                        Some(Initializer::Xavier { gain: 1.0 })
+                    }
                     None => Some(Initializer::Zeros),
                 };
                 self.declare_param(name, &tensor_type, initializer, *span, ty.span, is_param);
@@ -268,7 +314,11 @@ impl<'a> Checker<'a> {
                             origin: ty.span,
                         }),
                         span: name.span,
-                        kind: if is_param { BindingKind::Param } else { BindingKind::State },
+                        kind: if is_param {
+                            BindingKind::Param
+                        } else {
+                            BindingKind::State
+                        },
                     },
                 );
             }
@@ -295,18 +345,27 @@ impl<'a> Checker<'a> {
                         self.report(
                             Diagnostic::error(
                                 codes::SHAPE_MISMATCH,
-                                format!("the new value of `{}` is {}, but the state is {}", name.name, next.ty, state.ty),
+                                format!(
+                                    "the new value of `{}` is {}, but the state is {}",
+                                    name.name, next.ty, state.ty
+                                ),
                                 value.span,
                             )
                             .label(format!("this is {}", next.ty))
-                            .with_secondary(state.origin, format!("the state is declared as {}", state.ty)),
+                            .with_secondary(
+                                state.origin,
+                                format!("the state is declared as {}", state.ty),
+                            ),
                         );
                     }
                 } else if !matches!(new_value, Value::Error | Value::Tensor(_)) {
                     self.report(
                         Diagnostic::error(
                             codes::WRONG_KIND,
-                            format!("a state's new value must be a tensor, found {}", new_value.kind_name()),
+                            format!(
+                                "a state's new value must be a tensor, found {}",
+                                new_value.kind_name()
+                            ),
                             *span,
                         )
                         .label("not a tensor"),
@@ -332,11 +391,16 @@ impl<'a> Checker<'a> {
             self.report(
                 Diagnostic::error(
                     codes::BAD_DIMENSION,
-                    format!("the shape of `{}` must be known when compiling, but it is {ty}", name.name),
+                    format!(
+                        "the shape of `{}` must be known when compiling, but it is {ty}",
+                        name.name
+                    ),
                     type_span,
                 )
                 .label(format!("`{symbolic}` is only known when the program runs"))
-                .with_help("parameter sizes come from constants and hyper-parameters, not from the batch"),
+                .with_help(
+                    "parameter sizes come from constants and hyper-parameters, not from the batch",
+                ),
             );
             return;
         }
@@ -365,7 +429,9 @@ impl<'a> Checker<'a> {
             Value::Fn(Callable::Builtin("zeros")) => Some(Initializer::Zeros),
             Value::Fn(Callable::Builtin("ones")) => Some(Initializer::Ones),
             Value::Error => None,
-            Value::Int(_) | Value::Float(_) => Some(Initializer::Constant(value.as_number().unwrap_or(0.0))),
+            Value::Int(_) | Value::Float(_) => {
+                Some(Initializer::Constant(value.as_number().unwrap_or(0.0)))
+            }
             other => {
                 self.report(
                     Diagnostic::error(
@@ -385,7 +451,12 @@ impl<'a> Checker<'a> {
 
     /// Evaluates a declared tensor type. With `ellipsis`, a `...` stands for
     /// those dimensions; without, `...` is an error.
-    pub fn tensor_type(&mut self, ty: &ast::TensorType, scope: &mut Scope, ellipsis: Option<&[Dim]>) -> Option<TensorType> {
+    pub fn tensor_type(
+        &mut self,
+        ty: &ast::TensorType,
+        scope: &mut Scope,
+        ellipsis: Option<&[Dim]>,
+    ) -> Option<TensorType> {
         let mut shape = Vec::new();
         let mut ok = true;
         for dim in &ty.dims {
@@ -394,8 +465,12 @@ impl<'a> Checker<'a> {
                     Some(dims) => shape.extend_from_slice(dims),
                     None => {
                         self.report(
-                            Diagnostic::error(codes::BAD_DIMENSION, "`...` is only allowed in a signature", *span)
-                                .label("write the dimensions out"),
+                            Diagnostic::error(
+                                codes::BAD_DIMENSION,
+                                "`...` is only allowed in a signature",
+                                *span,
+                            )
+                            .label("write the dimensions out"),
                         );
                         ok = false;
                     }
@@ -421,8 +496,12 @@ impl<'a> Checker<'a> {
                 if let Some(n) = d.as_const() {
                     if n < 0 {
                         self.report(
-                            Diagnostic::error(codes::BAD_DIMENSION, format!("a size cannot be negative, found {n}"), span)
-                                .label("negative size"),
+                            Diagnostic::error(
+                                codes::BAD_DIMENSION,
+                                format!("a size cannot be negative, found {n}"),
+                                span,
+                            )
+                            .label("negative size"),
                         );
                         return None;
                     }
@@ -431,17 +510,27 @@ impl<'a> Checker<'a> {
             }
             Value::Float(x) => {
                 self.report(
-                    Diagnostic::error(codes::BAD_DIMENSION, format!("a size must be a whole number, found {x}"), span)
-                        .label("not a whole number")
-                        .with_help("check that the division is exact, e.g. the width by the number of heads"),
+                    Diagnostic::error(
+                        codes::BAD_DIMENSION,
+                        format!("a size must be a whole number, found {x}"),
+                        span,
+                    )
+                    .label("not a whole number")
+                    .with_help(
+                        "check that the division is exact, e.g. the width by the number of heads",
+                    ),
                 );
                 None
             }
             Value::Error => None,
             other => {
                 self.report(
-                    Diagnostic::error(codes::WRONG_KIND, format!("a size must be an integer, found {}", other.kind_name()), span)
-                        .label("not an integer"),
+                    Diagnostic::error(
+                        codes::WRONG_KIND,
+                        format!("a size must be an integer, found {}", other.kind_name()),
+                        span,
+                    )
+                    .label("not an integer"),
                 );
                 None
             }
@@ -475,7 +564,13 @@ impl<'a> Checker<'a> {
         }
     }
 
-    pub fn binary(&mut self, op: BinaryOp, op_span: Span, lhs: (Value, Span), rhs: (Value, Span)) -> Value {
+    pub fn binary(
+        &mut self,
+        op: BinaryOp,
+        op_span: Span,
+        lhs: (Value, Span),
+        rhs: (Value, Span),
+    ) -> Value {
         let ((a, a_span), (b, b_span)) = (lhs, rhs);
         if matches!(a, Value::Error) || matches!(b, Value::Error) {
             return Value::Error;
@@ -493,7 +588,12 @@ impl<'a> Checker<'a> {
             return self.error(
                 Diagnostic::error(
                     codes::WRONG_KIND,
-                    format!("`{}` cannot combine {} and {}", op.symbol(), a.kind_name(), b.kind_name()),
+                    format!(
+                        "`{}` cannot combine {} and {}",
+                        op.symbol(),
+                        a.kind_name(),
+                        b.kind_name()
+                    ),
                     op_span,
                 )
                 .label("unsupported operands")
@@ -549,7 +649,13 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn constant_binary(&mut self, op: BinaryOp, op_span: Span, a: &Value, b: &Value) -> Option<Value> {
+    fn constant_binary(
+        &mut self,
+        op: BinaryOp,
+        op_span: Span,
+        a: &Value,
+        b: &Value,
+    ) -> Option<Value> {
         use BinaryOp::*;
         match (a, b) {
             (Value::Int(x), Value::Int(y)) => Some(match op {
@@ -560,12 +666,17 @@ impl<'a> Checker<'a> {
                     Some(q) => Value::Int(q),
                     None => match (x.as_const(), y.as_const()) {
                         (_, Some(0)) => self.error(
-                            Diagnostic::error(codes::DIVISION, "division by zero", op_span).label("the divisor is 0"),
+                            Diagnostic::error(codes::DIVISION, "division by zero", op_span)
+                                .label("the divisor is 0"),
                         ),
                         (Some(p), Some(q)) => Value::Float(p as f64 / q as f64),
                         _ => self.error(
-                            Diagnostic::error(codes::DIVISION, format!("{x} is not divisible by {y}"), op_span)
-                                .label("sizes must divide exactly"),
+                            Diagnostic::error(
+                                codes::DIVISION,
+                                format!("{x} is not divisible by {y}"),
+                                op_span,
+                            )
+                            .label("sizes must divide exactly"),
                         ),
                     },
                 },
@@ -574,14 +685,16 @@ impl<'a> Checker<'a> {
                         return Some(Value::Bool((x == y) == (op == Eq)));
                     }
                     let (Some(p), Some(q)) = (x.as_const(), y.as_const()) else {
-                        return Some(self.error(
-                            Diagnostic::error(
-                                codes::NOT_CONSTANT,
-                                format!("cannot compare {x} and {y} when compiling"),
-                                op_span,
-                            )
-                            .label("one side is only known when the program runs"),
-                        ));
+                        return Some(
+                            self.error(
+                                Diagnostic::error(
+                                    codes::NOT_CONSTANT,
+                                    format!("cannot compare {x} and {y} when compiling"),
+                                    op_span,
+                                )
+                                .label("one side is only known when the program runs"),
+                            ),
+                        );
                     };
                     Value::Bool(compare(op, p as f64, q as f64))
                 }
@@ -589,22 +702,25 @@ impl<'a> Checker<'a> {
             }),
             (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
                 let (Some(x), Some(y)) = (a.as_number(), b.as_number()) else {
-                    return Some(self.error(
-                        Diagnostic::error(
-                            codes::NOT_CONSTANT,
-                            "a symbolic size cannot be mixed with a fractional number",
-                            op_span,
-                        )
-                        .label("only known when the program runs"),
-                    ));
+                    return Some(
+                        self.error(
+                            Diagnostic::error(
+                                codes::NOT_CONSTANT,
+                                "a symbolic size cannot be mixed with a fractional number",
+                                op_span,
+                            )
+                            .label("only known when the program runs"),
+                        ),
+                    );
                 };
                 Some(match op {
                     Add => Value::Float(x + y),
                     Sub => Value::Float(x - y),
                     Mul => Value::Float(x * y),
-                    Div if y == 0.0 => {
-                        self.error(Diagnostic::error(codes::DIVISION, "division by zero", op_span).label("the divisor is 0"))
-                    }
+                    Div if y == 0.0 => self.error(
+                        Diagnostic::error(codes::DIVISION, "division by zero", op_span)
+                            .label("the divisor is 0"),
+                    ),
                     Div => Value::Float(x / y),
                     Eq | Ne | Lt | Le | Gt | Ge => Value::Bool(compare(op, x, y)),
                     MatMul | And | Or | Range => return None,
@@ -645,14 +761,25 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn index(&mut self, base: Value, base_span: Span, items: &[ast::IndexItem], scope: &mut Scope, span: Span) -> Value {
+    fn index(
+        &mut self,
+        base: Value,
+        base_span: Span,
+        items: &[ast::IndexItem],
+        scope: &mut Scope,
+        span: Span,
+    ) -> Value {
         match base {
             Value::Error => Value::Error,
             Value::List(list) => {
                 let [ast::IndexItem::Index(index)] = items else {
                     return self.error(
-                        Diagnostic::error(codes::WRONG_KIND, "a list takes one integer index", span)
-                            .label("slices apply to tensors"),
+                        Diagnostic::error(
+                            codes::WRONG_KIND,
+                            "a list takes one integer index",
+                            span,
+                        )
+                        .label("slices apply to tensors"),
                     );
                 };
                 let position = self.eval(index, scope);
@@ -661,8 +788,12 @@ impl<'a> Checker<'a> {
                         Value::Error
                     } else {
                         self.error(
-                            Diagnostic::error(codes::WRONG_KIND, "a list index must be a constant integer", index.span)
-                                .label(position.kind_name()),
+                            Diagnostic::error(
+                                codes::WRONG_KIND,
+                                "a list index must be a constant integer",
+                                index.span,
+                            )
+                            .label(position.kind_name()),
                         )
                     };
                 };
@@ -671,24 +802,39 @@ impl<'a> Checker<'a> {
                     None => self.error(
                         Diagnostic::error(
                             codes::INDEX_OUT_OF_RANGE,
-                            format!("index {i} is out of range for a list of {} items", list.len()),
+                            format!(
+                                "index {i} is out of range for a list of {} items",
+                                list.len()
+                            ),
                             index.span,
                         )
                         .label("out of range"),
                     ),
                 }
             }
-            Value::Tensor(tensor) => super::builtins::slice(self, tensor, base_span, items, scope, span),
+            Value::Tensor(tensor) => {
+                super::builtins::slice(self, tensor, base_span, items, scope, span)
+            }
             other => self.error(
-                Diagnostic::error(codes::WRONG_KIND, format!("cannot index {}", other.kind_name()), base_span)
-                    .label("not a tensor or a list"),
+                Diagnostic::error(
+                    codes::WRONG_KIND,
+                    format!("cannot index {}", other.kind_name()),
+                    base_span,
+                )
+                .label("not a tensor or a list"),
             ),
         }
     }
 
     // ------------------------------------------------------------- calls
 
-    pub fn call(&mut self, callee: Value, callee_span: Span, args: Vec<ArgValue>, span: Span) -> Value {
+    pub fn call(
+        &mut self,
+        callee: Value,
+        callee_span: Span,
+        args: Vec<ArgValue>,
+        span: Span,
+    ) -> Value {
         match callee {
             Value::Error => Value::Error,
             Value::Fn(Callable::Block(name)) => {
@@ -697,19 +843,32 @@ impl<'a> Checker<'a> {
                 };
                 self.call_block(decl, args, span, callee_span)
             }
-            Value::Fn(Callable::Builtin(name)) => super::builtins::call(self, name, args, span, callee_span),
+            Value::Fn(Callable::Builtin(name)) => {
+                super::builtins::call(self, name, args, span, callee_span)
+            }
             Value::Init(base) => match initializer_call(self, &base, args, span) {
                 Some(init) => Value::Init(init),
                 None => Value::Error,
             },
             other => self.error(
-                Diagnostic::error(codes::NOT_CALLABLE, format!("{} cannot be called", other.kind_name()), callee_span)
-                    .label("not a block or function"),
+                Diagnostic::error(
+                    codes::NOT_CALLABLE,
+                    format!("{} cannot be called", other.kind_name()),
+                    callee_span,
+                )
+                .label("not a block or function"),
             ),
         }
     }
 
-    fn repeat(&mut self, count: &Expr, block: &ast::Ident, args: &[ast::Arg], scope: &mut Scope, span: Span) -> Value {
+    fn repeat(
+        &mut self,
+        count: &Expr,
+        block: &ast::Ident,
+        args: &[ast::Arg],
+        scope: &mut Scope,
+        span: Span,
+    ) -> Value {
         let count_value = self.eval(count, scope);
         let args = self.eval_args(args, scope);
         let n = match count_value.as_const_int() {
@@ -717,15 +876,22 @@ impl<'a> Checker<'a> {
             _ if matches!(count_value, Value::Error) => return Value::Error,
             Some(n) => {
                 return self.error(
-                    Diagnostic::error(codes::BAD_VALUE, format!("`repeat` needs a count of at least 1, found {n}"), count.span)
-                        .label("must be 1 or more"),
+                    Diagnostic::error(
+                        codes::BAD_VALUE,
+                        format!("`repeat` needs a count of at least 1, found {n}"),
+                        count.span,
+                    )
+                    .label("must be 1 or more"),
                 )
             }
             None => {
                 return self.error(
                     Diagnostic::error(
                         codes::NOT_CONSTANT,
-                        format!("`repeat` needs a constant integer count, found {}", count_value.kind_name()),
+                        format!(
+                            "`repeat` needs a constant integer count, found {}",
+                            count_value.kind_name()
+                        ),
                         count.span,
                     )
                     .label("not a constant integer"),
@@ -736,17 +902,28 @@ impl<'a> Checker<'a> {
             let value = self.lookup(&block.name, block.span, scope);
             if matches!(value, Value::Fn(Callable::Builtin(_))) {
                 return self.error(
-                    Diagnostic::error(codes::WRONG_KIND, format!("`repeat` needs a block, but `{}` is a primitive", block.name), block.span)
-                        .label("not a block")
-                        .with_help("primitives have no parameters to repeat; call it directly"),
+                    Diagnostic::error(
+                        codes::WRONG_KIND,
+                        format!(
+                            "`repeat` needs a block, but `{}` is a primitive",
+                            block.name
+                        ),
+                        block.span,
+                    )
+                    .label("not a block")
+                    .with_help("primitives have no parameters to repeat; call it directly"),
                 );
             }
             return Value::Error;
         };
         if args.first().is_none_or(|a| a.name.is_some()) {
             return self.error(
-                Diagnostic::error(codes::MISSING_ARGUMENT, "`repeat` needs the input as the first positional argument", span)
-                    .label("the first argument feeds the first copy"),
+                Diagnostic::error(
+                    codes::MISSING_ARGUMENT,
+                    "`repeat` needs the input as the first positional argument",
+                    span,
+                )
+                .label("the first argument feeds the first copy"),
             );
         }
         let mut args = args;
@@ -792,7 +969,11 @@ impl<'a> Checker<'a> {
                     if position >= params.len() {
                         let mut diagnostic = Diagnostic::error(
                             codes::TOO_MANY_ARGUMENTS,
-                            format!("`{callee}` takes {} argument{}, but more were given", params.len(), plural(params.len())),
+                            format!(
+                                "`{callee}` takes {} argument{}, but more were given",
+                                params.len(),
+                                plural(params.len())
+                            ),
                             arg.span,
                         )
                         .label("unexpected argument");
@@ -820,7 +1001,8 @@ impl<'a> Checker<'a> {
                         .label("unknown argument");
                         diagnostic = match suggest(&name.name, names.iter().copied()) {
                             Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
-                            None => diagnostic.with_help(format!("its parameters are: {}", names.join(", "))),
+                            None => diagnostic
+                                .with_help(format!("its parameters are: {}", names.join(", "))),
                         };
                         self.report(diagnostic);
                         ok = false;
@@ -852,7 +1034,8 @@ impl<'a> Checker<'a> {
                 )
                 .label(format!("`{name}` is required"));
                 if *span != Span::default() {
-                    diagnostic = diagnostic.with_secondary(*span, "declared here without a default");
+                    diagnostic =
+                        diagnostic.with_secondary(*span, "declared here without a default");
                 }
                 self.report(diagnostic);
                 ok = false;
@@ -864,19 +1047,36 @@ impl<'a> Checker<'a> {
     /// Elaborates one call of a block: binds arguments, unifies tensor
     /// inputs with the signature (binding its size names), evaluates the body
     /// and checks the result against the declared output type.
-    pub fn call_block(&mut self, decl: &'a BlockDecl, args: Vec<ArgValue>, call_span: Span, callee_span: Span) -> Value {
+    pub fn call_block(
+        &mut self,
+        decl: &'a BlockDecl,
+        args: Vec<ArgValue>,
+        call_span: Span,
+        callee_span: Span,
+    ) -> Value {
         let name = decl.name.name.as_str();
         if self.frames.iter().any(|f| f.block == name) {
             return self.error(
-                Diagnostic::error(codes::RECURSION, format!("`{name}` calls itself"), callee_span)
-                    .label("recursive call")
-                    .with_secondary(decl.name.span, "defined here")
-                    .with_help("blocks are expanded when compiling; use `repeat` or `scan` for repetition"),
+                Diagnostic::error(
+                    codes::RECURSION,
+                    format!("`{name}` calls itself"),
+                    callee_span,
+                )
+                .label("recursive call")
+                .with_secondary(decl.name.span, "defined here")
+                .with_help(
+                    "blocks are expanded when compiling; use `repeat` or `scan` for repetition",
+                ),
             );
         }
         if self.frames.len() > 64 {
             return self.error(
-                Diagnostic::error(codes::RECURSION, "blocks are nested too deeply", callee_span).label("64 levels deep"),
+                Diagnostic::error(
+                    codes::RECURSION,
+                    "blocks are nested too deeply",
+                    callee_span,
+                )
+                .label("64 levels deep"),
             );
         }
         let params: Vec<(&str, Span, bool)> = decl
@@ -887,7 +1087,11 @@ impl<'a> Checker<'a> {
         let Some(bound) = self.bind_args(name, &params, args, call_span) else {
             return Value::Error;
         };
-        if bound.iter().flatten().any(|a| matches!(a.value, Value::Error)) {
+        if bound
+            .iter()
+            .flatten()
+            .any(|a| matches!(a.value, Value::Error))
+        {
             return Value::Error;
         }
         let mut scope = Scope::new();
@@ -909,6 +1113,20 @@ impl<'a> Checker<'a> {
         let result = self.eval_body(&decl.body, &mut scope);
         let result = self.check_result(decl, result, &mut scope, &ellipsis);
         self.frames.pop();
+        if is_model && self.recording && self.model_signature.is_none() {
+            if let Value::Tensor(output) = &result {
+                let inputs = decl
+                    .params
+                    .iter()
+                    .zip(&bound)
+                    .filter_map(|(p, a)| match a.as_ref().map(|a| &a.value) {
+                        Some(Value::Tensor(t)) => Some((p.name.name.clone(), t.ty.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                self.model_signature = Some((name.to_string(), inputs, output.ty.clone()));
+            }
+        }
         self.recording = was_recording;
         retag(result, call_span)
     }
@@ -934,7 +1152,13 @@ impl<'a> Checker<'a> {
 
     /// Binds tensor inputs and their size names, then hyper-parameters, then
     /// checks the sizes written as expressions. Returns the `...` dimensions.
-    fn unify_inputs(&mut self, decl: &BlockDecl, bound: &[Option<ArgValue>], scope: &mut Scope, call_span: Span) -> Option<Vec<Dim>> {
+    fn unify_inputs(
+        &mut self,
+        decl: &BlockDecl,
+        bound: &[Option<ArgValue>],
+        scope: &mut Scope,
+        call_span: Span,
+    ) -> Option<Vec<Dim>> {
         let hyper_names: HashSet<&str> = decl
             .params
             .iter()
@@ -946,26 +1170,43 @@ impl<'a> Checker<'a> {
         let mut ok = true;
         // Pass 1: tensor inputs, binding bare size names.
         for (param, arg) in decl.params.iter().zip(bound) {
-            let TypeExpr::Tensor(ty) = &param.ty else { continue };
+            let TypeExpr::Tensor(ty) = &param.ty else {
+                continue;
+            };
             let Some(arg) = arg else {
                 self.report(
-                    Diagnostic::error(codes::BAD_STATEMENT, "a tensor input cannot have a default", param.span)
-                        .label("give the tensor as an argument"),
+                    Diagnostic::error(
+                        codes::BAD_STATEMENT,
+                        "a tensor input cannot have a default",
+                        param.span,
+                    )
+                    .label("give the tensor as an argument"),
                 );
                 ok = false;
                 continue;
             };
             let tensor = match &arg.value {
                 Value::Tensor(t) => t.clone(),
-                Value::Int(_) | Value::Float(_) if ty.dims.iter().all(|d| matches!(d, DimExpr::Ellipsis(_))) || ty.dims.is_empty() => Tensor {
-                    ty: TensorType::scalar(ty.dtype),
-                    origin: arg.span,
-                },
+                Value::Int(_) | Value::Float(_)
+                    if ty.dims.iter().all(|d| matches!(d, DimExpr::Ellipsis(_)))
+                        || ty.dims.is_empty() =>
+                {
+                    Tensor {
+                        ty: TensorType::scalar(ty.dtype),
+                        origin: arg.span,
+                    }
+                }
                 other => {
                     self.report(
                         Diagnostic::error(
                             codes::WRONG_KIND,
-                            format!("`{}` of `{}` must be a tensor {}, found {}", param.name.name, decl.name.name, type_text(ty), other.kind_name()),
+                            format!(
+                                "`{}` of `{}` must be a tensor {}, found {}",
+                                param.name.name,
+                                decl.name.name,
+                                type_text(ty),
+                                other.kind_name()
+                            ),
                             arg.span,
                         )
                         .label("not a tensor")
@@ -1006,7 +1247,11 @@ impl<'a> Checker<'a> {
                             "`{}` of `{}` expects {} dimension{}, found {} ({})",
                             param.name.name,
                             decl.name.name,
-                            if has_ellipsis { format!("at least {fixed}") } else { fixed.to_string() },
+                            if has_ellipsis {
+                                format!("at least {fixed}")
+                            } else {
+                                fixed.to_string()
+                            },
                             plural(fixed),
                             rank,
                             tensor.ty
@@ -1055,7 +1300,8 @@ impl<'a> Checker<'a> {
                         let axis = actual;
                         actual += 1;
                         if let ExprKind::Name(size_name) = &expr.kind {
-                            let is_size_var = !hyper_names.contains(size_name.as_str()) && !self.globals.contains_key(size_name);
+                            let is_size_var = !hyper_names.contains(size_name.as_str())
+                                && !self.globals.contains_key(size_name);
                             if is_size_var {
                                 match scope.get(size_name) {
                                     None => scope.bind(
@@ -1069,8 +1315,20 @@ impl<'a> Checker<'a> {
                                     Some(existing) => {
                                         let existing = existing.clone();
                                         if existing.value != Value::Int(actual_dim.clone()) {
-                                            let Value::Int(expected) = &existing.value else { continue };
-                                            self.report(size_mismatch(decl, param, size_name, expected, &actual_dim, &tensor, arg.span, axis, existing.span));
+                                            let Value::Int(expected) = &existing.value else {
+                                                continue;
+                                            };
+                                            self.report(size_mismatch(
+                                                decl,
+                                                param,
+                                                size_name,
+                                                expected,
+                                                &actual_dim,
+                                                &tensor,
+                                                arg.span,
+                                                axis,
+                                                existing.span,
+                                            ));
                                             ok = false;
                                         }
                                     }
@@ -1096,11 +1354,16 @@ impl<'a> Checker<'a> {
         }
         // Pass 2: hyper-parameters, from arguments or defaults.
         for (param, arg) in decl.params.iter().zip(bound) {
-            let TypeExpr::Hyper(kind, _) = &param.ty else { continue };
+            let TypeExpr::Hyper(kind, _) = &param.ty else {
+                continue;
+            };
             let (value, span) = match arg {
                 Some(arg) => (arg.value.clone(), arg.span),
                 None => {
-                    let default = param.default.as_ref().expect("bind_args checked required parameters");
+                    let default = param
+                        .default
+                        .as_ref()
+                        .expect("bind_args checked required parameters");
                     (self.eval(default, scope), default.span)
                 }
             };
@@ -1148,7 +1411,9 @@ impl<'a> Checker<'a> {
                     ExprKind::Name(n) => n.clone(),
                     _ => "the size".to_string(),
                 };
-                self.report(size_mismatch(decl, param, &name, &expected, &actual, &tensor, arg_span, axis, expr.span));
+                self.report(size_mismatch(
+                    decl, param, &name, &expected, &actual, &tensor, arg_span, axis, expr.span,
+                ));
                 ok = false;
             }
         }
@@ -1159,7 +1424,13 @@ impl<'a> Checker<'a> {
         Some(ellipsis.map(|(dims, _)| dims).unwrap_or_default())
     }
 
-    fn check_result(&mut self, decl: &BlockDecl, result: Value, scope: &mut Scope, ellipsis: &[Dim]) -> Value {
+    fn check_result(
+        &mut self,
+        decl: &BlockDecl,
+        result: Value,
+        scope: &mut Scope,
+        ellipsis: &[Dim],
+    ) -> Value {
         let Some(ret) = &decl.ret else { return result };
         let Some(declared) = self.tensor_type(ret, scope, Some(ellipsis)) else {
             return Value::Error;
@@ -1170,7 +1441,10 @@ impl<'a> Checker<'a> {
             Value::Tensor(t) => self.error(
                 Diagnostic::error(
                     codes::RETURN_MISMATCH,
-                    format!("`{}` must return {declared}, but its result is {}", decl.name.name, t.ty),
+                    format!(
+                        "`{}` must return {declared}, but its result is {}",
+                        decl.name.name, t.ty
+                    ),
                     decl.body.result.span,
                 )
                 .label(format!("this is {}", t.ty))
@@ -1179,7 +1453,11 @@ impl<'a> Checker<'a> {
             other => self.error(
                 Diagnostic::error(
                     codes::RETURN_MISMATCH,
-                    format!("`{}` must return a tensor {declared}, found {}", decl.name.name, other.kind_name()),
+                    format!(
+                        "`{}` must return a tensor {declared}, found {}",
+                        decl.name.name,
+                        other.kind_name()
+                    ),
                     decl.body.result.span,
                 )
                 .label("not a tensor")
@@ -1227,7 +1505,10 @@ fn compare(op: BinaryOp, x: f64, y: f64) -> bool {
 /// Marks where a tensor value now comes from (a name or a call).
 fn retag(value: Value, span: Span) -> Value {
     match value {
-        Value::Tensor(t) => Value::Tensor(Tensor { ty: t.ty, origin: span }),
+        Value::Tensor(t) => Value::Tensor(Tensor {
+            ty: t.ty,
+            origin: span,
+        }),
         other => other,
     }
 }
@@ -1236,7 +1517,9 @@ fn coerce_hyper(kind: ast::HyperType, value: Value) -> Result<Value, Value> {
     use ast::HyperType::*;
     match (kind, value) {
         (Int, v @ Value::Int(_)) => Ok(v),
-        (Float, Value::Int(d)) if d.as_const().is_some() => Ok(Value::Float(d.as_const().unwrap_or(0) as f64)),
+        (Float, Value::Int(d)) if d.as_const().is_some() => {
+            Ok(Value::Float(d.as_const().unwrap_or(0) as f64))
+        }
         (Float, v @ Value::Float(_)) => Ok(v),
         (Bool, v @ Value::Bool(_)) => Ok(v),
         (Str, v @ Value::Str(_)) => Ok(v),
@@ -1272,7 +1555,9 @@ fn expr_text(expr: &Expr) -> String {
     match &expr.kind {
         ExprKind::Int(n) => n.to_string(),
         ExprKind::Name(n) => n.clone(),
-        ExprKind::Binary { op, lhs, rhs, .. } => format!("{} {} {}", expr_text(lhs), op.symbol(), expr_text(rhs)),
+        ExprKind::Binary { op, lhs, rhs, .. } => {
+            format!("{} {} {}", expr_text(lhs), op.symbol(), expr_text(rhs))
+        }
         _ => "?".to_string(),
     }
 }
@@ -1289,15 +1574,26 @@ fn initializer_name(name: &str) -> Option<Initializer> {
     Some(match name {
         "xavier" => Initializer::Xavier { gain: 1.0 },
         "kaiming" => Initializer::Kaiming { gain: 1.0 },
-        "normal" => Initializer::Normal { mean: 0.0, std: 1.0 },
-        "uniform" => Initializer::Uniform { low: -1.0, high: 1.0 },
+        "normal" => Initializer::Normal {
+            mean: 0.0,
+            std: 1.0,
+        },
+        "uniform" => Initializer::Uniform {
+            low: -1.0,
+            high: 1.0,
+        },
         _ => return None,
     })
 }
 
 /// `normal(std: 0.02)`, `uniform(-0.1, 0.1)`, `xavier(gain: 2)`: the named
 /// initializer with its arguments applied.
-fn initializer_call(checker: &mut Checker, base: &Initializer, args: Vec<ArgValue>, span: Span) -> Option<Initializer> {
+fn initializer_call(
+    checker: &mut Checker,
+    base: &Initializer,
+    args: Vec<ArgValue>,
+    span: Span,
+) -> Option<Initializer> {
     let (name, params): (&str, &[&str]) = match base {
         Initializer::Normal { .. } => ("normal", &["std", "mean"]),
         Initializer::Uniform { .. } => ("uniform", &["low", "high"]),
@@ -1305,7 +1601,10 @@ fn initializer_call(checker: &mut Checker, base: &Initializer, args: Vec<ArgValu
         Initializer::Kaiming { .. } => ("kaiming", &["gain"]),
         _ => ("constant", &["value"]),
     };
-    let signature: Vec<(&str, Span, bool)> = params.iter().map(|p| (*p, Span::default(), false)).collect();
+    let signature: Vec<(&str, Span, bool)> = params
+        .iter()
+        .map(|p| (*p, Span::default(), false))
+        .collect();
     let bound = checker.bind_args(name, &signature, args, span)?;
     let mut numbers = Vec::new();
     for arg in &bound {
@@ -1318,7 +1617,10 @@ fn initializer_call(checker: &mut Checker, base: &Initializer, args: Vec<ArgValu
                         checker.report(
                             Diagnostic::error(
                                 codes::WRONG_KIND,
-                                format!("arguments of `{name}` are numbers, found {}", arg.value.kind_name()),
+                                format!(
+                                    "arguments of `{name}` are numbers, found {}",
+                                    arg.value.kind_name()
+                                ),
                                 arg.span,
                             )
                             .label("not a number"),
@@ -1331,8 +1633,14 @@ fn initializer_call(checker: &mut Checker, base: &Initializer, args: Vec<ArgValu
     }
     let get = |i: usize, default: f64| numbers.get(i).copied().flatten().unwrap_or(default);
     let init = match base {
-        Initializer::Normal { .. } => Initializer::Normal { std: get(0, 1.0), mean: get(1, 0.0) },
-        Initializer::Uniform { .. } => Initializer::Uniform { low: get(0, -1.0), high: get(1, 1.0) },
+        Initializer::Normal { .. } => Initializer::Normal {
+            std: get(0, 1.0),
+            mean: get(1, 0.0),
+        },
+        Initializer::Uniform { .. } => Initializer::Uniform {
+            low: get(0, -1.0),
+            high: get(1, 1.0),
+        },
         Initializer::Xavier { .. } => Initializer::Xavier { gain: get(0, 1.0) },
         Initializer::Kaiming { .. } => Initializer::Kaiming { gain: get(0, 1.0) },
         _ => Initializer::Constant(get(0, 0.0)),
@@ -1343,7 +1651,9 @@ fn initializer_call(checker: &mut Checker, base: &Initializer, args: Vec<ArgValu
         _ => None,
     };
     if let Some(message) = bad {
-        checker.report(Diagnostic::error(codes::BAD_VALUE, message, span).label("invalid initializer"));
+        checker.report(
+            Diagnostic::error(codes::BAD_VALUE, message, span).label("invalid initializer"),
+        );
         return None;
     }
     Some(init)

@@ -14,9 +14,12 @@ pub struct Operand<'a> {
 
 /// Adds labels saying what an operand is and where its shape was declared.
 pub fn explain(mut diagnostic: Diagnostic, name: &str, operand: &Operand) -> Diagnostic {
-    diagnostic = diagnostic.with_secondary(operand.span, format!("{name} is {}", operand.tensor.ty));
+    diagnostic =
+        diagnostic.with_secondary(operand.span, format!("{name} is {}", operand.tensor.ty));
     let origin = operand.tensor.origin;
-    let overlaps = origin.file == operand.span.file && origin.start < operand.span.end && operand.span.start < origin.end;
+    let overlaps = origin.file == operand.span.file
+        && origin.start < operand.span.end
+        && operand.span.start < origin.end;
     if !overlaps && origin != Span::default() {
         diagnostic = diagnostic.with_secondary(origin, format!("{name}'s shape comes from here"));
     }
@@ -29,8 +32,16 @@ pub fn broadcast(a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, (usize, Dim, Dim)> {
     let one = Dim::constant(1);
     let mut out = Vec::with_capacity(rank);
     for i in 0..rank {
-        let da = if i + a.len() >= rank { &a[i + a.len() - rank] } else { &one };
-        let db = if i + b.len() >= rank { &b[i + b.len() - rank] } else { &one };
+        let da = if i + a.len() >= rank {
+            &a[i + a.len() - rank]
+        } else {
+            &one
+        };
+        let db = if i + b.len() >= rank {
+            &b[i + b.len() - rank]
+        } else {
+            &one
+        };
         if da == db || *db == one {
             out.push(da.clone());
         } else if *da == one {
@@ -43,7 +54,12 @@ pub fn broadcast(a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, (usize, Dim, Dim)> {
 }
 
 /// The result type of an element-wise binary operator on two tensors.
-pub fn elementwise(op: BinaryOp, op_span: Span, lhs: Operand, rhs: Operand) -> Result<TensorType, Diagnostic> {
+pub fn elementwise(
+    op: BinaryOp,
+    op_span: Span,
+    lhs: Operand,
+    rhs: Operand,
+) -> Result<TensorType, Diagnostic> {
     let kind = match op {
         BinaryOp::And | BinaryOp::Or => ElementwiseKind::Logical,
         BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
@@ -75,12 +91,20 @@ pub fn elementwise_named(
     if a.dtype != b.dtype {
         let diagnostic = Diagnostic::error(
             codes::DTYPE_MISMATCH,
-            format!("`{symbol}` needs operands of one dtype, found {} and {}", a.dtype.name(), b.dtype.name()),
+            format!(
+                "`{symbol}` needs operands of one dtype, found {} and {}",
+                a.dtype.name(),
+                b.dtype.name()
+            ),
             op_span,
         )
         .label(format!("{} {symbol} {}", a.dtype.name(), b.dtype.name()))
         .with_help(format!("convert one side, e.g. `{}(...)`", a.dtype.name()));
-        return Err(explain(explain(diagnostic, "the left operand", &lhs), "the right operand", &rhs));
+        return Err(explain(
+            explain(diagnostic, "the left operand", &lhs),
+            "the right operand",
+            &rhs,
+        ));
     }
     if logical && a.dtype != DType::Bool {
         return Err(Diagnostic::error(
@@ -111,9 +135,17 @@ pub fn elementwise_named(
         )
         .label(format!("axis {axis} of the result: {da} vs {db}"))
         .with_help("sizes must be equal, or one of them 1");
-        explain(explain(diagnostic, "the left operand", &lhs), "the right operand", &rhs)
+        explain(
+            explain(diagnostic, "the left operand", &lhs),
+            "the right operand",
+            &rhs,
+        )
     })?;
-    let dtype = if comparison || logical { DType::Bool } else { a.dtype };
+    let dtype = if comparison || logical {
+        DType::Bool
+    } else {
+        a.dtype
+    };
     Ok(TensorType::new(dtype, shape))
 }
 
@@ -129,7 +161,9 @@ pub fn matmul(op_span: Span, lhs: Operand, rhs: Operand) -> Result<TensorType, D
                 op_span,
             )
             .label(format!("the {name} operand has rank {}", ty.rank()))
-            .with_help("reshape vectors to [1, n] or [n, 1], or use `sum(a * b)` for a dot product");
+            .with_help(
+                "reshape vectors to [1, n] or [n, 1], or use `sum(a * b)` for a dot product",
+            );
             return Err(explain(diagnostic, &format!("the {name} operand"), operand));
         }
         if !ty.dtype.is_float() {
@@ -149,11 +183,19 @@ pub fn matmul(op_span: Span, lhs: Operand, rhs: Operand) -> Result<TensorType, D
     if a.dtype != b.dtype {
         let diagnostic = Diagnostic::error(
             codes::DTYPE_MISMATCH,
-            format!("`@` needs operands of one dtype, found {} and {}", a.dtype.name(), b.dtype.name()),
+            format!(
+                "`@` needs operands of one dtype, found {} and {}",
+                a.dtype.name(),
+                b.dtype.name()
+            ),
             op_span,
         )
         .label("different dtypes");
-        return Err(explain(explain(diagnostic, "the left operand", &lhs), "the right operand", &rhs));
+        return Err(explain(
+            explain(diagnostic, "the left operand", &lhs),
+            "the right operand",
+            &rhs,
+        ));
     }
     let (m, k) = (&a.shape[a.rank() - 2], &a.shape[a.rank() - 1]);
     let (k2, n) = (&b.shape[b.rank() - 2], &b.shape[b.rank() - 1]);
@@ -165,17 +207,27 @@ pub fn matmul(op_span: Span, lhs: Operand, rhs: Operand) -> Result<TensorType, D
         )
         .label(format!("{} @ {}: {k} != {k2}", a, b))
         .with_help("in `a @ b` the last dimension of `a` must equal the second-to-last of `b`");
-        return Err(explain(explain(diagnostic, "the left operand", &lhs), "the right operand", &rhs));
+        return Err(explain(
+            explain(diagnostic, "the left operand", &lhs),
+            "the right operand",
+            &rhs,
+        ));
     }
-    let batch = broadcast(&a.shape[..a.rank() - 2], &b.shape[..b.rank() - 2]).map_err(|(axis, da, db)| {
-        let diagnostic = Diagnostic::error(
-            codes::BROADCAST_MISMATCH,
-            format!("batch dimensions of `@` do not broadcast: {da} against {db}"),
-            op_span,
-        )
-        .label(format!("batch axis {axis}: {da} vs {db}"));
-        explain(explain(diagnostic, "the left operand", &lhs), "the right operand", &rhs)
-    })?;
+    let batch = broadcast(&a.shape[..a.rank() - 2], &b.shape[..b.rank() - 2]).map_err(
+        |(axis, da, db)| {
+            let diagnostic = Diagnostic::error(
+                codes::BROADCAST_MISMATCH,
+                format!("batch dimensions of `@` do not broadcast: {da} against {db}"),
+                op_span,
+            )
+            .label(format!("batch axis {axis}: {da} vs {db}"));
+            explain(
+                explain(diagnostic, "the left operand", &lhs),
+                "the right operand",
+                &rhs,
+            )
+        },
+    )?;
     let mut shape = batch;
     shape.push(m.clone());
     shape.push(n.clone());
@@ -195,15 +247,28 @@ mod tests {
 
     fn dims(list: &[&str]) -> Vec<Dim> {
         list.iter()
-            .map(|s| s.parse::<i64>().map(Dim::constant).unwrap_or_else(|_| Dim::symbol(s)))
+            .map(|s| {
+                s.parse::<i64>()
+                    .map(Dim::constant)
+                    .unwrap_or_else(|_| Dim::symbol(s))
+            })
             .collect()
     }
 
     #[test]
     fn broadcasting_follows_numpy() {
-        assert_eq!(broadcast(&dims(&["B", "T", "4"]), &dims(&["4"])), Ok(dims(&["B", "T", "4"])));
-        assert_eq!(broadcast(&dims(&["B", "1"]), &dims(&["1", "7"])), Ok(dims(&["B", "7"])));
-        assert_eq!(broadcast(&dims(&["T", "T"]), &dims(&["B", "H", "T", "T"])), Ok(dims(&["B", "H", "T", "T"])));
+        assert_eq!(
+            broadcast(&dims(&["B", "T", "4"]), &dims(&["4"])),
+            Ok(dims(&["B", "T", "4"]))
+        );
+        assert_eq!(
+            broadcast(&dims(&["B", "1"]), &dims(&["1", "7"])),
+            Ok(dims(&["B", "7"]))
+        );
+        assert_eq!(
+            broadcast(&dims(&["T", "T"]), &dims(&["B", "H", "T", "T"])),
+            Ok(dims(&["B", "H", "T", "T"]))
+        );
         assert!(broadcast(&dims(&["B", "3"]), &dims(&["4"])).is_err());
         assert!(broadcast(&dims(&["B"]), &dims(&["T"])).is_err());
     }

@@ -20,7 +20,10 @@ impl TensorType {
     }
 
     pub fn scalar(dtype: DType) -> TensorType {
-        TensorType { dtype, shape: Vec::new() }
+        TensorType {
+            dtype,
+            shape: Vec::new(),
+        }
     }
 
     pub fn rank(&self) -> usize {
@@ -29,7 +32,9 @@ impl TensorType {
 
     /// Number of elements, when every dimension is known.
     pub fn num_elements(&self) -> Option<i64> {
-        self.shape.iter().try_fold(1i64, |acc, d| d.as_const().map(|n| acc.saturating_mul(n)))
+        self.shape
+            .iter()
+            .try_fold(1i64, |acc, d| d.as_const().map(|n| acc.saturating_mul(n)))
     }
 }
 
@@ -137,12 +142,22 @@ pub enum Initializer {
     Zeros,
     Ones,
     Constant(f64),
-    Normal { mean: f64, std: f64 },
-    Uniform { low: f64, high: f64 },
+    Normal {
+        mean: f64,
+        std: f64,
+    },
+    Uniform {
+        low: f64,
+        high: f64,
+    },
     /// Glorot: uniform with variance 2 / (fan_in + fan_out), times `gain`.
-    Xavier { gain: f64 },
+    Xavier {
+        gain: f64,
+    },
     /// He: normal with variance 2 / fan_in, times `gain`.
-    Kaiming { gain: f64 },
+    Kaiming {
+        gain: f64,
+    },
 }
 
 impl fmt::Display for Initializer {

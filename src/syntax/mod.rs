@@ -4,4 +4,4 @@
 pub mod ast;
 mod parser;
 
-pub use parser::{parse, KEYWORDS};
+pub use parser::{parse, CONTEXTUAL_KEYWORDS, KEYWORDS};

@@ -61,7 +61,10 @@ pub fn parse(file: u32, source: &str) -> (File, Vec<Diagnostic>) {
         if is_trivia(chunk) {
             continue;
         }
-        let builder = Builder { file, offset: start };
+        let builder = Builder {
+            file,
+            offset: start,
+        };
         match NnParser::parse(Rule::item_only, chunk) {
             Ok(mut pairs) => {
                 let item_only = pairs.next().expect("item_only matched");
@@ -124,7 +127,11 @@ type Result<T> = std::result::Result<T, Diagnostic>;
 impl Builder {
     fn span(&self, pair: &Pair<Rule>) -> Span {
         let span = pair.as_span();
-        Span::new(self.file, self.offset + span.start(), self.offset + span.end())
+        Span::new(
+            self.file,
+            self.offset + span.start(),
+            self.offset + span.end(),
+        )
     }
 
     /// The span of a pair without the whitespace and comments that pest lets
@@ -200,7 +207,11 @@ impl Builder {
                         schedule.push(self.expr(p)?);
                     }
                 }
-                Item::Optimizer(OptimizerDecl { value, schedule, span })
+                Item::Optimizer(OptimizerDecl {
+                    value,
+                    schedule,
+                    span,
+                })
             }
             Rule::section => {
                 let kind_pair = next();
@@ -426,7 +437,15 @@ impl Builder {
                     span,
                 })
             })
-            .parse(pair.into_inner())
+            .parse(pair.into_inner().flat_map(|p| {
+                // `operand` groups a primary with its postfixes; the Pratt
+                // parser wants them as a flat sequence.
+                if p.as_rule() == Rule::operand {
+                    p.into_inner().collect::<Vec<_>>()
+                } else {
+                    vec![p]
+                }
+            }))
     }
 
     fn primary(&self, pair: Pair<Rule>) -> Result<Expr> {
@@ -435,15 +454,23 @@ impl Builder {
             Rule::integer => match pair.as_str().parse::<i64>() {
                 Ok(n) => ExprKind::Int(n),
                 Err(_) => {
-                    return Err(Diagnostic::error(codes::BAD_NUMBER, "integer literal is too large", span)
-                        .label("does not fit in 64 bits"))
+                    return Err(Diagnostic::error(
+                        codes::BAD_NUMBER,
+                        "integer literal is too large",
+                        span,
+                    )
+                    .label("does not fit in 64 bits"))
                 }
             },
             Rule::float => match pair.as_str().parse::<f64>() {
                 Ok(x) if x.is_finite() => ExprKind::Float(x),
                 _ => {
-                    return Err(Diagnostic::error(codes::BAD_NUMBER, "number literal is out of range", span)
-                        .label("not a finite 64-bit float"))
+                    return Err(Diagnostic::error(
+                        codes::BAD_NUMBER,
+                        "number literal is out of range",
+                        span,
+                    )
+                    .label("not a finite 64-bit float"))
                 }
             },
             Rule::string => ExprKind::Str(unescape(pair.as_str())),
@@ -528,7 +555,13 @@ impl Builder {
                 Rule::slice => {
                     let mut bounds = Vec::new();
                     for bound in item.into_inner() {
-                        bounds.push(bound.into_inner().next().map(|e| self.expr(e)).transpose()?);
+                        bounds.push(
+                            bound
+                                .into_inner()
+                                .next()
+                                .map(|e| self.expr(e))
+                                .transpose()?,
+                        );
                     }
                     let mut bounds = bounds.into_iter();
                     IndexItem::Slice {
@@ -551,7 +584,9 @@ impl Builder {
         };
         let found = describe_found(&chunk[position..]);
         let expected = match &error.variant {
-            pest::error::ErrorVariant::ParsingError { positives, .. } => describe_expected(positives),
+            pest::error::ErrorVariant::ParsingError { positives, .. } => {
+                describe_expected(positives)
+            }
             pest::error::ErrorVariant::CustomError { message } => message.clone(),
         };
         let end = position + chunk[position..].chars().next().map_or(0, char::len_utf8);
@@ -561,11 +596,12 @@ impl Builder {
         } else {
             format!("expected {expected}, found {found}")
         };
-        let mut diagnostic = Diagnostic::error(codes::SYNTAX, message, span).label(if expected.is_empty() {
-            "not expected here".to_string()
-        } else {
-            format!("expected {expected}")
-        });
+        let mut diagnostic =
+            Diagnostic::error(codes::SYNTAX, message, span).label(if expected.is_empty() {
+                "not expected here".to_string()
+            } else {
+                format!("expected {expected}")
+            });
         if let Some(help) = syntax_help(chunk, position) {
             diagnostic = diagnostic.with_help(help);
         }
@@ -676,19 +712,47 @@ fn describe_found(rest: &str) -> String {
 
 /// The reserved words of the language (the `keyword` rule of the grammar).
 pub const KEYWORDS: &[&str] = &[
-    "const", "dim", "data", "block", "model", "param", "state", "update", "loss", "optimizer", "schedule", "then",
-    "train", "eval", "generate", "sweep", "analyze", "repeat", "if", "else", "and", "or", "not", "true", "false",
+    "const",
+    "data",
+    "block",
+    "model",
+    "param",
+    "update",
+    "optimizer",
+    "schedule",
+    "then",
+    "train",
+    "eval",
+    "generate",
+    "sweep",
+    "analyze",
+    "repeat",
+    "if",
+    "else",
+    "and",
+    "or",
+    "not",
+    "true",
+    "false",
     "training",
 ];
+
+/// Words that start an item or statement but are names elsewhere (the
+/// `contextual_keyword` rule of the grammar).
+pub const CONTEXTUAL_KEYWORDS: &[&str] = &["dim", "loss", "state"];
 
 fn describe_expected(rules: &[Rule]) -> String {
     let mut names: Vec<&str> = Vec::new();
     for rule in rules {
         let name = match rule {
             Rule::ident => "a name",
-            Rule::expr | Rule::integer | Rule::float | Rule::string | Rule::boolean | Rule::list | Rule::paren => {
-                "an expression"
-            }
+            Rule::expr
+            | Rule::integer
+            | Rule::float
+            | Rule::string
+            | Rule::boolean
+            | Rule::list
+            | Rule::paren => "an expression",
             Rule::tensor_type | Rule::dtype => "a tensor type like `f32[B, 10]`",
             Rule::hyper_type => "a type",
             Rule::call_args => "`(`",
@@ -712,7 +776,9 @@ fn describe_expected(rules: &[Rule]) -> String {
             Rule::signature => "`(` and the inputs",
             Rule::setting => "a setting `name: value`",
             Rule::arg => "an argument",
-            Rule::param_stmt | Rule::state_stmt | Rule::update_stmt | Rule::let_stmt => "a statement",
+            Rule::param_stmt | Rule::state_stmt | Rule::update_stmt | Rule::let_stmt => {
+                "a statement"
+            }
             Rule::schedule | Rule::kw_schedule => "`schedule`",
             Rule::kw_then => "`then`",
             Rule::kw_else => "`else`",
@@ -724,7 +790,9 @@ fn describe_expected(rules: &[Rule]) -> String {
             | Rule::model_decl
             | Rule::loss_decl
             | Rule::optimizer_decl
-            | Rule::section => "an item (`const`, `data`, `block`, `model`, `loss`, `optimizer`, `train`, ...)",
+            | Rule::section => {
+                "an item (`const`, `data`, `block`, `model`, `loss`, `optimizer`, `train`, ...)"
+            }
             Rule::section_kind => "a section name",
             Rule::ellipsis => "`...`",
             Rule::slice | Rule::slice_bound => "a slice",
@@ -749,9 +817,13 @@ fn syntax_help(chunk: &str, position: usize) -> Option<String> {
     let before = chunk[..position].trim_end();
     let rest = chunk[position..].trim_start();
     let opens = |open: char, close: char| {
-        chunk[..position].matches(open).count() as i64 - chunk[..position].matches(close).count() as i64
+        chunk[..position].matches(open).count() as i64
+            - chunk[..position].matches(close).count() as i64
     };
-    if rest.starts_with('=') && !rest.starts_with("==") && before.ends_with(|c: char| c.is_alphanumeric()) {
+    if rest.starts_with('=')
+        && !rest.starts_with("==")
+        && before.ends_with(|c: char| c.is_alphanumeric())
+    {
         return Some("named arguments and settings use `:`, as in `lr: 1e-3`".to_string());
     }
     if rest.is_empty() && opens('{', '}') > 0 {

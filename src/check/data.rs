@@ -1,0 +1,342 @@
+//! `data` declarations: the source is validated against its schema, files
+//! are looked at (existence, CSV header), and the dataset's fields get their
+//! tensor types, with the batch as the symbolic dimension `B`.
+
+use std::path::Path;
+
+use super::config::{as_call, find_schema, validate, Config};
+use super::dims::Dim;
+use super::eval::Checker;
+use super::schemas::DATA_SOURCES;
+use super::scope::{suggest, Scope};
+use super::types::{SplitKind, Tensor, TensorType, Value};
+use crate::diagnostics::{codes, Diagnostic, Span};
+use crate::syntax::ast::{self, DType};
+
+/// The symbolic batch dimension of every dataset field.
+pub const BATCH: &str = "B";
+
+/// A dataset declared with `data name = source(...)`.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub name: String,
+    pub span: Span,
+    /// The validated source call, e.g. `csv(path: ..., x: [...], ...)`.
+    pub source: Config,
+    /// Tensors of one batch, e.g. `x: f32[B, 64]`, `y: i32[B]`.
+    pub fields: Vec<(String, TensorType)>,
+    /// Constants the dataset defines, e.g. `pad`, `tokens`, `classes`.
+    pub attrs: Vec<(String, i64)>,
+}
+
+impl Dataset {
+    pub fn field(&self, name: &str) -> Option<&TensorType> {
+        self.fields.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    pub fn attr(&self, name: &str) -> Option<i64> {
+        self.attrs.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+}
+
+/// Sequence lengths of a synthetic task with sequences up to `max_len`:
+/// (source length, target length including BOS/EOS).
+pub fn synthetic_lengths(task: &str, max_len: i64) -> (i64, i64) {
+    match task {
+        // "a + b": two numbers and the plus sign; the sum may carry a digit.
+        "add" => (2 * max_len + 1, max_len + 2),
+        _ => (max_len, max_len + 1),
+    }
+}
+
+/// Validates a `data` declaration and returns its dataset.
+pub fn declare(
+    checker: &mut Checker,
+    decl: &ast::DataDecl,
+    base_dir: Option<&Path>,
+    scope: &mut Scope,
+) -> Option<Dataset> {
+    let Some((name, callee_span, args)) = as_call(&decl.source) else {
+        checker.report(
+            Diagnostic::error(
+                codes::WRONG_KIND,
+                "a data source is a call such as `csv(\"file.csv\", ...)`",
+                decl.source.span,
+            )
+            .label("not a data source"),
+        );
+        return None;
+    };
+    let schema = find_schema(checker, DATA_SOURCES, name, callee_span, "data source")?;
+    let source = validate(checker, schema, &args, decl.source.span, scope)?;
+    let arg_span = |key: &str| {
+        args.iter()
+            .enumerate()
+            .find(|(i, a)| {
+                a.name.map(|(n, _)| n) == Some(key)
+                    || (a.name.is_none() && schema.params.get(*i).is_some_and(|p| p.name == key))
+            })
+            .map(|(_, a)| a.value.span)
+            .unwrap_or(decl.source.span)
+    };
+    let batch = Dim::symbol(BATCH);
+    let mut fields = Vec::new();
+    let mut attrs = Vec::new();
+    match name {
+        "csv" => {
+            let header = read_header(checker, base_dir, source.str("path")?, arg_span("path"))?;
+            let columns = source.words("x").to_vec();
+            let target = source.str("y")?.to_string();
+            for column in columns.iter().chain(std::iter::once(&target)) {
+                if let Some(header) = &header {
+                    if !header.iter().any(|h| h == column) {
+                        let key = if *column == target { "y" } else { "x" };
+                        let mut diagnostic = Diagnostic::error(
+                            codes::DATA_COLUMN,
+                            format!(
+                                "column `{column}` is not in {}",
+                                source.str("path").unwrap_or("the file")
+                            ),
+                            arg_span(key),
+                        )
+                        .label("no such column");
+                        if let Some(close) = suggest(column, header.iter().map(String::as_str)) {
+                            diagnostic = diagnostic.with_help(format!("did you mean `{close}`?"));
+                        }
+                        checker.report(diagnostic);
+                        return None;
+                    }
+                }
+            }
+            let features = columns.len() as i64;
+            let mut x_shape = vec![batch.clone()];
+            match source.shape("shape") {
+                Some(shape) => {
+                    let count: i64 = shape.iter().product();
+                    if count != features {
+                        checker.report(
+                            Diagnostic::error(
+                                codes::SHAPE_MISMATCH,
+                                format!("`shape` {shape:?} holds {count} values, but `x` names {features} columns"),
+                                arg_span("shape"),
+                            )
+                            .label("sizes do not match the columns")
+                            .with_secondary(arg_span("x"), format!("{features} columns")),
+                        );
+                        return None;
+                    }
+                    x_shape.extend(shape.iter().map(|&n| Dim::constant(n)));
+                }
+                None => x_shape.push(Dim::constant(features)),
+            }
+            if !source.calls("augment").is_empty()
+                && source.shape("shape").is_none_or(|s| s.len() != 3)
+            {
+                checker.report(
+                    Diagnostic::error(
+                        codes::BAD_VALUE,
+                        "image augmentation needs `shape: [channels, height, width]`",
+                        arg_span("augment"),
+                    )
+                    .label("features are not images"),
+                );
+                return None;
+            }
+            fields.push(("x".to_string(), TensorType::new(DType::F32, x_shape)));
+            match source.int("classes") {
+                Some(classes) => {
+                    fields.push(("y".to_string(), TensorType::new(DType::I32, vec![batch])));
+                    attrs.push(("classes".to_string(), classes));
+                }
+                None => fields.push(("y".to_string(), TensorType::new(DType::F32, vec![batch]))),
+            }
+            attrs.push(("features".to_string(), features));
+        }
+        "series" => {
+            let header = read_header(checker, base_dir, source.str("path")?, arg_span("path"))?;
+            let column = source.str("column")?;
+            if let Some(header) = &header {
+                if !header.iter().any(|h| h == column) {
+                    checker.report(
+                        Diagnostic::error(
+                            codes::DATA_COLUMN,
+                            format!(
+                                "column `{column}` is not in {}",
+                                source.str("path").unwrap_or("")
+                            ),
+                            arg_span("column"),
+                        )
+                        .label("no such column")
+                        .with_help(format!("the columns are: {}", header.join(", "))),
+                    );
+                    return None;
+                }
+            }
+            let window = source.int("window")?;
+            fields.push((
+                "x".to_string(),
+                TensorType::new(DType::F32, vec![batch.clone(), Dim::constant(window)]),
+            ));
+            fields.push(("y".to_string(), TensorType::new(DType::F32, vec![batch])));
+        }
+        "text" => {
+            read_file_check(checker, base_dir, source.str("path")?, arg_span("path"))?;
+            let context = Dim::constant(source.int("context")?);
+            fields.push((
+                "x".to_string(),
+                TensorType::new(DType::I32, vec![batch.clone(), context.clone()]),
+            ));
+            fields.push((
+                "y".to_string(),
+                TensorType::new(DType::I32, vec![batch, context]),
+            ));
+            attrs.push(("vocab".to_string(), source.int("vocab")?));
+        }
+        task => {
+            let vocab = source.int("vocab")?;
+            let (_, max_len) = source.range("len")?;
+            let (src_len, tgt_len) = synthetic_lengths(task, max_len);
+            fields.push((
+                "src".to_string(),
+                TensorType::new(DType::I32, vec![batch.clone(), Dim::constant(src_len)]),
+            ));
+            fields.push((
+                "tgt_in".to_string(),
+                TensorType::new(DType::I32, vec![batch.clone(), Dim::constant(tgt_len)]),
+            ));
+            fields.push((
+                "tgt_out".to_string(),
+                TensorType::new(DType::I32, vec![batch, Dim::constant(tgt_len)]),
+            ));
+            attrs.push(("pad".to_string(), vocab));
+            attrs.push(("bos".to_string(), vocab + 1));
+            attrs.push(("eos".to_string(), vocab + 2));
+            if task == "add" {
+                attrs.push(("plus".to_string(), vocab + 3));
+                attrs.push(("tokens".to_string(), vocab + 4));
+            } else {
+                attrs.push(("tokens".to_string(), vocab + 3));
+            }
+        }
+    }
+    Some(Dataset {
+        name: decl.name.name.clone(),
+        span: decl.span,
+        source,
+        fields,
+        attrs,
+    })
+}
+
+fn resolve(base_dir: Option<&Path>, path: &str) -> std::path::PathBuf {
+    match base_dir {
+        Some(dir) => dir.join(path),
+        None => Path::new(path).to_path_buf(),
+    }
+}
+
+/// Checks that the file exists (when the program has a location on disk).
+fn read_file_check(
+    checker: &mut Checker,
+    base_dir: Option<&Path>,
+    path: &str,
+    span: Span,
+) -> Option<()> {
+    let Some(dir) = base_dir else { return Some(()) };
+    let full = resolve(Some(dir), path);
+    if full.is_file() {
+        return Some(());
+    }
+    checker.report(
+        Diagnostic::error(
+            codes::DATA_FILE,
+            format!("cannot find data file `{}`", full.display()),
+            span,
+        )
+        .label("no such file")
+        .with_help("paths are relative to the .nn file"),
+    );
+    None
+}
+
+/// The header row of a CSV file, or `None` when the program has no location.
+fn read_header(
+    checker: &mut Checker,
+    base_dir: Option<&Path>,
+    path: &str,
+    span: Span,
+) -> Option<Option<Vec<String>>> {
+    let Some(dir) = base_dir else {
+        return Some(None);
+    };
+    read_file_check(checker, Some(dir), path, span)?;
+    let full = resolve(Some(dir), path);
+    let text = match std::fs::read(&full) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            checker.report(
+                Diagnostic::error(
+                    codes::DATA_FILE,
+                    format!("cannot read `{}`: {error}", full.display()),
+                    span,
+                )
+                .label("unreadable"),
+            );
+            return None;
+        }
+    };
+    let first_line = text.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(first_line);
+    let header: Vec<String> = line
+        .trim_end_matches('\r')
+        .split(',')
+        .map(|c| c.trim().trim_matches('"').to_string())
+        .collect();
+    if header.iter().all(|h| h.is_empty()) {
+        checker.report(
+            Diagnostic::error(
+                codes::DATA_FILE,
+                format!("`{}` has no header row", full.display()),
+                span,
+            )
+            .label("empty file"),
+        );
+        return None;
+    }
+    Some(Some(header))
+}
+
+/// `digits.x`, `pairs.pad`, `views.val`.
+pub fn field(checker: &mut Checker, index: usize, name: &ast::Ident) -> Value {
+    let Some(dataset) = checker.datasets.get(index) else {
+        return Value::Error;
+    };
+    match name.name.as_str() {
+        "train" => return Value::Split(index, SplitKind::Train),
+        "val" => return Value::Split(index, SplitKind::Val),
+        _ => {}
+    }
+    if let Some(ty) = dataset.field(&name.name) {
+        return Value::Tensor(Tensor {
+            ty: ty.clone(),
+            origin: dataset.span,
+        });
+    }
+    if let Some(value) = dataset.attr(&name.name) {
+        return Value::Int(Dim::constant(value));
+    }
+    let mut known: Vec<&str> = dataset.fields.iter().map(|(n, _)| n.as_str()).collect();
+    known.extend(dataset.attrs.iter().map(|(n, _)| n.as_str()));
+    known.extend(["train", "val"]);
+    let mut diagnostic = Diagnostic::error(
+        codes::UNKNOWN_FIELD,
+        format!("dataset `{}` has no field `{}`", dataset.name, name.name),
+        name.span,
+    )
+    .label("no such field");
+    diagnostic = match suggest(&name.name, known.iter().copied()) {
+        Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
+        None => diagnostic.with_help(format!("its fields are: {}", known.join(", "))),
+    };
+    checker.error(diagnostic)
+}

@@ -1,0 +1,660 @@
+//! Checking: a parsed `.nn` file (plus the standard library) in, a
+//! [`Program`] out — every name resolved, every call's arguments matched,
+//! every tensor's dtype and symbolic shape inferred, the settings validated —
+//! or diagnostics saying what is wrong and where.
+//!
+//! The checker elaborates: each block call is evaluated with its own
+//! arguments, so shapes are exact (`f32[B, 64]`) and every parameter of the
+//! model gets a path (`gpt.gpt_layer_1.attention.linear.w`). It runs the loss
+//! twice, with `training` true and false, so both branches of a
+//! train/eval conditional are checked.
+
+pub mod builtins;
+pub mod config;
+pub mod data;
+pub mod dims;
+pub mod eval;
+pub mod ops;
+pub mod schemas;
+pub mod scope;
+pub mod types;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+pub use data::Dataset;
+use eval::Checker;
+use scope::{Binding, BindingKind, Scope};
+use types::{Initializer, TensorType, Value};
+
+use crate::diagnostics::{codes, Diagnostic, SourceMap, Span};
+use crate::syntax::ast::{self, BlockKind, Item, SectionKind};
+
+/// A learnable parameter or a state tensor of the model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamInfo {
+    /// Dotted instance path, e.g. `mlp_classifier.linear.w`.
+    pub path: String,
+    pub ty: TensorType,
+    pub init: Initializer,
+    pub span: Span,
+}
+
+/// The model's interface, from its call in the loss.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelInfo {
+    pub name: String,
+    pub inputs: Vec<(String, TensorType)>,
+    pub output: TensorType,
+}
+
+/// What the checker knows about a program. Fields are `None`/empty where the
+/// program had errors; `diagnostics` says which.
+pub struct Program {
+    pub sources: SourceMap,
+    /// The user's file (index 0) and the standard-library files.
+    pub files: Vec<ast::File>,
+    pub constants: Vec<(String, Value)>,
+    pub datasets: Vec<Dataset>,
+    pub model: Option<ModelInfo>,
+    pub params: Vec<ParamInfo>,
+    pub states: Vec<ParamInfo>,
+    pub optimizer: Option<config::Config>,
+    pub schedule: Vec<config::Config>,
+    /// Validated sections by name (`train`, `eval`, `generate`, `analyze`).
+    pub sections: BTreeMap<String, config::Config>,
+    /// `sweep { name: [values] }`: constants and the values to try.
+    pub sweep: Vec<(String, Vec<f64>)>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Program {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    pub fn user_file(&self) -> &ast::File {
+        &self.files[0]
+    }
+
+    pub fn param_count(&self) -> i64 {
+        self.params.iter().filter_map(|p| p.ty.num_elements()).sum()
+    }
+
+    /// One line about a well-formed program, for `nnc check`.
+    pub fn summary(&self) -> String {
+        let mut text = String::new();
+        if let Some(model) = &self.model {
+            let inputs: Vec<String> = model
+                .inputs
+                .iter()
+                .map(|(n, t)| format!("{n}: {t}"))
+                .collect();
+            text.push_str(&format!(
+                "model {}({}) -> {}",
+                model.name,
+                inputs.join(", "),
+                model.output
+            ));
+        }
+        let count = self.param_count();
+        text.push_str(&format!(
+            ", {} parameter{} in {} tensor{}",
+            group_thousands(count),
+            if count == 1 { "" } else { "s" },
+            self.params.len(),
+            if self.params.len() == 1 { "" } else { "s" }
+        ));
+        if !self.states.is_empty() {
+            text.push_str(&format!(
+                ", {} state tensor{}",
+                self.states.len(),
+                if self.states.len() == 1 { "" } else { "s" }
+            ));
+        }
+        text
+    }
+}
+
+fn group_thousands(n: i64) -> String {
+    let digits = n.abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+/// Where the program lives, for resolving data paths. Without a directory,
+/// data files are not looked at.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    pub base_dir: Option<PathBuf>,
+    /// `--set NAME=VALUE` overrides of constants, applied at their declaration.
+    pub overrides: Vec<(String, f64)>,
+}
+
+/// Reads and checks a file. A missing or unreadable file is an `Err` with a
+/// message naming the path.
+pub fn check_file(path: &Path) -> Result<Program, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let options = Options {
+        base_dir: Some(path.parent().map(Path::to_path_buf).unwrap_or_default()),
+        overrides: Vec::new(),
+    };
+    Ok(check_source(&path.display().to_string(), &text, &options))
+}
+
+/// Checks source text named `name`. Never panics on any input.
+pub fn check_source(name: &str, text: &str, options: &Options) -> Program {
+    let mut sources = SourceMap::new();
+    let user = sources.add(name, text);
+    let mut files = Vec::new();
+    let mut diagnostics = Vec::new();
+    let (file, mut syntax) = crate::syntax::parse(user, text);
+    files.push(file);
+    diagnostics.append(&mut syntax);
+    for (std_name, std_text) in crate::stdlib::FILES {
+        let id = sources.add(*std_name, *std_text);
+        let (file, mut syntax) = crate::syntax::parse(id, std_text);
+        files.push(file);
+        diagnostics.append(&mut syntax);
+    }
+    let mut program = Program {
+        sources,
+        files: Vec::new(),
+        constants: Vec::new(),
+        datasets: Vec::new(),
+        model: None,
+        params: Vec::new(),
+        states: Vec::new(),
+        optimizer: None,
+        schedule: Vec::new(),
+        sections: BTreeMap::new(),
+        sweep: Vec::new(),
+        diagnostics: Vec::new(),
+    };
+    check_items(&files, user, options, &mut program, &mut diagnostics);
+    program.files = files;
+    program.diagnostics = diagnostics;
+    program
+}
+
+fn check_items(
+    files: &[ast::File],
+    user: u32,
+    options: &Options,
+    program: &mut Program,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let user_file = &files[0];
+    let file_start = Span::new(user, 0, 0);
+    // Blocks: the standard library, then the user's (which may shadow it).
+    let mut blocks: HashMap<String, &ast::BlockDecl> = HashMap::new();
+    for file in files.iter().skip(1) {
+        for item in &file.items {
+            if let Item::Block(block) = item {
+                blocks.insert(block.name.name.clone(), block);
+            }
+        }
+    }
+    let mut user_blocks: HashMap<&str, &ast::BlockDecl> = HashMap::new();
+    let mut model: Option<&ast::BlockDecl> = None;
+    for item in &user_file.items {
+        let Item::Block(block) = item else { continue };
+        if let Some(previous) = user_blocks.insert(&block.name.name, block) {
+            diagnostics.push(
+                Diagnostic::error(
+                    codes::DUPLICATE_NAME,
+                    format!("`{}` is defined twice", block.name.name),
+                    block.name.span,
+                )
+                .label("defined again here")
+                .with_secondary(previous.name.span, "first defined here"),
+            );
+            continue;
+        }
+        if block.kind == BlockKind::Model {
+            if let Some(first) = model {
+                diagnostics.push(
+                    Diagnostic::error(
+                        codes::DUPLICATE_ITEM,
+                        "a program has one `model`",
+                        block.name.span,
+                    )
+                    .label("second model")
+                    .with_secondary(first.name.span, "the model is declared here")
+                    .with_help("declare the others with `block` and call them from the model"),
+                );
+                continue;
+            }
+            model = Some(block);
+        }
+        blocks.insert(block.name.name.clone(), block);
+    }
+
+    let mut checker = Checker::new(user, blocks);
+    let mut globals = Scope::new();
+
+    // Constants, dimensions and data, in order.
+    for item in &user_file.items {
+        match item {
+            Item::Const(decl) => {
+                let name = &decl.name.name;
+                let mut value = checker.eval(&decl.value, &mut globals);
+                if let Some((_, x)) = options.overrides.iter().find(|(n, _)| n == name) {
+                    value = match value {
+                        Value::Int(_) if x.fract() == 0.0 => {
+                            Value::Int(dims::Dim::constant(*x as i64))
+                        }
+                        _ => Value::Float(*x),
+                    };
+                }
+                match &value {
+                    Value::Int(_)
+                    | Value::Float(_)
+                    | Value::Bool(_)
+                    | Value::Str(_)
+                    | Value::Error => {}
+                    other => {
+                        checker.report(
+                            Diagnostic::error(
+                                codes::WRONG_KIND,
+                                format!(
+                                    "a constant is a number, a boolean or a string, found {}",
+                                    other.kind_name()
+                                ),
+                                decl.value.span,
+                            )
+                            .label("not a constant value"),
+                        );
+                    }
+                }
+                define_global(&mut checker, &decl.name, value.clone(), BindingKind::Let);
+                program.constants.push((name.clone(), value));
+            }
+            Item::Dim(decl) => {
+                for name in &decl.names {
+                    define_global(
+                        &mut checker,
+                        name,
+                        Value::Int(dims::Dim::symbol(&name.name)),
+                        BindingKind::ShapeVar,
+                    );
+                }
+            }
+            Item::Data(decl) => {
+                if let Some(dataset) = data::declare(
+                    &mut checker,
+                    decl,
+                    options.base_dir.as_deref(),
+                    &mut globals,
+                ) {
+                    checker.datasets.push(dataset);
+                    let index = checker.datasets.len() - 1;
+                    define_global(
+                        &mut checker,
+                        &decl.name,
+                        Value::Data(index),
+                        BindingKind::Let,
+                    );
+                } else {
+                    define_global(&mut checker, &decl.name, Value::Error, BindingKind::Let);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // The loss, in a training pass and an evaluation pass.
+    let losses: Vec<&ast::LossDecl> = user_file
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Loss(l) => Some(l),
+            _ => None,
+        })
+        .collect();
+    for extra in losses.iter().skip(1) {
+        checker.report(
+            Diagnostic::error(
+                codes::DUPLICATE_ITEM,
+                "a program has one `loss`",
+                extra.span,
+            )
+            .label("second loss")
+            .with_secondary(losses[0].span, "the loss is declared here")
+            .with_help("add terms to combine losses: `loss mse(a, b) + 0.1 * mae(a, b)`"),
+        );
+    }
+    if model.is_none() {
+        checker.report(
+            Diagnostic::error(
+                codes::MISSING_MODEL,
+                "the program has no `model`",
+                file_start,
+            )
+            .label("expected `model name(inputs) -> type { ... }`")
+            .with_help("the model is the block whose parameters are trained"),
+        );
+    }
+    match losses.first() {
+        None => checker.report(
+            Diagnostic::error(codes::MISSING_LOSS, "the program has no `loss`", file_start)
+                .label("expected a `loss` declaration")
+                .with_help("e.g. `loss cross_entropy(model(data.x), data.y)`"),
+        ),
+        Some(loss) => {
+            checker.training = true;
+            let value = checker.eval(&loss.value, &mut Scope::new());
+            check_loss_value(&mut checker, &value, loss);
+            if let Some(model) = model {
+                if !checker.instantiated_models.contains(&model.name.name)
+                    && !matches!(value, Value::Error)
+                {
+                    checker.report(
+                        Diagnostic::error(
+                            codes::MISSING_MODEL,
+                            format!("the loss does not use the model `{}`", model.name.name),
+                            loss.value.span,
+                        )
+                        .label("the model is not called here")
+                        .with_secondary(model.name.span, "the model"),
+                    );
+                }
+            }
+            let params = std::mem::take(&mut checker.params);
+            let states = std::mem::take(&mut checker.states);
+            let signature = checker.model_signature.take();
+            checker.training = false;
+            checker.instantiated_models.clear();
+            checker.eval(&loss.value, &mut Scope::new());
+            checker.params = params;
+            checker.states = states;
+            checker.model_signature = signature;
+        }
+    }
+    if let Some((name, inputs, output)) = checker.model_signature.take() {
+        program.model = Some(ModelInfo {
+            name,
+            inputs,
+            output,
+        });
+    }
+
+    // Optimizer and schedule.
+    let optimizers: Vec<&ast::OptimizerDecl> = user_file
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Optimizer(o) => Some(o),
+            _ => None,
+        })
+        .collect();
+    for extra in optimizers.iter().skip(1) {
+        checker.report(
+            Diagnostic::error(
+                codes::DUPLICATE_ITEM,
+                "a program has one `optimizer`",
+                extra.span,
+            )
+            .label("second optimizer")
+            .with_secondary(optimizers[0].span, "the optimizer is declared here"),
+        );
+    }
+    match optimizers.first() {
+        None => checker.report(
+            Diagnostic::error(
+                codes::MISSING_OPTIMIZER,
+                "the program has no `optimizer`",
+                file_start,
+            )
+            .label("expected an `optimizer` declaration")
+            .with_help("e.g. `optimizer adam(lr: 1e-3)`"),
+        ),
+        Some(decl) => {
+            program.optimizer =
+                setting_call(&mut checker, &decl.value, schemas::OPTIMIZERS, "optimizer");
+            for (i, part) in decl.schedule.iter().enumerate() {
+                if let Some(config) =
+                    setting_call(&mut checker, part, schemas::SCHEDULES, "schedule")
+                {
+                    if config.name == "warmup" && i > 0 {
+                        checker.report(
+                            Diagnostic::error(
+                                codes::BAD_VALUE,
+                                "`warmup` must come first in a schedule",
+                                part.span,
+                            )
+                            .label("warm-up after another schedule"),
+                        );
+                    }
+                    program.schedule.push(config);
+                }
+            }
+        }
+    }
+
+    // Sections.
+    let mut seen: HashMap<SectionKind, Span> = HashMap::new();
+    for item in &user_file.items {
+        let Item::Section(section) = item else {
+            continue;
+        };
+        if let Some(first) = seen.insert(section.kind, section.span) {
+            checker.report(
+                Diagnostic::error(
+                    codes::DUPLICATE_ITEM,
+                    format!("`{}` is given twice", section.kind.name()),
+                    section.kind_span,
+                )
+                .label("second section")
+                .with_secondary(first, "first given here")
+                .with_help("merge the settings into one section"),
+            );
+            continue;
+        }
+        if section.kind == SectionKind::Sweep {
+            program.sweep = sweep(&mut checker, section, &program.constants);
+            continue;
+        }
+        let Some(schema) = schemas::SECTIONS
+            .iter()
+            .find(|s| s.name == section.kind.name())
+        else {
+            continue;
+        };
+        let args: Vec<config::RawArg> = section
+            .settings
+            .iter()
+            .map(|s| config::RawArg {
+                name: Some((s.name.name.as_str(), s.name.span)),
+                value: &s.value,
+            })
+            .collect();
+        if let Some(config) =
+            config::validate(&mut checker, schema, &args, section.span, &mut Scope::new())
+        {
+            if section.kind == SectionKind::Train {
+                match (config.int("steps"), config.int("epochs")) {
+                    (None, None) => checker.report(
+                        Diagnostic::error(
+                            codes::MISSING_SETTING,
+                            "`train` needs `steps` or `epochs`",
+                            section.kind_span,
+                        )
+                        .label("how long to train?")
+                        .with_help("e.g. `train { steps: 1000, batch: 32 }`"),
+                    ),
+                    (Some(_), Some(_)) => checker.report(
+                        Diagnostic::error(
+                            codes::BAD_VALUE,
+                            "`train` takes `steps` or `epochs`, not both",
+                            section.kind_span,
+                        )
+                        .label("both given"),
+                    ),
+                    _ => {}
+                }
+            }
+            program
+                .sections
+                .insert(section.kind.name().to_string(), config);
+        }
+    }
+    if !seen.contains_key(&SectionKind::Train) {
+        checker.report(
+            Diagnostic::error(
+                codes::MISSING_SETTING,
+                "the program has no `train` section",
+                file_start,
+            )
+            .label("expected `train { steps: ..., batch: ... }`"),
+        );
+    }
+
+    program.datasets = std::mem::take(&mut checker.datasets);
+    program.params = std::mem::take(&mut checker.params);
+    program.states = std::mem::take(&mut checker.states);
+    diagnostics.append(&mut checker.diagnostics);
+}
+
+fn define_global(checker: &mut Checker, name: &ast::Ident, value: Value, kind: BindingKind) {
+    if let Some(previous) = checker.globals.get(&name.name) {
+        let previous = previous.span;
+        checker.report(
+            Diagnostic::error(
+                codes::DUPLICATE_NAME,
+                format!("`{}` is defined twice", name.name),
+                name.span,
+            )
+            .label("defined again here")
+            .with_secondary(previous, "first defined here"),
+        );
+        return;
+    }
+    checker.globals.insert(
+        name.name.clone(),
+        Binding {
+            value,
+            span: name.span,
+            kind,
+        },
+    );
+}
+
+fn check_loss_value(checker: &mut Checker, value: &Value, loss: &ast::LossDecl) {
+    match value {
+        Value::Error => {}
+        Value::Tensor(t) if t.ty.dtype.is_float() && t.ty.rank() == 0 => {}
+        Value::Tensor(t) => checker.report(
+            Diagnostic::error(
+                codes::LOSS_NOT_SCALAR,
+                format!("the loss must be a scalar f32[], found {}", t.ty),
+                loss.value.span,
+            )
+            .label(format!("this is {}", t.ty))
+            .with_help("reduce it, e.g. with `mean(...)`"),
+        ),
+        other => checker.report(
+            Diagnostic::error(
+                codes::LOSS_NOT_SCALAR,
+                format!(
+                    "the loss must be a scalar tensor, found {}",
+                    other.kind_name()
+                ),
+                loss.value.span,
+            )
+            .label("not a tensor"),
+        ),
+    }
+}
+
+fn setting_call(
+    checker: &mut Checker,
+    expr: &ast::Expr,
+    schemas: &'static [config::Schema],
+    what: &str,
+) -> Option<config::Config> {
+    let Some((name, span, args)) = config::as_call(expr) else {
+        checker.report(
+            Diagnostic::error(
+                codes::WRONG_KIND,
+                format!("expected a {what} such as `{}(...)`", schemas[0].name),
+                expr.span,
+            )
+            .label(format!("not a {what}")),
+        );
+        return None;
+    };
+    let schema = config::find_schema(checker, schemas, name, span, what)?;
+    config::validate(checker, schema, &args, expr.span, &mut Scope::new())
+}
+
+/// `sweep { lr: [1e-3, 3e-3], H: [64, 128] }`: each name is a constant or a
+/// training override, each value a list of numbers.
+fn sweep(
+    checker: &mut Checker,
+    section: &ast::Section,
+    constants: &[(String, Value)],
+) -> Vec<(String, Vec<f64>)> {
+    const OVERRIDES: &[&str] = &["lr", "batch", "seed", "steps"];
+    let mut out = Vec::new();
+    for setting in &section.settings {
+        let name = &setting.name.name;
+        if !OVERRIDES.contains(&name.as_str()) && !constants.iter().any(|(c, _)| c == name) {
+            let mut candidates: Vec<&str> = constants.iter().map(|(c, _)| c.as_str()).collect();
+            candidates.extend(OVERRIDES);
+            let mut diagnostic = Diagnostic::error(
+                codes::UNKNOWN_SETTING,
+                format!("cannot sweep `{name}`"),
+                setting.name.span,
+            )
+            .label("not a constant or a training setting");
+            if let Some(close) = scope::suggest(name, candidates.iter().copied()) {
+                diagnostic = diagnostic.with_help(format!("did you mean `{close}`?"));
+            }
+            checker.report(diagnostic);
+            continue;
+        }
+        let value = checker.eval(&setting.value, &mut Scope::new());
+        let numbers: Option<Vec<f64>> = match &value {
+            Value::List(items) if !items.is_empty() => items.iter().map(Value::as_number).collect(),
+            _ => None,
+        };
+        match numbers {
+            Some(values) => out.push((name.clone(), values)),
+            None if matches!(value, Value::Error) => {}
+            None => checker.report(
+                Diagnostic::error(
+                    codes::BAD_VALUE,
+                    format!("`{name}` needs a list of numbers to try"),
+                    setting.value.span,
+                )
+                .label(format!("found {}", value.kind_name())),
+            ),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(group_thousands(8970), "8,970");
+        assert_eq!(group_thousands(123), "123");
+        assert_eq!(group_thousands(1234567), "1,234,567");
+    }
+}

@@ -1,0 +1,448 @@
+//! The settings the language knows: data sources, optimizers, schedules and
+//! the `train`/`eval`/`generate`/`sweep`/`analyze` sections, each with its
+//! parameters, ranges, defaults and a one-line description.
+
+use super::config::{float, int, p, positive, Default::*, Kind, Param, Schema};
+
+pub const METRICS: &[&str] = &[
+    "loss",
+    "accuracy",
+    "token_accuracy",
+    "exact_match",
+    "mae",
+    "mse",
+    "perplexity",
+];
+
+const UNIT: Kind = float(0.0, 1.0);
+const NON_NEGATIVE: Kind = float(0.0, f64::INFINITY);
+/// A fraction strictly between 0 and 1 (validation share, decay rates).
+const FRACTION: Kind = Kind::Float {
+    min: 0.0,
+    max: 0.999_999,
+    open_min: false,
+};
+
+pub const AUGMENTS: &[Schema] = &[
+    Schema {
+        name: "flip",
+        params: &[],
+        doc: "mirror images left-right with probability 1/2",
+    },
+    Schema {
+        name: "shift",
+        params: &[p(
+            "pixels",
+            int(1),
+            Int(1),
+            "largest shift in each direction",
+        )],
+        doc: "shift images by up to `pixels`, filling with zeros",
+    },
+];
+
+pub const DATA_SOURCES: &[Schema] = &[
+    Schema {
+        name: "csv",
+        params: &[
+            p(
+                "path",
+                Kind::Str,
+                Required,
+                "CSV file with a header row, relative to the .nn file",
+            ),
+            p(
+                "x",
+                Kind::Columns,
+                Required,
+                "feature columns: a name, a list, or a range like \"p0\"..\"p63\"",
+            ),
+            p("y", Kind::Str, Required, "target column"),
+            p(
+                "classes",
+                int(2),
+                Absent,
+                "number of classes: the target is a class id (i32)",
+            ),
+            p(
+                "shape",
+                Kind::Shape,
+                Absent,
+                "shape of one example's features, e.g. [1, 8, 8]",
+            ),
+            p("scale", positive(), Float(1.0), "multiply features by this"),
+            p(
+                "normalize",
+                Kind::Bool,
+                Bool(false),
+                "standardize features with training-split statistics",
+            ),
+            p(
+                "augment",
+                Kind::Calls(AUGMENTS),
+                Absent,
+                "image augmentations for training batches",
+            ),
+            p(
+                "val",
+                FRACTION,
+                Float(0.2),
+                "share of rows held out for validation",
+            ),
+            p(
+                "folds",
+                int(2),
+                Absent,
+                "k-fold cross-validation instead of one split",
+            ),
+            p("seed", int(0), Int(0), "seed of the split"),
+        ],
+        doc: "rows of a CSV file: features x and a target y",
+    },
+    Schema {
+        name: "series",
+        params: &[
+            p("path", Kind::Str, Required, "CSV file with a header row"),
+            p(
+                "column",
+                Kind::Str,
+                Required,
+                "the column holding the series",
+            ),
+            p("window", int(1), Required, "past values per example"),
+            p("horizon", int(1), Int(1), "predict this many steps ahead"),
+            p(
+                "val_last",
+                int(1),
+                Required,
+                "the last N targets form the validation split",
+            ),
+            p(
+                "normalize",
+                Kind::Bool,
+                Bool(true),
+                "standardize with training statistics",
+            ),
+        ],
+        doc: "sliding windows over a time series: x the window, y the value after it",
+    },
+    Schema {
+        name: "text",
+        params: &[
+            p("path", Kind::Str, Required, "a UTF-8 text file"),
+            p("context", int(1), Required, "characters per example"),
+            p(
+                "vocab",
+                int(2),
+                Required,
+                "vocabulary size; rarer characters share the last id",
+            ),
+            p(
+                "val",
+                FRACTION,
+                Float(0.1),
+                "the last share of the text is for validation",
+            ),
+        ],
+        doc: "text as characters: x a window, y the same window shifted by one",
+    },
+    synthetic("copy", "copy the source sequence"),
+    synthetic("reverse", "reverse the source sequence"),
+    synthetic("sort", "sort the source sequence"),
+    synthetic("add", "add two numbers written as digit sequences"),
+];
+
+const SYNTHETIC_PARAMS: &[Param] = &[
+    p("vocab", int(2), Int(10), "number of distinct symbols"),
+    p(
+        "len",
+        Kind::IntRange,
+        Required,
+        "sequence length range, e.g. 4..12",
+    ),
+    p("train", int(1), Int(10000), "training examples"),
+    p("val", int(1), Int(1000), "validation examples"),
+    p("seed", int(0), Int(0), "seed of the generator"),
+];
+
+const fn synthetic(name: &'static str, doc: &'static str) -> Schema {
+    Schema {
+        name,
+        params: SYNTHETIC_PARAMS,
+        doc,
+    }
+}
+
+const OPTIMIZER_COMMON: [Param; 4] = [
+    p("lr", positive(), Float(1e-3), "learning rate"),
+    p(
+        "weight_decay",
+        NON_NEGATIVE,
+        Float(0.0),
+        "L2 penalty (decoupled for adamw)",
+    ),
+    p(
+        "clip_norm",
+        positive(),
+        Float(f64::INFINITY),
+        "clip gradients to this global norm",
+    ),
+    p(
+        "clip_value",
+        positive(),
+        Float(f64::INFINITY),
+        "clip each gradient element to +-this",
+    ),
+];
+
+pub const OPTIMIZERS: &[Schema] = &[
+    Schema {
+        name: "sgd",
+        params: &[
+            OPTIMIZER_COMMON[0],
+            OPTIMIZER_COMMON[1],
+            OPTIMIZER_COMMON[2],
+            OPTIMIZER_COMMON[3],
+            p("momentum", FRACTION, Float(0.0), "momentum coefficient"),
+            p("nesterov", Kind::Bool, Bool(false), "Nesterov momentum"),
+        ],
+        doc: "stochastic gradient descent, optionally with momentum",
+    },
+    Schema {
+        name: "momentum",
+        params: &[
+            OPTIMIZER_COMMON[0],
+            OPTIMIZER_COMMON[1],
+            OPTIMIZER_COMMON[2],
+            OPTIMIZER_COMMON[3],
+            p("momentum", FRACTION, Float(0.9), "momentum coefficient"),
+            p("nesterov", Kind::Bool, Bool(false), "Nesterov momentum"),
+        ],
+        doc: "SGD with momentum (0.9 by default)",
+    },
+    Schema {
+        name: "adagrad",
+        params: &[
+            OPTIMIZER_COMMON[0],
+            OPTIMIZER_COMMON[1],
+            OPTIMIZER_COMMON[2],
+            OPTIMIZER_COMMON[3],
+            p("eps", positive(), Float(1e-10), "added to the denominator"),
+        ],
+        doc: "per-parameter rates from the sum of squared gradients",
+    },
+    Schema {
+        name: "rmsprop",
+        params: &[
+            OPTIMIZER_COMMON[0],
+            OPTIMIZER_COMMON[1],
+            OPTIMIZER_COMMON[2],
+            OPTIMIZER_COMMON[3],
+            p(
+                "decay",
+                FRACTION,
+                Float(0.99),
+                "decay of the squared-gradient average",
+            ),
+            p("eps", positive(), Float(1e-8), "added to the denominator"),
+        ],
+        doc: "per-parameter rates from a moving average of squared gradients",
+    },
+    Schema {
+        name: "adam",
+        params: &adam_params(0.0),
+        doc: "Adam",
+    },
+    Schema {
+        name: "adamw",
+        params: &adam_params(0.01),
+        doc: "Adam with decoupled weight decay",
+    },
+];
+
+const fn adam_params(decay: f64) -> [Param; 7] {
+    [
+        OPTIMIZER_COMMON[0],
+        p("weight_decay", NON_NEGATIVE, Float(decay), "weight decay"),
+        OPTIMIZER_COMMON[2],
+        OPTIMIZER_COMMON[3],
+        p("beta1", FRACTION, Float(0.9), "decay of the first moment"),
+        p(
+            "beta2",
+            FRACTION,
+            Float(0.999),
+            "decay of the second moment",
+        ),
+        p("eps", positive(), Float(1e-8), "added to the denominator"),
+    ]
+}
+
+pub const SCHEDULES: &[Schema] = &[
+    Schema {
+        name: "constant",
+        params: &[],
+        doc: "keep the learning rate",
+    },
+    Schema {
+        name: "warmup",
+        params: &[p(
+            "steps",
+            int(1),
+            Required,
+            "steps of linear warm-up from 0",
+        )],
+        doc: "linear warm-up from 0 to the learning rate",
+    },
+    Schema {
+        name: "step",
+        params: &[
+            p("every", int(1), Required, "steps between decays"),
+            p("gamma", float(0.0, 1.0), Float(0.1), "factor at each decay"),
+        ],
+        doc: "multiply the rate by gamma every N steps",
+    },
+    Schema {
+        name: "exponential",
+        params: &[p("gamma", float(0.0, 1.0), Required, "factor per step")],
+        doc: "multiply the rate by gamma every step",
+    },
+    Schema {
+        name: "cosine",
+        params: &[p(
+            "min",
+            UNIT,
+            Float(0.0),
+            "final rate, as a share of the initial one",
+        )],
+        doc: "cosine decay to `min` over the remaining steps",
+    },
+    Schema {
+        name: "linear",
+        params: &[p(
+            "min",
+            UNIT,
+            Float(0.0),
+            "final rate, as a share of the initial one",
+        )],
+        doc: "linear decay to `min` over the remaining steps",
+    },
+];
+
+pub const METHODS: &[Schema] = &[
+    Schema {
+        name: "greedy",
+        params: &[],
+        doc: "the most likely token at each step",
+    },
+    Schema {
+        name: "beam",
+        params: &[
+            p("width", int(1), Int(4), "hypotheses kept"),
+            p(
+                "length_penalty",
+                NON_NEGATIVE,
+                Float(1.0),
+                "divide scores by length^penalty",
+            ),
+        ],
+        doc: "beam search with length normalization",
+    },
+    Schema {
+        name: "sample",
+        params: &[
+            p(
+                "temperature",
+                positive(),
+                Float(1.0),
+                "divide logits by this",
+            ),
+            p("top_k", int(1), Absent, "sample among the k most likely"),
+        ],
+        doc: "sample from the softmax",
+    },
+];
+
+pub const SECTIONS: &[Schema] = &[
+    Schema {
+        name: "train",
+        params: &[
+            p("steps", int(1), Absent, "training steps (or give epochs)"),
+            p(
+                "epochs",
+                int(1),
+                Absent,
+                "passes over the training split (or give steps)",
+            ),
+            p("batch", int(1), Int(32), "examples per step"),
+            p(
+                "seed",
+                int(0),
+                Int(0),
+                "seed of initialization, shuffling and dropout",
+            ),
+            p(
+                "checkpoint_every",
+                int(1),
+                Absent,
+                "steps between checkpoints",
+            ),
+            p("log_every", int(1), Absent, "steps between progress lines"),
+        ],
+        doc: "how long and how to train",
+    },
+    Schema {
+        name: "eval",
+        params: &[
+            p(
+                "every",
+                int(1),
+                Absent,
+                "steps between evaluations (default: at the end only)",
+            ),
+            p(
+                "metrics",
+                Kind::Words(METRICS),
+                Absent,
+                "metrics on the validation split",
+            ),
+            p("batch", int(1), Absent, "examples per evaluation batch"),
+        ],
+        doc: "evaluation on the validation split",
+    },
+    Schema {
+        name: "generate",
+        params: &[
+            p(
+                "method",
+                Kind::Call(METHODS),
+                Absent,
+                "greedy, beam(width) or sample(temperature, top_k)",
+            ),
+            p(
+                "prompt",
+                Kind::Str,
+                Absent,
+                "text to start from (text models)",
+            ),
+            p("length", int(1), Int(100), "tokens to generate"),
+            p(
+                "from",
+                Kind::Split,
+                Absent,
+                "source sequences to translate (seq2seq models)",
+            ),
+            p("samples", int(1), Int(3), "how many samples to print"),
+        ],
+        doc: "text or sequences produced after training",
+    },
+    Schema {
+        name: "analyze",
+        params: &[p(
+            "report",
+            Kind::Words(&["params", "shapes", "flops", "memory"]),
+            Absent,
+            "what to report about the model",
+        )],
+        doc: "reports about the model",
+    },
+];
