@@ -5,6 +5,10 @@
 //! shapes and validates settings, and [`cli`] drives them. [`stdlib`] holds
 //! the layers written in `.nn`; [`diagnostics`] is shared by every stage.
 
+// Diagnostics travel in `Result::Err`; they are the cold path, and boxing
+// them would only add noise at every `?`.
+#![allow(clippy::result_large_err)]
+
 pub mod check;
 pub mod cli;
 pub mod diagnostics;

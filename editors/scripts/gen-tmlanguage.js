@@ -30,6 +30,7 @@ function escapeRegex(word) {
 
 /** `(a|b|c)` for whole words; longest first so no alternative shadows another. */
 function words(list) {
+  if (list.length === 0) throw new Error('empty word list in a pattern');
   const sorted = [...new Set(list)].sort((a, b) => b.length - a.length || (a < b ? -1 : 1));
   return `(${sorted.map(escapeRegex).join('|')})`;
 }
@@ -43,7 +44,7 @@ function loadKeywords(file = KEYWORDS) {
   const kw = JSON.parse(fs.readFileSync(file, 'utf8'));
   const required = [
     'declarations', 'statements', 'sections', 'control', 'operators_words', 'constants',
-    'dtypes', 'hyper_types', 'builtins', 'initializers', 'stdlib',
+    'contextual', 'dtypes', 'hyper_types', 'builtins', 'initializers', 'stdlib',
     'data_sources', 'synthetic_tasks', 'augments', 'optimizers', 'schedules',
     'generate_methods', 'metrics', 'reports',
   ];
@@ -57,6 +58,12 @@ function loadKeywords(file = KEYWORDS) {
       }
     }
   }
+  for (const w of kw.contextual) {
+    // Contextual words are highlighted only where they start something:
+    // declarations at the start of a line, statements through `param-statement`.
+    const where = kw.declarations.includes(w) || ['param', 'state'].includes(w);
+    if (!where) throw new Error(`${file}: no rule highlights the contextual keyword "${w}"`);
+  }
   if (!kw.data_sources.includes('synthetic')) {
     throw new Error(`${file}: "data_sources" must list the "synthetic" namespace`);
   }
@@ -64,10 +71,8 @@ function loadKeywords(file = KEYWORDS) {
 }
 
 function buildGrammar(kw) {
-  const reserved = [
-    ...kw.declarations, ...kw.statements, ...kw.sections,
-    ...kw.control, ...kw.operators_words, ...kw.constants,
-  ];
+  // Words that are keywords everywhere; contextual ones have their own rules.
+  const everywhere = (list) => without(list, kw.contextual);
   // A dtype that is also a hyper type (`bool`) is a dtype only before `[`;
   // the `shape` rule handles that case.
   const plainDtypes = without(kw.dtypes, kw.hyper_types);
@@ -155,6 +160,14 @@ function buildGrammar(kw) {
           ],
         },
       },
+    });
+  }
+  for (const w of kw.declarations.filter((d) => kw.contextual.includes(d))) {
+    // `loss cross_entropy(...)`, `dim B` start an item; `loss = ...`,
+    // `dim: int`, `f(dim)` use the word as a name.
+    declarations.push({
+      match: `^\\s*(${escapeRegex(w)})\\b(?!\\s*(?:[=:,.)\\]}]|$))`,
+      captures: { 1: { name: `storage.type.${w}.nn` } },
     });
   }
   if (kw.declarations.includes('optimizer')) {
@@ -276,14 +289,14 @@ function buildGrammar(kw) {
   };
 
   const keywordPatterns = [];
-  for (const w of kw.declarations) {
+  for (const w of everywhere(kw.declarations)) {
     keywordPatterns.push({ name: `storage.type.${w}.nn`, match: `\\b${escapeRegex(w)}\\b` });
   }
   keywordPatterns.push(
-    { name: 'keyword.control.nn', match: `\\b${words(kw.control)}\\b` },
-    { name: 'keyword.other.nn', match: `\\b${words([...kw.statements, ...kw.sections])}\\b` },
-    { name: 'keyword.operator.nn', match: `\\b${words(kw.operators_words)}\\b` },
-    { name: 'constant.language.nn', match: `\\b${words(kw.constants)}\\b` },
+    { name: 'keyword.control.nn', match: `\\b${words(everywhere(kw.control))}\\b` },
+    { name: 'keyword.other.nn', match: `\\b${words(everywhere([...kw.statements, ...kw.sections]))}\\b` },
+    { name: 'keyword.operator.nn', match: `\\b${words(everywhere(kw.operators_words))}\\b` },
+    { name: 'constant.language.nn', match: `\\b${words(everywhere(kw.constants))}\\b` },
   );
   repository.keyword = { patterns: keywordPatterns };
 

@@ -626,6 +626,20 @@ fn reshape(checker: &mut Checker, a: &Args) -> Option<TensorType> {
     }
     let total = product(&t.ty.shape);
     let known = product(&shape);
+    let written = |shape: &[Dim]| {
+        let parts: Vec<String> = shape
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                if Some(i) == inferred {
+                    "-1".to_string()
+                } else {
+                    d.to_string()
+                }
+            })
+            .collect();
+        format!("[{}]", parts.join(", "))
+    };
     if let Some(i) = inferred {
         match total.div_exact(&known) {
             Some(d) => shape[i] = d,
@@ -636,7 +650,7 @@ fn reshape(checker: &mut Checker, a: &Args) -> Option<TensorType> {
                         format!(
                             "cannot reshape {} into {}: {total} elements do not divide by {known}",
                             t.ty,
-                            format_shape(&shape)
+                            written(&shape)
                         ),
                         a.span,
                     )
@@ -1169,7 +1183,7 @@ pub fn slice(
                 span: item_span,
             } => {
                 let size = tensor.ty.shape[axis].clone();
-                let mut bound = |expr: &Option<ast::Expr>, default: Dim| -> Option<Dim> {
+                let mut bound = |expr: &Option<Box<ast::Expr>>, default: Dim| -> Option<Dim> {
                     let Some(expr) = expr else {
                         return Some(default);
                     };

@@ -432,10 +432,10 @@ fn value(
                 if !allowed.contains(&word.as_str()) {
                     let mut diagnostic = Diagnostic::error(
                         codes::BAD_VALUE,
-                        format!("unknown {name} `{word}`"),
+                        format!("`{word}` is not one of the known {name}"),
                         item.span,
                     )
-                    .label(format!("not one of the known {name}"));
+                    .label(format!("not in `{name}`"));
                     diagnostic = match suggest(word, allowed.iter().copied()) {
                         Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
                         None => diagnostic.with_help(format!("known: {}", allowed.join(", "))),

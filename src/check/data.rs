@@ -250,7 +250,7 @@ fn read_file_check(
     checker.report(
         Diagnostic::error(
             codes::DATA_FILE,
-            format!("cannot find data file `{}`", full.display()),
+            format!("cannot find data file `{path}`"),
             span,
         )
         .label("no such file")
@@ -277,7 +277,7 @@ fn read_header(
             checker.report(
                 Diagnostic::error(
                     codes::DATA_FILE,
-                    format!("cannot read `{}`: {error}", full.display()),
+                    format!("cannot read `{path}`: {error}"),
                     span,
                 )
                 .label("unreadable"),
@@ -296,7 +296,7 @@ fn read_header(
         checker.report(
             Diagnostic::error(
                 codes::DATA_FILE,
-                format!("`{}` has no header row", full.display()),
+                format!("`{path}` has no header row"),
                 span,
             )
             .label("empty file"),

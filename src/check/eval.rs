@@ -14,6 +14,12 @@ use crate::syntax::ast::{
     self, BinaryOp, BlockDecl, BlockKind, DimExpr, Expr, ExprKind, Stmt, TypeExpr, UnaryOp,
 };
 
+/// Deepest expression nesting evaluated (long operator chains included).
+const MAX_DEPTH: usize = 5000;
+
+/// The model's name, tensor inputs (name and type) and output type.
+pub type ModelSignature = (String, Vec<(String, TensorType)>, TensorType);
+
 /// One block instance on the elaboration stack.
 struct Frame {
     block: String,
@@ -38,10 +44,17 @@ pub struct Checker<'a> {
     /// Models already instantiated: later calls share their parameters.
     pub instantiated_models: HashSet<String>,
     /// The model's name, tensor inputs and output at its first call.
-    pub model_signature: Option<(String, Vec<(String, TensorType)>, TensorType)>,
+    pub model_signature: Option<ModelSignature>,
     frames: Vec<Frame>,
     /// Whether parameters of the current instance are recorded.
     recording: bool,
+    /// Current nesting of `eval`, bounded by [`MAX_DEPTH`].
+    depth: usize,
+    /// Names declared by items that did not parse: using them is not a new error.
+    pub poisoned: HashSet<String>,
+    /// Whether the user's constants are in scope: not inside the standard
+    /// library, whose blocks see only their own names.
+    globals_visible: bool,
 }
 
 /// An argument after evaluation.
@@ -67,6 +80,9 @@ impl<'a> Checker<'a> {
             model_signature: None,
             frames: Vec::new(),
             recording: true,
+            globals_visible: true,
+            poisoned: HashSet::new(),
+            depth: 0,
         }
     }
 
@@ -106,7 +122,14 @@ impl<'a> Checker<'a> {
                 );
             }
         }
-        if !self.diagnostics.contains(&diagnostic) {
+        // One mistake reached through several paths (e.g. a bad size used in
+        // three places of a library block) is reported once.
+        let repeated = self.diagnostics.iter().any(|d| {
+            d.code == diagnostic.code
+                && d.message == diagnostic.message
+                && d.primary.span == diagnostic.primary.span
+        });
+        if !repeated {
             self.diagnostics.push(diagnostic);
         }
     }
@@ -117,7 +140,7 @@ impl<'a> Checker<'a> {
         if let Some(binding) = scope.get(name) {
             return binding.value.clone();
         }
-        if let Some(binding) = self.globals.get(name) {
+        if let Some(binding) = self.globals.get(name).filter(|_| self.globals_visible) {
             return binding.value.clone();
         }
         if self.blocks.contains_key(name) {
@@ -129,8 +152,13 @@ impl<'a> Checker<'a> {
         if let Some(init) = initializer_name(name) {
             return Value::Init(init);
         }
+        if self.globals_visible && self.poisoned.contains(name) {
+            return Value::Error;
+        }
         let mut candidates: Vec<&str> = scope.names().collect();
-        candidates.extend(self.globals.keys().map(String::as_str));
+        if self.globals_visible {
+            candidates.extend(self.globals.keys().map(String::as_str));
+        }
         candidates.extend(self.blocks.keys().map(String::as_str));
         for builtin in super::builtins::names().chain(["xavier", "kaiming", "normal", "uniform"]) {
             candidates.push(builtin);
@@ -152,6 +180,24 @@ impl<'a> Checker<'a> {
     // ------------------------------------------------------- expressions
 
     pub fn eval(&mut self, expr: &Expr, scope: &mut Scope) -> Value {
+        if self.depth >= MAX_DEPTH {
+            return self.error(
+                Diagnostic::error(
+                    codes::SYNTAX,
+                    format!("the expression is nested more than {MAX_DEPTH} levels deep"),
+                    expr.span,
+                )
+                .label("too deep")
+                .with_help("split it with intermediate names"),
+            );
+        }
+        self.depth += 1;
+        let value = self.eval_inner(expr, scope);
+        self.depth -= 1;
+        value
+    }
+
+    fn eval_inner(&mut self, expr: &Expr, scope: &mut Scope) -> Value {
         match &expr.kind {
             ExprKind::Int(n) => Value::Int(Dim::constant(*n)),
             ExprKind::Float(x) => Value::Float(*x),
@@ -512,7 +558,7 @@ impl<'a> Checker<'a> {
                 self.report(
                     Diagnostic::error(
                         codes::BAD_DIMENSION,
-                        format!("a size must be a whole number, found {x}"),
+                        format!("a size must be a whole number, found {}", short_number(x)),
                         span,
                     )
                     .label("not a whole number")
@@ -939,10 +985,10 @@ impl<'a> Checker<'a> {
 
     /// Matches arguments to a signature: positional in order, then by name.
     /// Reports unknown, duplicate, missing and surplus arguments.
-    pub fn bind_args<'p>(
+    pub fn bind_args(
         &mut self,
         callee: &str,
-        params: &[(&'p str, Span, bool)],
+        params: &[(&str, Span, bool)],
         args: Vec<ArgValue>,
         call_span: Span,
     ) -> Option<Vec<Option<ArgValue>>> {
@@ -1095,7 +1141,22 @@ impl<'a> Checker<'a> {
             return Value::Error;
         }
         let mut scope = Scope::new();
-        let Some(ellipsis) = self.unify_inputs(decl, &bound, &mut scope, call_span) else {
+        let saved_visibility = self.globals_visible;
+        self.globals_visible = decl.span.file == self.user_file;
+        let result = self.elaborate(decl, &bound, &mut scope, call_span);
+        self.globals_visible = saved_visibility;
+        result
+    }
+
+    fn elaborate(
+        &mut self,
+        decl: &'a BlockDecl,
+        bound: &[Option<ArgValue>],
+        scope: &mut Scope,
+        call_span: Span,
+    ) -> Value {
+        let name = decl.name.name.as_str();
+        let Some(ellipsis) = self.unify_inputs(decl, bound, scope, call_span) else {
             return Value::Error;
         };
         let is_model = decl.kind == BlockKind::Model;
@@ -1110,15 +1171,15 @@ impl<'a> Checker<'a> {
             path,
             children: HashMap::new(),
         });
-        let result = self.eval_body(&decl.body, &mut scope);
-        let result = self.check_result(decl, result, &mut scope, &ellipsis);
+        let result = self.eval_body(&decl.body, scope);
+        let result = self.check_result(decl, result, scope, &ellipsis);
         self.frames.pop();
         if is_model && self.recording && self.model_signature.is_none() {
             if let Value::Tensor(output) = &result {
                 let inputs = decl
                     .params
                     .iter()
-                    .zip(&bound)
+                    .zip(bound)
                     .filter_map(|(p, a)| match a.as_ref().map(|a| &a.value) {
                         Some(Value::Tensor(t)) => Some((p.name.name.clone(), t.ty.clone())),
                         _ => None,
@@ -1300,8 +1361,10 @@ impl<'a> Checker<'a> {
                         let axis = actual;
                         actual += 1;
                         if let ExprKind::Name(size_name) = &expr.kind {
-                            let is_size_var = !hyper_names.contains(size_name.as_str())
-                                && !self.globals.contains_key(size_name);
+                            let is_constant =
+                                self.globals_visible && self.globals.contains_key(size_name);
+                            let is_size_var =
+                                !(hyper_names.contains(size_name.as_str()) || is_constant);
                             if is_size_var {
                                 match scope.get(size_name) {
                                     None => scope.bind(
@@ -1340,12 +1403,19 @@ impl<'a> Checker<'a> {
                     }
                 }
             }
+            // In the user's own blocks, an input's shape "comes from" its
+            // declared type; in library blocks, from the caller's argument.
+            let origin = if decl.span.file == self.user_file {
+                ty.span
+            } else {
+                tensor.origin
+            };
             scope.bind(
                 &param.name.name,
                 Binding {
                     value: Value::Tensor(Tensor {
                         ty: tensor.ty.clone(),
-                        origin: tensor.origin,
+                        origin,
                     }),
                     span: param.name.span,
                     kind: BindingKind::Input,
@@ -1409,7 +1479,7 @@ impl<'a> Checker<'a> {
             if expected != actual {
                 let name = match &expr.kind {
                     ExprKind::Name(n) => n.clone(),
-                    _ => "the size".to_string(),
+                    _ => String::new(),
                 };
                 self.report(size_mismatch(
                     decl, param, &name, &expected, &actual, &tensor, arg_span, axis, expr.span,
@@ -1479,16 +1549,27 @@ fn size_mismatch(
     axis: usize,
     bound_at: Span,
 ) -> Diagnostic {
+    let (said, secondary) = if size_name.is_empty() {
+        (
+            format!("the signature says {expected}"),
+            format!("declared as {expected} here"),
+        )
+    } else {
+        (
+            format!("`{size_name}` is {expected}"),
+            format!("`{size_name}` = {expected} from here"),
+        )
+    };
     Diagnostic::error(
         codes::SHAPE_MISMATCH,
         format!(
-            "`{}` of `{}` has size {actual} on axis {axis}, but `{size_name}` is {expected}",
+            "`{}` of `{}` has size {actual} on axis {axis}, but {said}",
             param.name.name, decl.name.name
         ),
         arg_span,
     )
     .label(format!("this is {}", tensor.ty))
-    .with_secondary(bound_at, format!("`{size_name}` = {expected} from here"))
+    .with_secondary(bound_at, secondary)
 }
 
 fn compare(op: BinaryOp, x: f64, y: f64) -> bool {
@@ -1560,6 +1641,12 @@ fn expr_text(expr: &Expr) -> String {
         }
         _ => "?".to_string(),
     }
+}
+
+/// A number with at most 4 decimals, for messages: `2.6667`.
+pub fn short_number(x: f64) -> String {
+    let text = format!("{x:.4}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 pub fn plural(n: usize) -> &'static str {

@@ -154,8 +154,25 @@ pub fn check_file(path: &Path) -> Result<Program, String> {
     Ok(check_source(&path.display().to_string(), &text, &options))
 }
 
-/// Checks source text named `name`. Never panics on any input.
+/// Checks source text named `name`. Never panics on any input. Runs on a
+/// thread with a large stack, since elaboration recurses with the program's
+/// nesting (which the parser and the evaluator also bound).
 pub fn check_source(name: &str, text: &str, options: &Options) -> Program {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("nnc-check".into())
+            .stack_size(256 << 20)
+            .spawn_scoped(scope, || check_source_here(name, text, options))
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .unwrap_or_else(|_| check_source_here(name, text, options))
+    })
+}
+
+fn check_source_here(name: &str, text: &str, options: &Options) -> Program {
     let mut sources = SourceMap::new();
     let user = sources.add(name, text);
     let mut files = Vec::new();
@@ -244,6 +261,14 @@ fn check_items(
 
     let mut checker = Checker::new(user, blocks);
     let mut globals = Scope::new();
+    // Names of items that did not parse are known but poisoned, so their
+    // uses do not add errors to the syntax error.
+    let broken = |keyword: &str| user_file.broken.iter().any(|b| b.keyword == keyword);
+    for item in &user_file.broken {
+        if let Some(name) = &item.name {
+            checker.poisoned.insert(name.clone());
+        }
+    }
 
     // Constants, dimensions and data, in order.
     for item in &user_file.items {
@@ -336,7 +361,7 @@ fn check_items(
             .with_help("add terms to combine losses: `loss mse(a, b) + 0.1 * mae(a, b)`"),
         );
     }
-    if model.is_none() {
+    if model.is_none() && !broken("model") {
         checker.report(
             Diagnostic::error(
                 codes::MISSING_MODEL,
@@ -348,6 +373,7 @@ fn check_items(
         );
     }
     match losses.first() {
+        None if broken("loss") => {}
         None => checker.report(
             Diagnostic::error(codes::MISSING_LOSS, "the program has no `loss`", file_start)
                 .label("expected a `loss` declaration")
@@ -412,6 +438,7 @@ fn check_items(
         );
     }
     match optimizers.first() {
+        None if broken("optimizer") => {}
         None => checker.report(
             Diagnostic::error(
                 codes::MISSING_OPTIMIZER,
@@ -511,7 +538,7 @@ fn check_items(
                 .insert(section.kind.name().to_string(), config);
         }
     }
-    if !seen.contains_key(&SectionKind::Train) {
+    if !seen.contains_key(&SectionKind::Train) && !broken("train") {
         checker.report(
             Diagnostic::error(
                 codes::MISSING_SETTING,

@@ -6,6 +6,15 @@ use crate::diagnostics::Span;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct File {
     pub items: Vec<Item>,
+    /// Items that did not parse: their keyword and, if readable, their name,
+    /// so later stages stay quiet about what the syntax error already explains.
+    pub broken: Vec<BrokenItem>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BrokenItem {
+    pub keyword: String,
+    pub name: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -302,9 +311,9 @@ pub struct Arg {
 pub enum IndexItem {
     Ellipsis(Span),
     Slice {
-        start: Option<Expr>,
-        end: Option<Expr>,
-        step: Option<Expr>,
+        start: Option<Box<Expr>>,
+        end: Option<Box<Expr>>,
+        step: Option<Box<Expr>>,
         span: Span,
     },
     Index(Expr),

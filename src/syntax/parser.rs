@@ -55,6 +55,7 @@ static PRATT: LazyLock<PrattParser<Rule>> = LazyLock::new(|| {
 /// in one item does not hide errors in the next.
 pub fn parse(file: u32, source: &str) -> (File, Vec<Diagnostic>) {
     let mut items = Vec::new();
+    let mut broken = Vec::new();
     let mut diagnostics = Vec::new();
     for (start, end) in item_chunks(source) {
         let chunk = &source[start..end];
@@ -65,6 +66,20 @@ pub fn parse(file: u32, source: &str) -> (File, Vec<Diagnostic>) {
             file,
             offset: start,
         };
+        if let Some(at) = too_deep(chunk) {
+            let span = Span::new(file, start + at, start + at + 1);
+            diagnostics.push(
+                Diagnostic::error(
+                    codes::SYNTAX,
+                    format!("brackets are nested more than {MAX_NESTING} deep"),
+                    span,
+                )
+                .label("too deep")
+                .with_help("split the expression with intermediate names"),
+            );
+            broken.push(broken_item(chunk));
+            continue;
+        }
         match NnParser::parse(Rule::item_only, chunk) {
             Ok(mut pairs) => {
                 let item_only = pairs.next().expect("item_only matched");
@@ -78,10 +93,63 @@ pub fn parse(file: u32, source: &str) -> (File, Vec<Diagnostic>) {
                     }
                 }
             }
-            Err(error) => diagnostics.push(builder.syntax_error(chunk, &error)),
+            Err(error) => {
+                diagnostics.push(builder.syntax_error(chunk, &error));
+                broken.push(broken_item(chunk));
+            }
         }
     }
-    (File { items }, diagnostics)
+    (File { items, broken }, diagnostics)
+}
+
+/// Deepest bracket nesting the parser accepts; deeper input is refused up
+/// front rather than risking the stack.
+const MAX_NESTING: usize = 128;
+
+/// The offset of the first bracket nested deeper than [`MAX_NESTING`].
+fn too_deep(chunk: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let (mut in_string, mut in_comment) = (false, false);
+    for (i, c) in chunk.char_indices() {
+        if in_comment {
+            in_comment = c != '\n';
+        } else if in_string {
+            in_string = c != '"' && c != '\n';
+        } else {
+            match c {
+                '#' => in_comment = true,
+                '"' => in_string = true,
+                '(' | '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_NESTING {
+                        return Some(i);
+                    }
+                }
+                ')' | ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    None
+}
+
+/// The keyword and name of an item that failed to parse: `model gpt(...`.
+fn broken_item(chunk: &str) -> BrokenItem {
+    let text = chunk.trim_start();
+    let word = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let keyword = word(text);
+    let rest = text[keyword.len()..].trim_start_matches([' ', '\t']);
+    let name = word(rest);
+    let named =
+        matches!(keyword.as_str(), "const" | "data" | "block" | "model") && !name.is_empty();
+    BrokenItem {
+        keyword,
+        name: named.then_some(name),
+    }
 }
 
 /// Splits the source at lines that begin (in column 1) with an item keyword.
@@ -559,7 +627,7 @@ impl Builder {
                             bound
                                 .into_inner()
                                 .next()
-                                .map(|e| self.expr(e))
+                                .map(|e| self.expr(e).map(Box::new))
                                 .transpose()?,
                         );
                     }
@@ -604,6 +672,22 @@ impl Builder {
             });
         if let Some(help) = syntax_help(chunk, position) {
             diagnostic = diagnostic.with_help(help);
+        }
+        // Point at the bracket left open, when the error is past its line.
+        if let Some((at, open)) = unclosed_bracket(&chunk[..position]) {
+            let line_of = |offset: usize| chunk[..offset].matches('\n').count();
+            if line_of(at) < line_of(position) || chunk[position..].trim().is_empty() {
+                let span = Span::new(self.file, self.offset + at, self.offset + at + 1);
+                diagnostic =
+                    diagnostic.with_secondary(span, format!("this `{open}` is not closed"));
+            }
+        }
+        if chunk[position..].starts_with('"') {
+            let line = chunk[position + 1..].lines().next().unwrap_or("");
+            if !line.contains('"') {
+                diagnostic = diagnostic
+                    .with_help("this string is not closed: add `\"` before the end of the line");
+            }
         }
         diagnostic
     }
@@ -813,6 +897,37 @@ fn describe_expected(rules: &[Rule]) -> String {
 }
 
 /// Hints for the most common slips.
+/// The innermost bracket opened in `text` and not closed, skipping strings
+/// and comments: its offset and character.
+fn unclosed_bracket(text: &str) -> Option<(usize, char)> {
+    let mut stack = Vec::new();
+    let (mut in_string, mut in_comment, mut escaped) = (false, false, false);
+    for (i, c) in text.char_indices() {
+        if in_comment {
+            in_comment = c != '\n';
+        } else if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' || c == '\n' {
+                in_string = false;
+            }
+        } else {
+            match c {
+                '#' => in_comment = true,
+                '"' => in_string = true,
+                '(' | '[' | '{' => stack.push((i, c)),
+                ')' | ']' | '}' => {
+                    stack.pop();
+                }
+                _ => {}
+            }
+        }
+    }
+    stack.pop()
+}
+
 fn syntax_help(chunk: &str, position: usize) -> Option<String> {
     let before = chunk[..position].trim_end();
     let rest = chunk[position..].trim_start();

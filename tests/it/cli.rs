@@ -1,0 +1,76 @@
+//! The `nnc` binary: exit codes, summaries, `--help` text.
+
+use std::process::Command;
+
+fn nnc(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("nnc runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_succeeds_on_an_example() {
+    let (code, stdout, _) = nnc(&["check", "examples/digits_mlp.nn"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        stdout,
+        "examples/digits_mlp.nn: ok: model mlp_classifier(x: f32[B, 64]) -> f32[B, 10], 9,610 parameters in 4 tensors\n"
+    );
+}
+
+#[test]
+fn check_fails_with_diagnostics() {
+    let (code, stdout, stderr) = nnc(&["check", "tests/data/err/matmul_inner_mismatch.nn"]);
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains("error[E0302]: inner dimensions of `@` differ: 64 and 128"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.ends_with("tests/data/err/matmul_inner_mismatch.nn: 1 error\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn missing_file_is_a_usage_error() {
+    let (code, _, stderr) = nnc(&["check", "no/such/file.nn"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.starts_with("error: cannot read `no/such/file.nn`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    assert_eq!(nnc(&["check"]).0, 2);
+    assert_eq!(nnc(&["frobnicate"]).0, 2);
+    assert_eq!(nnc(&["check", "--bogus", "x.nn"]).0, 2);
+}
+
+#[test]
+fn help_texts() {
+    for args in [&["--help"][..], &["check", "--help"], &["std", "--help"]] {
+        let (code, stdout, _) = nnc(args);
+        assert_eq!(code, 0, "{args:?}");
+        insta::assert_snapshot!(format!("help_{}", args[0].trim_start_matches('-')), stdout);
+    }
+}
+
+#[test]
+fn std_prints_the_library() {
+    let (code, stdout, _) = nnc(&["std"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("block linear(x: f32[..., I], out: int, bias: bool = true)"));
+    assert!(stdout.contains("block cross_entropy("));
+}

@@ -1,0 +1,7 @@
+//! Integration tests, one binary: checking the examples, the diagnostics of
+//! bad programs, robustness on mutated input, and the command line.
+
+mod cli;
+mod errors;
+mod examples;
+mod fuzz;
