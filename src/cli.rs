@@ -45,6 +45,28 @@ pub enum Command {
     },
     /// Print the standard library of layers and losses (written in .nn).
     Std,
+    /// Print one stage of the compiler for a program.
+    ///
+    /// Stages: `ast` (the parsed file), `ir` (the training step's forward
+    /// graph in primitive ops), `eval` (the evaluation graph).
+    Dump {
+        /// The `.nn` file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Which stage to print.
+        #[arg(long, value_enum, default_value_t = Stage::Ir)]
+        stage: Stage,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Stage {
+    /// The syntax tree of the user's file.
+    Ast,
+    /// The training step's forward graph.
+    Ir,
+    /// The evaluation graph (`training` is false).
+    Eval,
 }
 
 pub fn main() -> ExitCode {
@@ -63,6 +85,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check { files } => run_check(&files, color),
+        Command::Dump { file, stage } => run_dump(&file, stage, color),
         Command::Std => {
             let mut out = std::io::stdout().lock();
             for (name, text) in crate::stdlib::FILES {
@@ -71,6 +94,41 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
     }
+}
+
+/// Checks a file for a command that needs a well-formed program; prints the
+/// diagnostics and returns the exit code on failure.
+fn checked(path: &std::path::Path, color: bool) -> Result<check::Program, ExitCode> {
+    match check::check_file(path) {
+        Err(message) => {
+            eprintln!("error: {message}");
+            Err(ExitCode::from(2))
+        }
+        Ok(program) => {
+            if !program.diagnostics.is_empty() {
+                eprint!("{}", program.sources.render(&program.diagnostics, color));
+            }
+            if program.has_errors() {
+                Err(ExitCode::from(1))
+            } else {
+                Ok(program)
+            }
+        }
+    }
+}
+
+fn run_dump(path: &std::path::Path, stage: Stage, color: bool) -> ExitCode {
+    let program = match checked(path, color) {
+        Ok(program) => program,
+        Err(code) => return code,
+    };
+    let text = match stage {
+        Stage::Ast => format!("{:#?}\n", program.user_file()),
+        Stage::Ir => crate::ir::print::print(&crate::ir::lower::lower(&program.train_trace)),
+        Stage::Eval => crate::ir::print::print(&crate::ir::lower::lower(&program.eval_trace)),
+    };
+    print!("{text}");
+    ExitCode::SUCCESS
 }
 
 /// `nnc check`: 0 if every file is well-formed, 1 if any has errors, 2 if a

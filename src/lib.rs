@@ -12,5 +12,7 @@
 pub mod check;
 pub mod cli;
 pub mod diagnostics;
+pub mod ir;
+pub mod prim;
 pub mod stdlib;
 pub mod syntax;

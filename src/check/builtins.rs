@@ -8,6 +8,7 @@ use super::ops::{self, ElementwiseKind, Operand};
 use super::scope::Scope;
 use super::types::{Tensor, TensorType, Value};
 use crate::diagnostics::{codes, Diagnostic, Span};
+use crate::prim::{BinaryOp, Distribution, Prim, ReduceOp, UnaryOp, Window};
 use crate::syntax::ast::{self, DType};
 
 /// Every builtin: name and parameters `(name, required)`.
@@ -83,6 +84,9 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     BUILTINS.iter().map(|(n, _)| *n)
 }
 
+/// A builtin's result: its type and its node in the trace.
+type Out = Option<(TensorType, Option<usize>)>;
+
 /// Arguments of one builtin call, matched to its parameters.
 struct Args {
     name: &'static str,
@@ -149,7 +153,10 @@ pub fn call(
         "where" => select(checker, &a),
         "f32" => cast(checker, &a, DType::F32),
         "i32" => cast(checker, &a, DType::I32),
-        "stop_grad" => tensor(checker, &a, 0).map(|t| t.ty),
+        "stop_grad" => tensor(checker, &a, 0).map(|t| {
+            let node = checker.emit(Prim::StopGrad, &t.ty, &[t.node]);
+            (t.ty, node)
+        }),
         "sum" | "max" | "mean" => reduce(checker, &a),
         "argmax" => argmax(checker, &a),
         "reshape" => reshape(checker, &a),
@@ -168,16 +175,38 @@ pub fn call(
         "pick" => pick(checker, &a),
         "one_hot" => one_hot(checker, &a),
         "unfold2d" => unfold2d(checker, &a),
-        "zeros" | "ones" | "rand" | "randn" => {
-            shape_arg(checker, &a, 0).map(|s| TensorType::new(DType::F32, s))
-        }
+        "zeros" | "ones" | "rand" | "randn" => shape_arg(checker, &a, 0).map(|s| {
+            let ty = TensorType::new(DType::F32, s);
+            let op = match name {
+                "zeros" => Prim::Const(0.0),
+                "ones" => Prim::Const(1.0),
+                "rand" => Prim::Random {
+                    dist: Distribution::Uniform,
+                    stream: checker.random_stream(),
+                },
+                _ => Prim::Random {
+                    dist: Distribution::Normal,
+                    stream: checker.random_stream(),
+                },
+            };
+            let node = checker.emit(op, &ty, &[]);
+            (ty, node)
+        }),
         "full" => full(checker, &a),
-        "arange" => int_arg(checker, &a, 0).map(|n| TensorType::new(DType::I32, vec![n])),
+        "arange" => int_arg(checker, &a, 0).map(|n| {
+            let ty = TensorType::new(DType::I32, vec![n]);
+            let node = checker.emit(Prim::Iota { axis: 0 }, &ty, &[]);
+            (ty, node)
+        }),
         "scan" => scan(checker, &a, forwarded, callee_span),
         _ => None,
     };
     match result {
-        Some(ty) => Value::Tensor(Tensor { ty, origin: span }),
+        Some((ty, node)) => Value::Tensor(Tensor {
+            ty,
+            origin: span,
+            node,
+        }),
         None => Value::Error,
     }
 }
@@ -188,20 +217,19 @@ pub fn call(
 /// fractions, `i32` for whole numbers).
 fn tensor(checker: &mut Checker, a: &Args, i: usize) -> Option<Tensor> {
     let span = a.span(i);
-    match a.value(i) {
-        Value::Tensor(t) => Some(t),
-        Value::Float(_) => Some(Tensor {
-            ty: TensorType::scalar(DType::F32),
+    let value = a.value(i);
+    let scalar = |checker: &mut Checker, dtype| {
+        Some(Tensor {
+            ty: TensorType::scalar(dtype),
             origin: span,
-        }),
-        Value::Int(_) => Some(Tensor {
-            ty: TensorType::scalar(DType::I32),
-            origin: span,
-        }),
-        Value::Bool(_) => Some(Tensor {
-            ty: TensorType::scalar(DType::Bool),
-            origin: span,
-        }),
+            node: checker.scalar_node(&value, dtype),
+        })
+    };
+    match &value {
+        Value::Tensor(t) => Some(t.clone()),
+        Value::Float(_) => scalar(checker, DType::F32),
+        Value::Int(_) => scalar(checker, DType::I32),
+        Value::Bool(_) => scalar(checker, DType::Bool),
         Value::Error => None,
         other => {
             checker.report(
@@ -223,6 +251,7 @@ fn float_tensor(checker: &mut Checker, a: &Args, i: usize) -> Option<Tensor> {
     let mut t = tensor(checker, a, i)?;
     if matches!(value, Value::Int(_)) {
         t.ty.dtype = DType::F32;
+        t.node = checker.scalar_node(&value, DType::F32);
     }
     if !t.ty.dtype.is_float() {
         checker.report(
@@ -345,11 +374,21 @@ fn bad_axis(name: &str, raw: i64, rank: usize, span: Span) -> Diagnostic {
 
 // ------------------------------------------------------------- element-wise
 
-fn unary_float(checker: &mut Checker, a: &Args) -> Option<TensorType> {
-    float_tensor(checker, a, 0).map(|t| t.ty)
+fn unary_float(checker: &mut Checker, a: &Args) -> Out {
+    let t = float_tensor(checker, a, 0)?;
+    let op = match a.name {
+        "exp" => UnaryOp::Exp,
+        "log" => UnaryOp::Log,
+        "sqrt" => UnaryOp::Sqrt,
+        "tanh" => UnaryOp::Tanh,
+        "sin" => UnaryOp::Sin,
+        _ => UnaryOp::Cos,
+    };
+    let node = checker.emit(Prim::Unary(op), &t.ty, &[t.node]);
+    Some((t.ty, node))
 }
 
-fn unary_numeric(checker: &mut Checker, a: &Args) -> Option<TensorType> {
+fn unary_numeric(checker: &mut Checker, a: &Args) -> Out {
     let t = tensor(checker, a, 0)?;
     if t.ty.dtype == DType::Bool {
         checker.report(
@@ -362,7 +401,8 @@ fn unary_numeric(checker: &mut Checker, a: &Args) -> Option<TensorType> {
         );
         return None;
     }
-    Some(t.ty)
+    let node = checker.emit(Prim::Unary(UnaryOp::Abs), &t.ty, &[t.node]);
+    Some((t.ty, node))
 }
 
 /// Numbers next to a tensor take the tensor's dtype, as in operators.
@@ -400,7 +440,7 @@ fn operands(
     }
 }
 
-fn binary(checker: &mut Checker, a: &Args) -> Option<TensorType> {
+fn binary(checker: &mut Checker, a: &Args) -> Out {
     let (x, y) = operands(checker, a, 0, 1)?;
     let result = ops::elementwise_named(
         a.name,
@@ -415,10 +455,17 @@ fn binary(checker: &mut Checker, a: &Args) -> Option<TensorType> {
             span: a.span(1),
         },
     );
-    result.map_err(|d| checker.report(d)).ok()
+    let ty = result.map_err(|d| checker.report(d)).ok()?;
+    let op = match a.name {
+        "maximum" => BinaryOp::Max,
+        "minimum" => BinaryOp::Min,
+        _ => BinaryOp::Pow,
+    };
+    let node = checker.elementwise_node(op, &x, &y, &ty);
+    Some((ty, node))
 }
 
-fn select(checker: &mut Checker, a: &Args) -> Option<TensorType> {
+fn select(checker: &mut Checker, a: &Args) -> Out {
     let condition = tensor(checker, a, 0)?;
     if condition.ty.dtype != DType::Bool {
         checker.report(
@@ -457,7 +504,14 @@ fn select(checker: &mut Checker, a: &Args) -> Option<TensorType> {
         }
     };
     match ops::broadcast(&condition.ty.shape, &values.shape) {
-        Ok(shape) => Some(TensorType::new(values.dtype, shape)),
+        Ok(shape) => {
+            let ty = TensorType::new(values.dtype, shape);
+            let c = checker.broadcast_node(&condition, &ty.shape);
+            let p = checker.broadcast_node(&x, &ty.shape);
+            let q = checker.broadcast_node(&y, &ty.shape);
+            let node = checker.emit(Prim::Select, &ty, &[c, p, q]);
+            Some((ty, node))
+        }
         Err((axis, dc, dv)) => {
             checker.report(
                 Diagnostic::error(
@@ -476,9 +530,10 @@ fn select(checker: &mut Checker, a: &Args) -> Option<TensorType> {
     }
 }
 
-fn cast(checker: &mut Checker, a: &Args, dtype: DType) -> Option<TensorType> {
+fn cast(checker: &mut Checker, a: &Args, dtype: DType) -> Out {
     let t = tensor(checker, a, 0)?;
-    Some(TensorType::new(dtype, t.ty.shape))
+    let node = checker.cast_node(&t, dtype);
+    Some((TensorType::new(dtype, t.ty.shape), node))
 }
 
 // --------------------------------------------------------------- reductions
@@ -529,7 +584,7 @@ fn axes(checker: &mut Checker, a: &Args, i: usize, rank: usize) -> Option<Vec<us
     Some(out)
 }
 
-fn reduce(checker: &mut Checker, a: &Args) -> Option<TensorType> {
+fn reduce(checker: &mut Checker, a: &Args) -> Out {
     let t = if a.name == "max" {
         tensor(checker, a, 0)?
     } else {
@@ -557,10 +612,19 @@ fn reduce(checker: &mut Checker, a: &Args) -> Option<TensorType> {
             shape.push(Dim::constant(1));
         }
     }
-    Some(TensorType::new(t.ty.dtype, shape))
+    let ty = TensorType::new(t.ty.dtype, shape);
+    let op = match a.name {
+        "sum" => ReduceOp::Sum,
+        "max" => ReduceOp::Max,
+        _ => ReduceOp::Mean,
+    };
+    let mut axes = reduced;
+    axes.sort_unstable();
+    let node = checker.emit(Prim::Reduce { op, axes, keepdims }, &ty, &[t.node]);
+    Some((ty, node))
 }
 
-fn argmax(checker: &mut Checker, a: &Args) -> Option<TensorType> {
+fn argmax(checker: &mut Checker, a: &Args) -> Out {
     let t = tensor(checker, a, 0)?;
     let axis = match a.get(1) {
         None if t.ty.rank() > 0 => t.ty.rank() - 1,
@@ -577,9 +641,11 @@ fn argmax(checker: &mut Checker, a: &Args) -> Option<TensorType> {
         }
         Some(_) => self::axis(checker, a, 1, t.ty.rank())?,
     };
-    let mut shape = t.ty.shape;
+    let mut shape = t.ty.shape.clone();
     shape.remove(axis);
-    Some(TensorType::new(DType::I32, shape))
+    let ty = TensorType::new(DType::I32, shape);
+    let node = checker.emit(Prim::ArgMax { axis }, &ty, &[t.node]);
+    Some((ty, node))
 }
 
 // ------------------------------------------------------------------- layout
@@ -588,7 +654,7 @@ fn product(dims: &[Dim]) -> Dim {
     dims.iter().fold(Dim::constant(1), |acc, d| acc.mul(d))
 }
 
-fn reshape(checker: &mut Checker, a: &Args) -> Option<TensorType> {
+fn reshape(checker: &mut Checker, a: &Args) -> Out {
     let t = tensor(checker, a, 0)?;
     let span = a.span(1);
     let Value::List(items) = a.value(1) else {
@@ -675,10 +741,12 @@ fn reshape(checker: &mut Checker, a: &Args) -> Option<TensorType> {
         );
         return None;
     }
-    Some(TensorType::new(t.ty.dtype, shape))
+    let ty = TensorType::new(t.ty.dtype, shape);
+    let node = checker.emit(Prim::Reshape, &ty, &[t.node]);
+    Some((ty, node))
 }
 
-fn transpose(checker: &mut Checker, a: &Args) -> Option<TensorType> {
+fn transpose(checker: &mut Checker, a: &Args) -> Out {
     let t = tensor(checker, a, 0)?;
     let rank = t.ty.rank();
     if rank < 2 {
@@ -702,12 +770,15 @@ fn transpose(checker: &mut Checker, a: &Args) -> Option<TensorType> {
     } else {
         rank - 1
     };
-    let mut shape = t.ty.shape;
-    shape.swap(first, second);
-    Some(TensorType::new(t.ty.dtype, shape))
+    let mut perm: Vec<usize> = (0..rank).collect();
+    perm.swap(first, second);
+    let shape = perm.iter().map(|&i| t.ty.shape[i].clone()).collect();
+    let ty = TensorType::new(t.ty.dtype, shape);
+    let node = checker.emit(Prim::Permute(perm), &ty, &[t.node]);
+    Some((ty, node))
 }
 
-fn permute(checker: &mut Checker, a: &Args) -> Option<TensorType> {
+fn permute(checker: &mut Checker, a: &Args) -> Out {
     let t = tensor(checker, a, 0)?;
     let rank = t.ty.rank();
     let order = axes(checker, a, 1, rank)?;
@@ -727,10 +798,12 @@ fn permute(checker: &mut Checker, a: &Args) -> Option<TensorType> {
         return None;
     }
     let shape = order.iter().map(|&i| t.ty.shape[i].clone()).collect();
-    Some(TensorType::new(t.ty.dtype, shape))
+    let ty = TensorType::new(t.ty.dtype, shape);
+    let node = checker.emit(Prim::Permute(order), &ty, &[t.node]);
+    Some((ty, node))
 }
 
-fn concat(checker: &mut Checker, a: &Args) -> Option<TensorType> {
+fn concat(checker: &mut Checker, a: &Args) -> Out {
     let span = a.span(0);
     let Value::List(items) = a.value(0) else {
         let found = a.value(0).kind_name();
@@ -796,10 +869,13 @@ fn concat(checker: &mut Checker, a: &Args) -> Option<TensorType> {
         }
         shape[axis] = shape[axis].add(&t.ty.shape[axis]);
     }
-    Some(TensorType::new(first.ty.dtype, shape))
+    let ty = TensorType::new(first.ty.dtype, shape);
+    let nodes: Vec<Option<usize>> = tensors.iter().map(|t| t.node).collect();
+    let node = checker.emit(Prim::Concat { axis }, &ty, &nodes);
+    Some((ty, node))
 }
 
-fn pad(checker: &mut Checker, a: &Args) -> Option<TensorType> {
+fn pad(checker: &mut Checker, a: &Args) -> Out {
     let t = tensor(checker, a, 0)?;
     let before = int_arg(checker, a, 1)?;
     let after = int_arg(checker, a, 2)?;
@@ -825,16 +901,33 @@ fn pad(checker: &mut Checker, a: &Args) -> Option<TensorType> {
             return None;
         }
     }
-    let mut shape = t.ty.shape;
+    let value = match a.get(4).map(|v| &v.value) {
+        Some(Value::Bool(b)) => f64::from(u8::from(*b)),
+        Some(v) => v.as_number().unwrap_or(0.0),
+        None => 0.0,
+    };
+    let mut shape = t.ty.shape.clone();
     shape[axis] = shape[axis].add(&before).add(&after);
-    Some(TensorType::new(t.ty.dtype, shape))
+    let ty = TensorType::new(t.ty.dtype, shape);
+    let op = Prim::Pad {
+        axis,
+        before,
+        after,
+        value,
+    };
+    let node = checker.emit(op, &ty, &[t.node]);
+    Some((ty, node))
 }
 
-fn broadcast_to(checker: &mut Checker, a: &Args) -> Option<TensorType> {
+fn broadcast_to(checker: &mut Checker, a: &Args) -> Out {
     let t = tensor(checker, a, 0)?;
     let target = shape_arg(checker, a, 1)?;
     match ops::broadcast(&t.ty.shape, &target) {
-        Ok(shape) if shape == target => Some(TensorType::new(t.ty.dtype, shape)),
+        Ok(shape) if shape == target => {
+            let ty = TensorType::new(t.ty.dtype, shape);
+            let node = checker.broadcast_node(&t, &ty.shape);
+            Some((ty, node))
+        }
         _ => {
             checker.report(
                 Diagnostic::error(
@@ -869,7 +962,7 @@ fn ids(checker: &mut Checker, a: &Args, i: usize) -> Option<Tensor> {
 }
 
 /// `take(table, ids)`: rows of `table[V, ...]` at `ids[...]`.
-fn take(checker: &mut Checker, a: &Args) -> Option<TensorType> {
+fn take(checker: &mut Checker, a: &Args) -> Out {
     let table = tensor(checker, a, 0)?;
     let ids = ids(checker, a, 1)?;
     if table.ty.rank() == 0 {
@@ -883,13 +976,15 @@ fn take(checker: &mut Checker, a: &Args) -> Option<TensorType> {
         );
         return None;
     }
-    let mut shape = ids.ty.shape;
+    let mut shape = ids.ty.shape.clone();
     shape.extend_from_slice(&table.ty.shape[1..]);
-    Some(TensorType::new(table.ty.dtype, shape))
+    let ty = TensorType::new(table.ty.dtype, shape);
+    let node = checker.emit(Prim::Take, &ty, &[table.node, ids.node]);
+    Some((ty, node))
 }
 
 /// `pick(x, ids)`: `x[..., C]` at `ids[...]` along the last axis.
-fn pick(checker: &mut Checker, a: &Args) -> Option<TensorType> {
+fn pick(checker: &mut Checker, a: &Args) -> Out {
     let x = tensor(checker, a, 0)?;
     let ids = ids(checker, a, 1)?;
     let rank = x.ty.rank();
@@ -906,18 +1001,41 @@ fn pick(checker: &mut Checker, a: &Args) -> Option<TensorType> {
         );
         return None;
     }
-    Some(TensorType::new(x.ty.dtype, ids.ty.shape))
+    let ty = TensorType::new(x.ty.dtype, ids.ty.shape.clone());
+    let node = checker.emit(Prim::Pick, &ty, &[x.node, ids.node]);
+    Some((ty, node))
 }
 
-fn one_hot(checker: &mut Checker, a: &Args) -> Option<TensorType> {
+fn one_hot(checker: &mut Checker, a: &Args) -> Out {
     let ids = ids(checker, a, 0)?;
     let classes = int_arg(checker, a, 1)?;
-    let mut shape = ids.ty.shape;
+    // one_hot(ids, n) = f32(iota == ids[..., newaxis])
+    let mut shape = ids.ty.shape.clone();
+    shape.push(Dim::constant(1));
+    let column = checker.emit(
+        Prim::Reshape,
+        &TensorType::new(DType::I32, shape),
+        &[ids.node],
+    );
+    let mut shape = ids.ty.shape.clone();
     shape.push(classes);
-    Some(TensorType::new(DType::F32, shape))
+    let wide = TensorType::new(DType::I32, shape.clone());
+    let spread = checker.emit(Prim::Broadcast, &wide, &[column]);
+    let iota = checker.emit(
+        Prim::Iota {
+            axis: shape.len() - 1,
+        },
+        &wide,
+        &[],
+    );
+    let mask = TensorType::new(DType::Bool, shape.clone());
+    let equal = checker.emit(Prim::Binary(BinaryOp::Eq), &mask, &[spread, iota]);
+    let ty = TensorType::new(DType::F32, shape);
+    let node = checker.emit(Prim::Cast(DType::F32), &ty, &[equal]);
+    Some((ty, node))
 }
 
-fn full(checker: &mut Checker, a: &Args) -> Option<TensorType> {
+fn full(checker: &mut Checker, a: &Args) -> Out {
     let shape = shape_arg(checker, a, 0)?;
     let dtype = match a.value(1) {
         Value::Float(_) => DType::F32,
@@ -938,12 +1056,20 @@ fn full(checker: &mut Checker, a: &Args) -> Option<TensorType> {
             return None;
         }
     };
-    Some(TensorType::new(dtype, shape))
+    let ty = TensorType::new(dtype, shape);
+    let node = checker.scalar_node(&a.value(1), dtype).and_then(|_| {
+        let x = match a.value(1) {
+            Value::Bool(b) => f64::from(u8::from(b)),
+            v => v.as_number().unwrap_or(0.0),
+        };
+        checker.emit(Prim::Const(x), &ty, &[])
+    });
+    Some((ty, node))
 }
 
 /// `unfold2d(x[N, C, H, W], kernel, stride, padding)`: every `kernel x
 /// kernel` patch as a row, `[N, OH, OW, C * kernel * kernel]`, channel-major.
-fn unfold2d(checker: &mut Checker, a: &Args) -> Option<TensorType> {
+fn unfold2d(checker: &mut Checker, a: &Args) -> Out {
     let x = float_tensor(checker, a, 0)?;
     if x.ty.rank() != 4 {
         checker.report(
@@ -1019,7 +1145,14 @@ fn unfold2d(checker: &mut Checker, a: &Args) -> Option<TensorType> {
         out.push(Dim::constant(span / stride + 1));
     }
     out.push(x.ty.shape[1].mul(&Dim::constant(kernel * kernel)));
-    Some(TensorType::new(x.ty.dtype, out))
+    let ty = TensorType::new(x.ty.dtype, out);
+    let window = Window {
+        kernel: kernel as usize,
+        stride: stride as usize,
+        padding: padding as usize,
+    };
+    let node = checker.emit(Prim::Unfold2d(window), &ty, &[x.node]);
+    Some((ty, node))
 }
 
 // --------------------------------------------------------------------- scan
@@ -1028,12 +1161,7 @@ fn unfold2d(checker: &mut Checker, a: &Args) -> Option<TensorType> {
 /// T steps (backwards with `reverse: true`) and stacks the carries,
 /// `[N, T, ...]`. Named arguments it does not know go to `step`; the step's
 /// parameters are shared by all time steps.
-fn scan(
-    checker: &mut Checker,
-    a: &Args,
-    forwarded: Vec<ArgValue>,
-    callee_span: Span,
-) -> Option<TensorType> {
+fn scan(checker: &mut Checker, a: &Args, forwarded: Vec<ArgValue>, callee_span: Span) -> Out {
     let step = a.value(0);
     if !matches!(step, Value::Fn(_)) {
         checker.report(
@@ -1051,8 +1179,7 @@ fn scan(
     }
     let xs = tensor(checker, a, 1)?;
     let init = tensor(checker, a, 2)?;
-    bool_arg(checker, a, 3, false)?;
-    if xs.ty.rank() < 2 {
+    if xs.ty.rank() < 2 || init.ty.rank() < 1 {
         checker.report(
             Diagnostic::error(
                 codes::RANK_MISMATCH,
@@ -1063,31 +1190,88 @@ fn scan(
         );
         return None;
     }
-    let mut x_t = xs.ty.shape.clone();
-    x_t.remove(1);
-    let step_input = ArgValue {
-        name: None,
-        value: Value::Tensor(Tensor {
-            ty: TensorType::new(xs.ty.dtype, x_t),
-            origin: xs.origin,
-        }),
-        span: a.span(1),
+    let reverse = bool_arg(checker, a, 3, false)?;
+    let Some(length) = xs.ty.shape[1].as_const() else {
+        checker.report(
+            Diagnostic::error(
+                codes::NOT_CONSTANT,
+                format!(
+                    "`scan` needs a sequence length known when compiling, found {}",
+                    xs.ty.shape[1]
+                ),
+                a.span(1),
+            )
+            .label(format!("this is {}", xs.ty)),
+        );
+        return None;
     };
-    let carry = ArgValue {
-        name: None,
-        value: Value::Tensor(init.clone()),
-        span: a.span(2),
+    // Unrolled over time; every step is the same block instance, so its
+    // parameters are shared.
+    let mut x_shape = xs.ty.shape.clone();
+    x_shape.remove(1);
+    let x_ty = TensorType::new(xs.ty.dtype, x_shape);
+    let mut one_step = xs.ty.shape.clone();
+    one_step[1] = Dim::constant(1);
+    let slice_ty = TensorType::new(xs.ty.dtype, one_step);
+    let instances = checker.child_counts();
+    let mut carry = init.clone();
+    let mut stacked: Vec<Option<usize>> = vec![None; length.max(0) as usize];
+    let times: Vec<i64> = if reverse {
+        (0..length).rev().collect()
+    } else {
+        (0..length).collect()
     };
-    let mut args = vec![step_input, carry];
-    args.extend(forwarded);
-    let output = checker.call(step, a.span(0), args, a.span);
-    let _ = callee_span;
-    match output {
-        Value::Tensor(t) if t.ty == init.ty => {
-            let mut shape = t.ty.shape;
-            shape.insert(1.min(shape.len()), xs.ty.shape[1].clone());
-            Some(TensorType::new(t.ty.dtype, shape))
+    for t in times {
+        checker.set_child_counts(instances.clone());
+        let op = Prim::Slice {
+            axis: 1,
+            start: Dim::constant(t),
+            step: 1,
+        };
+        let sliced = checker.emit(op, &slice_ty, &[xs.node]);
+        let x_t = checker.emit(Prim::Reshape, &x_ty, &[sliced]);
+        let mut args = vec![
+            ArgValue {
+                name: None,
+                value: Value::Tensor(Tensor {
+                    ty: x_ty.clone(),
+                    origin: xs.origin,
+                    node: x_t,
+                }),
+                span: a.span(1),
+            },
+            ArgValue {
+                name: None,
+                value: Value::Tensor(carry.clone()),
+                span: a.span(2),
+            },
+        ];
+        args.extend(forwarded.iter().cloned());
+        match checker.call(step.clone(), a.span(0), args, a.span) {
+            Value::Tensor(next) if next.ty == init.ty => {
+                let mut shape = next.ty.shape.clone();
+                shape.insert(1, Dim::constant(1));
+                let row = TensorType::new(next.ty.dtype, shape);
+                stacked[t as usize] = checker.emit(Prim::Reshape, &row, &[next.node]);
+                carry = next;
+            }
+            other => return scan_mismatch(checker, a, &init, other),
         }
+    }
+    let _ = callee_span;
+    let mut shape = init.ty.shape.clone();
+    shape.insert(1, xs.ty.shape[1].clone());
+    let ty = TensorType::new(init.ty.dtype, shape);
+    let node = if stacked.len() == 1 {
+        stacked[0]
+    } else {
+        checker.emit(Prim::Concat { axis: 1 }, &ty, &stacked)
+    };
+    Some((ty, node))
+}
+
+fn scan_mismatch(checker: &mut Checker, a: &Args, init: &Tensor, output: Value) -> Out {
+    match output {
         Value::Error => None,
         other => {
             checker.report(
@@ -1148,6 +1332,11 @@ pub fn slice(
     }
     let mut shape = Vec::new();
     let mut axis = 0;
+    // The tensor so far keeps every axis (indexed ones with size 1) until a
+    // final reshape drops the indexed axes.
+    let mut node = tensor.node;
+    let mut full_shape = tensor.ty.shape.clone();
+    let mut indexed = false;
     for item in items {
         match item {
             ast::IndexItem::Ellipsis(_) => {
@@ -1158,9 +1347,26 @@ pub fn slice(
             ast::IndexItem::Index(expr) => {
                 let size = tensor.ty.shape[axis].clone();
                 let value = checker.eval(expr, scope);
-                let Some(position) = checker.expect_dim(value, expr.span) else {
-                    return Value::Error;
-                };
+                let position =
+                    match value.as_const_int() {
+                        Some(n) if n < 0 => match size.as_const() {
+                            Some(len) if n + len >= 0 => Dim::constant(n + len),
+                            _ => return checker.error(
+                                Diagnostic::error(
+                                    codes::INDEX_OUT_OF_RANGE,
+                                    format!(
+                                        "index {n} is out of range for axis {axis} of size {size}"
+                                    ),
+                                    expr.span,
+                                )
+                                .label("out of range"),
+                            ),
+                        },
+                        _ => match checker.expect_dim(value, expr.span) {
+                            Some(position) => position,
+                            None => return Value::Error,
+                        },
+                    };
                 if let (Some(p), Some(n)) = (position.as_const(), size.as_const()) {
                     if p >= n {
                         return checker.error(
@@ -1174,6 +1380,15 @@ pub fn slice(
                         );
                     }
                 }
+                full_shape[axis] = Dim::constant(1);
+                let ty = TensorType::new(tensor.ty.dtype, full_shape.clone());
+                let op = Prim::Slice {
+                    axis,
+                    start: position,
+                    step: 1,
+                };
+                node = checker.emit(op, &ty, &[node]);
+                indexed = true;
                 axis += 1;
             }
             ast::IndexItem::Slice {
@@ -1257,14 +1472,29 @@ pub fn slice(
                         }
                     }
                 };
+                if !(lo.as_const() == Some(0) && length == size && stride == 1) {
+                    full_shape[axis] = length.clone();
+                    let ty = TensorType::new(tensor.ty.dtype, full_shape.clone());
+                    let op = Prim::Slice {
+                        axis,
+                        start: lo,
+                        step: stride,
+                    };
+                    node = checker.emit(op, &ty, &[node]);
+                }
                 shape.push(length);
                 axis += 1;
             }
         }
     }
     shape.extend_from_slice(&tensor.ty.shape[axis..]);
+    let ty = TensorType::new(tensor.ty.dtype, shape);
+    if indexed {
+        node = checker.emit(Prim::Reshape, &ty, &[node]);
+    }
     Value::Tensor(Tensor {
-        ty: TensorType::new(tensor.ty.dtype, shape),
+        ty,
         origin: span,
+        node,
     })
 }

@@ -9,8 +9,9 @@ use super::dims::Dim;
 use super::eval::Checker;
 use super::schemas::DATA_SOURCES;
 use super::scope::{suggest, Scope};
-use super::types::{SplitKind, Tensor, TensorType, Value};
+use super::types::{SplitKind, TensorType, Value};
 use crate::diagnostics::{codes, Diagnostic, Span};
+use crate::prim::Prim;
 use crate::syntax::ast::{self, DType};
 
 /// The symbolic batch dimension of every dataset field.
@@ -317,10 +318,10 @@ pub fn field(checker: &mut Checker, index: usize, name: &ast::Ident) -> Value {
         _ => {}
     }
     if let Some(ty) = dataset.field(&name.name) {
-        return Value::Tensor(Tensor {
-            ty: ty.clone(),
-            origin: dataset.span,
-        });
+        let ty = ty.clone();
+        let input = Prim::Input(format!("{}.{}", dataset.name, name.name));
+        let span = dataset.span;
+        return checker.tensor_value(input, ty, &[], span);
     }
     if let Some(value) = dataset.attr(&name.name) {
         return Value::Int(Dim::constant(value));

@@ -104,6 +104,19 @@ impl Dim {
         Some(out)
     }
 
+    /// The value with every symbol bound, or `None` if one is unbound.
+    pub fn evaluate(&self, lookup: &dyn Fn(&str) -> Option<i64>) -> Option<i64> {
+        let mut total: i64 = 0;
+        for (monomial, coefficient) in &self.terms {
+            let mut term = *coefficient;
+            for symbol in monomial {
+                term = term.checked_mul(lookup(symbol)?)?;
+            }
+            total = total.checked_add(term)?;
+        }
+        Some(total)
+    }
+
     /// Replaces symbols by the dimensions bound to them.
     pub fn substitute(&self, lookup: &dyn Fn(&str) -> Option<Dim>) -> Dim {
         let mut out = Dim::default();
@@ -190,6 +203,15 @@ mod tests {
             Some(Dim::constant(16))
         );
         assert_eq!(Dim::constant(7).div_exact(&Dim::constant(0)), None);
+    }
+
+    #[test]
+    fn evaluation_needs_every_symbol() {
+        let expr = Dim::symbol("B")
+            .mul(&Dim::constant(4))
+            .add(&Dim::constant(1));
+        assert_eq!(expr.evaluate(&|s| (s == "B").then_some(8)), Some(33));
+        assert_eq!(expr.evaluate(&|_| None), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::scope::{suggest, Binding, BindingKind, Scope};
 use super::types::{Callable, Initializer, Tensor, TensorType, Value};
 use super::{Dataset, ParamInfo};
 use crate::diagnostics::{codes, Diagnostic, Span};
+use crate::prim::{self, Prim};
 use crate::syntax::ast::{
     self, BinaryOp, BlockDecl, BlockKind, DimExpr, Expr, ExprKind, Stmt, TypeExpr, UnaryOp,
 };
@@ -50,6 +51,10 @@ pub struct Checker<'a> {
     recording: bool,
     /// Current nesting of `eval`, bounded by [`MAX_DEPTH`].
     depth: usize,
+    /// The program as primitive ops, for the current pass.
+    pub trace: super::trace::Trace,
+    /// Random ops created so far (each gets its own stream).
+    pub random_streams: u32,
     /// Names declared by items that did not parse: using them is not a new error.
     pub poisoned: HashSet<String>,
     /// Whether the user's constants are in scope: not inside the standard
@@ -82,6 +87,8 @@ impl<'a> Checker<'a> {
             recording: true,
             globals_visible: true,
             poisoned: HashSet::new(),
+            trace: Default::default(),
+            random_streams: 0,
             depth: 0,
         }
     }
@@ -351,13 +358,15 @@ impl<'a> Checker<'a> {
                     }
                     None => Some(Initializer::Zeros),
                 };
-                self.declare_param(name, &tensor_type, initializer, *span, ty.span, is_param);
+                let node =
+                    self.declare_param(name, &tensor_type, initializer, *span, ty.span, is_param);
                 scope.bind(
                     &name.name,
                     Binding {
                         value: Value::Tensor(Tensor {
                             ty: tensor_type,
                             origin: ty.span,
+                            node,
                         }),
                         span: name.span,
                         kind: if is_param {
@@ -387,6 +396,12 @@ impl<'a> Checker<'a> {
                     return;
                 }
                 if let (Value::Tensor(state), Value::Tensor(next)) = (&binding.value, &new_value) {
+                    if state.ty == next.ty {
+                        if let Some(node) = next.node {
+                            let path = self.member_path(&name.name);
+                            self.trace.set_output(&format!("update {path}"), node);
+                        }
+                    }
                     if state.ty != next.ty {
                         self.report(
                             Diagnostic::error(
@@ -429,10 +444,7 @@ impl<'a> Checker<'a> {
         span: Span,
         type_span: Span,
         is_param: bool,
-    ) {
-        if !self.recording {
-            return;
-        }
+    ) -> Option<usize> {
         if let Some(symbolic) = ty.shape.iter().find(|d| d.is_symbolic()) {
             self.report(
                 Diagnostic::error(
@@ -448,22 +460,39 @@ impl<'a> Checker<'a> {
                     "parameter sizes come from constants and hyper-parameters, not from the batch",
                 ),
             );
-            return;
+            return None;
         }
-        let path = match self.frames.last() {
-            Some(frame) => format!("{}.{}", frame.path, name.name),
-            None => name.name.clone(),
-        };
-        let info = ParamInfo {
-            path,
-            ty: ty.clone(),
-            init: init.unwrap_or(Initializer::Zeros),
-            span,
-        };
-        if is_param {
-            self.params.push(info);
+        let path = self.member_path(&name.name);
+        let leaf = if is_param {
+            Prim::Param(path.clone())
         } else {
-            self.states.push(info);
+            Prim::State(path.clone())
+        };
+        let node = self.emit(leaf, ty, &[]);
+        // A model called again, or a `scan` step at its next time step, reuses
+        // the parameters it declared the first time.
+        let list = if is_param { &self.params } else { &self.states };
+        if self.recording && !list.iter().any(|p| p.path == path) {
+            let info = ParamInfo {
+                path,
+                ty: ty.clone(),
+                init: init.unwrap_or(Initializer::Zeros),
+                span,
+            };
+            if is_param {
+                self.params.push(info);
+            } else {
+                self.states.push(info);
+            }
+        }
+        node
+    }
+
+    /// The path of a parameter or state `name` of the current instance.
+    fn member_path(&self, name: &str) -> String {
+        match self.frames.last() {
+            Some(frame) => format!("{}.{name}", frame.path),
+            None => name.to_string(),
         }
     }
 
@@ -590,9 +619,13 @@ impl<'a> Checker<'a> {
             (_, Value::Error) => Value::Error,
             (UnaryOp::Neg, Value::Int(d)) => Value::Int(d.neg()),
             (UnaryOp::Neg, Value::Float(x)) => Value::Float(-x),
-            (UnaryOp::Neg, Value::Tensor(t)) if t.ty.dtype != ast::DType::Bool => Value::Tensor(t),
+            (UnaryOp::Neg, Value::Tensor(t)) if t.ty.dtype != ast::DType::Bool => {
+                self.tensor_value(Prim::Unary(prim::UnaryOp::Neg), t.ty, &[t.node], span)
+            }
             (UnaryOp::Not, Value::Bool(b)) => Value::Bool(!b),
-            (UnaryOp::Not, Value::Tensor(t)) if t.ty.dtype == ast::DType::Bool => Value::Tensor(t),
+            (UnaryOp::Not, Value::Tensor(t)) if t.ty.dtype == ast::DType::Bool => {
+                self.tensor_value(Prim::Unary(prim::UnaryOp::Not), t.ty, &[t.node], span)
+            }
             (op, other) => {
                 let (symbol, wanted) = match op {
                     UnaryOp::Neg => ("-", "a number or a numeric tensor"),
@@ -661,10 +694,17 @@ impl<'a> Checker<'a> {
             ops::elementwise(op, op_span, lhs, rhs)
         };
         match result {
-            Ok(ty) => Value::Tensor(Tensor {
-                ty,
-                origin: a_span.to(b_span),
-            }),
+            Ok(ty) => {
+                let node = match super::emit::binary_prim(op) {
+                    Some(prim) => self.elementwise_node(prim, &ta, &tb, &ty),
+                    None => self.matmul_node(&ta, &tb, &ty),
+                };
+                Value::Tensor(Tensor {
+                    ty,
+                    origin: a_span.to(b_span),
+                    node,
+                })
+            }
             Err(diagnostic) => self.error(diagnostic),
         }
     }
@@ -676,10 +716,12 @@ impl<'a> Checker<'a> {
             Value::Tensor(t) => t.ty.dtype,
             _ => ast::DType::F32,
         };
-        let scalar = |dtype| {
+        let mut scalar = |dtype| {
+            let node = self.scalar_node(value, dtype);
             Some(Tensor {
                 ty: TensorType::scalar(dtype),
                 origin: span,
+                node,
             })
         };
         match value {
@@ -1174,6 +1216,14 @@ impl<'a> Checker<'a> {
         let result = self.eval_body(&decl.body, scope);
         let result = self.check_result(decl, result, scope, &ellipsis);
         self.frames.pop();
+        if is_model && self.trace.outputs.iter().all(|(n, _)| n != "model_output") {
+            if let Value::Tensor(Tensor {
+                node: Some(node), ..
+            }) = &result
+            {
+                self.trace.set_output("model_output", *node);
+            }
+        }
         if is_model && self.recording && self.model_signature.is_none() {
             if let Value::Tensor(output) = &result {
                 let inputs = decl
@@ -1190,6 +1240,22 @@ impl<'a> Checker<'a> {
         }
         self.recording = was_recording;
         retag(result, call_span)
+    }
+
+    /// How many instances of each block the current instance has made; with
+    /// [`Checker::set_child_counts`], lets `scan` call its step as the same
+    /// instance at every time step.
+    pub fn child_counts(&self) -> HashMap<String, usize> {
+        self.frames
+            .last()
+            .map(|f| f.children.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn set_child_counts(&mut self, counts: HashMap<String, usize>) {
+        if let Some(frame) = self.frames.last_mut() {
+            frame.children = counts;
+        }
     }
 
     fn instance_path(&mut self, name: &str, is_model: bool) -> String {
@@ -1255,6 +1321,7 @@ impl<'a> Checker<'a> {
                     Tensor {
                         ty: TensorType::scalar(ty.dtype),
                         origin: arg.span,
+                        node: self.scalar_node(&arg.value, ty.dtype),
                     }
                 }
                 other => {
@@ -1416,6 +1483,7 @@ impl<'a> Checker<'a> {
                     value: Value::Tensor(Tensor {
                         ty: tensor.ty.clone(),
                         origin,
+                        node: tensor.node,
                     }),
                     span: param.name.span,
                     kind: BindingKind::Input,
@@ -1586,10 +1654,7 @@ fn compare(op: BinaryOp, x: f64, y: f64) -> bool {
 /// Marks where a tensor value now comes from (a name or a call).
 fn retag(value: Value, span: Span) -> Value {
     match value {
-        Value::Tensor(t) => Value::Tensor(Tensor {
-            ty: t.ty,
-            origin: span,
-        }),
+        Value::Tensor(t) => Value::Tensor(Tensor { origin: span, ..t }),
         other => other,
     }
 }

@@ -13,10 +13,12 @@ pub mod builtins;
 pub mod config;
 pub mod data;
 pub mod dims;
+mod emit;
 pub mod eval;
 pub mod ops;
 pub mod schemas;
 pub mod scope;
+pub mod trace;
 pub mod types;
 
 use std::collections::{BTreeMap, HashMap};
@@ -65,6 +67,11 @@ pub struct Program {
     pub sections: BTreeMap<String, config::Config>,
     /// `sweep { name: [values] }`: constants and the values to try.
     pub sweep: Vec<(String, Vec<f64>)>,
+    /// The loss as primitive ops, with `training` true: outputs `loss`,
+    /// `model_output` and `update <state>` for each state.
+    pub train_trace: trace::Trace,
+    /// The same with `training` false (evaluation).
+    pub eval_trace: trace::Trace,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -198,6 +205,8 @@ fn check_source_here(name: &str, text: &str, options: &Options) -> Program {
         schedule: Vec::new(),
         sections: BTreeMap::new(),
         sweep: Vec::new(),
+        train_trace: Default::default(),
+        eval_trace: Default::default(),
         diagnostics: Vec::new(),
     };
     check_items(&files, user, options, &mut program, &mut diagnostics);
@@ -381,8 +390,10 @@ fn check_items(
         ),
         Some(loss) => {
             checker.training = true;
+            checker.trace = Default::default();
             let value = checker.eval(&loss.value, &mut Scope::new());
             check_loss_value(&mut checker, &value, loss);
+            program.train_trace = finish_trace(&mut checker, &value);
             if let Some(model) = model {
                 if !checker.instantiated_models.contains(&model.name.name)
                     && !matches!(value, Value::Error)
@@ -403,7 +414,9 @@ fn check_items(
             let signature = checker.model_signature.take();
             checker.training = false;
             checker.instantiated_models.clear();
-            checker.eval(&loss.value, &mut Scope::new());
+            checker.trace = Default::default();
+            let value = checker.eval(&loss.value, &mut Scope::new());
+            program.eval_trace = finish_trace(&mut checker, &value);
             checker.params = params;
             checker.states = states;
             checker.model_signature = signature;
@@ -553,6 +566,18 @@ fn check_items(
     program.params = std::mem::take(&mut checker.params);
     program.states = std::mem::take(&mut checker.states);
     diagnostics.append(&mut checker.diagnostics);
+}
+
+/// Takes the pass's trace, naming the loss as an output.
+fn finish_trace(checker: &mut Checker, loss: &Value) -> trace::Trace {
+    let mut trace = std::mem::take(&mut checker.trace);
+    if let Value::Tensor(types::Tensor {
+        node: Some(node), ..
+    }) = loss
+    {
+        trace.set_output("loss", *node);
+    }
+    trace
 }
 
 fn define_global(checker: &mut Checker, name: &ast::Ident, value: Value, kind: BindingKind) {

@@ -56,6 +56,9 @@ impl fmt::Debug for TensorType {
 pub struct Tensor {
     pub ty: TensorType,
     pub origin: Span,
+    /// The node computing it in the checker's trace, when it has one (values
+    /// after an error have none).
+    pub node: Option<usize>,
 }
 
 /// Something callable: a block of the program or standard library, or a

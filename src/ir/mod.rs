@@ -1,0 +1,191 @@
+//! The IR: a `petgraph` graph of primitive ops ([`crate::prim::Prim`]),
+//! each node with a dtype and a (possibly symbolic) shape, plus named
+//! outputs (`loss`, `model_output`, `update state.path`, ...).
+//!
+//! In: the checker's trace (`lower`). Out: a [`Graph`] that autodiff extends,
+//! passes rewrite, the interpreter runs and codegen compiles. The text form
+//! (`print`) numbers nodes in topological order, never by petgraph index.
+
+pub mod lower;
+pub mod print;
+pub mod verify;
+
+use std::collections::{BTreeSet, HashMap};
+
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+
+use crate::check::dims::Dim;
+use crate::prim::{DType, Prim};
+
+pub type NodeId = NodeIndex<u32>;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    pub op: Prim,
+    pub dtype: DType,
+    pub shape: Vec<Dim>,
+}
+
+/// A dataflow graph. Edges run from operand to user; an edge's weight is
+/// the operand's position.
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub graph: StableDiGraph<Node, usize>,
+    /// Named results, in a fixed order.
+    pub outputs: Vec<(String, NodeId)>,
+}
+
+impl Graph {
+    pub fn new() -> Graph {
+        Graph::default()
+    }
+
+    /// Adds a node computing `op` on `inputs`.
+    pub fn add(&mut self, op: Prim, dtype: DType, shape: Vec<Dim>, inputs: &[NodeId]) -> NodeId {
+        let id = self.graph.add_node(Node { op, dtype, shape });
+        for (position, &input) in inputs.iter().enumerate() {
+            self.graph.add_edge(input, id, position);
+        }
+        id
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.graph[id]
+    }
+
+    pub fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        &mut self.graph[id]
+    }
+
+    pub fn len(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.graph.node_count() == 0
+    }
+
+    /// Operands of a node, in position order.
+    pub fn inputs(&self, id: NodeId) -> Vec<NodeId> {
+        let mut edges: Vec<(usize, NodeId)> = self
+            .graph
+            .edges_directed(id, Direction::Incoming)
+            .map(|e| (*e.weight(), e.source()))
+            .collect();
+        edges.sort();
+        edges.into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// Nodes that use `id`, each once, in index order.
+    pub fn users(&self, id: NodeId) -> Vec<NodeId> {
+        let users: BTreeSet<NodeId> = self
+            .graph
+            .neighbors_directed(id, Direction::Outgoing)
+            .collect();
+        users.into_iter().collect()
+    }
+
+    pub fn output(&self, name: &str) -> Option<NodeId> {
+        self.outputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| *id)
+    }
+
+    pub fn set_output(&mut self, name: &str, id: NodeId) {
+        match self.outputs.iter_mut().find(|(n, _)| n == name) {
+            Some(entry) => entry.1 = id,
+            None => self.outputs.push((name.to_string(), id)),
+        }
+    }
+
+    /// Makes every user of `old` (and every output naming it) use `new`.
+    pub fn replace_uses(&mut self, old: NodeId, new: NodeId) {
+        if old == new {
+            return;
+        }
+        let edges: Vec<(NodeId, usize)> = self
+            .graph
+            .edges_directed(old, Direction::Outgoing)
+            .map(|e| (e.target(), *e.weight()))
+            .collect();
+        for (target, position) in edges {
+            if let Some(edge) = self.graph.find_edge(old, target) {
+                self.graph.remove_edge(edge);
+            }
+            self.graph.add_edge(new, target, position);
+        }
+        for (_, id) in &mut self.outputs {
+            if *id == old {
+                *id = new;
+            }
+        }
+    }
+
+    pub fn remove(&mut self, id: NodeId) {
+        self.graph.remove_node(id);
+    }
+
+    /// Node ids in a topological order that depends only on the graph's
+    /// structure and insertion order: among ready nodes, the oldest first.
+    pub fn topo_order(&self) -> Vec<NodeId> {
+        let mut pending: HashMap<NodeId, usize> = HashMap::new();
+        let mut ready = BTreeSet::new();
+        for id in self.graph.node_indices() {
+            let count = self.inputs(id).len();
+            if count == 0 {
+                ready.insert(id);
+            } else {
+                pending.insert(id, count);
+            }
+        }
+        let mut order = Vec::with_capacity(self.len());
+        while let Some(id) = ready.pop_first() {
+            order.push(id);
+            for edge in self.graph.edges_directed(id, Direction::Outgoing) {
+                let target = edge.target();
+                if let Some(count) = pending.get_mut(&target) {
+                    *count -= 1;
+                    if *count == 0 {
+                        pending.remove(&target);
+                        ready.insert(target);
+                    }
+                }
+            }
+        }
+        order
+    }
+
+    /// Leaves of one kind, by name, in topological order: `Param`s, `State`s
+    /// or `Input`s.
+    pub fn leaves(&self, kind: fn(&Prim) -> Option<&str>) -> Vec<(String, NodeId)> {
+        self.topo_order()
+            .into_iter()
+            .filter_map(|id| kind(&self.node(id).op).map(|name| (name.to_string(), id)))
+            .collect()
+    }
+}
+
+/// The name of a `Param` leaf.
+pub fn param_name(op: &Prim) -> Option<&str> {
+    match op {
+        Prim::Param(name) => Some(name),
+        _ => None,
+    }
+}
+
+pub fn state_name(op: &Prim) -> Option<&str> {
+    match op {
+        Prim::State(name) => Some(name),
+        _ => None,
+    }
+}
+
+pub fn input_name(op: &Prim) -> Option<&str> {
+    match op {
+        Prim::Input(name) => Some(name),
+        _ => None,
+    }
+}

@@ -1,0 +1,299 @@
+//! The primitive ops: the small vocabulary every later stage understands.
+//! The checker records programs in these terms, the IR holds them, autodiff
+//! has one gradient rule per op, the interpreter one kernel per op.
+//!
+//! Conventions, shared by every stage:
+//! - Element-wise ops take operands of the node's exact shape; broadcasting
+//!   is an explicit [`Prim::Broadcast`] node.
+//! - Where an op's output shape is not implied by its inputs (`Reshape`,
+//!   `Broadcast`, `Const`, `Random`, `Iota`, `Slice`), the node's shape says it.
+//! - Integers and booleans are values of the same tensors (0/1 for bools).
+
+use std::fmt;
+
+use crate::check::dims::Dim;
+pub use crate::syntax::ast::DType;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Prim {
+    // ---- leaves
+    /// A tensor fed by the runtime each step: a data field (`digits.x`), or
+    /// a scalar such as the learning rate (`lr`) or the step count (`step`).
+    Input(String),
+    /// A learnable parameter, by instance path.
+    Param(String),
+    /// A tensor carried across steps and not learned (batch-norm statistics,
+    /// optimizer moments), by path.
+    State(String),
+    /// Every element equal to `value`.
+    Const(f64),
+    /// `0, 1, 2, ...` along `axis` of the node's shape.
+    Iota {
+        axis: usize,
+    },
+    /// Random numbers, a fresh draw each step; `stream` tells draws apart.
+    Random {
+        dist: Distribution,
+        stream: u32,
+    },
+
+    // ---- element-wise
+    Unary(UnaryOp),
+    Binary(BinaryOp),
+    /// `(condition, a, b)`: `a` where the condition holds, else `b`.
+    Select,
+    Cast(DType),
+    /// The identity, with a zero gradient.
+    StopGrad,
+
+    // ---- reductions
+    Reduce {
+        op: ReduceOp,
+        axes: Vec<usize>,
+        keepdims: bool,
+    },
+    ArgMax {
+        axis: usize,
+    },
+
+    // ---- layout
+    /// Same elements in row-major order, the node's shape.
+    Reshape,
+    /// Output axis `i` is input axis `perm[i]`.
+    Permute(Vec<usize>),
+    /// NumPy broadcast to the node's shape (align right; sizes equal or 1).
+    Broadcast,
+    /// Elements `start, start + step, ...` along `axis`; the node's shape
+    /// gives the count.
+    Slice {
+        axis: usize,
+        start: Dim,
+        step: i64,
+    },
+    Concat {
+        axis: usize,
+    },
+    Pad {
+        axis: usize,
+        before: Dim,
+        after: Dim,
+        value: f64,
+    },
+
+    // ---- gathers and their adjoints
+    /// `(table[V, ...], ids[...]) -> [ids..., ...]`: rows of the table.
+    /// Ids outside `0..V` give zeros.
+    Take,
+    /// `(values[ids..., ...], ids[...]) -> [rows, ...]`: adds each value
+    /// into the row its id names (the adjoint of `Take`).
+    ScatterRows {
+        rows: Dim,
+    },
+    /// `(x[..., C], ids[...]) -> [...]`: one entry along the last axis.
+    Pick,
+    /// `(values[...], ids[...]) -> [..., classes]`: each value at its id,
+    /// zeros elsewhere (the adjoint of `Pick`).
+    Place {
+        classes: Dim,
+    },
+
+    // ---- linear algebra and images
+    /// `[..., m, k] @ [..., k, n]`; batch dimensions are equal (broadcast
+    /// explicitly before).
+    MatMul,
+    /// `[N, C, H, W] -> [N, OH, OW, C·k·k]`: every patch as a row, channel-major.
+    Unfold2d(Window),
+    /// The adjoint of `Unfold2d`: `[N, OH, OW, C·k·k] -> [N, C, H, W]`,
+    /// adding overlapping patches.
+    Fold2d(Window),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Window {
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl Window {
+    /// Output size along one image axis.
+    pub fn out_size(&self, size: usize) -> usize {
+        (size + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Distribution {
+    /// Uniform on [0, 1).
+    Uniform,
+    /// Standard normal.
+    Normal,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Tanh,
+    Sin,
+    Cos,
+    Abs,
+    /// Logical not of a bool tensor.
+    Not,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+    Min,
+    Pow,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    And,
+    Or,
+}
+
+impl BinaryOp {
+    /// Comparisons and logic give bools.
+    pub fn is_predicate(self) -> bool {
+        use BinaryOp::*;
+        matches!(self, Eq | Ne | Lt | Le | Gt | Ge | And | Or)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    Sum,
+    Max,
+    Mean,
+}
+
+impl UnaryOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "neg",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Sin => "sin",
+            UnaryOp::Cos => "cos",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Not => "not",
+        }
+    }
+}
+
+impl BinaryOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Max => "max",
+            BinaryOp::Min => "min",
+            BinaryOp::Pow => "pow",
+            BinaryOp::Eq => "eq",
+            BinaryOp::Ne => "ne",
+            BinaryOp::Lt => "lt",
+            BinaryOp::Le => "le",
+            BinaryOp::Gt => "gt",
+            BinaryOp::Ge => "ge",
+            BinaryOp::And => "and",
+            BinaryOp::Or => "or",
+        }
+    }
+}
+
+impl ReduceOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "sum",
+            ReduceOp::Max => "max",
+            ReduceOp::Mean => "mean",
+        }
+    }
+}
+
+fn list<T: fmt::Display>(items: &[T]) -> String {
+    let parts: Vec<String> = items.iter().map(|i| i.to_string()).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// The op as the IR printer shows it: name, then attributes.
+impl fmt::Display for Prim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Prim::Input(name) => write!(f, "input {name}"),
+            Prim::Param(path) => write!(f, "param {path}"),
+            Prim::State(path) => write!(f, "state {path}"),
+            Prim::Const(value) => write!(f, "const {value}"),
+            Prim::Iota { axis } => write!(f, "iota axis={axis}"),
+            Prim::Random { dist, stream } => write!(
+                f,
+                "random {} stream={stream}",
+                match dist {
+                    Distribution::Uniform => "uniform",
+                    Distribution::Normal => "normal",
+                }
+            ),
+            Prim::Unary(op) => write!(f, "{}", op.name()),
+            Prim::Binary(op) => write!(f, "{}", op.name()),
+            Prim::Select => write!(f, "select"),
+            Prim::Cast(dtype) => write!(f, "cast {}", dtype.name()),
+            Prim::StopGrad => write!(f, "stop_grad"),
+            Prim::Reduce { op, axes, keepdims } => {
+                write!(f, "reduce_{} axes={}", op.name(), list(axes))?;
+                if *keepdims {
+                    write!(f, " keepdims")?;
+                }
+                Ok(())
+            }
+            Prim::ArgMax { axis } => write!(f, "argmax axis={axis}"),
+            Prim::Reshape => write!(f, "reshape"),
+            Prim::Permute(perm) => write!(f, "permute {}", list(perm)),
+            Prim::Broadcast => write!(f, "broadcast"),
+            Prim::Slice { axis, start, step } => {
+                write!(f, "slice axis={axis} start={start} step={step}")
+            }
+            Prim::Concat { axis } => write!(f, "concat axis={axis}"),
+            Prim::Pad {
+                axis,
+                before,
+                after,
+                value,
+            } => {
+                write!(
+                    f,
+                    "pad axis={axis} before={before} after={after} value={value}"
+                )
+            }
+            Prim::Take => write!(f, "take"),
+            Prim::ScatterRows { rows } => write!(f, "scatter_rows rows={rows}"),
+            Prim::Pick => write!(f, "pick"),
+            Prim::Place { classes } => write!(f, "place classes={classes}"),
+            Prim::MatMul => write!(f, "matmul"),
+            Prim::Unfold2d(w) => write!(
+                f,
+                "unfold2d kernel={} stride={} padding={}",
+                w.kernel, w.stride, w.padding
+            ),
+            Prim::Fold2d(w) => write!(
+                f,
+                "fold2d kernel={} stride={} padding={}",
+                w.kernel, w.stride, w.padding
+            ),
+        }
+    }
+}
