@@ -45,6 +45,17 @@ pub enum Command {
     },
     /// Print the standard library of layers and losses (written in .nn).
     Std,
+    /// Differentiate the training step: list the gradients, or print the
+    /// whole step's IR (forward, backward, optimizer update) after the
+    /// optimization passes.
+    Grad {
+        /// The `.nn` file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Print the IR of the training step.
+        #[arg(long)]
+        dump_ir: bool,
+    },
     /// Print one stage of the compiler for a program.
     ///
     /// Stages: `ast` (the parsed file), `ir` (the training step's forward
@@ -67,6 +78,10 @@ pub enum Stage {
     Ir,
     /// The evaluation graph (`training` is false).
     Eval,
+    /// The whole training step: forward, backward and optimizer update.
+    Grad,
+    /// The training step after the optimization passes.
+    Opt,
 }
 
 pub fn main() -> ExitCode {
@@ -86,6 +101,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check { files } => run_check(&files, color),
         Command::Dump { file, stage } => run_dump(&file, stage, color),
+        Command::Grad { file, dump_ir } => run_grad(&file, dump_ir, color),
         Command::Std => {
             let mut out = std::io::stdout().lock();
             for (name, text) in crate::stdlib::FILES {
@@ -126,8 +142,55 @@ fn run_dump(path: &std::path::Path, stage: Stage, color: bool) -> ExitCode {
         Stage::Ast => format!("{:#?}\n", program.user_file()),
         Stage::Ir => crate::ir::print::print(&crate::ir::lower::lower(&program.train_trace)),
         Stage::Eval => crate::ir::print::print(&crate::ir::lower::lower(&program.eval_trace)),
+        Stage::Grad => crate::ir::print::print(&step_graph(&program)),
+        Stage::Opt => crate::ir::print::print(&optimized_step(&program)),
     };
     print!("{text}");
+    ExitCode::SUCCESS
+}
+
+/// The training step's graph: forward, gradients, update.
+fn step_graph(program: &check::Program) -> crate::ir::Graph {
+    let forward = crate::ir::lower::lower(&program.train_trace);
+    match &program.optimizer {
+        Some(optimizer) => crate::autodiff::optimizer::training_step(&forward, optimizer),
+        None => forward,
+    }
+}
+
+/// The training step after the passes.
+fn optimized_step(program: &check::Program) -> crate::ir::Graph {
+    let mut graph = step_graph(program);
+    crate::passes::optimize(&mut graph);
+    graph
+}
+
+fn run_grad(path: &std::path::Path, dump_ir: bool, color: bool) -> ExitCode {
+    let program = match checked(path, color) {
+        Ok(program) => program,
+        Err(code) => return code,
+    };
+    let graph = optimized_step(&program);
+    if dump_ir {
+        print!("{}", crate::ir::print::print(&graph));
+        return ExitCode::SUCCESS;
+    }
+    let forward = crate::ir::lower::lower(&program.train_trace).len();
+    println!(
+        "{}: training step of {} nodes after optimization ({forward} in the forward pass)",
+        path.display(),
+        graph.len()
+    );
+    for (name, id) in &graph.outputs {
+        if let Some(param) = name.strip_prefix("grad ") {
+            let node = graph.node(*id);
+            println!(
+                "  d loss / d {param}: {}{}",
+                node.dtype.name(),
+                crate::check::dims::format_shape(&node.shape)
+            );
+        }
+    }
     ExitCode::SUCCESS
 }
 

@@ -9,10 +9,12 @@
 // them would only add noise at every `?`.
 #![allow(clippy::result_large_err)]
 
+pub mod autodiff;
 pub mod check;
 pub mod cli;
 pub mod diagnostics;
 pub mod ir;
+pub mod passes;
 pub mod prim;
 pub mod stdlib;
 pub mod syntax;

@@ -27,6 +27,9 @@ pub enum Prim {
     State(String),
     /// Every element equal to `value`.
     Const(f64),
+    /// A size as a float scalar, e.g. the batch size `B` (the number of
+    /// elements a mean divides by, when it is only known at run time).
+    Count(Dim),
     /// `0, 1, 2, ...` along `axis` of the node's shape.
     Iota {
         axis: usize,
@@ -238,7 +241,9 @@ impl fmt::Display for Prim {
             Prim::Input(name) => write!(f, "input {name}"),
             Prim::Param(path) => write!(f, "param {path}"),
             Prim::State(path) => write!(f, "state {path}"),
-            Prim::Const(value) => write!(f, "const {value}"),
+            // Constants are shown at f32 precision: `0.1`, not `0.09999999999999998`.
+            Prim::Const(value) => write!(f, "const {}", *value as f32),
+            Prim::Count(dim) => write!(f, "count {dim}"),
             Prim::Iota { axis } => write!(f, "iota axis={axis}"),
             Prim::Random { dist, stream } => write!(
                 f,

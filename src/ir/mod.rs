@@ -6,6 +6,7 @@
 //! passes rewrite, the interpreter runs and codegen compiles. The text form
 //! (`print`) numbers nodes in topological order, never by petgraph index.
 
+pub mod build;
 pub mod lower;
 pub mod print;
 pub mod verify;

@@ -84,6 +84,13 @@ fn check_node(graph: &Graph, id: NodeId) -> Result<(), String> {
     let shape = &node.shape;
     match &node.op {
         Prim::Input(_) | Prim::Param(_) | Prim::State(_) | Prim::Const(_) => arity(0),
+        Prim::Count(_) => {
+            arity(0)?;
+            expect(
+                shape.is_empty() && node.dtype.is_float(),
+                "count is a float scalar",
+            )
+        }
         Prim::Iota { axis } => {
             arity(0)?;
             expect(*axis < shape.len(), "iota axis out of range")

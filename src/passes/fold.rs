@@ -1,0 +1,107 @@
+//! Constant folding: element-wise ops on constants become constants, and
+//! constants that are only broadcast, reshaped or cast stay constants.
+
+use super::Pass;
+use crate::ir::{Graph, NodeId};
+use crate::prim::{BinaryOp, DType, Prim, UnaryOp};
+
+pub struct ConstantFold;
+
+impl Pass for ConstantFold {
+    fn name(&self) -> &'static str {
+        "fold"
+    }
+
+    fn run(&self, graph: &mut Graph) -> bool {
+        let mut changed = false;
+        for id in graph.topo_order() {
+            if let Some(value) = fold(graph, id) {
+                let node = graph.node(id);
+                let (dtype, shape) = (node.dtype, node.shape.clone());
+                let constant = graph.add(Prim::Const(value), dtype, shape, &[]);
+                graph.replace_uses(id, constant);
+                graph.remove(id);
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
+fn constant(graph: &Graph, id: NodeId) -> Option<f64> {
+    match graph.node(id).op {
+        Prim::Const(value) => Some(value),
+        _ => None,
+    }
+}
+
+/// The value of node `id` if it is a constant computed from constants.
+fn fold(graph: &Graph, id: NodeId) -> Option<f64> {
+    let node = graph.node(id);
+    let inputs = graph.inputs(id);
+    let values: Option<Vec<f64>> = inputs.iter().map(|&i| constant(graph, i)).collect();
+    let values = values?;
+    let rounded = |x: f64| round(x, node.dtype);
+    Some(match &node.op {
+        Prim::Count(dim) => dim.as_const()? as f64,
+        Prim::Broadcast
+        | Prim::Reshape
+        | Prim::StopGrad
+        | Prim::Permute(_)
+        | Prim::Slice { .. } => values[0],
+        Prim::Cast(dtype) => round(values[0], *dtype),
+        Prim::Unary(op) => rounded(unary(*op, values[0])),
+        Prim::Binary(op) => rounded(binary(*op, values[0], values[1])),
+        Prim::Select => {
+            if values[0] != 0.0 {
+                values[1]
+            } else {
+                values[2]
+            }
+        }
+        _ => return None,
+    })
+}
+
+fn round(x: f64, dtype: DType) -> f64 {
+    match dtype {
+        DType::I32 => x.trunc(),
+        DType::Bool => f64::from(u8::from(x != 0.0)),
+        _ => x,
+    }
+}
+
+pub fn unary(op: UnaryOp, x: f64) -> f64 {
+    match op {
+        UnaryOp::Neg => -x,
+        UnaryOp::Exp => x.exp(),
+        UnaryOp::Log => x.ln(),
+        UnaryOp::Sqrt => x.sqrt(),
+        UnaryOp::Tanh => x.tanh(),
+        UnaryOp::Sin => x.sin(),
+        UnaryOp::Cos => x.cos(),
+        UnaryOp::Abs => x.abs(),
+        UnaryOp::Not => f64::from(u8::from(x == 0.0)),
+    }
+}
+
+pub fn binary(op: BinaryOp, a: f64, b: f64) -> f64 {
+    let truth = |t: bool| f64::from(u8::from(t));
+    match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+        BinaryOp::Max => a.max(b),
+        BinaryOp::Min => a.min(b),
+        BinaryOp::Pow => a.powf(b),
+        BinaryOp::Eq => truth(a == b),
+        BinaryOp::Ne => truth(a != b),
+        BinaryOp::Lt => truth(a < b),
+        BinaryOp::Le => truth(a <= b),
+        BinaryOp::Gt => truth(a > b),
+        BinaryOp::Ge => truth(a >= b),
+        BinaryOp::And => truth(a != 0.0 && b != 0.0),
+        BinaryOp::Or => truth(a != 0.0 || b != 0.0),
+    }
+}

@@ -1,0 +1,94 @@
+//! Algebraic simplification: identities that remove work without changing
+//! values — `x + 0`, `x * 1`, `x * 0`, `x / 1`, `-(-x)`, no-op layout ops,
+//! `stop_grad` (the identity once gradients exist), reshape chains.
+
+use super::Pass;
+use crate::ir::{Graph, NodeId};
+use crate::prim::{BinaryOp, Prim, UnaryOp};
+
+pub struct Simplify;
+
+impl Pass for Simplify {
+    fn name(&self) -> &'static str {
+        "simplify"
+    }
+
+    fn run(&self, graph: &mut Graph) -> bool {
+        let mut changed = false;
+        for id in graph.topo_order() {
+            if !graph.graph.contains_node(id) {
+                continue;
+            }
+            if let Some(replacement) = simplify(graph, id) {
+                graph.replace_uses(id, replacement);
+                if graph.users(id).is_empty() && !graph.outputs.iter().any(|(_, o)| *o == id) {
+                    graph.remove(id);
+                }
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
+fn constant(graph: &Graph, id: NodeId) -> Option<f64> {
+    match graph.node(id).op {
+        Prim::Const(value) => Some(value),
+        _ => None,
+    }
+}
+
+/// A node equal to `id` but cheaper, if there is one.
+fn simplify(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let node = graph.node(id).clone();
+    let inputs = graph.inputs(id);
+    let same_type =
+        |g: &Graph, x: NodeId| g.node(x).shape == node.shape && g.node(x).dtype == node.dtype;
+    match &node.op {
+        Prim::StopGrad => Some(inputs[0]),
+        Prim::Reshape | Prim::Broadcast if same_type(graph, inputs[0]) => Some(inputs[0]),
+        Prim::Cast(_) if same_type(graph, inputs[0]) => Some(inputs[0]),
+        Prim::Permute(perm) if perm.iter().enumerate().all(|(i, &p)| i == p) => Some(inputs[0]),
+        Prim::Slice { start, step, .. }
+            if start.as_const() == Some(0) && *step == 1 && same_type(graph, inputs[0]) =>
+        {
+            Some(inputs[0])
+        }
+        // reshape(reshape(x)) = reshape(x)
+        Prim::Reshape if matches!(graph.node(inputs[0]).op, Prim::Reshape) => {
+            let inner = graph.inputs(inputs[0])[0];
+            if same_type(graph, inner) {
+                return Some(inner);
+            }
+            Some(graph.add(Prim::Reshape, node.dtype, node.shape.clone(), &[inner]))
+        }
+        // -(-x) = x
+        Prim::Unary(UnaryOp::Neg)
+            if matches!(graph.node(inputs[0]).op, Prim::Unary(UnaryOp::Neg)) =>
+        {
+            Some(graph.inputs(inputs[0])[0])
+        }
+        Prim::Binary(op) => {
+            let (a, b) = (inputs[0], inputs[1]);
+            let (ca, cb) = (constant(graph, a), constant(graph, b));
+            match (op, ca, cb) {
+                (BinaryOp::Add, Some(z), _) if z == 0.0 => Some(b),
+                (BinaryOp::Add | BinaryOp::Sub, _, Some(z)) if z == 0.0 => Some(a),
+                (BinaryOp::Mul, Some(one), _) if one == 1.0 => Some(b),
+                (BinaryOp::Mul | BinaryOp::Div, _, Some(one)) if one == 1.0 => Some(a),
+                (BinaryOp::Mul, Some(z), _) | (BinaryOp::Mul, _, Some(z)) if z == 0.0 => {
+                    Some(graph.add(Prim::Const(0.0), node.dtype, node.shape.clone(), &[]))
+                }
+                // 0 - x = -x
+                (BinaryOp::Sub, Some(z), _) if z == 0.0 => Some(graph.add(
+                    Prim::Unary(UnaryOp::Neg),
+                    node.dtype,
+                    node.shape.clone(),
+                    &[b],
+                )),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
