@@ -1347,11 +1347,11 @@ pub fn slice(
             ast::IndexItem::Index(expr) => {
                 let size = tensor.ty.shape[axis].clone();
                 let value = checker.eval(expr, scope);
-                let position =
-                    match value.as_const_int() {
-                        Some(n) if n < 0 => match size.as_const() {
-                            Some(len) if n + len >= 0 => Dim::constant(n + len),
-                            _ => return checker.error(
+                let position = match value.as_const_int() {
+                    Some(n) if n < 0 => match size.as_const() {
+                        Some(len) if n + len >= 0 => Dim::constant(n + len),
+                        _ => {
+                            return checker.error(
                                 Diagnostic::error(
                                     codes::INDEX_OUT_OF_RANGE,
                                     format!(
@@ -1360,13 +1360,14 @@ pub fn slice(
                                     expr.span,
                                 )
                                 .label("out of range"),
-                            ),
-                        },
-                        _ => match checker.expect_dim(value, expr.span) {
-                            Some(position) => position,
-                            None => return Value::Error,
-                        },
-                    };
+                            )
+                        }
+                    },
+                    _ => match checker.expect_dim(value, expr.span) {
+                        Some(position) => position,
+                        None => return Value::Error,
+                    },
+                };
                 if let (Some(p), Some(n)) = (position.as_const(), size.as_const()) {
                     if p >= n {
                         return checker.error(
