@@ -1191,6 +1191,18 @@ fn scan(checker: &mut Checker, a: &Args, forwarded: Vec<ArgValue>, callee_span: 
         return None;
     }
     let reverse = bool_arg(checker, a, 3, false)?;
+    const MAX_STEPS: i64 = 10_000;
+    if let Some(length) = xs.ty.shape[1].as_const().filter(|n| *n > MAX_STEPS) {
+        checker.report(
+            Diagnostic::error(
+                codes::BAD_VALUE,
+                format!("`scan` is unrolled when compiling and allows at most {MAX_STEPS} steps, found {length}"),
+                a.span(1),
+            )
+            .label("sequence too long"),
+        );
+        return None;
+    }
     let Some(length) = xs.ty.shape[1].as_const() else {
         checker.report(
             Diagnostic::error(

@@ -683,7 +683,7 @@ fn columns(v: &Value) -> Result<Vec<String>, String> {
                 (prefix.to_string(), number.parse::<u64>().ok())
             };
             match (split(a), split(b)) {
-                ((pa, Some(x)), (pb, Some(y))) if pa == pb && x <= y && y - x < 1_000_000 => {
+                ((pa, Some(x)), (pb, Some(y))) if pa == pb && x <= y && y - x < 100_000 => {
                     Ok((x..=y).map(|n| format!("{pa}{n}")).collect())
                 }
                 _ => Err(format!("\"{a}\"..\"{b}\" is not a column range: both ends need the same prefix and increasing numbers")),

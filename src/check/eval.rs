@@ -15,6 +15,11 @@ use crate::syntax::ast::{
     self, BinaryOp, BlockDecl, BlockKind, DimExpr, Expr, ExprKind, Stmt, TypeExpr, UnaryOp,
 };
 
+/// Limits on how far a program may expand when elaborated.
+const MAX_REPEAT: i64 = 1000;
+const MAX_BLOCK_CALLS: usize = 200_000;
+pub const MAX_TRACE_NODES: usize = 2_000_000;
+
 /// Deepest expression nesting evaluated (long operator chains included).
 const MAX_DEPTH: usize = 5000;
 
@@ -51,6 +56,8 @@ pub struct Checker<'a> {
     recording: bool,
     /// Current nesting of `eval`, bounded by [`MAX_DEPTH`].
     depth: usize,
+    /// Block calls elaborated so far, bounded by [`MAX_BLOCK_CALLS`].
+    block_calls: usize,
     /// The program as primitive ops, for the current pass.
     pub trace: super::trace::Trace,
     /// Random ops created so far (each gets its own stream).
@@ -90,6 +97,7 @@ impl<'a> Checker<'a> {
             trace: Default::default(),
             random_streams: 0,
             depth: 0,
+            block_calls: 0,
         }
     }
 
@@ -960,7 +968,17 @@ impl<'a> Checker<'a> {
         let count_value = self.eval(count, scope);
         let args = self.eval_args(args, scope);
         let n = match count_value.as_const_int() {
-            Some(n) if n >= 1 => n,
+            Some(n) if (1..=MAX_REPEAT).contains(&n) => n,
+            Some(n) if n > MAX_REPEAT => {
+                return self.error(
+                    Diagnostic::error(
+                        codes::BAD_VALUE,
+                        format!("`repeat` allows at most {MAX_REPEAT} copies, found {n}"),
+                        count.span,
+                    )
+                    .label("too many copies"),
+                )
+            }
             _ if matches!(count_value, Value::Error) => return Value::Error,
             Some(n) => {
                 return self.error(
@@ -1155,6 +1173,20 @@ impl<'a> Checker<'a> {
                 .with_help(
                     "blocks are expanded when compiling; use `repeat` or `scan` for repetition",
                 ),
+            );
+        }
+        self.block_calls += 1;
+        if self.block_calls > MAX_BLOCK_CALLS || self.trace.nodes.len() > MAX_TRACE_NODES {
+            return self.error(
+                Diagnostic::error(
+                    codes::BAD_VALUE,
+                    format!(
+                        "the program expands to more than {MAX_BLOCK_CALLS} block calls or {MAX_TRACE_NODES} operations"
+                    ),
+                    callee_span,
+                )
+                .label("expansion stopped here")
+                .with_help("check `repeat` counts and sequence lengths"),
             );
         }
         if self.frames.len() > 64 {

@@ -27,6 +27,9 @@ pub struct Node {
     pub op: Prim,
     pub dtype: DType,
     pub shape: Vec<Dim>,
+    /// Creation number, unique in the graph's life (petgraph reuses the
+    /// indices of removed nodes; this is never reused).
+    pub serial: u64,
 }
 
 /// A dataflow graph. Edges run from operand to user; an edge's weight is
@@ -36,6 +39,7 @@ pub struct Graph {
     pub graph: StableDiGraph<Node, usize>,
     /// Named results, in a fixed order.
     pub outputs: Vec<(String, NodeId)>,
+    next_serial: u64,
 }
 
 impl Graph {
@@ -45,7 +49,14 @@ impl Graph {
 
     /// Adds a node computing `op` on `inputs`.
     pub fn add(&mut self, op: Prim, dtype: DType, shape: Vec<Dim>, inputs: &[NodeId]) -> NodeId {
-        let id = self.graph.add_node(Node { op, dtype, shape });
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        let id = self.graph.add_node(Node {
+            op,
+            dtype,
+            shape,
+            serial,
+        });
         for (position, &input) in inputs.iter().enumerate() {
             self.graph.add_edge(input, id, position);
         }
@@ -122,6 +133,18 @@ impl Graph {
             if *id == old {
                 *id = new;
             }
+        }
+    }
+
+    /// Removes the edges from a node's operands (the node becomes a leaf).
+    pub fn detach_inputs(&mut self, id: NodeId) {
+        let edges: Vec<_> = self
+            .graph
+            .edges_directed(id, Direction::Incoming)
+            .map(|e| e.id())
+            .collect();
+        for edge in edges {
+            self.graph.remove_edge(edge);
         }
     }
 

@@ -19,14 +19,40 @@ pub fn print(graph: &Graph) -> String {
 }
 
 pub fn print_with_notes(graph: &Graph, notes: &[(NodeId, String)]) -> String {
+    print_with_names(graph, &numbering(graph), notes)
+}
+
+/// `%0, %1, ...` for every node (by its serial), in topological order.
+pub fn numbering(graph: &Graph) -> HashMap<u64, String> {
+    graph
+        .topo_order()
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| (graph.node(id).serial, format!("%{i}")))
+        .collect()
+}
+
+/// Prints with given names; nodes without one are `%+0, %+1, ...` (a pass's
+/// new nodes, when a diff shows the graph under its earlier numbering).
+pub fn print_with_names(
+    graph: &Graph,
+    names: &HashMap<u64, String>,
+    notes: &[(NodeId, String)],
+) -> String {
     let order = graph.topo_order();
-    let numbers: HashMap<NodeId, usize> =
-        order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
-    let name = |id: &NodeId| {
-        numbers
-            .get(id)
-            .map_or("%?".to_string(), |n| format!("%{n}"))
-    };
+    let mut by_id: HashMap<NodeId, String> = HashMap::new();
+    let mut fresh = 0;
+    for id in &order {
+        let name = match names.get(&graph.node(*id).serial) {
+            Some(name) => name.clone(),
+            None => {
+                fresh += 1;
+                format!("%+{}", fresh - 1)
+            }
+        };
+        by_id.insert(*id, name);
+    }
+    let name = |id: &NodeId| by_id.get(id).cloned().unwrap_or_else(|| "%?".to_string());
     let mut out = String::new();
     for id in &order {
         let node = graph.node(*id);

@@ -16,11 +16,9 @@ impl Pass for ConstantFold {
         let mut changed = false;
         for id in graph.topo_order() {
             if let Some(value) = fold(graph, id) {
-                let node = graph.node(id);
-                let (dtype, shape) = (node.dtype, node.shape.clone());
-                let constant = graph.add(Prim::Const(value), dtype, shape, &[]);
-                graph.replace_uses(id, constant);
-                graph.remove(id);
+                // The node becomes the constant in place, keeping its users.
+                graph.node_mut(id).op = Prim::Const(value);
+                graph.detach_inputs(id);
                 changed = true;
             }
         }
@@ -42,6 +40,9 @@ fn fold(graph: &Graph, id: NodeId) -> Option<f64> {
     let values: Option<Vec<f64>> = inputs.iter().map(|&i| constant(graph, i)).collect();
     let values = values?;
     let rounded = |x: f64| round(x, node.dtype);
+    if matches!(node.op, Prim::Const(_)) {
+        return None;
+    }
     Some(match &node.op {
         Prim::Count(dim) => dim.as_const()? as f64,
         Prim::Broadcast

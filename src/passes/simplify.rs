@@ -31,9 +31,11 @@ impl Pass for Simplify {
     }
 }
 
+/// The value of a constant, also when it is broadcast.
 fn constant(graph: &Graph, id: NodeId) -> Option<f64> {
     match graph.node(id).op {
         Prim::Const(value) => Some(value),
+        Prim::Broadcast => constant(graph, graph.inputs(id)[0]),
         _ => None,
     }
 }
@@ -72,15 +74,15 @@ fn simplify(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
             let (a, b) = (inputs[0], inputs[1]);
             let (ca, cb) = (constant(graph, a), constant(graph, b));
             match (op, ca, cb) {
-                (BinaryOp::Add, Some(z), _) if z == 0.0 => Some(b),
-                (BinaryOp::Add | BinaryOp::Sub, _, Some(z)) if z == 0.0 => Some(a),
-                (BinaryOp::Mul, Some(one), _) if one == 1.0 => Some(b),
-                (BinaryOp::Mul | BinaryOp::Div, _, Some(one)) if one == 1.0 => Some(a),
-                (BinaryOp::Mul, Some(z), _) | (BinaryOp::Mul, _, Some(z)) if z == 0.0 => {
+                (BinaryOp::Add, Some(0.0), _) => Some(b),
+                (BinaryOp::Add | BinaryOp::Sub, _, Some(0.0)) => Some(a),
+                (BinaryOp::Mul, Some(1.0), _) => Some(b),
+                (BinaryOp::Mul | BinaryOp::Div, _, Some(1.0)) => Some(a),
+                (BinaryOp::Mul, Some(0.0), _) | (BinaryOp::Mul, _, Some(0.0)) => {
                     Some(graph.add(Prim::Const(0.0), node.dtype, node.shape.clone(), &[]))
                 }
                 // 0 - x = -x
-                (BinaryOp::Sub, Some(z), _) if z == 0.0 => Some(graph.add(
+                (BinaryOp::Sub, Some(0.0), _) => Some(graph.add(
                     Prim::Unary(UnaryOp::Neg),
                     node.dtype,
                     node.shape.clone(),

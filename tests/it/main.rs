@@ -5,3 +5,4 @@ mod cli;
 mod errors;
 mod examples;
 mod fuzz;
+mod ir;

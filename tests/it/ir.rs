@@ -1,0 +1,104 @@
+//! The IR text of every example at each stage, and each pass alone on a
+//! small fixture as a before/after diff. Snapshots are named
+//! `<stage>@<example>` and `pass@<name>`.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn program(path: &Path) -> nnc::check::Program {
+    let program = nnc::check::check_file(path).expect("readable");
+    assert!(
+        !program.has_errors(),
+        "{}",
+        program.sources.render(&program.diagnostics, false)
+    );
+    program
+}
+
+fn step(program: &nnc::check::Program) -> nnc::ir::Graph {
+    let forward = nnc::ir::lower::lower(&program.train_trace);
+    nnc::autodiff::optimizer::training_step(&forward, program.optimizer.as_ref().unwrap())
+}
+
+fn examples() -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "nn"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+#[test]
+fn every_stage_of_every_example() {
+    for path in examples() {
+        let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let program = program(&path);
+        let forward = nnc::ir::lower::lower(&program.train_trace);
+        nnc::ir::verify::assert_valid(&forward, "lowering");
+        let mut graph = step(&program);
+        nnc::ir::verify::assert_valid(&graph, "autodiff");
+        let grad = nnc::ir::print::print(&graph);
+        nnc::passes::optimize(&mut graph);
+        nnc::ir::verify::assert_valid(&graph, "passes");
+        insta::assert_snapshot!(format!("ir@{name}"), nnc::ir::print::print(&forward));
+        insta::assert_snapshot!(format!("grad@{name}"), grad);
+        insta::assert_snapshot!(format!("opt@{name}"), nnc::ir::print::print(&graph));
+    }
+}
+
+#[test]
+fn printing_is_deterministic() {
+    let path = root().join("examples/gpt.nn");
+    let first = nnc::ir::print::print(&step(&program(&path)));
+    let second = nnc::ir::print::print(&step(&program(&path)));
+    assert_eq!(first, second);
+}
+
+/// Each pass alone on the fixture's training step, as a unified diff.
+#[test]
+fn each_pass_alone() {
+    let program = program(&root().join("tests/data/ok/passes.nn"));
+    for pass in nnc::passes::pipeline() {
+        let mut graph = step(&program);
+        // Surviving nodes keep their numbers, so the diff shows only the change.
+        let names = nnc::ir::print::numbering(&graph);
+        let before = nnc::ir::print::print(&graph);
+        let changed = pass.run(&mut graph);
+        nnc::ir::verify::assert_valid(&graph, pass.name());
+        let after = nnc::ir::print::print_with_names(&graph, &names, &[]);
+        assert!(
+            changed,
+            "{} found nothing to do on the fixture",
+            pass.name()
+        );
+        assert_ne!(before, after);
+        let diff = similar::TextDiff::from_lines(&before, &after)
+            .unified_diff()
+            .context_radius(1)
+            .to_string();
+        insta::assert_snapshot!(format!("pass@{}", pass.name()), diff);
+    }
+}
+
+/// The passes leave the fixture's step smaller, and one more round finds
+/// nothing to do.
+#[test]
+fn passes_reach_a_fixed_point() {
+    let program = program(&root().join("tests/data/ok/passes.nn"));
+    let mut graph = step(&program);
+    let before = graph.len();
+    nnc::passes::optimize(&mut graph);
+    assert!(graph.len() < before, "{} -> {}", before, graph.len());
+    for pass in nnc::passes::pipeline() {
+        assert!(
+            !pass.run(&mut graph),
+            "{} still changes the graph",
+            pass.name()
+        );
+    }
+}
