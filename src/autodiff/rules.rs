@@ -88,11 +88,16 @@ pub fn vjp(
                     graph.div(spread, n)
                 }
                 ReduceOp::Max => {
+                    // Ties share the gradient equally (as in JAX), so a max
+                    // of equal values that move together has slope 1.
                     let y_kept = graph.reshape(y, kept);
                     let y_spread = graph.broadcast(y_kept, &x_shape);
                     let hit = graph.binary(BinaryOp::Eq, x, y_spread);
                     let mask = graph.cast(hit, graph.dtype(x));
-                    graph.mul(spread, mask)
+                    let ties = graph.reduce(ReduceOp::Sum, mask, axes.clone(), true);
+                    let ties = graph.broadcast(ties, &x_shape);
+                    let share = graph.div(mask, ties);
+                    graph.mul(spread, share)
                 }
             }
         }
@@ -262,17 +267,20 @@ fn binary(
             let q = graph.div(gy, b);
             graph.neg(q)
         }
-        // d max(a, b) = g [a >= b], g [a < b]  (ties go to a)
-        // d min(a, b) = g [a <= b], g [a > b]
+        // d max(a, b) = g ([a > b] + [a == b] / 2),  g ([a < b] + [a == b] / 2)
+        // d min(a, b) = g ([a < b] + [a == b] / 2),  g ([a > b] + [a == b] / 2)
+        // (ties split evenly, as in JAX: relu(x) = max(x, 0) has slope 1/2 at 0)
         BinaryOp::Max | BinaryOp::Min => {
-            let test = match (op, first) {
-                (BinaryOp::Max, true) => BinaryOp::Ge,
-                (BinaryOp::Max, false) => BinaryOp::Lt,
-                (_, true) => BinaryOp::Le,
-                (_, false) => BinaryOp::Gt,
+            let wins = match (op, first) {
+                (BinaryOp::Max, true) | (BinaryOp::Min, false) => BinaryOp::Gt,
+                _ => BinaryOp::Lt,
             };
-            let chosen = graph.binary(test, a, b);
-            let mask = graph.cast(chosen, dtype);
+            let chosen = graph.binary(wins, a, b);
+            let tied = graph.binary(BinaryOp::Eq, a, b);
+            let chosen = graph.cast(chosen, dtype);
+            let tied = graph.cast(tied, dtype);
+            let half = graph.scale(tied, 0.5);
+            let mask = graph.add_nodes(chosen, half);
             graph.mul(g, mask)
         }
         // d a^b = g b a^(b-1),  g a^b log(a)

@@ -151,12 +151,17 @@ pub struct Options {
 /// Reads and checks a file. A missing or unreadable file is an `Err` with a
 /// message naming the path.
 pub fn check_file(path: &Path) -> Result<Program, String> {
+    check_file_with(path, Vec::new())
+}
+
+/// [`check_file`] with `--set NAME=VALUE` overrides of constants.
+pub fn check_file_with(path: &Path, overrides: Vec<(String, f64)>) -> Result<Program, String> {
     let bytes =
         std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let options = Options {
         base_dir: Some(path.parent().map(Path::to_path_buf).unwrap_or_default()),
-        overrides: Vec::new(),
+        overrides,
     };
     Ok(check_source(&path.display().to_string(), &text, &options))
 }

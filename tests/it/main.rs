@@ -5,4 +5,6 @@ mod cli;
 mod errors;
 mod examples;
 mod fuzz;
+mod grad;
 mod ir;
+mod train;

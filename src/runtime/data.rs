@@ -1,0 +1,669 @@
+//! Data: a checked `data` declaration in, train and validation splits out,
+//! and batches of them keyed by input name (`digits.x`). CSV tables, sliding
+//! windows over a series, text as characters, and synthetic sequence tasks.
+//! A bad file is a diagnostic that points into the file itself.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use ndarray::{ArrayD, IxDyn};
+
+use crate::check::data::{synthetic_lengths, Dataset};
+use crate::diagnostics::{codes, Diagnostic, SourceMap, Span};
+use crate::interp::random;
+
+/// One split: a table of examples (first axis) per field, or a character
+/// stream cut into windows when batched.
+#[derive(Clone, Debug)]
+pub enum Split {
+    Table {
+        fields: Vec<(String, ArrayD<f64>)>,
+        len: usize,
+    },
+    Stream {
+        ids: Vec<u32>,
+        context: usize,
+    },
+}
+
+impl Split {
+    /// Examples in one pass over the split (an epoch).
+    pub fn len(&self) -> usize {
+        match self {
+            Split::Table { len, .. } => *len,
+            Split::Stream { ids, context } => ids.len().saturating_sub(1) / (*context).max(1),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A loaded dataset.
+#[derive(Clone, Debug)]
+pub struct Data {
+    pub name: String,
+    pub train: Split,
+    pub val: Split,
+    /// For text: the character of each id (the last id is "other").
+    pub vocab: Vec<char>,
+    /// For series: mean and standard deviation used to normalize.
+    pub scale: Option<(f64, f64)>,
+    /// Image augmentations for training batches.
+    pub augment: Vec<crate::check::config::Config>,
+    /// `[C, H, W]` of one image, when the features are images.
+    pub image: Option<[usize; 3]>,
+}
+
+/// Loads a dataset. Data files are added to `sources` so a diagnostic can
+/// point into them.
+pub fn load(
+    dataset: &Dataset,
+    base_dir: &Path,
+    sources: &mut SourceMap,
+) -> Result<Data, Diagnostic> {
+    let source = &dataset.source;
+    let mut data = Data {
+        name: dataset.name.clone(),
+        train: Split::Table {
+            fields: Vec::new(),
+            len: 0,
+        },
+        val: Split::Table {
+            fields: Vec::new(),
+            len: 0,
+        },
+        vocab: Vec::new(),
+        scale: None,
+        augment: source.calls("augment").to_vec(),
+        image: source
+            .shape("shape")
+            .filter(|s| s.len() == 3)
+            .map(|s| [s[0] as usize, s[1] as usize, s[2] as usize]),
+    };
+    match source.name.as_str() {
+        "csv" => load_csv(dataset, base_dir, sources, &mut data)?,
+        "series" => load_series(dataset, base_dir, sources, &mut data)?,
+        "text" => load_text(dataset, base_dir, &mut data)?,
+        task => synthesize(dataset, task, &mut data),
+    }
+    Ok(data)
+}
+
+fn read(dataset: &Dataset, base_dir: &Path) -> Result<(String, String), Diagnostic> {
+    let path = dataset.source.str("path").unwrap_or_default();
+    let full = base_dir.join(path);
+    match std::fs::read(&full) {
+        Ok(bytes) => Ok((
+            path.to_string(),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )),
+        Err(error) => Err(Diagnostic::error(
+            codes::DATA_FILE,
+            format!("cannot read data file `{}`: {error}", full.display()),
+            dataset.source.span,
+        )
+        .label("declared here")),
+    }
+}
+
+/// A parsed CSV file: header, rows of cells with their byte offsets.
+struct Csv {
+    file: u32,
+    header: Vec<String>,
+    rows: Vec<Vec<(String, usize)>>,
+}
+
+fn parse_csv(name: &str, text: String, sources: &mut SourceMap) -> Csv {
+    let mut rows = Vec::new();
+    let mut header = Vec::new();
+    let mut offset = 0;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        let start = offset;
+        offset += line.len();
+        let content = line.trim_end_matches(['\n', '\r']);
+        if content.trim().is_empty() {
+            continue;
+        }
+        let mut cells = Vec::new();
+        let mut at = start;
+        for cell in content.split(',') {
+            cells.push((cell.trim().trim_matches('"').to_string(), at));
+            at += cell.len() + 1;
+        }
+        if i == 0 {
+            header = cells.into_iter().map(|(c, _)| c).collect();
+        } else {
+            rows.push(cells);
+        }
+    }
+    let file = sources.add(name, text);
+    Csv { file, header, rows }
+}
+
+impl Csv {
+    fn column(&self, name: &str, dataset: &Dataset) -> Result<usize, Diagnostic> {
+        self.header.iter().position(|h| h == name).ok_or_else(|| {
+            Diagnostic::error(
+                codes::DATA_COLUMN,
+                format!("column `{name}` is not in the header"),
+                Span::new(self.file, 0, 0),
+            )
+            .label("the header row")
+            .with_secondary(dataset.source.span, "declared here")
+        })
+    }
+
+    /// The number in a cell, or a diagnostic pointing at the cell.
+    fn number(&self, row: usize, column: usize, name: &str) -> Result<f64, Diagnostic> {
+        let cells = &self.rows[row];
+        let Some((text, at)) = cells.get(column) else {
+            let end = cells.last().map_or(0, |(t, a)| a + t.len());
+            return Err(Diagnostic::error(
+                codes::DATA_VALUE,
+                format!(
+                    "row has {} cells, but column `{name}` is number {}",
+                    cells.len(),
+                    column + 1
+                ),
+                Span::new(self.file, end as u32 as usize, end),
+            )
+            .label("missing cell"));
+        };
+        text.parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite())
+            .ok_or_else(|| {
+                Diagnostic::error(
+                    codes::DATA_VALUE,
+                    format!("cell `{text}` in column `{name}` is not a number"),
+                    Span::new(self.file, *at, at + text.len().max(1)),
+                )
+                .label("not a number")
+            })
+    }
+}
+
+fn load_csv(
+    dataset: &Dataset,
+    base_dir: &Path,
+    sources: &mut SourceMap,
+    data: &mut Data,
+) -> Result<(), Diagnostic> {
+    let source = &dataset.source;
+    let (path, text) = read(dataset, base_dir)?;
+    let csv = parse_csv(&path, text, sources);
+    let x_names = source.words("x");
+    let y_name = source.str("y").unwrap_or_default();
+    let x_columns: Vec<usize> = x_names
+        .iter()
+        .map(|n| csv.column(n, dataset))
+        .collect::<Result<_, _>>()?;
+    let y_column = csv.column(y_name, dataset)?;
+    let scale = source.float("scale").unwrap_or(1.0);
+    let classes = source.int("classes");
+    let n = csv.rows.len();
+    let features = x_columns.len();
+    let mut x = Vec::with_capacity(n * features);
+    let mut y = Vec::with_capacity(n);
+    for row in 0..n {
+        for (k, &c) in x_columns.iter().enumerate() {
+            x.push(csv.number(row, c, &x_names[k])? * scale);
+        }
+        let target = csv.number(row, y_column, y_name)?;
+        if let Some(classes) = classes {
+            if target.fract() != 0.0 || target < 0.0 || target >= classes as f64 {
+                let (text, at) = &csv.rows[row][y_column];
+                return Err(Diagnostic::error(
+                    codes::DATA_VALUE,
+                    format!("class `{text}` is not an integer in 0..{classes}"),
+                    Span::new(csv.file, *at, at + text.len().max(1)),
+                )
+                .label("bad class"));
+            }
+        }
+        y.push(target);
+    }
+    // Random split by seed.
+    let seed = source.int("seed").unwrap_or(0) as u64;
+    let order = permutation(n, seed, 0);
+    let val_count = ((n as f64) * source.float("val").unwrap_or(0.2)).round() as usize;
+    let (val_rows, train_rows) = order.split_at(val_count.min(n));
+    let mut example_shape: Vec<usize> = match source.shape("shape") {
+        Some(shape) => shape.iter().map(|&d| d as usize).collect(),
+        None => vec![features],
+    };
+    if source.bool("normalize") == Some(true) {
+        normalize_columns(&mut x, features, train_rows);
+    }
+    let take = |rows: &[usize], shape: &mut Vec<usize>| {
+        let mut xs = Vec::with_capacity(rows.len() * features);
+        let mut ys = Vec::with_capacity(rows.len());
+        for &r in rows {
+            xs.extend_from_slice(&x[r * features..(r + 1) * features]);
+            ys.push(y[r]);
+        }
+        let mut x_shape = vec![rows.len()];
+        x_shape.extend_from_slice(shape);
+        Split::Table {
+            fields: vec![
+                (
+                    "x".to_string(),
+                    ArrayD::from_shape_vec(IxDyn(&x_shape), xs).expect("sizes match"),
+                ),
+                (
+                    "y".to_string(),
+                    ArrayD::from_shape_vec(IxDyn(&[rows.len()]), ys).expect("sizes match"),
+                ),
+            ],
+            len: rows.len(),
+        }
+    };
+    data.train = take(train_rows, &mut example_shape);
+    data.val = take(val_rows, &mut example_shape);
+    Ok(())
+}
+
+/// Standardizes each feature column with statistics of the training rows.
+fn normalize_columns(x: &mut [f64], features: usize, train_rows: &[usize]) {
+    for column in 0..features {
+        let values: Vec<f64> = train_rows
+            .iter()
+            .map(|&r| x[r * features + column])
+            .collect();
+        let (mean, std) = mean_std(&values);
+        for row in x.chunks_mut(features) {
+            row[column] = (row[column] - mean) / std;
+        }
+    }
+}
+
+fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len().max(1) as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt().max(1e-12))
+}
+
+fn load_series(
+    dataset: &Dataset,
+    base_dir: &Path,
+    sources: &mut SourceMap,
+    data: &mut Data,
+) -> Result<(), Diagnostic> {
+    let source = &dataset.source;
+    let (path, text) = read(dataset, base_dir)?;
+    let csv = parse_csv(&path, text, sources);
+    let name = source.str("column").unwrap_or_default();
+    let column = csv.column(name, dataset)?;
+    let mut values = Vec::with_capacity(csv.rows.len());
+    for row in 0..csv.rows.len() {
+        values.push(csv.number(row, column, name)?);
+    }
+    let window = source.int("window").unwrap_or(1) as usize;
+    let horizon = source.int("horizon").unwrap_or(1) as usize;
+    let val_last = source.int("val_last").unwrap_or(1) as usize;
+    let examples = values.len().saturating_sub(window + horizon - 1);
+    if examples <= val_last {
+        return Err(Diagnostic::error(
+            codes::DATA_VALUE,
+            format!("`{path}` has {} values: too few for windows of {window} and {val_last} validation targets", values.len()),
+            source.span,
+        )
+        .label("not enough data"));
+    }
+    let train_count = examples - val_last;
+    if source.bool("normalize") != Some(false) {
+        // Statistics of the values the training examples can see.
+        let (mean, std) = mean_std(&values[..train_count + window + horizon - 1]);
+        for v in &mut values {
+            *v = (*v - mean) / std;
+        }
+        data.scale = Some((mean, std));
+    }
+    let make = |range: std::ops::Range<usize>| {
+        let mut xs = Vec::with_capacity(range.len() * window);
+        let mut ys = Vec::with_capacity(range.len());
+        for start in range.clone() {
+            xs.extend_from_slice(&values[start..start + window]);
+            ys.push(values[start + window + horizon - 1]);
+        }
+        Split::Table {
+            fields: vec![
+                (
+                    "x".to_string(),
+                    ArrayD::from_shape_vec(IxDyn(&[range.len(), window]), xs).expect("sizes match"),
+                ),
+                (
+                    "y".to_string(),
+                    ArrayD::from_shape_vec(IxDyn(&[range.len()]), ys).expect("sizes match"),
+                ),
+            ],
+            len: range.len(),
+        }
+    };
+    data.train = make(0..train_count);
+    data.val = make(train_count..examples);
+    Ok(())
+}
+
+fn load_text(dataset: &Dataset, base_dir: &Path, data: &mut Data) -> Result<(), Diagnostic> {
+    let source = &dataset.source;
+    let (path, text) = read(dataset, base_dir)?;
+    let chars: Vec<char> = text.chars().collect();
+    let context = source.int("context").unwrap_or(1) as usize;
+    let vocab = source.int("vocab").unwrap_or(2) as usize;
+    let val_share = source.float("val").unwrap_or(0.1);
+    let split_at = ((chars.len() as f64) * (1.0 - val_share)) as usize;
+    if split_at <= context + 1 || chars.len() - split_at <= context + 1 {
+        return Err(Diagnostic::error(
+            codes::DATA_VALUE,
+            format!(
+                "`{path}` has {} characters: too few for a context of {context} in both splits",
+                chars.len()
+            ),
+            source.span,
+        )
+        .label("not enough text"));
+    }
+    // The vocabulary: the vocab-1 most frequent training characters, most
+    // frequent first (ties by character); the last id stands for the rest.
+    let mut counts: HashMap<char, usize> = HashMap::new();
+    for &c in &chars[..split_at] {
+        *counts.entry(c).or_insert(0) += 1;
+    }
+    let mut ranked: Vec<(char, usize)> = counts.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    data.vocab = ranked.iter().take(vocab - 1).map(|(c, _)| *c).collect();
+    data.vocab.push('\u{fffd}');
+    let index: HashMap<char, u32> = data.vocab[..data.vocab.len() - 1]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (*c, i as u32))
+        .collect();
+    let other = (vocab - 1) as u32;
+    let ids: Vec<u32> = chars
+        .iter()
+        .map(|c| *index.get(c).unwrap_or(&other))
+        .collect();
+    data.train = Split::Stream {
+        ids: ids[..split_at].to_vec(),
+        context,
+    };
+    data.val = Split::Stream {
+        ids: ids[split_at..].to_vec(),
+        context,
+    };
+    Ok(())
+}
+
+/// Synthetic sequence tasks, generated from the seed.
+fn synthesize(dataset: &Dataset, task: &str, data: &mut Data) {
+    let source = &dataset.source;
+    let vocab = source.int("vocab").unwrap_or(10) as u64;
+    let (low, high) = source.range("len").unwrap_or((1, 1));
+    let seed = source.int("seed").unwrap_or(0) as u64;
+    let (src_len, tgt_len) = synthetic_lengths(task, high);
+    let (pad, bos, eos) = (vocab as f64, (vocab + 1) as f64, (vocab + 2) as f64);
+    let plus = (vocab + 3) as f64;
+    let make = |count: usize, stream: u64| {
+        let mut src = vec![pad; count * src_len as usize];
+        let mut tgt_in = vec![pad; count * tgt_len as usize];
+        let mut tgt_out = vec![pad; count * tgt_len as usize];
+        for e in 0..count {
+            let draw = |k: u64| random::bits(seed, e as u64, stream, k);
+            let len = low + (draw(0) % (high - low + 1) as u64) as i64;
+            let symbols: Vec<u64> = (0..len as u64).map(|k| draw(1 + k) % vocab).collect();
+            let (input, output): (Vec<f64>, Vec<f64>) = match task {
+                "reverse" => (
+                    symbols.iter().map(|&s| s as f64).collect(),
+                    symbols.iter().rev().map(|&s| s as f64).collect(),
+                ),
+                "sort" => {
+                    let mut sorted = symbols.clone();
+                    sorted.sort_unstable();
+                    (
+                        symbols.iter().map(|&s| s as f64).collect(),
+                        sorted.iter().map(|&s| s as f64).collect(),
+                    )
+                }
+                "add" => {
+                    let other: Vec<u64> = (0..len as u64).map(|k| draw(100 + k) % vocab).collect();
+                    let mut input: Vec<f64> = symbols.iter().map(|&s| s as f64).collect();
+                    input.push(plus);
+                    input.extend(other.iter().map(|&s| s as f64));
+                    (input, add_digits(&symbols, &other, vocab))
+                }
+                _ => (
+                    symbols.iter().map(|&s| s as f64).collect(),
+                    symbols.iter().map(|&s| s as f64).collect(),
+                ),
+            };
+            let s0 = e * src_len as usize;
+            src[s0..s0 + input.len()].copy_from_slice(&input);
+            let t0 = e * tgt_len as usize;
+            tgt_in[t0] = bos;
+            tgt_in[t0 + 1..t0 + 1 + output.len()].copy_from_slice(&output);
+            tgt_out[t0..t0 + output.len()].copy_from_slice(&output);
+            tgt_out[t0 + output.len()] = eos;
+        }
+        let shape = |len: i64| IxDyn(&[count, len as usize]);
+        Split::Table {
+            fields: vec![
+                (
+                    "src".to_string(),
+                    ArrayD::from_shape_vec(shape(src_len), src).expect("sizes match"),
+                ),
+                (
+                    "tgt_in".to_string(),
+                    ArrayD::from_shape_vec(shape(tgt_len), tgt_in).expect("sizes match"),
+                ),
+                (
+                    "tgt_out".to_string(),
+                    ArrayD::from_shape_vec(shape(tgt_len), tgt_out).expect("sizes match"),
+                ),
+            ],
+            len: count,
+        }
+    };
+    data.train = make(source.int("train").unwrap_or(1000) as usize, 0);
+    data.val = make(source.int("val").unwrap_or(100) as usize, 1);
+}
+
+/// The sum of two numbers given as most-significant-first digits in `base`.
+fn add_digits(a: &[u64], b: &[u64], base: u64) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut carry = 0;
+    for i in (0..a.len().max(b.len())).rev() {
+        let s = a.get(i).copied().unwrap_or(0) + b.get(i).copied().unwrap_or(0) + carry;
+        out.push((s % base) as f64);
+        carry = s / base;
+    }
+    if carry > 0 {
+        out.push(carry as f64);
+    }
+    out.reverse();
+    out
+}
+
+/// A permutation of `0..n` from the seed (Fisher–Yates).
+pub fn permutation(n: usize, seed: u64, round: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (random::bits(seed, round, SHUFFLE_STREAM, i as u64) % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
+/// Random streams of the runtime, apart from the model's own.
+const SHUFFLE_STREAM: u64 = 1 << 40;
+const AUGMENT_STREAM: u64 = (1 << 40) + 1;
+const WINDOW_STREAM: u64 = (1 << 40) + 2;
+
+/// A batch of examples `rows` from a split: input name → array.
+pub fn batch(
+    data: &Data,
+    split: &Split,
+    rows: &[usize],
+    augment: Option<(u64, u64)>,
+) -> HashMap<String, ArrayD<f64>> {
+    let mut out = HashMap::new();
+    match split {
+        Split::Table { fields, .. } => {
+            for (field, array) in fields {
+                let picked = array.select(ndarray::Axis(0), rows);
+                out.insert(format!("{}.{field}", data.name), picked);
+            }
+        }
+        Split::Stream { ids, context } => {
+            let mut x = Vec::with_capacity(rows.len() * context);
+            let mut y = Vec::with_capacity(rows.len() * context);
+            for &start in rows {
+                x.extend(ids[start..start + context].iter().map(|&i| i as f64));
+                y.extend(
+                    ids[start + 1..start + context + 1]
+                        .iter()
+                        .map(|&i| i as f64),
+                );
+            }
+            let shape = IxDyn(&[rows.len(), *context]);
+            out.insert(
+                format!("{}.x", data.name),
+                ArrayD::from_shape_vec(shape.clone(), x).expect("sizes match"),
+            );
+            out.insert(
+                format!("{}.y", data.name),
+                ArrayD::from_shape_vec(shape, y).expect("sizes match"),
+            );
+        }
+    }
+    if let (Some((seed, step)), Some(image)) = (augment, data.image) {
+        if let Some(x) = out.get_mut(&format!("{}.x", data.name)) {
+            augment_images(x, image, &data.augment, seed, step);
+        }
+    }
+    out
+}
+
+/// Row starts (tables: example indices; streams: window offsets) for step
+/// `step` of training with `batch` examples: epochs of a seeded permutation.
+pub fn train_rows(split: &Split, batch: usize, step: u64, seed: u64) -> Vec<usize> {
+    match split {
+        Split::Table { len, .. } => {
+            let len = (*len).max(1);
+            let per_epoch = (len / batch).max(1) as u64;
+            let epoch = step / per_epoch;
+            let order = permutation(len, seed, epoch);
+            let start = ((step % per_epoch) as usize * batch) % len;
+            (0..batch).map(|i| order[(start + i) % len]).collect()
+        }
+        Split::Stream { ids, context } => {
+            let room = (ids.len() - context - 1) as u64;
+            (0..batch as u64)
+                .map(|i| (random::bits(seed, step, WINDOW_STREAM, i) % room) as usize)
+                .collect()
+        }
+    }
+}
+
+/// Evaluation batches covering the split in order (streams: consecutive
+/// windows, at most `limit` examples).
+pub fn eval_rows(split: &Split, batch: usize, limit: usize) -> Vec<Vec<usize>> {
+    let starts: Vec<usize> = match split {
+        Split::Table { len, .. } => (0..*len).collect(),
+        Split::Stream { ids, context } => (0..(ids.len() - 1) / context)
+            .map(|w| w * context)
+            .collect(),
+    };
+    starts
+        .into_iter()
+        .take(limit)
+        .collect::<Vec<_>>()
+        .chunks(batch.max(1))
+        .map(<[usize]>::to_vec)
+        .collect()
+}
+
+/// Random horizontal flips and shifts of images `[N, C, H, W]` (flattened
+/// or not), zero-filled.
+fn augment_images(
+    x: &mut ArrayD<f64>,
+    [c, h, w]: [usize; 3],
+    augments: &[crate::check::config::Config],
+    seed: u64,
+    step: u64,
+) {
+    let n = x.shape()[0];
+    let Some(flat) = x.as_slice_mut() else { return };
+    let size = c * h * w;
+    for e in 0..n {
+        let image = &mut flat[e * size..(e + 1) * size];
+        for (k, augment) in augments.iter().enumerate() {
+            let draw = |j: u64| {
+                random::uniform(
+                    seed,
+                    step,
+                    AUGMENT_STREAM,
+                    (e as u64) * 64 + (k as u64) * 8 + j,
+                )
+            };
+            let original = image.to_vec();
+            match augment.name.as_str() {
+                "flip" if draw(0) < 0.5 => {
+                    for ch in 0..c {
+                        for i in 0..h {
+                            for j in 0..w {
+                                image[ch * h * w + i * w + j] =
+                                    original[ch * h * w + i * w + (w - 1 - j)];
+                            }
+                        }
+                    }
+                }
+                "shift" => {
+                    let p = augment.int("pixels").unwrap_or(1);
+                    let span = (2 * p + 1) as f64;
+                    let dy = (draw(1) * span) as i64 - p;
+                    let dx = (draw(2) * span) as i64 - p;
+                    for ch in 0..c {
+                        for i in 0..h as i64 {
+                            for j in 0..w as i64 {
+                                let (si, sj) = (i - dy, j - dx);
+                                let inside =
+                                    (0..h as i64).contains(&si) && (0..w as i64).contains(&sj);
+                                image[ch * h * w + (i as usize) * w + j as usize] = if inside {
+                                    original[ch * h * w + (si as usize) * w + sj as usize]
+                                } else {
+                                    0.0
+                                };
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digit_sums_carry() {
+        assert_eq!(add_digits(&[9, 9], &[0, 1], 10), vec![1.0, 0.0, 0.0]);
+        assert_eq!(add_digits(&[1, 2], &[3, 4], 10), vec![4.0, 6.0]);
+    }
+
+    #[test]
+    fn permutations_are_seeded() {
+        let a = permutation(10, 1, 0);
+        let mut sorted = a.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..10).collect::<Vec<_>>());
+        assert_eq!(a, permutation(10, 1, 0));
+        assert_ne!(a, permutation(10, 2, 0));
+    }
+}

@@ -1,0 +1,116 @@
+//! Validation metrics, accumulated over batches: `loss`, `accuracy`,
+//! `token_accuracy`, `exact_match`, `mae`, `mse`, `perplexity`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use ndarray::{ArrayD, Axis};
+
+use super::data::Data;
+
+/// The tensor the model's output is compared with: `y`, or `tgt_out` for
+/// sequence tasks.
+pub fn target_of(data: &Data, batch: &HashMap<String, ArrayD<f64>>) -> Option<ArrayD<f64>> {
+    ["y", "tgt_out"]
+        .iter()
+        .find_map(|field| batch.get(&format!("{}.{field}", data.name)).cloned())
+}
+
+#[derive(Default, Debug)]
+pub struct Totals {
+    examples: f64,
+    loss: f64,
+    correct: f64,
+    tokens: f64,
+    correct_tokens: f64,
+    exact: f64,
+    abs_error: f64,
+    sq_error: f64,
+    values: f64,
+}
+
+impl Totals {
+    /// Adds one batch: its size, mean loss, the model's output and the target.
+    pub fn add(
+        &mut self,
+        size: usize,
+        loss: f64,
+        output: Option<&ArrayD<f64>>,
+        target: Option<&ArrayD<f64>>,
+        pad: Option<i64>,
+    ) {
+        let n = size as f64;
+        self.examples += n;
+        self.loss += loss * n;
+        let (Some(output), Some(target)) = (output, target) else {
+            return;
+        };
+        if output.ndim() == target.ndim() + 1 {
+            // Classes along the last axis of the output.
+            let predicted = output.map_axis(Axis(output.ndim() - 1), |row| {
+                row.iter()
+                    .enumerate()
+                    .fold((0usize, f64::NEG_INFINITY), |best, (i, &v)| {
+                        if v > best.1 {
+                            (i, v)
+                        } else {
+                            best
+                        }
+                    })
+                    .0 as f64
+            });
+            if target.ndim() == 1 {
+                self.correct += predicted
+                    .iter()
+                    .zip(target.iter())
+                    .filter(|(p, t)| p == t)
+                    .count() as f64;
+            } else {
+                let pad = pad.map(|p| p as f64);
+                for (p_row, t_row) in predicted.outer_iter().zip(target.outer_iter()) {
+                    let mut all = true;
+                    for (p, t) in p_row.iter().zip(t_row.iter()) {
+                        if Some(*t) == pad {
+                            continue;
+                        }
+                        self.tokens += 1.0;
+                        if p == t {
+                            self.correct_tokens += 1.0;
+                        } else {
+                            all = false;
+                        }
+                    }
+                    self.exact += f64::from(u8::from(all));
+                }
+                self.correct += self.correct_tokens;
+            }
+        } else if output.shape() == target.shape() {
+            for (o, t) in output.iter().zip(target.iter()) {
+                self.abs_error += (o - t).abs();
+                self.sq_error += (o - t).powi(2);
+                self.values += 1.0;
+            }
+        }
+    }
+
+    pub fn finish(&self, names: &[String]) -> BTreeMap<String, f64> {
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        let loss = ratio(self.loss, self.examples);
+        names
+            .iter()
+            .map(|name| {
+                let value = match name.as_str() {
+                    "loss" => loss,
+                    "perplexity" => loss.exp(),
+                    "accuracy" if self.tokens > 0.0 => ratio(self.correct_tokens, self.tokens),
+                    "accuracy" => ratio(self.correct, self.examples),
+                    "token_accuracy" => ratio(self.correct_tokens, self.tokens),
+                    "exact_match" => ratio(self.exact, self.examples),
+                    "mae" => ratio(self.abs_error, self.values),
+                    "mse" => ratio(self.sq_error, self.values),
+                    _ => f64::NAN,
+                };
+                (name.clone(), value)
+            })
+            .collect()
+    }
+}
