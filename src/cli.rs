@@ -34,6 +34,13 @@ pub enum Color {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Train and evaluate: the main job.
+    ///
+    /// Compiles the program, loads its data, trains with the file's
+    /// optimizer and schedule, evaluates every `eval.every` steps, writes a
+    /// run directory (metrics.jsonl, loss.svg, checkpoint.safetensors) and
+    /// prints a final table (and samples, for sequence models).
+    Run(RunArgs),
     /// Check programs: names, arguments, shapes and settings, without running.
     ///
     /// Prints one summary line per well-formed file (the model's signature and
@@ -70,6 +77,52 @@ pub enum Command {
     },
 }
 
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The `.nn` file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Training steps (overrides `train.steps` / `train.epochs`).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Examples per step (overrides `train.batch`).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Seed of initialization, shuffling and dropout (overrides `train.seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Learning rate before the schedule (overrides the optimizer's `lr`).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Override a constant of the file, e.g. `--set H=256` (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_setting)]
+    pub settings: Vec<(String, f64)>,
+    /// The run directory [default: runs/<file>-<time>/].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in DIR from its last checkpoint.
+    #[arg(long, value_name = "DIR", conflicts_with = "out")]
+    pub resume: Option<PathBuf>,
+    /// Start from the parameters of a checkpoint that match by name and shape.
+    #[arg(long, value_name = "FILE")]
+    pub init_from: Option<PathBuf>,
+    /// Print events as JSON lines on stdout (see the README).
+    #[arg(long)]
+    pub json: bool,
+    /// Print nothing but errors.
+    #[arg(long, conflicts_with = "json")]
+    pub quiet: bool,
+    /// Stop after N steps of this invocation, as if interrupted.
+    #[arg(long, value_name = "N", hide = true)]
+    pub stop_after: Option<u64>,
+}
+
+fn parse_setting(text: &str) -> Result<(String, f64), String> {
+    let (name, value) = text.split_once('=').ok_or("expected NAME=VALUE")?;
+    let value: f64 = value.trim().parse().map_err(|_| format!("`{value}` is not a number"))?;
+    Ok((name.trim().to_string(), value))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Stage {
     /// The syntax tree of the user's file.
@@ -100,6 +153,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check { files } => run_check(&files, color),
+        Command::Run(args) => run_run(&args, color),
         Command::Dump { file, stage } => run_dump(&file, stage, color),
         Command::Grad { file, dump_ir } => run_grad(&file, dump_ir, color),
         Command::Std => {
@@ -194,6 +248,54 @@ fn run_grad(path: &std::path::Path, dump_ir: bool, color: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+fn run_run(args: &RunArgs, color: bool) -> ExitCode {
+    let text = match std::fs::read(&args.file) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(error) => {
+            eprintln!("error: cannot read `{}`: {error}", args.file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let program = match check::check_file_with(&args.file, args.settings.clone()) {
+        Ok(program) => program,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    if !program.diagnostics.is_empty() {
+        eprint!("{}", program.sources.render(&program.diagnostics, color));
+    }
+    if program.has_errors() {
+        return ExitCode::from(1);
+    }
+    let options = crate::runtime::run::RunOptions {
+        overrides: crate::runtime::Overrides {
+            steps: args.steps,
+            batch: args.batch,
+            seed: args.seed,
+            lr: args.lr,
+        },
+        out: args.out.clone(),
+        resume: args.resume.clone(),
+        init_from: args.init_from.clone(),
+        json: args.json,
+        quiet: args.quiet,
+        stop_after: args.stop_after,
+    };
+    match crate::runtime::run::run(&args.file, program, &text, &options) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(crate::runtime::run::RunFailure::Diagnostic(diagnostic, program)) => {
+            eprint!("{}", program.sources.render(&[*diagnostic], color));
+            ExitCode::from(1)
+        }
+        Err(crate::runtime::run::RunFailure::Message(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 /// `nnc check`: 0 if every file is well-formed, 1 if any has errors, 2 if a
 /// file cannot be read.
 fn run_check(files: &[PathBuf], color: bool) -> ExitCode {
@@ -210,11 +312,7 @@ fn run_check(files: &[PathBuf], color: bool) -> ExitCode {
                 }
                 if program.has_errors() {
                     let count = program.diagnostics.iter().filter(|d| d.is_error()).count();
-                    eprintln!(
-                        "{}: {count} error{}",
-                        path.display(),
-                        if count == 1 { "" } else { "s" }
-                    );
+                    eprintln!("{}: {count} error{}", path.display(), if count == 1 { "" } else { "s" });
                     worst = worst.max(1);
                 } else {
                     println!("{}: ok: {}", path.display(), program.summary());

@@ -222,10 +222,7 @@ impl SourceMap {
                 use std::io::Write;
                 let span = diagnostic.primary.span;
                 let (line, col) = self.line_col(span.file, span.start);
-                let name = self
-                    .files
-                    .get(span.file as usize)
-                    .map_or("?", |f| f.0.as_str());
+                let name = self.files.get(span.file as usize).map_or("?", |f| f.0.as_str());
                 let _ = writeln!(
                     buffer,
                     "error[{}]: {} ({name}:{line}:{col})",
@@ -244,8 +241,7 @@ impl SourceMap {
             (span.file as usize, start..end)
         };
         let (file, range) = clamp(diagnostic.primary.span);
-        let mut labels =
-            vec![CsLabel::primary(file, range).with_message(&diagnostic.primary.message)];
+        let mut labels = vec![CsLabel::primary(file, range).with_message(&diagnostic.primary.message)];
         for label in &diagnostic.secondary {
             let (file, range) = clamp(label.span);
             labels.push(CsLabel::secondary(file, range).with_message(&label.message));

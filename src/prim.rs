@@ -279,10 +279,7 @@ impl fmt::Display for Prim {
                 after,
                 value,
             } => {
-                write!(
-                    f,
-                    "pad axis={axis} before={before} after={after} value={value}"
-                )
+                write!(f, "pad axis={axis} before={before} after={after} value={value}")
             }
             Prim::Take => write!(f, "take"),
             Prim::ScatterRows { rows } => write!(f, "scatter_rows rows={rows}"),

@@ -20,9 +20,7 @@ pub fn gradients(graph: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Vec<NodeId>
     // they need adjoints.
     let mut from_wrt: HashSet<NodeId> = wrt.iter().copied().collect();
     for &id in &order {
-        if graph.inputs(id).iter().any(|i| from_wrt.contains(i))
-            && !blocks_gradient(&graph.node(id).op)
-        {
+        if graph.inputs(id).iter().any(|i| from_wrt.contains(i)) && !blocks_gradient(&graph.node(id).op) {
             from_wrt.insert(id);
         }
     }

@@ -29,9 +29,7 @@ pub fn training_step(forward: &Graph, optimizer: &Config) -> Graph {
         .iter()
         .filter_map(|(name, id)| name.strip_prefix("update ").map(|p| (p.to_string(), *id)))
         .collect();
-    graph
-        .outputs
-        .retain(|(name, _)| !name.starts_with("update "));
+    graph.outputs.retain(|(name, _)| !name.starts_with("update "));
     for (path, id) in updates {
         graph.set_output(&format!("new {path}"), id);
     }

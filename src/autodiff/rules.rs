@@ -8,13 +8,7 @@ use crate::prim::{BinaryOp, Prim, ReduceOp, UnaryOp};
 
 /// The adjoint contribution of node `y` to its operand at `position`, or
 /// `None` where no gradient flows (integer operands, comparisons, ...).
-pub fn vjp(
-    graph: &mut Graph,
-    y: NodeId,
-    inputs: &[NodeId],
-    position: usize,
-    g: NodeId,
-) -> Option<NodeId> {
+pub fn vjp(graph: &mut Graph, y: NodeId, inputs: &[NodeId], position: usize, g: NodeId) -> Option<NodeId> {
     let x = inputs[position];
     if !differentiable(graph.dtype(x)) {
         return None;
@@ -64,13 +58,7 @@ pub fn vjp(
             let kept: Vec<Dim> = x_shape
                 .iter()
                 .enumerate()
-                .map(|(i, d)| {
-                    if axes.contains(&i) {
-                        Dim::constant(1)
-                    } else {
-                        d.clone()
-                    }
-                })
+                .map(|(i, d)| if axes.contains(&i) { Dim::constant(1) } else { d.clone() })
                 .collect();
             let _ = keepdims;
             let g_kept = graph.reshape(g, kept.clone());
@@ -78,9 +66,7 @@ pub fn vjp(
             match op {
                 ReduceOp::Sum => spread,
                 ReduceOp::Mean => {
-                    let count = axes
-                        .iter()
-                        .fold(Dim::constant(1), |acc, &a| acc.mul(&x_shape[a]));
+                    let count = axes.iter().fold(Dim::constant(1), |acc, &a| acc.mul(&x_shape[a]));
                     let n = match count.as_const() {
                         Some(n) => graph.scalar(n as f64, graph.dtype(x)),
                         None => graph.add(Prim::Count(count), graph.dtype(x), Vec::new(), &[]),
@@ -124,9 +110,9 @@ pub fn vjp(
         Prim::Slice { axis, start, step } => slice_adjoint(graph, x, g, axis, start, step),
         // y = concat(x_0, x_1, ...)  =>  dx_i = the matching slice of g
         Prim::Concat { axis } => {
-            let offset = inputs[..position].iter().fold(Dim::constant(0), |acc, &i| {
-                acc.add(&graph.node(i).shape[axis])
-            });
+            let offset = inputs[..position]
+                .iter()
+                .fold(Dim::constant(0), |acc, &i| acc.add(&graph.node(i).shape[axis]));
             let len = graph.shape(x)[axis].clone();
             graph.slice(g, axis, offset, len, 1)
         }
@@ -310,14 +296,7 @@ fn binary(
 /// The adjoint of `y = x[start :: step]` along `axis`: `g` with `step - 1`
 /// zeros after each element, shifted by `start` and padded (or cut) to the
 /// size of `x`.
-fn slice_adjoint(
-    graph: &mut Graph,
-    x: NodeId,
-    g: NodeId,
-    axis: usize,
-    start: Dim,
-    step: i64,
-) -> NodeId {
+fn slice_adjoint(graph: &mut Graph, x: NodeId, g: NodeId, axis: usize, start: Dim, step: i64) -> NodeId {
     let x_size = graph.shape(x)[axis].clone();
     let mut spread = g;
     let mut len = graph.shape(g)[axis].clone();

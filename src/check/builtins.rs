@@ -52,12 +52,7 @@ const BUILTINS: &[(&str, &[(&str, bool)])] = &[
     ("one_hot", &[("ids", true), ("classes", true)]),
     (
         "unfold2d",
-        &[
-            ("x", true),
-            ("kernel", true),
-            ("stride", false),
-            ("padding", false),
-        ],
+        &[("x", true), ("kernel", true), ("stride", false), ("padding", false)],
     ),
     ("zeros", &[("shape", true)]),
     ("ones", &[("shape", true)]),
@@ -67,12 +62,7 @@ const BUILTINS: &[(&str, &[(&str, bool)])] = &[
     ("randn", &[("shape", true)]),
     (
         "scan",
-        &[
-            ("step", true),
-            ("xs", true),
-            ("init", true),
-            ("reverse", false),
-        ],
+        &[("step", true), ("xs", true), ("init", true), ("reverse", false)],
     ),
 ];
 
@@ -123,26 +113,17 @@ pub fn call(
     // `scan` forwards extra named arguments to its step.
     let mut forwarded = Vec::new();
     if name == "scan" {
-        let (keep, extra): (Vec<_>, Vec<_>) = args.into_iter().partition(|a| {
-            a.name
-                .as_ref()
-                .is_none_or(|n| params.iter().any(|(p, _)| *p == n.name))
-        });
+        let (keep, extra): (Vec<_>, Vec<_>) = args
+            .into_iter()
+            .partition(|a| a.name.as_ref().is_none_or(|n| params.iter().any(|(p, _)| *p == n.name)));
         args = keep;
         forwarded = extra;
     }
-    let signature: Vec<(&str, Span, bool)> = params
-        .iter()
-        .map(|(p, r)| (*p, Span::default(), *r))
-        .collect();
+    let signature: Vec<(&str, Span, bool)> = params.iter().map(|(p, r)| (*p, Span::default(), *r)).collect();
     let Some(values) = checker.bind_args(name, &signature, args, span) else {
         return Value::Error;
     };
-    if values
-        .iter()
-        .flatten()
-        .any(|a| matches!(a.value, Value::Error))
-    {
+    if values.iter().flatten().any(|a| matches!(a.value, Value::Error)) {
         return Value::Error;
     }
     let a = Args { name, values, span };
@@ -202,11 +183,7 @@ pub fn call(
         _ => None,
     };
     match result {
-        Some((ty, node)) => Value::Tensor(Tensor {
-            ty,
-            origin: span,
-            node,
-        }),
+        Some((ty, node)) => Value::Tensor(Tensor { ty, origin: span, node }),
         None => Value::Error,
     }
 }
@@ -365,11 +342,7 @@ fn bad_axis(name: &str, raw: i64, rank: usize, span: Span) -> Diagnostic {
         ),
         span,
     )
-    .label(format!(
-        "valid axes are {} to {}",
-        -(rank as i64),
-        rank as i64 - 1
-    ))
+    .label(format!("valid axes are {} to {}", -(rank as i64), rank as i64 - 1))
 }
 
 // ------------------------------------------------------------- element-wise
@@ -406,12 +379,7 @@ fn unary_numeric(checker: &mut Checker, a: &Args) -> Out {
 }
 
 /// Numbers next to a tensor take the tensor's dtype, as in operators.
-fn operands(
-    checker: &mut Checker,
-    a: &Args,
-    first: usize,
-    second: usize,
-) -> Option<(Tensor, Tensor)> {
+fn operands(checker: &mut Checker, a: &Args, first: usize, second: usize) -> Option<(Tensor, Tensor)> {
     let (x, y) = (a.value(first), a.value(second));
     let tx = checker.promote(&x, &y, a.span(first));
     let ty = checker.promote(&y, &x, a.span(second));
@@ -471,10 +439,7 @@ fn select(checker: &mut Checker, a: &Args) -> Out {
         checker.report(
             Diagnostic::error(
                 codes::DTYPE_MISMATCH,
-                format!(
-                    "the condition of `where` must be a bool tensor, found {}",
-                    condition.ty
-                ),
+                format!("the condition of `where` must be a bool tensor, found {}", condition.ty),
                 a.span(0),
             )
             .label("not bool")
@@ -570,12 +535,8 @@ fn axes(checker: &mut Checker, a: &Args, i: usize, rank: usize) -> Option<Vec<us
         };
         if out.contains(&axis) {
             checker.report(
-                Diagnostic::error(
-                    codes::BAD_AXIS,
-                    format!("axis {n} is listed twice"),
-                    arg.span,
-                )
-                .label("repeated axis"),
+                Diagnostic::error(codes::BAD_AXIS, format!("axis {n} is listed twice"), arg.span)
+                    .label("repeated axis"),
             );
             return None;
         }
@@ -630,12 +591,8 @@ fn argmax(checker: &mut Checker, a: &Args) -> Out {
         None if t.ty.rank() > 0 => t.ty.rank() - 1,
         None => {
             checker.report(
-                Diagnostic::error(
-                    codes::RANK_MISMATCH,
-                    "`argmax` needs at least one dimension",
-                    a.span(0),
-                )
-                .label("a scalar"),
+                Diagnostic::error(codes::RANK_MISMATCH, "`argmax` needs at least one dimension", a.span(0))
+                    .label("a scalar"),
             );
             return None;
         }
@@ -786,11 +743,7 @@ fn permute(checker: &mut Checker, a: &Args) -> Out {
         checker.report(
             Diagnostic::error(
                 codes::BAD_AXIS,
-                format!(
-                    "`permute` needs all {rank} axes of {}, found {}",
-                    t.ty,
-                    order.len()
-                ),
+                format!("`permute` needs all {rank} axes of {}, found {}", t.ty, order.len()),
                 a.span(1),
             )
             .label("not a permutation"),
@@ -837,8 +790,7 @@ fn concat(checker: &mut Checker, a: &Args) -> Out {
     }
     let Some(first) = tensors.first() else {
         checker.report(
-            Diagnostic::error(codes::BAD_VALUE, "`concat` needs at least one tensor", span)
-                .label("empty list"),
+            Diagnostic::error(codes::BAD_VALUE, "`concat` needs at least one tensor", span).label("empty list"),
         );
         return None;
     };
@@ -890,10 +842,7 @@ fn pad(checker: &mut Checker, a: &Args) -> Out {
             checker.report(
                 Diagnostic::error(
                     codes::WRONG_KIND,
-                    format!(
-                        "the padding value must be a number, found {}",
-                        value.value.kind_name()
-                    ),
+                    format!("the padding value must be a number, found {}", value.value.kind_name()),
                     value.span,
                 )
                 .label("not a number"),
@@ -992,7 +941,10 @@ fn pick(checker: &mut Checker, a: &Args) -> Out {
         checker.report(
             Diagnostic::error(
                 codes::SHAPE_MISMATCH,
-                format!("`pick` needs ids shaped like the values without their last axis: {} against {}", ids.ty, x.ty),
+                format!(
+                    "`pick` needs ids shaped like the values without their last axis: {} against {}",
+                    ids.ty, x.ty
+                ),
                 a.span,
             )
             .label("shapes do not line up")
@@ -1012,22 +964,12 @@ fn one_hot(checker: &mut Checker, a: &Args) -> Out {
     // one_hot(ids, n) = f32(iota == ids[..., newaxis])
     let mut shape = ids.ty.shape.clone();
     shape.push(Dim::constant(1));
-    let column = checker.emit(
-        Prim::Reshape,
-        &TensorType::new(DType::I32, shape),
-        &[ids.node],
-    );
+    let column = checker.emit(Prim::Reshape, &TensorType::new(DType::I32, shape), &[ids.node]);
     let mut shape = ids.ty.shape.clone();
     shape.push(classes);
     let wide = TensorType::new(DType::I32, shape.clone());
     let spread = checker.emit(Prim::Broadcast, &wide, &[column]);
-    let iota = checker.emit(
-        Prim::Iota {
-            axis: shape.len() - 1,
-        },
-        &wide,
-        &[],
-    );
+    let iota = checker.emit(Prim::Iota { axis: shape.len() - 1 }, &wide, &[]);
     let mask = TensorType::new(DType::Bool, shape.clone());
     let equal = checker.emit(Prim::Binary(BinaryOp::Eq), &mask, &[spread, iota]);
     let ty = TensorType::new(DType::F32, shape);
@@ -1045,10 +987,7 @@ fn full(checker: &mut Checker, a: &Args) -> Out {
             checker.report(
                 Diagnostic::error(
                     codes::WRONG_KIND,
-                    format!(
-                        "`full` needs a number or boolean, found {}",
-                        other.kind_name()
-                    ),
+                    format!("`full` needs a number or boolean, found {}", other.kind_name()),
                     a.span(1),
                 )
                 .label("not a constant"),
@@ -1167,10 +1106,7 @@ fn scan(checker: &mut Checker, a: &Args, forwarded: Vec<ArgValue>, callee_span: 
         checker.report(
             Diagnostic::error(
                 codes::WRONG_KIND,
-                format!(
-                    "the step of `scan` must be a block, found {}",
-                    step.kind_name()
-                ),
+                format!("the step of `scan` must be a block, found {}", step.kind_name()),
                 a.span(0),
             )
             .label("not a block"),
@@ -1323,8 +1259,7 @@ pub fn slice(
         .count();
     if ellipses > 1 {
         return checker.error(
-            Diagnostic::error(codes::BAD_AXIS, "an index can hold only one `...`", span)
-                .label("more than one `...`"),
+            Diagnostic::error(codes::BAD_AXIS, "an index can hold only one `...`", span).label("more than one `...`"),
         );
     }
     let explicit = items.len() - ellipses;
@@ -1332,10 +1267,7 @@ pub fn slice(
         return checker.error(
             Diagnostic::error(
                 codes::INDEX_OUT_OF_RANGE,
-                format!(
-                    "{explicit} indices for a tensor with {rank} dimension{}",
-                    plural(rank)
-                ),
+                format!("{explicit} indices for a tensor with {rank} dimension{}", plural(rank)),
                 span,
             )
             .label("too many indices")
@@ -1366,9 +1298,7 @@ pub fn slice(
                             return checker.error(
                                 Diagnostic::error(
                                     codes::INDEX_OUT_OF_RANGE,
-                                    format!(
-                                        "index {n} is out of range for axis {axis} of size {size}"
-                                    ),
+                                    format!("index {n} is out of range for axis {axis} of size {size}"),
                                     expr.span,
                                 )
                                 .label("out of range"),
@@ -1459,9 +1389,7 @@ pub fn slice(
                     return checker.error(
                         Diagnostic::error(
                             codes::INDEX_OUT_OF_RANGE,
-                            format!(
-                                "slice {lo}:{hi} is out of range for axis {axis} of size {size}"
-                            ),
+                            format!("slice {lo}:{hi} is out of range for axis {axis} of size {size}"),
                             *item_span,
                         )
                         .label("out of range")
@@ -1505,9 +1433,5 @@ pub fn slice(
     if indexed {
         node = checker.emit(Prim::Reshape, &ty, &[node]);
     }
-    Value::Tensor(Tensor {
-        ty,
-        origin: span,
-        node,
-    })
+    Value::Tensor(Tensor { ty, origin: span, node })
 }

@@ -232,12 +232,8 @@ pub fn find_schema(
         return Some(schema);
     }
     let names: Vec<&str> = schemas.iter().map(|s| s.name).collect();
-    let mut diagnostic = Diagnostic::error(
-        codes::UNKNOWN_NAME,
-        format!("unknown {what} `{name}`"),
-        span,
-    )
-    .label(format!("not a known {what}"));
+    let mut diagnostic = Diagnostic::error(codes::UNKNOWN_NAME, format!("unknown {what} `{name}`"), span)
+        .label(format!("not a known {what}"));
     diagnostic = match suggest(name, names.iter().copied()) {
         Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
         None => diagnostic.with_help(format!("known: {}", names.join(", "))),
@@ -317,9 +313,7 @@ pub fn validate(
                         None if names.is_empty() => {
                             diagnostic.with_help(format!("`{}` takes no settings", schema.name))
                         }
-                        None => {
-                            diagnostic.with_help(format!("its settings are: {}", names.join(", ")))
-                        }
+                        None => diagnostic.with_help(format!("its settings are: {}", names.join(", "))),
                     };
                     checker.report(diagnostic);
                     ok = false;
@@ -395,21 +389,12 @@ fn bad_value(
     checker.report(
         Diagnostic::error(codes::BAD_VALUE, message, span)
             .label(label)
-            .with_help(format!(
-                "`{}` of `{}`: {}",
-                param.name, schema.name, param.doc
-            )),
+            .with_help(format!("`{}` of `{}`: {}", param.name, schema.name, param.doc)),
     );
     None
 }
 
-fn value(
-    checker: &mut Checker,
-    schema: &Schema,
-    param: &Param,
-    expr: &Expr,
-    scope: &mut Scope,
-) -> Option<ConfigValue> {
+fn value(checker: &mut Checker, schema: &Schema, param: &Param, expr: &Expr, scope: &mut Scope) -> Option<ConfigValue> {
     let name = param.name;
     match param.kind {
         Kind::Words(allowed) => {
@@ -495,13 +480,7 @@ fn value(
     }
 }
 
-fn typed_value(
-    checker: &mut Checker,
-    schema: &Schema,
-    param: &Param,
-    v: Value,
-    span: Span,
-) -> Option<ConfigValue> {
+fn typed_value(checker: &mut Checker, schema: &Schema, param: &Param, v: Value, span: Span) -> Option<ConfigValue> {
     let name = param.name;
     let found = v.kind_name();
     match param.kind {
@@ -525,9 +504,7 @@ fn typed_value(
             ),
         },
         Kind::Float { min, max, open_min } => match v.as_number() {
-            Some(x) if x.is_finite() && (x > min || (!open_min && x == min)) && x <= max => {
-                Some(ConfigValue::Float(x))
-            }
+            Some(x) if x.is_finite() && (x > min || (!open_min && x == min)) && x <= max => Some(ConfigValue::Float(x)),
             Some(x) => {
                 let range = match (open_min, max.is_finite()) {
                     (true, false) if min == 0.0 => "positive".to_string(),
@@ -619,10 +596,7 @@ fn typed_value(
         },
         Kind::Shape => match &v {
             Value::List(items) => {
-                let dims: Option<Vec<i64>> = items
-                    .iter()
-                    .map(|i| i.as_const_int().filter(|n| *n >= 1))
-                    .collect();
+                let dims: Option<Vec<i64>> = items.iter().map(|i| i.as_const_int().filter(|n| *n >= 1)).collect();
                 match dims {
                     Some(dims) => Some(ConfigValue::Shape(dims)),
                     None => bad_value(
@@ -667,10 +641,7 @@ fn columns(v: &Value) -> Result<Vec<String>, String> {
             .iter()
             .map(|i| match i {
                 Value::Str(s) => Ok(s.clone()),
-                other => Err(format!(
-                    "column names are strings, found {}",
-                    other.kind_name()
-                )),
+                other => Err(format!("column names are strings, found {}", other.kind_name())),
             })
             .collect(),
         Value::Range(a, b) => {
@@ -686,7 +657,9 @@ fn columns(v: &Value) -> Result<Vec<String>, String> {
                 ((pa, Some(x)), (pb, Some(y))) if pa == pb && x <= y && y - x < 100_000 => {
                     Ok((x..=y).map(|n| format!("{pa}{n}")).collect())
                 }
-                _ => Err(format!("\"{a}\"..\"{b}\" is not a column range: both ends need the same prefix and increasing numbers")),
+                _ => Err(format!(
+                    "\"{a}\"..\"{b}\" is not a column range: both ends need the same prefix and increasing numbers"
+                )),
             }
         }
         other => Err(format!(
@@ -702,15 +675,9 @@ mod tests {
 
     #[test]
     fn column_ranges_expand() {
-        let range = Value::Range(
-            Box::new(Value::Str("p0".into())),
-            Box::new(Value::Str("p3".into())),
-        );
+        let range = Value::Range(Box::new(Value::Str("p0".into())), Box::new(Value::Str("p3".into())));
         assert_eq!(columns(&range).unwrap(), vec!["p0", "p1", "p2", "p3"]);
-        let bad = Value::Range(
-            Box::new(Value::Str("a1".into())),
-            Box::new(Value::Str("b3".into())),
-        );
+        let bad = Value::Range(Box::new(Value::Str("a1".into())), Box::new(Value::Str("b3".into())));
         assert!(columns(&bad).is_err());
     }
 }

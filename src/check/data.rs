@@ -130,9 +130,7 @@ pub fn declare(
                 }
                 None => x_shape.push(Dim::constant(features)),
             }
-            if !source.calls("augment").is_empty()
-                && source.shape("shape").is_none_or(|s| s.len() != 3)
-            {
+            if !source.calls("augment").is_empty() && source.shape("shape").is_none_or(|s| s.len() != 3) {
                 checker.report(
                     Diagnostic::error(
                         codes::BAD_VALUE,
@@ -161,10 +159,7 @@ pub fn declare(
                     checker.report(
                         Diagnostic::error(
                             codes::DATA_COLUMN,
-                            format!(
-                                "column `{column}` is not in {}",
-                                source.str("path").unwrap_or("")
-                            ),
+                            format!("column `{column}` is not in {}", source.str("path").unwrap_or("")),
                             arg_span("column"),
                         )
                         .label("no such column")
@@ -187,10 +182,7 @@ pub fn declare(
                 "x".to_string(),
                 TensorType::new(DType::I32, vec![batch.clone(), context.clone()]),
             ));
-            fields.push((
-                "y".to_string(),
-                TensorType::new(DType::I32, vec![batch, context]),
-            ));
+            fields.push(("y".to_string(), TensorType::new(DType::I32, vec![batch, context])));
             attrs.push(("vocab".to_string(), source.int("vocab")?));
         }
         task => {
@@ -237,36 +229,22 @@ fn resolve(base_dir: Option<&Path>, path: &str) -> std::path::PathBuf {
 }
 
 /// Checks that the file exists (when the program has a location on disk).
-fn read_file_check(
-    checker: &mut Checker,
-    base_dir: Option<&Path>,
-    path: &str,
-    span: Span,
-) -> Option<()> {
+fn read_file_check(checker: &mut Checker, base_dir: Option<&Path>, path: &str, span: Span) -> Option<()> {
     let Some(dir) = base_dir else { return Some(()) };
     let full = resolve(Some(dir), path);
     if full.is_file() {
         return Some(());
     }
     checker.report(
-        Diagnostic::error(
-            codes::DATA_FILE,
-            format!("cannot find data file `{path}`"),
-            span,
-        )
-        .label("no such file")
-        .with_help("paths are relative to the .nn file"),
+        Diagnostic::error(codes::DATA_FILE, format!("cannot find data file `{path}`"), span)
+            .label("no such file")
+            .with_help("paths are relative to the .nn file"),
     );
     None
 }
 
 /// The header row of a CSV file, or `None` when the program has no location.
-fn read_header(
-    checker: &mut Checker,
-    base_dir: Option<&Path>,
-    path: &str,
-    span: Span,
-) -> Option<Option<Vec<String>>> {
+fn read_header(checker: &mut Checker, base_dir: Option<&Path>, path: &str, span: Span) -> Option<Option<Vec<String>>> {
     let Some(dir) = base_dir else {
         return Some(None);
     };
@@ -276,12 +254,7 @@ fn read_header(
         Ok(bytes) => bytes,
         Err(error) => {
             checker.report(
-                Diagnostic::error(
-                    codes::DATA_FILE,
-                    format!("cannot read `{path}`: {error}"),
-                    span,
-                )
-                .label("unreadable"),
+                Diagnostic::error(codes::DATA_FILE, format!("cannot read `{path}`: {error}"), span).label("unreadable"),
             );
             return None;
         }
@@ -295,12 +268,7 @@ fn read_header(
         .collect();
     if header.iter().all(|h| h.is_empty()) {
         checker.report(
-            Diagnostic::error(
-                codes::DATA_FILE,
-                format!("`{path}` has no header row"),
-                span,
-            )
-            .label("empty file"),
+            Diagnostic::error(codes::DATA_FILE, format!("`{path}` has no header row"), span).label("empty file"),
         );
         return None;
     }

@@ -192,24 +192,16 @@ mod tests {
     fn division_is_exact_or_refused() {
         let b = Dim::symbol("B");
         let four_b = Dim::constant(4).mul(&b);
-        assert_eq!(
-            four_b.div_exact(&Dim::constant(2)),
-            Some(Dim::constant(2).mul(&b))
-        );
+        assert_eq!(four_b.div_exact(&Dim::constant(2)), Some(Dim::constant(2).mul(&b)));
         assert_eq!(four_b.div_exact(&b), Some(Dim::constant(4)));
         assert_eq!(four_b.div_exact(&Dim::constant(3)), None);
-        assert_eq!(
-            Dim::constant(64).div_exact(&Dim::constant(4)),
-            Some(Dim::constant(16))
-        );
+        assert_eq!(Dim::constant(64).div_exact(&Dim::constant(4)), Some(Dim::constant(16)));
         assert_eq!(Dim::constant(7).div_exact(&Dim::constant(0)), None);
     }
 
     #[test]
     fn evaluation_needs_every_symbol() {
-        let expr = Dim::symbol("B")
-            .mul(&Dim::constant(4))
-            .add(&Dim::constant(1));
+        let expr = Dim::symbol("B").mul(&Dim::constant(4)).add(&Dim::constant(1));
         assert_eq!(expr.evaluate(&|s| (s == "B").then_some(8)), Some(33));
         assert_eq!(expr.evaluate(&|_| None), None);
     }

@@ -18,23 +18,14 @@ impl Checker<'_> {
     }
 
     /// A tensor value from a recorded op.
-    pub fn tensor_value(
-        &mut self,
-        op: Prim,
-        ty: TensorType,
-        inputs: &[Option<usize>],
-        origin: Span,
-    ) -> Value {
+    pub fn tensor_value(&mut self, op: Prim, ty: TensorType, inputs: &[Option<usize>], origin: Span) -> Value {
         let node = self.emit(op, &ty, inputs);
         Value::Tensor(Tensor { ty, origin, node })
     }
 
     /// A constant tensor of `shape` filled with `value`.
     pub fn constant(&mut self, value: f64, dtype: DType, shape: Vec<Dim>) -> Option<usize> {
-        Some(
-            self.trace
-                .push(Prim::Const(value), dtype, shape, Vec::new()),
-        )
+        Some(self.trace.push(Prim::Const(value), dtype, shape, Vec::new()))
     }
 
     /// The node of a compile-time number or boolean as a scalar tensor.

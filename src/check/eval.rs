@@ -11,9 +11,7 @@ use super::types::{Callable, Initializer, Tensor, TensorType, Value};
 use super::{Dataset, ParamInfo};
 use crate::diagnostics::{codes, Diagnostic, Span};
 use crate::prim::{self, Prim};
-use crate::syntax::ast::{
-    self, BinaryOp, BlockDecl, BlockKind, DimExpr, Expr, ExprKind, Stmt, TypeExpr, UnaryOp,
-};
+use crate::syntax::ast::{self, BinaryOp, BlockDecl, BlockKind, DimExpr, Expr, ExprKind, Stmt, TypeExpr, UnaryOp};
 
 /// Limits on how far a program may expand when elaborated.
 const MAX_REPEAT: i64 = 1000;
@@ -110,11 +108,7 @@ impl<'a> Checker<'a> {
 
     pub fn report(&mut self, mut diagnostic: Diagnostic) {
         if diagnostic.primary.span.file != self.user_file {
-            let user_frame = self
-                .frames
-                .iter()
-                .rev()
-                .find(|f| f.call_span.file == self.user_file);
+            let user_frame = self.frames.iter().rev().find(|f| f.call_span.file == self.user_file);
             if let Some(frame) = user_frame {
                 let inner = std::mem::replace(
                     &mut diagnostic.primary,
@@ -140,9 +134,7 @@ impl<'a> Checker<'a> {
         // One mistake reached through several paths (e.g. a bad size used in
         // three places of a library block) is reported once.
         let repeated = self.diagnostics.iter().any(|d| {
-            d.code == diagnostic.code
-                && d.message == diagnostic.message
-                && d.primary.span == diagnostic.primary.span
+            d.code == diagnostic.code && d.message == diagnostic.message && d.primary.span == diagnostic.primary.span
         });
         if !repeated {
             self.diagnostics.push(diagnostic);
@@ -180,8 +172,7 @@ impl<'a> Checker<'a> {
         }
         let close = suggest(name, candidates).map(str::to_string);
         let mut diagnostic =
-            Diagnostic::error(codes::UNKNOWN_NAME, format!("unknown name `{name}`"), span)
-                .label("not defined here");
+            Diagnostic::error(codes::UNKNOWN_NAME, format!("unknown name `{name}`"), span).label("not defined here");
         if let Some(close) = close {
             diagnostic = diagnostic.with_help(format!("did you mean `{close}`?"));
         } else if name.chars().next().is_some_and(|c| c.is_ascii_uppercase()) {
@@ -220,19 +211,12 @@ impl<'a> Checker<'a> {
             ExprKind::Bool(b) => Value::Bool(*b),
             ExprKind::Training => Value::Bool(self.training),
             ExprKind::Name(name) => self.lookup(name, expr.span, scope),
-            ExprKind::List(items) => {
-                Value::List(items.iter().map(|e| self.eval(e, scope)).collect())
-            }
+            ExprKind::List(items) => Value::List(items.iter().map(|e| self.eval(e, scope)).collect()),
             ExprKind::Unary { op, operand } => {
                 let value = self.eval(operand, scope);
                 self.unary(*op, value, expr.span)
             }
-            ExprKind::Binary {
-                op,
-                op_span,
-                lhs,
-                rhs,
-            } => {
+            ExprKind::Binary { op, op_span, lhs, rhs } => {
                 let a = self.eval(lhs, scope);
                 let b = self.eval(rhs, scope);
                 self.binary(*op, *op_span, (a, lhs.span), (b, rhs.span))
@@ -270,15 +254,11 @@ impl<'a> Checker<'a> {
                             cond.span,
                         )
                         .label("not a compile-time boolean")
-                        .with_help(
-                            "use `where(mask, a, b)` to choose between tensors element by element",
-                        ),
+                        .with_help("use `where(mask, a, b)` to choose between tensors element by element"),
                     ),
                 }
             }
-            ExprKind::Repeat { count, block, args } => {
-                self.repeat(count, block, args, scope, expr.span)
-            }
+            ExprKind::Repeat { count, block, args } => self.repeat(count, block, args, scope, expr.span),
         }
     }
 
@@ -314,10 +294,7 @@ impl<'a> Checker<'a> {
                     self.report(
                         Diagnostic::error(
                             codes::BAD_STATEMENT,
-                            format!(
-                                "`{}` is a parameter or state and cannot be reassigned",
-                                name.name
-                            ),
+                            format!("`{}` is a parameter or state and cannot be reassigned", name.name),
                             name.span,
                         )
                         .label("assigned here")
@@ -335,18 +312,7 @@ impl<'a> Checker<'a> {
                     },
                 );
             }
-            Stmt::Param {
-                name,
-                ty,
-                init,
-                span,
-            }
-            | Stmt::State {
-                name,
-                ty,
-                init,
-                span,
-            } => {
+            Stmt::Param { name, ty, init, span } | Stmt::State { name, ty, init, span } => {
                 let is_param = matches!(stmt, Stmt::Param { .. });
                 let Some(tensor_type) = self.tensor_type(ty, scope, None) else {
                     scope.bind(
@@ -361,13 +327,10 @@ impl<'a> Checker<'a> {
                 };
                 let initializer = match init {
                     Some(init) => self.initializer(init, scope),
-                    None if is_param && tensor_type.rank() >= 2 => {
-                        Some(Initializer::Xavier { gain: 1.0 })
-                    }
+                    None if is_param && tensor_type.rank() >= 2 => Some(Initializer::Xavier { gain: 1.0 }),
                     None => Some(Initializer::Zeros),
                 };
-                let node =
-                    self.declare_param(name, &tensor_type, initializer, *span, ty.span, is_param);
+                let node = self.declare_param(name, &tensor_type, initializer, *span, ty.span, is_param);
                 scope.bind(
                     &name.name,
                     Binding {
@@ -421,20 +384,14 @@ impl<'a> Checker<'a> {
                                 value.span,
                             )
                             .label(format!("this is {}", next.ty))
-                            .with_secondary(
-                                state.origin,
-                                format!("the state is declared as {}", state.ty),
-                            ),
+                            .with_secondary(state.origin, format!("the state is declared as {}", state.ty)),
                         );
                     }
                 } else if !matches!(new_value, Value::Error | Value::Tensor(_)) {
                     self.report(
                         Diagnostic::error(
                             codes::WRONG_KIND,
-                            format!(
-                                "a state's new value must be a tensor, found {}",
-                                new_value.kind_name()
-                            ),
+                            format!("a state's new value must be a tensor, found {}", new_value.kind_name()),
                             *span,
                         )
                         .label("not a tensor"),
@@ -464,9 +421,7 @@ impl<'a> Checker<'a> {
                     type_span,
                 )
                 .label(format!("`{symbolic}` is only known when the program runs"))
-                .with_help(
-                    "parameter sizes come from constants and hyper-parameters, not from the batch",
-                ),
+                .with_help("parameter sizes come from constants and hyper-parameters, not from the batch"),
             );
             return None;
         }
@@ -512,9 +467,7 @@ impl<'a> Checker<'a> {
             Value::Fn(Callable::Builtin("zeros")) => Some(Initializer::Zeros),
             Value::Fn(Callable::Builtin("ones")) => Some(Initializer::Ones),
             Value::Error => None,
-            Value::Int(_) | Value::Float(_) => {
-                Some(Initializer::Constant(value.as_number().unwrap_or(0.0)))
-            }
+            Value::Int(_) | Value::Float(_) => Some(Initializer::Constant(value.as_number().unwrap_or(0.0))),
             other => {
                 self.report(
                     Diagnostic::error(
@@ -523,7 +476,9 @@ impl<'a> Checker<'a> {
                         expr.span,
                     )
                     .label("not an initializer")
-                    .with_help("initializers: zeros, ones, normal(std: ..), uniform(low, high), xavier, kaiming, or a number"),
+                    .with_help(
+                        "initializers: zeros, ones, normal(std: ..), uniform(low, high), xavier, kaiming, or a number",
+                    ),
                 );
                 None
             }
@@ -548,12 +503,8 @@ impl<'a> Checker<'a> {
                     Some(dims) => shape.extend_from_slice(dims),
                     None => {
                         self.report(
-                            Diagnostic::error(
-                                codes::BAD_DIMENSION,
-                                "`...` is only allowed in a signature",
-                                *span,
-                            )
-                            .label("write the dimensions out"),
+                            Diagnostic::error(codes::BAD_DIMENSION, "`...` is only allowed in a signature", *span)
+                                .label("write the dimensions out"),
                         );
                         ok = false;
                     }
@@ -599,9 +550,7 @@ impl<'a> Checker<'a> {
                         span,
                     )
                     .label("not a whole number")
-                    .with_help(
-                        "check that the division is exact, e.g. the width by the number of heads",
-                    ),
+                    .with_help("check that the division is exact, e.g. the width by the number of heads"),
                 );
                 None
             }
@@ -651,13 +600,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    pub fn binary(
-        &mut self,
-        op: BinaryOp,
-        op_span: Span,
-        lhs: (Value, Span),
-        rhs: (Value, Span),
-    ) -> Value {
+    pub fn binary(&mut self, op: BinaryOp, op_span: Span, lhs: (Value, Span), rhs: (Value, Span)) -> Value {
         let ((a, a_span), (b, b_span)) = (lhs, rhs);
         if matches!(a, Value::Error) || matches!(b, Value::Error) {
             return Value::Error;
@@ -745,13 +688,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn constant_binary(
-        &mut self,
-        op: BinaryOp,
-        op_span: Span,
-        a: &Value,
-        b: &Value,
-    ) -> Option<Value> {
+    fn constant_binary(&mut self, op: BinaryOp, op_span: Span, a: &Value, b: &Value) -> Option<Value> {
         use BinaryOp::*;
         match (a, b) {
             (Value::Int(x), Value::Int(y)) => Some(match op {
@@ -762,17 +699,12 @@ impl<'a> Checker<'a> {
                     Some(q) => Value::Int(q),
                     None => match (x.as_const(), y.as_const()) {
                         (_, Some(0)) => self.error(
-                            Diagnostic::error(codes::DIVISION, "division by zero", op_span)
-                                .label("the divisor is 0"),
+                            Diagnostic::error(codes::DIVISION, "division by zero", op_span).label("the divisor is 0"),
                         ),
                         (Some(p), Some(q)) => Value::Float(p as f64 / q as f64),
                         _ => self.error(
-                            Diagnostic::error(
-                                codes::DIVISION,
-                                format!("{x} is not divisible by {y}"),
-                                op_span,
-                            )
-                            .label("sizes must divide exactly"),
+                            Diagnostic::error(codes::DIVISION, format!("{x} is not divisible by {y}"), op_span)
+                                .label("sizes must divide exactly"),
                         ),
                     },
                 },
@@ -814,8 +746,7 @@ impl<'a> Checker<'a> {
                     Sub => Value::Float(x - y),
                     Mul => Value::Float(x * y),
                     Div if y == 0.0 => self.error(
-                        Diagnostic::error(codes::DIVISION, "division by zero", op_span)
-                            .label("the divisor is 0"),
+                        Diagnostic::error(codes::DIVISION, "division by zero", op_span).label("the divisor is 0"),
                     ),
                     Div => Value::Float(x / y),
                     Eq | Ne | Lt | Le | Gt | Ge => Value::Bool(compare(op, x, y)),
@@ -870,12 +801,8 @@ impl<'a> Checker<'a> {
             Value::List(list) => {
                 let [ast::IndexItem::Index(index)] = items else {
                     return self.error(
-                        Diagnostic::error(
-                            codes::WRONG_KIND,
-                            "a list takes one integer index",
-                            span,
-                        )
-                        .label("slices apply to tensors"),
+                        Diagnostic::error(codes::WRONG_KIND, "a list takes one integer index", span)
+                            .label("slices apply to tensors"),
                     );
                 };
                 let position = self.eval(index, scope);
@@ -884,12 +811,8 @@ impl<'a> Checker<'a> {
                         Value::Error
                     } else {
                         self.error(
-                            Diagnostic::error(
-                                codes::WRONG_KIND,
-                                "a list index must be a constant integer",
-                                index.span,
-                            )
-                            .label(position.kind_name()),
+                            Diagnostic::error(codes::WRONG_KIND, "a list index must be a constant integer", index.span)
+                                .label(position.kind_name()),
                         )
                     };
                 };
@@ -898,19 +821,14 @@ impl<'a> Checker<'a> {
                     None => self.error(
                         Diagnostic::error(
                             codes::INDEX_OUT_OF_RANGE,
-                            format!(
-                                "index {i} is out of range for a list of {} items",
-                                list.len()
-                            ),
+                            format!("index {i} is out of range for a list of {} items", list.len()),
                             index.span,
                         )
                         .label("out of range"),
                     ),
                 }
             }
-            Value::Tensor(tensor) => {
-                super::builtins::slice(self, tensor, base_span, items, scope, span)
-            }
+            Value::Tensor(tensor) => super::builtins::slice(self, tensor, base_span, items, scope, span),
             other => self.error(
                 Diagnostic::error(
                     codes::WRONG_KIND,
@@ -924,13 +842,7 @@ impl<'a> Checker<'a> {
 
     // ------------------------------------------------------------- calls
 
-    pub fn call(
-        &mut self,
-        callee: Value,
-        callee_span: Span,
-        args: Vec<ArgValue>,
-        span: Span,
-    ) -> Value {
+    pub fn call(&mut self, callee: Value, callee_span: Span, args: Vec<ArgValue>, span: Span) -> Value {
         match callee {
             Value::Error => Value::Error,
             Value::Fn(Callable::Block(name)) => {
@@ -939,9 +851,7 @@ impl<'a> Checker<'a> {
                 };
                 self.call_block(decl, args, span, callee_span)
             }
-            Value::Fn(Callable::Builtin(name)) => {
-                super::builtins::call(self, name, args, span, callee_span)
-            }
+            Value::Fn(Callable::Builtin(name)) => super::builtins::call(self, name, args, span, callee_span),
             Value::Init(base) => match initializer_call(self, &base, args, span) {
                 Some(init) => Value::Init(init),
                 None => Value::Error,
@@ -957,14 +867,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn repeat(
-        &mut self,
-        count: &Expr,
-        block: &ast::Ident,
-        args: &[ast::Arg],
-        scope: &mut Scope,
-        span: Span,
-    ) -> Value {
+    fn repeat(&mut self, count: &Expr, block: &ast::Ident, args: &[ast::Arg], scope: &mut Scope, span: Span) -> Value {
         let count_value = self.eval(count, scope);
         let args = self.eval_args(args, scope);
         let n = match count_value.as_const_int() {
@@ -1010,10 +913,7 @@ impl<'a> Checker<'a> {
                 return self.error(
                     Diagnostic::error(
                         codes::WRONG_KIND,
-                        format!(
-                            "`repeat` needs a block, but `{}` is a primitive",
-                            block.name
-                        ),
+                        format!("`repeat` needs a block, but `{}` is a primitive", block.name),
                         block.span,
                     )
                     .label("not a block")
@@ -1107,8 +1007,7 @@ impl<'a> Checker<'a> {
                         .label("unknown argument");
                         diagnostic = match suggest(&name.name, names.iter().copied()) {
                             Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
-                            None => diagnostic
-                                .with_help(format!("its parameters are: {}", names.join(", "))),
+                            None => diagnostic.with_help(format!("its parameters are: {}", names.join(", "))),
                         };
                         self.report(diagnostic);
                         ok = false;
@@ -1140,8 +1039,7 @@ impl<'a> Checker<'a> {
                 )
                 .label(format!("`{name}` is required"));
                 if *span != Span::default() {
-                    diagnostic =
-                        diagnostic.with_secondary(*span, "declared here without a default");
+                    diagnostic = diagnostic.with_secondary(*span, "declared here without a default");
                 }
                 self.report(diagnostic);
                 ok = false;
@@ -1163,16 +1061,10 @@ impl<'a> Checker<'a> {
         let name = decl.name.name.as_str();
         if self.frames.iter().any(|f| f.block == name) {
             return self.error(
-                Diagnostic::error(
-                    codes::RECURSION,
-                    format!("`{name}` calls itself"),
-                    callee_span,
-                )
-                .label("recursive call")
-                .with_secondary(decl.name.span, "defined here")
-                .with_help(
-                    "blocks are expanded when compiling; use `repeat` or `scan` for repetition",
-                ),
+                Diagnostic::error(codes::RECURSION, format!("`{name}` calls itself"), callee_span)
+                    .label("recursive call")
+                    .with_secondary(decl.name.span, "defined here")
+                    .with_help("blocks are expanded when compiling; use `repeat` or `scan` for repetition"),
             );
         }
         self.block_calls += 1;
@@ -1191,12 +1083,8 @@ impl<'a> Checker<'a> {
         }
         if self.frames.len() > 64 {
             return self.error(
-                Diagnostic::error(
-                    codes::RECURSION,
-                    "blocks are nested too deeply",
-                    callee_span,
-                )
-                .label("64 levels deep"),
+                Diagnostic::error(codes::RECURSION, "blocks are nested too deeply", callee_span)
+                    .label("64 levels deep"),
             );
         }
         let params: Vec<(&str, Span, bool)> = decl
@@ -1207,11 +1095,7 @@ impl<'a> Checker<'a> {
         let Some(bound) = self.bind_args(name, &params, args, call_span) else {
             return Value::Error;
         };
-        if bound
-            .iter()
-            .flatten()
-            .any(|a| matches!(a.value, Value::Error))
-        {
+        if bound.iter().flatten().any(|a| matches!(a.value, Value::Error)) {
             return Value::Error;
         }
         let mut scope = Scope::new();
@@ -1249,10 +1133,7 @@ impl<'a> Checker<'a> {
         let result = self.check_result(decl, result, scope, &ellipsis);
         self.frames.pop();
         if is_model && self.trace.outputs.iter().all(|(n, _)| n != "model_output") {
-            if let Value::Tensor(Tensor {
-                node: Some(node), ..
-            }) = &result
-            {
+            if let Value::Tensor(Tensor { node: Some(node), .. }) = &result {
                 self.trace.set_output("model_output", *node);
             }
         }
@@ -1278,10 +1159,7 @@ impl<'a> Checker<'a> {
     /// [`Checker::set_child_counts`], lets `scan` call its step as the same
     /// instance at every time step.
     pub fn child_counts(&self) -> HashMap<String, usize> {
-        self.frames
-            .last()
-            .map(|f| f.children.clone())
-            .unwrap_or_default()
+        self.frames.last().map(|f| f.children.clone()).unwrap_or_default()
     }
 
     pub fn set_child_counts(&mut self, counts: HashMap<String, usize>) {
@@ -1334,12 +1212,8 @@ impl<'a> Checker<'a> {
             };
             let Some(arg) = arg else {
                 self.report(
-                    Diagnostic::error(
-                        codes::BAD_STATEMENT,
-                        "a tensor input cannot have a default",
-                        param.span,
-                    )
-                    .label("give the tensor as an argument"),
+                    Diagnostic::error(codes::BAD_STATEMENT, "a tensor input cannot have a default", param.span)
+                        .label("give the tensor as an argument"),
                 );
                 ok = false;
                 continue;
@@ -1347,8 +1221,7 @@ impl<'a> Checker<'a> {
             let tensor = match &arg.value {
                 Value::Tensor(t) => t.clone(),
                 Value::Int(_) | Value::Float(_)
-                    if ty.dims.iter().all(|d| matches!(d, DimExpr::Ellipsis(_)))
-                        || ty.dims.is_empty() =>
+                    if ty.dims.iter().all(|d| matches!(d, DimExpr::Ellipsis(_))) || ty.dims.is_empty() =>
                 {
                     Tensor {
                         ty: TensorType::scalar(ty.dtype),
@@ -1460,10 +1333,8 @@ impl<'a> Checker<'a> {
                         let axis = actual;
                         actual += 1;
                         if let ExprKind::Name(size_name) = &expr.kind {
-                            let is_constant =
-                                self.globals_visible && self.globals.contains_key(size_name);
-                            let is_size_var =
-                                !(hyper_names.contains(size_name.as_str()) || is_constant);
+                            let is_constant = self.globals_visible && self.globals.contains_key(size_name);
+                            let is_size_var = !(hyper_names.contains(size_name.as_str()) || is_constant);
                             if is_size_var {
                                 match scope.get(size_name) {
                                     None => scope.bind(
@@ -1530,10 +1401,7 @@ impl<'a> Checker<'a> {
             let (value, span) = match arg {
                 Some(arg) => (arg.value.clone(), arg.span),
                 None => {
-                    let default = param
-                        .default
-                        .as_ref()
-                        .expect("bind_args checked required parameters");
+                    let default = param.default.as_ref().expect("bind_args checked required parameters");
                     (self.eval(default, scope), default.span)
                 }
             };
@@ -1594,13 +1462,7 @@ impl<'a> Checker<'a> {
         Some(ellipsis.map(|(dims, _)| dims).unwrap_or_default())
     }
 
-    fn check_result(
-        &mut self,
-        decl: &BlockDecl,
-        result: Value,
-        scope: &mut Scope,
-        ellipsis: &[Dim],
-    ) -> Value {
+    fn check_result(&mut self, decl: &BlockDecl, result: Value, scope: &mut Scope, ellipsis: &[Dim]) -> Value {
         let Some(ret) = &decl.ret else { return result };
         let Some(declared) = self.tensor_type(ret, scope, Some(ellipsis)) else {
             return Value::Error;
@@ -1695,9 +1557,7 @@ fn coerce_hyper(kind: ast::HyperType, value: Value) -> Result<Value, Value> {
     use ast::HyperType::*;
     match (kind, value) {
         (Int, v @ Value::Int(_)) => Ok(v),
-        (Float, Value::Int(d)) if d.as_const().is_some() => {
-            Ok(Value::Float(d.as_const().unwrap_or(0) as f64))
-        }
+        (Float, Value::Int(d)) if d.as_const().is_some() => Ok(Value::Float(d.as_const().unwrap_or(0) as f64)),
         (Float, v @ Value::Float(_)) => Ok(v),
         (Bool, v @ Value::Bool(_)) => Ok(v),
         (Str, v @ Value::Str(_)) => Ok(v),
@@ -1758,26 +1618,15 @@ fn initializer_name(name: &str) -> Option<Initializer> {
     Some(match name {
         "xavier" => Initializer::Xavier { gain: 1.0 },
         "kaiming" => Initializer::Kaiming { gain: 1.0 },
-        "normal" => Initializer::Normal {
-            mean: 0.0,
-            std: 1.0,
-        },
-        "uniform" => Initializer::Uniform {
-            low: -1.0,
-            high: 1.0,
-        },
+        "normal" => Initializer::Normal { mean: 0.0, std: 1.0 },
+        "uniform" => Initializer::Uniform { low: -1.0, high: 1.0 },
         _ => return None,
     })
 }
 
 /// `normal(std: 0.02)`, `uniform(-0.1, 0.1)`, `xavier(gain: 2)`: the named
 /// initializer with its arguments applied.
-fn initializer_call(
-    checker: &mut Checker,
-    base: &Initializer,
-    args: Vec<ArgValue>,
-    span: Span,
-) -> Option<Initializer> {
+fn initializer_call(checker: &mut Checker, base: &Initializer, args: Vec<ArgValue>, span: Span) -> Option<Initializer> {
     let (name, params): (&str, &[&str]) = match base {
         Initializer::Normal { .. } => ("normal", &["std", "mean"]),
         Initializer::Uniform { .. } => ("uniform", &["low", "high"]),
@@ -1785,10 +1634,7 @@ fn initializer_call(
         Initializer::Kaiming { .. } => ("kaiming", &["gain"]),
         _ => ("constant", &["value"]),
     };
-    let signature: Vec<(&str, Span, bool)> = params
-        .iter()
-        .map(|p| (*p, Span::default(), false))
-        .collect();
+    let signature: Vec<(&str, Span, bool)> = params.iter().map(|p| (*p, Span::default(), false)).collect();
     let bound = checker.bind_args(name, &signature, args, span)?;
     let mut numbers = Vec::new();
     for arg in &bound {
@@ -1801,10 +1647,7 @@ fn initializer_call(
                         checker.report(
                             Diagnostic::error(
                                 codes::WRONG_KIND,
-                                format!(
-                                    "arguments of `{name}` are numbers, found {}",
-                                    arg.value.kind_name()
-                                ),
+                                format!("arguments of `{name}` are numbers, found {}", arg.value.kind_name()),
                                 arg.span,
                             )
                             .label("not a number"),
@@ -1835,9 +1678,7 @@ fn initializer_call(
         _ => None,
     };
     if let Some(message) = bad {
-        checker.report(
-            Diagnostic::error(codes::BAD_VALUE, message, span).label("invalid initializer"),
-        );
+        checker.report(Diagnostic::error(codes::BAD_VALUE, message, span).label("invalid initializer"));
         return None;
     }
     Some(init)

@@ -92,11 +92,7 @@ impl Program {
     pub fn summary(&self) -> String {
         let mut text = String::new();
         if let Some(model) = &self.model {
-            let inputs: Vec<String> = model
-                .inputs
-                .iter()
-                .map(|(n, t)| format!("{n}: {t}"))
-                .collect();
+            let inputs: Vec<String> = model.inputs.iter().map(|(n, t)| format!("{n}: {t}")).collect();
             text.push_str(&format!(
                 "model {}({}) -> {}",
                 model.name,
@@ -156,8 +152,7 @@ pub fn check_file(path: &Path) -> Result<Program, String> {
 
 /// [`check_file`] with `--set NAME=VALUE` overrides of constants.
 pub fn check_file_with(path: &Path, overrides: Vec<(String, f64)>) -> Result<Program, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let options = Options {
         base_dir: Some(path.parent().map(Path::to_path_buf).unwrap_or_default()),
@@ -175,11 +170,7 @@ pub fn check_source(name: &str, text: &str, options: &Options) -> Program {
             .name("nnc-check".into())
             .stack_size(256 << 20)
             .spawn_scoped(scope, || check_source_here(name, text, options))
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
+            .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
             .unwrap_or_else(|_| check_source_here(name, text, options))
     })
 }
@@ -257,14 +248,10 @@ fn check_items(
         if block.kind == BlockKind::Model {
             if let Some(first) = model {
                 diagnostics.push(
-                    Diagnostic::error(
-                        codes::DUPLICATE_ITEM,
-                        "a program has one `model`",
-                        block.name.span,
-                    )
-                    .label("second model")
-                    .with_secondary(first.name.span, "the model is declared here")
-                    .with_help("declare the others with `block` and call them from the model"),
+                    Diagnostic::error(codes::DUPLICATE_ITEM, "a program has one `model`", block.name.span)
+                        .label("second model")
+                        .with_secondary(first.name.span, "the model is declared here")
+                        .with_help("declare the others with `block` and call them from the model"),
                 );
                 continue;
             }
@@ -292,18 +279,12 @@ fn check_items(
                 let mut value = checker.eval(&decl.value, &mut globals);
                 if let Some((_, x)) = options.overrides.iter().find(|(n, _)| n == name) {
                     value = match value {
-                        Value::Int(_) if x.fract() == 0.0 => {
-                            Value::Int(dims::Dim::constant(*x as i64))
-                        }
+                        Value::Int(_) if x.fract() == 0.0 => Value::Int(dims::Dim::constant(*x as i64)),
                         _ => Value::Float(*x),
                     };
                 }
                 match &value {
-                    Value::Int(_)
-                    | Value::Float(_)
-                    | Value::Bool(_)
-                    | Value::Str(_)
-                    | Value::Error => {}
+                    Value::Int(_) | Value::Float(_) | Value::Bool(_) | Value::Str(_) | Value::Error => {}
                     other => {
                         checker.report(
                             Diagnostic::error(
@@ -332,20 +313,10 @@ fn check_items(
                 }
             }
             Item::Data(decl) => {
-                if let Some(dataset) = data::declare(
-                    &mut checker,
-                    decl,
-                    options.base_dir.as_deref(),
-                    &mut globals,
-                ) {
+                if let Some(dataset) = data::declare(&mut checker, decl, options.base_dir.as_deref(), &mut globals) {
                     checker.datasets.push(dataset);
                     let index = checker.datasets.len() - 1;
-                    define_global(
-                        &mut checker,
-                        &decl.name,
-                        Value::Data(index),
-                        BindingKind::Let,
-                    );
+                    define_global(&mut checker, &decl.name, Value::Data(index), BindingKind::Let);
                 } else {
                     define_global(&mut checker, &decl.name, Value::Error, BindingKind::Let);
                 }
@@ -365,25 +336,17 @@ fn check_items(
         .collect();
     for extra in losses.iter().skip(1) {
         checker.report(
-            Diagnostic::error(
-                codes::DUPLICATE_ITEM,
-                "a program has one `loss`",
-                extra.span,
-            )
-            .label("second loss")
-            .with_secondary(losses[0].span, "the loss is declared here")
-            .with_help("add terms to combine losses: `loss mse(a, b) + 0.1 * mae(a, b)`"),
+            Diagnostic::error(codes::DUPLICATE_ITEM, "a program has one `loss`", extra.span)
+                .label("second loss")
+                .with_secondary(losses[0].span, "the loss is declared here")
+                .with_help("add terms to combine losses: `loss mse(a, b) + 0.1 * mae(a, b)`"),
         );
     }
     if model.is_none() && !broken("model") {
         checker.report(
-            Diagnostic::error(
-                codes::MISSING_MODEL,
-                "the program has no `model`",
-                file_start,
-            )
-            .label("expected `model name(inputs) -> type { ... }`")
-            .with_help("the model is the block whose parameters are trained"),
+            Diagnostic::error(codes::MISSING_MODEL, "the program has no `model`", file_start)
+                .label("expected `model name(inputs) -> type { ... }`")
+                .with_help("the model is the block whose parameters are trained"),
         );
     }
     match losses.first() {
@@ -400,9 +363,7 @@ fn check_items(
             check_loss_value(&mut checker, &value, loss);
             program.train_trace = finish_trace(&mut checker, &value);
             if let Some(model) = model {
-                if !checker.instantiated_models.contains(&model.name.name)
-                    && !matches!(value, Value::Error)
-                {
+                if !checker.instantiated_models.contains(&model.name.name) && !matches!(value, Value::Error) {
                     checker.report(
                         Diagnostic::error(
                             codes::MISSING_MODEL,
@@ -428,11 +389,7 @@ fn check_items(
         }
     }
     if let Some((name, inputs, output)) = checker.model_signature.take() {
-        program.model = Some(ModelInfo {
-            name,
-            inputs,
-            output,
-        });
+        program.model = Some(ModelInfo { name, inputs, output });
     }
 
     // Optimizer and schedule.
@@ -446,41 +403,26 @@ fn check_items(
         .collect();
     for extra in optimizers.iter().skip(1) {
         checker.report(
-            Diagnostic::error(
-                codes::DUPLICATE_ITEM,
-                "a program has one `optimizer`",
-                extra.span,
-            )
-            .label("second optimizer")
-            .with_secondary(optimizers[0].span, "the optimizer is declared here"),
+            Diagnostic::error(codes::DUPLICATE_ITEM, "a program has one `optimizer`", extra.span)
+                .label("second optimizer")
+                .with_secondary(optimizers[0].span, "the optimizer is declared here"),
         );
     }
     match optimizers.first() {
         None if broken("optimizer") => {}
         None => checker.report(
-            Diagnostic::error(
-                codes::MISSING_OPTIMIZER,
-                "the program has no `optimizer`",
-                file_start,
-            )
-            .label("expected an `optimizer` declaration")
-            .with_help("e.g. `optimizer adam(lr: 1e-3)`"),
+            Diagnostic::error(codes::MISSING_OPTIMIZER, "the program has no `optimizer`", file_start)
+                .label("expected an `optimizer` declaration")
+                .with_help("e.g. `optimizer adam(lr: 1e-3)`"),
         ),
         Some(decl) => {
-            program.optimizer =
-                setting_call(&mut checker, &decl.value, schemas::OPTIMIZERS, "optimizer");
+            program.optimizer = setting_call(&mut checker, &decl.value, schemas::OPTIMIZERS, "optimizer");
             for (i, part) in decl.schedule.iter().enumerate() {
-                if let Some(config) =
-                    setting_call(&mut checker, part, schemas::SCHEDULES, "schedule")
-                {
+                if let Some(config) = setting_call(&mut checker, part, schemas::SCHEDULES, "schedule") {
                     if config.name == "warmup" && i > 0 {
                         checker.report(
-                            Diagnostic::error(
-                                codes::BAD_VALUE,
-                                "`warmup` must come first in a schedule",
-                                part.span,
-                            )
-                            .label("warm-up after another schedule"),
+                            Diagnostic::error(codes::BAD_VALUE, "`warmup` must come first in a schedule", part.span)
+                                .label("warm-up after another schedule"),
                         );
                     }
                     program.schedule.push(config);
@@ -512,10 +454,7 @@ fn check_items(
             program.sweep = sweep(&mut checker, section, &program.constants);
             continue;
         }
-        let Some(schema) = schemas::SECTIONS
-            .iter()
-            .find(|s| s.name == section.kind.name())
-        else {
+        let Some(schema) = schemas::SECTIONS.iter().find(|s| s.name == section.kind.name()) else {
             continue;
         };
         let args: Vec<config::RawArg> = section
@@ -526,9 +465,7 @@ fn check_items(
                 value: &s.value,
             })
             .collect();
-        if let Some(config) =
-            config::validate(&mut checker, schema, &args, section.span, &mut Scope::new())
-        {
+        if let Some(config) = config::validate(&mut checker, schema, &args, section.span, &mut Scope::new()) {
             if section.kind == SectionKind::Train {
                 match (config.int("steps"), config.int("epochs")) {
                     (None, None) => checker.report(
@@ -551,19 +488,13 @@ fn check_items(
                     _ => {}
                 }
             }
-            program
-                .sections
-                .insert(section.kind.name().to_string(), config);
+            program.sections.insert(section.kind.name().to_string(), config);
         }
     }
     if !seen.contains_key(&SectionKind::Train) && !broken("train") {
         checker.report(
-            Diagnostic::error(
-                codes::MISSING_SETTING,
-                "the program has no `train` section",
-                file_start,
-            )
-            .label("expected `train { steps: ..., batch: ... }`"),
+            Diagnostic::error(codes::MISSING_SETTING, "the program has no `train` section", file_start)
+                .label("expected `train { steps: ..., batch: ... }`"),
         );
     }
 
@@ -576,10 +507,7 @@ fn check_items(
 /// Takes the pass's trace, naming the loss as an output.
 fn finish_trace(checker: &mut Checker, loss: &Value) -> trace::Trace {
     let mut trace = std::mem::take(&mut checker.trace);
-    if let Value::Tensor(types::Tensor {
-        node: Some(node), ..
-    }) = loss
-    {
+    if let Value::Tensor(types::Tensor { node: Some(node), .. }) = loss {
         trace.set_output("loss", *node);
     }
     trace
@@ -625,10 +553,7 @@ fn check_loss_value(checker: &mut Checker, value: &Value, loss: &ast::LossDecl) 
         other => checker.report(
             Diagnostic::error(
                 codes::LOSS_NOT_SCALAR,
-                format!(
-                    "the loss must be a scalar tensor, found {}",
-                    other.kind_name()
-                ),
+                format!("the loss must be a scalar tensor, found {}", other.kind_name()),
                 loss.value.span,
             )
             .label("not a tensor"),
@@ -659,11 +584,7 @@ fn setting_call(
 
 /// `sweep { lr: [1e-3, 3e-3], H: [64, 128] }`: each name is a constant or a
 /// training override, each value a list of numbers.
-fn sweep(
-    checker: &mut Checker,
-    section: &ast::Section,
-    constants: &[(String, Value)],
-) -> Vec<(String, Vec<f64>)> {
+fn sweep(checker: &mut Checker, section: &ast::Section, constants: &[(String, Value)]) -> Vec<(String, Vec<f64>)> {
     const OVERRIDES: &[&str] = &["lr", "batch", "seed", "steps"];
     let mut out = Vec::new();
     for setting in &section.settings {

@@ -14,12 +14,10 @@ pub struct Operand<'a> {
 
 /// Adds labels saying what an operand is and where its shape was declared.
 pub fn explain(mut diagnostic: Diagnostic, name: &str, operand: &Operand) -> Diagnostic {
-    diagnostic =
-        diagnostic.with_secondary(operand.span, format!("{name} is {}", operand.tensor.ty));
+    diagnostic = diagnostic.with_secondary(operand.span, format!("{name} is {}", operand.tensor.ty));
     let origin = operand.tensor.origin;
-    let overlaps = origin.file == operand.span.file
-        && origin.start < operand.span.end
-        && operand.span.start < origin.end;
+    let overlaps =
+        origin.file == operand.span.file && origin.start < operand.span.end && operand.span.start < origin.end;
     if !overlaps && origin != Span::default() {
         diagnostic = diagnostic.with_secondary(origin, format!("{name}'s shape comes from here"));
     }
@@ -54,12 +52,7 @@ pub fn broadcast(a: &[Dim], b: &[Dim]) -> Result<Vec<Dim>, (usize, Dim, Dim)> {
 }
 
 /// The result type of an element-wise binary operator on two tensors.
-pub fn elementwise(
-    op: BinaryOp,
-    op_span: Span,
-    lhs: Operand,
-    rhs: Operand,
-) -> Result<TensorType, Diagnostic> {
+pub fn elementwise(op: BinaryOp, op_span: Span, lhs: Operand, rhs: Operand) -> Result<TensorType, Diagnostic> {
     let kind = match op {
         BinaryOp::And | BinaryOp::Or => ElementwiseKind::Logical,
         BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
@@ -135,17 +128,9 @@ pub fn elementwise_named(
         )
         .label(format!("axis {axis} of the result: {da} vs {db}"))
         .with_help("sizes must be equal, or one of them 1");
-        explain(
-            explain(diagnostic, "the left operand", &lhs),
-            "the right operand",
-            &rhs,
-        )
+        explain(explain(diagnostic, "the left operand", &lhs), "the right operand", &rhs)
     })?;
-    let dtype = if comparison || logical {
-        DType::Bool
-    } else {
-        a.dtype
-    };
+    let dtype = if comparison || logical { DType::Bool } else { a.dtype };
     Ok(TensorType::new(dtype, shape))
 }
 
@@ -161,9 +146,7 @@ pub fn matmul(op_span: Span, lhs: Operand, rhs: Operand) -> Result<TensorType, D
                 op_span,
             )
             .label(format!("the {name} operand has rank {}", ty.rank()))
-            .with_help(
-                "reshape vectors to [1, n] or [n, 1], or use `sum(a * b)` for a dot product",
-            );
+            .with_help("reshape vectors to [1, n] or [n, 1], or use `sum(a * b)` for a dot product");
             return Err(explain(diagnostic, &format!("the {name} operand"), operand));
         }
         if !ty.dtype.is_float() {
@@ -213,21 +196,15 @@ pub fn matmul(op_span: Span, lhs: Operand, rhs: Operand) -> Result<TensorType, D
             &rhs,
         ));
     }
-    let batch = broadcast(&a.shape[..a.rank() - 2], &b.shape[..b.rank() - 2]).map_err(
-        |(axis, da, db)| {
-            let diagnostic = Diagnostic::error(
-                codes::BROADCAST_MISMATCH,
-                format!("batch dimensions of `@` do not broadcast: {da} against {db}"),
-                op_span,
-            )
-            .label(format!("batch axis {axis}: {da} vs {db}"));
-            explain(
-                explain(diagnostic, "the left operand", &lhs),
-                "the right operand",
-                &rhs,
-            )
-        },
-    )?;
+    let batch = broadcast(&a.shape[..a.rank() - 2], &b.shape[..b.rank() - 2]).map_err(|(axis, da, db)| {
+        let diagnostic = Diagnostic::error(
+            codes::BROADCAST_MISMATCH,
+            format!("batch dimensions of `@` do not broadcast: {da} against {db}"),
+            op_span,
+        )
+        .label(format!("batch axis {axis}: {da} vs {db}"));
+        explain(explain(diagnostic, "the left operand", &lhs), "the right operand", &rhs)
+    })?;
     let mut shape = batch;
     shape.push(m.clone());
     shape.push(n.clone());
@@ -247,11 +224,7 @@ mod tests {
 
     fn dims(list: &[&str]) -> Vec<Dim> {
         list.iter()
-            .map(|s| {
-                s.parse::<i64>()
-                    .map(Dim::constant)
-                    .unwrap_or_else(|_| Dim::symbol(s))
-            })
+            .map(|s| s.parse::<i64>().map(Dim::constant).unwrap_or_else(|_| Dim::symbol(s)))
             .collect()
     }
 
@@ -261,10 +234,7 @@ mod tests {
             broadcast(&dims(&["B", "T", "4"]), &dims(&["4"])),
             Ok(dims(&["B", "T", "4"]))
         );
-        assert_eq!(
-            broadcast(&dims(&["B", "1"]), &dims(&["1", "7"])),
-            Ok(dims(&["B", "7"]))
-        );
+        assert_eq!(broadcast(&dims(&["B", "1"]), &dims(&["1", "7"])), Ok(dims(&["B", "7"])));
         assert_eq!(
             broadcast(&dims(&["T", "T"]), &dims(&["B", "H", "T", "T"])),
             Ok(dims(&["B", "H", "T", "T"]))

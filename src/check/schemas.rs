@@ -31,12 +31,7 @@ pub const AUGMENTS: &[Schema] = &[
     },
     Schema {
         name: "shift",
-        params: &[p(
-            "pixels",
-            int(1),
-            Int(1),
-            "largest shift in each direction",
-        )],
+        params: &[p("pixels", int(1), Int(1), "largest shift in each direction")],
         doc: "shift images by up to `pixels`, filling with zeros",
     },
 ];
@@ -83,18 +78,8 @@ pub const DATA_SOURCES: &[Schema] = &[
                 Absent,
                 "image augmentations for training batches",
             ),
-            p(
-                "val",
-                FRACTION,
-                Float(0.2),
-                "share of rows held out for validation",
-            ),
-            p(
-                "folds",
-                int(2),
-                Absent,
-                "k-fold cross-validation instead of one split",
-            ),
+            p("val", FRACTION, Float(0.2), "share of rows held out for validation"),
+            p("folds", int(2), Absent, "k-fold cross-validation instead of one split"),
             p("seed", int(0), Int(0), "seed of the split"),
         ],
         doc: "rows of a CSV file: features x and a target y",
@@ -103,12 +88,7 @@ pub const DATA_SOURCES: &[Schema] = &[
         name: "series",
         params: &[
             p("path", Kind::Str, Required, "CSV file with a header row"),
-            p(
-                "column",
-                Kind::Str,
-                Required,
-                "the column holding the series",
-            ),
+            p("column", Kind::Str, Required, "the column holding the series"),
             p("window", int(1), Required, "past values per example"),
             p("horizon", int(1), Int(1), "predict this many steps ahead"),
             p(
@@ -154,12 +134,7 @@ pub const DATA_SOURCES: &[Schema] = &[
 
 const SYNTHETIC_PARAMS: &[Param] = &[
     p("vocab", int(2), Int(10), "number of distinct symbols"),
-    p(
-        "len",
-        Kind::IntRange,
-        Required,
-        "sequence length range, e.g. 4..12",
-    ),
+    p("len", Kind::IntRange, Required, "sequence length range, e.g. 4..12"),
     p("train", int(1), Int(10000), "training examples"),
     p("val", int(1), Int(1000), "validation examples"),
     p("seed", int(0), Int(0), "seed of the generator"),
@@ -238,12 +213,7 @@ pub const OPTIMIZERS: &[Schema] = &[
             OPTIMIZER_COMMON[1],
             OPTIMIZER_COMMON[2],
             OPTIMIZER_COMMON[3],
-            p(
-                "decay",
-                FRACTION,
-                Float(0.99),
-                "decay of the squared-gradient average",
-            ),
+            p("decay", FRACTION, Float(0.99), "decay of the squared-gradient average"),
             p("eps", positive(), Float(1e-8), "added to the denominator"),
         ],
         doc: "per-parameter rates from a moving average of squared gradients",
@@ -267,12 +237,7 @@ const fn adam_params(decay: f64) -> [Param; 7] {
         OPTIMIZER_COMMON[2],
         OPTIMIZER_COMMON[3],
         p("beta1", FRACTION, Float(0.9), "decay of the first moment"),
-        p(
-            "beta2",
-            FRACTION,
-            Float(0.999),
-            "decay of the second moment",
-        ),
+        p("beta2", FRACTION, Float(0.999), "decay of the second moment"),
         p("eps", positive(), Float(1e-8), "added to the denominator"),
     ]
 }
@@ -285,12 +250,7 @@ pub const SCHEDULES: &[Schema] = &[
     },
     Schema {
         name: "warmup",
-        params: &[p(
-            "steps",
-            int(1),
-            Required,
-            "steps of linear warm-up from 0",
-        )],
+        params: &[p("steps", int(1), Required, "steps of linear warm-up from 0")],
         doc: "linear warm-up from 0 to the learning rate",
     },
     Schema {
@@ -308,22 +268,12 @@ pub const SCHEDULES: &[Schema] = &[
     },
     Schema {
         name: "cosine",
-        params: &[p(
-            "min",
-            UNIT,
-            Float(0.0),
-            "final rate, as a share of the initial one",
-        )],
+        params: &[p("min", UNIT, Float(0.0), "final rate, as a share of the initial one")],
         doc: "cosine decay to `min` over the remaining steps",
     },
     Schema {
         name: "linear",
-        params: &[p(
-            "min",
-            UNIT,
-            Float(0.0),
-            "final rate, as a share of the initial one",
-        )],
+        params: &[p("min", UNIT, Float(0.0), "final rate, as a share of the initial one")],
         doc: "linear decay to `min` over the remaining steps",
     },
 ];
@@ -350,12 +300,7 @@ pub const METHODS: &[Schema] = &[
     Schema {
         name: "sample",
         params: &[
-            p(
-                "temperature",
-                positive(),
-                Float(1.0),
-                "divide logits by this",
-            ),
+            p("temperature", positive(), Float(1.0), "divide logits by this"),
             p("top_k", int(1), Absent, "sample among the k most likely"),
         ],
         doc: "sample from the softmax",
@@ -374,18 +319,8 @@ pub const SECTIONS: &[Schema] = &[
                 "passes over the training split (or give steps)",
             ),
             p("batch", int(1), Int(32), "examples per step"),
-            p(
-                "seed",
-                int(0),
-                Int(0),
-                "seed of initialization, shuffling and dropout",
-            ),
-            p(
-                "checkpoint_every",
-                int(1),
-                Absent,
-                "steps between checkpoints",
-            ),
+            p("seed", int(0), Int(0), "seed of initialization, shuffling and dropout"),
+            p("checkpoint_every", int(1), Absent, "steps between checkpoints"),
             p("log_every", int(1), Absent, "steps between progress lines"),
         ],
         doc: "how long and how to train",
@@ -418,12 +353,7 @@ pub const SECTIONS: &[Schema] = &[
                 Absent,
                 "greedy, beam(width) or sample(temperature, top_k)",
             ),
-            p(
-                "prompt",
-                Kind::Str,
-                Absent,
-                "text to start from (text models)",
-            ),
+            p("prompt", Kind::Str, Absent, "text to start from (text models)"),
             p("length", int(1), Int(100), "tokens to generate"),
             p(
                 "from",

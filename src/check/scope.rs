@@ -61,9 +61,7 @@ impl Scope {
 
     /// Every visible name, for "did you mean" suggestions.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.layers
-            .iter()
-            .flat_map(|layer| layer.keys().map(String::as_str))
+        self.layers.iter().flat_map(|layer| layer.keys().map(String::as_str))
     }
 }
 
@@ -77,9 +75,7 @@ pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         }
         let distance = edit_distance(name, candidate);
         let limit = (name.len().max(candidate.len()) / 3).max(1);
-        if distance <= limit
-            && best.is_none_or(|(d, c)| distance < d || (distance == d && candidate < c))
-        {
+        if distance <= limit && best.is_none_or(|(d, c)| distance < d || (distance == d && candidate < c)) {
             best = Some((distance, candidate));
         }
     }

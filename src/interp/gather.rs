@@ -42,12 +42,7 @@ pub fn take(table: &ArrayD<f64>, ids: &ArrayD<f64>) -> KResult {
 
 /// `(values[ids..., rest...], ids[...]) -> [rows, rest...]`: each value row
 /// added into the row its id names; out-of-range ids are dropped.
-pub fn scatter_rows(
-    values: &ArrayD<f64>,
-    ids: &ArrayD<f64>,
-    rows: usize,
-    node: &[usize],
-) -> KResult {
+pub fn scatter_rows(values: &ArrayD<f64>, ids: &ArrayD<f64>, rows: usize, node: &[usize]) -> KResult {
     let k = ids.ndim();
     if values.ndim() < k || values.shape()[..k] != *ids.shape() {
         return Err(format!(
@@ -184,11 +179,8 @@ impl Geometry {
     fn for_each(&self, mut f: impl FnMut(usize, usize)) {
         let (k, features) = (self.k, self.c * self.k * self.k);
         // Image coordinate of window offset `o` at output position `i`.
-        let coordinate = |i: usize, o: usize, size: usize| {
-            (i * self.stride + o)
-                .checked_sub(self.padding)
-                .filter(|&x| x < size)
-        };
+        let coordinate =
+            |i: usize, o: usize, size: usize| (i * self.stride + o).checked_sub(self.padding).filter(|&x| x < size);
         for b in 0..self.n {
             for i in 0..self.oh {
                 for j in 0..self.ow {

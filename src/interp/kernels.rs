@@ -18,9 +18,7 @@ pub fn expect_shape(computed: &[usize], node: &[usize]) -> Result<(), String> {
     if computed == node {
         Ok(())
     } else {
-        Err(format!(
-            "the result is {computed:?}, but the node is {node:?}"
-        ))
+        Err(format!("the result is {computed:?}, but the node is {node:?}"))
     }
 }
 
@@ -52,13 +50,7 @@ pub fn iota(shape: &[usize], axis: usize) -> KResult {
 }
 
 /// Element `i` (row-major) is draw `i` of the stream.
-pub fn random(
-    shape: &[usize],
-    dist: Distribution,
-    seed: u64,
-    step: u64,
-    stream: u64,
-) -> ArrayD<f64> {
+pub fn random(shape: &[usize], dist: Distribution, seed: u64, step: u64, stream: u64) -> ArrayD<f64> {
     let draw = match dist {
         Distribution::Uniform => random::uniform,
         Distribution::Normal => random::normal,
@@ -120,9 +112,7 @@ fn same_shape(what: &str, a: &ArrayD<f64>, b: &ArrayD<f64>) -> Result<(), String
 
 pub fn binary(op: BinaryOp, a: &ArrayD<f64>, b: &ArrayD<f64>) -> KResult {
     same_shape("the operands", a, b)?;
-    Ok(Zip::from(a)
-        .and(b)
-        .map_collect(|&x, &y| binary_scalar(op, x, y)))
+    Ok(Zip::from(a).and(b).map_collect(|&x, &y| binary_scalar(op, x, y)))
 }
 
 /// `(condition, a, b)`: `a` where the condition is non-zero, else `b`.

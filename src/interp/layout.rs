@@ -33,15 +33,9 @@ pub fn permute(x: &ArrayD<f64>, perm: &[usize]) -> KResult {
     let mut sorted = perm.to_vec();
     sorted.sort_unstable();
     if sorted != (0..x.ndim()).collect::<Vec<_>>() {
-        return Err(format!(
-            "{perm:?} is not a permutation of the axes of {:?}",
-            x.shape()
-        ));
+        return Err(format!("{perm:?} is not a permutation of the axes of {:?}", x.shape()));
     }
-    Ok(x.view()
-        .permuted_axes(IxDyn(perm))
-        .as_standard_layout()
-        .into_owned())
+    Ok(x.view().permuted_axes(IxDyn(perm)).as_standard_layout().into_owned())
 }
 
 /// NumPy broadcast: align right; each input size equals the output's or is 1.
@@ -61,9 +55,7 @@ pub fn slice(x: &ArrayD<f64>, axis: usize, start: i64, step: i64, count: usize) 
     if step < 1 {
         return Err(format!("step {step} is below 1"));
     }
-    let bad = || {
-        format!("{count} elements from {start} by {step} do not fit in size {size} of axis {axis}")
-    };
+    let bad = || format!("{count} elements from {start} by {step} do not fit in size {size} of axis {axis}");
     let start = usize::try_from(start).map_err(|_| bad())?;
     let step = step as usize;
     let end = match count {
@@ -79,9 +71,7 @@ pub fn slice(x: &ArrayD<f64>, axis: usize, start: i64, step: i64, count: usize) 
         return Err(bad());
     }
     let range = Slice::new(start as isize, Some(end as isize), step as isize);
-    Ok(x.slice_axis(Axis(axis), range)
-        .as_standard_layout()
-        .into_owned())
+    Ok(x.slice_axis(Axis(axis), range).as_standard_layout().into_owned())
 }
 
 /// Operands one after another along `axis`.
@@ -99,14 +89,7 @@ pub fn concat(axis: usize, inputs: &[&ArrayD<f64>]) -> KResult {
 }
 
 /// `before` and `after` elements equal to `value` around `axis`.
-pub fn pad(
-    x: &ArrayD<f64>,
-    axis: usize,
-    before: i64,
-    after: i64,
-    value: f64,
-    node: &[usize],
-) -> KResult {
+pub fn pad(x: &ArrayD<f64>, axis: usize, before: i64, after: i64, value: f64, node: &[usize]) -> KResult {
     if axis >= x.ndim() {
         return Err(format!("axis {axis} of a rank-{} operand", x.ndim()));
     }

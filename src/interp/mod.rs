@@ -97,10 +97,7 @@ impl Values {
 
     /// The named outputs, moved out of the run.
     pub fn into_outputs(self) -> BTreeMap<String, ArrayD<f64>> {
-        let Values {
-            mut values,
-            outputs,
-        } = self;
+        let Values { mut values, outputs } = self;
         let mut named: BTreeMap<String, ArrayD<f64>> = BTreeMap::new();
         // Two outputs may name one node: move it the first time, clone after.
         let mut first_name: HashMap<NodeId, String> = HashMap::new();
@@ -129,8 +126,7 @@ pub fn run(graph: &Graph, env: &Env) -> Result<Values, InterpError> {
             message: "the graph has a cycle".to_string(),
         });
     }
-    let mut values: Vec<Option<ArrayD<f64>>> =
-        vec![None; order.iter().map(|id| id.index() + 1).max().unwrap_or(0)];
+    let mut values: Vec<Option<ArrayD<f64>>> = vec![None; order.iter().map(|id| id.index() + 1).max().unwrap_or(0)];
     for (number, &id) in order.iter().enumerate() {
         let value = eval_node(graph, env, id, &values).map_err(|message| InterpError {
             node: Some(id),
@@ -159,15 +155,14 @@ pub fn run_outputs(graph: &Graph, env: &Env) -> Result<BTreeMap<String, ArrayD<f
 
 /// A symbolic size (or offset) with the symbols bound by `dims`.
 pub fn eval_dim(dim: &Dim, dims: &HashMap<String, i64>) -> Result<i64, InterpError> {
-    dim.evaluate(&|symbol| dims.get(symbol).copied())
-        .ok_or_else(|| {
-            let mut bound: Vec<&str> = dims.keys().map(String::as_str).collect();
-            bound.sort_unstable();
-            InterpError::new(format!(
-                "cannot evaluate `{dim}`: a size is not bound (bound: [{}])",
-                bound.join(", ")
-            ))
-        })
+    dim.evaluate(&|symbol| dims.get(symbol).copied()).ok_or_else(|| {
+        let mut bound: Vec<&str> = dims.keys().map(String::as_str).collect();
+        bound.sort_unstable();
+        InterpError::new(format!(
+            "cannot evaluate `{dim}`: a size is not bound (bound: [{}])",
+            bound.join(", ")
+        ))
+    })
 }
 
 /// Most elements a tensor may have: its bytes must fit in an `isize`.
@@ -180,8 +175,7 @@ pub fn eval_shape(shape: &[Dim], dims: &HashMap<String, i64>) -> Result<Vec<usiz
         .iter()
         .map(|dim| {
             let value = eval_dim(dim, dims)?;
-            usize::try_from(value)
-                .map_err(|_| InterpError::new(format!("size `{dim}` is {value}, below zero")))
+            usize::try_from(value).map_err(|_| InterpError::new(format!("size `{dim}` is {value}, below zero")))
         })
         .collect::<Result<Vec<usize>, InterpError>>()?;
     sizes
@@ -214,23 +208,13 @@ fn arity(op: &Prim) -> Option<usize> {
         | Prim::Pad { .. }
         | Prim::Unfold2d(_)
         | Prim::Fold2d(_) => 1,
-        Prim::Binary(_)
-        | Prim::Take
-        | Prim::ScatterRows { .. }
-        | Prim::Pick
-        | Prim::Place { .. }
-        | Prim::MatMul => 2,
+        Prim::Binary(_) | Prim::Take | Prim::ScatterRows { .. } | Prim::Pick | Prim::Place { .. } | Prim::MatMul => 2,
         Prim::Select => 3,
         Prim::Concat { .. } => return None,
     })
 }
 
-fn eval_node(
-    graph: &Graph,
-    env: &Env,
-    id: NodeId,
-    values: &[Option<ArrayD<f64>>],
-) -> Result<ArrayD<f64>, String> {
+fn eval_node(graph: &Graph, env: &Env, id: NodeId, values: &[Option<ArrayD<f64>>]) -> Result<ArrayD<f64>, String> {
     let node = graph.node(id);
     let shape = eval_shape(&node.shape, &env.dims).map_err(|e| e.message)?;
     let operands = graph.inputs(id);
@@ -254,9 +238,7 @@ fn eval_node(
         Prim::Const(value) => kernels::fill(&shape, *value),
         Prim::Count(dim) => kernels::fill(&shape, size(dim)? as f64),
         Prim::Iota { axis } => kernels::iota(&shape, *axis)?,
-        Prim::Random { dist, stream } => {
-            kernels::random(&shape, *dist, env.seed, env.step, u64::from(*stream))
-        }
+        Prim::Random { dist, stream } => kernels::random(&shape, *dist, env.seed, env.step, u64::from(*stream)),
         Prim::Unary(op) => kernels::unary(*op, inputs[0]),
         Prim::Binary(op) => kernels::binary(*op, inputs[0], inputs[1])?,
         Prim::Select => kernels::select(inputs[0], inputs[1], inputs[2])?,
@@ -278,14 +260,7 @@ fn eval_node(
             before,
             after,
             value,
-        } => layout::pad(
-            inputs[0],
-            *axis,
-            size(before)?,
-            size(after)?,
-            *value,
-            &shape,
-        )?,
+        } => layout::pad(inputs[0], *axis, size(before)?, size(after)?, *value, &shape)?,
         Prim::Take => gather::take(inputs[0], inputs[1])?,
         Prim::ScatterRows { rows } => {
             let rows = usize::try_from(size(rows)?).map_err(|_| "negative row count")?;
@@ -323,16 +298,8 @@ fn conform(value: &mut ArrayD<f64>, dtype: DType) {
 
 /// A leaf's value: the feed of its name, of the node's shape, holding
 /// values of the node's dtype.
-fn feed(
-    env: &Env,
-    name: &str,
-    shape: &[usize],
-    node: &crate::ir::Node,
-) -> Result<ArrayD<f64>, String> {
-    let value = env
-        .feeds
-        .get(name)
-        .ok_or_else(|| format!("no feed named `{name}`"))?;
+fn feed(env: &Env, name: &str, shape: &[usize], node: &crate::ir::Node) -> Result<ArrayD<f64>, String> {
+    let value = env.feeds.get(name).ok_or_else(|| format!("no feed named `{name}`"))?;
     if value.shape() != shape {
         return Err(format!(
             "the feed `{name}` is {:?}, but the node is {} = {:?}",

@@ -35,8 +35,7 @@ impl Case {
     fn input(&mut self, name: &str, dtype: DType, value: ArrayD<f64>) -> NodeId {
         let shape = dims(value.shape());
         self.env.feeds.insert(name.to_string(), value);
-        self.graph
-            .add(Prim::Input(name.to_string()), dtype, shape, &[])
+        self.graph.add(Prim::Input(name.to_string()), dtype, shape, &[])
     }
 
     fn f(&mut self, name: &str, shape: &[usize], data: &[f64]) -> NodeId {
@@ -84,12 +83,9 @@ fn const_count_and_iota_fill_the_node_shape() {
     let mut case = Case::new();
     let c = case.op(Prim::Const(2.5), DType::F32, &[2, 2], &[]);
     let b = Dim::symbol("B");
-    let count = case.graph.add(
-        Prim::Count(b.mul(&Dim::constant(2))),
-        DType::F32,
-        vec![],
-        &[],
-    );
+    let count = case
+        .graph
+        .add(Prim::Count(b.mul(&Dim::constant(2))), DType::F32, vec![], &[]);
     let rows = case.op(Prim::Iota { axis: 0 }, DType::I32, &[2, 3], &[]);
     let cols = case.op(Prim::Iota { axis: 1 }, DType::I32, &[2, 3], &[]);
     case.env.dims.insert("B".into(), 3);
@@ -170,11 +166,7 @@ fn binary_ops() {
     let ids: Vec<NodeId> = table
         .iter()
         .map(|(op, _)| {
-            let dtype = if op.is_predicate() {
-                DType::Bool
-            } else {
-                DType::F32
-            };
+            let dtype = if op.is_predicate() { DType::Bool } else { DType::F32 };
             case.op(Prim::Binary(*op), dtype, &[4], &[a, b])
         })
         .collect();
@@ -223,45 +215,15 @@ fn reductions() {
     let mut case = Case::new();
     let x = case.f("x", &[2, 3], &[1., 5., 3., 4., 2., 6.]);
     let reduce = |op, axes: Vec<usize>, keepdims| Prim::Reduce { op, axes, keepdims };
-    let rows = case.op(
-        reduce(ReduceOp::Sum, vec![1], false),
-        DType::F32,
-        &[2],
-        &[x],
-    );
-    let all = case.op(
-        reduce(ReduceOp::Sum, vec![0, 1], false),
-        DType::F32,
-        &[],
-        &[x],
-    );
-    let max = case.op(
-        reduce(ReduceOp::Max, vec![1], true),
-        DType::F32,
-        &[2, 1],
-        &[x],
-    );
-    let none = case.op(
-        reduce(ReduceOp::Mean, vec![], false),
-        DType::F32,
-        &[2, 3],
-        &[x],
-    );
+    let rows = case.op(reduce(ReduceOp::Sum, vec![1], false), DType::F32, &[2], &[x]);
+    let all = case.op(reduce(ReduceOp::Sum, vec![0, 1], false), DType::F32, &[], &[x]);
+    let max = case.op(reduce(ReduceOp::Max, vec![1], true), DType::F32, &[2, 1], &[x]);
+    let none = case.op(reduce(ReduceOp::Mean, vec![], false), DType::F32, &[2, 3], &[x]);
     let cube: Vec<f64> = (1..=8).map(f64::from).collect();
     let y = case.f("y", &[2, 2, 2], &cube);
     // Axes in any order: mean over axes 0 and 2 of 1..8 in [2, 2, 2].
-    let mean = case.op(
-        reduce(ReduceOp::Mean, vec![2, 0], false),
-        DType::F32,
-        &[2],
-        &[y],
-    );
-    let mean_kept = case.op(
-        reduce(ReduceOp::Mean, vec![0, 2], true),
-        DType::F32,
-        &[1, 2, 1],
-        &[y],
-    );
+    let mean = case.op(reduce(ReduceOp::Mean, vec![2, 0], false), DType::F32, &[2], &[y]);
+    let mean_kept = case.op(reduce(ReduceOp::Mean, vec![0, 2], true), DType::F32, &[1, 2, 1], &[y]);
     assert_exact(&case.eval(rows), &[2], &[9., 12.]);
     assert_exact(&case.eval(all), &[], &[21.]);
     assert_exact(&case.eval(max), &[2, 1], &[5., 6.]);
@@ -320,11 +282,7 @@ fn broadcast_aligns_right_and_stretches_ones() {
     let filled = case.op(Prim::Broadcast, DType::F32, &[2], &[scalar]);
     let one = [1.; 4];
     let block: Vec<f64> = [one, one.map(|v| v * 2.), one.map(|v| v * 3.)].concat();
-    assert_exact(
-        &case.eval(cube),
-        &[2, 3, 4],
-        &[block.clone(), block].concat(),
-    );
+    assert_exact(&case.eval(cube), &[2, 3, 4], &[block.clone(), block].concat());
     assert_exact(&case.eval(rows), &[3, 2], &[7., 8., 7., 8., 7., 8.]);
     assert_exact(&case.eval(filled), &[2], &[5., 5.]);
 }
@@ -334,11 +292,7 @@ fn slices_with_steps_and_symbolic_starts() {
     let mut case = Case::new();
     let data: Vec<f64> = (0..10).map(f64::from).collect();
     let x = case.f("x", &[2, 5], &data);
-    let slice = |start, step| Prim::Slice {
-        axis: 1,
-        start,
-        step,
-    };
+    let slice = |start, step| Prim::Slice { axis: 1, start, step };
     let odd = case.op(slice(Dim::symbol("S"), 2), DType::F32, &[2, 2], &[x]);
     let even = case.op(slice(Dim::constant(0), 2), DType::F32, &[2, 3], &[x]);
     let tail = case.op(slice(Dim::constant(3), 1), DType::F32, &[2, 2], &[x]);
@@ -388,15 +342,9 @@ fn take_and_scatter_rows() {
     let taken = case.op(Prim::Take, DType::F32, &[2, 2, 2], &[table, ids]);
     let rows = case.input("rows", DType::I32, arr(&[4], &[0., 2., 0., 5.]));
     let values = case.f("values", &[4, 2], &[1., 2., 3., 4., 5., 6., 7., 8.]);
-    let scatter = Prim::ScatterRows {
-        rows: Dim::constant(3),
-    };
+    let scatter = Prim::ScatterRows { rows: Dim::constant(3) };
     let scattered = case.op(scatter, DType::F32, &[3, 2], &[values, rows]);
-    assert_exact(
-        &case.eval(taken),
-        &[2, 2, 2],
-        &[5., 6., 1., 2., 0., 0., 0., 0.],
-    );
+    assert_exact(&case.eval(taken), &[2, 2, 2], &[5., 6., 1., 2., 0., 0., 0., 0.]);
     // Rows 0 and 2 of `values` add into row 0; id 5 is out of range.
     assert_exact(&case.eval(scattered), &[3, 2], &[6., 8., 0., 0., 3., 4.]);
 }
@@ -420,11 +368,7 @@ fn pick_and_place() {
 #[test]
 fn matmul_loops_over_batch_dimensions() {
     let mut case = Case::new();
-    let a = case.f(
-        "a",
-        &[2, 2, 3],
-        &[1., 2., 3., 4., 5., 6., 1., 0., 0., 0., 1., 0.],
-    );
+    let a = case.f("a", &[2, 2, 3], &[1., 2., 3., 4., 5., 6., 1., 0., 0., 0., 1., 0.]);
     let b = case.f("b", &[2, 3, 1], &[1., 1., 1., 7., 8., 9.]);
     let ab = case.op(Prim::MatMul, DType::F32, &[2, 2, 1], &[a, b]);
     let m = case.f("m", &[2, 2], &[1., 2., 3., 4.]);
@@ -445,32 +389,12 @@ fn unfold2d_is_channel_major_with_zero_padding() {
         stride,
         padding,
     };
-    let patches = case.op(
-        Prim::Unfold2d(window(2, 1, 0)),
-        DType::F32,
-        &[1, 2, 2, 8],
-        &[x],
-    );
+    let patches = case.op(Prim::Unfold2d(window(2, 1, 0)), DType::F32, &[1, 2, 2, 8], &[x]);
     let small = case.f("small", &[1, 1, 2, 2], &[1., 2., 3., 4.]);
-    let padded = case.op(
-        Prim::Unfold2d(window(3, 1, 1)),
-        DType::F32,
-        &[1, 2, 2, 9],
-        &[small],
-    );
+    let padded = case.op(Prim::Unfold2d(window(3, 1, 1)), DType::F32, &[1, 2, 2, 9], &[small]);
     let ones = case.f("ones", &[1, 1, 3, 3], &[1.; 9]);
-    let windows = case.op(
-        Prim::Unfold2d(window(2, 1, 0)),
-        DType::F32,
-        &[1, 2, 2, 4],
-        &[ones],
-    );
-    let counts = case.op(
-        Prim::Fold2d(window(2, 1, 0)),
-        DType::F32,
-        &[1, 1, 3, 3],
-        &[windows],
-    );
+    let windows = case.op(Prim::Unfold2d(window(2, 1, 0)), DType::F32, &[1, 2, 2, 4], &[ones]);
+    let counts = case.op(Prim::Fold2d(window(2, 1, 0)), DType::F32, &[1, 1, 3, 3], &[windows]);
     #[rustfmt::skip]
     let expected = [
         1., 2., 4., 5., 10., 11., 13., 14.,   2., 3., 5., 6., 11., 12., 14., 15.,
@@ -484,11 +408,7 @@ fn unfold2d_is_channel_major_with_zero_padding() {
     ];
     assert_exact(&case.eval(padded), &[1, 2, 2, 9], &expected);
     // Folding the patches of ones counts the windows over each pixel.
-    assert_exact(
-        &case.eval(counts),
-        &[1, 1, 3, 3],
-        &[1., 2., 1., 2., 4., 2., 1., 2., 1.],
-    );
+    assert_exact(&case.eval(counts), &[1, 1, 3, 3], &[1., 2., 1., 2., 4., 2., 1., 2., 1.]);
 }
 
 #[test]

@@ -46,11 +46,7 @@ impl Graph {
         let shape = if sa.len() >= sb.len() { sa } else { sb };
         let a = self.broadcast(a, &shape);
         let b = self.broadcast(b, &shape);
-        let dtype = if op.is_predicate() {
-            DType::Bool
-        } else {
-            self.dtype(a)
-        };
+        let dtype = if op.is_predicate() { DType::Bool } else { self.dtype(a) };
         self.add(Prim::Binary(op), dtype, shape, &[a, b])
     }
 

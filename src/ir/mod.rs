@@ -92,18 +92,12 @@ impl Graph {
 
     /// Nodes that use `id`, each once, in index order.
     pub fn users(&self, id: NodeId) -> Vec<NodeId> {
-        let users: BTreeSet<NodeId> = self
-            .graph
-            .neighbors_directed(id, Direction::Outgoing)
-            .collect();
+        let users: BTreeSet<NodeId> = self.graph.neighbors_directed(id, Direction::Outgoing).collect();
         users.into_iter().collect()
     }
 
     pub fn output(&self, name: &str) -> Option<NodeId> {
-        self.outputs
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, id)| *id)
+        self.outputs.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
     }
 
     pub fn set_output(&mut self, name: &str, id: NodeId) {

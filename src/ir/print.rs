@@ -34,11 +34,7 @@ pub fn numbering(graph: &Graph) -> HashMap<u64, String> {
 
 /// Prints with given names; nodes without one are `%+0, %+1, ...` (a pass's
 /// new nodes, when a diff shows the graph under its earlier numbering).
-pub fn print_with_names(
-    graph: &Graph,
-    names: &HashMap<u64, String>,
-    notes: &[(NodeId, String)],
-) -> String {
+pub fn print_with_names(graph: &Graph, names: &HashMap<u64, String>, notes: &[(NodeId, String)]) -> String {
     let order = graph.topo_order();
     let mut by_id: HashMap<NodeId, String> = HashMap::new();
     let mut fresh = 0;

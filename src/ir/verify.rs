@@ -47,20 +47,12 @@ fn product(dims: &[Dim]) -> Dim {
 
 fn check_node(graph: &Graph, id: NodeId) -> Result<(), String> {
     let node = graph.node(id);
-    let inputs: Vec<_> = graph
-        .inputs(id)
-        .into_iter()
-        .map(|i| graph.node(i))
-        .collect();
+    let inputs: Vec<_> = graph.inputs(id).into_iter().map(|i| graph.node(i)).collect();
     let arity = |n: usize| -> Result<(), String> {
         if inputs.len() == n {
             Ok(())
         } else {
-            Err(format!(
-                "{} takes {n} operand(s), found {}",
-                node.op,
-                inputs.len()
-            ))
+            Err(format!("{} takes {n} operand(s), found {}", node.op, inputs.len()))
         }
     };
     let same_shape = |i: usize| -> Result<(), String> {
@@ -86,10 +78,7 @@ fn check_node(graph: &Graph, id: NodeId) -> Result<(), String> {
         Prim::Input(_) | Prim::Param(_) | Prim::State(_) | Prim::Const(_) => arity(0),
         Prim::Count(_) => {
             arity(0)?;
-            expect(
-                shape.is_empty() && node.dtype.is_float(),
-                "count is a float scalar",
-            )
+            expect(shape.is_empty() && node.dtype.is_float(), "count is a float scalar")
         }
         Prim::Iota { axis } => {
             arity(0)?;
@@ -112,10 +101,7 @@ fn check_node(graph: &Graph, id: NodeId) -> Result<(), String> {
             arity(2)?;
             same_shape(0)?;
             same_shape(1)?;
-            expect(
-                inputs[0].dtype == inputs[1].dtype,
-                "operands have different dtypes",
-            )?;
+            expect(inputs[0].dtype == inputs[1].dtype, "operands have different dtypes")?;
             let dtype = if op.is_predicate() {
                 DType::Bool
             } else {
@@ -144,10 +130,7 @@ fn check_node(graph: &Graph, id: NodeId) -> Result<(), String> {
         Prim::Reduce { op, axes, keepdims } => {
             arity(1)?;
             let input = &inputs[0].shape;
-            expect(
-                axes.iter().all(|&a| a < input.len()),
-                "reduced axis out of range",
-            )?;
+            expect(axes.iter().all(|&a| a < input.len()), "reduced axis out of range")?;
             let expected: Vec<Dim> = input
                 .iter()
                 .enumerate()
@@ -194,10 +177,7 @@ fn check_node(graph: &Graph, id: NodeId) -> Result<(), String> {
         Prim::Broadcast => {
             arity(1)?;
             let input = &inputs[0].shape;
-            expect(
-                input.len() <= shape.len(),
-                "broadcast cannot drop dimensions",
-            )?;
+            expect(input.len() <= shape.len(), "broadcast cannot drop dimensions")?;
             let offset = shape.len() - input.len();
             let ok = input
                 .iter()
@@ -219,10 +199,7 @@ fn check_node(graph: &Graph, id: NodeId) -> Result<(), String> {
             expect(!inputs.is_empty(), "concat of nothing")?;
             let mut total = Dim::constant(0);
             for input in &inputs {
-                expect(
-                    input.shape.len() == shape.len() && *axis < shape.len(),
-                    "ranks differ",
-                )?;
+                expect(input.shape.len() == shape.len() && *axis < shape.len(), "ranks differ")?;
                 let others = (0..shape.len()).all(|i| i == *axis || shape[i] == input.shape[i]);
                 expect(others, "concatenated tensors differ off the axis")?;
                 total = total.add(&input.shape[*axis]);
@@ -230,10 +207,7 @@ fn check_node(graph: &Graph, id: NodeId) -> Result<(), String> {
             expect(total == shape[*axis], "concatenated size is wrong")
         }
         Prim::Pad {
-            axis,
-            before,
-            after,
-            ..
+            axis, before, after, ..
         } => {
             arity(1)?;
             let mut expected = inputs[0].shape.clone();

@@ -22,11 +22,7 @@ impl Pass for Cse {
             if matches!(node.op, Prim::Random { .. }) {
                 continue;
             }
-            let inputs: Vec<String> = graph
-                .inputs(id)
-                .iter()
-                .map(|i| i.index().to_string())
-                .collect();
+            let inputs: Vec<String> = graph.inputs(id).iter().map(|i| i.index().to_string()).collect();
             let key = format!(
                 "{}|{}|{:?}|{}|{}",
                 node.op,

@@ -22,11 +22,7 @@ impl Pass for Dce {
                 }
             }
         }
-        let dead: Vec<_> = graph
-            .graph
-            .node_indices()
-            .filter(|id| !live.contains(id))
-            .collect();
+        let dead: Vec<_> = graph.graph.node_indices().filter(|id| !live.contains(id)).collect();
         for &id in &dead {
             graph.remove(id);
         }

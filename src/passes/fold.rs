@@ -45,11 +45,7 @@ fn fold(graph: &Graph, id: NodeId) -> Option<f64> {
     }
     Some(match &node.op {
         Prim::Count(dim) => dim.as_const()? as f64,
-        Prim::Broadcast
-        | Prim::Reshape
-        | Prim::StopGrad
-        | Prim::Permute(_)
-        | Prim::Slice { .. } => values[0],
+        Prim::Broadcast | Prim::Reshape | Prim::StopGrad | Prim::Permute(_) | Prim::Slice { .. } => values[0],
         Prim::Cast(dtype) => round(values[0], *dtype),
         Prim::Unary(op) => rounded(unary(*op, values[0])),
         Prim::Binary(op) => rounded(binary(*op, values[0], values[1])),

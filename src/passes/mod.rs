@@ -24,12 +24,7 @@ pub trait Pass {
 
 /// The passes in the order they run.
 pub fn pipeline() -> Vec<Box<dyn Pass>> {
-    vec![
-        Box::new(ConstantFold),
-        Box::new(Simplify),
-        Box::new(Cse),
-        Box::new(Dce),
-    ]
+    vec![Box::new(ConstantFold), Box::new(Simplify), Box::new(Cse), Box::new(Dce)]
 }
 
 /// Runs the pipeline until nothing changes (at most 8 rounds). In debug

@@ -44,16 +44,13 @@ fn constant(graph: &Graph, id: NodeId) -> Option<f64> {
 fn simplify(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
     let node = graph.node(id).clone();
     let inputs = graph.inputs(id);
-    let same_type =
-        |g: &Graph, x: NodeId| g.node(x).shape == node.shape && g.node(x).dtype == node.dtype;
+    let same_type = |g: &Graph, x: NodeId| g.node(x).shape == node.shape && g.node(x).dtype == node.dtype;
     match &node.op {
         Prim::StopGrad => Some(inputs[0]),
         Prim::Reshape | Prim::Broadcast if same_type(graph, inputs[0]) => Some(inputs[0]),
         Prim::Cast(_) if same_type(graph, inputs[0]) => Some(inputs[0]),
         Prim::Permute(perm) if perm.iter().enumerate().all(|(i, &p)| i == p) => Some(inputs[0]),
-        Prim::Slice { start, step, .. }
-            if start.as_const() == Some(0) && *step == 1 && same_type(graph, inputs[0]) =>
-        {
+        Prim::Slice { start, step, .. } if start.as_const() == Some(0) && *step == 1 && same_type(graph, inputs[0]) => {
             Some(inputs[0])
         }
         // reshape(reshape(x)) = reshape(x)
@@ -65,9 +62,7 @@ fn simplify(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
             Some(graph.add(Prim::Reshape, node.dtype, node.shape.clone(), &[inner]))
         }
         // -(-x) = x
-        Prim::Unary(UnaryOp::Neg)
-            if matches!(graph.node(inputs[0]).op, Prim::Unary(UnaryOp::Neg)) =>
-        {
+        Prim::Unary(UnaryOp::Neg) if matches!(graph.node(inputs[0]).op, Prim::Unary(UnaryOp::Neg)) => {
             Some(graph.inputs(inputs[0])[0])
         }
         Prim::Binary(op) => {
@@ -82,12 +77,9 @@ fn simplify(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
                     Some(graph.add(Prim::Const(0.0), node.dtype, node.shape.clone(), &[]))
                 }
                 // 0 - x = -x
-                (BinaryOp::Sub, Some(0.0), _) => Some(graph.add(
-                    Prim::Unary(UnaryOp::Neg),
-                    node.dtype,
-                    node.shape.clone(),
-                    &[b],
-                )),
+                (BinaryOp::Sub, Some(0.0), _) => {
+                    Some(graph.add(Prim::Unary(UnaryOp::Neg), node.dtype, node.shape.clone(), &[b]))
+                }
                 _ => None,
             }
         }

@@ -58,11 +58,7 @@ pub struct Data {
 
 /// Loads a dataset. Data files are added to `sources` so a diagnostic can
 /// point into them.
-pub fn load(
-    dataset: &Dataset,
-    base_dir: &Path,
-    sources: &mut SourceMap,
-) -> Result<Data, Diagnostic> {
+pub fn load(dataset: &Dataset, base_dir: &Path, sources: &mut SourceMap) -> Result<Data, Diagnostic> {
     let source = &dataset.source;
     let mut data = Data {
         name: dataset.name.clone(),
@@ -95,10 +91,7 @@ fn read(dataset: &Dataset, base_dir: &Path) -> Result<(String, String), Diagnost
     let path = dataset.source.str("path").unwrap_or_default();
     let full = base_dir.join(path);
     match std::fs::read(&full) {
-        Ok(bytes) => Ok((
-            path.to_string(),
-            String::from_utf8_lossy(&bytes).into_owned(),
-        )),
+        Ok(bytes) => Ok((path.to_string(), String::from_utf8_lossy(&bytes).into_owned())),
         Err(error) => Err(Diagnostic::error(
             codes::DATA_FILE,
             format!("cannot read data file `{}`: {error}", full.display()),
@@ -171,26 +164,18 @@ impl Csv {
             )
             .label("missing cell"));
         };
-        text.parse::<f64>()
-            .ok()
-            .filter(|x| x.is_finite())
-            .ok_or_else(|| {
-                Diagnostic::error(
-                    codes::DATA_VALUE,
-                    format!("cell `{text}` in column `{name}` is not a number"),
-                    Span::new(self.file, *at, at + text.len().max(1)),
-                )
-                .label("not a number")
-            })
+        text.parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| {
+            Diagnostic::error(
+                codes::DATA_VALUE,
+                format!("cell `{text}` in column `{name}` is not a number"),
+                Span::new(self.file, *at, at + text.len().max(1)),
+            )
+            .label("not a number")
+        })
     }
 }
 
-fn load_csv(
-    dataset: &Dataset,
-    base_dir: &Path,
-    sources: &mut SourceMap,
-    data: &mut Data,
-) -> Result<(), Diagnostic> {
+fn load_csv(dataset: &Dataset, base_dir: &Path, sources: &mut SourceMap, data: &mut Data) -> Result<(), Diagnostic> {
     let source = &dataset.source;
     let (path, text) = read(dataset, base_dir)?;
     let csv = parse_csv(&path, text, sources);
@@ -268,10 +253,7 @@ fn load_csv(
 /// Standardizes each feature column with statistics of the training rows.
 fn normalize_columns(x: &mut [f64], features: usize, train_rows: &[usize]) {
     for column in 0..features {
-        let values: Vec<f64> = train_rows
-            .iter()
-            .map(|&r| x[r * features + column])
-            .collect();
+        let values: Vec<f64> = train_rows.iter().map(|&r| x[r * features + column]).collect();
         let (mean, std) = mean_std(&values);
         for row in x.chunks_mut(features) {
             row[column] = (row[column] - mean) / std;
@@ -286,12 +268,7 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt().max(1e-12))
 }
 
-fn load_series(
-    dataset: &Dataset,
-    base_dir: &Path,
-    sources: &mut SourceMap,
-    data: &mut Data,
-) -> Result<(), Diagnostic> {
+fn load_series(dataset: &Dataset, base_dir: &Path, sources: &mut SourceMap, data: &mut Data) -> Result<(), Diagnostic> {
     let source = &dataset.source;
     let (path, text) = read(dataset, base_dir)?;
     let csv = parse_csv(&path, text, sources);
@@ -308,7 +285,10 @@ fn load_series(
     if examples <= val_last {
         return Err(Diagnostic::error(
             codes::DATA_VALUE,
-            format!("`{path}` has {} values: too few for windows of {window} and {val_last} validation targets", values.len()),
+            format!(
+                "`{path}` has {} values: too few for windows of {window} and {val_last} validation targets",
+                values.len()
+            ),
             source.span,
         )
         .label("not enough data"));
@@ -383,10 +363,7 @@ fn load_text(dataset: &Dataset, base_dir: &Path, data: &mut Data) -> Result<(), 
         .map(|(i, c)| (*c, i as u32))
         .collect();
     let other = (vocab - 1) as u32;
-    let ids: Vec<u32> = chars
-        .iter()
-        .map(|c| *index.get(c).unwrap_or(&other))
-        .collect();
+    let ids: Vec<u32> = chars.iter().map(|c| *index.get(c).unwrap_or(&other)).collect();
     data.train = Split::Stream {
         ids: ids[..split_at].to_vec(),
         context,
@@ -503,12 +480,7 @@ const AUGMENT_STREAM: u64 = (1 << 40) + 1;
 const WINDOW_STREAM: u64 = (1 << 40) + 2;
 
 /// A batch of examples `rows` from a split: input name → array.
-pub fn batch(
-    data: &Data,
-    split: &Split,
-    rows: &[usize],
-    augment: Option<(u64, u64)>,
-) -> HashMap<String, ArrayD<f64>> {
+pub fn batch(data: &Data, split: &Split, rows: &[usize], augment: Option<(u64, u64)>) -> HashMap<String, ArrayD<f64>> {
     let mut out = HashMap::new();
     match split {
         Split::Table { fields, .. } => {
@@ -522,11 +494,7 @@ pub fn batch(
             let mut y = Vec::with_capacity(rows.len() * context);
             for &start in rows {
                 x.extend(ids[start..start + context].iter().map(|&i| i as f64));
-                y.extend(
-                    ids[start + 1..start + context + 1]
-                        .iter()
-                        .map(|&i| i as f64),
-                );
+                y.extend(ids[start + 1..start + context + 1].iter().map(|&i| i as f64));
             }
             let shape = IxDyn(&[rows.len(), *context]);
             out.insert(
@@ -573,9 +541,7 @@ pub fn train_rows(split: &Split, batch: usize, step: u64, seed: u64) -> Vec<usiz
 pub fn eval_rows(split: &Split, batch: usize, limit: usize) -> Vec<Vec<usize>> {
     let starts: Vec<usize> = match split {
         Split::Table { len, .. } => (0..*len).collect(),
-        Split::Stream { ids, context } => (0..(ids.len() - 1) / context)
-            .map(|w| w * context)
-            .collect(),
+        Split::Stream { ids, context } => (0..(ids.len() - 1) / context).map(|w| w * context).collect(),
     };
     starts
         .into_iter()
@@ -601,22 +567,14 @@ fn augment_images(
     for e in 0..n {
         let image = &mut flat[e * size..(e + 1) * size];
         for (k, augment) in augments.iter().enumerate() {
-            let draw = |j: u64| {
-                random::uniform(
-                    seed,
-                    step,
-                    AUGMENT_STREAM,
-                    (e as u64) * 64 + (k as u64) * 8 + j,
-                )
-            };
+            let draw = |j: u64| random::uniform(seed, step, AUGMENT_STREAM, (e as u64) * 64 + (k as u64) * 8 + j);
             let original = image.to_vec();
             match augment.name.as_str() {
                 "flip" if draw(0) < 0.5 => {
                     for ch in 0..c {
                         for i in 0..h {
                             for j in 0..w {
-                                image[ch * h * w + i * w + j] =
-                                    original[ch * h * w + i * w + (w - 1 - j)];
+                                image[ch * h * w + i * w + j] = original[ch * h * w + i * w + (w - 1 - j)];
                             }
                         }
                     }
@@ -630,8 +588,7 @@ fn augment_images(
                         for i in 0..h as i64 {
                             for j in 0..w as i64 {
                                 let (si, sj) = (i - dy, j - dx);
-                                let inside =
-                                    (0..h as i64).contains(&si) && (0..w as i64).contains(&sj);
+                                let inside = (0..h as i64).contains(&si) && (0..w as i64).contains(&sj);
                                 image[ch * h * w + (i as usize) * w + j as usize] = if inside {
                                     original[ch * h * w + (si as usize) * w + sj as usize]
                                 } else {

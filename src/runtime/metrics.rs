@@ -49,21 +49,20 @@ impl Totals {
             let predicted = output.map_axis(Axis(output.ndim() - 1), |row| {
                 row.iter()
                     .enumerate()
-                    .fold((0usize, f64::NEG_INFINITY), |best, (i, &v)| {
-                        if v > best.1 {
-                            (i, v)
-                        } else {
-                            best
-                        }
-                    })
+                    .fold(
+                        (0usize, f64::NEG_INFINITY),
+                        |best, (i, &v)| {
+                            if v > best.1 {
+                                (i, v)
+                            } else {
+                                best
+                            }
+                        },
+                    )
                     .0 as f64
             });
             if target.ndim() == 1 {
-                self.correct += predicted
-                    .iter()
-                    .zip(target.iter())
-                    .filter(|(p, t)| p == t)
-                    .count() as f64;
+                self.correct += predicted.iter().zip(target.iter()).filter(|(p, t)| p == t).count() as f64;
             } else {
                 let pad = pad.map(|p| p as f64);
                 for (p_row, t_row) in predicted.outer_iter().zip(target.outer_iter()) {

@@ -3,9 +3,13 @@
 //! loaded data and every persistent tensor (parameters, model states,
 //! optimizer slots); it runs steps, evaluates, and reports metrics.
 
+pub mod checkpoint;
 pub mod data;
+pub mod generate;
 pub mod init;
 pub mod metrics;
+pub mod report;
+pub mod run;
 pub mod schedule;
 
 use std::collections::{BTreeMap, HashMap};
@@ -68,23 +72,20 @@ impl std::fmt::Display for RunError {
 impl Session {
     /// Compiles the program's graphs, loads its data and initializes every
     /// tensor. Data problems are diagnostics (added to `program.sources`).
-    pub fn new(
-        mut program: Program,
-        base_dir: &Path,
-        overrides: &Overrides,
-    ) -> Result<Session, Diagnostic> {
+    pub fn new(mut program: Program, base_dir: &Path, overrides: &Overrides) -> Result<Session, (Diagnostic, Program)> {
         let mut loaded = Vec::new();
-        for dataset in &program.datasets {
-            loaded.push(data::load(dataset, base_dir, &mut program.sources)?);
+        for index in 0..program.datasets.len() {
+            let dataset = program.datasets[index].clone();
+            match data::load(&dataset, base_dir, &mut program.sources) {
+                Ok(data) => loaded.push(data),
+                Err(diagnostic) => return Err((diagnostic, program)),
+            }
         }
+        let Some(optimizer) = program.optimizer.clone() else {
+            let diagnostic = Diagnostic::error(codes::MISSING_OPTIMIZER, "the program has no optimizer", Default::default());
+            return Err((diagnostic, program));
+        };
         let forward = crate::ir::lower::lower(&program.train_trace);
-        let optimizer = program.optimizer.clone().ok_or_else(|| {
-            Diagnostic::error(
-                codes::MISSING_OPTIMIZER,
-                "the program has no optimizer",
-                Default::default(),
-            )
-        })?;
         let mut step_graph = crate::autodiff::optimizer::training_step(&forward, &optimizer);
         crate::passes::optimize(&mut step_graph);
         let mut eval_graph = crate::ir::lower::lower(&program.eval_trace);
@@ -119,8 +120,7 @@ impl Session {
         // Optimizer slots start at zero, shaped like their parameter.
         for (name, id) in step_graph.leaves(state_name) {
             tensors.entry(name).or_insert_with(|| {
-                let shape = interp::eval_shape(&step_graph.node(id).shape, &HashMap::new())
-                    .unwrap_or_default();
+                let shape = interp::eval_shape(&step_graph.node(id).shape, &HashMap::new()).unwrap_or_default();
                 ArrayD::zeros(shape)
             });
         }
@@ -149,12 +149,8 @@ impl Session {
         let mut env = self.env(step);
         for (index, data) in self.data.iter().enumerate() {
             let rows = data::train_rows(&data.train, self.batch, step, self.seed + index as u64);
-            env.feeds.extend(data::batch(
-                data,
-                &data.train,
-                &rows,
-                Some((self.seed, step)),
-            ));
+            env.feeds
+                .extend(data::batch(data, &data.train, &rows, Some((self.seed, step))));
         }
         let lr = schedule::learning_rate(self.lr, &self.program.schedule, step, self.total_steps);
         env.feeds.insert("lr".into(), ArrayD::from_elem(vec![], lr));
@@ -166,8 +162,7 @@ impl Session {
     /// Runs one training step; returns the loss.
     pub fn train_step(&mut self) -> Result<f64, RunError> {
         let env = self.step_env(self.step);
-        let values =
-            interp::run(&self.step_graph, &env).map_err(|e| RunError::Backend(e.to_string()))?;
+        let values = interp::run(&self.step_graph, &env).map_err(|e| RunError::Backend(e.to_string()))?;
         let loss = values
             .output("loss")
             .and_then(|l| l.first().copied())
@@ -178,11 +173,7 @@ impl Session {
                 updates.push((target.to_string(), value.clone()));
             }
         }
-        if !loss.is_finite()
-            || updates
-                .iter()
-                .any(|(_, v)| v.iter().any(|x| !x.is_finite()))
-        {
+        if !loss.is_finite() || updates.iter().any(|(_, v)| v.iter().any(|x| !x.is_finite())) {
             return Err(RunError::NotFinite {
                 step: self.step + 1,
                 op: first_non_finite(&self.step_graph, &values),
@@ -199,11 +190,7 @@ impl Session {
     fn env(&self, step: u64) -> Env {
         Env {
             dims: HashMap::from([(crate::check::data::BATCH.to_string(), self.batch as i64)]),
-            feeds: self
-                .tensors
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            feeds: self.tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             seed: self.seed,
             step,
         }
@@ -211,11 +198,7 @@ impl Session {
 
     /// Runs the evaluation graph over (at most `limit` examples of) the
     /// validation split and computes the metrics.
-    pub fn evaluate(
-        &self,
-        names: &[String],
-        limit: usize,
-    ) -> Result<BTreeMap<String, f64>, RunError> {
+    pub fn evaluate(&self, names: &[String], limit: usize) -> Result<BTreeMap<String, f64>, RunError> {
         let Some(data) = self.data.first() else {
             return Ok(BTreeMap::new());
         };
@@ -227,8 +210,7 @@ impl Session {
             let batch = data::batch(data, &data.val, &rows, None);
             let target = metrics::target_of(data, &batch);
             env.feeds.extend(batch);
-            let values = interp::run(&self.eval_graph, &env)
-                .map_err(|e| RunError::Backend(e.to_string()))?;
+            let values = interp::run(&self.eval_graph, &env).map_err(|e| RunError::Backend(e.to_string()))?;
             let loss = values
                 .output("loss")
                 .and_then(|l| l.first().copied())
@@ -238,6 +220,28 @@ impl Session {
             totals.add(rows.len(), loss, output, target.as_ref(), pad);
         }
         Ok(totals.finish(names))
+    }
+}
+
+impl Session {
+    /// The model's output for a batch of `batch` examples in evaluation
+    /// mode. Inputs of the evaluation graph not given (targets) are zeros.
+    pub fn forward(&self, inputs: HashMap<String, ArrayD<f64>>, batch: usize) -> Result<ArrayD<f64>, RunError> {
+        let mut env = self.env(self.step);
+        env.dims.insert(crate::check::data::BATCH.to_string(), batch as i64);
+        for (name, id) in self.eval_graph.leaves(crate::ir::input_name) {
+            if !inputs.contains_key(&name) {
+                let shape = interp::eval_shape(&self.eval_graph.node(id).shape, &env.dims)
+                    .map_err(|e| RunError::Backend(e.to_string()))?;
+                env.feeds.insert(name, ArrayD::zeros(shape));
+            }
+        }
+        env.feeds.extend(inputs);
+        let values = interp::run(&self.eval_graph, &env).map_err(|e| RunError::Backend(e.to_string()))?;
+        values
+            .output("model_output")
+            .cloned()
+            .ok_or_else(|| RunError::Backend("the evaluation graph has no model output".into()))
     }
 }
 

@@ -47,10 +47,7 @@ mod tests {
         Config {
             name: name.to_string(),
             span: Default::default(),
-            values: values
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect(),
+            values: values.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
         }
     }
 
@@ -71,14 +68,9 @@ mod tests {
     fn step_decay() {
         let schedule = [config(
             "step",
-            &[
-                ("every", ConfigValue::Int(3)),
-                ("gamma", ConfigValue::Float(0.5)),
-            ],
+            &[("every", ConfigValue::Int(3)), ("gamma", ConfigValue::Float(0.5))],
         )];
-        let rates: Vec<f64> = (0..7)
-            .map(|s| learning_rate(2.0, &schedule, s, 100))
-            .collect();
+        let rates: Vec<f64> = (0..7).map(|s| learning_rate(2.0, &schedule, s, 100)).collect();
         assert_eq!(rates, vec![2.0, 2.0, 2.0, 1.0, 1.0, 1.0, 0.5]);
     }
 

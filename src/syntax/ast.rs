@@ -189,17 +189,9 @@ pub enum Stmt {
         span: Span,
     },
     /// `update mean = 0.9 * mean + 0.1 * m`: new state value after a training step.
-    Update {
-        name: Ident,
-        value: Expr,
-        span: Span,
-    },
+    Update { name: Ident, value: Expr, span: Span },
     /// `x = expr`
-    Let {
-        name: Ident,
-        value: Expr,
-        span: Span,
-    },
+    Let { name: Ident, value: Expr, span: Span },
 }
 
 #[derive(Clone, Debug, PartialEq)]

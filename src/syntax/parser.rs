@@ -62,10 +62,7 @@ pub fn parse(file: u32, source: &str) -> (File, Vec<Diagnostic>) {
         if is_trivia(chunk) {
             continue;
         }
-        let builder = Builder {
-            file,
-            offset: start,
-        };
+        let builder = Builder { file, offset: start };
         if let Some(at) = too_deep(chunk) {
             let span = Span::new(file, start + at, start + at + 1);
             diagnostics.push(
@@ -144,8 +141,7 @@ fn broken_item(chunk: &str) -> BrokenItem {
     let keyword = word(text);
     let rest = text[keyword.len()..].trim_start_matches([' ', '\t']);
     let name = word(rest);
-    let named =
-        matches!(keyword.as_str(), "const" | "data" | "block" | "model") && !name.is_empty();
+    let named = matches!(keyword.as_str(), "const" | "data" | "block" | "model") && !name.is_empty();
     BrokenItem {
         keyword,
         name: named.then_some(name),
@@ -195,11 +191,7 @@ type Result<T> = std::result::Result<T, Diagnostic>;
 impl Builder {
     fn span(&self, pair: &Pair<Rule>) -> Span {
         let span = pair.as_span();
-        Span::new(
-            self.file,
-            self.offset + span.start(),
-            self.offset + span.end(),
-        )
+        Span::new(self.file, self.offset + span.start(), self.offset + span.end())
     }
 
     /// The span of a pair without the whitespace and comments that pest lets
@@ -275,11 +267,7 @@ impl Builder {
                         schedule.push(self.expr(p)?);
                     }
                 }
-                Item::Optimizer(OptimizerDecl {
-                    value,
-                    schedule,
-                    span,
-                })
+                Item::Optimizer(OptimizerDecl { value, schedule, span })
             }
             Rule::section => {
                 let kind_pair = next();
@@ -522,23 +510,19 @@ impl Builder {
             Rule::integer => match pair.as_str().parse::<i64>() {
                 Ok(n) => ExprKind::Int(n),
                 Err(_) => {
-                    return Err(Diagnostic::error(
-                        codes::BAD_NUMBER,
-                        "integer literal is too large",
-                        span,
+                    return Err(
+                        Diagnostic::error(codes::BAD_NUMBER, "integer literal is too large", span)
+                            .label("does not fit in 64 bits"),
                     )
-                    .label("does not fit in 64 bits"))
                 }
             },
             Rule::float => match pair.as_str().parse::<f64>() {
                 Ok(x) if x.is_finite() => ExprKind::Float(x),
                 _ => {
-                    return Err(Diagnostic::error(
-                        codes::BAD_NUMBER,
-                        "number literal is out of range",
-                        span,
+                    return Err(
+                        Diagnostic::error(codes::BAD_NUMBER, "number literal is out of range", span)
+                            .label("not a finite 64-bit float"),
                     )
-                    .label("not a finite 64-bit float"))
                 }
             },
             Rule::string => ExprKind::Str(unescape(pair.as_str())),
@@ -652,9 +636,7 @@ impl Builder {
         };
         let found = describe_found(&chunk[position..]);
         let expected = match &error.variant {
-            pest::error::ErrorVariant::ParsingError { positives, .. } => {
-                describe_expected(positives)
-            }
+            pest::error::ErrorVariant::ParsingError { positives, .. } => describe_expected(positives),
             pest::error::ErrorVariant::CustomError { message } => message.clone(),
         };
         let end = position + chunk[position..].chars().next().map_or(0, char::len_utf8);
@@ -664,12 +646,11 @@ impl Builder {
         } else {
             format!("expected {expected}, found {found}")
         };
-        let mut diagnostic =
-            Diagnostic::error(codes::SYNTAX, message, span).label(if expected.is_empty() {
-                "not expected here".to_string()
-            } else {
-                format!("expected {expected}")
-            });
+        let mut diagnostic = Diagnostic::error(codes::SYNTAX, message, span).label(if expected.is_empty() {
+            "not expected here".to_string()
+        } else {
+            format!("expected {expected}")
+        });
         if let Some(help) = syntax_help(chunk, position) {
             diagnostic = diagnostic.with_help(help);
         }
@@ -678,15 +659,13 @@ impl Builder {
             let line_of = |offset: usize| chunk[..offset].matches('\n').count();
             if line_of(at) < line_of(position) || chunk[position..].trim().is_empty() {
                 let span = Span::new(self.file, self.offset + at, self.offset + at + 1);
-                diagnostic =
-                    diagnostic.with_secondary(span, format!("this `{open}` is not closed"));
+                diagnostic = diagnostic.with_secondary(span, format!("this `{open}` is not closed"));
             }
         }
         if chunk[position..].starts_with('"') {
             let line = chunk[position + 1..].lines().next().unwrap_or("");
             if !line.contains('"') {
-                diagnostic = diagnostic
-                    .with_help("this string is not closed: add `\"` before the end of the line");
+                diagnostic = diagnostic.with_help("this string is not closed: add `\"` before the end of the line");
             }
         }
         diagnostic
@@ -830,13 +809,9 @@ fn describe_expected(rules: &[Rule]) -> String {
     for rule in rules {
         let name = match rule {
             Rule::ident => "a name",
-            Rule::expr
-            | Rule::integer
-            | Rule::float
-            | Rule::string
-            | Rule::boolean
-            | Rule::list
-            | Rule::paren => "an expression",
+            Rule::expr | Rule::integer | Rule::float | Rule::string | Rule::boolean | Rule::list | Rule::paren => {
+                "an expression"
+            }
             Rule::tensor_type | Rule::dtype => "a tensor type like `f32[B, 10]`",
             Rule::hyper_type => "a type",
             Rule::call_args => "`(`",
@@ -860,9 +835,7 @@ fn describe_expected(rules: &[Rule]) -> String {
             Rule::signature => "`(` and the inputs",
             Rule::setting => "a setting `name: value`",
             Rule::arg => "an argument",
-            Rule::param_stmt | Rule::state_stmt | Rule::update_stmt | Rule::let_stmt => {
-                "a statement"
-            }
+            Rule::param_stmt | Rule::state_stmt | Rule::update_stmt | Rule::let_stmt => "a statement",
             Rule::schedule | Rule::kw_schedule => "`schedule`",
             Rule::kw_then => "`then`",
             Rule::kw_else => "`else`",
@@ -874,9 +847,7 @@ fn describe_expected(rules: &[Rule]) -> String {
             | Rule::model_decl
             | Rule::loss_decl
             | Rule::optimizer_decl
-            | Rule::section => {
-                "an item (`const`, `data`, `block`, `model`, `loss`, `optimizer`, `train`, ...)"
-            }
+            | Rule::section => "an item (`const`, `data`, `block`, `model`, `loss`, `optimizer`, `train`, ...)",
             Rule::section_kind => "a section name",
             Rule::ellipsis => "`...`",
             Rule::slice | Rule::slice_bound => "a slice",
@@ -932,13 +903,9 @@ fn syntax_help(chunk: &str, position: usize) -> Option<String> {
     let before = chunk[..position].trim_end();
     let rest = chunk[position..].trim_start();
     let opens = |open: char, close: char| {
-        chunk[..position].matches(open).count() as i64
-            - chunk[..position].matches(close).count() as i64
+        chunk[..position].matches(open).count() as i64 - chunk[..position].matches(close).count() as i64
     };
-    if rest.starts_with('=')
-        && !rest.starts_with("==")
-        && before.ends_with(|c: char| c.is_alphanumeric())
-    {
+    if rest.starts_with('=') && !rest.starts_with("==") && before.ends_with(|c: char| c.is_alphanumeric()) {
         return Some("named arguments and settings use `:`, as in `lr: 1e-3`".to_string());
     }
     if rest.is_empty() && opens('{', '}') > 0 {

@@ -45,10 +45,7 @@ fn check_fails_with_diagnostics() {
 fn missing_file_is_a_usage_error() {
     let (code, _, stderr) = nnc(&["check", "no/such/file.nn"]);
     assert_eq!(code, 2);
-    assert!(
-        stderr.starts_with("error: cannot read `no/such/file.nn`"),
-        "{stderr}"
-    );
+    assert!(stderr.starts_with("error: cannot read `no/such/file.nn`"), "{stderr}");
 }
 
 #[test]

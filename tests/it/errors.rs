@@ -50,8 +50,5 @@ fn bad_programs_report_the_right_error_at_the_right_place() {
         );
         insta::assert_snapshot!(program.sources.render(&program.diagnostics, false));
     });
-    assert!(
-        count >= 30,
-        "expected at least 30 bad programs, found {count}"
-    );
+    assert!(count >= 30, "expected at least 30 bad programs, found {count}");
 }

@@ -3,9 +3,7 @@
 use std::path::Path;
 
 fn check(name: &str) -> nnc::check::Program {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples")
-        .join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
     let program = nnc::check::check_file(&path).expect("example is readable");
     assert!(
         !program.has_errors(),
@@ -66,10 +64,7 @@ fn parameters_have_instance_paths() {
     let gpt = check("gpt.nn");
     let paths: Vec<&str> = gpt.params.iter().map(|p| p.path.as_str()).collect();
     assert_eq!(paths[0], "gpt.embed.table");
-    assert!(
-        paths.contains(&"gpt.gpt_layer_1.attention.linear_3.w"),
-        "{paths:?}"
-    );
+    assert!(paths.contains(&"gpt.gpt_layer_1.attention.linear_3.w"), "{paths:?}");
     let mut unique = paths.clone();
     unique.sort();
     unique.dedup();

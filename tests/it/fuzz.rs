@@ -156,10 +156,7 @@ fn mutated_programs_never_panic() {
         if result.is_err() {
             let path = std::env::temp_dir().join(format!("nnc-fuzz-{case}.nn"));
             std::fs::write(&path, &input).unwrap();
-            panic!(
-                "case {case} (seed {seed}) panicked; input saved to {}",
-                path.display()
-            );
+            panic!("case {case} (seed {seed}) panicked; input saved to {}", path.display());
         }
     }
 }
@@ -173,22 +170,15 @@ fn deep_nesting_is_an_error_not_a_crash() {
         format!("const X = {}1\n", "not ".repeat(20_000)),
         format!("const X = [{}]\n", "x[0](1).".repeat(5_000)),
     ];
-    let nested = [100, 1000, 5000]
-        .map(|depth| format!("const X = {}1{}\n", "(".repeat(depth), ")".repeat(depth)));
+    let nested = [100, 1000, 5000].map(|depth| format!("const X = {}1{}\n", "(".repeat(depth), ")".repeat(depth)));
     for (depth, source) in nested.into_iter().chain(chains).enumerate() {
         let options = nnc::check::Options::default();
         let input = source.clone();
         let handle = std::thread::Builder::new()
             .stack_size(8 << 20)
-            .spawn(move || {
-                nnc::check::check_source("deep.nn", &input, &options)
-                    .diagnostics
-                    .len()
-            })
+            .spawn(move || nnc::check::check_source("deep.nn", &input, &options).diagnostics.len())
             .unwrap();
-        let diagnostics = handle
-            .join()
-            .unwrap_or_else(|_| panic!("depth {depth} crashed"));
+        let diagnostics = handle.join().unwrap_or_else(|_| panic!("depth {depth} crashed"));
         assert!(
             diagnostics > 0,
             "depth {depth}: a program without a model must have errors"

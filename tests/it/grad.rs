@@ -67,22 +67,13 @@ fn check(case: &Case) {
         .inputs
         .iter()
         .enumerate()
-        .map(|(i, a)| {
-            graph.add(
-                Prim::Param(format!("x{i}")),
-                DType::F64,
-                dims(a.shape()),
-                &[],
-            )
-        })
+        .map(|(i, a)| graph.add(Prim::Param(format!("x{i}")), DType::F64, dims(a.shape()), &[]))
         .collect();
     let fixed: Vec<NodeId> = case
         .fixed
         .iter()
         .enumerate()
-        .map(|(i, (dtype, a))| {
-            graph.add(Prim::Input(format!("c{i}")), *dtype, dims(a.shape()), &[])
-        })
+        .map(|(i, (dtype, a))| graph.add(Prim::Input(format!("c{i}")), *dtype, dims(a.shape()), &[]))
         .collect();
     let y = (case.build)(&mut graph, &params, &fixed);
     nnc::ir::verify::assert_valid(&graph, case.name);
@@ -97,10 +88,7 @@ fn check(case: &Case) {
     }
     nnc::ir::verify::assert_valid(&graph, &format!("{} gradient", case.name));
 
-    let y_size: Vec<usize> = y_shape
-        .iter()
-        .map(|d| d.as_const().unwrap() as usize)
-        .collect();
+    let y_size: Vec<usize> = y_shape.iter().map(|d| d.as_const().unwrap() as usize).collect();
     let mut feeds: HashMap<String, ArrayD<f64>> = HashMap::new();
     feeds.insert("w".into(), array(&y_size, 99, -1.0, 1.0));
     for (i, (_, a)) in case.fixed.iter().enumerate() {
@@ -123,15 +111,8 @@ fn check(case: &Case) {
         for k in 0..input.len() {
             let mut plus = feeds.clone();
             let mut minus = feeds.clone();
-            plus.get_mut(&format!("x{i}"))
-                .unwrap()
-                .as_slice_mut()
-                .unwrap()[k] += H;
-            minus
-                .get_mut(&format!("x{i}"))
-                .unwrap()
-                .as_slice_mut()
-                .unwrap()[k] -= H;
+            plus.get_mut(&format!("x{i}")).unwrap().as_slice_mut().unwrap()[k] += H;
+            minus.get_mut(&format!("x{i}")).unwrap().as_slice_mut().unwrap()[k] -= H;
             let numeric = (run(&plus)["loss"].sum() - run(&minus)["loss"].sum()) / (2.0 * H);
             let exact = analytic.as_slice().unwrap()[k];
             let error = (exact - numeric).abs() / numeric.abs().max(1.0);
@@ -241,42 +222,25 @@ fn cases() -> Vec<Case> {
             let narrow = g.cast(x[0], DType::F32);
             g.cast(narrow, DType::F64)
         }),
-        case(
-            "stop_grad blocks",
-            vec![f64s(&[3], 26)],
-            vec![],
-            |g, x, _| {
-                let stopped = g.add(Prim::StopGrad, DType::F64, g.shape(x[0]), &[x[0]]);
-                let sum = g.add_nodes(stopped, x[0]);
-                g.sub(sum, stopped)
-            },
-        ),
-        case(
-            "sum axis 1 keepdims",
-            vec![f64s(&[2, 3, 4], 27)],
-            vec![],
-            |g, x, _| g.reduce(ReduceOp::Sum, x[0], vec![1], true),
-        ),
-        case(
-            "mean axes 0 and 2",
-            vec![f64s(&[2, 3, 4], 28)],
-            vec![],
-            |g, x, _| g.reduce(ReduceOp::Mean, x[0], vec![0, 2], false),
-        ),
-        case(
-            "max axis 2",
-            vec![f64s(&[2, 3, 4], 29)],
-            vec![],
-            |g, x, _| g.reduce(ReduceOp::Max, x[0], vec![2], false),
-        ),
+        case("stop_grad blocks", vec![f64s(&[3], 26)], vec![], |g, x, _| {
+            let stopped = g.add(Prim::StopGrad, DType::F64, g.shape(x[0]), &[x[0]]);
+            let sum = g.add_nodes(stopped, x[0]);
+            g.sub(sum, stopped)
+        }),
+        case("sum axis 1 keepdims", vec![f64s(&[2, 3, 4], 27)], vec![], |g, x, _| {
+            g.reduce(ReduceOp::Sum, x[0], vec![1], true)
+        }),
+        case("mean axes 0 and 2", vec![f64s(&[2, 3, 4], 28)], vec![], |g, x, _| {
+            g.reduce(ReduceOp::Mean, x[0], vec![0, 2], false)
+        }),
+        case("max axis 2", vec![f64s(&[2, 3, 4], 29)], vec![], |g, x, _| {
+            g.reduce(ReduceOp::Max, x[0], vec![2], false)
+        }),
         // Ties: a pair of equal maxima shares the gradient, matching the
         // one-sided differences' average.
         case(
             "max axis 1 with a tied pair",
-            vec![
-                ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![0.5, 0.5, -1.0, 0.2, 0.7, 0.7])
-                    .unwrap(),
-            ],
+            vec![ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![0.5, 0.5, -1.0, 0.2, 0.7, 0.7]).unwrap()],
             vec![],
             |g, x, _| g.reduce(ReduceOp::Max, x[0], vec![1], false),
         ),
@@ -284,14 +248,7 @@ fn cases() -> Vec<Case> {
             "maximum of a tensor and itself",
             vec![f64s(&[3], 48)],
             vec![],
-            |g, x, _| {
-                g.add(
-                    Prim::Binary(BinaryOp::Max),
-                    DType::F64,
-                    g.shape(x[0]),
-                    &[x[0], x[0]],
-                )
-            },
+            |g, x, _| g.add(Prim::Binary(BinaryOp::Max), DType::F64, g.shape(x[0]), &[x[0], x[0]]),
         ),
         case("reshape", vec![f64s(&[2, 3, 4], 30)], vec![], |g, x, _| {
             g.reshape(x[0], dims(&[6, 4]))
@@ -308,24 +265,14 @@ fn cases() -> Vec<Case> {
         case("slice", vec![f64s(&[5, 3], 33)], vec![], |g, x, _| {
             g.slice(x[0], 0, Dim::constant(1), Dim::constant(3), 1)
         }),
-        case(
-            "slice step 2",
-            vec![f64s(&[3, 7], 34)],
-            vec![],
-            |g, x, _| g.slice(x[0], 1, Dim::constant(1), Dim::constant(3), 2),
-        ),
+        case("slice step 2", vec![f64s(&[3, 7], 34)], vec![], |g, x, _| {
+            g.slice(x[0], 1, Dim::constant(1), Dim::constant(3), 2)
+        }),
         case(
             "concat",
             vec![f64s(&[2, 3], 35), f64s(&[2, 1], 36)],
             vec![],
-            |g, x, _| {
-                g.add(
-                    Prim::Concat { axis: 1 },
-                    DType::F64,
-                    dims(&[2, 4]),
-                    &[x[0], x[1]],
-                )
-            },
+            |g, x, _| g.add(Prim::Concat { axis: 1 }, DType::F64, dims(&[2, 4]), &[x[0], x[1]]),
         ),
         case("pad", vec![f64s(&[2, 3], 37)], vec![], |g, x, _| {
             g.pad(x[0], 0, Dim::constant(1), Dim::constant(2))
@@ -342,9 +289,7 @@ fn cases() -> Vec<Case> {
             vec![ids(&[4], &[1., 1., 3., 0.])],
             |g, x, c| {
                 g.add(
-                    Prim::ScatterRows {
-                        rows: Dim::constant(5),
-                    },
+                    Prim::ScatterRows { rows: Dim::constant(5) },
                     DType::F64,
                     dims(&[5, 2]),
                     &[x[0], c[0]],
@@ -394,27 +339,13 @@ fn cases() -> Vec<Case> {
         "unfold2d",
         vec![f64s(&[2, 2, 5, 5], 46)],
         vec![],
-        move |g, x, _| {
-            g.add(
-                Prim::Unfold2d(window),
-                DType::F64,
-                dims(&[2, 3, 3, 18]),
-                &[x[0]],
-            )
-        },
+        move |g, x, _| g.add(Prim::Unfold2d(window), DType::F64, dims(&[2, 3, 3, 18]), &[x[0]]),
     ));
     cases.push(case(
         "fold2d",
         vec![f64s(&[2, 3, 3, 18], 47)],
         vec![],
-        move |g, x, _| {
-            g.add(
-                Prim::Fold2d(window),
-                DType::F64,
-                dims(&[2, 2, 5, 5]),
-                &[x[0]],
-            )
-        },
+        move |g, x, _| g.add(Prim::Fold2d(window), DType::F64, dims(&[2, 2, 5, 5]), &[x[0]]),
     ));
     cases
 }
@@ -437,24 +368,12 @@ fn every_example_model_matches_finite_differences() {
         ("views_linear.nn", &[]),
         ("digits_mlp.nn", &[("H", 8.0)]),
         ("digits_cnn.nn", &[]),
-        (
-            "char_lstm.nn",
-            &[("T", 3.0), ("E", 4.0), ("H", 4.0), ("V", 12.0)],
-        ),
+        ("char_lstm.nn", &[("T", 3.0), ("E", 4.0), ("H", 4.0), ("V", 12.0)]),
         (
             "gpt.nn",
-            &[
-                ("T", 4.0),
-                ("D", 8.0),
-                ("HEADS", 2.0),
-                ("LAYERS", 1.0),
-                ("V", 12.0),
-            ],
+            &[("T", 4.0), ("D", 8.0), ("HEADS", 2.0), ("LAYERS", 1.0), ("V", 12.0)],
         ),
-        (
-            "transformer.nn",
-            &[("D", 8.0), ("HEADS", 2.0), ("LAYERS", 1.0)],
-        ),
+        ("transformer.nn", &[("D", 8.0), ("HEADS", 2.0), ("LAYERS", 1.0)]),
     ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     for (example, constants) in small {
@@ -469,14 +388,10 @@ fn every_example_model_matches_finite_differences() {
             batch: Some(3),
             ..Default::default()
         };
-        let session = nnc::runtime::Session::new(program, &dir, &options)
-            .unwrap_or_else(|d| panic!("{}", d.message));
+        let session = nnc::runtime::Session::new(program, &dir, &options).unwrap_or_else(|d| panic!("{}", d.message));
         // Use the unoptimized step so the check covers the rules as written.
         let forward = nnc::ir::lower::lower(&session.program.train_trace);
-        let graph = nnc::autodiff::optimizer::training_step(
-            &forward,
-            session.program.optimizer.as_ref().unwrap(),
-        );
+        let graph = nnc::autodiff::optimizer::training_step(&forward, session.program.optimizer.as_ref().unwrap());
         let env = session.step_env(0);
         let loss_at = |env: &Env| interp::run_outputs(&graph, env).unwrap()["loss"].sum();
         let outputs = interp::run_outputs(&graph, &env).unwrap();
@@ -488,17 +403,8 @@ fn every_example_model_matches_finite_differences() {
             for k in [0, count / 2, count - 1] {
                 let mut plus = env.clone();
                 let mut minus = env.clone();
-                plus.feeds
-                    .get_mut(&param.path)
-                    .unwrap()
-                    .as_slice_mut()
-                    .unwrap()[k] += 1e-5;
-                minus
-                    .feeds
-                    .get_mut(&param.path)
-                    .unwrap()
-                    .as_slice_mut()
-                    .unwrap()[k] -= 1e-5;
+                plus.feeds.get_mut(&param.path).unwrap().as_slice_mut().unwrap()[k] += 1e-5;
+                minus.feeds.get_mut(&param.path).unwrap().as_slice_mut().unwrap()[k] -= 1e-5;
                 let numeric = (loss_at(&plus) - loss_at(&minus)) / 2e-5;
                 let exact = analytic.as_slice().unwrap()[k];
                 let error = (exact - numeric).abs() / numeric.abs().max(1e-3);
@@ -506,10 +412,7 @@ fn every_example_model_matches_finite_differences() {
                 if error > worst.0 {
                     worst = (
                         error,
-                        format!(
-                            "{}[{k}]: analytic {exact:.9}, numeric {numeric:.9}",
-                            param.path
-                        ),
+                        format!("{}[{k}]: analytic {exact:.9}, numeric {numeric:.9}", param.path),
                     );
                 }
             }

@@ -71,11 +71,7 @@ fn each_pass_alone() {
         let changed = pass.run(&mut graph);
         nnc::ir::verify::assert_valid(&graph, pass.name());
         let after = nnc::ir::print::print_with_names(&graph, &names, &[]);
-        assert!(
-            changed,
-            "{} found nothing to do on the fixture",
-            pass.name()
-        );
+        assert!(changed, "{} found nothing to do on the fixture", pass.name());
         assert_ne!(before, after);
         let diff = similar::TextDiff::from_lines(&before, &after)
             .unified_diff()
@@ -95,10 +91,6 @@ fn passes_reach_a_fixed_point() {
     nnc::passes::optimize(&mut graph);
     assert!(graph.len() < before, "{} -> {}", before, graph.len());
     for pass in nnc::passes::pipeline() {
-        assert!(
-            !pass.run(&mut graph),
-            "{} still changes the graph",
-            pass.name()
-        );
+        assert!(!pass.run(&mut graph), "{} still changes the graph", pass.name());
     }
 }

@@ -11,9 +11,7 @@ use crate::prim::{DType, Distribution, Prim, Window};
 /// Standard normals of `shape`, reproducible by `salt`.
 fn noise(shape: &[usize], salt: u64) -> ArrayD<f64> {
     let count: usize = shape.iter().product();
-    let data: Vec<f64> = (0..count as u64)
-        .map(|i| random::normal(7, 0, salt, i))
-        .collect();
+    let data: Vec<f64> = (0..count as u64).map(|i| random::normal(7, 0, salt, i)).collect();
     arr(shape, &data)
 }
 
@@ -27,13 +25,7 @@ fn dot(a: &ArrayD<f64>, b: &ArrayD<f64>) -> (f64, f64) {
 /// `<forward, g> == <x, adjoint>` to a relative 1e-12 of the sum of
 /// absolute products.
 #[track_caller]
-fn assert_adjoint(
-    name: &str,
-    x: &ArrayD<f64>,
-    forward: &ArrayD<f64>,
-    g: &ArrayD<f64>,
-    adjoint: &ArrayD<f64>,
-) {
+fn assert_adjoint(name: &str, x: &ArrayD<f64>, forward: &ArrayD<f64>, g: &ArrayD<f64>, adjoint: &ArrayD<f64>) {
     let (left, scale_left) = dot(forward, g);
     let (right, scale_right) = dot(x, adjoint);
     let tolerance = 1e-12 * scale_left.max(scale_right).max(1.0);
@@ -78,13 +70,7 @@ fn place_is_the_adjoint_of_pick() {
     let classes = Dim::constant(5);
     let placed = case.op(Prim::Place { classes }, DType::F32, &[3, 4, 5], &[g, ids]);
     let feeds = &case.env.feeds;
-    assert_adjoint(
-        "pick",
-        &feeds["x"],
-        &case.eval(picked),
-        &feeds["g"],
-        &case.eval(placed),
-    );
+    assert_adjoint("pick", &feeds["x"], &case.eval(picked), &feeds["g"], &case.eval(placed));
 }
 
 #[test]
@@ -112,12 +98,9 @@ fn fold2d_is_the_adjoint_of_unfold2d() {
 
 fn draws(dist: Distribution, stream: u32, seed: u64, step: u64, count: usize) -> Vec<f64> {
     let mut case = Case::new();
-    let id = case.graph.add(
-        Prim::Random { dist, stream },
-        DType::F32,
-        dims(&[count]),
-        &[],
-    );
+    let id = case
+        .graph
+        .add(Prim::Random { dist, stream }, DType::F32, dims(&[count]), &[]);
     case.env.seed = seed;
     case.env.step = step;
     case.eval(id).iter().copied().collect()
@@ -126,26 +109,10 @@ fn draws(dist: Distribution, stream: u32, seed: u64, step: u64, count: usize) ->
 #[test]
 fn random_numbers_are_deterministic_per_seed_step_and_stream() {
     let base = draws(Distribution::Uniform, 0, 1, 1, 64);
-    assert_eq!(
-        base,
-        draws(Distribution::Uniform, 0, 1, 1, 64),
-        "same counters"
-    );
-    assert_ne!(
-        base,
-        draws(Distribution::Uniform, 1, 1, 1, 64),
-        "another stream"
-    );
-    assert_ne!(
-        base,
-        draws(Distribution::Uniform, 0, 1, 2, 64),
-        "another step"
-    );
-    assert_ne!(
-        base,
-        draws(Distribution::Uniform, 0, 2, 1, 64),
-        "another seed"
-    );
+    assert_eq!(base, draws(Distribution::Uniform, 0, 1, 1, 64), "same counters");
+    assert_ne!(base, draws(Distribution::Uniform, 1, 1, 1, 64), "another stream");
+    assert_ne!(base, draws(Distribution::Uniform, 0, 1, 2, 64), "another step");
+    assert_ne!(base, draws(Distribution::Uniform, 0, 2, 1, 64), "another seed");
     // Element i is draw i of the stream, whatever the shape.
     assert_eq!(base[..8], draws(Distribution::Uniform, 0, 1, 1, 8)[..]);
     assert_eq!(base[5], random::uniform(1, 1, 0, 5));
@@ -168,15 +135,9 @@ fn random_numbers_are_deterministic_per_seed_step_and_stream() {
 fn uniform_and_normal_have_the_right_moments() {
     let n = 10_000;
     let uniform = draws(Distribution::Uniform, 0, 3, 7, n);
-    assert!(
-        uniform.iter().all(|u| (0.0..1.0).contains(u)),
-        "outside [0, 1)"
-    );
+    assert!(uniform.iter().all(|u| (0.0..1.0).contains(u)), "outside [0, 1)");
     let mean = uniform.iter().sum::<f64>() / n as f64;
-    assert!(
-        (mean - 0.5).abs() < 0.02,
-        "uniform mean {mean}, want 0.5 ± 0.02"
-    );
+    assert!((mean - 0.5).abs() < 0.02, "uniform mean {mean}, want 0.5 ± 0.02");
     let normal = draws(Distribution::Normal, 0, 3, 7, n);
     let mean = normal.iter().sum::<f64>() / n as f64;
     let std = (normal.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64).sqrt();

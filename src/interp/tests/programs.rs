@@ -98,9 +98,7 @@ fn digits_mlp_with_zero_weights_has_loss_ln_10() {
 fn every_example_runs_with_random_weights() {
     let small = |shape: &[usize], salt| {
         let count: usize = shape.iter().product();
-        let data: Vec<f64> = (0..count as u64)
-            .map(|i| 0.1 * random::normal(5, 0, salt, i))
-            .collect();
+        let data: Vec<f64> = (0..count as u64).map(|i| 0.1 * random::normal(5, 0, salt, i)).collect();
         arr(shape, &data)
     };
     let mut files: Vec<PathBuf> = std::fs::read_dir(examples())
@@ -240,9 +238,7 @@ fn training_digits_mlp_lowers_the_loss() {
             value.fill(0.0);
         }
     }
-    let teacher = ndarray::Array2::from_shape_fn((64, 10), |(i, j)| {
-        random::normal(13, 0, 0, (i * 10 + j) as u64)
-    });
+    let teacher = ndarray::Array2::from_shape_fn((64, 10), |(i, j)| random::normal(13, 0, 0, (i * 10 + j) as u64));
     let steps = 2000;
     let started = std::time::Instant::now();
     let mut losses = Vec::new();

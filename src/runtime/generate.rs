@@ -1,0 +1,329 @@
+//! Generation with a trained sequence model: greedy decoding, beam search
+//! (width k, scores normalized by length^penalty) and temperature / top-k
+//! sampling. Text models continue a prompt; encoder–decoder models decode
+//! the target of a source sequence.
+
+use std::collections::HashMap;
+
+use ndarray::{ArrayD, IxDyn};
+
+use super::data::{Data, Split};
+use super::{RunError, Session};
+use crate::check::config::Config;
+use crate::interp::random;
+
+/// How to choose the next token.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Method {
+    Greedy,
+    Beam { width: usize, length_penalty: f64 },
+    Sample { temperature: f64, top_k: Option<usize> },
+}
+
+impl Method {
+    pub fn from_config(config: Option<&Config>) -> Method {
+        match config.map(|c| c.name.as_str()) {
+            Some("beam") => Method::Beam {
+                width: config.and_then(|c| c.int("width")).unwrap_or(4).max(1) as usize,
+                length_penalty: config.and_then(|c| c.float("length_penalty")).unwrap_or(1.0),
+            },
+            Some("sample") => Method::Sample {
+                temperature: config.and_then(|c| c.float("temperature")).unwrap_or(1.0),
+                top_k: config.and_then(|c| c.int("top_k")).map(|k| k as usize),
+            },
+            _ => Method::Greedy,
+        }
+    }
+}
+
+const SAMPLE_STREAM: u64 = (1 << 40) + 3;
+
+fn log_softmax(logits: &[f64]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = logits.iter().map(|l| (l - max).exp()).sum();
+    logits.iter().map(|l| l - max - sum.ln()).collect()
+}
+
+/// Picks a token from logits by greedy choice or by sampling.
+fn choose(logits: &[f64], method: &Method, seed: u64, draw: u64) -> u32 {
+    match method {
+        Method::Sample { temperature, top_k } => {
+            let scaled: Vec<f64> = logits.iter().map(|l| l / temperature.max(1e-6)).collect();
+            let mut order: Vec<usize> = (0..scaled.len()).collect();
+            order.sort_by(|&a, &b| scaled[b].total_cmp(&scaled[a]));
+            order.truncate(top_k.unwrap_or(order.len()).max(1));
+            let kept: Vec<f64> = order.iter().map(|&i| scaled[i]).collect();
+            let probabilities: Vec<f64> = log_softmax(&kept).into_iter().map(f64::exp).collect();
+            let mut u = random::uniform(seed, draw, SAMPLE_STREAM, 0);
+            for (i, p) in probabilities.iter().enumerate() {
+                if u < *p {
+                    return order[i] as u32;
+                }
+                u -= p;
+            }
+            order[order.len() - 1] as u32
+        }
+        _ => argmax(logits),
+    }
+}
+
+fn argmax(values: &[f64]) -> u32 {
+    values
+        .iter()
+        .enumerate()
+        .fold(
+            (0, f64::NEG_INFINITY),
+            |best, (i, &v)| if v > best.1 { (i, v) } else { best },
+        )
+        .0 as u32
+}
+
+/// A hypothesis of beam search.
+#[derive(Clone, Debug)]
+struct Beam {
+    tokens: Vec<u32>,
+    log_prob: f64,
+    done: bool,
+}
+
+fn score(beam: &Beam, penalty: f64) -> f64 {
+    beam.log_prob / (beam.tokens.len().max(1) as f64).powf(penalty)
+}
+
+/// Extends every live beam by its best tokens and keeps the best `width`.
+fn beam_step(beams: Vec<Beam>, logits: &[Vec<f64>], width: usize, penalty: f64, end: Option<u32>) -> Vec<Beam> {
+    let mut candidates = Vec::new();
+    let mut live = 0;
+    for beam in beams {
+        if beam.done {
+            candidates.push(beam);
+            continue;
+        }
+        let logp = log_softmax(&logits[live]);
+        live += 1;
+        let mut order: Vec<usize> = (0..logp.len()).collect();
+        order.sort_by(|&a, &b| logp[b].total_cmp(&logp[a]));
+        for &token in order.iter().take(width) {
+            let mut next = beam.clone();
+            next.tokens.push(token as u32);
+            next.log_prob += logp[token];
+            next.done = Some(token as u32) == end;
+            candidates.push(next);
+        }
+    }
+    candidates.sort_by(|a, b| score(b, penalty).total_cmp(&score(a, penalty)));
+    candidates.truncate(width);
+    candidates
+}
+
+/// Continues `prompt` by `length` characters with a text model whose input
+/// is a window of `context` ids (the prompt right-aligned, spaces before).
+pub fn continue_text(
+    session: &Session,
+    data: &Data,
+    prompt: &str,
+    length: usize,
+    method: &Method,
+) -> Result<String, RunError> {
+    let Split::Stream { context, .. } = &data.val else {
+        return Ok(String::new());
+    };
+    let context = *context;
+    let other = (data.vocab.len() - 1) as u32;
+    let id_of = |c: char| data.vocab.iter().position(|&v| v == c).map_or(other, |i| i as u32);
+    let space = id_of(' ');
+    let mut ids: Vec<u32> = prompt.chars().map(id_of).collect();
+    let prompt_len = ids.len();
+    let window = |ids: &[u32]| -> Vec<f64> {
+        let tail = &ids[ids.len().saturating_sub(context)..];
+        let mut w = vec![f64::from(space); context - tail.len()];
+        w.extend(tail.iter().map(|&i| f64::from(i)));
+        w
+    };
+    let input = format!("{}.x", data.name);
+    match method {
+        Method::Beam { width, length_penalty } => {
+            let mut beams = vec![Beam {
+                tokens: ids.clone(),
+                log_prob: 0.0,
+                done: false,
+            }];
+            for _ in 0..length {
+                let rows: Vec<Vec<f64>> = beams.iter().map(|b| window(&b.tokens)).collect();
+                let logits = last_logits(session, &input, &rows, context)?;
+                beams = beam_step(beams, &logits, *width, *length_penalty, None);
+            }
+            ids = beams.into_iter().next().map(|b| b.tokens).unwrap_or(ids);
+        }
+        _ => {
+            for i in 0..length {
+                let logits = last_logits(session, &input, &[window(&ids)], context)?;
+                ids.push(choose(&logits[0], method, session.seed, i as u64));
+            }
+        }
+    }
+    Ok(ids[prompt_len..]
+        .iter()
+        .map(|&i| data.vocab.get(i as usize).copied().unwrap_or('?'))
+        .collect())
+}
+
+/// Logits at the last position for each row of a `[rows, context]` batch.
+fn last_logits(session: &Session, input: &str, rows: &[Vec<f64>], context: usize) -> Result<Vec<Vec<f64>>, RunError> {
+    let flat: Vec<f64> = rows.iter().flatten().copied().collect();
+    let array = ArrayD::from_shape_vec(IxDyn(&[rows.len(), context]), flat).expect("rows have the context length");
+    let output = session.forward(HashMap::from([(input.to_string(), array)]), rows.len())?;
+    let vocab = output.shape()[output.ndim() - 1];
+    let flat = output.as_standard_layout().into_owned().into_raw_vec_and_offset().0;
+    Ok((0..rows.len())
+        .map(|r| {
+            let start = ((r + 1) * context - 1) * vocab;
+            flat[start..start + vocab].to_vec()
+        })
+        .collect())
+}
+
+/// A decoded example of an encoder–decoder task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Translation {
+    pub source: Vec<u32>,
+    pub target: Vec<u32>,
+    pub output: Vec<u32>,
+}
+
+/// Decodes validation examples `rows` token by token (BOS first, until EOS).
+pub fn translate(
+    session: &Session,
+    data: &Data,
+    rows: &[usize],
+    method: &Method,
+) -> Result<Vec<Translation>, RunError> {
+    let dataset = session.program.datasets.iter().find(|d| d.name == data.name);
+    let attr = |name: &str| dataset.and_then(|d| d.attr(name)).unwrap_or(0) as u32;
+    let (pad, bos, eos) = (attr("pad"), attr("bos"), attr("eos"));
+    let Split::Table { fields, .. } = &data.val else {
+        return Ok(Vec::new());
+    };
+    let field = |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, a)| a);
+    let (Some(src), Some(tgt_out)) = (field("src"), field("tgt_out")) else {
+        return Ok(Vec::new());
+    };
+    let src_len = src.shape()[1];
+    let tgt_len = tgt_out.shape()[1];
+    let row_of = |a: &ArrayD<f64>, r: usize| -> Vec<u32> {
+        a.index_axis(ndarray::Axis(0), r).iter().map(|&v| v as u32).collect()
+    };
+    let strip = |tokens: Vec<u32>| -> Vec<u32> {
+        tokens
+            .into_iter()
+            .take_while(|&t| t != eos)
+            .filter(|&t| t != pad && t != bos)
+            .collect()
+    };
+    let mut out = Vec::new();
+    for &r in rows {
+        let source = row_of(src, r);
+        let (width, penalty) = match method {
+            Method::Beam { width, length_penalty } => (*width, *length_penalty),
+            _ => (1, 0.0),
+        };
+        let mut beams = vec![Beam {
+            tokens: Vec::new(),
+            log_prob: 0.0,
+            done: false,
+        }];
+        for position in 0..tgt_len {
+            let live: Vec<&Beam> = beams.iter().filter(|b| !b.done).collect();
+            if live.is_empty() {
+                break;
+            }
+            let mut src_rows = Vec::new();
+            let mut tgt_rows = Vec::new();
+            for beam in &live {
+                src_rows.extend(source.iter().map(|&t| f64::from(t)));
+                let mut tgt = vec![f64::from(pad); tgt_len];
+                tgt[0] = f64::from(bos);
+                for (i, &t) in beam.tokens.iter().enumerate().take(tgt_len - 1) {
+                    tgt[i + 1] = f64::from(t);
+                }
+                tgt_rows.extend(tgt);
+            }
+            let n = live.len();
+            let feeds = HashMap::from([
+                (
+                    format!("{}.src", data.name),
+                    ArrayD::from_shape_vec(IxDyn(&[n, src_len]), src_rows).expect("sizes"),
+                ),
+                (
+                    format!("{}.tgt_in", data.name),
+                    ArrayD::from_shape_vec(IxDyn(&[n, tgt_len]), tgt_rows).expect("sizes"),
+                ),
+            ]);
+            let output = session.forward(feeds, n)?;
+            let vocab = output.shape()[2];
+            let logits: Vec<Vec<f64>> = (0..n)
+                .map(|b| (0..vocab).map(|v| output[[b, position, v]]).collect())
+                .collect();
+            beams = match method {
+                Method::Beam { .. } => beam_step(beams, &logits, width, penalty, Some(eos)),
+                _ => {
+                    let mut beam = beams.remove(0);
+                    let token = choose(&logits[0], method, session.seed, (r * tgt_len + position) as u64);
+                    beam.tokens.push(token);
+                    beam.done = token == eos;
+                    vec![beam]
+                }
+            };
+        }
+        let best = beams.into_iter().next().map(|b| b.tokens).unwrap_or_default();
+        out.push(Translation {
+            source: strip(source),
+            target: strip(row_of(tgt_out, r)),
+            output: strip(best),
+        });
+    }
+    Ok(out)
+}
+
+/// Tokens as text: digits for small vocabularies, numbers otherwise.
+pub fn tokens_text(tokens: &[u32], vocab: u32) -> String {
+    if vocab <= 10 {
+        tokens.iter().map(|t| char::from_digit(*t, 10).unwrap_or('+')).collect()
+    } else {
+        tokens.iter().map(u32::to_string).collect::<Vec<_>>().join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beam_search_prefers_the_likelier_path() {
+        let beams = vec![Beam {
+            tokens: vec![],
+            log_prob: 0.0,
+            done: false,
+        }];
+        let step = beam_step(beams, &[vec![1.0, 3.0, 2.0]], 2, 1.0, None);
+        assert_eq!(step.iter().map(|b| b.tokens[0]).collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[test]
+    fn sampling_respects_top_k() {
+        let logits = [0.0, 5.0, 4.9, -3.0];
+        for draw in 0..50 {
+            let token = choose(
+                &logits,
+                &Method::Sample {
+                    temperature: 1.0,
+                    top_k: Some(2),
+                },
+                1,
+                draw,
+            );
+            assert!(token == 1 || token == 2, "{token}");
+        }
+        assert_eq!(choose(&logits, &Method::Greedy, 0, 0), 1);
+    }
+}

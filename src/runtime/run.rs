@@ -1,0 +1,324 @@
+//! `nnc run`: compile, load data, train with periodic evaluation and
+//! checkpoints, evaluate, generate samples, and write the run directory
+//! (`metrics.jsonl`, `loss.svg`, `checkpoint.safetensors`).
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::{json, Map, Value};
+
+use super::checkpoint;
+use super::data::Split;
+use super::generate::{self, Method};
+use super::report::{self, Mode, Reporter};
+use super::{Overrides, RunError, Session};
+use crate::check::Program;
+use crate::diagnostics::Diagnostic;
+
+/// How a run is configured beyond the file.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub overrides: Overrides,
+    /// The run directory; default `runs/<file>-<time>/`.
+    pub out: Option<PathBuf>,
+    /// Continue the run in this directory from its checkpoint.
+    pub resume: Option<PathBuf>,
+    /// Load matching parameters from this checkpoint before training.
+    pub init_from: Option<PathBuf>,
+    pub json: bool,
+    pub quiet: bool,
+    /// Stop after this many steps of this invocation (the schedule still
+    /// spans the whole run); used to test interrupted runs.
+    pub stop_after: Option<u64>,
+}
+
+/// Why a run stopped early.
+pub enum RunFailure {
+    /// A problem in the program or its data, with its location.
+    Diagnostic(Box<Diagnostic>, Box<Program>),
+    /// Anything else, as a message.
+    Message(String),
+}
+
+impl From<RunError> for RunFailure {
+    fn from(error: RunError) -> RunFailure {
+        RunFailure::Message(error.to_string())
+    }
+}
+
+/// The end of a run, as the summary event reports it.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    pub out: PathBuf,
+    pub event: Value,
+}
+
+fn metrics_json(metrics: &BTreeMap<String, f64>) -> Map<String, Value> {
+    metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect()
+}
+
+/// A UTC timestamp for directory names: `20261125-101500`.
+fn timestamp() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// Runs a checked program from `path`.
+pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> Result<Summary, RunFailure> {
+    let started = Instant::now();
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let file_hash = checkpoint::hash_text(text);
+    let mut session = match Session::new(program, &base_dir, &options.overrides) {
+        Ok(session) => session,
+        Err((diagnostic, program)) => return Err(RunFailure::Diagnostic(Box::new(diagnostic), Box::new(program))),
+    };
+    let compile_ms = started.elapsed().as_secs_f64() * 1000.0;
+
+    let out = match (&options.resume, &options.out) {
+        (Some(dir), _) | (None, Some(dir)) => dir.clone(),
+        (None, None) => {
+            let stem = path
+                .file_stem()
+                .map_or("run".into(), |s| s.to_string_lossy().into_owned());
+            PathBuf::from("runs").join(format!("{stem}-{}", timestamp()))
+        }
+    };
+    std::fs::create_dir_all(&out)
+        .map_err(|e| RunFailure::Message(format!("cannot create `{}`: {e}", out.display())))?;
+    let checkpoint_path = out.join("checkpoint.safetensors");
+
+    let mode = if options.json {
+        Mode::Json
+    } else if options.quiet {
+        Mode::Quiet
+    } else {
+        Mode::Human
+    };
+    let mut notes = Vec::new();
+    if let Some(dir) = &options.resume {
+        let saved = checkpoint::load(&dir.join("checkpoint.safetensors")).map_err(RunFailure::Message)?;
+        if saved.file_hash != file_hash {
+            notes.push(format!(
+                "warning: `{}` changed since the checkpoint was written",
+                path.display()
+            ));
+        }
+        for (name, value) in saved.tensors {
+            session.tensors.insert(name, value);
+        }
+        session.step = saved.step;
+    }
+    if let Some(file) = &options.init_from {
+        let saved = checkpoint::load(file).map_err(RunFailure::Message)?;
+        let (mut matched, mut mismatched, mut missing) = (0, Vec::new(), Vec::new());
+        for info in &session.program.params {
+            match saved.tensors.get(&info.path) {
+                Some(value) if Some(value.shape()) == session.tensors.get(&info.path).map(|t| t.shape()) => {
+                    session.tensors.insert(info.path.clone(), value.clone());
+                    matched += 1;
+                }
+                Some(value) => mismatched.push(format!("{} {:?}", info.path, value.shape())),
+                None => missing.push(info.path.clone()),
+            }
+        }
+        notes.push(format!(
+            "init from `{}`: {matched} of {} parameters matched{}{}",
+            file.display(),
+            session.program.params.len(),
+            if mismatched.is_empty() {
+                String::new()
+            } else {
+                format!("; shape differs: {}", mismatched.join(", "))
+            },
+            if missing.is_empty() {
+                String::new()
+            } else {
+                format!("; not in the file (kept initialized): {}", missing.join(", "))
+            }
+        ));
+    }
+
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out.join("metrics.jsonl"))
+        .map_err(|e| RunFailure::Message(format!("cannot write `{}`: {e}", out.display())))?;
+    let mut reporter = Reporter::new(mode, Some(log), session.total_steps, session.step);
+    for note in &notes {
+        reporter.say(note);
+    }
+    let eval = session.program.sections.get("eval").cloned();
+    let eval_every = eval.as_ref().and_then(|e| e.int("every")).map(|n| n as u64);
+    let mut metric_names: Vec<String> = eval.as_ref().map(|e| e.words("metrics").to_vec()).unwrap_or_default();
+    if !metric_names.iter().any(|m| m == "loss") {
+        metric_names.insert(0, "loss".into());
+    }
+    let train_section = session.program.sections.get("train").cloned();
+    let checkpoint_every = train_section
+        .as_ref()
+        .and_then(|t| t.int("checkpoint_every"))
+        .map(|n| n as u64)
+        .or(eval_every)
+        .unwrap_or((session.total_steps / 10).max(1));
+    // Evaluation on streams of text: the first windows of the split.
+    let eval_limit = match session.data.first().map(|d| &d.val) {
+        Some(Split::Stream { .. }) => 2048,
+        _ => usize::MAX,
+    };
+    reporter.event(json!({
+        "event": "start",
+        "file": path.display().to_string(),
+        "backend": "interp",
+        "parameters": session.program.param_count(),
+        "steps": session.total_steps,
+        "first_step": session.step,
+        "batch": session.batch,
+        "seed": session.seed,
+        "compile_ms": compile_ms,
+        "out": out.display().to_string(),
+    }));
+
+    let loop_start = Instant::now();
+    let first_step = session.step;
+    let mut recent = Vec::new();
+    while session.step < session.total_steps {
+        if options.stop_after.is_some_and(|n| session.step - first_step >= n) {
+            break;
+        }
+        let lr = session.current_lr();
+        let loss = session.train_step().map_err(|e| {
+            reporter.finish_bar();
+            RunFailure::from(e)
+        })?;
+        recent.push(loss);
+        let done = session.step - first_step;
+        let rate = done as f64 / loop_start.elapsed().as_secs_f64().max(1e-9);
+        reporter.step(session.step, loss, lr, rate);
+        if eval_every.is_some_and(|every| session.step % every == 0) && session.step < session.total_steps {
+            let metrics = session.evaluate(&metric_names, eval_limit)?;
+            reporter.eval(session.step, &metrics_json(&metrics));
+        }
+        if session.step % checkpoint_every == 0 || session.step == session.total_steps {
+            checkpoint::save(&checkpoint_path, &session.tensors, session.step, &file_hash)
+                .map_err(RunFailure::Message)?;
+            reporter.event(
+                json!({"event": "checkpoint", "step": session.step, "path": checkpoint_path.display().to_string()}),
+            );
+        }
+    }
+    reporter.finish_bar();
+    let steps_done = session.step - first_step;
+    let steps_per_s = steps_done as f64 / loop_start.elapsed().as_secs_f64().max(1e-9);
+
+    let val = session.evaluate(&metric_names, eval_limit)?;
+    reporter.eval(session.step, &metrics_json(&val));
+    let tail = recent.len().min(50).max(1);
+    let train_loss = if recent.is_empty() {
+        f64::NAN
+    } else {
+        recent[recent.len() - tail..].iter().sum::<f64>() / tail as f64
+    };
+    let mut train_metrics = Map::new();
+    train_metrics.insert("loss".into(), json!(train_loss));
+
+    samples(&session, &mut reporter, &mut train_metrics)?;
+
+    if mode == Mode::Human {
+        eprint!("\n{}", report::table(&train_metrics, &metrics_json(&val)));
+    }
+    let title = format!("{}: loss", path.display());
+    let _ = report::write_svg(
+        &out.join("loss.svg"),
+        &reporter.train_curve,
+        &reporter.val_curve,
+        &title,
+    );
+    let val_loss = val.get("loss").copied().unwrap_or(f64::NAN);
+    let event = json!({
+        "event": "summary",
+        "steps": session.step,
+        "train_loss": train_loss,
+        "val_loss": val_loss,
+        "metrics": metrics_json(&val),
+        "steps_per_s": steps_per_s,
+        "compile_ms": compile_ms,
+        "wall_s": started.elapsed().as_secs_f64(),
+        "out": out.display().to_string(),
+    });
+    reporter.event(event.clone());
+    if mode == Mode::Human {
+        eprintln!("run directory: {}", out.display());
+    }
+    Ok(Summary { out, event })
+}
+
+/// Samples from sequence models after training, as the `generate` section
+/// says (or with defaults for text and sequence tasks).
+fn samples(session: &Session, reporter: &mut Reporter, extra: &mut Map<String, Value>) -> Result<(), RunError> {
+    let Some(data) = session.data.first() else {
+        return Ok(());
+    };
+    let generate = session.program.sections.get("generate");
+    let method = Method::from_config(generate.and_then(|g| g.call("method")));
+    let count = generate.and_then(|g| g.int("samples")).unwrap_or(3).max(1) as usize;
+    match &data.val {
+        Split::Stream { .. } if generate.is_some() => {
+            let prompt = generate.and_then(|g| g.str("prompt")).unwrap_or("\n").to_string();
+            let length = generate.and_then(|g| g.int("length")).unwrap_or(100) as usize;
+            let text = generate::continue_text(session, data, &prompt, length, &method)?;
+            reporter.event(json!({"event": "sample", "prompt": prompt, "text": text}));
+            reporter.say(&format!("sample:\n{prompt}{text}\n"));
+        }
+        Split::Table { fields, len } if fields.iter().any(|(n, _)| n == "tgt_out") => {
+            let vocab = session
+                .program
+                .datasets
+                .first()
+                .and_then(|d| d.attr("pad"))
+                .unwrap_or(10) as u32;
+            let limit = (*len).min(200);
+            let rows: Vec<usize> = (0..limit).collect();
+            let decoded = generate::translate(session, data, &rows, &method)?;
+            let exact = decoded.iter().filter(|t| t.output == t.target).count() as f64 / decoded.len().max(1) as f64;
+            extra.insert("decoded_exact_match".into(), json!(exact));
+            reporter.event(json!({"event": "decode", "examples": decoded.len(), "exact_match": exact}));
+            for t in decoded.iter().take(count) {
+                let line = format!(
+                    "{} -> {} (target {}){}",
+                    generate::tokens_text(&t.source, vocab),
+                    generate::tokens_text(&t.output, vocab),
+                    generate::tokens_text(&t.target, vocab),
+                    if t.output == t.target { "" } else { "  ✗" }
+                );
+                reporter.event(json!({"event": "sample", "text": line}));
+                reporter.say(&line);
+            }
+            reporter.say(&format!(
+                "decoded exact match on {} validation examples: {exact:.3}",
+                decoded.len()
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}
