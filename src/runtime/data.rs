@@ -91,7 +91,7 @@ fn read(dataset: &Dataset, base_dir: &Path) -> Result<(String, String), Diagnost
     let path = dataset.source.str("path").unwrap_or_default();
     let full = base_dir.join(path);
     match std::fs::read(&full) {
-        Ok(bytes) => Ok((path.to_string(), String::from_utf8_lossy(&bytes).into_owned())),
+        Ok(bytes) => Ok((full.display().to_string(), String::from_utf8_lossy(&bytes).into_owned())),
         Err(error) => Err(Diagnostic::error(
             codes::DATA_FILE,
             format!("cannot read data file `{}`: {error}", full.display()),

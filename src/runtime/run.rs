@@ -203,7 +203,13 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
     let mut recent = Vec::new();
     while session.step < session.total_steps {
         if options.stop_after.is_some_and(|n| session.step - first_step >= n) {
-            break;
+            // Interrupted: keep everything needed to resume.
+            reporter.finish_bar();
+            checkpoint::save(&checkpoint_path, &session.tensors, session.step, &file_hash).map_err(RunFailure::Message)?;
+            let event = json!({"event": "interrupted", "step": session.step, "out": out.display().to_string()});
+            reporter.event(event.clone());
+            reporter.say(&format!("stopped at step {}; resume with --resume {}", session.step, out.display()));
+            return Ok(Summary { out, event });
         }
         let lr = session.current_lr();
         let loss = session.train_step().map_err(|e| {

@@ -7,4 +7,5 @@ mod examples;
 mod fuzz;
 mod grad;
 mod ir;
+mod run;
 mod train;

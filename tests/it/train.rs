@@ -10,7 +10,7 @@ fn session(example: &str, overrides: &Overrides) -> Session {
     assert!(!program.has_errors());
     match Session::new(program, &dir, overrides) {
         Ok(session) => session,
-        Err(diagnostic) => panic!("{}", diagnostic.message),
+        Err((diagnostic, _)) => panic!("{}", diagnostic.message),
     }
 }
 

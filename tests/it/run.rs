@@ -1,0 +1,163 @@
+//! `nnc run` end to end: the run directory, JSON events, determinism,
+//! resuming an interrupted run, and diagnostics for bad data.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nnc-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn nnc(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("nnc runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn events(stdout: &str) -> Vec<Value> {
+    stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
+}
+
+#[test]
+fn json_events_end_with_the_summary() {
+    let out = scratch("json");
+    let (code, stdout, stderr) = nnc(&["run", "examples/views_linear.nn", "--json", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let events = events(&stdout);
+    assert_eq!(events[0]["event"], "start");
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    for key in ["steps", "train_loss", "val_loss", "metrics", "steps_per_s", "compile_ms", "wall_s"] {
+        assert!(summary.get(key).is_some(), "summary lacks `{key}`: {summary}");
+    }
+    assert_eq!(summary["steps"], 2040);
+    assert!(summary["metrics"]["mae"].as_f64().unwrap() < 0.8, "{summary}");
+    assert!(events.iter().any(|e| e["event"] == "eval"));
+    // The run directory holds the same events, the plot and the checkpoint.
+    let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), events.len());
+    assert!(std::fs::read_to_string(out.join("loss.svg")).unwrap().starts_with("<svg"));
+    let checkpoint = nnc::runtime::checkpoint::load(&out.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(checkpoint.step, 2040);
+    assert!(checkpoint.tensors.contains_key("linear_model.linear.w"));
+    assert!(checkpoint.tensors.contains_key("optimizer.m.linear_model.linear.w"));
+    std::fs::remove_dir_all(out).unwrap();
+}
+
+#[test]
+fn the_same_seed_gives_the_same_numbers() {
+    let run = |name: &str| {
+        let out = scratch(name);
+        let (code, stdout, stderr) =
+            nnc(&["run", "examples/digits_mlp.nn", "--steps", "60", "--json", "--out", out.to_str().unwrap()]);
+        assert_eq!(code, 0, "{stderr}");
+        std::fs::remove_dir_all(out).unwrap();
+        events(&stdout)
+            .into_iter()
+            .filter(|e| e["event"] == "step" || e["event"] == "eval")
+            .map(|mut e| {
+                e.as_object_mut().unwrap().remove("steps_per_s");
+                e
+            })
+            .collect::<Vec<_>>()
+    };
+    let (first, second) = (run("seed-a"), run("seed-b"));
+    assert!(first.len() > 3);
+    assert_eq!(first, second);
+}
+
+/// A run stopped part-way and resumed ends with exactly the parameters of
+/// an uninterrupted run.
+#[test]
+fn a_resumed_run_matches_an_uninterrupted_one() {
+    let whole = scratch("whole");
+    let parts = scratch("parts");
+    let file = "examples/digits_cnn.nn";
+    let steps = "40";
+    let (code, _, stderr) = nnc(&["run", file, "--steps", steps, "--quiet", "--out", whole.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) =
+        nnc(&["run", file, "--steps", steps, "--quiet", "--stop-after", "17", "--out", parts.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let interrupted = nnc::runtime::checkpoint::load(&parts.join("checkpoint.safetensors")).unwrap();
+    assert!(interrupted.step < 40, "stopped at {}", interrupted.step);
+    let (code, _, stderr) = nnc(&["run", file, "--steps", steps, "--quiet", "--resume", parts.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let a = nnc::runtime::checkpoint::load(&whole.join("checkpoint.safetensors")).unwrap();
+    let b = nnc::runtime::checkpoint::load(&parts.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(a.step, 40);
+    assert_eq!(b.step, 40);
+    assert_eq!(a.tensors.keys().collect::<Vec<_>>(), b.tensors.keys().collect::<Vec<_>>());
+    for (name, tensor) in &a.tensors {
+        assert_eq!(tensor, &b.tensors[name], "{name} differs after resuming");
+    }
+    std::fs::remove_dir_all(whole).unwrap();
+    std::fs::remove_dir_all(parts).unwrap();
+}
+
+#[test]
+fn init_from_reports_what_matched() {
+    let first = scratch("init-a");
+    let (code, _, stderr) = nnc(&["run", "examples/digits_mlp.nn", "--steps", "5", "--quiet", "--out", first.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let second = scratch("init-b");
+    let checkpoint = first.join("checkpoint.safetensors");
+    let (code, _, stderr) = nnc(&[
+        "run",
+        "examples/digits_mlp.nn",
+        "--steps",
+        "1",
+        "--set",
+        "H=64",
+        "--init-from",
+        checkpoint.to_str().unwrap(),
+        "--out",
+        second.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("1 of 4 parameters matched; shape differs: mlp_classifier.linear.w [64, 128], mlp_classifier.linear.b [128], mlp_classifier.linear_1.w [128, 10]"), "{stderr}");
+    std::fs::remove_dir_all(first).unwrap();
+    std::fs::remove_dir_all(second).unwrap();
+}
+
+/// Bad data files are diagnostics that point into the file.
+#[test]
+fn bad_data_is_reported_in_the_data_file() {
+    insta::glob!("../data/data_err", "*.nn", |path| {
+        let relative = path.strip_prefix(root()).unwrap().to_str().unwrap().to_string();
+        let out = scratch("bad-data");
+        let (code, stdout, stderr) = nnc(&["run", &relative, "--quiet", "--out", out.to_str().unwrap()]);
+        assert_eq!(code, 1, "{relative}: {stderr}");
+        assert!(stdout.is_empty());
+        insta::assert_snapshot!(stderr);
+        let _ = std::fs::remove_dir_all(out);
+    });
+}
+
+#[test]
+fn a_nan_stops_the_run_with_the_step_and_the_op() {
+    let out = scratch("nan");
+    let (code, _, stderr) =
+        nnc(&["run", "tests/data/ok/nan.nn", "--quiet", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stderr.starts_with("error: step "), "{stderr}");
+    assert!(stderr.contains("became NaN or infinite at `%"), "{stderr}");
+    assert!(stderr.contains(" = log`"), "the first non-finite value comes from the log: {stderr}");
+    let _ = std::fs::remove_dir_all(out);
+}
