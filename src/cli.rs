@@ -284,6 +284,7 @@ fn run_run(args: &RunArgs, color: bool) -> ExitCode {
         stop_after: args.stop_after,
     };
     match crate::runtime::run::run(&args.file, program, &text, &options) {
+        Ok(_) if crate::runtime::run::was_interrupted() => ExitCode::from(130),
         Ok(_) => ExitCode::SUCCESS,
         Err(crate::runtime::run::RunFailure::Diagnostic(diagnostic, program)) => {
             eprint!("{}", program.sources.render(&[*diagnostic], color));

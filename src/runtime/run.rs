@@ -83,6 +83,14 @@ fn timestamp() -> String {
     )
 }
 
+/// Set by Ctrl-C: the loop checkpoints and stops at the end of the step.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether Ctrl-C stopped the run.
+pub fn was_interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Runs a checked program from `path`.
 pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> Result<Summary, RunFailure> {
     let started = Instant::now();
@@ -198,11 +206,19 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         "out": out.display().to_string(),
     }));
 
+    // The first Ctrl-C stops after the current step with a checkpoint; a
+    // second one ends the process at once.
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
     let loop_start = Instant::now();
     let first_step = session.step;
     let mut recent = Vec::new();
     while session.step < session.total_steps {
-        if options.stop_after.is_some_and(|n| session.step - first_step >= n) {
+        let interrupted = INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst);
+        if interrupted || options.stop_after.is_some_and(|n| session.step - first_step >= n) {
             // Interrupted: keep everything needed to resume.
             reporter.finish_bar();
             checkpoint::save(&checkpoint_path, &session.tensors, session.step, &file_hash).map_err(RunFailure::Message)?;
