@@ -275,6 +275,7 @@ fn run_run(args: &RunArgs, color: bool) -> ExitCode {
             batch: args.batch,
             seed: args.seed,
             lr: args.lr,
+            fold: None,
         },
         out: args.out.clone(),
         resume: args.resume.clone(),
@@ -283,7 +284,15 @@ fn run_run(args: &RunArgs, color: bool) -> ExitCode {
         quiet: args.quiet,
         stop_after: args.stop_after,
     };
-    match crate::runtime::run::run(&args.file, program, &text, &options) {
+    let folds = program.datasets.first().and_then(|d| d.source.int("folds"));
+    let result = match folds {
+        Some(k) => {
+            let recheck = || check::check_file_with(&args.file, args.settings.clone()).map_err(|e| e.to_string());
+            crate::runtime::run::cross_validate(&args.file, &text, &options, k as usize, recheck)
+        }
+        None => crate::runtime::run::run(&args.file, program, &text, &options),
+    };
+    match result {
         Ok(_) if crate::runtime::run::was_interrupted() => ExitCode::from(130),
         Ok(_) => ExitCode::SUCCESS,
         Err(crate::runtime::run::RunFailure::Diagnostic(diagnostic, program)) => {

@@ -58,7 +58,10 @@ pub struct Data {
 
 /// Loads a dataset. Data files are added to `sources` so a diagnostic can
 /// point into them.
-pub fn load(dataset: &Dataset, base_dir: &Path, sources: &mut SourceMap) -> Result<Data, Diagnostic> {
+///
+/// With `fold: Some(i)` and a CSV source with `folds: k`, the validation
+/// split is the i-th of k equal parts of the shuffled rows.
+pub fn load(dataset: &Dataset, base_dir: &Path, sources: &mut SourceMap, fold: Option<usize>) -> Result<Data, Diagnostic> {
     let source = &dataset.source;
     let mut data = Data {
         name: dataset.name.clone(),
@@ -79,7 +82,7 @@ pub fn load(dataset: &Dataset, base_dir: &Path, sources: &mut SourceMap) -> Resu
             .map(|s| [s[0] as usize, s[1] as usize, s[2] as usize]),
     };
     match source.name.as_str() {
-        "csv" => load_csv(dataset, base_dir, sources, &mut data)?,
+        "csv" => load_csv(dataset, base_dir, sources, &mut data, fold)?,
         "series" => load_series(dataset, base_dir, sources, &mut data)?,
         "text" => load_text(dataset, base_dir, &mut data)?,
         task => synthesize(dataset, task, &mut data),
@@ -175,7 +178,13 @@ impl Csv {
     }
 }
 
-fn load_csv(dataset: &Dataset, base_dir: &Path, sources: &mut SourceMap, data: &mut Data) -> Result<(), Diagnostic> {
+fn load_csv(
+    dataset: &Dataset,
+    base_dir: &Path,
+    sources: &mut SourceMap,
+    data: &mut Data,
+    fold: Option<usize>,
+) -> Result<(), Diagnostic> {
     let source = &dataset.source;
     let (path, text) = read(dataset, base_dir)?;
     let csv = parse_csv(&path, text, sources);
@@ -213,8 +222,21 @@ fn load_csv(dataset: &Dataset, base_dir: &Path, sources: &mut SourceMap, data: &
     // Random split by seed.
     let seed = source.int("seed").unwrap_or(0) as u64;
     let order = permutation(n, seed, 0);
-    let val_count = ((n as f64) * source.float("val").unwrap_or(0.2)).round() as usize;
-    let (val_rows, train_rows) = order.split_at(val_count.min(n));
+    let (val_rows, train_rows): (Vec<usize>, Vec<usize>) = match (source.int("folds"), fold) {
+        (Some(k), Some(i)) => {
+            let k = k.max(2) as usize;
+            let (start, end) = (n * (i % k) / k, n * (i % k + 1) / k);
+            let val = order[start..end].to_vec();
+            let train = order[..start].iter().chain(&order[end..]).copied().collect();
+            (val, train)
+        }
+        _ => {
+            let val_count = ((n as f64) * source.float("val").unwrap_or(0.2)).round() as usize;
+            let (val, train) = order.split_at(val_count.min(n));
+            (val.to_vec(), train.to_vec())
+        }
+    };
+    let (val_rows, train_rows) = (&val_rows[..], &train_rows[..]);
     let mut example_shape: Vec<usize> = match source.shape("shape") {
         Some(shape) => shape.iter().map(|&d| d as usize).collect(),
         None => vec![features],

@@ -29,6 +29,8 @@ pub struct Overrides {
     pub batch: Option<usize>,
     pub seed: Option<u64>,
     pub lr: Option<f64>,
+    /// Which fold is the validation split, for k-fold cross-validation.
+    pub fold: Option<usize>,
 }
 
 pub struct Session {
@@ -76,7 +78,7 @@ impl Session {
         let mut loaded = Vec::new();
         for index in 0..program.datasets.len() {
             let dataset = program.datasets[index].clone();
-            match data::load(&dataset, base_dir, &mut program.sources) {
+            match data::load(&dataset, base_dir, &mut program.sources, overrides.fold) {
                 Ok(data) => loaded.push(data),
                 Err(diagnostic) => return Err((diagnostic, program)),
             }

@@ -344,3 +344,64 @@ fn samples(session: &Session, reporter: &mut Reporter, extra: &mut Map<String, V
     }
     Ok(())
 }
+
+/// k-fold cross-validation: k runs, fold i held out in run i, each in
+/// `<out>/fold-<i>`; the summary reports each fold and the mean and
+/// standard deviation of every validation metric.
+pub fn cross_validate(
+    path: &Path,
+    text: &str,
+    options: &RunOptions,
+    folds: usize,
+    check: impl Fn() -> Result<Program, String>,
+) -> Result<Summary, RunFailure> {
+    let stem = path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
+    let base = options.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{stem}-{}", timestamp())));
+    let mut per_fold: Vec<Map<String, Value>> = Vec::new();
+    let started = Instant::now();
+    for fold in 0..folds {
+        let program = check().map_err(RunFailure::Message)?;
+        let mut fold_options = options.clone();
+        fold_options.overrides.fold = Some(fold);
+        fold_options.out = Some(base.join(format!("fold-{fold}")));
+        fold_options.resume = None;
+        if options.json {
+            println!("{}", json!({"event": "fold", "fold": fold, "of": folds}));
+        } else if !options.quiet {
+            eprintln!("fold {} of {folds}", fold + 1);
+        }
+        let summary = run(path, program, text, &fold_options)?;
+        per_fold.push(summary.event["metrics"].as_object().cloned().unwrap_or_default());
+    }
+    let mut mean = Map::new();
+    let mut spread = Map::new();
+    if let Some(first) = per_fold.first() {
+        for name in first.keys() {
+            let values: Vec<f64> = per_fold.iter().filter_map(|m| m.get(name).and_then(Value::as_f64)).collect();
+            let m = values.iter().sum::<f64>() / values.len().max(1) as f64;
+            let var = values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / values.len().max(1) as f64;
+            mean.insert(name.clone(), json!(m));
+            spread.insert(name.clone(), json!(var.sqrt()));
+        }
+    }
+    if !options.json && !options.quiet {
+        eprintln!("\ncross-validation over {folds} folds (mean ± standard deviation):");
+        for (name, m) in &mean {
+            eprintln!("  {name:<16} {:.4} ± {:.4}", m.as_f64().unwrap_or(f64::NAN), spread[name].as_f64().unwrap_or(f64::NAN));
+        }
+    }
+    let event = json!({
+        "event": "summary",
+        "folds": folds,
+        "fold_metrics": per_fold,
+        "metrics": mean,
+        "metrics_std": spread,
+        "val_loss": mean.get("loss").cloned().unwrap_or(Value::Null),
+        "wall_s": started.elapsed().as_secs_f64(),
+        "out": base.display().to_string(),
+    });
+    if options.json {
+        println!("{event}");
+    }
+    Ok(Summary { out: base, event })
+}

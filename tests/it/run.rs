@@ -161,3 +161,24 @@ fn a_nan_stops_the_run_with_the_step_and_the_op() {
     assert!(stderr.contains(" = log`"), "the first non-finite value comes from the log: {stderr}");
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn k_fold_cross_validation_runs_each_fold() {
+    let out = scratch("folds");
+    let (code, stdout, stderr) =
+        nnc(&["run", "tests/data/ok/cross_validation.nn", "--json", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let events = events(&stdout);
+    assert_eq!(events.iter().filter(|e| e["event"] == "fold").count(), 3);
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["folds"], 3);
+    assert_eq!(summary["fold_metrics"].as_array().unwrap().len(), 3);
+    let accuracy = summary["metrics"]["accuracy"].as_f64().unwrap();
+    assert!(accuracy > 0.6, "mean accuracy {accuracy}");
+    assert!(summary["metrics_std"]["accuracy"].as_f64().unwrap() < 0.2);
+    for fold in 0..3 {
+        assert!(out.join(format!("fold-{fold}/checkpoint.safetensors")).exists());
+    }
+    std::fs::remove_dir_all(out).unwrap();
+}
