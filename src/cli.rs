@@ -285,7 +285,14 @@ fn run_run(args: &RunArgs, color: bool) -> ExitCode {
         stop_after: args.stop_after,
     };
     let folds = program.datasets.first().and_then(|d| d.source.int("folds"));
+    let grid = program.sweep.clone();
     let result = match folds {
+        _ if !grid.is_empty() => {
+            let recheck = |constants: Vec<(String, f64)>| {
+                check::check_file_with(&args.file, constants).map_err(|e| e.to_string())
+            };
+            crate::runtime::run::sweep(&args.file, &text, &options, &grid, &args.settings, recheck)
+        }
         Some(k) => {
             let recheck = || check::check_file_with(&args.file, args.settings.clone()).map_err(|e| e.to_string());
             crate::runtime::run::cross_validate(&args.file, &text, &options, k as usize, recheck)

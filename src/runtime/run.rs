@@ -405,3 +405,93 @@ pub fn cross_validate(
     }
     Ok(Summary { out: base, event })
 }
+
+/// A sweep (`sweep { lr: [...], H: [...] }`): one run per combination of the
+/// listed values, each in `<out>/<name>=<value>,...`; the summary lists
+/// every variant's validation metrics and names the one with the lowest
+/// validation loss.
+pub fn sweep(
+    path: &Path,
+    text: &str,
+    options: &RunOptions,
+    grid: &[(String, Vec<f64>)],
+    settings: &[(String, f64)],
+    check: impl Fn(Vec<(String, f64)>) -> Result<Program, String>,
+) -> Result<Summary, RunFailure> {
+    let stem = path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
+    let base = options.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{stem}-{}", timestamp())));
+    let mut combinations: Vec<Vec<(String, f64)>> = vec![Vec::new()];
+    for (name, values) in grid {
+        combinations = combinations
+            .into_iter()
+            .flat_map(|prefix| {
+                values.iter().map(move |v| {
+                    let mut next = prefix.clone();
+                    next.push((name.clone(), *v));
+                    next
+                })
+            })
+            .collect();
+    }
+    let started = Instant::now();
+    let mut variants = Vec::new();
+    for combination in &combinations {
+        let label: Vec<String> = combination.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        let label = label.join(",");
+        let mut variant_options = options.clone();
+        variant_options.out = Some(base.join(&label));
+        variant_options.resume = None;
+        let mut constants = settings.to_vec();
+        for (name, value) in combination {
+            match name.as_str() {
+                "lr" => variant_options.overrides.lr = Some(*value),
+                "batch" => variant_options.overrides.batch = Some(*value as usize),
+                "seed" => variant_options.overrides.seed = Some(*value as u64),
+                "steps" => variant_options.overrides.steps = Some(*value as u64),
+                _ => constants.push((name.clone(), *value)),
+            }
+        }
+        if options.json {
+            println!("{}", json!({"event": "variant", "settings": label}));
+        } else if !options.quiet {
+            eprintln!("variant {label}");
+        }
+        let program = check(constants).map_err(RunFailure::Message)?;
+        if program.has_errors() {
+            let diagnostic = program.diagnostics.iter().find(|d| d.is_error()).cloned().expect("an error");
+            return Err(RunFailure::Diagnostic(Box::new(diagnostic), Box::new(program)));
+        }
+        let summary = run(path, program, text, &variant_options)?;
+        variants.push(json!({"settings": label, "metrics": summary.event["metrics"], "val_loss": summary.event["val_loss"]}));
+    }
+    let best = variants
+        .iter()
+        .min_by(|a, b| {
+            let loss = |v: &Value| v["val_loss"].as_f64().unwrap_or(f64::INFINITY);
+            loss(a).total_cmp(&loss(b))
+        })
+        .cloned()
+        .unwrap_or(Value::Null);
+    if !options.json && !options.quiet {
+        eprintln!("\nsweep over {} variants (validation metrics):", variants.len());
+        for variant in &variants {
+            let metrics = variant["metrics"].as_object().cloned().unwrap_or_default();
+            let parts: Vec<String> = metrics.iter().map(|(k, v)| format!("{k} {:.4}", v.as_f64().unwrap_or(f64::NAN))).collect();
+            let mark = if *variant == best { "  <- best" } else { "" };
+            eprintln!("  {:<24} {}{mark}", variant["settings"].as_str().unwrap_or(""), parts.join(", "));
+        }
+    }
+    let event = json!({
+        "event": "summary",
+        "variants": variants,
+        "best": best,
+        "metrics": best["metrics"],
+        "val_loss": best["val_loss"],
+        "wall_s": started.elapsed().as_secs_f64(),
+        "out": base.display().to_string(),
+    });
+    if options.json {
+        println!("{event}");
+    }
+    Ok(Summary { out: base, event })
+}

@@ -182,3 +182,19 @@ fn k_fold_cross_validation_runs_each_fold() {
     }
     std::fs::remove_dir_all(out).unwrap();
 }
+
+#[test]
+fn a_sweep_runs_every_combination_and_names_the_best() {
+    let out = scratch("sweep");
+    let (code, stdout, stderr) = nnc(&["run", "tests/data/ok/sweep.nn", "--json", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let events = events(&stdout);
+    let labels: Vec<&str> = events.iter().filter(|e| e["event"] == "variant").map(|e| e["settings"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["H=8,lr=0.001", "H=8,lr=0.01", "H=32,lr=0.001", "H=32,lr=0.01"]);
+    let summary = events.last().unwrap();
+    assert_eq!(summary["variants"].as_array().unwrap().len(), 4);
+    // The widest, fastest-learning variant wins in 60 steps.
+    assert_eq!(summary["best"]["settings"], "H=32,lr=0.01");
+    assert!(out.join("H=32,lr=0.01/checkpoint.safetensors").exists());
+    std::fs::remove_dir_all(out).unwrap();
+}
