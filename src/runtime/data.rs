@@ -61,7 +61,12 @@ pub struct Data {
 ///
 /// With `fold: Some(i)` and a CSV source with `folds: k`, the validation
 /// split is the i-th of k equal parts of the shuffled rows.
-pub fn load(dataset: &Dataset, base_dir: &Path, sources: &mut SourceMap, fold: Option<usize>) -> Result<Data, Diagnostic> {
+pub fn load(
+    dataset: &Dataset,
+    base_dir: &Path,
+    sources: &mut SourceMap,
+    fold: Option<usize>,
+) -> Result<Data, Diagnostic> {
     let source = &dataset.source;
     let mut data = Data {
         name: dataset.name.clone(),

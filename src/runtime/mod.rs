@@ -84,7 +84,11 @@ impl Session {
             }
         }
         let Some(optimizer) = program.optimizer.clone() else {
-            let diagnostic = Diagnostic::error(codes::MISSING_OPTIMIZER, "the program has no optimizer", Default::default());
+            let diagnostic = Diagnostic::error(
+                codes::MISSING_OPTIMIZER,
+                "the program has no optimizer",
+                Default::default(),
+            );
             return Err((diagnostic, program));
         };
         let forward = crate::ir::lower::lower(&program.train_trace);

@@ -221,10 +221,15 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         if interrupted || options.stop_after.is_some_and(|n| session.step - first_step >= n) {
             // Interrupted: keep everything needed to resume.
             reporter.finish_bar();
-            checkpoint::save(&checkpoint_path, &session.tensors, session.step, &file_hash).map_err(RunFailure::Message)?;
+            checkpoint::save(&checkpoint_path, &session.tensors, session.step, &file_hash)
+                .map_err(RunFailure::Message)?;
             let event = json!({"event": "interrupted", "step": session.step, "out": out.display().to_string()});
             reporter.event(event.clone());
-            reporter.say(&format!("stopped at step {}; resume with --resume {}", session.step, out.display()));
+            reporter.say(&format!(
+                "stopped at step {}; resume with --resume {}",
+                session.step,
+                out.display()
+            ));
             return Ok(Summary { out, event });
         }
         let lr = session.current_lr();
@@ -254,7 +259,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
 
     let val = session.evaluate(&metric_names, eval_limit)?;
     reporter.eval(session.step, &metrics_json(&val));
-    let tail = recent.len().min(50).max(1);
+    let tail = recent.len().clamp(1, 50);
     let train_loss = if recent.is_empty() {
         f64::NAN
     } else {
@@ -355,8 +360,13 @@ pub fn cross_validate(
     folds: usize,
     check: impl Fn() -> Result<Program, String>,
 ) -> Result<Summary, RunFailure> {
-    let stem = path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
-    let base = options.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{stem}-{}", timestamp())));
+    let stem = path
+        .file_stem()
+        .map_or("run".into(), |s| s.to_string_lossy().into_owned());
+    let base = options
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{stem}-{}", timestamp())));
     let mut per_fold: Vec<Map<String, Value>> = Vec::new();
     let started = Instant::now();
     for fold in 0..folds {
@@ -377,7 +387,10 @@ pub fn cross_validate(
     let mut spread = Map::new();
     if let Some(first) = per_fold.first() {
         for name in first.keys() {
-            let values: Vec<f64> = per_fold.iter().filter_map(|m| m.get(name).and_then(Value::as_f64)).collect();
+            let values: Vec<f64> = per_fold
+                .iter()
+                .filter_map(|m| m.get(name).and_then(Value::as_f64))
+                .collect();
             let m = values.iter().sum::<f64>() / values.len().max(1) as f64;
             let var = values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / values.len().max(1) as f64;
             mean.insert(name.clone(), json!(m));
@@ -387,7 +400,11 @@ pub fn cross_validate(
     if !options.json && !options.quiet {
         eprintln!("\ncross-validation over {folds} folds (mean ± standard deviation):");
         for (name, m) in &mean {
-            eprintln!("  {name:<16} {:.4} ± {:.4}", m.as_f64().unwrap_or(f64::NAN), spread[name].as_f64().unwrap_or(f64::NAN));
+            eprintln!(
+                "  {name:<16} {:.4} ± {:.4}",
+                m.as_f64().unwrap_or(f64::NAN),
+                spread[name].as_f64().unwrap_or(f64::NAN)
+            );
         }
     }
     let event = json!({
@@ -418,8 +435,13 @@ pub fn sweep(
     settings: &[(String, f64)],
     check: impl Fn(Vec<(String, f64)>) -> Result<Program, String>,
 ) -> Result<Summary, RunFailure> {
-    let stem = path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned());
-    let base = options.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(format!("{stem}-{}", timestamp())));
+    let stem = path
+        .file_stem()
+        .map_or("run".into(), |s| s.to_string_lossy().into_owned());
+    let base = options
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{stem}-{}", timestamp())));
     let mut combinations: Vec<Vec<(String, f64)>> = vec![Vec::new()];
     for (name, values) in grid {
         combinations = combinations
@@ -458,11 +480,18 @@ pub fn sweep(
         }
         let program = check(constants).map_err(RunFailure::Message)?;
         if program.has_errors() {
-            let diagnostic = program.diagnostics.iter().find(|d| d.is_error()).cloned().expect("an error");
+            let diagnostic = program
+                .diagnostics
+                .iter()
+                .find(|d| d.is_error())
+                .cloned()
+                .expect("an error");
             return Err(RunFailure::Diagnostic(Box::new(diagnostic), Box::new(program)));
         }
         let summary = run(path, program, text, &variant_options)?;
-        variants.push(json!({"settings": label, "metrics": summary.event["metrics"], "val_loss": summary.event["val_loss"]}));
+        variants.push(
+            json!({"settings": label, "metrics": summary.event["metrics"], "val_loss": summary.event["val_loss"]}),
+        );
     }
     let best = variants
         .iter()
@@ -476,9 +505,16 @@ pub fn sweep(
         eprintln!("\nsweep over {} variants (validation metrics):", variants.len());
         for variant in &variants {
             let metrics = variant["metrics"].as_object().cloned().unwrap_or_default();
-            let parts: Vec<String> = metrics.iter().map(|(k, v)| format!("{k} {:.4}", v.as_f64().unwrap_or(f64::NAN))).collect();
+            let parts: Vec<String> = metrics
+                .iter()
+                .map(|(k, v)| format!("{k} {:.4}", v.as_f64().unwrap_or(f64::NAN)))
+                .collect();
             let mark = if *variant == best { "  <- best" } else { "" };
-            eprintln!("  {:<24} {}{mark}", variant["settings"].as_str().unwrap_or(""), parts.join(", "));
+            eprintln!(
+                "  {:<24} {}{mark}",
+                variant["settings"].as_str().unwrap_or(""),
+                parts.join(", ")
+            );
         }
     }
     let event = json!({

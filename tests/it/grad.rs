@@ -388,7 +388,8 @@ fn every_example_model_matches_finite_differences() {
             batch: Some(3),
             ..Default::default()
         };
-        let session = nnc::runtime::Session::new(program, &dir, &options).unwrap_or_else(|(d, _)| panic!("{}", d.message));
+        let session =
+            nnc::runtime::Session::new(program, &dir, &options).unwrap_or_else(|(d, _)| panic!("{}", d.message));
         // Use the unoptimized step so the check covers the rules as written.
         let forward = nnc::ir::lower::lower(&session.program.train_trace);
         let graph = nnc::autodiff::optimizer::training_step(&forward, session.program.optimizer.as_ref().unwrap());

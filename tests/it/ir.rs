@@ -94,3 +94,28 @@ fn passes_reach_a_fixed_point() {
         assert!(!pass.run(&mut graph), "{} still changes the graph", pass.name());
     }
 }
+
+/// The verifier prints its complaint under the offending node.
+#[test]
+fn the_verifier_points_at_the_bad_node() {
+    use nnc::check::dims::Dim;
+    use nnc::prim::{BinaryOp, DType, Prim};
+    let mut graph = nnc::ir::Graph::new();
+    let d = |n: i64| Dim::constant(n);
+    let a = graph.add(Prim::Param("a".into()), DType::F32, vec![d(2), d(3)], &[]);
+    let b = graph.add(Prim::Param("b".into()), DType::F32, vec![d(3), d(4)], &[]);
+    let product = graph.add(Prim::MatMul, DType::F32, vec![d(2), d(4)], &[a, b]);
+    // Wrong: an element-wise op on operands of different shapes.
+    let bad = graph.add(Prim::Binary(BinaryOp::Add), DType::F32, vec![d(2), d(4)], &[product, a]);
+    graph.set_output("y", bad);
+    let problems = nnc::ir::verify::verify(&graph);
+    assert_eq!(problems.len(), 1);
+    insta::assert_snapshot!(nnc::ir::print::print_with_notes(&graph, &problems), @r"
+    %0: f32[2, 3] = param a
+    %1: f32[3, 4] = param b
+    %2: f32[2, 4] = matmul(%0, %1)
+    %3: f32[2, 4] = add(%2, %0)
+        ^ error: operand 1 is [2, 3], but the result is [2, 4]
+    output y = %3
+    ");
+}

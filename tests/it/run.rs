@@ -31,19 +31,36 @@ fn nnc(args: &[&str]) -> (i32, String, String) {
 }
 
 fn events(stdout: &str) -> Vec<Value> {
-    stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect()
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
 }
 
 #[test]
 fn json_events_end_with_the_summary() {
     let out = scratch("json");
-    let (code, stdout, stderr) = nnc(&["run", "examples/views_linear.nn", "--json", "--out", out.to_str().unwrap()]);
+    let (code, stdout, stderr) = nnc(&[
+        "run",
+        "examples/views_linear.nn",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{stderr}");
     let events = events(&stdout);
     assert_eq!(events[0]["event"], "start");
     let summary = events.last().unwrap();
     assert_eq!(summary["event"], "summary");
-    for key in ["steps", "train_loss", "val_loss", "metrics", "steps_per_s", "compile_ms", "wall_s"] {
+    for key in [
+        "steps",
+        "train_loss",
+        "val_loss",
+        "metrics",
+        "steps_per_s",
+        "compile_ms",
+        "wall_s",
+    ] {
         assert!(summary.get(key).is_some(), "summary lacks `{key}`: {summary}");
     }
     assert_eq!(summary["steps"], 2040);
@@ -52,7 +69,9 @@ fn json_events_end_with_the_summary() {
     // The run directory holds the same events, the plot and the checkpoint.
     let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(log.lines().count(), events.len());
-    assert!(std::fs::read_to_string(out.join("loss.svg")).unwrap().starts_with("<svg"));
+    assert!(std::fs::read_to_string(out.join("loss.svg"))
+        .unwrap()
+        .starts_with("<svg"));
     let checkpoint = nnc::runtime::checkpoint::load(&out.join("checkpoint.safetensors")).unwrap();
     assert_eq!(checkpoint.step, 2040);
     assert!(checkpoint.tensors.contains_key("linear_model.linear.w"));
@@ -64,8 +83,15 @@ fn json_events_end_with_the_summary() {
 fn the_same_seed_gives_the_same_numbers() {
     let run = |name: &str| {
         let out = scratch(name);
-        let (code, stdout, stderr) =
-            nnc(&["run", "examples/digits_mlp.nn", "--steps", "60", "--json", "--out", out.to_str().unwrap()]);
+        let (code, stdout, stderr) = nnc(&[
+            "run",
+            "examples/digits_mlp.nn",
+            "--steps",
+            "60",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         assert_eq!(code, 0, "{stderr}");
         std::fs::remove_dir_all(out).unwrap();
         events(&stdout)
@@ -90,20 +116,48 @@ fn a_resumed_run_matches_an_uninterrupted_one() {
     let parts = scratch("parts");
     let file = "examples/digits_cnn.nn";
     let steps = "40";
-    let (code, _, stderr) = nnc(&["run", file, "--steps", steps, "--quiet", "--out", whole.to_str().unwrap()]);
+    let (code, _, stderr) = nnc(&[
+        "run",
+        file,
+        "--steps",
+        steps,
+        "--quiet",
+        "--out",
+        whole.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{stderr}");
-    let (code, _, stderr) =
-        nnc(&["run", file, "--steps", steps, "--quiet", "--stop-after", "17", "--out", parts.to_str().unwrap()]);
+    let (code, _, stderr) = nnc(&[
+        "run",
+        file,
+        "--steps",
+        steps,
+        "--quiet",
+        "--stop-after",
+        "17",
+        "--out",
+        parts.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{stderr}");
     let interrupted = nnc::runtime::checkpoint::load(&parts.join("checkpoint.safetensors")).unwrap();
     assert!(interrupted.step < 40, "stopped at {}", interrupted.step);
-    let (code, _, stderr) = nnc(&["run", file, "--steps", steps, "--quiet", "--resume", parts.to_str().unwrap()]);
+    let (code, _, stderr) = nnc(&[
+        "run",
+        file,
+        "--steps",
+        steps,
+        "--quiet",
+        "--resume",
+        parts.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{stderr}");
     let a = nnc::runtime::checkpoint::load(&whole.join("checkpoint.safetensors")).unwrap();
     let b = nnc::runtime::checkpoint::load(&parts.join("checkpoint.safetensors")).unwrap();
     assert_eq!(a.step, 40);
     assert_eq!(b.step, 40);
-    assert_eq!(a.tensors.keys().collect::<Vec<_>>(), b.tensors.keys().collect::<Vec<_>>());
+    assert_eq!(
+        a.tensors.keys().collect::<Vec<_>>(),
+        b.tensors.keys().collect::<Vec<_>>()
+    );
     for (name, tensor) in &a.tensors {
         assert_eq!(tensor, &b.tensors[name], "{name} differs after resuming");
     }
@@ -114,7 +168,15 @@ fn a_resumed_run_matches_an_uninterrupted_one() {
 #[test]
 fn init_from_reports_what_matched() {
     let first = scratch("init-a");
-    let (code, _, stderr) = nnc(&["run", "examples/digits_mlp.nn", "--steps", "5", "--quiet", "--out", first.to_str().unwrap()]);
+    let (code, _, stderr) = nnc(&[
+        "run",
+        "examples/digits_mlp.nn",
+        "--steps",
+        "5",
+        "--quiet",
+        "--out",
+        first.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{stderr}");
     let second = scratch("init-b");
     let checkpoint = first.join("checkpoint.safetensors");
@@ -153,20 +215,27 @@ fn bad_data_is_reported_in_the_data_file() {
 #[test]
 fn a_nan_stops_the_run_with_the_step_and_the_op() {
     let out = scratch("nan");
-    let (code, _, stderr) =
-        nnc(&["run", "tests/data/ok/nan.nn", "--quiet", "--out", out.to_str().unwrap()]);
+    let (code, _, stderr) = nnc(&["run", "tests/data/ok/nan.nn", "--quiet", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(stderr.starts_with("error: step "), "{stderr}");
     assert!(stderr.contains("became NaN or infinite at `%"), "{stderr}");
-    assert!(stderr.contains(" = log`"), "the first non-finite value comes from the log: {stderr}");
+    assert!(
+        stderr.contains(" = log`"),
+        "the first non-finite value comes from the log: {stderr}"
+    );
     let _ = std::fs::remove_dir_all(out);
 }
 
 #[test]
 fn k_fold_cross_validation_runs_each_fold() {
     let out = scratch("folds");
-    let (code, stdout, stderr) =
-        nnc(&["run", "tests/data/ok/cross_validation.nn", "--json", "--out", out.to_str().unwrap()]);
+    let (code, stdout, stderr) = nnc(&[
+        "run",
+        "tests/data/ok/cross_validation.nn",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{stderr}");
     let events = events(&stdout);
     assert_eq!(events.iter().filter(|e| e["event"] == "fold").count(), 3);
@@ -186,10 +255,20 @@ fn k_fold_cross_validation_runs_each_fold() {
 #[test]
 fn a_sweep_runs_every_combination_and_names_the_best() {
     let out = scratch("sweep");
-    let (code, stdout, stderr) = nnc(&["run", "tests/data/ok/sweep.nn", "--json", "--out", out.to_str().unwrap()]);
+    let (code, stdout, stderr) = nnc(&[
+        "run",
+        "tests/data/ok/sweep.nn",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{stderr}");
     let events = events(&stdout);
-    let labels: Vec<&str> = events.iter().filter(|e| e["event"] == "variant").map(|e| e["settings"].as_str().unwrap()).collect();
+    let labels: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "variant")
+        .map(|e| e["settings"].as_str().unwrap())
+        .collect();
     assert_eq!(labels, ["H=8,lr=0.001", "H=8,lr=0.01", "H=32,lr=0.001", "H=32,lr=0.01"]);
     let summary = events.last().unwrap();
     assert_eq!(summary["variants"].as_array().unwrap().len(), 4);
@@ -197,4 +276,52 @@ fn a_sweep_runs_every_combination_and_names_the_best() {
     assert_eq!(summary["best"]["settings"], "H=32,lr=0.01");
     assert!(out.join("H=32,lr=0.01/checkpoint.safetensors").exists());
     std::fs::remove_dir_all(out).unwrap();
+}
+
+/// A run killed with SIGKILL part-way and resumed from its last checkpoint
+/// ends with the same parameters as a run that was never interrupted.
+#[test]
+fn a_killed_run_resumes_to_the_same_parameters() {
+    let file = "tests/data/ok/kill.nn";
+    let killed = scratch("killed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(["run", file, "--quiet", "--out", killed.to_str().unwrap()])
+        .current_dir(root())
+        .spawn()
+        .unwrap();
+    // Wait for a checkpoint past step 50, then kill without warning.
+    let log = killed.join("metrics.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let checkpointed = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|e| e["event"] == "checkpoint" && e["step"].as_u64().unwrap_or(0) >= 50);
+        if checkpointed || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let at_kill = nnc::runtime::checkpoint::load(&killed.join("checkpoint.safetensors")).unwrap();
+    assert!(at_kill.step >= 50, "killed before the first checkpoint");
+    let (code, _, stderr) = nnc(&["run", file, "--quiet", "--resume", killed.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let whole = scratch("never-killed");
+    let (code, _, stderr) = nnc(&["run", file, "--quiet", "--out", whole.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let a = nnc::runtime::checkpoint::load(&whole.join("checkpoint.safetensors")).unwrap();
+    let b = nnc::runtime::checkpoint::load(&killed.join("checkpoint.safetensors")).unwrap();
+    assert_eq!((a.step, b.step), (3000, 3000));
+    for (name, tensor) in &a.tensors {
+        assert_eq!(
+            tensor, &b.tensors[name],
+            "{name} differs (killed at step {})",
+            at_kill.step
+        );
+    }
+    std::fs::remove_dir_all(killed).unwrap();
+    std::fs::remove_dir_all(whole).unwrap();
 }
