@@ -220,35 +220,46 @@ pub fn translate(
             .filter(|&t| t != pad && t != bos)
             .collect()
     };
+    let (width, penalty) = match method {
+        Method::Beam { width, length_penalty } => (*width, *length_penalty),
+        _ => (1, 0.0),
+    };
+    // Examples are decoded together: one forward pass per position for all
+    // live hypotheses of a group of examples.
+    let group = (64 / width).max(1);
     let mut out = Vec::new();
-    for &r in rows {
-        let source = row_of(src, r);
-        let (width, penalty) = match method {
-            Method::Beam { width, length_penalty } => (*width, *length_penalty),
-            _ => (1, 0.0),
-        };
-        let mut beams = vec![Beam {
-            tokens: Vec::new(),
-            log_prob: 0.0,
-            done: false,
-        }];
+    for chunk in rows.chunks(group) {
+        let sources: Vec<Vec<u32>> = chunk.iter().map(|&r| row_of(src, r)).collect();
+        let mut beams: Vec<Vec<Beam>> = chunk
+            .iter()
+            .map(|_| {
+                vec![Beam {
+                    tokens: Vec::new(),
+                    log_prob: 0.0,
+                    done: false,
+                }]
+            })
+            .collect();
         for position in 0..tgt_len {
-            let live: Vec<&Beam> = beams.iter().filter(|b| !b.done).collect();
-            if live.is_empty() {
-                break;
-            }
             let mut src_rows = Vec::new();
             let mut tgt_rows = Vec::new();
-            for beam in &live {
-                src_rows.extend(source.iter().map(|&t| f64::from(t)));
-                let mut tgt = vec![f64::from(pad); tgt_len];
-                tgt[0] = f64::from(bos);
-                for (i, &t) in beam.tokens.iter().enumerate().take(tgt_len - 1) {
-                    tgt[i + 1] = f64::from(t);
+            let mut owners = Vec::new();
+            for (example, hypotheses) in beams.iter().enumerate() {
+                for beam in hypotheses.iter().filter(|b| !b.done) {
+                    src_rows.extend(sources[example].iter().map(|&t| f64::from(t)));
+                    let mut tgt = vec![f64::from(pad); tgt_len];
+                    tgt[0] = f64::from(bos);
+                    for (i, &t) in beam.tokens.iter().enumerate().take(tgt_len - 1) {
+                        tgt[i + 1] = f64::from(t);
+                    }
+                    tgt_rows.extend(tgt);
+                    owners.push(example);
                 }
-                tgt_rows.extend(tgt);
             }
-            let n = live.len();
+            let n = owners.len();
+            if n == 0 {
+                break;
+            }
             let feeds = HashMap::from([
                 (
                     format!("{}.src", data.name),
@@ -261,26 +272,36 @@ pub fn translate(
             ]);
             let output = session.forward(feeds, n)?;
             let vocab = output.shape()[2];
-            let logits: Vec<Vec<f64>> = (0..n)
-                .map(|b| (0..vocab).map(|v| output[[b, position, v]]).collect())
-                .collect();
-            beams = match method {
-                Method::Beam { .. } => beam_step(beams, &logits, width, penalty, Some(eos)),
-                _ => {
-                    let mut beam = beams.remove(0);
-                    let token = choose(&logits[0], method, session.seed, (r * tgt_len + position) as u64);
-                    beam.tokens.push(token);
-                    beam.done = token == eos;
-                    vec![beam]
+            let mut logits: Vec<Vec<Vec<f64>>> = vec![Vec::new(); beams.len()];
+            for (b, &example) in owners.iter().enumerate() {
+                logits[example].push((0..vocab).map(|v| output[[b, position, v]]).collect());
+            }
+            for (example, hypotheses) in beams.iter_mut().enumerate() {
+                if logits[example].is_empty() {
+                    continue;
                 }
-            };
+                let current = std::mem::take(hypotheses);
+                *hypotheses = match method {
+                    Method::Beam { .. } => beam_step(current, &logits[example], width, penalty, Some(eos)),
+                    _ => {
+                        let mut beam = current.into_iter().next().expect("one hypothesis");
+                        let draw = (chunk[example] * tgt_len + position) as u64;
+                        let token = choose(&logits[example][0], method, session.seed, draw);
+                        beam.tokens.push(token);
+                        beam.done = token == eos;
+                        vec![beam]
+                    }
+                };
+            }
         }
-        let best = beams.into_iter().next().map(|b| b.tokens).unwrap_or_default();
-        out.push(Translation {
-            source: strip(source),
-            target: strip(row_of(tgt_out, r)),
-            output: strip(best),
-        });
+        for (example, hypotheses) in beams.into_iter().enumerate() {
+            let best = hypotheses.into_iter().next().map(|b| b.tokens).unwrap_or_default();
+            out.push(Translation {
+                source: strip(sources[example].clone()),
+                target: strip(row_of(tgt_out, chunk[example])),
+                output: strip(best),
+            });
+        }
     }
     Ok(out)
 }

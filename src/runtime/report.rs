@@ -130,10 +130,11 @@ pub fn table(train: &Map<String, Value>, val: &Map<String, Value>) -> String {
     let mut names: Vec<&String> = train.keys().chain(val.keys()).collect();
     names.sort();
     names.dedup();
-    let mut out = format!("{:<16} {:>12} {:>12}\n", "metric", "train", "validation");
+    let width = names.iter().map(|n| n.len()).max().unwrap_or(6).max(6);
+    let mut out = format!("{:<width$} {:>12} {:>12}\n", "metric", "train", "validation");
     for name in names {
         let cell = |m: &Map<String, Value>| m.get(name).map_or("-".to_string(), format_metric);
-        out.push_str(&format!("{:<16} {:>12} {:>12}\n", name, cell(train), cell(val)));
+        out.push_str(&format!("{:<width$} {:>12} {:>12}\n", name, cell(train), cell(val)));
     }
     out
 }

@@ -268,10 +268,11 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
     let mut train_metrics = Map::new();
     train_metrics.insert("loss".into(), json!(train_loss));
 
-    samples(&session, &mut reporter, &mut train_metrics)?;
+    let mut val_metrics = metrics_json(&val);
+    samples(&session, &mut reporter, &mut val_metrics)?;
 
     if mode == Mode::Human {
-        eprint!("\n{}", report::table(&train_metrics, &metrics_json(&val)));
+        eprint!("\n{}", report::table(&train_metrics, &val_metrics));
     }
     let title = format!("{}: loss", path.display());
     let _ = report::write_svg(
@@ -286,7 +287,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         "steps": session.step,
         "train_loss": train_loss,
         "val_loss": val_loss,
-        "metrics": metrics_json(&val),
+        "metrics": val_metrics,
         "steps_per_s": steps_per_s,
         "compile_ms": compile_ms,
         "wall_s": started.elapsed().as_secs_f64(),

@@ -325,3 +325,48 @@ fn a_killed_run_resumes_to_the_same_parameters() {
     std::fs::remove_dir_all(killed).unwrap();
     std::fs::remove_dir_all(whole).unwrap();
 }
+
+/// Sequence models end to end at a small size: training, evaluation and
+/// generation (sampling for text, beam search for the encoder–decoder).
+#[test]
+fn sequence_examples_train_and_generate() {
+    let cases: &[(&str, &[&str])] = &[
+        ("examples/char_lstm.nn", &["--set", "T=8", "--set", "H=16"]),
+        (
+            "examples/gpt.nn",
+            &["--set", "T=8", "--set", "D=16", "--set", "LAYERS=1"],
+        ),
+        ("examples/transformer.nn", &["--set", "D=16", "--set", "LAYERS=1"]),
+    ];
+    for (file, settings) in cases {
+        let out = scratch("sequence");
+        let mut args = vec![
+            "run",
+            file,
+            "--steps",
+            "4",
+            "--batch",
+            "8",
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(settings);
+        let (code, stdout, stderr) = nnc(&args);
+        assert_eq!(code, 0, "{file}: {stderr}");
+        let events = events(&stdout);
+        let samples: Vec<&Value> = events.iter().filter(|e| e["event"] == "sample").collect();
+        assert!(!samples.is_empty(), "{file}: no samples");
+        let summary = events.last().unwrap();
+        assert!(summary["val_loss"].as_f64().unwrap().is_finite(), "{file}: {summary}");
+        if file.contains("transformer") {
+            assert!(summary["metrics"]["decoded_exact_match"].is_number(), "{summary}");
+            assert!(summary["metrics"]["token_accuracy"].is_number(), "{summary}");
+        } else {
+            let text = samples[0]["text"].as_str().unwrap();
+            assert!(text.chars().count() >= 100, "{file}: short sample {text:?}");
+            assert!(summary["metrics"]["perplexity"].as_f64().unwrap() > 1.0);
+        }
+        std::fs::remove_dir_all(out).unwrap();
+    }
+}
