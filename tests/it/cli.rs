@@ -57,7 +57,14 @@ fn bad_flags_are_usage_errors() {
 
 #[test]
 fn help_texts() {
-    for args in [&["--help"][..], &["check", "--help"], &["std", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["check", "--help"],
+        &["std", "--help"],
+        &["run", "--help"],
+        &["grad", "--help"],
+        &["dump", "--help"],
+    ] {
         let (code, stdout, _) = nnc(args);
         assert_eq!(code, 0, "{args:?}");
         insta::assert_snapshot!(format!("help_{}", args[0].trim_start_matches('-')), stdout);
