@@ -3,6 +3,7 @@
 //! loaded data and every persistent tensor (parameters, model states,
 //! optimizer slots); it runs steps, evaluates, and reports metrics.
 
+pub mod analyze;
 pub mod checkpoint;
 pub mod data;
 pub mod generate;

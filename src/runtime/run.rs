@@ -175,6 +175,11 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
     for note in &notes {
         reporter.say(note);
     }
+    if let Some(analyze) = session.program.sections.get("analyze") {
+        let text = super::analyze::report(&session, analyze.words("report"));
+        reporter.event(json!({"event": "analyze", "report": text}));
+        reporter.say(text.trim_end());
+    }
     let eval = session.program.sections.get("eval").cloned();
     let eval_every = eval.as_ref().and_then(|e| e.int("every")).map(|n| n as u64);
     let mut metric_names: Vec<String> = eval.as_ref().map(|e| e.words("metrics").to_vec()).unwrap_or_default();

@@ -370,3 +370,25 @@ fn sequence_examples_train_and_generate() {
         std::fs::remove_dir_all(out).unwrap();
     }
 }
+
+#[test]
+fn the_analyze_section_reports_before_training() {
+    let out = scratch("analyze");
+    let (code, stdout, stderr) = nnc(&[
+        "run",
+        "tests/data/ok/analyze.nn",
+        "--steps",
+        "1",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let events = events(&stdout);
+    let report = events
+        .iter()
+        .find(|e| e["event"] == "analyze")
+        .expect("an analyze event");
+    insta::assert_snapshot!(report["report"].as_str().unwrap());
+    std::fs::remove_dir_all(out).unwrap();
+}
