@@ -25,7 +25,7 @@ pub fn flops(graph: &Graph, batch: i64) -> f64 {
         total += match &node.op {
             Prim::MatMul => {
                 let a = graph.node(graph.inputs(id)[0]);
-                let k = a.shape.last().and_then(|d| d.as_const()).unwrap_or(1) as f64;
+                let k = a.shape.last().map_or(1.0, |d| size(std::slice::from_ref(d)));
                 2.0 * size(&node.shape) * k
             }
             Prim::Unary(_) | Prim::Binary(_) | Prim::Select | Prim::Reduce { .. } => size(&node.shape),
