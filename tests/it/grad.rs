@@ -368,6 +368,8 @@ fn every_example_model_matches_finite_differences() {
         ("views_linear.nn", &[]),
         ("digits_mlp.nn", &[("H", 8.0)]),
         ("digits_cnn.nn", &[]),
+        ("views_sigmoid.nn", &[("UNITS", 4.0)]),
+        ("digits_bn.nn", &[("H", 8.0)]),
         ("char_lstm.nn", &[("T", 3.0), ("E", 4.0), ("H", 4.0), ("V", 12.0)]),
         (
             "gpt.nn",
