@@ -86,13 +86,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub steps: Option<u64>,
     /// Examples per step (overrides `train.batch`).
-    #[arg(long)]
-    pub batch: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: Option<u32>,
     /// Seed of initialization, shuffling and dropout (overrides `train.seed`).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Learning rate before the schedule (overrides the optimizer's `lr`).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_positive)]
     pub lr: Option<f64>,
     /// Override a constant of the file, e.g. `--set H=256` (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_setting)]
@@ -115,6 +115,13 @@ pub struct RunArgs {
     /// Stop after N steps of this invocation, as if interrupted.
     #[arg(long, value_name = "N", hide = true)]
     pub stop_after: Option<u64>,
+}
+
+fn parse_positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("`{text}` is not a positive number")),
+    }
 }
 
 fn parse_setting(text: &str) -> Result<(String, f64), String> {
@@ -269,10 +276,25 @@ fn run_run(args: &RunArgs, color: bool) -> ExitCode {
     if program.has_errors() {
         return ExitCode::from(1);
     }
+    for (name, _) in &args.settings {
+        if !program.constants.iter().any(|(c, _)| c == name) {
+            let names: Vec<&str> = program.constants.iter().map(|(c, _)| c.as_str()).collect();
+            let hint = match check::scope::suggest(name, names.iter().copied()) {
+                Some(close) => format!(" (did you mean `{close}`?)"),
+                None if names.is_empty() => " (it declares none)".to_string(),
+                None => format!(" (its constants: {})", names.join(", ")),
+            };
+            eprintln!(
+                "error: `--set {name}=...`: `{}` has no constant `{name}`{hint}",
+                args.file.display()
+            );
+            return ExitCode::from(2);
+        }
+    }
     let options = crate::runtime::run::RunOptions {
         overrides: crate::runtime::Overrides {
             steps: args.steps,
-            batch: args.batch,
+            batch: args.batch.map(|b| b as usize),
             seed: args.seed,
             lr: args.lr,
             fold: None,

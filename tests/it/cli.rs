@@ -78,3 +78,13 @@ fn std_prints_the_library() {
     assert!(stdout.contains("block linear(x: f32[..., I], out: int, bias: bool = true)"));
     assert!(stdout.contains("block cross_entropy("));
 }
+
+#[test]
+fn run_refuses_bad_overrides() {
+    let (code, _, stderr) = nnc(&["run", "examples/digits_mlp.nn", "--set", "HH=3"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("has no constant `HH` (did you mean `H`?)"), "{stderr}");
+    assert_eq!(nnc(&["run", "examples/digits_mlp.nn", "--batch", "0"]).0, 2);
+    assert_eq!(nnc(&["run", "examples/digits_mlp.nn", "--lr=-1"]).0, 2);
+    assert_eq!(nnc(&["run", "examples/digits_mlp.nn", "--set", "H=abc"]).0, 2);
+}

@@ -64,5 +64,9 @@ fn normalized_mlp_learns_the_digits() {
     }
     let metrics = session.evaluate(&["accuracy".into()], usize::MAX).unwrap();
     println!("validation {metrics:?}");
-    assert!(metrics["accuracy"] >= 0.94, "validation accuracy {:.3} < 0.94", metrics["accuracy"]);
+    assert!(
+        metrics["accuracy"] >= 0.94,
+        "validation accuracy {:.3} < 0.94",
+        metrics["accuracy"]
+    );
 }
