@@ -106,6 +106,9 @@ pub struct RunArgs {
     /// Start from the parameters of a checkpoint that match by name and shape.
     #[arg(long, value_name = "FILE")]
     pub init_from: Option<PathBuf>,
+    /// What runs the training step: native code, or the reference interpreter.
+    #[arg(long, value_enum, default_value_t = BackendArg::Jit)]
+    pub backend: BackendArg,
     /// Print events as JSON lines on stdout (see the README).
     #[arg(long)]
     pub json: bool,
@@ -128,6 +131,23 @@ fn parse_setting(text: &str) -> Result<(String, f64), String> {
     let (name, value) = text.split_once('=').ok_or("expected NAME=VALUE")?;
     let value: f64 = value.trim().parse().map_err(|_| format!("`{value}` is not a number"))?;
     Ok((name.trim().to_string(), value))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// Cranelift-compiled native code (f32).
+    Jit,
+    /// The reference interpreter (f64; slow, exact).
+    Interp,
+}
+
+impl BackendArg {
+    fn backend(self) -> crate::runtime::Backend {
+        match self {
+            BackendArg::Jit => crate::runtime::Backend::Jit,
+            BackendArg::Interp => crate::runtime::Backend::Interp,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -298,6 +318,7 @@ fn run_run(args: &RunArgs, color: bool) -> ExitCode {
             seed: args.seed,
             lr: args.lr,
             fold: None,
+            backend: args.backend.backend(),
         },
         out: args.out.clone(),
         resume: args.resume.clone(),

@@ -12,6 +12,7 @@
 pub mod autodiff;
 pub mod check;
 pub mod cli;
+pub mod codegen;
 pub mod diagnostics;
 pub mod interp;
 pub mod ir;

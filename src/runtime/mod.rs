@@ -32,6 +32,7 @@ pub struct Overrides {
     pub lr: Option<f64>,
     /// Which fold is the validation split, for k-fold cross-validation.
     pub fold: Option<usize>,
+    pub backend: Backend,
 }
 
 pub struct Session {
@@ -47,6 +48,39 @@ pub struct Session {
     pub batch: usize,
     pub seed: u64,
     pub lr: f64,
+    pub backend: Backend,
+    /// The compiled step and evaluation graphs, with the JIT backend.
+    jit: Option<Jit>,
+}
+
+/// What runs the graphs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// The reference interpreter (f64, ndarray).
+    Interp,
+    /// Native code from Cranelift (f32), the whole step one function.
+    #[default]
+    Jit,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Interp => "interp",
+            Backend::Jit => "jit",
+        }
+    }
+}
+
+/// The JIT's compiled graphs. The step holds the persistent tensors while
+/// training; `ahead` says they are newer than `Session::tensors`.
+struct Jit {
+    step: crate::codegen::Compiled,
+    /// Evaluation graphs by batch size.
+    eval: HashMap<usize, crate::codegen::Compiled>,
+    ahead: bool,
+    /// The step at which `Session::tensors` last matched the JIT's.
+    synced_at: u64,
 }
 
 /// Why a step failed.
@@ -57,6 +91,7 @@ pub enum RunError {
     NotFinite {
         step: u64,
         op: String,
+        note: String,
     },
     Backend(String),
 }
@@ -64,8 +99,8 @@ pub enum RunError {
 impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RunError::NotFinite { step, op } => {
-                write!(f, "step {step}: a value became NaN or infinite at `{op}`")
+            RunError::NotFinite { step, op, note } => {
+                write!(f, "step {step}: a value became NaN or infinite at `{op}`{note}")
             }
             RunError::Backend(message) => write!(f, "{message}"),
         }
@@ -131,6 +166,29 @@ impl Session {
                 ArrayD::zeros(shape)
             });
         }
+        let jit = match overrides.backend {
+            Backend::Interp => None,
+            Backend::Jit => {
+                let dims = HashMap::from([(crate::check::data::BATCH.to_string(), batch as i64)]);
+                let options = crate::codegen::CompileOptions::default();
+                let mut compiled = match crate::codegen::Compiled::compile(&step_graph, &dims, &options) {
+                    Ok(compiled) => compiled,
+                    Err(message) => {
+                        let text = format!("the JIT cannot compile this program ({message}); try --backend interp");
+                        return Err((Diagnostic::error(codes::BAD_VALUE, text, Default::default()), program));
+                    }
+                };
+                for (name, value) in &tensors {
+                    let _ = compiled.set_tensor(name, value);
+                }
+                Some(Jit {
+                    step: compiled,
+                    eval: HashMap::new(),
+                    ahead: false,
+                    synced_at: 0,
+                })
+            }
+        };
         Ok(Session {
             program,
             data: loaded,
@@ -142,6 +200,8 @@ impl Session {
             batch,
             seed,
             lr,
+            backend: overrides.backend,
+            jit,
         })
     }
 
@@ -154,6 +214,13 @@ impl Session {
     /// tensors, the step's batch, the learning rate and the step number.
     pub fn step_env(&self, step: u64) -> Env {
         let mut env = self.env(step);
+        env.feeds.extend(self.step_inputs(step));
+        env
+    }
+
+    /// The step's batch, learning rate and step number, by input name.
+    pub fn step_inputs(&self, step: u64) -> HashMap<String, ArrayD<f64>> {
+        let mut env = Env::default();
         for (index, data) in self.data.iter().enumerate() {
             let rows = data::train_rows(&data.train, self.batch, step, self.seed + index as u64);
             env.feeds
@@ -163,11 +230,33 @@ impl Session {
         env.feeds.insert("lr".into(), ArrayD::from_elem(vec![], lr));
         env.feeds
             .insert("step".into(), ArrayD::from_elem(vec![], (step + 1) as f64));
-        env
+        env.feeds
     }
 
     /// Runs one training step; returns the loss.
     pub fn train_step(&mut self) -> Result<f64, RunError> {
+        if self.jit.is_some() {
+            let inputs = self.step_inputs(self.step);
+            let (seed, step) = (self.seed, self.step);
+            let jit = self.jit.as_mut().expect("checked");
+            jit.step.run(&inputs, seed, step).map_err(RunError::Backend)?;
+            jit.ahead = true;
+            let loss = jit
+                .step
+                .output("loss")
+                .and_then(|l| l.first().copied())
+                .unwrap_or(f64::NAN);
+            if !loss.is_finite() {
+                let (op, note) = self.replay_to_non_finite(self.step);
+                return Err(RunError::NotFinite {
+                    step: self.step + 1,
+                    op,
+                    note,
+                });
+            }
+            self.step += 1;
+            return Ok(loss);
+        }
         let env = self.step_env(self.step);
         let values = interp::run(&self.step_graph, &env).map_err(|e| RunError::Backend(e.to_string()))?;
         let loss = values
@@ -184,6 +273,7 @@ impl Session {
             return Err(RunError::NotFinite {
                 step: self.step + 1,
                 op: first_non_finite(&self.step_graph, &values),
+                note: String::new(),
             });
         }
         for (name, value) in updates {
@@ -205,12 +295,42 @@ impl Session {
 
     /// Runs the evaluation graph over (at most `limit` examples of) the
     /// validation split and computes the metrics.
-    pub fn evaluate(&self, names: &[String], limit: usize) -> Result<BTreeMap<String, f64>, RunError> {
+    pub fn evaluate(&mut self, names: &[String], limit: usize) -> Result<BTreeMap<String, f64>, RunError> {
+        self.sync();
         let Some(data) = self.data.first() else {
             return Ok(BTreeMap::new());
         };
         let mut totals = metrics::Totals::default();
+        let mut loaded: Vec<usize> = Vec::new();
         for rows in data::eval_rows(&data.val, self.batch, limit) {
+            if let Some(jit) = &mut self.jit {
+                let n = rows.len();
+                if !jit.eval.contains_key(&n) {
+                    let dims = HashMap::from([(crate::check::data::BATCH.to_string(), n as i64)]);
+                    let options = crate::codegen::CompileOptions::default();
+                    let compiled = crate::codegen::Compiled::compile(&self.eval_graph, &dims, &options)
+                        .map_err(RunError::Backend)?;
+                    jit.eval.insert(n, compiled);
+                }
+                let compiled = jit.eval.get_mut(&n).expect("inserted");
+                if !loaded.contains(&n) {
+                    for (name, value) in &self.tensors {
+                        let _ = compiled.set_tensor(name, value);
+                    }
+                    loaded.push(n);
+                }
+                let batch = data::batch(data, &data.val, &rows, None);
+                let target = metrics::target_of(data, &batch);
+                compiled.run(&batch, self.seed, self.step).map_err(RunError::Backend)?;
+                let loss = compiled
+                    .output("loss")
+                    .and_then(|l| l.first().copied())
+                    .unwrap_or(f64::NAN);
+                let output = compiled.output("model_output");
+                let pad = self.program.datasets.first().and_then(|d| d.attr("pad"));
+                totals.add(n, loss, output.as_ref(), target.as_ref(), pad);
+                continue;
+            }
             let mut env = self.env(self.step);
             env.dims
                 .insert(crate::check::data::BATCH.to_string(), rows.len() as i64);
@@ -249,6 +369,70 @@ impl Session {
             .output("model_output")
             .cloned()
             .ok_or_else(|| RunError::Backend("the evaluation graph has no model output".into()))
+    }
+}
+
+impl Session {
+    /// Brings `tensors` up to date with the JIT's (before checkpoints,
+    /// evaluation and generation).
+    pub fn sync(&mut self) {
+        let Some(jit) = &mut self.jit else { return };
+        if !jit.ahead {
+            return;
+        }
+        for (name, value) in self.tensors.iter_mut() {
+            if let Some(current) = jit.step.tensor(name) {
+                *value = current;
+            }
+        }
+        jit.ahead = false;
+        jit.synced_at = self.step;
+    }
+
+    /// After the JIT's step `failed` went non-finite: replays the steps since
+    /// the host's copy of the tensors on the interpreter to name the first
+    /// op that produced a NaN or infinity.
+    fn replay_to_non_finite(&self, failed: u64) -> (String, String) {
+        let start = self.jit.as_ref().map_or(failed, |j| j.synced_at);
+        let mut tensors = self.tensors.clone();
+        for step in start..=failed {
+            let mut env = self.env(step);
+            env.feeds = tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            env.feeds.extend(self.step_inputs(step));
+            let Ok(values) = interp::run(&self.step_graph, &env) else {
+                break;
+            };
+            let op = first_non_finite(&self.step_graph, &values);
+            if op != "an input" {
+                let note = if step == failed {
+                    " (found by replaying the step on the interpreter)".to_string()
+                } else {
+                    format!(
+                        " (the interpreter's replay went non-finite earlier, at step {})",
+                        step + 1
+                    )
+                };
+                return (op, note);
+            }
+            for (name, value) in values.outputs() {
+                if let Some(target) = name.strip_prefix("new ") {
+                    tensors.insert(target.to_string(), value.clone());
+                }
+            }
+        }
+        let note = " (the interpreter's f64 replay stayed finite; the f32 step overflowed)".to_string();
+        ("the compiled step".to_string(), note)
+    }
+
+    /// Hands `tensors` to the JIT after they were changed on the host
+    /// (resuming, loading parameters).
+    pub fn push(&mut self) {
+        let Some(jit) = &mut self.jit else { return };
+        for (name, value) in &self.tensors {
+            let _ = jit.step.set_tensor(name, value);
+        }
+        jit.ahead = false;
+        jit.synced_at = self.step;
     }
 }
 

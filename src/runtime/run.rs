@@ -135,6 +135,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
             session.tensors.insert(name, value);
         }
         session.step = saved.step;
+        session.push();
     }
     if let Some(file) = &options.init_from {
         let saved = checkpoint::load(file).map_err(RunFailure::Message)?;
@@ -149,6 +150,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
                 None => missing.push(info.path.clone()),
             }
         }
+        session.push();
         notes.push(format!(
             "init from `{}`: {matched} of {} parameters matched{}{}",
             file.display(),
@@ -201,7 +203,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
     reporter.event(json!({
         "event": "start",
         "file": path.display().to_string(),
-        "backend": "interp",
+        "backend": session.backend.name(),
         "parameters": session.program.param_count(),
         "steps": session.total_steps,
         "first_step": session.step,
@@ -226,6 +228,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         if interrupted || options.stop_after.is_some_and(|n| session.step - first_step >= n) {
             // Interrupted: keep everything needed to resume.
             reporter.finish_bar();
+            session.sync();
             checkpoint::save(&checkpoint_path, &session.tensors, session.step, &file_hash)
                 .map_err(RunFailure::Message)?;
             let event = json!({"event": "interrupted", "step": session.step, "out": out.display().to_string()});
@@ -251,6 +254,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
             reporter.eval(session.step, &metrics_json(&metrics));
         }
         if session.step % checkpoint_every == 0 || session.step == session.total_steps {
+            session.sync();
             checkpoint::save(&checkpoint_path, &session.tensors, session.step, &file_hash)
                 .map_err(RunFailure::Message)?;
             reporter.event(

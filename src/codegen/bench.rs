@@ -1,0 +1,310 @@
+//! Benchmarks: the GEMM crates on the examples' matrix shapes, and whole
+//! training steps of an example on the interpreter and the JIT.
+
+use std::time::Instant;
+
+/// Median seconds per call of `f`, over `rounds` rounds of enough calls to
+/// take ~20 ms each.
+fn median_seconds(rounds: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let start = Instant::now();
+    let mut calls = 0usize;
+    while start.elapsed().as_secs_f64() < 0.02 {
+        f();
+        calls += 1;
+    }
+    let per_round = calls.max(1);
+    let mut times: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..per_round {
+                f();
+            }
+            start.elapsed().as_secs_f64() / per_round as f64
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// `(m, k, n, batch, a transposed, where)`: the products of the examples'
+/// training steps (B = the file's batch).
+const SHAPES: &[(usize, usize, usize, usize, bool, &str)] = &[
+    (64, 64, 128, 1, false, "mlp fwd x@w1"),
+    (64, 128, 10, 1, false, "mlp fwd h@w2"),
+    (64, 64, 128, 1, true, "mlp bwd x^T@dh"),
+    (4096, 9, 16, 1, false, "cnn conv1"),
+    (1024, 144, 32, 1, false, "cnn conv2"),
+    (144, 1024, 32, 1, true, "cnn conv2 dW"),
+    (32, 128, 512, 1, false, "lstm h@Wh"),
+    (2048, 128, 128, 1, false, "gpt q/k/v/o"),
+    (2048, 128, 512, 1, false, "gpt mlp up"),
+    (2048, 512, 128, 1, false, "gpt mlp down"),
+    (128, 2048, 512, 1, true, "gpt mlp up dW"),
+    (64, 32, 64, 128, false, "gpt attention q@k^T"),
+    (1024, 1024, 1024, 1, false, "square 1024"),
+];
+
+/// GFLOP/s of `gemm` (one thread, and `threads` threads through the JIT's
+/// own split over a [`Team`]) and `matrixmultiply` (its own threading, set
+/// by `MATMUL_NUM_THREADS`) on the examples' shapes, as a Markdown table.
+///
+/// [`Team`]: super::team::Team
+pub fn gemm_crates(threads: usize) -> String {
+    use super::gemm::{nnc_matmul, MatMulDesc, Operand};
+    let team = super::team::Team::new(threads);
+    let mut out = format!(
+        "| shape m×k×n (×batch) | where | gemm 1 thread | gemm {threads} threads (split) | matrixmultiply |\n| --- | --- | --- | --- | --- |\n"
+    );
+    for &(m, k, n, batch, transposed, place) in SHAPES {
+        let (sa, sb, sc) = (m * k * batch, k * n * batch, m * n * batch);
+        let mut arena: Vec<f32> = (0..sa + sb + sc).map(|i| (i % 7) as f32 * 0.1).collect();
+        // A is stored [k, m] when transposed (a gradient's `x^T @ dy`).
+        let (a_row, a_col) = if transposed { (1, m as isize) } else { (k as isize, 1) };
+        let flops = 2.0 * (m * k * n * batch) as f64;
+        let mut row = format!(
+            "| {m}×{k}×{n}{} | {place} |",
+            if batch > 1 {
+                format!(" ×{batch}")
+            } else {
+                String::new()
+            }
+        );
+        for t in [1, threads] {
+            let desc = MatMulDesc {
+                m,
+                k,
+                n,
+                batch,
+                a: Operand {
+                    offset: 0,
+                    batch: (m * k) as isize,
+                    row: a_row,
+                    col: a_col,
+                },
+                b: Operand {
+                    offset: sa as isize,
+                    batch: (k * n) as isize,
+                    row: n as isize,
+                    col: 1,
+                },
+                c: Operand {
+                    offset: (sa + sb) as isize,
+                    batch: (m * n) as isize,
+                    row: n as isize,
+                    col: 1,
+                },
+                threads: t,
+                team: &team as *const super::team::Team as usize,
+            };
+            let seconds = median_seconds(7, || unsafe { nnc_matmul(&desc, arena.as_mut_ptr()) });
+            row += &format!(" {:.0} |", flops / seconds / 1e9);
+        }
+        let pointer = arena.as_mut_ptr();
+        let seconds = median_seconds(7, || {
+            for i in 0..batch {
+                unsafe {
+                    matrixmultiply::sgemm(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        pointer.add(i * m * k),
+                        a_row,
+                        a_col,
+                        pointer.add(sa + i * k * n),
+                        n as isize,
+                        1,
+                        0.0,
+                        pointer.add(sa + sb + i * m * n),
+                        n as isize,
+                        1,
+                    )
+                }
+            }
+        });
+        row += &format!(" {:.0} |\n", flops / seconds / 1e9);
+        out += &row;
+    }
+    out
+}
+
+/// One backend's numbers for one example.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchReport {
+    pub example: String,
+    pub backend: String,
+    /// From reading the file to a step that can run (check, lower,
+    /// differentiate, optimize, load data, and for the JIT compile).
+    pub compile_ms: f64,
+    /// Median over all timed steps of one step's execution (inputs fed,
+    /// forward, backward, update); building the batch is not included.
+    pub ms_per_step_median: f64,
+    pub steps_per_s: f64,
+    pub gflop_per_s: f64,
+    /// The process's peak resident memory after the run (`VmHWM`).
+    pub peak_rss_bytes: u64,
+}
+
+impl std::fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} [{}]: compile {:.0} ms, {:.3} ms/step (median), {:.1} steps/s, {:.2} GFLOP/s, peak RSS {:.0} MiB",
+            self.example,
+            self.backend,
+            self.compile_ms,
+            self.ms_per_step_median,
+            self.steps_per_s,
+            self.gflop_per_s,
+            self.peak_rss_bytes as f64 / (1 << 20) as f64
+        )
+    }
+}
+
+impl BenchReport {
+    /// One line of JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "example": self.example,
+            "backend": self.backend,
+            "compile_ms": self.compile_ms,
+            "ms_per_step_median": self.ms_per_step_median,
+            "steps_per_s": self.steps_per_s,
+            "gflop_per_s": self.gflop_per_s,
+            "peak_rss_bytes": self.peak_rss_bytes,
+        })
+        .to_string()
+    }
+}
+
+/// Floating-point operations of one run of `graph`: `2·m·n·k` per matrix
+/// product, one per element of element-wise ops and per reduced element.
+pub fn flops(graph: &crate::ir::Graph, dims: &std::collections::HashMap<String, i64>) -> f64 {
+    use crate::prim::Prim;
+    let count = |shape: &[crate::check::dims::Dim]| -> f64 {
+        crate::interp::eval_shape(shape, dims).map_or(0.0, |s| s.iter().product::<usize>() as f64)
+    };
+    let mut total = 0.0;
+    for id in graph.topo_order() {
+        let node = graph.node(id);
+        total += match &node.op {
+            Prim::MatMul => {
+                let a = &graph.node(graph.inputs(id)[0]).shape;
+                let k = a.last().map_or(0.0, |d| count(std::slice::from_ref(d)));
+                2.0 * count(&node.shape) * k
+            }
+            Prim::Unary(_) | Prim::Binary(_) | Prim::Select => count(&node.shape),
+            Prim::Reduce { .. } => count(&graph.node(graph.inputs(id)[0]).shape),
+            _ => 0.0,
+        };
+    }
+    total
+}
+
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn session(path: &std::path::Path) -> Result<crate::runtime::Session, String> {
+    let program = crate::check::check_file(path)?;
+    if program.has_errors() {
+        return Err(program.sources.render(&program.diagnostics, false));
+    }
+    let base = path.parent().unwrap_or(std::path::Path::new("."));
+    crate::runtime::Session::new(program, base, &crate::runtime::Overrides::default()).map_err(|(d, _)| d.message)
+}
+
+fn median(mut times: Vec<f64>) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times.get(times.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Trains `path` for `steps` steps, `repeats` times over (each repeat
+/// starts from the same initial state and compiles again), on `backend`
+/// (`interp`, `jit` or `both`), and reports each backend.
+pub fn bench(path: &std::path::Path, backend: &str, steps: usize, repeats: usize) -> Result<Vec<BenchReport>, String> {
+    let backends: Vec<&str> = match backend {
+        "both" => vec!["interp", "jit"],
+        "interp" | "jit" => vec![backend],
+        other => return Err(format!("unknown backend `{other}` (interp, jit or both)")),
+    };
+    let example = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let mut reports = Vec::new();
+    for backend in backends {
+        let mut compile = Vec::new();
+        let mut times = Vec::new();
+        let mut work = 0.0;
+        for _ in 0..repeats.max(1) {
+            let start = Instant::now();
+            let mut session = session(path)?;
+            let dims = std::collections::HashMap::from([(crate::check::data::BATCH.to_string(), session.batch as i64)]);
+            work = flops(&session.step_graph, &dims);
+            if backend == "interp" {
+                compile.push(start.elapsed().as_secs_f64());
+                for i in 0..steps {
+                    let env = session.step_env(i as u64);
+                    let t = Instant::now();
+                    let values = crate::interp::run(&session.step_graph, &env).map_err(|e| e.to_string())?;
+                    for (name, value) in values.outputs() {
+                        if let Some(target) = name.strip_prefix("new ") {
+                            session.tensors.insert(target.to_string(), value.clone());
+                        }
+                    }
+                    times.push(t.elapsed().as_secs_f64());
+                    session.step += 1;
+                }
+            } else {
+                let options = super::CompileOptions::default();
+                let mut compiled = super::Compiled::compile(&session.step_graph, &dims, &options)?;
+                for (name, value) in &session.tensors {
+                    if compiled.tensor(name).is_some() {
+                        compiled.set_tensor(name, value)?;
+                    }
+                }
+                compile.push(start.elapsed().as_secs_f64());
+                let inputs: Vec<String> = session
+                    .step_graph
+                    .leaves(crate::ir::input_name)
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect();
+                for i in 0..steps {
+                    let mut env = session.step_env(i as u64);
+                    env.feeds.retain(|k, _| inputs.contains(k));
+                    let t = Instant::now();
+                    compiled.run(&env.feeds, session.seed, i as u64)?;
+                    times.push(t.elapsed().as_secs_f64());
+                    session.step += 1;
+                }
+            }
+        }
+        let per_step = median(times);
+        let profile = super::calls::take_profile();
+        if !profile.is_empty() {
+            let total: f64 = profile.iter().map(|d| d.as_secs_f64()).sum();
+            let mut ranked: Vec<(usize, f64)> = profile.iter().map(|d| d.as_secs_f64()).enumerate().collect();
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+            for (k, t) in ranked.iter().take(15) {
+                eprintln!("  kernel {k}: {:.1}%", 100.0 * t / total);
+            }
+        }
+        reports.push(BenchReport {
+            example: example.clone(),
+            backend: backend.to_string(),
+            compile_ms: 1e3 * median(compile),
+            ms_per_step_median: 1e3 * per_step,
+            steps_per_s: 1.0 / per_step,
+            gflop_per_s: work / per_step / 1e9,
+            peak_rss_bytes: peak_rss(),
+        });
+    }
+    Ok(reports)
+}

@@ -1,0 +1,123 @@
+//! Functions generated code calls: random normals (the interpreter's own
+//! function, so both backends draw the same numbers), `sin`, `cos` and
+//! `pow` (computed in f64 like the interpreter, then rounded), copies, and
+//! the split of a kernel between threads.
+
+use super::team::Team;
+use crate::interp::random;
+
+/// Normal number `index` of `stream`; `table` starts with `seed, step`.
+///
+/// # Safety
+/// `table` points to at least two `u64`.
+pub unsafe extern "C" fn nnc_normal(table: *const u64, stream: u64, index: u64) -> f32 {
+    let (seed, step) = unsafe { (*table, *table.add(1)) };
+    random::normal(seed, step, stream, index) as f32
+}
+
+pub extern "C" fn nnc_sin(x: f32) -> f32 {
+    f64::from(x).sin() as f32
+}
+
+pub extern "C" fn nnc_cos(x: f32) -> f32 {
+    f64::from(x).cos() as f32
+}
+
+pub extern "C" fn nnc_pow(x: f32, y: f32) -> f32 {
+    f64::from(x).powf(f64::from(y)) as f32
+}
+
+/// Copies `len` floats inside the arena.
+///
+/// # Safety
+/// Both ranges lie inside the arena and do not overlap.
+pub unsafe extern "C" fn nnc_copy(arena: *mut f32, from: i64, to: i64, len: i64) {
+    unsafe { std::ptr::copy_nonoverlapping(arena.add(from as usize), arena.add(to as usize), len as usize) };
+}
+
+/// A kernel function: `(arena, random table, start, end) -> status`.
+pub type KernelFn = unsafe extern "C" fn(*mut f32, *const u64, i64, i64) -> i32;
+
+/// Runs `kernel` over `0..n`, split into one range per thread of `team`;
+/// returns the first non-zero status.
+///
+/// # Safety
+/// `kernel` is a kernel function of the same compiled step, whose ranges
+/// write disjoint elements, and `team` points to a live [`Team`].
+pub unsafe extern "C" fn nnc_parallel(
+    kernel: KernelFn,
+    arena: *mut f32,
+    table: *const u64,
+    n: i64,
+    team: *const Team,
+) -> i32 {
+    let team = unsafe { &*team };
+    let parts = (team.threads() as i64).clamp(1, n.max(1));
+    let (arena, table) = (arena as usize, table as usize);
+    let status = std::sync::atomic::AtomicI32::new(0);
+    team.run(parts as usize, &|part| {
+        let part = part as i64;
+        let start = n * part / parts;
+        let end = n * (part + 1) / parts;
+        let s = unsafe { kernel(arena as *mut f32, table as *const u64, start, end) };
+        if s != 0 {
+            status.store(s, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    status.into_inner()
+}
+
+/// Splitmix64's increment, as `interp::random` uses it.
+const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The random table of a step: `seed, step`, then per stream slot the key
+/// `k` such that draw `index` is `mix(k ^ index)`.
+pub fn random_table(seed: u64, step: u64, streams: &super::emit::Streams) -> Vec<u64> {
+    let mut table = vec![0u64; streams.len() + 2];
+    table[0] = seed;
+    table[1] = step;
+    for (&stream, &slot) in streams {
+        let mut h = 0u64;
+        for word in [seed, step, u64::from(stream)] {
+            h = random::mix(h.wrapping_add(GAMMA) ^ word);
+        }
+        table[slot] = h.wrapping_add(GAMMA);
+    }
+    table
+}
+
+/// Per-kernel time, when a step is compiled with `NNC_PROFILE` set: the
+/// step calls this after each kernel with the kernel's number.
+pub extern "C" fn nnc_tick(kernel: i64) {
+    PROFILE.with(|p| {
+        let mut p = p.borrow_mut();
+        let now = std::time::Instant::now();
+        let since = now - p.last;
+        p.last = now;
+        if kernel >= 0 {
+            let k = kernel as usize;
+            if p.totals.len() <= k {
+                p.totals.resize(k + 1, std::time::Duration::ZERO);
+            }
+            p.totals[k] += since;
+        }
+    });
+}
+
+struct Profile {
+    last: std::time::Instant,
+    totals: Vec<std::time::Duration>,
+}
+
+thread_local! {
+    static PROFILE: std::cell::RefCell<Profile> = std::cell::RefCell::new(Profile {
+        last: std::time::Instant::now(),
+        totals: Vec::new(),
+    });
+}
+
+/// Total time per kernel so far on this thread (see [`nnc_tick`]), and
+/// resets the totals.
+pub fn take_profile() -> Vec<std::time::Duration> {
+    PROFILE.with(|p| std::mem::take(&mut p.borrow_mut().totals))
+}

@@ -1,0 +1,385 @@
+//! The JIT module: one function per kernel plus the step function that
+//! calls them in order (and the GEMM and copies between them), compiled by
+//! Cranelift for this machine.
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::{F32, I32, I64};
+use cranelift_codegen::ir::{AbiParam, FuncRef, InstBuilder, Signature, UserFuncName};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{FuncId, Linkage, Module};
+
+use super::calls;
+use super::emit::{Calls, Emitter, Streams};
+use super::fuse::{Fused, Kernel};
+use super::gemm::{self, MatMulDesc, Operand};
+use super::kernels::{self, LoopCode};
+use super::memory::Plan;
+use super::CompileOptions;
+
+/// A compiled step: the module that owns the code, the entry point, and
+/// what the code points into.
+pub struct Artifacts {
+    pub module: JITModule,
+    pub step: *const u8,
+    /// Matrix product descriptors (the code holds their addresses).
+    pub descriptors: Vec<Box<MatMulDesc>>,
+    /// Random table slots of the streams.
+    pub streams: Streams,
+    /// CLIF text of every function, when asked for.
+    pub clif: Vec<String>,
+}
+
+struct Imports {
+    normal: FuncId,
+    sin: FuncId,
+    cos: FuncId,
+    pow: FuncId,
+    matmul: FuncId,
+    parallel: FuncId,
+    copy: FuncId,
+    tick: FuncId,
+}
+
+fn signature(
+    module: &JITModule,
+    params: &[cranelift_codegen::ir::Type],
+    returns: &[cranelift_codegen::ir::Type],
+) -> Signature {
+    let mut sig = module.make_signature();
+    sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
+    sig.returns.extend(returns.iter().map(|&t| AbiParam::new(t)));
+    sig
+}
+
+fn new_module() -> Result<JITModule, String> {
+    let mut flags = settings::builder();
+    flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
+    flags
+        .set("use_colocated_libcalls", "false")
+        .map_err(|e| e.to_string())?;
+    flags.set("is_pic", "false").map_err(|e| e.to_string())?;
+    let isa = cranelift_native::builder()
+        .map_err(|e| format!("this machine is not supported: {e}"))?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| e.to_string())?;
+    let mut builder = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
+    builder.symbol("nnc_normal", calls::nnc_normal as *const u8);
+    builder.symbol("nnc_sin", calls::nnc_sin as *const u8);
+    builder.symbol("nnc_cos", calls::nnc_cos as *const u8);
+    builder.symbol("nnc_pow", calls::nnc_pow as *const u8);
+    builder.symbol("nnc_matmul", gemm::nnc_matmul as *const u8);
+    builder.symbol("nnc_parallel", calls::nnc_parallel as *const u8);
+    builder.symbol("nnc_copy", calls::nnc_copy as *const u8);
+    builder.symbol("nnc_tick", calls::nnc_tick as *const u8);
+    Ok(JITModule::new(builder))
+}
+
+fn declare_imports(module: &mut JITModule) -> Result<Imports, String> {
+    let mut import = |name: &str, params: &[cranelift_codegen::ir::Type], returns: &[cranelift_codegen::ir::Type]| {
+        let sig = signature(module, params, returns);
+        module
+            .declare_function(name, Linkage::Import, &sig)
+            .map_err(|e| e.to_string())
+    };
+    Ok(Imports {
+        normal: import("nnc_normal", &[I64, I64, I64], &[F32])?,
+        sin: import("nnc_sin", &[F32], &[F32])?,
+        cos: import("nnc_cos", &[F32], &[F32])?,
+        pow: import("nnc_pow", &[F32, F32], &[F32])?,
+        matmul: import("nnc_matmul", &[I64, I64], &[])?,
+        parallel: import("nnc_parallel", &[I64, I64, I64, I64, I64], &[I32])?,
+        copy: import("nnc_copy", &[I64, I64, I64, I64], &[])?,
+        tick: import("nnc_tick", &[I64], &[])?,
+    })
+}
+
+/// Random streams of the graph, each with its slot in the random table
+/// (after `seed` and `step`).
+fn streams(fused: &Fused) -> Streams {
+    let mut streams = Streams::new();
+    for &id in &fused.bound.order {
+        if let crate::prim::Prim::Random { stream, .. } = fused.bound.op(id) {
+            let next = streams.len() + 2;
+            streams.entry(*stream).or_insert(next);
+        }
+    }
+    streams
+}
+
+/// Work of a loop kernel in element visits, to decide on threads.
+fn work(code: &LoopCode) -> i64 {
+    let outer: i64 = code.outer_loops.iter().map(|(_, n)| n).product();
+    let inner: i64 = code
+        .phases
+        .iter()
+        .map(|p| p.loops.iter().map(|(_, n)| n).product::<i64>())
+        .sum();
+    outer * inner.max(1)
+}
+
+/// Element visits from which a loop kernel is split between threads.
+const PARALLEL_MIN_WORK: i64 = 1 << 17;
+
+pub fn compile(
+    fused: &Fused,
+    plan: &Plan,
+    options: &CompileOptions,
+    team: usize,
+    keep_text: bool,
+) -> Result<Artifacts, String> {
+    let mut module = new_module()?;
+    let imports = declare_imports(&mut module)?;
+    let streams = streams(fused);
+    let mut ctx = module.make_context();
+    let mut builder_ctx = FunctionBuilderContext::new();
+    let mut clif = Vec::new();
+    let kernel_sig = signature(&module, &kernels::kernel_params(), &[I32]);
+    let mut kernel_ids: Vec<Option<FuncId>> = Vec::new();
+    let mut splits: Vec<(i64, bool)> = Vec::new();
+    let mut sizes: Vec<(FuncId, usize, String)> = Vec::new();
+    for (k, kernel) in fused.kernels.iter().enumerate() {
+        if matches!(kernel, Kernel::MatMul { .. }) {
+            kernel_ids.push(None);
+            splits.push((1, false));
+            continue;
+        }
+        let id = module
+            .declare_function(&format!("kernel{k}"), Linkage::Local, &kernel_sig)
+            .map_err(|e| e.to_string())?;
+        ctx.func.signature = kernel_sig.clone();
+        ctx.func.name = UserFuncName::user(0, id.as_u32());
+        let code = match kernel {
+            Kernel::Loop(l) => Some(kernels::plan_loops(fused, l)),
+            _ => None,
+        };
+        let split = kernels::split_size(fused, k, code.as_ref());
+        let parallel = options.threads > 1 && split >= 2 && code.as_ref().is_some_and(|c| work(c) >= PARALLEL_MIN_WORK);
+        splits.push((split, parallel));
+        {
+            let mut b = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            b.seal_block(entry);
+            let params = b.block_params(entry).to_vec();
+            let calls = Calls {
+                normal: declare(&mut module, imports.normal, &mut b),
+                sin: declare(&mut module, imports.sin, &mut b),
+                cos: declare(&mut module, imports.cos, &mut b),
+                pow: declare(&mut module, imports.pow, &mut b),
+            };
+            let exprs = code.as_ref().map(|c| c.exprs.clone()).unwrap_or_default();
+            let mut em = Emitter::new(
+                b,
+                exprs,
+                plan,
+                params[0],
+                params[1],
+                calls,
+                &streams,
+                options.check_bounds,
+            );
+            match kernel {
+                Kernel::Loop(l) => kernels::emit_loop(
+                    &mut em,
+                    code.as_ref().expect("loop code"),
+                    fused,
+                    l,
+                    params[2],
+                    params[3],
+                ),
+                Kernel::Accumulate(root) => kernels::emit_accumulate(&mut em, fused, *root),
+                Kernel::Scatter(root) => kernels::emit_scatter(&mut em, fused, *root),
+                Kernel::Concat(root) => kernels::emit_concat(&mut em, fused, *root),
+                Kernel::MatMul { .. } => unreachable!("no function"),
+            }
+            let zero = em.b.ins().iconst(I32, 0);
+            em.b.ins().return_(&[zero]);
+            em.finish_fail_block();
+            em.b.finalize(module.target_config());
+        }
+        if keep_text {
+            clif.push(format!("; kernel {k}\n{}", ctx.func.display()));
+        }
+        module
+            .define_function(id, &mut ctx)
+            .map_err(|e| format!("kernel {k}: {e:?}"))?;
+        sizes.push((id, code_size(&ctx), format!("nnc_kernel{k}")));
+        module.clear_context(&mut ctx);
+        kernel_ids.push(Some(id));
+    }
+
+    // The step function.
+    let step_sig = signature(&module, &[I64, I64], &[I32]);
+    let step_id = module
+        .declare_function("step", Linkage::Local, &step_sig)
+        .map_err(|e| e.to_string())?;
+    ctx.func.signature = step_sig;
+    ctx.func.name = UserFuncName::user(0, step_id.as_u32());
+    let mut descriptors = Vec::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let (arena, rng) = (b.block_params(entry)[0], b.block_params(entry)[1]);
+        let copy = declare(&mut module, imports.copy, &mut b);
+        let matmul = declare(&mut module, imports.matmul, &mut b);
+        let parallel = declare(&mut module, imports.parallel, &mut b);
+        let tick = declare(&mut module, imports.tick, &mut b);
+        let profile = std::env::var_os("NNC_PROFILE").is_some();
+        if profile {
+            let start = b.ins().iconst(I64, -1);
+            b.ins().call(tick, &[start]);
+        }
+        let emit_copies = |b: &mut FunctionBuilder, copies: &[super::memory::Copy]| {
+            for c in copies {
+                let args = [
+                    arena,
+                    b.ins().iconst(I64, c.from as i64),
+                    b.ins().iconst(I64, c.to as i64),
+                    b.ins().iconst(I64, c.len as i64),
+                ];
+                b.ins().call(copy, &args);
+            }
+        };
+        emit_copies(&mut b, &plan.stage);
+        let mut kernel_refs: HashMap<usize, FuncRef> = HashMap::new();
+        for (k, kernel) in fused.kernels.iter().enumerate() {
+            if let Kernel::MatMul { root, a, b: bv } = kernel {
+                let mut desc = matmul_descriptor(fused, plan, *root, a, bv, options.threads);
+                desc.team = team;
+                let boxed = Box::new(desc);
+                let address = b.ins().iconst(I64, &*boxed as *const MatMulDesc as i64);
+                descriptors.push(boxed);
+                b.ins().call(matmul, &[address, arena]);
+                if profile {
+                    let number = b.ins().iconst(I64, k as i64);
+                    b.ins().call(tick, &[number]);
+                }
+                continue;
+            }
+            let id = kernel_ids[k].expect("a kernel function");
+            let f = *kernel_refs
+                .entry(k)
+                .or_insert_with(|| module.declare_func_in_func(id, b.func));
+            let (split, is_parallel) = splits[k];
+            let status = if is_parallel {
+                let pointer = b.ins().func_addr(I64, f);
+                let n = b.ins().iconst(I64, split);
+                let team = b.ins().iconst(I64, team as i64);
+                let call = b.ins().call(parallel, &[pointer, arena, rng, n, team]);
+                b.inst_results(call)[0]
+            } else {
+                let start = b.ins().iconst(I64, 0);
+                let end = b.ins().iconst(I64, split);
+                let call = b.ins().call(f, &[arena, rng, start, end]);
+                b.inst_results(call)[0]
+            };
+            if profile {
+                let number = b.ins().iconst(I64, k as i64);
+                b.ins().call(tick, &[number]);
+            }
+            if options.check_bounds {
+                let failed = b.ins().icmp_imm_s(IntCC::NotEqual, status, 0);
+                let fail = b.create_block();
+                let ok = b.create_block();
+                b.ins().brif(failed, fail, &[], ok, &[]);
+                b.seal_block(fail);
+                b.switch_to_block(fail);
+                let code = b.ins().iconst(I32, k as i64 + 1);
+                b.ins().return_(&[code]);
+                b.seal_block(ok);
+                b.switch_to_block(ok);
+            }
+        }
+        emit_copies(&mut b, &plan.copies);
+        let zero = b.ins().iconst(I32, 0);
+        b.ins().return_(&[zero]);
+        b.finalize(module.target_config());
+    }
+    if keep_text {
+        clif.push(format!("; step\n{}", ctx.func.display()));
+    }
+    module
+        .define_function(step_id, &mut ctx)
+        .map_err(|e| format!("step: {e:?}"))?;
+    sizes.push((step_id, code_size(&ctx), "nnc_step".to_string()));
+    module.clear_context(&mut ctx);
+    module.finalize_definitions().map_err(|e| e.to_string())?;
+    let step = module.get_finalized_function(step_id);
+    if std::env::var_os("NNC_PERF_MAP").is_some() {
+        write_perf_map(&module, &sizes);
+    }
+    Ok(Artifacts {
+        module,
+        step,
+        descriptors,
+        streams,
+        clif,
+    })
+}
+
+fn declare(module: &mut JITModule, id: FuncId, b: &mut FunctionBuilder) -> FuncRef {
+    module.declare_func_in_func(id, b.func)
+}
+
+/// The descriptor of a matrix product: its operands' views placed in the
+/// arena.
+fn matmul_descriptor(
+    fused: &Fused,
+    plan: &Plan,
+    root: crate::ir::NodeId,
+    a: &super::fuse::View,
+    b: &super::fuse::View,
+    threads: usize,
+) -> MatMulDesc {
+    let shape = fused.bound.shape(root);
+    let rank = shape.len();
+    let (m, n) = (shape[rank - 2], shape[rank - 1]);
+    let a_shape = fused.bound.shape(fused.bound.inputs(root)[0]);
+    let k = a_shape[a_shape.len() - 1];
+    let batch: usize = shape[..rank - 2].iter().product();
+    let placed = |v: &super::fuse::View| Operand {
+        offset: v.strides.offset + plan.buffer(v.buffer).offset as isize,
+        ..v.strides
+    };
+    MatMulDesc {
+        m,
+        k,
+        n,
+        batch,
+        a: placed(a),
+        b: placed(b),
+        c: Operand {
+            offset: plan.buffer(root).offset as isize,
+            batch: (m * n) as isize,
+            row: n as isize,
+            col: 1,
+        },
+        threads: gemm::threads_for(m * batch, k, n, threads),
+        team: 0,
+    }
+}
+
+fn code_size(ctx: &cranelift_codegen::Context) -> usize {
+    ctx.compiled_code().map_or(0, |c| c.code_buffer().len())
+}
+
+/// Appends the functions to `/tmp/perf-<pid>.map` so `perf report` names
+/// them (set `NNC_PERF_MAP`).
+fn write_perf_map(module: &JITModule, sizes: &[(FuncId, usize, String)]) {
+    use std::io::Write;
+    let path = format!("/tmp/perf-{}.map", std::process::id());
+    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        for (id, size, name) in sizes {
+            let address = module.get_finalized_function(*id) as usize;
+            let _ = writeln!(file, "{address:x} {size:x} {name}");
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Matrix products for generated code: a descriptor per `MatMul` node,
+//! fixed at compile time, and one `extern "C"` entry point the JIT calls
+//! with the descriptor and the arena. The products themselves are the
+//! `gemm` crate's (see `BENCHMARKS.md` for why), single-threaded, with a
+//! large product split by rows (or batch entries) over the [`Team`].
+//!
+//! [`Team`]: super::team::Team
+
+use gemm::Parallelism;
+
+/// One (batched) product `C[b] = A[b] @ B[b]`, every operand a strided
+/// view into the arena (offsets and strides in f32 elements).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MatMulDesc {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub batch: usize,
+    pub a: Operand,
+    pub b: Operand,
+    pub c: Operand,
+    /// Threads for this product (1 = the calling thread only).
+    pub threads: usize,
+    /// The team that runs the other threads' parts (a `*const Team`).
+    pub team: usize,
+}
+
+/// A strided matrix: element `(b, i, j)` is at
+/// `offset + b·batch + i·row + j·col`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Operand {
+    pub offset: isize,
+    pub batch: isize,
+    pub row: isize,
+    pub col: isize,
+}
+
+/// Products with fewer multiply-adds than this run on one thread: below it
+/// the split costs more than it saves (measured, see `BENCHMARKS.md`).
+pub const PARALLEL_MIN_FLOPS: usize = 1 << 21;
+
+/// Threads to use for an `m×k×n` product when `available` are allowed.
+pub fn threads_for(m: usize, k: usize, n: usize, available: usize) -> usize {
+    if m * k * n >= PARALLEL_MIN_FLOPS && available > 1 {
+        available
+    } else {
+        1
+    }
+}
+
+/// The entry point generated code calls.
+///
+/// # Safety
+/// `desc` points to a live descriptor whose views lie inside the arena at
+/// `arena` (the memory plan guarantees it).
+pub unsafe extern "C" fn nnc_matmul(desc: *const MatMulDesc, arena: *mut f32) {
+    let d = unsafe { &*desc };
+    let arena = arena as usize;
+    // One part: batch entries `b0..b1`, rows `i0..i1` of each.
+    let part = |(b0, b1, i0, i1): (usize, usize, usize, usize)| {
+        let arena = arena as *mut f32;
+        for b in b0..b1 {
+            let at = |o: &Operand, rows: usize| o.offset + b as isize * o.batch + rows as isize * o.row;
+            unsafe {
+                matmul(
+                    i1 - i0,
+                    d.k,
+                    d.n,
+                    arena.offset(at(&d.a, i0)),
+                    (d.a.row, d.a.col),
+                    arena.offset(at(&d.b, 0)),
+                    (d.b.row, d.b.col),
+                    arena.offset(at(&d.c, i0)),
+                    (d.c.row, d.c.col),
+                );
+            }
+        }
+    };
+    if d.threads <= 1 || d.team == 0 {
+        part((0, d.batch, 0, d.m));
+        return;
+    }
+    let team = unsafe { &*(d.team as *const super::team::Team) };
+    let parts = d.threads;
+    let split = |p: usize, n: usize| (n * p / parts, n * (p + 1) / parts);
+    if d.batch >= parts {
+        team.run(parts, &|p| {
+            let (b0, b1) = split(p, d.batch);
+            part((b0, b1, 0, d.m));
+        });
+    } else {
+        team.run(parts, &|p| {
+            let (i0, i1) = split(p, d.m);
+            part((0, d.batch, i0, i1));
+        });
+    }
+}
+
+/// `C = A @ B` for one matrix, strides as `(row, col)`.
+///
+/// # Safety
+/// Every pointer with its strides addresses valid, non-overlapping
+/// (for `c`) memory of the given sizes.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matmul(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    (a_row, a_col): (isize, isize),
+    b: *const f32,
+    (b_row, b_col): (isize, isize),
+    c: *mut f32,
+    (c_row, c_col): (isize, isize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m {
+            for j in 0..n {
+                unsafe { *c.offset(i as isize * c_row + j as isize * c_col) = 0.0 };
+            }
+        }
+        return;
+    }
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c,
+            c_col,
+            c_row,
+            false,
+            a,
+            a_col,
+            a_row,
+            b,
+            b_col,
+            b_row,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    }
+}

@@ -1,0 +1,386 @@
+//! Index arithmetic over loop variables: affine sums of atoms (a loop
+//! variable, a floor division, a remainder, a clamp, a data-dependent id),
+//! simplified on construction with the atoms' known ranges, so that layout
+//! ops (reshape, permute, broadcast, slice) fold into plain strides and the
+//! code generator can see which loads are contiguous.
+
+use std::fmt;
+
+/// An atom of an index expression.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Atom {
+    /// Loop variable `id`, in `0..size`.
+    Var { id: u32, size: i64 },
+    /// `floor(x / d)`, `d > 1`.
+    Div(Box<Ix>, i64),
+    /// `x mod d` (non-negative), `d > 1`.
+    Rem(Box<Ix>, i64),
+    /// `x` clamped to `0..=n-1`.
+    Clamp(Box<Ix>, i64),
+    /// A data-dependent index in `0..size`: expression `expr` of the
+    /// kernel (an id), truncated and clamped.
+    Dyn { expr: u32, size: i64 },
+}
+
+/// `constant + Σ coefficient · atom`, terms sorted by atom, no zero
+/// coefficients.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ix {
+    pub terms: Vec<(Atom, i64)>,
+    pub constant: i64,
+}
+
+impl Atom {
+    /// Inclusive range of values.
+    pub fn range(&self) -> (i64, i64) {
+        match self {
+            Atom::Var { size, .. } | Atom::Dyn { size, .. } => (0, (size - 1).max(0)),
+            Atom::Div(x, d) => {
+                let (lo, hi) = x.range();
+                (lo.div_euclid(*d), hi.div_euclid(*d))
+            }
+            Atom::Rem(x, d) => {
+                let (lo, hi) = x.range();
+                if lo >= 0 && hi < *d {
+                    (lo, hi)
+                } else {
+                    (0, d - 1)
+                }
+            }
+            Atom::Clamp(_, n) => (0, (n - 1).max(0)),
+        }
+    }
+}
+
+impl Ix {
+    pub fn constant(value: i64) -> Ix {
+        Ix {
+            terms: Vec::new(),
+            constant: value,
+        }
+    }
+
+    pub fn var(id: u32, size: i64) -> Ix {
+        if size <= 1 {
+            return Ix::constant(0);
+        }
+        Ix::atom(Atom::Var { id, size })
+    }
+
+    pub fn atom(atom: Atom) -> Ix {
+        Ix {
+            terms: vec![(atom, 1)],
+            constant: 0,
+        }
+    }
+
+    pub fn as_constant(&self) -> Option<i64> {
+        self.terms.is_empty().then_some(self.constant)
+    }
+
+    /// Inclusive range of values.
+    pub fn range(&self) -> (i64, i64) {
+        let (mut lo, mut hi) = (self.constant, self.constant);
+        for (atom, c) in &self.terms {
+            let (a, b) = atom.range();
+            let (x, y) = (a.saturating_mul(*c), b.saturating_mul(*c));
+            lo = lo.saturating_add(x.min(y));
+            hi = hi.saturating_add(x.max(y));
+        }
+        (lo, hi)
+    }
+
+    fn normalize(mut terms: Vec<(Atom, i64)>, constant: i64) -> Ix {
+        terms.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut merged: Vec<(Atom, i64)> = Vec::with_capacity(terms.len());
+        for (atom, c) in terms {
+            match merged.last_mut() {
+                Some((last, total)) if *last == atom => *total += c,
+                _ => merged.push((atom, c)),
+            }
+        }
+        merged.retain(|(_, c)| *c != 0);
+        let ix = Ix {
+            terms: merged,
+            constant,
+        };
+        ix.recombine()
+    }
+
+    /// `c·d·floor(x/d) + c·(x mod d)` is `c·x`: undoes a split followed by a
+    /// merge (a reshape and its inverse).
+    fn recombine(self) -> Ix {
+        for (i, (atom, c)) in self.terms.iter().enumerate() {
+            let Atom::Div(x, d) = atom else { continue };
+            if c % d != 0 {
+                continue;
+            }
+            let want = c / d;
+            let rem = Atom::Rem(x.clone(), *d);
+            let Some(j) = self.terms.iter().position(|(a, k)| *a == rem && *k == want) else {
+                continue;
+            };
+            let mut rest: Vec<(Atom, i64)> = self
+                .terms
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| *k != i && *k != j)
+                .map(|(_, t)| t.clone())
+                .collect();
+            let x = x.scale(want);
+            rest.extend(x.terms);
+            return Ix::normalize(rest, self.constant + x.constant);
+        }
+        self
+    }
+
+    pub fn add(&self, other: &Ix) -> Ix {
+        let mut terms = self.terms.clone();
+        terms.extend(other.terms.iter().cloned());
+        Ix::normalize(terms, self.constant + other.constant)
+    }
+
+    pub fn add_constant(&self, value: i64) -> Ix {
+        Ix {
+            terms: self.terms.clone(),
+            constant: self.constant + value,
+        }
+    }
+
+    pub fn scale(&self, factor: i64) -> Ix {
+        if factor == 0 {
+            return Ix::constant(0);
+        }
+        Ix {
+            terms: self.terms.iter().map(|(a, c)| (a.clone(), c * factor)).collect(),
+            constant: self.constant * factor,
+        }
+    }
+
+    /// Splits into the part whose coefficients (and constant) are multiples
+    /// of `d`, divided by `d`, and the rest.
+    fn split(&self, d: i64) -> (Ix, Ix) {
+        let mut quotient = Vec::new();
+        let mut rest = Vec::new();
+        for (atom, c) in &self.terms {
+            if c % d == 0 {
+                quotient.push((atom.clone(), c / d));
+            } else {
+                rest.push((atom.clone(), *c));
+            }
+        }
+        let q = Ix::normalize(quotient, self.constant.div_euclid(d));
+        let r = Ix::normalize(rest, self.constant.rem_euclid(d));
+        (q, r)
+    }
+
+    /// `floor(self / d)`.
+    pub fn div(&self, d: i64) -> Ix {
+        assert!(d > 0, "division by {d}");
+        if d == 1 {
+            return self.clone();
+        }
+        let (lo, hi) = self.range();
+        if lo.div_euclid(d) == hi.div_euclid(d) {
+            return Ix::constant(lo.div_euclid(d));
+        }
+        let (q, r) = self.split(d);
+        let (lo, hi) = r.range();
+        if lo >= 0 && hi < d {
+            return q;
+        }
+        if lo.div_euclid(d) == hi.div_euclid(d) {
+            return q.add_constant(lo.div_euclid(d));
+        }
+        q.add(&Ix::atom(Atom::Div(Box::new(r), d)))
+    }
+
+    /// `self mod d`, in `0..d`.
+    pub fn rem(&self, d: i64) -> Ix {
+        assert!(d > 0, "remainder by {d}");
+        if d == 1 {
+            return Ix::constant(0);
+        }
+        let (_, r) = self.split(d);
+        let (lo, hi) = r.range();
+        if lo >= 0 && hi < d {
+            return r;
+        }
+        if lo.div_euclid(d) == hi.div_euclid(d) {
+            return r.add_constant(-lo.div_euclid(d) * d);
+        }
+        Ix::atom(Atom::Rem(Box::new(r), d))
+    }
+
+    /// `self` clamped to `0..=n-1`.
+    pub fn clamp_to(&self, n: i64) -> Ix {
+        let (lo, hi) = self.range();
+        if lo >= 0 && hi < n {
+            return self.clone();
+        }
+        if n <= 1 || hi < 0 {
+            return Ix::constant(0);
+        }
+        if lo >= n {
+            return Ix::constant(n - 1);
+        }
+        Ix::atom(Atom::Clamp(Box::new(self.clone()), n))
+    }
+
+    /// The coefficient of loop variable `id` among the top-level terms, and
+    /// whether it also appears inside an atom (then the index is not affine
+    /// in it).
+    pub fn coefficient(&self, id: u32) -> (i64, bool) {
+        let mut coefficient = 0;
+        let mut nested = false;
+        for (atom, c) in &self.terms {
+            match atom {
+                Atom::Var { id: v, .. } if *v == id => coefficient += c,
+                Atom::Var { .. } => {}
+                Atom::Div(x, _) | Atom::Rem(x, _) | Atom::Clamp(x, _) => nested |= x.mentions(id),
+                Atom::Dyn { .. } => {}
+            }
+        }
+        (coefficient, nested)
+    }
+
+    /// Whether loop variable `id` appears anywhere.
+    pub fn mentions(&self, id: u32) -> bool {
+        let (c, nested) = self.coefficient(id);
+        c != 0 || nested
+    }
+
+    /// Whether some data-dependent atom appears (possibly nested).
+    pub fn has_dyn(&self) -> bool {
+        self.terms.iter().any(|(atom, _)| match atom {
+            Atom::Dyn { .. } => true,
+            Atom::Var { .. } => false,
+            Atom::Div(x, _) | Atom::Rem(x, _) | Atom::Clamp(x, _) => x.has_dyn(),
+        })
+    }
+
+    /// Replaces loop variable `id` by `value`.
+    pub fn substitute(&self, id: u32, value: &Ix) -> Ix {
+        let mut out = Ix::constant(self.constant);
+        for (atom, c) in &self.terms {
+            let replaced = match atom {
+                Atom::Var { id: v, .. } if *v == id => value.clone(),
+                Atom::Var { .. } | Atom::Dyn { .. } => Ix::atom(atom.clone()),
+                Atom::Div(x, d) => x.substitute(id, value).div(*d),
+                Atom::Rem(x, d) => x.substitute(id, value).rem(*d),
+                Atom::Clamp(x, n) => x.substitute(id, value).clamp_to(*n),
+            };
+            out = out.add(&replaced.scale(*c));
+        }
+        out
+    }
+}
+
+/// Row-major strides of a shape.
+pub fn strides(shape: &[usize]) -> Vec<i64> {
+    let mut strides = vec![1i64; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1] as i64;
+    }
+    strides
+}
+
+/// The row-major flat offset of a multi-index into `shape`.
+pub fn flat(index: &[Ix], shape: &[usize]) -> Ix {
+    let mut out = Ix::constant(0);
+    for (ix, stride) in index.iter().zip(strides(shape)) {
+        out = out.add(&ix.scale(stride));
+    }
+    out
+}
+
+/// The multi-index of flat offset `offset` into `shape`.
+pub fn unflatten(offset: &Ix, shape: &[usize]) -> Vec<Ix> {
+    let strides = strides(shape);
+    shape
+        .iter()
+        .zip(&strides)
+        .enumerate()
+        .map(|(axis, (&size, &stride))| {
+            let q = offset.div(stride);
+            if axis == 0 {
+                q
+            } else {
+                q.rem(size as i64)
+            }
+        })
+        .collect()
+}
+
+impl fmt::Display for Atom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Atom::Var { id, .. } => write!(f, "i{id}"),
+            Atom::Div(x, d) => write!(f, "({x})/{d}"),
+            Atom::Rem(x, d) => write!(f, "({x})%{d}"),
+            Atom::Clamp(x, n) => write!(f, "clamp({x}, {n})"),
+            Atom::Dyn { expr, .. } => write!(f, "id(e{expr})"),
+        }
+    }
+}
+
+impl fmt::Display for Ix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (atom, c) in &self.terms {
+            let sign = if *c < 0 { "-" } else { "+" };
+            if first {
+                if *c < 0 {
+                    write!(f, "-")?;
+                }
+            } else {
+                write!(f, " {sign} ")?;
+            }
+            match c.abs() {
+                1 => write!(f, "{atom}")?,
+                k => write!(f, "{k}*{atom}")?,
+            }
+            first = false;
+        }
+        if first {
+            write!(f, "{}", self.constant)
+        } else if self.constant != 0 {
+            let sign = if self.constant < 0 { "-" } else { "+" };
+            write!(f, " {sign} {}", self.constant.abs())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reshape_round_trip_simplifies_to_the_variables() {
+        let (i, j) = (Ix::var(0, 4), Ix::var(1, 6));
+        // [4, 6] -> flat -> [4, 6]
+        let offset = flat(&[i.clone(), j.clone()], &[4, 6]);
+        assert_eq!(unflatten(&offset, &[4, 6]), vec![i.clone(), j.clone()]);
+        // [4, 6] -> [4, 2, 3] -> flat is the same offset
+        let split = unflatten(&offset, &[4, 2, 3]);
+        assert_eq!(flat(&split, &[4, 2, 3]), offset);
+        // [24] viewed as [4, 6] and back
+        let f = Ix::var(2, 24);
+        let multi = unflatten(&f, &[4, 6]);
+        assert_eq!(flat(&multi, &[4, 6]), f);
+    }
+
+    #[test]
+    fn ranges_remove_needless_divisions() {
+        let i = Ix::var(0, 10);
+        assert_eq!(i.div(10), Ix::constant(0));
+        assert_eq!(i.rem(10), i);
+        assert_eq!(i.scale(4).add_constant(3).div(4), i);
+        assert_eq!(i.clamp_to(10), i);
+        assert_eq!(i.add_constant(-1).clamp_to(10).to_string(), "clamp(i0 - 1, 10)");
+        let (c, nested) = i.scale(3).add(&Ix::var(1, 5)).coefficient(0);
+        assert_eq!((c, nested), (3, false));
+    }
+}

@@ -1,0 +1,557 @@
+//! One CLIF function per kernel: the loop nests of a [`Kernel`], built from
+//! its expressions. Loop kernels first merge adjacent axes whose accesses
+//! stay contiguous (a `[64, 128]` map becomes one loop of 8192), then loop
+//! over the outer axes and, inside, over each phase's inner axes, the
+//! innermost in chunks of four. Every kernel function has the signature
+//! `(arena, random table, start, end) -> status` and runs its first loop
+//! over `start..end`, so the step can split it between threads.
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::condcodes::FloatCC;
+use cranelift_codegen::ir::types::{F32, I64};
+use cranelift_codegen::ir::{InstBuilder, Value};
+
+use super::emit::{Emitter, LANES};
+use super::expand::{vars, Expander};
+use super::expr::{Expr, Exprs, E};
+use super::fuse::{inner_var, reduced_axes, Fused, Kernel, LoopKernel, Phase};
+use super::index::{flat, unflatten, Ix};
+use crate::ir::NodeId;
+use crate::prim::{Prim, ReduceOp};
+
+/// The expressions of one phase.
+pub struct PhaseCode {
+    /// Per root: its value (map) or its operand's value (reduction).
+    pub values: Vec<E>,
+    /// Per root: where it is stored, and the load that reads it back.
+    pub stores: Vec<Ix>,
+    pub loads: Vec<E>,
+    /// Loop variables (id, size), outermost first.
+    pub loops: Vec<(u32, i64)>,
+}
+
+/// A loop kernel with its axes grouped into loops, and its expressions.
+pub struct LoopCode {
+    pub outer_loops: Vec<(u32, i64)>,
+    pub phases: Vec<PhaseCode>,
+    pub exprs: Exprs,
+}
+
+/// The index of axes grouped into loops with the given variables.
+fn grouped_index(groups: &[Vec<usize>], var: impl Fn(usize) -> u32) -> (Vec<Ix>, Vec<(u32, i64)>) {
+    let mut index = Vec::new();
+    let mut loops = Vec::new();
+    for (g, group) in groups.iter().enumerate() {
+        let size: usize = group.iter().product();
+        let v = Ix::var(var(g), size as i64);
+        loops.push((var(g), size as i64));
+        index.extend(unflatten(&v, group));
+    }
+    (index, loops)
+}
+
+fn singletons(dims: &[usize]) -> Vec<Vec<usize>> {
+    dims.iter().map(|&d| vec![d]).collect()
+}
+
+/// Builds the kernel's expressions for a grouping of its axes.
+fn build(fused: &Fused, kernel: &LoopKernel, outer: &[Vec<usize>], inner: &[Vec<Vec<usize>>]) -> LoopCode {
+    let bound = &fused.bound;
+    let mut exprs = Exprs::default();
+    let (outer_index, outer_loops) = grouped_index(outer, |g| g as u32);
+    let mut phases = Vec::new();
+    for (p, phase) in kernel.phases.iter().enumerate() {
+        let (inner_index, loops) = grouped_index(&inner[p], |g| inner_var(p, g));
+        let mut expander = Expander::new(bound, &fused.materialized, &mut exprs);
+        let mut code = PhaseCode {
+            values: Vec::new(),
+            stores: Vec::new(),
+            loads: Vec::new(),
+            loops,
+        };
+        match phase {
+            Phase::Map { roots, .. } => {
+                let index: Vec<Ix> = outer_index.iter().chain(&inner_index).cloned().collect();
+                for &root in roots {
+                    let value = expander.define(root, &index);
+                    let value = expander.exprs.as_f32(value);
+                    let store = flat(&index, bound.shape(root));
+                    code.loads.push(expander.exprs.add(Expr::Load {
+                        buffer: root,
+                        offset: store.clone(),
+                    }));
+                    code.values.push(value);
+                    code.stores.push(store);
+                }
+            }
+            Phase::Reduce { root, .. } => {
+                let operand = bound.inputs(*root)[0];
+                let axes = reduced_axes(bound, *root);
+                let (mut o, mut i) = (outer_index.iter(), inner_index.iter());
+                let index: Vec<Ix> = (0..bound.shape(operand).len())
+                    .map(|a| {
+                        let source = if axes.contains(&a) { i.next() } else { o.next() };
+                        source.cloned().unwrap_or_default()
+                    })
+                    .collect();
+                let value = expander.value(operand, &index);
+                let value = expander.exprs.as_f32(value);
+                let store = flat(&outer_index, &kernel.outer);
+                code.loads.push(expander.exprs.add(Expr::Load {
+                    buffer: *root,
+                    offset: store.clone(),
+                }));
+                code.values.push(value);
+                code.stores.push(store);
+            }
+        }
+        phases.push(code);
+    }
+    LoopCode {
+        outer_loops,
+        phases,
+        exprs,
+    }
+}
+
+/// Whether every index in the kernel's expressions is affine in `var`.
+fn affine_in(code: &LoopCode, var: u32) -> bool {
+    let roots: Vec<E> = code.phases.iter().flat_map(|p| p.values.iter().copied()).collect();
+    code.exprs
+        .reachable(&roots)
+        .into_iter()
+        .all(|e| code.exprs.indices(e).iter().all(|ix| !ix.coefficient(var).1))
+}
+
+/// Groups adjacent axes into single loops where that keeps every access
+/// affine, then builds the expressions.
+pub fn plan_loops(fused: &Fused, kernel: &LoopKernel) -> LoopCode {
+    let mut outer = singletons(&kernel.outer);
+    let mut inner: Vec<Vec<Vec<usize>>> = kernel.phases.iter().map(|p| singletons(p.inner())).collect();
+    // Argmax walks one axis with its own loop.
+    let argmax: Vec<bool> = kernel
+        .phases
+        .iter()
+        .map(|p| matches!(p, Phase::Reduce { root, .. } if matches!(fused.bound.op(*root), Prim::ArgMax { .. })))
+        .collect();
+    let mut i = outer.len();
+    while i >= 2 {
+        i -= 1;
+        let mut trial = outer.clone();
+        let tail = trial.remove(i);
+        trial[i - 1].extend(tail);
+        let code = build(fused, kernel, &trial, &inner);
+        if affine_in(&code, (i - 1) as u32) {
+            outer = trial;
+        }
+    }
+    for p in 0..inner.len() {
+        if argmax[p] {
+            continue;
+        }
+        let mut i = inner[p].len();
+        while i >= 2 {
+            i -= 1;
+            let mut trial = inner.clone();
+            let tail = trial[p].remove(i);
+            trial[p][i - 1].extend(tail);
+            let code = build(fused, kernel, &outer, &trial);
+            if affine_in(&code, inner_var(p, i - 1)) {
+                inner = trial;
+            }
+        }
+    }
+    build(fused, kernel, &outer, &inner)
+}
+
+/// The size of the loop a kernel's `start..end` range covers.
+pub fn split_size(fused: &Fused, k: usize, code: Option<&LoopCode>) -> i64 {
+    match (&fused.kernels[k], code) {
+        (Kernel::Loop(_), Some(code)) => match (code.outer_loops.first(), code.phases.as_slice()) {
+            (Some(&(_, n)), _) => n,
+            (None, [only]) if !only.loops.is_empty() && only_map(fused, k) => only.loops[0].1,
+            _ => 1,
+        },
+        (Kernel::Accumulate(_) | Kernel::Scatter(_) | Kernel::Concat(_) | Kernel::Loop(_), _) => 1,
+        (Kernel::MatMul { .. }, _) => 1,
+    }
+}
+
+fn only_map(fused: &Fused, k: usize) -> bool {
+    matches!(&fused.kernels[k], Kernel::Loop(l) if l.phases.len() == 1 && matches!(l.phases[0], Phase::Map { .. }))
+}
+
+/// Emits a loop kernel's body.
+pub fn emit_loop(em: &mut Emitter, code: &LoopCode, fused: &Fused, kernel: &LoopKernel, start: Value, end: Value) {
+    let all: Vec<E> = code.phases.iter().flat_map(|p| p.values.iter().copied()).collect();
+    em.pending = kernel.phases.iter().flat_map(|p| p.roots()).collect();
+    em.hoist(&all);
+    let split_phase = code.outer_loops.is_empty() && code.phases.len() == 1;
+    outer_level(em, code, fused, kernel, 0, start, end, split_phase, &all);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn outer_level(
+    em: &mut Emitter,
+    code: &LoopCode,
+    fused: &Fused,
+    kernel: &LoopKernel,
+    level: usize,
+    start: Value,
+    end: Value,
+    split_phase: bool,
+    all: &[E],
+) {
+    if level == code.outer_loops.len() {
+        for (p, phase) in kernel.phases.iter().enumerate() {
+            let range = split_phase.then_some((start, end));
+            emit_phase(em, &code.phases[p], fused, phase, range);
+            for root in phase.roots() {
+                em.pending.remove(&root);
+            }
+        }
+        em.pending = kernel.phases.iter().flat_map(|p| p.roots()).collect();
+        return;
+    }
+    let (var, size) = code.outer_loops[level];
+    let (s, e) = if level == 0 {
+        (start, end)
+    } else {
+        (em.iconst(0), em.iconst(size))
+    };
+    em.for_range(var, size, s, e, &mut |em, _| {
+        em.hoist(all);
+        let (s2, e2) = (start, end);
+        outer_level(em, code, fused, kernel, level + 1, s2, e2, split_phase, all);
+    });
+}
+
+/// Loops over `loops` (the first over `range` if given), hoisting what is
+/// invariant before each, the innermost vectorized when it has four or
+/// more iterations; `body` runs in the innermost loop.
+pub fn nest(
+    em: &mut Emitter,
+    loops: &[(u32, i64)],
+    range: Option<(Value, Value)>,
+    roots: &[E],
+    body: &mut dyn FnMut(&mut Emitter, bool),
+) {
+    let Some((&(var, size), rest)) = loops.split_first() else {
+        body(em, false);
+        return;
+    };
+    let (s, e) = match range {
+        Some(r) => r,
+        None => (em.iconst(0), em.iconst(size)),
+    };
+    let innermost = rest.is_empty();
+    em.loop_with(var, size, s, e, innermost && size >= LANES, &mut |em, vector| {
+        if innermost {
+            body(em, vector);
+        } else {
+            em.hoist(roots);
+            nest(em, rest, None, roots, body);
+        }
+    });
+}
+
+fn emit_phase(em: &mut Emitter, code: &PhaseCode, fused: &Fused, phase: &Phase, range: Option<(Value, Value)>) {
+    em.hoist(&code.values);
+    match phase {
+        Phase::Map { roots, .. } => {
+            nest(em, &code.loops, range, &code.values, &mut |em, vector| {
+                let lanes = if vector { LANES } else { 1 };
+                for (i, &root) in roots.iter().enumerate() {
+                    let v = em.eval(code.values[i], vector);
+                    let address = em.address(root, &code.stores[i], lanes);
+                    em.store(v, address);
+                    em.remember(code.loads[i], vector, v);
+                }
+            });
+        }
+        Phase::Reduce { root, .. } => {
+            let total = match fused.bound.op(*root) {
+                Prim::ArgMax { .. } => argmax(em, code),
+                Prim::Reduce { op, .. } => {
+                    let count: i64 = code.loops.iter().map(|(_, n)| n).product();
+                    reduce(em, code, *op, count)
+                }
+                _ => unreachable!("a reduction"),
+            };
+            let address = em.address(*root, &code.stores[0], 1);
+            em.store(total, address);
+            em.remember(code.loads[0], false, total);
+        }
+    }
+}
+
+/// The identity of a reduction.
+fn identity(op: ReduceOp) -> f32 {
+    match op {
+        ReduceOp::Sum | ReduceOp::Mean => 0.0,
+        ReduceOp::Max => f32::NEG_INFINITY,
+    }
+}
+
+/// `acc ⊕ x`.
+pub fn combine(em: &mut Emitter, op: ReduceOp, acc: Value, x: Value, vector: bool) -> Value {
+    match op {
+        ReduceOp::Sum | ReduceOp::Mean => em.b.ins().fadd(acc, x),
+        ReduceOp::Max => em.max_min(acc, x, FloatCC::GreaterThan, vector),
+    }
+}
+
+fn reduce(em: &mut Emitter, code: &PhaseCode, op: ReduceOp, count: i64) -> Value {
+    let scalar = em.b.declare_var(F32);
+    let vector = em.b.declare_var(cranelift_codegen::ir::types::F32X4);
+    let init = em.b.ins().f32const(identity(op));
+    em.b.def_var(scalar, init);
+    let init_v = em.b.ins().splat(cranelift_codegen::ir::types::F32X4, init);
+    em.b.def_var(vector, init_v);
+    let value = code.values[0];
+    nest(em, &code.loops, None, &code.values, &mut |em, is_vector| {
+        let x = em.eval(value, is_vector);
+        let var = if is_vector { vector } else { scalar };
+        let acc = em.b.use_var(var);
+        let next = combine(em, op, acc, x, is_vector);
+        em.b.def_var(var, next);
+    });
+    let mut total = em.b.use_var(scalar);
+    if code.loops.last().is_some_and(|&(_, n)| n >= LANES) {
+        let v = em.b.use_var(vector);
+        let mut lanes = em.b.ins().extractlane(v, 0);
+        for lane in 1..LANES as u8 {
+            let x = em.b.ins().extractlane(v, lane);
+            lanes = combine(em, op, lanes, x, false);
+        }
+        total = combine(em, op, lanes, total, false);
+    }
+    if op == ReduceOp::Mean {
+        let n = em.b.ins().f32const(count as f32);
+        total = em.b.ins().fdiv(total, n);
+    }
+    total
+}
+
+/// The first index of the largest value (a NaN is never larger).
+fn argmax(em: &mut Emitter, code: &PhaseCode) -> Value {
+    let (var, size) = code.loops.first().copied().unwrap_or((u32::MAX, 1));
+    let value = code.values[0];
+    let mut memo = HashMap::new();
+    let first = em.exprs.substitute(value, var, &Ix::constant(0), &mut memo);
+    let best_value = em.b.declare_var(F32);
+    let best_index = em.b.declare_var(F32);
+    let x0 = em.eval(first, false);
+    em.b.def_var(best_value, x0);
+    let zero = em.b.ins().f32const(0.0);
+    em.b.def_var(best_index, zero);
+    if size > 1 {
+        let (s, e) = (em.iconst(1), em.iconst(size));
+        em.for_range(var, size, s, e, &mut |em, _| {
+            let x = em.eval(value, false);
+            let best = em.b.use_var(best_value);
+            let greater = em.b.ins().fcmp(FloatCC::GreaterThan, x, best);
+            let new_best = em.b.ins().select(greater, x, best);
+            em.b.def_var(best_value, new_best);
+            let i = em.index(&Ix::var(var, size));
+            let position = em.b.ins().fcvt_from_sint(F32, i);
+            let old = em.b.use_var(best_index);
+            let new_index = em.b.ins().select(greater, position, old);
+            em.b.def_var(best_index, new_index);
+        });
+    }
+    em.b.use_var(best_index)
+}
+
+/// Fills `count` elements of `buffer` with `value`.
+fn fill(em: &mut Emitter, buffer: NodeId, count: usize, value: f32) {
+    let var = 9000;
+    let e = em.exprs.constant(value);
+    let offset = Ix::var(var, count as i64);
+    nest(em, &[(var, count as i64)], None, &[e], &mut |em, vector| {
+        let lanes = if vector { LANES } else { 1 };
+        let v = em.eval(e, vector);
+        let address = em.address(buffer, &offset, lanes);
+        em.store(v, address);
+    });
+}
+
+/// A reduction over leading axes: out[kept] ⊕= x[...] for every element
+/// of the operand, in memory order.
+pub fn emit_accumulate(em: &mut Emitter, fused: &Fused, root: NodeId) {
+    let bound = &fused.bound;
+    let operand = bound.inputs(root)[0];
+    let shape = bound.shape(operand).to_vec();
+    let axes = reduced_axes(bound, root);
+    let Prim::Reduce { op, keepdims, .. } = bound.op(root).clone() else {
+        unreachable!("accumulate kernels reduce")
+    };
+    fill(em, root, bound.count(root), identity(op));
+    let index = vars(0, &shape);
+    let value = {
+        let mut expander = Expander::new(bound, &fused.materialized, &mut em.exprs);
+        let v = expander.value(operand, &index);
+        expander.exprs.as_f32(v)
+    };
+    let mut out_index = Vec::new();
+    for (a, ix) in index.iter().enumerate() {
+        if !axes.contains(&a) {
+            out_index.push(ix.clone());
+        } else if keepdims {
+            out_index.push(Ix::constant(0));
+        }
+    }
+    let out = flat(&out_index, bound.shape(root));
+    let loops: Vec<(u32, i64)> = shape.iter().enumerate().map(|(k, &n)| (k as u32, n as i64)).collect();
+    em.hoist(&[value]);
+    nest(em, &loops, None, &[value], &mut |em, vector| {
+        let lanes = if vector { LANES } else { 1 };
+        let x = em.eval(value, vector);
+        let address = em.address(root, &out, lanes);
+        let acc = em.load(address, vector);
+        let next = combine(em, op, acc, x, vector);
+        em.store(next, address);
+    });
+    if op == ReduceOp::Mean {
+        let count: usize = axes.iter().map(|&a| shape[a]).product();
+        let var = 9001;
+        let n = bound.count(root);
+        let offset = Ix::var(var, n as i64);
+        let load = em.exprs.add(Expr::Load {
+            buffer: root,
+            offset: offset.clone(),
+        });
+        let c = em.exprs.constant(count as f32);
+        let divided = em.exprs.add(Expr::Binary(crate::prim::BinaryOp::Div, load, c));
+        nest(em, &[(var, n as i64)], None, &[divided], &mut |em, vector| {
+            let lanes = if vector { LANES } else { 1 };
+            let v = em.eval(divided, vector);
+            let address = em.address(root, &offset, lanes);
+            em.store(v, address);
+        });
+    }
+}
+
+/// `scatter_rows`: zero the output, then add each value row to the row
+/// its id names (rows of invalid ids are dropped).
+pub fn emit_scatter(em: &mut Emitter, fused: &Fused, root: NodeId) {
+    let bound = &fused.bound;
+    let (values, ids) = (bound.inputs(root)[0], bound.inputs(root)[1]);
+    let id_shape = bound.shape(ids).to_vec();
+    let out_shape = bound.shape(root).to_vec();
+    let rows = out_shape[0] as i64;
+    let rest = &out_shape[1..];
+    let width: i64 = rest.iter().product::<usize>() as i64;
+    fill(em, root, bound.count(root), 0.0);
+    let id_index = vars(0, &id_shape);
+    let rest_index: Vec<Ix> = rest
+        .iter()
+        .enumerate()
+        .map(|(k, &n)| Ix::var(100 + k as u32, n as i64))
+        .collect();
+    let (id_value, valid, value, offset) = {
+        let mut expander = Expander::new(bound, &fused.materialized, &mut em.exprs);
+        let id_value = expander.value(ids, &id_index);
+        let id_value = expander.exprs.as_f32(id_value);
+        let full: Vec<Ix> = id_index.iter().chain(&rest_index).cloned().collect();
+        let value = expander.value(values, &full);
+        let value = expander.exprs.as_f32(value);
+        let valid = expander.exprs.add(Expr::IdValid {
+            expr: id_value,
+            size: rows,
+        });
+        let row = Ix::atom(super::index::Atom::Dyn {
+            expr: id_value,
+            size: rows,
+        });
+        let offset = row.scale(width).add(&flat(&rest_index, rest));
+        (id_value, valid, value, offset)
+    };
+    let _ = id_value;
+    let id_loops: Vec<(u32, i64)> = id_shape
+        .iter()
+        .enumerate()
+        .map(|(k, &n)| (k as u32, n as i64))
+        .collect();
+    let rest_loops: Vec<(u32, i64)> = rest
+        .iter()
+        .enumerate()
+        .map(|(k, &n)| (100 + k as u32, n as i64))
+        .collect();
+    // The id loops run one at a time (no chunks): rows may repeat.
+    let mut outer = |em: &mut Emitter| {
+        let ok = em.eval(valid, false);
+        let then = em.b.create_block();
+        let merge = em.b.create_block();
+        em.b.ins().brif(ok, then, &[], merge, &[]);
+        em.b.seal_block(then);
+        em.b.switch_to_block(then);
+        em.push_scope();
+        em.hoist(&[value]);
+        nest(em, &rest_loops, None, &[value], &mut |em, vector| {
+            let lanes = if vector { LANES } else { 1 };
+            let x = em.eval(value, vector);
+            let address = em.address(root, &offset, lanes);
+            let acc = em.load(address, vector);
+            let sum = em.b.ins().fadd(acc, x);
+            em.store(sum, address);
+        });
+        em.pop_scope();
+        em.b.ins().jump(merge, &[]);
+        em.b.seal_block(merge);
+        em.b.switch_to_block(merge);
+    };
+    scalar_nest(em, &id_loops, &mut outer);
+}
+
+/// Loops one element at a time over `loops`.
+fn scalar_nest(em: &mut Emitter, loops: &[(u32, i64)], body: &mut dyn FnMut(&mut Emitter)) {
+    let Some((&(var, size), rest)) = loops.split_first() else {
+        body(em);
+        return;
+    };
+    let (s, e) = (em.iconst(0), em.iconst(size));
+    em.for_range(var, size, s, e, &mut |em, _| scalar_nest(em, rest, body));
+}
+
+/// `concat`: each operand copied (computed) into its slice of the output.
+pub fn emit_concat(em: &mut Emitter, fused: &Fused, root: NodeId) {
+    let bound = &fused.bound;
+    let Prim::Concat { axis } = bound.op(root).clone() else {
+        unreachable!("a concat")
+    };
+    let out_shape = bound.shape(root).to_vec();
+    let mut start = 0i64;
+    for (p, &operand) in bound.inputs(root).to_vec().iter().enumerate() {
+        let shape = bound.shape(operand).to_vec();
+        let first = 200 * (p as u32 + 1);
+        let index = vars(first, &shape);
+        let value = {
+            let mut expander = Expander::new(bound, &fused.materialized, &mut em.exprs);
+            let v = expander.value(operand, &index);
+            expander.exprs.as_f32(v)
+        };
+        let mut out_index = index.clone();
+        out_index[axis] = out_index[axis].add_constant(start);
+        let offset = flat(&out_index, &out_shape);
+        let loops: Vec<(u32, i64)> = shape
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| (first + k as u32, n as i64))
+            .collect();
+        em.hoist(&[value]);
+        nest(em, &loops, None, &[value], &mut |em, vector| {
+            let lanes = if vector { LANES } else { 1 };
+            let x = em.eval(value, vector);
+            let address = em.address(root, &offset, lanes);
+            em.store(x, address);
+        });
+        start += shape[axis] as i64;
+    }
+}
+
+/// Parameters of every kernel function: arena, random table, start, end.
+pub fn kernel_params() -> [cranelift_codegen::ir::Type; 4] {
+    [I64, I64, I64, I64]
+}

@@ -1,0 +1,233 @@
+//! `exp`, `log` and `tanh` in CLIF, for `f32` and `f32x4` alike (Cephes'
+//! single-precision polynomials, ~1 ulp): Cranelift has no instructions
+//! for them, and a library call per element would cost more than the
+//! polynomial. NaN and infinities behave as the interpreter's `f64`
+//! functions do; `exp` of very negative numbers flushes to zero instead of
+//! giving denormals.
+
+use cranelift_codegen::ir::condcodes::FloatCC;
+use cranelift_codegen::ir::types::{F32X4, I32, I32X4};
+use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Type, Value};
+use cranelift_frontend::FunctionBuilder;
+
+/// Float operations that work the same on `F32` and `F32X4`.
+pub struct Math<'a, 'b> {
+    pub b: &'a mut FunctionBuilder<'b>,
+    pub ty: Type,
+}
+
+impl Math<'_, '_> {
+    fn int_ty(&self) -> Type {
+        if self.ty == F32X4 {
+            I32X4
+        } else {
+            I32
+        }
+    }
+
+    pub fn f(&mut self, value: f32) -> Value {
+        let c = self.b.ins().f32const(value);
+        if self.ty == F32X4 {
+            self.b.ins().splat(F32X4, c)
+        } else {
+            c
+        }
+    }
+
+    fn i(&mut self, value: i32) -> Value {
+        let c = self.b.ins().iconst(I32, i64::from(value));
+        if self.ty == F32X4 {
+            self.b.ins().splat(I32X4, c)
+        } else {
+            c
+        }
+    }
+
+    /// `a` where `mask` holds, else `b`; `mask` from [`Math::cmp`].
+    pub fn pick(&mut self, mask: Value, a: Value, b: Value) -> Value {
+        if self.ty == F32X4 {
+            let mask = self.b.ins().bitcast(F32X4, MemFlagsData::new(), mask);
+            self.b.ins().bitselect(mask, a, b)
+        } else {
+            self.b.ins().select(mask, a, b)
+        }
+    }
+
+    pub fn cmp(&mut self, cc: FloatCC, a: Value, b: Value) -> Value {
+        self.b.ins().fcmp(cc, a, b)
+    }
+
+    fn to_bits(&mut self, x: Value) -> Value {
+        let int = self.int_ty();
+        self.b.ins().bitcast(int, MemFlagsData::new(), x)
+    }
+
+    fn from_bits(&mut self, x: Value) -> Value {
+        self.b.ins().bitcast(self.ty, MemFlagsData::new(), x)
+    }
+
+    /// `a·x + b`, Horner step.
+    fn horner(&mut self, x: Value, coefficients: &[f32]) -> Value {
+        let mut acc = self.f(coefficients[0]);
+        for &c in &coefficients[1..] {
+            let c = self.f(c);
+            acc = self.b.ins().fma(acc, x, c);
+        }
+        acc
+    }
+
+    pub fn exp(&mut self, x: Value) -> Value {
+        const HIGH: f32 = 88.722_83;
+        const LOW: f32 = -87.336_55;
+        let (hi, lo) = (self.f(HIGH), self.f(LOW));
+        let over = self.cmp(FloatCC::GreaterThan, x, hi);
+        let under = self.cmp(FloatCC::LessThan, x, lo);
+        let nan = self.cmp(FloatCC::Unordered, x, x);
+        let xc = self.pick(over, hi, x);
+        let xc = self.pick(under, lo, xc);
+        let log2e = self.f(std::f32::consts::LOG2_E);
+        let scaled = self.b.ins().fmul(xc, log2e);
+        let n = self.b.ins().nearest(scaled);
+        let c1 = self.f(-0.693_359_4);
+        let c2 = self.f(2.121_944_4e-4);
+        let r = self.b.ins().fma(n, c1, xc);
+        let r = self.b.ins().fma(n, c2, r);
+        let p = self.horner(
+            r,
+            &[
+                1.987_569_1e-4,
+                1.398_199_9e-3,
+                8.333_452e-3,
+                4.166_579_6e-2,
+                1.666_666_5e-1,
+                5.000_000_1e-1,
+            ],
+        );
+        let rr = self.b.ins().fmul(r, r);
+        let one = self.f(1.0);
+        let r1 = self.b.ins().fadd(r, one);
+        let y = self.b.ins().fma(p, rr, r1);
+        // 2^n through the exponent bits; n is in -126..=128 here, so split
+        // it in two halves to stay in range.
+        let int = self.int_ty();
+        let n_int = self.b.ins().fcvt_to_sint_sat(int, n);
+        let half = self.b.ins().sshr_imm_u(n_int, 1);
+        let rest = self.b.ins().isub(n_int, half);
+        let bias = self.i(127);
+        let half_bits = self.b.ins().iadd(half, bias);
+        let half_bits = self.b.ins().ishl_imm_u(half_bits, 23);
+        let rest_bits = self.b.ins().iadd(rest, bias);
+        let rest_bits = self.b.ins().ishl_imm_u(rest_bits, 23);
+        let s1 = self.from_bits(half_bits);
+        let s2 = self.from_bits(rest_bits);
+        let y = self.b.ins().fmul(y, s1);
+        let y = self.b.ins().fmul(y, s2);
+        let inf = self.f(f32::INFINITY);
+        let zero = self.f(0.0);
+        let y = self.pick(over, inf, y);
+        let y = self.pick(under, zero, y);
+        self.pick(nan, x, y)
+    }
+
+    pub fn log(&mut self, x: Value) -> Value {
+        let zero = self.f(0.0);
+        let tiny = self.f(f32::MIN_POSITIVE);
+        // Denormals: scale up by 2^23 first.
+        let small = self.cmp(FloatCC::LessThan, x, tiny);
+        let big = self.f(8_388_608.0);
+        let scaled = self.b.ins().fmul(x, big);
+        let xs = self.pick(small, scaled, x);
+        let bits = self.to_bits(xs);
+        let exponent = self.b.ins().sshr_imm_u(bits, 23);
+        let bias = self.i(127);
+        let exponent = self.b.ins().isub(exponent, bias);
+        let mantissa_mask = self.i(0x007f_ffff);
+        let one_bits = self.i(0x3f80_0000);
+        let mantissa = self.b.ins().band(bits, mantissa_mask);
+        let mantissa = self.b.ins().bor(mantissa, one_bits);
+        let m = self.from_bits(mantissa);
+        let e = self.b.ins().fcvt_from_sint(self.ty, exponent);
+        let e_shift = self.f(-23.0);
+        let e_small = self.b.ins().fadd(e, e_shift);
+        let e = self.pick(small, e_small, e);
+        // m in [1, 2): fold to [sqrt(1/2), sqrt(2)).
+        let sqrt2 = self.f(std::f32::consts::SQRT_2);
+        let high = self.cmp(FloatCC::GreaterThan, m, sqrt2);
+        let half = self.f(0.5);
+        let m_half = self.b.ins().fmul(m, half);
+        let m = self.pick(high, m_half, m);
+        let one = self.f(1.0);
+        let e_plus = self.b.ins().fadd(e, one);
+        let e = self.pick(high, e_plus, e);
+        let t = self.b.ins().fsub(m, one);
+        let z = self.b.ins().fmul(t, t);
+        let p = self.horner(
+            t,
+            &[
+                7.037_683_6e-2,
+                -1.151_461e-1,
+                1.167_699_9e-1,
+                -1.242_014_1e-1,
+                1.424_932_3e-1,
+                -1.666_805_8e-1,
+                2.000_071_4e-1,
+                -2.499_999_4e-1,
+                3.333_333e-1,
+            ],
+        );
+        let tz = self.b.ins().fmul(t, z);
+        let y = self.b.ins().fmul(tz, p);
+        let c2 = self.f(-2.121_944_4e-4);
+        let y = self.b.ins().fma(e, c2, y);
+        let minus_half = self.f(-0.5);
+        let y = self.b.ins().fma(z, minus_half, y);
+        let y = self.b.ins().fadd(t, y);
+        let c1 = self.f(0.693_359_4);
+        let y = self.b.ins().fma(e, c1, y);
+        // Special values: 0 -> -inf, negative -> NaN, +inf and NaN -> x.
+        let is_zero = self.cmp(FloatCC::Equal, x, zero);
+        let negative = self.cmp(FloatCC::LessThan, x, zero);
+        let inf = self.f(f32::INFINITY);
+        let not_finite = self.cmp(FloatCC::UnorderedOrGreaterThanOrEqual, x, inf);
+        let minus_inf = self.f(f32::NEG_INFINITY);
+        let nan = self.f(f32::NAN);
+        let y = self.pick(not_finite, x, y);
+        let y = self.pick(negative, nan, y);
+        self.pick(is_zero, minus_inf, y)
+    }
+
+    pub fn tanh(&mut self, x: Value) -> Value {
+        let a = self.b.ins().fabs(x);
+        // Small |x|: odd polynomial.
+        let z = self.b.ins().fmul(x, x);
+        let p = self.horner(
+            z,
+            &[
+                -5.704_988_7e-3,
+                2.063_908_9e-2,
+                -5.373_971_6e-2,
+                1.333_144_2e-1,
+                -3.333_328_2e-1,
+            ],
+        );
+        let xz = self.b.ins().fmul(x, z);
+        let small_y = self.b.ins().fma(xz, p, x);
+        // Otherwise 1 - 2 / (exp(2|x|) + 1), with x's sign.
+        let two_a = self.b.ins().fadd(a, a);
+        let e = self.exp(two_a);
+        let one = self.f(1.0);
+        let two = self.f(2.0);
+        let d = self.b.ins().fadd(e, one);
+        let q = self.b.ins().fdiv(two, d);
+        let big_y = self.b.ins().fsub(one, q);
+        let sign_mask = self.i(i32::MIN);
+        let x_bits = self.to_bits(x);
+        let sign = self.b.ins().band(x_bits, sign_mask);
+        let y_bits = self.to_bits(big_y);
+        let y_bits = self.b.ins().bor(y_bits, sign);
+        let big_y = self.from_bits(y_bits);
+        let limit = self.f(0.625);
+        let small = self.cmp(FloatCC::LessThan, a, limit);
+        self.pick(small, small_y, big_y)
+    }
+}

@@ -1,0 +1,389 @@
+//! The memory plan: every buffer's place in one arena, fixed at compile
+//! time. Parameters and states have stable homes at the start of the
+//! arena; inputs and computed buffers share the rest by liveness (greedy
+//! by size, each buffer at the lowest offset free for its whole life).
+//! An update `new X` is computed straight into `X`'s home when every read
+//! of the old `X` happens earlier or at the same element; otherwise it is
+//! copied home at the end of the step. A step allocates nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+
+use super::fuse::{is_leaf, Fused, Kernel, Phase};
+use super::index::flat;
+use crate::ir::NodeId;
+use crate::prim::Prim;
+
+/// Buffers start at multiples of 16 floats (64 bytes).
+pub const ALIGN: usize = 16;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A parameter's or state's home.
+    Home(String),
+    /// Written by the host before each step.
+    Input(String),
+    /// Computed by a kernel; `output` if a named output reads it.
+    Computed { output: bool },
+    /// A copy of a persistent leaf taken at the start of the step.
+    Staged,
+}
+
+#[derive(Clone, Debug)]
+pub struct Buffer {
+    /// Offset and length in f32 elements.
+    pub offset: usize,
+    pub len: usize,
+    pub role: Role,
+    /// First and last time step alive (0 = before the kernels, kernel `k`
+    /// runs at `k + 1`, the final copies at `kernels + 1`).
+    pub first: usize,
+    pub last: usize,
+}
+
+/// A copy of `len` elements inside the arena.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Copy {
+    pub from: usize,
+    pub to: usize,
+    pub len: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Plan {
+    /// By node.
+    pub buffers: HashMap<NodeId, Buffer>,
+    /// Homes of parameters and states by name: offset, shape.
+    pub homes: BTreeMap<String, (usize, Vec<usize>)>,
+    /// Copies before the first kernel (persistent leaves that an update
+    /// output names) and after the last one (updates not done in place).
+    pub stage: Vec<Copy>,
+    pub copies: Vec<Copy>,
+    /// Elements of the persistent region and of the whole arena.
+    pub persistent: usize,
+    pub total: usize,
+    /// Sum of all buffer sizes, as if nothing shared memory.
+    pub unshared: usize,
+}
+
+fn aligned(n: usize) -> usize {
+    n.div_ceil(ALIGN) * ALIGN
+}
+
+impl Plan {
+    pub fn new(fused: &Fused) -> Result<Plan, String> {
+        let bound = &fused.bound;
+        let end = fused.kernels.len() + 1;
+        let mut plan = Plan::default();
+
+        // Homes: every persistent leaf, and every `new X` without one.
+        let mut home_nodes: BTreeMap<String, Vec<NodeId>> = BTreeMap::new();
+        for &id in &bound.order {
+            if let Prim::Param(name) | Prim::State(name) = bound.op(id) {
+                home_nodes.entry(name.clone()).or_default().push(id);
+                plan.homes.entry(name.clone()).or_insert((0, bound.shape(id).to_vec()));
+            }
+        }
+        for (name, id) in &bound.graph.outputs {
+            if let Some(target) = name.strip_prefix("new ") {
+                let shape = bound.shape(*id).to_vec();
+                match plan.homes.get(target) {
+                    Some((_, home)) if *home != shape => {
+                        return Err(format!("`{name}` is {shape:?}, but `{target}` is {home:?}"));
+                    }
+                    Some(_) => {}
+                    None => {
+                        plan.homes.insert(target.to_string(), (0, shape));
+                    }
+                }
+            }
+        }
+        let mut offset = 0;
+        for (name, (home, shape)) in plan.homes.iter_mut() {
+            *home = offset;
+            let len: usize = shape.iter().product();
+            for &id in home_nodes.get(name).into_iter().flatten() {
+                plan.buffers.insert(
+                    id,
+                    Buffer {
+                        offset,
+                        len,
+                        role: Role::Home(name.clone()),
+                        first: 0,
+                        last: end,
+                    },
+                );
+            }
+            offset += aligned(len);
+        }
+        plan.persistent = offset;
+
+        // Lifetimes of inputs and computed buffers.
+        let outputs: Vec<NodeId> = bound.graph.outputs.iter().map(|(_, id)| *id).collect();
+        let mut life: BTreeMap<usize, (NodeId, Role, usize, usize)> = BTreeMap::new();
+        for &id in &bound.order {
+            let position = bound.position[id.index()];
+            match bound.op(id) {
+                Prim::Input(name) => {
+                    let last = if outputs.contains(&id) { end } else { 0 };
+                    life.insert(position, (id, Role::Input(name.clone()), 0, last));
+                }
+                op if fused.is_materialized(id) && !is_leaf(op) => {
+                    let k = fused.kernel_of[&id] + 1;
+                    let last = if outputs.contains(&id) { end } else { k };
+                    life.insert(
+                        position,
+                        (
+                            id,
+                            Role::Computed {
+                                output: outputs.contains(&id),
+                            },
+                            k,
+                            last,
+                        ),
+                    );
+                }
+                _ => {}
+            }
+        }
+        let mut position_of: HashMap<NodeId, usize> = HashMap::new();
+        for (p, (id, ..)) in &life {
+            position_of.insert(*id, *p);
+        }
+        let reads: Vec<Vec<super::fuse::Read>> = (0..fused.kernels.len()).map(|k| fused.reads(k)).collect();
+        for (k, kernel_reads) in reads.iter().enumerate() {
+            for read in kernel_reads {
+                if let Some(p) = position_of.get(&read.buffer) {
+                    let entry = life.get_mut(p).expect("a buffer");
+                    entry.3 = entry.3.max(k + 1);
+                }
+            }
+        }
+
+        // Updates: in place where safe, else a copy at the end.
+        let mut in_place: HashMap<NodeId, String> = HashMap::new();
+        let mut finals: Vec<(NodeId, String)> = Vec::new();
+        let mut staged: Vec<NodeId> = Vec::new();
+        for (name, id) in &bound.graph.outputs {
+            let Some(target) = name.strip_prefix("new ") else {
+                if matches!(bound.op(*id), Prim::Param(_) | Prim::State(_)) && !staged.contains(id) {
+                    staged.push(*id);
+                }
+                continue;
+            };
+            let op = bound.op(*id);
+            if matches!(op, Prim::Param(n) | Prim::State(n) if n == target) {
+                continue;
+            }
+            if is_leaf(op) {
+                if matches!(op, Prim::Param(_) | Prim::State(_)) && !staged.contains(id) {
+                    staged.push(*id);
+                }
+                finals.push((*id, target.to_string()));
+                continue;
+            }
+            let readers = home_nodes.get(target).cloned().unwrap_or_default();
+            if !in_place.contains_key(id) && updates_in_place(fused, &reads, *id, &readers) {
+                in_place.insert(*id, target.to_string());
+            } else {
+                finals.push((*id, target.to_string()));
+            }
+        }
+        for (id, target) in &in_place {
+            let p = position_of[id];
+            let (_, role, first, last) = life.remove(&p).expect("a computed buffer");
+            let (home, shape) = &plan.homes[target];
+            plan.buffers.insert(
+                *id,
+                Buffer {
+                    offset: *home,
+                    len: shape.iter().product(),
+                    role,
+                    first,
+                    last,
+                },
+            );
+        }
+        // Staged leaves are read from their copy from the start.
+        let mut staged_buffers: Vec<(NodeId, usize)> = Vec::new();
+        for &id in &staged {
+            let len = bound.count(id);
+            staged_buffers.push((id, len));
+        }
+
+        // Greedy by size: biggest first, at the lowest offset free for
+        // the buffer's whole life.
+        let mut requests: Vec<(usize, usize, usize, Option<NodeId>, Role)> = life
+            .values()
+            .map(|(id, role, first, last)| (bound.count(*id), *first, *last, Some(*id), role.clone()))
+            .collect();
+        for &(_, len) in &staged_buffers {
+            requests.push((len, 0, end, None, Role::Staged));
+        }
+        requests.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut placed: Vec<(usize, usize, usize, usize)> = Vec::new(); // offset, len, first, last
+        let mut staged_offsets: Vec<usize> = Vec::new();
+        for (len, first, last, id, role) in requests {
+            let size = aligned(len.max(1));
+            let mut conflicts: Vec<(usize, usize)> = placed
+                .iter()
+                .filter(|(_, _, f, l)| *f <= last && first <= *l)
+                .map(|(o, s, _, _)| (*o, *s))
+                .collect();
+            conflicts.sort();
+            let mut at = plan.persistent;
+            for (o, s) in conflicts {
+                if at + size <= o {
+                    break;
+                }
+                at = at.max(o + s);
+            }
+            placed.push((at, size, first, last));
+            plan.unshared += size;
+            match id {
+                Some(id) => {
+                    plan.buffers.insert(
+                        id,
+                        Buffer {
+                            offset: at,
+                            len,
+                            role,
+                            first,
+                            last,
+                        },
+                    );
+                }
+                None => staged_offsets.push(at),
+            }
+        }
+        // Staged copies: requests of equal size may have been reordered,
+        // so assign offsets to staged leaves in request order by size.
+        let mut staged_sorted = staged_buffers.clone();
+        staged_sorted.sort_by(|a, b| b.1.cmp(&a.1));
+        for ((id, len), at) in staged_sorted.into_iter().zip(staged_offsets) {
+            let home = plan.buffers[&id].offset;
+            plan.stage.push(Copy {
+                from: home,
+                to: at,
+                len,
+            });
+            plan.buffers.insert(
+                id,
+                Buffer {
+                    offset: at,
+                    len,
+                    role: Role::Staged,
+                    first: 0,
+                    last: end,
+                },
+            );
+        }
+        for (id, target) in finals {
+            let (home, shape) = &plan.homes[&target];
+            plan.copies.push(Copy {
+                from: plan.buffers[&id].offset,
+                to: *home,
+                len: shape.iter().product(),
+            });
+        }
+        plan.total = placed
+            .iter()
+            .map(|(o, s, _, _)| o + s)
+            .max()
+            .unwrap_or(0)
+            .max(plan.persistent);
+        plan.unshared += plan.persistent;
+        Ok(plan)
+    }
+
+    pub fn buffer(&self, id: NodeId) -> &Buffer {
+        &self.buffers[&id]
+    }
+}
+
+/// Whether `new` (an update of the persistent tensor read through
+/// `readers`) can be computed straight into the tensor's home: every read
+/// of the old value is in an earlier kernel, or in `new`'s own map phase
+/// at the element being written, by `new` or a root before it.
+fn updates_in_place(fused: &Fused, reads: &[Vec<super::fuse::Read>], new: NodeId, readers: &[NodeId]) -> bool {
+    let Some(&k) = fused.kernel_of.get(&new) else {
+        return false;
+    };
+    let Kernel::Loop(kernel) = &fused.kernels[k] else {
+        return false;
+    };
+    let Some((phase_number, position)) = kernel.phases.iter().enumerate().find_map(|(p, phase)| match phase {
+        Phase::Map { roots, .. } => roots.iter().position(|&r| r == new).map(|i| (p, i)),
+        Phase::Reduce { .. } => None,
+    }) else {
+        return false;
+    };
+    let bound = &fused.bound;
+    let index = super::fuse::phase_index(bound, &kernel.outer, phase_number, &kernel.phases[phase_number]);
+    let own = flat(&index, bound.shape(new));
+    for later in &reads[k + 1..] {
+        if later.iter().any(|r| readers.contains(&r.buffer)) {
+            return false;
+        }
+    }
+    reads[k]
+        .iter()
+        .filter(|r| readers.contains(&r.buffer))
+        .all(|r| r.phase == phase_number && r.position <= position && r.offset.as_ref() == Some(&own))
+}
+
+/// The plan as text: every buffer with its node, shape, place and life,
+/// then the totals.
+pub fn print(fused: &Fused, plan: &Plan) -> String {
+    let bound = &fused.bound;
+    let mut rows: Vec<(usize, String)> = Vec::new();
+    for (&id, buffer) in &plan.buffers {
+        let role = match &buffer.role {
+            Role::Home(name) => format!("home {name}"),
+            Role::Input(name) => format!("input {name}"),
+            Role::Computed { output: true } => "output".to_string(),
+            Role::Computed { output: false } => "temp".to_string(),
+            Role::Staged => "staged copy".to_string(),
+        };
+        let in_home = matches!(buffer.role, Role::Computed { .. }) && buffer.offset < plan.persistent;
+        let role = if in_home { format!("{role}, in place") } else { role };
+        rows.push((
+            bound.position[id.index()],
+            format!(
+                "{:>6}: {}{:?} {} B at {} live {}..{} ({role})",
+                bound.name(id),
+                bound.dtype(id).name(),
+                bound.shape(id),
+                4 * buffer.len,
+                4 * buffer.offset,
+                buffer.first,
+                buffer.last,
+            ),
+        ));
+    }
+    rows.sort();
+    let mut out = String::new();
+    for (_, row) in rows {
+        let _ = writeln!(out, "{row}");
+    }
+    for copy in &plan.stage {
+        let _ = writeln!(
+            out,
+            "stage {} B from {} to {}",
+            4 * copy.len,
+            4 * copy.from,
+            4 * copy.to
+        );
+    }
+    for copy in &plan.copies {
+        let _ = writeln!(out, "copy {} B from {} to {}", 4 * copy.len, 4 * copy.from, 4 * copy.to);
+    }
+    let _ = writeln!(
+        out,
+        "persistent {} B, arena {} B (peak), {} B without reuse",
+        4 * plan.persistent,
+        4 * plan.total,
+        4 * plan.unshared
+    );
+    out
+}

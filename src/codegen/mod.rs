@@ -1,0 +1,328 @@
+//! Code generation: a step graph (or an evaluation graph) in, one native
+//! function out, with every buffer planned in one arena.
+//!
+//! The stages: [`expand::Bound`] binds the sizes, [`fuse`] decides which
+//! nodes get buffers and groups them into kernels, [`memory`] places the
+//! buffers, [`kernels`] and [`emit`] write each kernel as CLIF (loops over
+//! its index space, vectorized with `f32x4`), and [`compile`] links the
+//! kernels, the GEMM calls and the final copies into one `step` function.
+//! [`Compiled`] owns the code and the arena and is what the runtime calls.
+//!
+//! Numbers: everything is computed in `f32`. Tensors of every dtype are
+//! stored as `f32` — `i32` values as integral floats, bools as 0.0 / 1.0 —
+//! so the layout is the same for every dtype and ids round-trip exactly up
+//! to 2^24. Host values are converted from and to `f64` only in
+//! [`Compiled::set_tensor`], [`Compiled::tensor`], the inputs of
+//! [`Compiled::run`] and [`Compiled::output`].
+
+pub mod bench;
+pub mod calls;
+pub mod compile;
+pub mod emit;
+pub mod expand;
+pub mod expr;
+pub mod fuse;
+pub mod gemm;
+pub mod index;
+pub mod kernels;
+pub mod math;
+pub mod memory;
+pub mod team;
+
+use std::collections::{BTreeMap, HashMap};
+
+use ndarray::{ArrayD, IxDyn};
+
+use crate::ir::Graph;
+use crate::prim::Prim;
+
+/// How to compile.
+#[derive(Clone, Debug)]
+pub struct CompileOptions {
+    /// Check every generated load and store against its buffer; a failed
+    /// check makes [`Compiled::run`] return an error naming the kernel.
+    pub check_bounds: bool,
+    /// Threads for matrix products and large kernels (1 = the caller's);
+    /// the default is `NNC_THREADS` or the machine's cores.
+    pub threads: usize,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions {
+            check_bounds: false,
+            threads: std::env::var("NNC_THREADS")
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1),
+        }
+    }
+}
+
+/// 64 bytes, so the arena starts on a cache line.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+/// A tensor in the arena: offset (elements) and shape.
+#[derive(Clone, Debug)]
+struct Slot {
+    offset: usize,
+    shape: Vec<usize>,
+}
+
+/// One compiled graph with its arena.
+pub struct Compiled {
+    artifacts: Option<compile::Artifacts>,
+    arena: Vec<Line>,
+    inputs: Vec<(String, Slot)>,
+    homes: BTreeMap<String, Slot>,
+    outputs: Vec<(String, Slot)>,
+    /// Declared after `artifacts`: the code holds its address.
+    _team: Box<team::Team>,
+    /// Kernel kinds, for error messages.
+    kernel_names: Vec<String>,
+}
+
+type StepFn = unsafe extern "C" fn(*mut f32, *const u64) -> i32;
+
+fn prepare<'g>(graph: &'g Graph, dims: &HashMap<String, i64>) -> Result<(fuse::Fused<'g>, memory::Plan), String> {
+    let start = std::time::Instant::now();
+    let bound = expand::Bound::new(graph, dims)?;
+    let bound_time = start.elapsed();
+    let fused = fuse::Fused::new(bound);
+    let fused_time = start.elapsed();
+    let plan = memory::Plan::new(&fused)?;
+    if std::env::var_os("NNC_TIMING").is_some() {
+        eprintln!(
+            "codegen: bind {bound_time:.1?}, fuse {:.1?}, plan {:.1?}",
+            fused_time - bound_time,
+            start.elapsed() - fused_time
+        );
+    }
+    Ok((fused, plan))
+}
+
+impl Compiled {
+    pub fn compile(graph: &Graph, dims: &HashMap<String, i64>, options: &CompileOptions) -> Result<Compiled, String> {
+        let timing = std::env::var_os("NNC_TIMING").is_some();
+        let start = std::time::Instant::now();
+        let (fused, plan) = prepare(graph, dims)?;
+        let planned = start.elapsed();
+        let team = Box::new(team::Team::new(options.threads));
+        let artifacts = compile::compile(&fused, &plan, options, &*team as *const team::Team as usize, false)?;
+        if timing {
+            eprintln!(
+                "codegen: {} nodes, {} kernels; fusion and plan {:.1?}, code {:.1?}",
+                graph.len(),
+                fused.kernels.len(),
+                planned,
+                start.elapsed() - planned
+            );
+        }
+        let bound = &fused.bound;
+        let mut inputs = Vec::new();
+        for &id in &bound.order {
+            if let Prim::Input(name) = bound.op(id) {
+                let slot = Slot {
+                    offset: plan.buffer(id).offset,
+                    shape: bound.shape(id).to_vec(),
+                };
+                inputs.push((name.clone(), slot));
+            }
+        }
+        let homes = plan
+            .homes
+            .iter()
+            .map(|(name, (offset, shape))| {
+                (
+                    name.clone(),
+                    Slot {
+                        offset: *offset,
+                        shape: shape.clone(),
+                    },
+                )
+            })
+            .collect();
+        let outputs = graph
+            .outputs
+            .iter()
+            .map(|(name, id)| {
+                let slot = Slot {
+                    offset: plan.buffer(*id).offset,
+                    shape: bound.shape(*id).to_vec(),
+                };
+                (name.clone(), slot)
+            })
+            .collect();
+        let kernel_names = fused
+            .kernels
+            .iter()
+            .map(|k| match k {
+                fuse::Kernel::Loop(l) => {
+                    let roots: Vec<String> = l.phases.iter().flat_map(|p| p.roots()).map(|r| bound.name(r)).collect();
+                    format!("loop computing {}", roots.join(", "))
+                }
+                fuse::Kernel::Accumulate(r) => format!("accumulate {}", bound.name(*r)),
+                fuse::Kernel::MatMul { root, .. } => format!("matmul {}", bound.name(*root)),
+                fuse::Kernel::Scatter(r) => format!("scatter {}", bound.name(*r)),
+                fuse::Kernel::Concat(r) => format!("concat {}", bound.name(*r)),
+            })
+            .collect();
+        Ok(Compiled {
+            artifacts: Some(artifacts),
+            arena: vec![Line([0.0; 16]); plan.total.div_ceil(16) + 1],
+            inputs,
+            homes,
+            outputs,
+            _team: team,
+            kernel_names,
+        })
+    }
+
+    fn data(&self) -> &[f32] {
+        let len = self.arena.len() * 16;
+        // Safety: `Line` is 16 f32 with no padding.
+        unsafe { std::slice::from_raw_parts(self.arena.as_ptr() as *const f32, len) }
+    }
+
+    fn data_mut(&mut self) -> &mut [f32] {
+        let len = self.arena.len() * 16;
+        // Safety: as in `data`.
+        unsafe { std::slice::from_raw_parts_mut(self.arena.as_mut_ptr() as *mut f32, len) }
+    }
+
+    fn write(&mut self, slot: &Slot, name: &str, value: &ArrayD<f64>) -> Result<(), String> {
+        if value.shape() != slot.shape.as_slice() {
+            return Err(format!(
+                "`{name}` is {:?}, but the compiled graph expects {:?}",
+                value.shape(),
+                slot.shape
+            ));
+        }
+        let (offset, count) = (slot.offset, value.len());
+        let data = &mut self.data_mut()[offset..offset + count];
+        match value.as_slice() {
+            Some(values) => {
+                for (target, x) in data.iter_mut().zip(values) {
+                    *target = *x as f32;
+                }
+            }
+            None => {
+                for (target, x) in data.iter_mut().zip(value.iter()) {
+                    *target = *x as f32;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read(&self, slot: &Slot) -> ArrayD<f64> {
+        let count: usize = slot.shape.iter().product();
+        let values: Vec<f64> = self.data()[slot.offset..slot.offset + count]
+            .iter()
+            .map(|&x| f64::from(x))
+            .collect();
+        ArrayD::from_shape_vec(IxDyn(&slot.shape), values).expect("the slot's size")
+    }
+
+    /// Sets a persistent leaf (Param or State, by name) from host data.
+    pub fn set_tensor(&mut self, name: &str, value: &ArrayD<f64>) -> Result<(), String> {
+        let slot = self
+            .homes
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("the compiled graph has no parameter or state `{name}`"))?;
+        self.write(&slot, name, value)
+    }
+
+    /// Reads a persistent leaf.
+    pub fn tensor(&self, name: &str) -> Option<ArrayD<f64>> {
+        self.homes.get(name).map(|slot| self.read(slot))
+    }
+
+    /// Names of the persistent leaves (parameters, states, optimizer slots).
+    pub fn tensor_names(&self) -> Vec<String> {
+        self.homes.keys().cloned().collect()
+    }
+
+    /// Feeds Input leaves (data fields, `lr`, `step`), runs the step, then
+    /// copies every `new X` output into X's home (so the next call sees
+    /// updated params/states). Feeds that are not inputs of the graph are
+    /// ignored.
+    pub fn run(&mut self, inputs: &HashMap<String, ArrayD<f64>>, seed: u64, step: u64) -> Result<(), String> {
+        let feeds = std::mem::take(&mut self.inputs);
+        let written = feeds.iter().try_for_each(|(name, slot)| {
+            let value = inputs.get(name).ok_or_else(|| format!("no input named `{name}`"))?;
+            self.write(slot, name, value)
+        });
+        self.inputs = feeds;
+        written?;
+        let artifacts = self.artifacts.as_ref().expect("compiled code");
+        let table = calls::random_table(seed, step, &artifacts.streams);
+        // Safety: the step function was compiled for this arena's plan.
+        let step_fn: StepFn = unsafe { std::mem::transmute::<*const u8, StepFn>(artifacts.step) };
+        let status = unsafe { step_fn(self.arena.as_mut_ptr() as *mut f32, table.as_ptr()) };
+        if status != 0 {
+            let kernel = (status - 1) as usize;
+            let name = self.kernel_names.get(kernel).cloned().unwrap_or_default();
+            return Err(format!("kernel {kernel} ({name}) accessed memory out of bounds"));
+        }
+        Ok(())
+    }
+
+    /// A named output of the last run (`loss`, `model_output`, `grad X`, ...).
+    pub fn output(&self, name: &str) -> Option<ArrayD<f64>> {
+        let (_, slot) = self.outputs.iter().find(|(n, _)| n == name)?;
+        Some(self.read(slot))
+    }
+
+    /// Names of the graph's outputs, in order.
+    pub fn output_names(&self) -> Vec<String> {
+        self.outputs.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Bytes of the arena.
+    pub fn arena_bytes(&self) -> usize {
+        self.arena.len() * 64
+    }
+}
+
+impl Drop for Compiled {
+    fn drop(&mut self) {
+        if let Some(artifacts) = self.artifacts.take() {
+            // Safety: nothing calls the code after this.
+            unsafe { artifacts.module.free_memory() };
+        }
+    }
+}
+
+/// The kernels of the graph's fused form, as text.
+pub fn dump_fused(graph: &Graph, dims: &HashMap<String, i64>) -> String {
+    match prepare(graph, dims) {
+        Ok((fused, _)) => fuse::print(&fused),
+        Err(e) => format!("error: {e}\n"),
+    }
+}
+
+/// The memory plan (every buffer's place and life, peak bytes), as text.
+pub fn dump_memory(graph: &Graph, dims: &HashMap<String, i64>) -> String {
+    match prepare(graph, dims) {
+        Ok((fused, plan)) => memory::print(&fused, &plan),
+        Err(e) => format!("error: {e}\n"),
+    }
+}
+
+/// The CLIF of every generated function, as text.
+pub fn dump_clif(graph: &Graph, dims: &HashMap<String, i64>) -> String {
+    let run = || -> Result<String, String> {
+        let (fused, plan) = prepare(graph, dims)?;
+        let artifacts = compile::compile(&fused, &plan, &CompileOptions::default(), 0, true)?;
+        let text = artifacts.clif.join("\n");
+        // Safety: the code is never called.
+        unsafe { artifacts.module.free_memory() };
+        Ok(text)
+    };
+    run().unwrap_or_else(|e| format!("error: {e}\n"))
+}
