@@ -63,6 +63,27 @@ pub enum Command {
         #[arg(long)]
         dump_ir: bool,
     },
+    /// Measure a program's training step on the interpreter and the JIT.
+    ///
+    /// Compiles the example, runs N training steps per repeat and prints
+    /// compile time, median ms/step, steps/s, GFLOP/s and peak memory.
+    Bench {
+        /// The `.nn` file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Which backends to measure.
+        #[arg(long, value_enum, default_value_t = BenchBackend::Both)]
+        backend: BenchBackend,
+        /// Training steps per repeat.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+        steps: u32,
+        /// Repeats (the median is reported).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+        repeats: u32,
+        /// Print one JSON object per backend.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print one stage of the compiler for a program.
     ///
     /// Stages: `ast` (the parsed file), `ir` (the training step's forward
@@ -134,6 +155,13 @@ fn parse_setting(text: &str) -> Result<(String, f64), String> {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchBackend {
+    Interp,
+    Jit,
+    Both,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendArg {
     /// Cranelift-compiled native code (f32).
     Jit,
@@ -162,6 +190,12 @@ pub enum Stage {
     Grad,
     /// The training step after the optimization passes.
     Opt,
+    /// The optimized step's fused kernels (batch bound to the file's).
+    Fused,
+    /// The memory plan: each buffer's offset and size in one arena.
+    Memory,
+    /// The Cranelift IR of the compiled step.
+    Clif,
 }
 
 pub fn main() -> ExitCode {
@@ -183,6 +217,13 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run_run(&args, color),
         Command::Dump { file, stage } => run_dump(&file, stage, color),
         Command::Grad { file, dump_ir } => run_grad(&file, dump_ir, color),
+        Command::Bench {
+            file,
+            backend,
+            steps,
+            repeats,
+            json,
+        } => run_bench(&file, backend, steps as usize, repeats as usize, json),
         Command::Std => {
             let mut out = std::io::stdout().lock();
             for (name, text) in crate::stdlib::FILES {
@@ -225,6 +266,16 @@ fn run_dump(path: &std::path::Path, stage: Stage, color: bool) -> ExitCode {
         Stage::Eval => crate::ir::print::print(&crate::ir::lower::lower(&program.eval_trace)),
         Stage::Grad => crate::ir::print::print(&step_graph(&program)),
         Stage::Opt => crate::ir::print::print(&optimized_step(&program)),
+        Stage::Fused | Stage::Memory | Stage::Clif => {
+            let graph = optimized_step(&program);
+            let batch = program.sections.get("train").and_then(|t| t.int("batch")).unwrap_or(32);
+            let dims = std::collections::HashMap::from([(check::data::BATCH.to_string(), batch)]);
+            match stage {
+                Stage::Fused => crate::codegen::dump_fused(&graph, &dims),
+                Stage::Memory => crate::codegen::dump_memory(&graph, &dims),
+                _ => crate::codegen::dump_clif(&graph, &dims),
+            }
+        }
     };
     print!("{text}");
     ExitCode::SUCCESS
@@ -350,6 +401,42 @@ fn run_run(args: &RunArgs, color: bool) -> ExitCode {
             ExitCode::from(1)
         }
         Err(crate::runtime::run::RunFailure::Message(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_bench(path: &std::path::Path, backend: BenchBackend, steps: usize, repeats: usize, json: bool) -> ExitCode {
+    if !path.exists() {
+        eprintln!("error: cannot read `{}`: no such file", path.display());
+        return ExitCode::from(2);
+    }
+    let name = match backend {
+        BenchBackend::Interp => "interp",
+        BenchBackend::Jit => "jit",
+        BenchBackend::Both => "both",
+    };
+    match crate::codegen::bench::bench(path, name, steps, repeats) {
+        Ok(reports) => {
+            for report in &reports {
+                if json {
+                    println!("{}", report.to_json());
+                } else {
+                    println!("{report}");
+                }
+            }
+            if let [interp, jit] = &reports[..] {
+                if !json && jit.ms_per_step_median > 0.0 {
+                    println!(
+                        "jit speed-up: {:.1}x per step",
+                        interp.ms_per_step_median / jit.ms_per_step_median
+                    );
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
             eprintln!("error: {message}");
             ExitCode::from(1)
         }

@@ -9,8 +9,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::types::{F32, F32X4, F64, I32, I32X4, I64, I8};
-use cranelift_codegen::ir::{Block, ConstantData, FuncRef, InstBuilder, MemFlagsData, Value};
+use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I32, I32X4, I64, I64X2, I8, I8X16};
+use cranelift_codegen::ir::{Block, ConstantData, Endianness, FuncRef, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 
 use super::expr::{Expr, Exprs, Kind, E};
@@ -450,6 +450,9 @@ impl<'a, 'b> Emitter<'a, 'b> {
             }
             Expr::Random { dist, stream, flat } => {
                 if vector {
+                    if dist == Distribution::Uniform && self.lane_step(&flat) == Some(1) {
+                        return self.uniform_vector(stream, &flat);
+                    }
                     return self.per_lane(e);
                 }
                 self.random(dist, stream, &flat)
@@ -700,6 +703,62 @@ impl<'a, 'b> Emitter<'a, 'b> {
             }
         }
     }
+}
+
+impl Emitter<'_, '_> {
+    /// Four uniform numbers at flat indices `flat + 0..4`, two at a time
+    /// in `i64x2` lanes, each rounded from f64 as the scalar path does.
+    fn uniform_vector(&mut self, stream: u32, flat: &Ix) -> Value {
+        let slot = self.streams[&stream] as i32;
+        let key = self.b.ins().load(I64, trusted(), self.rng, 8 * slot);
+        let key = self.b.ins().splat(I64X2, key);
+        let base = self.index(flat);
+        let base = self.b.ins().splat(I64X2, base);
+        let scale = self.b.ins().f64const(1.0 / (1u64 << 53) as f64);
+        let scale = self.b.ins().splat(F64X2, scale);
+        let mut halves = Vec::new();
+        for half in 0..2i64 {
+            let bytes: Vec<u8> = [2 * half, 2 * half + 1].iter().flat_map(|x| x.to_le_bytes()).collect();
+            let constant = self.b.func.dfg.constants.insert(ConstantData::from(bytes));
+            let lanes = self.b.ins().vconst(I64X2, constant);
+            let index = self.b.ins().iadd(base, lanes);
+            let h = self.b.ins().bxor(key, index);
+            let h = mix_vector(&mut self.b, h);
+            let top = self.b.ins().ushr_imm_u(h, 11);
+            let f = self.b.ins().fcvt_from_sint(F64X2, top);
+            let u = self.b.ins().fmul(f, scale);
+            let narrow = self.b.ins().fvdemote(u);
+            halves.push(
+                self.b
+                    .ins()
+                    .bitcast(I8X16, MemFlagsData::new().with_endianness(Endianness::Little), narrow),
+            );
+        }
+        let mask: Vec<u8> = (0..8).chain(16..24).collect();
+        let mask = self.b.func.dfg.immediates.push(ConstantData::from(mask));
+        let joined = self.b.ins().shuffle(halves[0], halves[1], mask);
+        self.b
+            .ins()
+            .bitcast(F32X4, MemFlagsData::new().with_endianness(Endianness::Little), joined)
+    }
+}
+
+/// Splitmix64's finalizer on two lanes.
+fn mix_vector(b: &mut FunctionBuilder, z: Value) -> Value {
+    let constant = |b: &mut FunctionBuilder, c: u64| {
+        let c = b.ins().iconst(I64, c as i64);
+        b.ins().splat(I64X2, c)
+    };
+    let s = b.ins().ushr_imm_u(z, 30);
+    let z = b.ins().bxor(z, s);
+    let m = constant(b, 0xbf58_476d_1ce4_e5b9);
+    let z = b.ins().imul(z, m);
+    let s = b.ins().ushr_imm_u(z, 27);
+    let z = b.ins().bxor(z, s);
+    let m = constant(b, 0x94d0_49bb_1331_11eb);
+    let z = b.ins().imul(z, m);
+    let s = b.ins().ushr_imm_u(z, 31);
+    b.ins().bxor(z, s)
 }
 
 /// Splitmix64's finalizer in CLIF.

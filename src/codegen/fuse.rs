@@ -97,11 +97,12 @@ pub struct Fused<'g> {
     pub kernels: Vec<Kernel>,
     /// Kernel of each materialized, computed node.
     pub kernel_of: HashMap<NodeId, usize>,
-    load_cache: RefCell<HashMap<LoadKey, Rc<Vec<(NodeId, Ix)>>>>,
+    load_cache: LoadCache,
 }
 
 /// Root, outer space, phase number, reduction or not, inner space.
 type LoadKey = (NodeId, Vec<usize>, usize, bool, Vec<usize>);
+type LoadCache = RefCell<HashMap<LoadKey, Rc<Vec<(NodeId, Ix)>>>>;
 
 /// Loop variable ids: outer axes are `0..`, phase `p`'s inner axes are
 /// `1000·(p+1)..`.

@@ -5,6 +5,9 @@
 //! functions do; `exp` of very negative numbers flushes to zero instead of
 //! giving denormals.
 
+// The coefficients are Cephes' published values, digits as printed there.
+#![allow(clippy::excessive_precision)]
+
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::types::{F32X4, I32, I32X4};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Type, Value};
@@ -57,12 +60,12 @@ impl Math<'_, '_> {
         self.b.ins().fcmp(cc, a, b)
     }
 
-    fn to_bits(&mut self, x: Value) -> Value {
+    fn bits_of(&mut self, x: Value) -> Value {
         let int = self.int_ty();
         self.b.ins().bitcast(int, MemFlagsData::new(), x)
     }
 
-    fn from_bits(&mut self, x: Value) -> Value {
+    fn float_of(&mut self, x: Value) -> Value {
         self.b.ins().bitcast(self.ty, MemFlagsData::new(), x)
     }
 
@@ -118,8 +121,8 @@ impl Math<'_, '_> {
         let half_bits = self.b.ins().ishl_imm_u(half_bits, 23);
         let rest_bits = self.b.ins().iadd(rest, bias);
         let rest_bits = self.b.ins().ishl_imm_u(rest_bits, 23);
-        let s1 = self.from_bits(half_bits);
-        let s2 = self.from_bits(rest_bits);
+        let s1 = self.float_of(half_bits);
+        let s2 = self.float_of(rest_bits);
         let y = self.b.ins().fmul(y, s1);
         let y = self.b.ins().fmul(y, s2);
         let inf = self.f(f32::INFINITY);
@@ -137,7 +140,7 @@ impl Math<'_, '_> {
         let big = self.f(8_388_608.0);
         let scaled = self.b.ins().fmul(x, big);
         let xs = self.pick(small, scaled, x);
-        let bits = self.to_bits(xs);
+        let bits = self.bits_of(xs);
         let exponent = self.b.ins().sshr_imm_u(bits, 23);
         let bias = self.i(127);
         let exponent = self.b.ins().isub(exponent, bias);
@@ -145,7 +148,7 @@ impl Math<'_, '_> {
         let one_bits = self.i(0x3f80_0000);
         let mantissa = self.b.ins().band(bits, mantissa_mask);
         let mantissa = self.b.ins().bor(mantissa, one_bits);
-        let m = self.from_bits(mantissa);
+        let m = self.float_of(mantissa);
         let e = self.b.ins().fcvt_from_sint(self.ty, exponent);
         let e_shift = self.f(-23.0);
         let e_small = self.b.ins().fadd(e, e_shift);
@@ -221,11 +224,11 @@ impl Math<'_, '_> {
         let q = self.b.ins().fdiv(two, d);
         let big_y = self.b.ins().fsub(one, q);
         let sign_mask = self.i(i32::MIN);
-        let x_bits = self.to_bits(x);
+        let x_bits = self.bits_of(x);
         let sign = self.b.ins().band(x_bits, sign_mask);
-        let y_bits = self.to_bits(big_y);
+        let y_bits = self.bits_of(big_y);
         let y_bits = self.b.ins().bor(y_bits, sign);
-        let big_y = self.from_bits(y_bits);
+        let big_y = self.float_of(y_bits);
         let limit = self.f(0.625);
         let small = self.cmp(FloatCC::LessThan, a, limit);
         self.pick(small, small_y, big_y)

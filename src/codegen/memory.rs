@@ -259,7 +259,7 @@ impl Plan {
         // Staged copies: requests of equal size may have been reordered,
         // so assign offsets to staged leaves in request order by size.
         let mut staged_sorted = staged_buffers.clone();
-        staged_sorted.sort_by(|a, b| b.1.cmp(&a.1));
+        staged_sorted.sort_by_key(|s| std::cmp::Reverse(s.1));
         for ((id, len), at) in staged_sorted.into_iter().zip(staged_offsets) {
             let home = plan.buffers[&id].offset;
             plan.stage.push(Copy {

@@ -7,5 +7,6 @@ mod examples;
 mod fuzz;
 mod grad;
 mod ir;
+mod jit;
 mod run;
 mod train;
