@@ -86,8 +86,10 @@ pub enum Command {
     },
     /// Print one stage of the compiler for a program.
     ///
-    /// Stages: `ast` (the parsed file), `ir` (the training step's forward
-    /// graph in primitive ops), `eval` (the evaluation graph).
+    /// From the parsed file to the generated code: `ast`, `ir` (the
+    /// forward graph in primitive ops), `eval`, `grad` (the whole training
+    /// step), `opt` (after the passes), `fused` (kernels), `memory` (the
+    /// arena plan) and `clif` (Cranelift IR).
     Dump {
         /// The `.nn` file.
         #[arg(value_name = "FILE")]

@@ -75,27 +75,28 @@ pub fn gemm_crates(threads: usize) -> String {
                 m,
                 k,
                 n,
-                batch,
+                batch: [1, 1, 1, batch],
                 a: Operand {
                     offset: 0,
-                    batch: (m * k) as isize,
+                    batch: [0, 0, 0, (m * k) as isize],
                     row: a_row,
                     col: a_col,
                 },
                 b: Operand {
                     offset: sa as isize,
-                    batch: (k * n) as isize,
+                    batch: [0, 0, 0, (k * n) as isize],
                     row: n as isize,
                     col: 1,
                 },
                 c: Operand {
                     offset: (sa + sb) as isize,
-                    batch: (m * n) as isize,
+                    batch: [0, 0, 0, (m * n) as isize],
                     row: n as isize,
                     col: 1,
                 },
                 threads: t,
                 team: &team as *const super::team::Team as usize,
+                accumulate: 0,
             };
             let seconds = median_seconds(7, || unsafe { nnc_matmul(&desc, arena.as_mut_ptr()) });
             row += &format!(" {:.0} |", flops / seconds / 1e9);
@@ -292,7 +293,11 @@ pub fn bench(path: &std::path::Path, backend: &str, steps: usize, repeats: usize
             let total: f64 = profile.iter().map(|d| d.as_secs_f64()).sum();
             let mut ranked: Vec<(usize, f64)> = profile.iter().map(|d| d.as_secs_f64()).enumerate().collect();
             ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
-            for (k, t) in ranked.iter().take(15) {
+            for (k, t) in ranked.iter().take(if std::env::var_os("NNC_PROFILE_ALL").is_some() {
+                usize::MAX
+            } else {
+                15
+            }) {
                 eprintln!("  kernel {k}: {:.1}%", 100.0 * t / total);
             }
         }

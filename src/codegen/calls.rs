@@ -74,6 +74,12 @@ const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
 /// `k` such that draw `index` is `mix(k ^ index)`.
 pub fn random_table(seed: u64, step: u64, streams: &super::emit::Streams) -> Vec<u64> {
     let mut table = vec![0u64; streams.len() + 2];
+    fill_random_table(&mut table, seed, step, streams);
+    table
+}
+
+/// [`random_table`] into an existing table of the right length.
+pub fn fill_random_table(table: &mut [u64], seed: u64, step: u64, streams: &super::emit::Streams) {
     table[0] = seed;
     table[1] = step;
     for (&stream, &slot) in streams {
@@ -83,11 +89,11 @@ pub fn random_table(seed: u64, step: u64, streams: &super::emit::Streams) -> Vec
         }
         table[slot] = h.wrapping_add(GAMMA);
     }
-    table
 }
 
 /// Per-kernel time, when a step is compiled with `NNC_PROFILE` set: the
-/// step calls this after each kernel with the kernel's number.
+/// step calls this after each kernel with the kernel's number (and with
+/// -1 when it starts).
 pub extern "C" fn nnc_tick(kernel: i64) {
     PROFILE.with(|p| {
         let mut p = p.borrow_mut();

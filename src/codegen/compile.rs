@@ -251,9 +251,10 @@ pub fn compile(
         emit_copies(&mut b, &plan.stage);
         let mut kernel_refs: HashMap<usize, FuncRef> = HashMap::new();
         for (k, kernel) in fused.kernels.iter().enumerate() {
-            if let Kernel::MatMul { root, a, b: bv } = kernel {
+            if let Kernel::MatMul { root, a, b: bv, into } = kernel {
                 let mut desc = matmul_descriptor(fused, plan, *root, a, bv, options.threads);
                 desc.team = team;
+                desc.accumulate = usize::from(into.is_some_and(|i| i.add));
                 let boxed = Box::new(desc);
                 let address = b.ins().iconst(I64, &*boxed as *const MatMulDesc as i64);
                 descriptors.push(boxed);
@@ -344,7 +345,16 @@ fn matmul_descriptor(
     let (m, n) = (shape[rank - 2], shape[rank - 1]);
     let a_shape = fused.bound.shape(fused.bound.inputs(root)[0]);
     let k = a_shape[a_shape.len() - 1];
-    let batch: usize = shape[..rank - 2].iter().product();
+    let mut batch = [1usize; gemm::MAX_BATCH];
+    let mut c_batch = [0isize; gemm::MAX_BATCH];
+    let first = gemm::MAX_BATCH - (rank - 2);
+    let mut stride = (m * n) as isize;
+    for axis in (0..rank - 2).rev() {
+        batch[first + axis] = shape[axis];
+        c_batch[first + axis] = stride;
+        stride *= shape[axis] as isize;
+    }
+    let entries: usize = batch.iter().product();
     let placed = |v: &super::fuse::View| Operand {
         offset: v.strides.offset + plan.buffer(v.buffer).offset as isize,
         ..v.strides
@@ -358,12 +368,13 @@ fn matmul_descriptor(
         b: placed(b),
         c: Operand {
             offset: plan.buffer(root).offset as isize,
-            batch: (m * n) as isize,
+            batch: c_batch,
             row: n as isize,
             col: 1,
         },
-        threads: gemm::threads_for(m * batch, k, n, threads),
+        threads: gemm::threads_for(m * entries, k, n, threads),
         team: 0,
+        accumulate: 0,
     }
 }
 

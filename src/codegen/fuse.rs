@@ -18,8 +18,8 @@ use std::rc::Rc;
 
 use super::expand::{vars, Bound, Expander};
 use super::expr::{Expr, Exprs};
-use super::gemm::Operand;
-use super::index::{flat, Atom, Ix};
+use super::gemm::{Operand, MAX_BATCH};
+use super::index::{flat, unflatten, Atom, Ix};
 use crate::ir::NodeId;
 use crate::prim::{Prim, UnaryOp};
 
@@ -37,16 +37,26 @@ pub enum Kernel {
     /// A reduction whose last axis is kept: accumulated row by row into its
     /// output.
     Accumulate(NodeId),
-    /// A (batched) matrix product through the GEMM library.
+    /// A (batched) matrix product through the GEMM library, into `root`'s
+    /// buffer, or written or added into the buffer of a sum of products.
     MatMul {
         root: NodeId,
         a: View,
         b: View,
+        into: Option<Accumulate>,
     },
     /// `scatter_rows`: zero the output, add each row at its id.
     Scatter(NodeId),
     /// `concat`: one loop per operand into its slice of the output.
     Concat(NodeId),
+}
+
+/// A product that is one term of a sum of products: it writes (the first
+/// term) or adds to (the others) the buffer of the sum, `total`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Accumulate {
+    pub total: NodeId,
+    pub add: bool,
 }
 
 /// Loops over `outer`, and inside, the phases in order.
@@ -97,6 +107,9 @@ pub struct Fused<'g> {
     pub kernels: Vec<Kernel>,
     /// Kernel of each materialized, computed node.
     pub kernel_of: HashMap<NodeId, usize>,
+    /// Products summed straight into the buffer of a sum: product -> the
+    /// sum (its last product computes the sum).
+    pub sums: HashMap<NodeId, Accumulate>,
     load_cache: LoadCache,
 }
 
@@ -140,6 +153,23 @@ pub fn phase_index(bound: &Bound, outer: &[usize], phase_number: usize, phase: &
     }
 }
 
+/// The index of map root `root` when its phase walks `space` at `index`:
+/// the same index when the root has the space's shape, else the element
+/// at the same row-major position (a reshaped root shares the loop).
+pub fn root_index(bound: &Bound, root: NodeId, index: &[Ix], space: &[usize]) -> Vec<Ix> {
+    let shape = bound.shape(root);
+    if shape == space {
+        index.to_vec()
+    } else {
+        unflatten(&flat(index, space), shape)
+    }
+}
+
+/// The loop space of a phase: the outer axes, then its inner axes.
+pub fn phase_space(outer: &[usize], phase: &Phase) -> Vec<usize> {
+    outer.iter().chain(phase.inner()).copied().collect()
+}
+
 /// Axes a reduction (or argmax) removes, sorted.
 pub fn reduced_axes(bound: &Bound, id: NodeId) -> Vec<usize> {
     match bound.op(id) {
@@ -168,12 +198,14 @@ fn own_cost(op: &Prim) -> usize {
 
 impl<'g> Fused<'g> {
     pub fn new(bound: Bound<'g>) -> Fused<'g> {
-        let materialized = choose_materialized(&bound);
+        let mut materialized = choose_materialized(&bound);
+        let sums = sums_of_products(&bound, &mut materialized);
         let mut fused = Fused {
             bound,
             materialized,
             kernels: Vec::new(),
             kernel_of: HashMap::new(),
+            sums,
             load_cache: RefCell::new(HashMap::new()),
         };
         fused.build_kernels();
@@ -195,14 +227,29 @@ impl<'g> Fused<'g> {
     }
 
     fn build_kernels(&mut self) {
+        let totals: BTreeSet<NodeId> = self.sums.values().map(|s| s.total).collect();
         for root in self.roots() {
+            if totals.contains(&root) {
+                // Computed by its products: the last one finishes it.
+                let last = self
+                    .sums
+                    .iter()
+                    .filter(|(_, s)| s.total == root)
+                    .filter_map(|(m, _)| self.kernel_of.get(m))
+                    .max()
+                    .copied()
+                    .expect("a sum has products");
+                self.kernel_of.insert(root, last);
+                continue;
+            }
             let kernel = match self.bound.op(root) {
                 Prim::MatMul => {
                     let a = matmul_view(&self.bound, &self.materialized, self.bound.inputs(root)[0])
                         .expect("matmul operands are views");
                     let b = matmul_view(&self.bound, &self.materialized, self.bound.inputs(root)[1])
                         .expect("matmul operands are views");
-                    Some(Kernel::MatMul { root, a, b })
+                    let into = self.sums.get(&root).copied();
+                    Some(Kernel::MatMul { root, a, b, into })
                 }
                 Prim::ScatterRows { .. } => Some(Kernel::Scatter(root)),
                 Prim::Concat { .. } => Some(Kernel::Concat(root)),
@@ -249,9 +296,10 @@ impl<'g> Fused<'g> {
     fn compute_loads(&self, outer: &[usize], phase_number: usize, phase: &Phase, root: NodeId) -> Vec<(NodeId, Ix)> {
         let mut exprs = Exprs::default();
         let index = phase_index(&self.bound, outer, phase_number, phase);
+        let space = phase_space(outer, phase);
         let mut expander = Expander::new(&self.bound, &self.materialized, &mut exprs);
         let top = match phase {
-            Phase::Map { .. } => expander.define(root, &index),
+            Phase::Map { .. } => expander.define(root, &root_index(&self.bound, root, &index, &space)),
             Phase::Reduce { .. } => expander.value(self.bound.inputs(root)[0], &index),
         };
         let reachable = exprs.reachable(&[top]);
@@ -398,20 +446,27 @@ impl<'g> Fused<'g> {
             });
         } else {
             let shape = self.bound.shape(root);
+            let count: usize = shape.iter().product();
             let last = candidate.phases.len() - 1;
+            let space = full(&candidate, &candidate.phases[last]);
+            // Same elements in the same row-major order, rows of equal width.
             let same_space = matches!(&candidate.phases[last], Phase::Map { .. })
-                && full(&candidate, &candidate.phases[last]) == shape;
+                && space.iter().product::<usize>() == count
+                && space.last() == shape.last();
+            let outer_count: usize = candidate.outer.iter().product();
+            // The root's axes after those that make up the outer space.
+            let rows = (0..=shape.len()).find(|&j| shape[..j].iter().product::<usize>() == outer_count);
             if same_space {
                 if let Phase::Map { roots, .. } = &mut candidate.phases[last] {
                     roots.push(root);
                 }
-            } else if has_reduce
-                && shape.starts_with(&candidate.outer)
-                && (!candidate.outer.is_empty() || shape.iter().product::<usize>() <= SMALL_MAP)
-                && depends_on_kernel()
-            {
+            } else if let (true, Some(j)) = (has_reduce, rows) {
+                let fits = (!candidate.outer.is_empty() || count <= SMALL_MAP) && depends_on_kernel();
+                if !fits {
+                    return None;
+                }
                 candidate.phases.push(Phase::Map {
-                    inner: shape[candidate.outer.len()..].to_vec(),
+                    inner: shape[j..].to_vec(),
                     roots: vec![root],
                 });
             } else {
@@ -456,7 +511,13 @@ impl<'g> Fused<'g> {
                     }
                     if q == p {
                         let own = match phase {
-                            Phase::Map { .. } => flat(&index, self.bound.shape(buffer)),
+                            Phase::Map { .. } => {
+                                let space = phase_space(&kernel.outer, phase);
+                                flat(
+                                    &root_index(&self.bound, buffer, &index, &space),
+                                    self.bound.shape(buffer),
+                                )
+                            }
                             Phase::Reduce { .. } => return false,
                         };
                         if offset != own {
@@ -524,13 +585,84 @@ fn choose_materialized(bound: &Bound) -> Vec<bool> {
         materialized[id.index()] = must || shared || inline_cost > 48;
         if matches!(op, Prim::MatMul) {
             for &operand in bound.inputs(id) {
-                if !materialized[operand.index()] && matmul_view(bound, &materialized, operand).is_none() {
-                    materialized[operand.index()] = true;
+                if materialized[operand.index()] {
+                    continue;
+                }
+                // A transposed view read by several products (a weight in
+                // every step of an unrolled loop) is copied once: the GEMM
+                // would otherwise repack the strided operand every time.
+                let shared = bound
+                    .users(operand)
+                    .iter()
+                    .filter(|u| matches!(bound.op(**u), Prim::MatMul))
+                    .count()
+                    >= 2;
+                match matmul_view(bound, &materialized, operand) {
+                    None => materialized[operand.index()] = true,
+                    Some(view) if shared && view.strides.col != 1 && bound.count(operand) > 1 => {
+                        materialized[operand.index()] = true;
+                    }
+                    Some(_) => {}
                 }
             }
         }
     }
     materialized
+}
+
+/// Finds sums of matrix products (`add(add(p1, p2), p3)`, each product and
+/// each inner sum used only there): their products are computed straight
+/// into the sum's buffer, the first writing, the others adding. Inner sums
+/// lose their buffers.
+fn sums_of_products(bound: &Bound, materialized: &mut [bool]) -> HashMap<NodeId, Accumulate> {
+    let outputs: BTreeSet<NodeId> = bound.graph.outputs.iter().map(|(_, id)| *id).collect();
+    let single = |id: NodeId, user: NodeId| bound.users(id) == [user] && !outputs.contains(&id);
+    // Products of a sum node, in order, if it is a pure sum of products.
+    fn products(bound: &Bound, id: NodeId, single: &dyn Fn(NodeId, NodeId) -> bool) -> Option<Vec<NodeId>> {
+        let inputs = bound.inputs(id);
+        if !matches!(bound.op(id), Prim::Binary(crate::prim::BinaryOp::Add))
+            || inputs.len() != 2
+            || inputs[0] == inputs[1]
+        {
+            return None;
+        }
+        let mut out = Vec::new();
+        for &operand in inputs {
+            if !single(operand, id) || bound.shape(operand) != bound.shape(id) {
+                return None;
+            }
+            match bound.op(operand) {
+                Prim::MatMul => out.push(operand),
+                Prim::Binary(crate::prim::BinaryOp::Add) => out.extend(products(bound, operand, single)?),
+                _ => return None,
+            }
+        }
+        Some(out)
+    }
+    let mut sums = HashMap::new();
+    let mut inner: BTreeSet<NodeId> = BTreeSet::new();
+    for &id in bound.order.iter().rev() {
+        if inner.contains(&id) || !materialized[id.index()] || bound.dtype(id) != crate::prim::DType::F32 {
+            continue;
+        }
+        let Some(mut terms) = products(bound, id, &single) else {
+            continue;
+        };
+        terms.sort_by_key(|t| bound.position[t.index()]);
+        for (k, &term) in terms.iter().enumerate() {
+            sums.insert(term, Accumulate { total: id, add: k > 0 });
+        }
+        // The inner sums: every add below `id` in the tree.
+        let mut stack = bound.inputs(id).to_vec();
+        while let Some(n) = stack.pop() {
+            if matches!(bound.op(n), Prim::Binary(crate::prim::BinaryOp::Add)) {
+                inner.insert(n);
+                materialized[n.index()] = false;
+                stack.extend(bound.inputs(n).iter().copied());
+            }
+        }
+    }
+    sums
 }
 
 /// `node` (a matrix product's operand of rank r) as a strided view of one
@@ -550,29 +682,19 @@ pub fn matmul_view(bound: &Bound, materialized: &[bool], node: NodeId) -> Option
     }
     let stride = |axis: usize| offset.coefficient(axis as u32).0 as isize;
     let (row, col) = (stride(rank - 2), stride(rank - 1));
-    if (shape[rank - 2] > 1 && row < 0) || (shape[rank - 1] > 1 && col < 0) {
+    if (shape[rank - 2] > 1 && row < 0) || (shape[rank - 1] > 1 && col < 0) || rank - 2 > MAX_BATCH {
         return None;
     }
-    // Batch axes: one stride, consistent across the (non-trivial) axes.
-    let mut batch_stride: Option<isize> = None;
-    let mut expected: Option<isize> = None;
-    for axis in (0..rank - 2).rev() {
-        if shape[axis] == 1 {
-            continue;
-        }
-        let s = stride(axis);
-        match expected {
-            None => batch_stride = Some(s),
-            Some(e) if e == s => {}
-            Some(_) => return None,
-        }
-        expected = Some(s * shape[axis] as isize);
+    let mut batch = [0isize; MAX_BATCH];
+    let first = MAX_BATCH - (rank - 2);
+    for axis in 0..rank - 2 {
+        batch[first + axis] = if shape[axis] > 1 { stride(axis) } else { 0 };
     }
     Some(View {
         buffer,
         strides: Operand {
             offset: offset.constant as isize,
-            batch: batch_stride.unwrap_or(0),
+            batch,
             row: if shape[rank - 2] > 1 { row } else { 0 },
             col: if shape[rank - 1] > 1 { col } else { 0 },
         },
@@ -628,10 +750,15 @@ pub fn print(fused: &Fused) -> String {
             Kernel::Accumulate(root) => {
                 let _ = writeln!(out, "k{k}: accumulate\n    {}{}", node(*root), inlined(*root));
             }
-            Kernel::MatMul { root, a, b } => {
+            Kernel::MatMul { root, a, b, into } => {
+                let target = match into {
+                    Some(Accumulate { total, add: true }) => format!(" += into {}", bound.name(*total)),
+                    Some(Accumulate { total, add: false }) => format!(" into {}", bound.name(*total)),
+                    None => String::new(),
+                };
                 let _ = writeln!(
                     out,
-                    "k{k}: matmul {} = {} {:?} @ {} {:?}",
+                    "k{k}: matmul {}{target} = {} {:?} @ {} {:?}",
                     node(*root),
                     bound.name(a.buffer),
                     a.strides,
@@ -690,7 +817,7 @@ impl Fused<'_> {
                 }
                 out
             }
-            Kernel::MatMul { root, a, b } => vec![read(*root, a.buffer), read(*root, b.buffer)],
+            Kernel::MatMul { root, a, b, .. } => vec![read(*root, a.buffer), read(*root, b.buffer)],
             Kernel::Accumulate(root) | Kernel::Scatter(root) | Kernel::Concat(root) => {
                 let mut exprs = Exprs::default();
                 let mut expander = Expander::new(&self.bound, &self.materialized, &mut exprs);

@@ -8,6 +8,9 @@
 
 use gemm::Parallelism;
 
+/// Most batch axes a product's descriptor holds.
+pub const MAX_BATCH: usize = 4;
+
 /// One (batched) product `C[b] = A[b] @ B[b]`, every operand a strided
 /// view into the arena (offsets and strides in f32 elements).
 #[repr(C)]
@@ -16,7 +19,8 @@ pub struct MatMulDesc {
     pub m: usize,
     pub k: usize,
     pub n: usize,
-    pub batch: usize,
+    /// Sizes of the batch axes (1 for unused ones).
+    pub batch: [usize; MAX_BATCH],
     pub a: Operand,
     pub b: Operand,
     pub c: Operand,
@@ -24,22 +28,37 @@ pub struct MatMulDesc {
     pub threads: usize,
     /// The team that runs the other threads' parts (a `*const Team`).
     pub team: usize,
+    /// 1: add the product to `C` instead of overwriting it.
+    pub accumulate: usize,
 }
 
-/// A strided matrix: element `(b, i, j)` is at
-/// `offset + b·batch + i·row + j·col`.
+/// A strided matrix: element `(b0, b1, .., i, j)` is at
+/// `offset + Σ b_x·batch[x] + i·row + j·col`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Operand {
     pub offset: isize,
-    pub batch: isize,
+    pub batch: [isize; MAX_BATCH],
     pub row: isize,
     pub col: isize,
 }
 
+impl Operand {
+    /// The offset of batch entry `entry` (row-major over `sizes`).
+    fn at(&self, sizes: &[usize; MAX_BATCH], mut entry: usize) -> isize {
+        let mut offset = self.offset;
+        for axis in (0..MAX_BATCH).rev() {
+            let size = sizes[axis].max(1);
+            offset += (entry % size) as isize * self.batch[axis];
+            entry /= size;
+        }
+        offset
+    }
+}
+
 /// Products with fewer multiply-adds than this run on one thread: below it
 /// the split costs more than it saves (measured, see `BENCHMARKS.md`).
-pub const PARALLEL_MIN_FLOPS: usize = 1 << 21;
+pub const PARALLEL_MIN_FLOPS: usize = 1 << 23;
 
 /// Threads to use for an `m×k×n` product when `available` are allowed.
 pub fn threads_for(m: usize, k: usize, n: usize, available: usize) -> usize {
@@ -58,11 +77,12 @@ pub fn threads_for(m: usize, k: usize, n: usize, available: usize) -> usize {
 pub unsafe extern "C" fn nnc_matmul(desc: *const MatMulDesc, arena: *mut f32) {
     let d = unsafe { &*desc };
     let arena = arena as usize;
+    let entries: usize = d.batch.iter().product();
     // One part: batch entries `b0..b1`, rows `i0..i1` of each.
     let part = |(b0, b1, i0, i1): (usize, usize, usize, usize)| {
         let arena = arena as *mut f32;
         for b in b0..b1 {
-            let at = |o: &Operand, rows: usize| o.offset + b as isize * o.batch + rows as isize * o.row;
+            let at = |o: &Operand, rows: usize| o.at(&d.batch, b) + rows as isize * o.row;
             unsafe {
                 matmul(
                     i1 - i0,
@@ -74,31 +94,33 @@ pub unsafe extern "C" fn nnc_matmul(desc: *const MatMulDesc, arena: *mut f32) {
                     (d.b.row, d.b.col),
                     arena.offset(at(&d.c, i0)),
                     (d.c.row, d.c.col),
+                    d.accumulate != 0,
                 );
             }
         }
     };
     if d.threads <= 1 || d.team == 0 {
-        part((0, d.batch, 0, d.m));
+        part((0, entries, 0, d.m));
         return;
     }
     let team = unsafe { &*(d.team as *const super::team::Team) };
     let parts = d.threads;
     let split = |p: usize, n: usize| (n * p / parts, n * (p + 1) / parts);
-    if d.batch >= parts {
+    if entries >= parts {
         team.run(parts, &|p| {
-            let (b0, b1) = split(p, d.batch);
+            let (b0, b1) = split(p, entries);
             part((b0, b1, 0, d.m));
         });
     } else {
         team.run(parts, &|p| {
             let (i0, i1) = split(p, d.m);
-            part((0, d.batch, i0, i1));
+            part((0, entries, i0, i1));
         });
     }
 }
 
-/// `C = A @ B` for one matrix, strides as `(row, col)`.
+/// `C = A @ B` (or `C += A @ B` when `accumulate`) for one matrix,
+/// strides as `(row, col)`.
 ///
 /// # Safety
 /// Every pointer with its strides addresses valid, non-overlapping
@@ -114,11 +136,15 @@ pub unsafe fn matmul(
     (b_row, b_col): (isize, isize),
     c: *mut f32,
     (c_row, c_col): (isize, isize),
+    accumulate: bool,
 ) {
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
+        if accumulate {
+            return;
+        }
         for i in 0..m {
             for j in 0..n {
                 unsafe { *c.offset(i as isize * c_row + j as isize * c_col) = 0.0 };
@@ -134,14 +160,14 @@ pub unsafe fn matmul(
             c,
             c_col,
             c_row,
-            false,
+            accumulate,
             a,
             a_col,
             a_row,
             b,
             b_col,
             b_row,
-            0.0,
+            1.0,
             1.0,
             false,
             false,

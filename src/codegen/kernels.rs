@@ -73,10 +73,12 @@ fn build(fused: &Fused, kernel: &LoopKernel, outer: &[Vec<usize>], inner: &[Vec<
         match phase {
             Phase::Map { roots, .. } => {
                 let index: Vec<Ix> = outer_index.iter().chain(&inner_index).cloned().collect();
+                let space = super::fuse::phase_space(&kernel.outer, phase);
                 for &root in roots {
-                    let value = expander.define(root, &index);
+                    let at = super::fuse::root_index(bound, root, &index, &space);
+                    let value = expander.define(root, &at);
                     let value = expander.exprs.as_f32(value);
-                    let store = flat(&index, bound.shape(root));
+                    let store = flat(&at, bound.shape(root));
                     code.loads.push(expander.exprs.add(Expr::Load {
                         buffer: root,
                         offset: store.clone(),

@@ -128,8 +128,16 @@ impl Plan {
                     let last = if outputs.contains(&id) { end } else { 0 };
                     life.insert(position, (id, Role::Input(name.clone()), 0, last));
                 }
+                _ if fused.sums.contains_key(&id) => {}
                 op if fused.is_materialized(id) && !is_leaf(op) => {
-                    let k = fused.kernel_of[&id] + 1;
+                    // A sum of products lives from its first product on.
+                    let first_product = fused
+                        .sums
+                        .iter()
+                        .filter(|(_, s)| s.total == id)
+                        .map(|(p, _)| fused.kernel_of[p])
+                        .min();
+                    let k = first_product.unwrap_or(fused.kernel_of[&id]) + 1;
                     let last = if outputs.contains(&id) { end } else { k };
                     life.insert(
                         position,
@@ -256,6 +264,11 @@ impl Plan {
                 None => staged_offsets.push(at),
             }
         }
+        // Products share the buffer of their sum.
+        for (product, sum) in &fused.sums {
+            let buffer = plan.buffers[&sum.total].clone();
+            plan.buffers.insert(*product, buffer);
+        }
         // Staged copies: requests of equal size may have been reordered,
         // so assign offsets to staged leaves in request order by size.
         let mut staged_sorted = staged_buffers.clone();
@@ -319,8 +332,10 @@ fn updates_in_place(fused: &Fused, reads: &[Vec<super::fuse::Read>], new: NodeId
         return false;
     };
     let bound = &fused.bound;
-    let index = super::fuse::phase_index(bound, &kernel.outer, phase_number, &kernel.phases[phase_number]);
-    let own = flat(&index, bound.shape(new));
+    let phase = &kernel.phases[phase_number];
+    let index = super::fuse::phase_index(bound, &kernel.outer, phase_number, phase);
+    let space = super::fuse::phase_space(&kernel.outer, phase);
+    let own = flat(&super::fuse::root_index(bound, new, &index, &space), bound.shape(new));
     for later in &reads[k + 1..] {
         if later.iter().any(|r| readers.contains(&r.buffer)) {
             return false;

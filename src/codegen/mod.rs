@@ -83,6 +83,8 @@ pub struct Compiled {
     _team: Box<team::Team>,
     /// Kernel kinds, for error messages.
     kernel_names: Vec<String>,
+    /// The random table, refilled each run (so a run allocates nothing).
+    table: Vec<u64>,
 }
 
 type StepFn = unsafe extern "C" fn(*mut f32, *const u64) -> i32;
@@ -170,12 +172,14 @@ impl Compiled {
                 fuse::Kernel::Concat(r) => format!("concat {}", bound.name(*r)),
             })
             .collect();
+        let table = vec![0; artifacts.streams.len() + 2];
         Ok(Compiled {
             artifacts: Some(artifacts),
             arena: vec![Line([0.0; 16]); plan.total.div_ceil(16) + 1],
             inputs,
             homes,
             outputs,
+            table,
             _team: team,
             kernel_names,
         })
@@ -260,10 +264,10 @@ impl Compiled {
         self.inputs = feeds;
         written?;
         let artifacts = self.artifacts.as_ref().expect("compiled code");
-        let table = calls::random_table(seed, step, &artifacts.streams);
+        calls::fill_random_table(&mut self.table, seed, step, &artifacts.streams);
         // Safety: the step function was compiled for this arena's plan.
         let step_fn: StepFn = unsafe { std::mem::transmute::<*const u8, StepFn>(artifacts.step) };
-        let status = unsafe { step_fn(self.arena.as_mut_ptr() as *mut f32, table.as_ptr()) };
+        let status = unsafe { step_fn(self.arena.as_mut_ptr() as *mut f32, self.table.as_ptr()) };
         if status != 0 {
             let kernel = (status - 1) as usize;
             let name = self.kernel_names.get(kernel).cloned().unwrap_or_default();
@@ -325,4 +329,39 @@ pub fn dump_clif(graph: &Graph, dims: &HashMap<String, i64>) -> String {
         Ok(text)
     };
     run().unwrap_or_else(|e| format!("error: {e}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::dims::Dim;
+    use crate::prim::{DType, UnaryOp};
+
+    /// A step whose plan is wrong (a buffer one element short) must stop
+    /// with a status, not write past the buffer, when bounds are checked.
+    #[test]
+    fn bounds_checks_catch_a_short_buffer() {
+        let mut graph = Graph::new();
+        let x = graph.add(Prim::Param("x".into()), DType::F32, vec![Dim::constant(13)], &[]);
+        let y = graph.unary(UnaryOp::Exp, x);
+        graph.set_output("y", y);
+        let dims = HashMap::new();
+        let (fused, mut plan) = prepare(&graph, &dims).unwrap();
+        plan.buffers.get_mut(&y).unwrap().len -= 1;
+        let run = |check_bounds: bool| {
+            let options = CompileOptions {
+                check_bounds,
+                threads: 1,
+            };
+            let artifacts = compile::compile(&fused, &plan, &options, 0, false).unwrap();
+            let step: StepFn = unsafe { std::mem::transmute::<*const u8, StepFn>(artifacts.step) };
+            let mut arena = vec![0f32; plan.total + 64];
+            let table = calls::random_table(0, 0, &artifacts.streams);
+            let status = unsafe { step(arena.as_mut_ptr(), table.as_ptr()) };
+            unsafe { artifacts.module.free_memory() };
+            status
+        };
+        assert_eq!(run(true), 1, "kernel 0 reports the bad access");
+        assert_eq!(run(false), 0, "without checks the step runs");
+    }
 }

@@ -235,10 +235,13 @@ impl Session {
 
     /// Runs one training step; returns the loss.
     pub fn train_step(&mut self) -> Result<f64, RunError> {
-        if self.jit.is_some() {
-            let inputs = self.step_inputs(self.step);
+        let inputs = if self.jit.is_some() {
+            Some(self.step_inputs(self.step))
+        } else {
+            None
+        };
+        if let (Some(jit), Some(inputs)) = (&mut self.jit, inputs) {
             let (seed, step) = (self.seed, self.step);
-            let jit = self.jit.as_mut().expect("checked");
             jit.step.run(&inputs, seed, step).map_err(RunError::Backend)?;
             jit.ahead = true;
             let loss = jit
@@ -305,14 +308,16 @@ impl Session {
         for rows in data::eval_rows(&data.val, self.batch, limit) {
             if let Some(jit) = &mut self.jit {
                 let n = rows.len();
-                if !jit.eval.contains_key(&n) {
-                    let dims = HashMap::from([(crate::check::data::BATCH.to_string(), n as i64)]);
-                    let options = crate::codegen::CompileOptions::default();
-                    let compiled = crate::codegen::Compiled::compile(&self.eval_graph, &dims, &options)
-                        .map_err(RunError::Backend)?;
-                    jit.eval.insert(n, compiled);
-                }
-                let compiled = jit.eval.get_mut(&n).expect("inserted");
+                let compiled = match jit.eval.entry(n) {
+                    std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(entry) => {
+                        let dims = HashMap::from([(crate::check::data::BATCH.to_string(), n as i64)]);
+                        let options = crate::codegen::CompileOptions::default();
+                        let compiled = crate::codegen::Compiled::compile(&self.eval_graph, &dims, &options)
+                            .map_err(RunError::Backend)?;
+                        entry.insert(compiled)
+                    }
+                };
                 if !loaded.contains(&n) {
                     for (name, value) in &self.tensors {
                         let _ = compiled.set_tensor(name, value);

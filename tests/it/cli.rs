@@ -64,6 +64,7 @@ fn help_texts() {
         &["run", "--help"],
         &["grad", "--help"],
         &["dump", "--help"],
+        &["bench", "--help"],
     ] {
         let (code, stdout, _) = nnc(args);
         assert_eq!(code, 0, "{args:?}");

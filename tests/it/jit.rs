@@ -33,7 +33,13 @@ fn checked() -> CompileOptions {
 
 /// The largest violation of the tolerance between two tensors: (excess
 /// ratio, description).
-fn worst_difference(name: &str, jit: &ArrayD<f64>, oracle: &ArrayD<f64>, rtol: f64, atol: f64) -> (f64, String) {
+fn worst_difference(
+    name: &str,
+    jit: &ArrayD<f64>,
+    oracle: &ArrayD<f64>,
+    rtol: f64,
+    atol: &dyn Fn(usize) -> f64,
+) -> (f64, String) {
     if jit.shape() != oracle.shape() {
         return (
             f64::INFINITY,
@@ -47,7 +53,7 @@ fn worst_difference(name: &str, jit: &ArrayD<f64>, oracle: &ArrayD<f64>, rtol: f
         if both_nan || same_inf {
             continue;
         }
-        let ratio = (a - b).abs() / (atol + rtol * b.abs());
+        let ratio = (a - b).abs() / (atol(k) + rtol * b.abs());
         let ratio = if ratio.is_nan() { f64::INFINITY } else { ratio };
         if ratio > worst.0 {
             worst = (
@@ -71,6 +77,18 @@ fn head(x: &ArrayD<f64>) -> String {
 /// Runs `graph` on both backends with the same feeds and compares every
 /// output; returns the compiled graph for further checks.
 fn compare_outputs(name: &str, graph: &Graph, env: &Env, rtol: f64, atol: f64) -> Compiled {
+    compare_outputs_with(name, graph, env, rtol, atol, &|_, _| 0.0)
+}
+
+/// [`compare_outputs`] with an extra absolute allowance per output element.
+fn compare_outputs_with(
+    name: &str,
+    graph: &Graph,
+    env: &Env,
+    rtol: f64,
+    atol: f64,
+    allowance: &dyn Fn(&str, usize) -> f64,
+) -> Compiled {
     let oracle = interp::run_outputs(graph, env).unwrap_or_else(|e| panic!("{name}: interpreter: {e}"));
     let mut compiled =
         Compiled::compile(graph, &env.dims, &checked()).unwrap_or_else(|e| panic!("{name}: compile: {e}"));
@@ -97,7 +115,7 @@ fn compare_outputs(name: &str, graph: &Graph, env: &Env, rtol: f64, atol: f64) -
         let got = compiled
             .output(output)
             .unwrap_or_else(|| panic!("{name}: no output `{output}`"));
-        let w = worst_difference(output, &got, expected, rtol, atol);
+        let w = worst_difference(output, &got, expected, rtol, &|k| atol + allowance(output, k));
         if w.0 > worst.0 {
             worst = (
                 w.0,
@@ -171,7 +189,22 @@ fn one_training_step_of_every_example_matches_the_interpreter() {
         let example = path.file_name().unwrap().to_str().unwrap();
         let session = small_session(example);
         let env = session.step_env(0);
-        compare_outputs(example, &session.step_graph, &env, 1e-3, 1e-4);
+        // Adam divides a gradient by its own size: where the exact gradient
+        // is zero (a bias before batch norm), f32 rounding noise still moves
+        // the parameter by up to a learning rate. Such elements may differ
+        // by two learning rates.
+        let oracle = interp::run_outputs(&session.step_graph, &env).unwrap();
+        let lr = env.feeds["lr"].first().copied().unwrap_or(0.0);
+        let allowance = |output: &str, k: usize| {
+            let Some(param) = output.strip_prefix("new ") else {
+                return 0.0;
+            };
+            match oracle.get(&format!("grad {param}")) {
+                Some(g) if g.as_slice().is_some_and(|g| g[k].abs() < 1e-6) => 2.0 * lr,
+                _ => 0.0,
+            }
+        };
+        compare_outputs_with(example, &session.step_graph, &env, 1e-3, 1e-4, &allowance);
         // The evaluation graph (no updates) on the same batch.
         compare_outputs(
             &format!("{example} (evaluation)"),
@@ -955,6 +988,25 @@ fn pattern_cases() -> Vec<Case> {
                 let y = g.matmul(rows, w);
                 let zero = g.fill_like(y, 0.0);
                 g.binary(BinaryOp::Max, y, zero)
+            },
+        ),
+        case(
+            "sum of matrix products",
+            vec![
+                f32s(&[5, 7], 146),
+                f32s(&[7, 13], 147),
+                f32s(&[5, 3], 148),
+                f32s(&[3, 13], 149),
+                f32s(&[5, 13], 150),
+            ],
+            vec![],
+            |g, x, _| {
+                let p = g.matmul(x[0], x[1]);
+                let q = g.matmul(x[2], x[3]);
+                let r = g.matmul(x[0], x[1]);
+                let s = g.add_nodes(p, q);
+                let s = g.add_nodes(s, r);
+                g.mul(s, x[4])
             },
         ),
         case(
