@@ -181,7 +181,26 @@ pub enum ReduceOp {
     Mean,
 }
 
+fn truth(t: bool) -> f64 {
+    f64::from(u8::from(t))
+}
+
 impl UnaryOp {
+    /// The op on one value, as every stage computes it (bools are 0/1).
+    pub fn apply(self, x: f64) -> f64 {
+        match self {
+            UnaryOp::Neg => -x,
+            UnaryOp::Exp => x.exp(),
+            UnaryOp::Log => x.ln(),
+            UnaryOp::Sqrt => x.sqrt(),
+            UnaryOp::Tanh => x.tanh(),
+            UnaryOp::Sin => x.sin(),
+            UnaryOp::Cos => x.cos(),
+            UnaryOp::Abs => x.abs(),
+            UnaryOp::Not => truth(x == 0.0),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             UnaryOp::Neg => "neg",
@@ -198,6 +217,29 @@ impl UnaryOp {
 }
 
 impl BinaryOp {
+    /// The op on two values. Comparisons and logic give 0/1; `Max` and
+    /// `Min` are `f64::max`/`min` (a NaN operand loses to a number); `Pow`
+    /// is `powf`.
+    pub fn apply(self, a: f64, b: f64) -> f64 {
+        match self {
+            BinaryOp::Add => a + b,
+            BinaryOp::Sub => a - b,
+            BinaryOp::Mul => a * b,
+            BinaryOp::Div => a / b,
+            BinaryOp::Max => a.max(b),
+            BinaryOp::Min => a.min(b),
+            BinaryOp::Pow => a.powf(b),
+            BinaryOp::Eq => truth(a == b),
+            BinaryOp::Ne => truth(a != b),
+            BinaryOp::Lt => truth(a < b),
+            BinaryOp::Le => truth(a <= b),
+            BinaryOp::Gt => truth(a > b),
+            BinaryOp::Ge => truth(a >= b),
+            BinaryOp::And => truth(a != 0.0 && b != 0.0),
+            BinaryOp::Or => truth(a != 0.0 || b != 0.0),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             BinaryOp::Add => "add",

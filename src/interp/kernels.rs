@@ -22,10 +22,6 @@ pub fn expect_shape(computed: &[usize], node: &[usize]) -> Result<(), String> {
     }
 }
 
-fn truth(t: bool) -> f64 {
-    f64::from(u8::from(t))
-}
-
 /// `shape` with every element `value`.
 pub fn fill(shape: &[usize], value: f64) -> ArrayD<f64> {
     ArrayD::from_elem(IxDyn(shape), value)
@@ -58,44 +54,8 @@ pub fn random(shape: &[usize], dist: Distribution, seed: u64, step: u64, stream:
     from_flat(shape, |i| draw(seed, step, stream, i as u64))
 }
 
-pub fn unary_scalar(op: UnaryOp, x: f64) -> f64 {
-    match op {
-        UnaryOp::Neg => -x,
-        UnaryOp::Exp => x.exp(),
-        UnaryOp::Log => x.ln(),
-        UnaryOp::Sqrt => x.sqrt(),
-        UnaryOp::Tanh => x.tanh(),
-        UnaryOp::Sin => x.sin(),
-        UnaryOp::Cos => x.cos(),
-        UnaryOp::Abs => x.abs(),
-        UnaryOp::Not => truth(x == 0.0),
-    }
-}
-
-/// Comparisons and logic give 0/1; `Max` and `Min` are `f64::max`/`min`
-/// (a NaN operand loses to a number); `Pow` is `powf`.
-pub fn binary_scalar(op: BinaryOp, a: f64, b: f64) -> f64 {
-    match op {
-        BinaryOp::Add => a + b,
-        BinaryOp::Sub => a - b,
-        BinaryOp::Mul => a * b,
-        BinaryOp::Div => a / b,
-        BinaryOp::Max => a.max(b),
-        BinaryOp::Min => a.min(b),
-        BinaryOp::Pow => a.powf(b),
-        BinaryOp::Eq => truth(a == b),
-        BinaryOp::Ne => truth(a != b),
-        BinaryOp::Lt => truth(a < b),
-        BinaryOp::Le => truth(a <= b),
-        BinaryOp::Gt => truth(a > b),
-        BinaryOp::Ge => truth(a >= b),
-        BinaryOp::And => truth(a != 0.0 && b != 0.0),
-        BinaryOp::Or => truth(a != 0.0 || b != 0.0),
-    }
-}
-
 pub fn unary(op: UnaryOp, x: &ArrayD<f64>) -> ArrayD<f64> {
-    x.mapv(|v| unary_scalar(op, v))
+    x.mapv(|v| op.apply(v))
 }
 
 fn same_shape(what: &str, a: &ArrayD<f64>, b: &ArrayD<f64>) -> Result<(), String> {
@@ -112,7 +72,7 @@ fn same_shape(what: &str, a: &ArrayD<f64>, b: &ArrayD<f64>) -> Result<(), String
 
 pub fn binary(op: BinaryOp, a: &ArrayD<f64>, b: &ArrayD<f64>) -> KResult {
     same_shape("the operands", a, b)?;
-    Ok(Zip::from(a).and(b).map_collect(|&x, &y| binary_scalar(op, x, y)))
+    Ok(Zip::from(a).and(b).map_collect(|&x, &y| op.apply(x, y)))
 }
 
 /// `(condition, a, b)`: `a` where the condition is non-zero, else `b`.

@@ -3,7 +3,7 @@
 
 use super::Pass;
 use crate::ir::{Graph, NodeId};
-use crate::prim::{BinaryOp, DType, Prim, UnaryOp};
+use crate::prim::{DType, Prim};
 
 pub struct ConstantFold;
 
@@ -47,8 +47,8 @@ fn fold(graph: &Graph, id: NodeId) -> Option<f64> {
         Prim::Count(dim) => dim.as_const()? as f64,
         Prim::Broadcast | Prim::Reshape | Prim::StopGrad | Prim::Permute(_) | Prim::Slice { .. } => values[0],
         Prim::Cast(dtype) => round(values[0], *dtype),
-        Prim::Unary(op) => rounded(unary(*op, values[0])),
-        Prim::Binary(op) => rounded(binary(*op, values[0], values[1])),
+        Prim::Unary(op) => rounded(op.apply(values[0])),
+        Prim::Binary(op) => rounded(op.apply(values[0], values[1])),
         Prim::Select => {
             if values[0] != 0.0 {
                 values[1]
@@ -65,40 +65,5 @@ fn round(x: f64, dtype: DType) -> f64 {
         DType::I32 => x.trunc(),
         DType::Bool => f64::from(u8::from(x != 0.0)),
         _ => x,
-    }
-}
-
-pub fn unary(op: UnaryOp, x: f64) -> f64 {
-    match op {
-        UnaryOp::Neg => -x,
-        UnaryOp::Exp => x.exp(),
-        UnaryOp::Log => x.ln(),
-        UnaryOp::Sqrt => x.sqrt(),
-        UnaryOp::Tanh => x.tanh(),
-        UnaryOp::Sin => x.sin(),
-        UnaryOp::Cos => x.cos(),
-        UnaryOp::Abs => x.abs(),
-        UnaryOp::Not => f64::from(u8::from(x == 0.0)),
-    }
-}
-
-pub fn binary(op: BinaryOp, a: f64, b: f64) -> f64 {
-    let truth = |t: bool| f64::from(u8::from(t));
-    match op {
-        BinaryOp::Add => a + b,
-        BinaryOp::Sub => a - b,
-        BinaryOp::Mul => a * b,
-        BinaryOp::Div => a / b,
-        BinaryOp::Max => a.max(b),
-        BinaryOp::Min => a.min(b),
-        BinaryOp::Pow => a.powf(b),
-        BinaryOp::Eq => truth(a == b),
-        BinaryOp::Ne => truth(a != b),
-        BinaryOp::Lt => truth(a < b),
-        BinaryOp::Le => truth(a <= b),
-        BinaryOp::Gt => truth(a > b),
-        BinaryOp::Ge => truth(a >= b),
-        BinaryOp::And => truth(a != 0.0 && b != 0.0),
-        BinaryOp::Or => truth(a != 0.0 || b != 0.0),
     }
 }
