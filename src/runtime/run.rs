@@ -83,6 +83,14 @@ fn timestamp() -> String {
     )
 }
 
+/// The default run directory: `runs/<file>-<time>/`.
+fn default_out(path: &Path) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map_or("run".into(), |s| s.to_string_lossy().into_owned());
+    PathBuf::from("runs").join(format!("{stem}-{}", timestamp()))
+}
+
 /// Set by Ctrl-C: the loop checkpoints and stops at the end of the step.
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -104,12 +112,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
 
     let out = match (&options.resume, &options.out) {
         (Some(dir), _) | (None, Some(dir)) => dir.clone(),
-        (None, None) => {
-            let stem = path
-                .file_stem()
-                .map_or("run".into(), |s| s.to_string_lossy().into_owned());
-            PathBuf::from("runs").join(format!("{stem}-{}", timestamp()))
-        }
+        (None, None) => default_out(path),
     };
     std::fs::create_dir_all(&out)
         .map_err(|e| RunFailure::Message(format!("cannot create `{}`: {e}", out.display())))?;
@@ -370,13 +373,7 @@ pub fn cross_validate(
     folds: usize,
     check: impl Fn() -> Result<Program, String>,
 ) -> Result<Summary, RunFailure> {
-    let stem = path
-        .file_stem()
-        .map_or("run".into(), |s| s.to_string_lossy().into_owned());
-    let base = options
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{stem}-{}", timestamp())));
+    let base = options.out.clone().unwrap_or_else(|| default_out(path));
     let mut per_fold: Vec<Map<String, Value>> = Vec::new();
     let started = Instant::now();
     for fold in 0..folds {
@@ -445,13 +442,7 @@ pub fn sweep(
     settings: &[(String, f64)],
     check: impl Fn(Vec<(String, f64)>) -> Result<Program, String>,
 ) -> Result<Summary, RunFailure> {
-    let stem = path
-        .file_stem()
-        .map_or("run".into(), |s| s.to_string_lossy().into_owned());
-    let base = options
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("runs").join(format!("{stem}-{}", timestamp())));
+    let base = options.out.clone().unwrap_or_else(|| default_out(path));
     let mut combinations: Vec<Vec<(String, f64)>> = vec![Vec::new()];
     for (name, values) in grid {
         combinations = combinations
