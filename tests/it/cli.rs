@@ -1,20 +1,6 @@
 //! The `nnc` binary: exit codes, summaries, `--help` text.
 
-use std::process::Command;
-
-fn nnc(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("nnc runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
+use crate::common::nnc;
 
 #[test]
 fn check_succeeds_on_an_example() {

@@ -2,11 +2,8 @@
 //! small fixture as a before/after diff. Snapshots are named
 //! `<stage>@<example>` and `pass@<name>`.
 
-use std::path::{Path, PathBuf};
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common::{examples, root};
+use std::path::Path;
 
 fn program(path: &Path) -> nnc::check::Program {
     let program = nnc::check::check_file(path).expect("readable");
@@ -21,16 +18,6 @@ fn program(path: &Path) -> nnc::check::Program {
 fn step(program: &nnc::check::Program) -> nnc::ir::Graph {
     let forward = nnc::ir::lower::lower(&program.train_trace);
     nnc::autodiff::optimizer::training_step(&forward, program.optimizer.as_ref().unwrap())
-}
-
-fn examples() -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "nn"))
-        .collect();
-    paths.sort();
-    paths
 }
 
 #[test]

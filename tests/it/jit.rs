@@ -7,8 +7,8 @@
 //! `|jit - interp| <= ATOL + RTOL * |interp|`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
+use crate::common::{examples, root};
 use ndarray::{ArrayD, IxDyn};
 use nnc::check::dims::Dim;
 use nnc::codegen::{CompileOptions, Compiled};
@@ -19,10 +19,6 @@ use nnc::prim::{BinaryOp, DType, Distribution, Prim, ReduceOp, UnaryOp, Window};
 
 const RTOL: f64 = 1e-4;
 const ATOL: f64 = 1e-5;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn checked() -> CompileOptions {
     CompileOptions {
@@ -135,16 +131,6 @@ fn compare_outputs_with(
         worst.1
     );
     compiled
-}
-
-fn examples() -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "nn"))
-        .collect();
-    paths.sort();
-    paths
 }
 
 fn small_session(example: &str) -> nnc::runtime::Session {

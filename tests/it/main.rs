@@ -2,6 +2,7 @@
 //! bad programs, robustness on mutated input, and the command line.
 
 mod cli;
+mod common;
 mod errors;
 mod examples;
 mod fuzz;
