@@ -95,10 +95,12 @@ pub fn gemm_crates(threads: usize) -> String {
                     col: 1,
                 },
                 threads: t,
-                team: &team as *const super::team::Team as usize,
                 accumulate: 0,
             };
-            let seconds = median_seconds(7, || unsafe { nnc_matmul(&desc, arena.as_mut_ptr()) });
+            let pointer = arena.as_mut_ptr() as usize;
+            let seconds = median_seconds(7, || {
+                team.run(t, &|p| unsafe { nnc_matmul(&desc, pointer as *mut f32, p) });
+            });
             row += &format!(" {:.0} |", flops / seconds / 1e9);
         }
         let pointer = arena.as_mut_ptr();

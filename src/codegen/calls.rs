@@ -3,7 +3,6 @@
 //! `pow` (computed in f64 like the interpreter, then rounded), copies, and
 //! the split of a kernel between threads.
 
-use super::team::Team;
 use crate::interp::random;
 
 /// Normal number `index` of `stream`; `table` starts with `seed, step`.
@@ -37,35 +36,6 @@ pub unsafe extern "C" fn nnc_copy(arena: *mut f32, from: i64, to: i64, len: i64)
 
 /// A kernel function: `(arena, random table, start, end) -> status`.
 pub type KernelFn = unsafe extern "C" fn(*mut f32, *const u64, i64, i64) -> i32;
-
-/// Runs `kernel` over `0..n`, split into one range per thread of `team`;
-/// returns the first non-zero status.
-///
-/// # Safety
-/// `kernel` is a kernel function of the same compiled step, whose ranges
-/// write disjoint elements, and `team` points to a live [`Team`].
-pub unsafe extern "C" fn nnc_parallel(
-    kernel: KernelFn,
-    arena: *mut f32,
-    table: *const u64,
-    n: i64,
-    team: *const Team,
-) -> i32 {
-    let team = unsafe { &*team };
-    let parts = (team.threads() as i64).clamp(1, n.max(1));
-    let (arena, table) = (arena as usize, table as usize);
-    let status = std::sync::atomic::AtomicI32::new(0);
-    team.run(parts as usize, &|part| {
-        let part = part as i64;
-        let start = n * part / parts;
-        let end = n * (part + 1) / parts;
-        let s = unsafe { kernel(arena as *mut f32, table as *const u64, start, end) };
-        if s != 0 {
-            status.store(s, std::sync::atomic::Ordering::Relaxed);
-        }
-    });
-    status.into_inner()
-}
 
 /// Splitmix64's increment, as `interp::random` uses it.
 const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;

@@ -39,7 +39,7 @@ struct Imports {
     cos: FuncId,
     pow: FuncId,
     matmul: FuncId,
-    parallel: FuncId,
+    barrier: FuncId,
     copy: FuncId,
     tick: FuncId,
 }
@@ -72,7 +72,7 @@ fn new_module() -> Result<JITModule, String> {
     builder.symbol("nnc_cos", calls::nnc_cos as *const u8);
     builder.symbol("nnc_pow", calls::nnc_pow as *const u8);
     builder.symbol("nnc_matmul", gemm::nnc_matmul as *const u8);
-    builder.symbol("nnc_parallel", calls::nnc_parallel as *const u8);
+    builder.symbol("nnc_barrier", super::team::nnc_barrier as *const u8);
     builder.symbol("nnc_copy", calls::nnc_copy as *const u8);
     builder.symbol("nnc_tick", calls::nnc_tick as *const u8);
     Ok(JITModule::new(builder))
@@ -90,8 +90,8 @@ fn declare_imports(module: &mut JITModule) -> Result<Imports, String> {
         sin: import("nnc_sin", &[F32], &[F32])?,
         cos: import("nnc_cos", &[F32], &[F32])?,
         pow: import("nnc_pow", &[F32, F32], &[F32])?,
-        matmul: import("nnc_matmul", &[I64, I64], &[])?,
-        parallel: import("nnc_parallel", &[I64, I64, I64, I64, I64], &[I32])?,
+        matmul: import("nnc_matmul", &[I64, I64, I64], &[])?,
+        barrier: import("nnc_barrier", &[I64, I64], &[])?,
         copy: import("nnc_copy", &[I64, I64, I64, I64], &[])?,
         tick: import("nnc_tick", &[I64], &[])?,
     })
@@ -122,7 +122,7 @@ fn work(code: &LoopCode) -> i64 {
 }
 
 /// Element visits from which a loop kernel is split between threads.
-const PARALLEL_MIN_WORK: i64 = 1 << 17;
+const PARALLEL_MIN_WORK: i64 = 1 << 10;
 
 pub fn compile(
     fused: &Fused,
@@ -213,31 +213,57 @@ pub fn compile(
         kernel_ids.push(Some(id));
     }
 
-    // The step function.
-    let step_sig = signature(&module, &[I64, I64], &[I32]);
+    // The step function: every thread of the team runs it with its own
+    // number, taking its share of each split kernel; kernels that are not
+    // split run on thread 0. A barrier follows every kernel that the next
+    // one may depend on across threads (everything except a run of kernels
+    // on thread 0 alone).
+    let step_sig = signature(&module, &[I64, I64, I64], &[I32]);
     let step_id = module
         .declare_function("step", Linkage::Local, &step_sig)
         .map_err(|e| e.to_string())?;
     ctx.func.signature = step_sig;
     ctx.func.name = UserFuncName::user(0, step_id.as_u32());
     let mut descriptors = Vec::new();
+    let threads = options.threads.max(1);
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
         b.seal_block(entry);
-        let (arena, rng) = (b.block_params(entry)[0], b.block_params(entry)[1]);
+        let params = b.block_params(entry).to_vec();
+        let (arena, rng, thread) = (params[0], params[1], params[2]);
         let copy = declare(&mut module, imports.copy, &mut b);
         let matmul = declare(&mut module, imports.matmul, &mut b);
-        let parallel = declare(&mut module, imports.parallel, &mut b);
+        let barrier_fn = declare(&mut module, imports.barrier, &mut b);
         let tick = declare(&mut module, imports.tick, &mut b);
         let profile = std::env::var_os("NNC_PROFILE").is_some();
-        if profile {
-            let start = b.ins().iconst(I64, -1);
-            b.ins().call(tick, &[start]);
-        }
-        let emit_copies = |b: &mut FunctionBuilder, copies: &[super::memory::Copy]| {
+        let status = b.declare_var(I32);
+        let zero = b.ins().iconst(I32, 0);
+        b.def_var(status, zero);
+        // Emits `body` so that only thread 0 runs it.
+        let on_thread_0 = |b: &mut FunctionBuilder, body: &mut dyn FnMut(&mut FunctionBuilder)| {
+            if threads == 1 {
+                body(b);
+                return;
+            }
+            let (run, after) = (b.create_block(), b.create_block());
+            b.ins().brif(thread, after, &[], run, &[]);
+            b.seal_block(run);
+            b.switch_to_block(run);
+            body(b);
+            b.ins().jump(after, &[]);
+            b.seal_block(after);
+            b.switch_to_block(after);
+        };
+        let barrier = |b: &mut FunctionBuilder| {
+            if threads > 1 {
+                let team = b.ins().iconst(I64, team as i64);
+                b.ins().call(barrier_fn, &[team, thread]);
+            }
+        };
+        let copies = |b: &mut FunctionBuilder, copies: &[super::memory::Copy]| {
             for c in copies {
                 let args = [
                     arena,
@@ -248,60 +274,87 @@ pub fn compile(
                 b.ins().call(copy, &args);
             }
         };
-        emit_copies(&mut b, &plan.stage);
+        if profile {
+            on_thread_0(&mut b, &mut |b| {
+                let start = b.ins().iconst(I64, -1);
+                b.ins().call(tick, &[start]);
+            });
+        }
+        if !plan.stage.is_empty() {
+            on_thread_0(&mut b, &mut |b| copies(b, &plan.stage));
+            barrier(&mut b);
+        }
         let mut kernel_refs: HashMap<usize, FuncRef> = HashMap::new();
+        // Whether each kernel runs on every thread (or on thread 0 alone).
+        let mut shared = Vec::new();
+        for (k, kernel) in fused.kernels.iter().enumerate() {
+            shared.push(match kernel {
+                Kernel::MatMul { root, a, b: bv, .. } => {
+                    matmul_descriptor(fused, plan, *root, a, bv, threads).threads > 1
+                }
+                _ => splits[k].1,
+            });
+        }
         for (k, kernel) in fused.kernels.iter().enumerate() {
             if let Kernel::MatMul { root, a, b: bv, into } = kernel {
-                let mut desc = matmul_descriptor(fused, plan, *root, a, bv, options.threads);
-                desc.team = team;
+                let mut desc = matmul_descriptor(fused, plan, *root, a, bv, threads);
                 desc.accumulate = usize::from(into.is_some_and(|i| i.add));
                 let boxed = Box::new(desc);
                 let address = b.ins().iconst(I64, &*boxed as *const MatMulDesc as i64);
                 descriptors.push(boxed);
-                b.ins().call(matmul, &[address, arena]);
-                if profile {
+                b.ins().call(matmul, &[address, arena, thread]);
+            } else {
+                let id = kernel_ids[k].expect("a kernel function");
+                let f = *kernel_refs
+                    .entry(k)
+                    .or_insert_with(|| module.declare_func_in_func(id, b.func));
+                let (split, _) = splits[k];
+                let call = |b: &mut FunctionBuilder, start: cranelift_codegen::ir::Value, end| {
+                    let call = b.ins().call(f, &[arena, rng, start, end]);
+                    if !options.check_bounds {
+                        return;
+                    }
+                    let result = b.inst_results(call)[0];
+                    // Keep the first failure; every thread goes on to the
+                    // end so that none waits at a barrier forever.
+                    let current = b.use_var(status);
+                    let first = b.ins().icmp_imm_s(IntCC::Equal, current, 0);
+                    let failed = b.ins().icmp_imm_s(IntCC::NotEqual, result, 0);
+                    let record = b.ins().band(first, failed);
+                    let code = b.ins().iconst(I32, k as i64 + 1);
+                    let next = b.ins().select(record, code, current);
+                    b.def_var(status, next);
+                };
+                if shared[k] {
+                    let count = b.ins().iconst(I64, threads as i64);
+                    let start = b.ins().imul_imm_s(thread, split);
+                    let start = b.ins().udiv(start, count);
+                    let next = b.ins().iadd_imm_s(thread, 1);
+                    let end = b.ins().imul_imm_s(next, split);
+                    let end = b.ins().udiv(end, count);
+                    call(&mut b, start, end);
+                } else {
+                    on_thread_0(&mut b, &mut |b| {
+                        let start = b.ins().iconst(I64, 0);
+                        let end = b.ins().iconst(I64, split);
+                        call(b, start, end);
+                    });
+                }
+            }
+            let last = k + 1 == fused.kernels.len();
+            if shared[k] || last || shared[k + 1] {
+                barrier(&mut b);
+            }
+            if profile {
+                on_thread_0(&mut b, &mut |b| {
                     let number = b.ins().iconst(I64, k as i64);
                     b.ins().call(tick, &[number]);
-                }
-                continue;
-            }
-            let id = kernel_ids[k].expect("a kernel function");
-            let f = *kernel_refs
-                .entry(k)
-                .or_insert_with(|| module.declare_func_in_func(id, b.func));
-            let (split, is_parallel) = splits[k];
-            let status = if is_parallel {
-                let pointer = b.ins().func_addr(I64, f);
-                let n = b.ins().iconst(I64, split);
-                let team = b.ins().iconst(I64, team as i64);
-                let call = b.ins().call(parallel, &[pointer, arena, rng, n, team]);
-                b.inst_results(call)[0]
-            } else {
-                let start = b.ins().iconst(I64, 0);
-                let end = b.ins().iconst(I64, split);
-                let call = b.ins().call(f, &[arena, rng, start, end]);
-                b.inst_results(call)[0]
-            };
-            if profile {
-                let number = b.ins().iconst(I64, k as i64);
-                b.ins().call(tick, &[number]);
-            }
-            if options.check_bounds {
-                let failed = b.ins().icmp_imm_s(IntCC::NotEqual, status, 0);
-                let fail = b.create_block();
-                let ok = b.create_block();
-                b.ins().brif(failed, fail, &[], ok, &[]);
-                b.seal_block(fail);
-                b.switch_to_block(fail);
-                let code = b.ins().iconst(I32, k as i64 + 1);
-                b.ins().return_(&[code]);
-                b.seal_block(ok);
-                b.switch_to_block(ok);
+                });
             }
         }
-        emit_copies(&mut b, &plan.copies);
-        let zero = b.ins().iconst(I32, 0);
-        b.ins().return_(&[zero]);
+        on_thread_0(&mut b, &mut |b| copies(b, &plan.copies));
+        let result = b.use_var(status);
+        b.ins().return_(&[result]);
         b.finalize(module.target_config());
     }
     if keep_text {
@@ -373,7 +426,6 @@ fn matmul_descriptor(
             col: 1,
         },
         threads: gemm::threads_for(m * entries, k, n, threads),
-        team: 0,
         accumulate: 0,
     }
 }

@@ -2,9 +2,8 @@
 //! fixed at compile time, and one `extern "C"` entry point the JIT calls
 //! with the descriptor and the arena. The products themselves are the
 //! `gemm` crate's (see `BENCHMARKS.md` for why), single-threaded, with a
-//! large product split by rows (or batch entries) over the [`Team`].
-//!
-//! [`Team`]: super::team::Team
+//! product split by rows (or batch entries) between the threads that run
+//! the step: each thread calls the entry point with its own number.
 
 use gemm::Parallelism;
 
@@ -24,10 +23,8 @@ pub struct MatMulDesc {
     pub a: Operand,
     pub b: Operand,
     pub c: Operand,
-    /// Threads for this product (1 = the calling thread only).
+    /// Threads for this product (1 = thread 0 only).
     pub threads: usize,
-    /// The team that runs the other threads' parts (a `*const Team`).
-    pub team: usize,
     /// 1: add the product to `C` instead of overwriting it.
     pub accumulate: usize,
 }
@@ -58,7 +55,7 @@ impl Operand {
 
 /// Products with fewer multiply-adds than this run on one thread: below it
 /// the split costs more than it saves (measured, see `BENCHMARKS.md`).
-pub const PARALLEL_MIN_FLOPS: usize = 1 << 23;
+pub const PARALLEL_MIN_FLOPS: usize = 1 << 16;
 
 /// Threads to use for an `m×k×n` product when `available` are allowed.
 pub fn threads_for(m: usize, k: usize, n: usize, available: usize) -> usize {
@@ -69,12 +66,14 @@ pub fn threads_for(m: usize, k: usize, n: usize, available: usize) -> usize {
     }
 }
 
-/// The entry point generated code calls.
+/// The entry point generated code calls: thread `thread`'s part of the
+/// product (all of it on thread 0 when the product is not split).
 ///
 /// # Safety
 /// `desc` points to a live descriptor whose views lie inside the arena at
-/// `arena` (the memory plan guarantees it).
-pub unsafe extern "C" fn nnc_matmul(desc: *const MatMulDesc, arena: *mut f32) {
+/// `arena` (the memory plan guarantees it), and no other thread writes what
+/// this part reads or writes.
+pub unsafe extern "C" fn nnc_matmul(desc: *const MatMulDesc, arena: *mut f32, thread: usize) {
     let d = unsafe { &*desc };
     let arena = arena as usize;
     let entries: usize = d.batch.iter().product();
@@ -99,23 +98,23 @@ pub unsafe extern "C" fn nnc_matmul(desc: *const MatMulDesc, arena: *mut f32) {
             }
         }
     };
-    if d.threads <= 1 || d.team == 0 {
-        part((0, entries, 0, d.m));
+    if d.threads <= 1 {
+        if thread == 0 {
+            part((0, entries, 0, d.m));
+        }
         return;
     }
-    let team = unsafe { &*(d.team as *const super::team::Team) };
     let parts = d.threads;
-    let split = |p: usize, n: usize| (n * p / parts, n * (p + 1) / parts);
+    if thread >= parts {
+        return;
+    }
+    let split = |n: usize| (n * thread / parts, n * (thread + 1) / parts);
     if entries >= parts {
-        team.run(parts, &|p| {
-            let (b0, b1) = split(p, entries);
-            part((b0, b1, 0, d.m));
-        });
+        let (b0, b1) = split(entries);
+        part((b0, b1, 0, d.m));
     } else {
-        team.run(parts, &|p| {
-            let (i0, i1) = split(p, d.m);
-            part((0, entries, i0, i1));
-        });
+        let (i0, i1) = split(d.m);
+        part((0, entries, i0, i1));
     }
 }
 

@@ -30,6 +30,7 @@ pub mod memory;
 pub mod team;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 
 use ndarray::{ArrayD, IxDyn};
 
@@ -87,7 +88,9 @@ pub struct Compiled {
     table: Vec<u64>,
 }
 
-type StepFn = unsafe extern "C" fn(*mut f32, *const u64) -> i32;
+/// The step: `(arena, random table, thread) -> status`, run by every
+/// thread of the team at once.
+type StepFn = unsafe extern "C" fn(*mut f32, *const u64, usize) -> i32;
 
 fn prepare<'g>(graph: &'g Graph, dims: &HashMap<String, i64>) -> Result<(fuse::Fused<'g>, memory::Plan), String> {
     let start = std::time::Instant::now();
@@ -267,7 +270,17 @@ impl Compiled {
         calls::fill_random_table(&mut self.table, seed, step, &artifacts.streams);
         // Safety: the step function was compiled for this arena's plan.
         let step_fn: StepFn = unsafe { std::mem::transmute::<*const u8, StepFn>(artifacts.step) };
-        let status = unsafe { step_fn(self.arena.as_mut_ptr() as *mut f32, self.table.as_ptr()) };
+        let (arena, table) = (self.arena.as_mut_ptr() as usize, self.table.as_ptr() as usize);
+        let status = std::sync::atomic::AtomicI32::new(0);
+        self._team.run(self._team.threads(), &|thread| {
+            // Safety: each thread runs its own part of the step, and the
+            // parts meet at the barriers compiled into it.
+            let s = unsafe { step_fn(arena as *mut f32, table as *const u64, thread) };
+            if s != 0 {
+                let _ = status.compare_exchange(0, s, Ordering::Relaxed, Ordering::Relaxed);
+            }
+        });
+        let status = status.into_inner();
         if status != 0 {
             let kernel = (status - 1) as usize;
             let name = self.kernel_names.get(kernel).cloned().unwrap_or_default();
@@ -357,7 +370,7 @@ mod tests {
             let step: StepFn = unsafe { std::mem::transmute::<*const u8, StepFn>(artifacts.step) };
             let mut arena = vec![0f32; plan.total + 64];
             let table = calls::random_table(0, 0, &artifacts.streams);
-            let status = unsafe { step(arena.as_mut_ptr(), table.as_ptr()) };
+            let status = unsafe { step(arena.as_mut_ptr(), table.as_ptr(), 0) };
             unsafe { artifacts.module.free_memory() };
             status
         };

@@ -1,10 +1,19 @@
-//! A team of threads for splitting one kernel or one matrix product: the
-//! caller and `threads - 1` helpers take parts from a shared counter, so a
-//! helper that is asleep costs nothing but its wake-up call. Helpers spin
-//! for a while after each job (kernels come back to back within a step)
-//! and then sleep.
+//! A team of threads that run a compiled step together: the caller runs
+//! part 0 and helper `t` runs part `t` (and every part that is `t` modulo
+//! the team's size). The step is run as one job with one part per thread;
+//! inside it each thread takes its share of every split kernel (so a split
+//! of the same rows lands on the same core from one kernel to the next and
+//! their data stays in its cache) and the threads meet at [`Team::barrier`]
+//! between kernels that depend on each other.
+//!
+//! A job is handed over through one cache line (the job and its sequence
+//! number) and each helper reports through its own line, so a fork and a
+//! join cost one round trip between cores; a barrier costs one write per
+//! thread and one read of every other thread's line. Helpers spin for a
+//! while after each job (steps come back to back) and then sleep.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -16,22 +25,30 @@ struct Job {
     parts: usize,
 }
 
+/// A value alone on its cache lines, so writers on different cores do not
+/// disturb each other.
+#[repr(align(128))]
+struct Line<T>(T);
+
 struct Shared {
-    /// The job of each generation (read by helpers under the lock).
-    state: Mutex<(u64, Job)>,
-    /// The generation, for spinning without the lock.
-    generation: AtomicU64,
-    /// `generation << 32 | next part`: a part is taken only in its job's
-    /// generation, so a helper late for one job never runs another.
-    counter: AtomicU64,
-    unfinished: AtomicUsize,
-    sleeping: AtomicUsize,
+    /// The job of sequence number `sequence` (written by the caller before
+    /// it publishes the number).
+    job: Line<(UnsafeCell<Job>, AtomicU64)>,
+    /// Per helper: the last sequence number it finished.
+    done: Vec<Line<AtomicU64>>,
+    /// Per thread: how many barriers it has reached.
+    arrived: Vec<Line<AtomicU64>>,
+    /// Helpers asleep (or about to be), guarded for wake-ups by `lock`.
+    sleeping: Line<AtomicU64>,
+    lock: Mutex<()>,
     wake: Condvar,
     stop: AtomicBool,
 }
 
-// Safety: the job pointer is only dereferenced for a part taken in its own
-// generation, while the caller waits for that part to finish.
+// Safety: the job is written only by the (single, see `Team::busy`) caller
+// while no helper is working, before the release store of its sequence
+// number, and read by helpers after the acquire load of that number; the
+// function it points to is alive until every helper reported it done.
 unsafe impl Sync for Shared {}
 unsafe impl Send for Shared {}
 
@@ -42,7 +59,7 @@ pub struct Team {
     shared: Arc<Shared>,
     helpers: Vec<JoinHandle<()>>,
     /// Serializes callers.
-    busy: Mutex<()>,
+    busy: Mutex<u64>,
 }
 
 fn nothing(_: usize) {}
@@ -50,31 +67,32 @@ fn nothing(_: usize) {}
 impl Team {
     pub fn new(threads: usize) -> Team {
         let empty: &(dyn Fn(usize) + Sync) = &nothing;
+        let helpers = threads.max(1) - 1;
         let shared = Arc::new(Shared {
-            state: Mutex::new((
-                0,
-                Job {
+            job: Line((
+                UnsafeCell::new(Job {
                     function: empty as *const _,
                     parts: 0,
-                },
+                }),
+                AtomicU64::new(0),
             )),
-            generation: AtomicU64::new(0),
-            counter: AtomicU64::new(0),
-            unfinished: AtomicUsize::new(0),
-            sleeping: AtomicUsize::new(0),
+            done: (0..helpers).map(|_| Line(AtomicU64::new(0))).collect(),
+            arrived: (0..=helpers).map(|_| Line(AtomicU64::new(0))).collect(),
+            sleeping: Line(AtomicU64::new(0)),
+            lock: Mutex::new(()),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
         });
-        let helpers = (1..threads.max(1))
-            .map(|_| {
+        let helpers = (0..helpers)
+            .map(|h| {
                 let shared = Arc::clone(&shared);
-                std::thread::spawn(move || helper(&shared))
+                std::thread::spawn(move || helper(&shared, h))
             })
             .collect();
         Team {
             shared,
             helpers,
-            busy: Mutex::new(()),
+            busy: Mutex::new(0),
         }
     }
 
@@ -82,89 +100,102 @@ impl Team {
         self.helpers.len() + 1
     }
 
-    /// Runs `job(0..parts)`, spread over the team; returns when all are done.
+    /// Runs `job(0..parts)`, part `p` on thread `p % threads` (the caller
+    /// is thread 0); returns when all are done.
     pub fn run(&self, parts: usize, job: &(dyn Fn(usize) + Sync)) {
         if parts <= 1 || self.helpers.is_empty() {
             (0..parts).for_each(job);
             return;
         }
-        let _guard = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sequence = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        *sequence += 1;
         let s = &*self.shared;
         // Safety: only the lifetime is erased; see `Shared`.
         let function: *const (dyn Fn(usize) + Sync) =
             unsafe { std::mem::transmute(job as *const (dyn Fn(usize) + Sync)) };
-        let generation = {
-            let mut state = s.state.lock().unwrap_or_else(|e| e.into_inner());
-            state.0 += 1;
-            state.1 = Job { function, parts };
-            state.0
-        };
-        s.unfinished.store(parts, Ordering::Release);
-        s.counter.store(generation << 32, Ordering::Release);
-        s.generation.store(generation, Ordering::Release);
-        if s.sleeping.load(Ordering::Acquire) > 0 {
-            let _state = s.state.lock().unwrap_or_else(|e| e.into_inner());
+        // Safety: every helper finished the previous job (the caller waited
+        // for it), so nobody reads the job now.
+        unsafe { *s.job.0 .0.get() = Job { function, parts } };
+        s.job.0 .1.store(*sequence, Ordering::SeqCst);
+        if s.sleeping.0.load(Ordering::SeqCst) > 0 {
+            let _lock = s.lock.lock().unwrap_or_else(|e| e.into_inner());
             s.wake.notify_all();
         }
-        work(s, generation, function, parts);
-        while s.unfinished.load(Ordering::Acquire) > 0 {
-            std::hint::spin_loop();
+        let threads = self.threads();
+        (0..parts).step_by(threads).for_each(job);
+        for done in &s.done {
+            while done.0.load(Ordering::Acquire) != *sequence {
+                std::hint::spin_loop();
+            }
         }
     }
 }
 
-/// Takes parts of generation `generation` until none are left.
-fn work(s: &Shared, generation: u64, job: *const (dyn Fn(usize) + Sync), parts: usize) {
-    loop {
-        let current = s.counter.load(Ordering::Acquire);
-        let part = (current & 0xffff_ffff) as usize;
-        if current >> 32 != generation || part >= parts {
-            return;
+impl Team {
+    /// Waits until every thread of the team reached its matching barrier.
+    /// Only for the parts of one job with `parts == threads` (every thread
+    /// calls it equally often, or the team deadlocks).
+    pub fn barrier(&self, thread: usize) {
+        let arrived = &self.shared.arrived;
+        let epoch = arrived[thread].0.load(Ordering::Relaxed) + 1;
+        arrived[thread].0.store(epoch, Ordering::Release);
+        for (t, other) in arrived.iter().enumerate() {
+            if t != thread {
+                while other.0.load(Ordering::Acquire) < epoch {
+                    std::hint::spin_loop();
+                }
+            }
         }
-        if s.counter
-            .compare_exchange(current, current + 1, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            continue;
-        }
-        // Safety: the part was taken in the job's own generation, so its
-        // caller is still waiting for it.
-        unsafe { (*job)(part) };
-        s.unfinished.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-fn helper(s: &Shared) {
+/// The barrier generated code calls.
+///
+/// # Safety
+/// `team` points to a live [`Team`] running the calling step, `thread` is
+/// the caller's part number.
+pub unsafe extern "C" fn nnc_barrier(team: *const Team, thread: usize) {
+    unsafe { (*team).barrier(thread) }
+}
+
+fn helper(s: &Shared, h: usize) {
+    let threads = s.done.len() + 1;
     let mut seen = 0;
     loop {
         let start = Instant::now();
         let mut spins = 0u32;
-        while s.generation.load(Ordering::Acquire) == seen {
+        let mut sequence = s.job.0 .1.load(Ordering::Acquire);
+        while sequence == seen {
             if s.stop.load(Ordering::Relaxed) {
                 return;
             }
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
             if spins % 256 == 0 && start.elapsed() > SPIN {
-                let mut state = s.state.lock().unwrap_or_else(|e| e.into_inner());
-                s.sleeping.fetch_add(1, Ordering::AcqRel);
-                while state.0 == seen && !s.stop.load(Ordering::Relaxed) {
-                    state = s.wake.wait(state).unwrap_or_else(|e| e.into_inner());
+                let mut lock = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+                s.sleeping.0.fetch_add(1, Ordering::SeqCst);
+                while s.job.0 .1.load(Ordering::SeqCst) == seen && !s.stop.load(Ordering::SeqCst) {
+                    lock = s.wake.wait(lock).unwrap_or_else(|e| e.into_inner());
                 }
-                s.sleeping.fetch_sub(1, Ordering::AcqRel);
+                s.sleeping.0.fetch_sub(1, Ordering::SeqCst);
             }
+            sequence = s.job.0 .1.load(Ordering::Acquire);
         }
-        let (generation, job) = *s.state.lock().unwrap_or_else(|e| e.into_inner());
-        seen = generation;
-        work(s, generation, job.function, job.parts);
+        seen = sequence;
+        // Safety: see `Shared`.
+        let job = unsafe { *s.job.0 .0.get() };
+        (h + 1..job.parts)
+            .step_by(threads)
+            .for_each(|p| unsafe { (*job.function)(p) });
+        s.done[h].0.store(sequence, Ordering::Release);
     }
 }
 
 impl Drop for Team {
     fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.stop.store(true, Ordering::SeqCst);
         {
-            let _state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            let _lock = self.shared.lock.lock().unwrap_or_else(|e| e.into_inner());
             self.shared.wake.notify_all();
         }
         for helper in self.helpers.drain(..) {
