@@ -11,7 +11,7 @@ use crate::interp::random;
 /// `table` points to at least two `u64`.
 pub unsafe extern "C" fn nnc_normal(table: *const u64, stream: u64, index: u64) -> f32 {
     let (seed, step) = unsafe { (*table, *table.add(1)) };
-    random::normal(seed, step, stream, index) as f32
+    random::tensor_normal(seed, step, stream, index) as f32
 }
 
 pub extern "C" fn nnc_sin(x: f32) -> f32 {
@@ -37,11 +37,8 @@ pub unsafe extern "C" fn nnc_copy(arena: *mut f32, from: i64, to: i64, len: i64)
 /// A kernel function: `(arena, random table, start, end) -> status`.
 pub type KernelFn = unsafe extern "C" fn(*mut f32, *const u64, i64, i64) -> i32;
 
-/// Splitmix64's increment, as `interp::random` uses it.
-const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
-
-/// The random table of a step: `seed, step`, then per stream slot the key
-/// `k` such that draw `index` is `mix(k ^ index)`.
+/// The random table of a step: `seed, step`, then per stream slot the
+/// stream's key (draw `index` is `random::lane(key, index)`).
 pub fn random_table(seed: u64, step: u64, streams: &super::emit::Streams) -> Vec<u64> {
     let mut table = vec![0u64; streams.len() + 2];
     fill_random_table(&mut table, seed, step, streams);
@@ -53,11 +50,7 @@ pub fn fill_random_table(table: &mut [u64], seed: u64, step: u64, streams: &supe
     table[0] = seed;
     table[1] = step;
     for (&stream, &slot) in streams {
-        let mut h = 0u64;
-        for word in [seed, step, u64::from(stream)] {
-            h = random::mix(h.wrapping_add(GAMMA) ^ word);
-        }
-        table[slot] = h.wrapping_add(GAMMA);
+        table[slot] = random::stream_key(seed, step, u64::from(stream));
     }
 }
 

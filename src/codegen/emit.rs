@@ -9,14 +9,15 @@
 use std::collections::{BTreeSet, HashMap};
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::types::{F32, F32X4, F64, F64X2, I32, I32X4, I64, I64X2, I8, I8X16};
-use cranelift_codegen::ir::{Block, ConstantData, Endianness, FuncRef, InstBuilder, MemFlagsData, Value};
+use cranelift_codegen::ir::types::{F32, F32X4, I32, I32X4, I64, I8};
+use cranelift_codegen::ir::{Block, ConstantData, FuncRef, InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 
 use super::expr::{Expr, Exprs, Kind, E};
 use super::index::{Atom, Ix};
 use super::math::Math;
 use super::memory::Plan;
+use crate::interp::random;
 use crate::ir::NodeId;
 use crate::prim::{BinaryOp, Distribution, UnaryOp};
 
@@ -683,18 +684,13 @@ impl<'a, 'b> Emitter<'a, 'b> {
 
     /// Random number `flat` of `stream` (see `interp::random`).
     fn random(&mut self, dist: Distribution, stream: u32, flat: &Ix) -> Value {
-        let slot = self.streams[&stream] as i32;
         let index = self.index(flat);
         match dist {
             Distribution::Uniform => {
-                let key = self.b.ins().load(I64, trusted(), self.rng, 8 * slot);
-                let h = self.b.ins().bxor(key, index);
-                let h = mix(&mut self.b, h);
-                let top = self.b.ins().ushr_imm_u(h, 11);
-                let f = self.b.ins().fcvt_from_sint(F64, top);
-                let scale = self.b.ins().f64const(1.0 / (1u64 << 53) as f64);
-                let u = self.b.ins().fmul(f, scale);
-                self.b.ins().fdemote(F32, u)
+                let index = self.b.ins().ireduce(I32, index);
+                let (low, high) = self.stream_key(stream, I32);
+                let bits = lane(&mut self.b, index, low, high);
+                self.uniform_from_bits(bits, F32)
             }
             Distribution::Normal => {
                 let stream = self.iconst(i64::from(stream));
@@ -703,74 +699,82 @@ impl<'a, 'b> Emitter<'a, 'b> {
             }
         }
     }
-}
 
-impl Emitter<'_, '_> {
-    /// Four uniform numbers at flat indices `flat + 0..4`, two at a time
-    /// in `i64x2` lanes, each rounded from f64 as the scalar path does.
-    fn uniform_vector(&mut self, stream: u32, flat: &Ix) -> Value {
+    /// The two 32-bit halves of a stream's key, as `ty` (`I32` or `I32X4`).
+    fn stream_key(&mut self, stream: u32, ty: Type) -> (Value, Value) {
         let slot = self.streams[&stream] as i32;
-        let key = self.b.ins().load(I64, trusted(), self.rng, 8 * slot);
-        let key = self.b.ins().splat(I64X2, key);
-        let base = self.index(flat);
-        let base = self.b.ins().splat(I64X2, base);
-        let scale = self.b.ins().f64const(1.0 / (1u64 << 53) as f64);
-        let scale = self.b.ins().splat(F64X2, scale);
-        let mut halves = Vec::new();
-        for half in 0..2i64 {
-            let bytes: Vec<u8> = [2 * half, 2 * half + 1].iter().flat_map(|x| x.to_le_bytes()).collect();
-            let constant = self.b.func.dfg.constants.insert(ConstantData::from(bytes));
-            let lanes = self.b.ins().vconst(I64X2, constant);
-            let index = self.b.ins().iadd(base, lanes);
-            let h = self.b.ins().bxor(key, index);
-            let h = mix_vector(&mut self.b, h);
-            let top = self.b.ins().ushr_imm_u(h, 11);
-            let f = self.b.ins().fcvt_from_sint(F64X2, top);
-            let u = self.b.ins().fmul(f, scale);
-            let narrow = self.b.ins().fvdemote(u);
-            halves.push(
-                self.b
-                    .ins()
-                    .bitcast(I8X16, MemFlagsData::new().with_endianness(Endianness::Little), narrow),
-            );
-        }
-        let mask: Vec<u8> = (0..8).chain(16..24).collect();
-        let mask = self.b.func.dfg.immediates.push(ConstantData::from(mask));
-        let joined = self.b.ins().shuffle(halves[0], halves[1], mask);
-        self.b
-            .ins()
-            .bitcast(F32X4, MemFlagsData::new().with_endianness(Endianness::Little), joined)
+        let mut half = |offset: i32| {
+            let word = self.b.ins().load(I32, trusted(), self.rng, 8 * slot + offset);
+            if ty == I32 {
+                word
+            } else {
+                self.b.ins().splat(ty, word)
+            }
+        };
+        // Little-endian: the low half first.
+        (half(0), half(4))
+    }
+
+    /// `(bits >> 8) · 2^-24` as `ty` (`F32` or `F32X4`): exact, as
+    /// `random::tensor_uniform`.
+    fn uniform_from_bits(&mut self, bits: Value, ty: Type) -> Value {
+        let top = self.b.ins().ushr_imm_u(bits, 8);
+        let f = self.b.ins().fcvt_from_sint(ty, top);
+        let scale = self.b.ins().f32const(1.0 / (1u32 << 24) as f32);
+        let scale = if ty == F32 {
+            scale
+        } else {
+            self.b.ins().splat(ty, scale)
+        };
+        self.b.ins().fmul(f, scale)
     }
 }
 
-/// Splitmix64's finalizer on two lanes.
-fn mix_vector(b: &mut FunctionBuilder, z: Value) -> Value {
-    let constant = |b: &mut FunctionBuilder, c: u64| {
-        let c = b.ins().iconst(I64, c as i64);
-        b.ins().splat(I64X2, c)
-    };
-    let s = b.ins().ushr_imm_u(z, 30);
-    let z = b.ins().bxor(z, s);
-    let m = constant(b, 0xbf58_476d_1ce4_e5b9);
-    let z = b.ins().imul(z, m);
-    let s = b.ins().ushr_imm_u(z, 27);
-    let z = b.ins().bxor(z, s);
-    let m = constant(b, 0x94d0_49bb_1331_11eb);
-    let z = b.ins().imul(z, m);
-    let s = b.ins().ushr_imm_u(z, 31);
-    b.ins().bxor(z, s)
+impl Emitter<'_, '_> {
+    /// Four uniform numbers at flat indices `flat + 0..4`, one per `i32x4`
+    /// lane.
+    fn uniform_vector(&mut self, stream: u32, flat: &Ix) -> Value {
+        let base = self.index(flat);
+        let base = self.b.ins().ireduce(I32, base);
+        let base = self.b.ins().splat(I32X4, base);
+        let bytes: Vec<u8> = (0..4u32).flat_map(|x| x.to_le_bytes()).collect();
+        let constant = self.b.func.dfg.constants.insert(ConstantData::from(bytes));
+        let lanes = self.b.ins().vconst(I32X4, constant);
+        let index = self.b.ins().iadd(base, lanes);
+        let (low, high) = self.stream_key(stream, I32X4);
+        let bits = lane(&mut self.b, index, low, high);
+        self.uniform_from_bits(bits, F32X4)
+    }
 }
 
-/// Splitmix64's finalizer in CLIF.
-fn mix(b: &mut FunctionBuilder, z: Value) -> Value {
-    let s = b.ins().ushr_imm_u(z, 30);
-    let z = b.ins().bxor(z, s);
-    let z = b.ins().imul_imm_s(z, 0xbf58_476d_1ce4_e5b9_u64 as i64);
-    let s = b.ins().ushr_imm_u(z, 27);
-    let z = b.ins().bxor(z, s);
-    let z = b.ins().imul_imm_s(z, 0x94d0_49bb_1331_11eb_u64 as i64);
-    let s = b.ins().ushr_imm_u(z, 31);
-    b.ins().bxor(z, s)
+/// `random::lane` in CLIF, on `i32` or `i32x4` values.
+fn lane(b: &mut FunctionBuilder, index: Value, low: Value, high: Value) -> Value {
+    let x = b.ins().bxor(index, low);
+    let x = hash32(b, x);
+    let x = b.ins().bxor(x, high);
+    hash32(b, x)
+}
+
+/// `random::hash32` in CLIF.
+fn hash32(b: &mut FunctionBuilder, x: Value) -> Value {
+    let ty = b.func.dfg.value_type(x);
+    let mut constant = |c: u32| {
+        let c = b.ins().iconst(I32, i64::from(c as i32));
+        if ty == I32 {
+            c
+        } else {
+            b.ins().splat(ty, c)
+        }
+    };
+    let (m1, m2) = (constant(random::HASH32.0), constant(random::HASH32.1));
+    let s = b.ins().ushr_imm_u(x, 16);
+    let x = b.ins().bxor(x, s);
+    let x = b.ins().imul(x, m1);
+    let s = b.ins().ushr_imm_u(x, 15);
+    let x = b.ins().bxor(x, s);
+    let x = b.ins().imul(x, m2);
+    let s = b.ins().ushr_imm_u(x, 16);
+    b.ins().bxor(x, s)
 }
 
 /// Expressions that data-dependent atoms of `ix` read.

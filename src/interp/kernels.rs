@@ -48,8 +48,8 @@ pub fn iota(shape: &[usize], axis: usize) -> KResult {
 /// Element `i` (row-major) is draw `i` of the stream.
 pub fn random(shape: &[usize], dist: Distribution, seed: u64, step: u64, stream: u64) -> ArrayD<f64> {
     let draw = match dist {
-        Distribution::Uniform => random::uniform,
-        Distribution::Normal => random::normal,
+        Distribution::Uniform => random::tensor_uniform,
+        Distribution::Normal => random::tensor_normal,
     };
     from_flat(shape, |i| draw(seed, step, stream, i as u64))
 }

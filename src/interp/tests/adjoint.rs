@@ -115,9 +115,9 @@ fn random_numbers_are_deterministic_per_seed_step_and_stream() {
     assert_ne!(base, draws(Distribution::Uniform, 0, 2, 1, 64), "another seed");
     // Element i is draw i of the stream, whatever the shape.
     assert_eq!(base[..8], draws(Distribution::Uniform, 0, 1, 1, 8)[..]);
-    assert_eq!(base[5], random::uniform(1, 1, 0, 5));
+    assert_eq!(base[5], random::tensor_uniform(1, 1, 0, 5));
     let normals = draws(Distribution::Normal, 3, 1, 1, 16);
-    assert_eq!(normals[9], random::normal(1, 1, 3, 9));
+    assert_eq!(normals[9], random::tensor_normal(1, 1, 3, 9));
     // Two nodes with the same stream in one graph draw the same numbers.
     let mut case = Case::new();
     let uniform = Prim::Random {
