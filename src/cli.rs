@@ -89,7 +89,7 @@ pub enum Command {
     /// From the parsed file to the generated code: `ast`, `ir` (the
     /// forward graph in primitive ops), `eval`, `grad` (the whole training
     /// step), `opt` (after the passes), `fused` (kernels), `memory` (the
-    /// arena plan) and `clif` (Cranelift IR).
+    /// arena plan), `clif` (Cranelift IR) and `asm` (the machine code).
     Dump {
         /// The `.nn` file.
         #[arg(value_name = "FILE")]
@@ -198,6 +198,8 @@ pub enum Stage {
     Memory,
     /// The Cranelift IR of the compiled step.
     Clif,
+    /// The compiled step's x86-64 code, as Cranelift lists it.
+    Asm,
 }
 
 pub fn main() -> ExitCode {
@@ -268,13 +270,14 @@ fn run_dump(path: &std::path::Path, stage: Stage, color: bool) -> ExitCode {
         Stage::Eval => crate::ir::print::print(&crate::ir::lower::lower(&program.eval_trace)),
         Stage::Grad => crate::ir::print::print(&step_graph(&program)),
         Stage::Opt => crate::ir::print::print(&optimized_step(&program)),
-        Stage::Fused | Stage::Memory | Stage::Clif => {
+        Stage::Fused | Stage::Memory | Stage::Clif | Stage::Asm => {
             let graph = optimized_step(&program);
             let batch = program.sections.get("train").and_then(|t| t.int("batch")).unwrap_or(32);
             let dims = std::collections::HashMap::from([(check::data::BATCH.to_string(), batch)]);
             match stage {
                 Stage::Fused => crate::codegen::dump_fused(&graph, &dims),
                 Stage::Memory => crate::codegen::dump_memory(&graph, &dims),
+                Stage::Asm => crate::codegen::dump_asm(&graph, &dims),
                 _ => crate::codegen::dump_clif(&graph, &dims),
             }
         }

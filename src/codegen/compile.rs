@@ -31,6 +31,9 @@ pub struct Artifacts {
     pub streams: Streams,
     /// CLIF text of every function, when asked for.
     pub clif: Vec<String>,
+    /// The machine code of every function as Cranelift lists it, when
+    /// asked for.
+    pub asm: Vec<String>,
 }
 
 struct Imports {
@@ -137,6 +140,7 @@ pub fn compile(
     let mut ctx = module.make_context();
     let mut builder_ctx = FunctionBuilderContext::new();
     let mut clif = Vec::new();
+    let mut asm = Vec::new();
     let kernel_sig = signature(&module, &kernels::kernel_params(), &[I32]);
     let mut kernel_ids: Vec<Option<FuncId>> = Vec::new();
     let mut splits: Vec<(i64, bool)> = Vec::new();
@@ -205,9 +209,13 @@ pub fn compile(
         if keep_text {
             clif.push(format!("; kernel {k}\n{}", ctx.func.display()));
         }
+        ctx.set_disasm(keep_text);
         module
             .define_function(id, &mut ctx)
             .map_err(|e| format!("kernel {k}: {e:?}"))?;
+        if let Some(listing) = ctx.compiled_code().and_then(|c| c.vcode.clone()) {
+            asm.push(format!("; kernel {k}\n{listing}"));
+        }
         sizes.push((id, code_size(&ctx), format!("nnc_kernel{k}")));
         module.clear_context(&mut ctx);
         kernel_ids.push(Some(id));
@@ -360,9 +368,13 @@ pub fn compile(
     if keep_text {
         clif.push(format!("; step\n{}", ctx.func.display()));
     }
+    ctx.set_disasm(keep_text);
     module
         .define_function(step_id, &mut ctx)
         .map_err(|e| format!("step: {e:?}"))?;
+    if let Some(listing) = ctx.compiled_code().and_then(|c| c.vcode.clone()) {
+        asm.push(format!("; step\n{listing}"));
+    }
     sizes.push((step_id, code_size(&ctx), "nnc_step".to_string()));
     module.clear_context(&mut ctx);
     module.finalize_definitions().map_err(|e| e.to_string())?;
@@ -376,6 +388,7 @@ pub fn compile(
         descriptors,
         streams,
         clif,
+        asm,
     })
 }
 

@@ -333,10 +333,20 @@ pub fn dump_memory(graph: &Graph, dims: &HashMap<String, i64>) -> String {
 
 /// The CLIF of every generated function, as text.
 pub fn dump_clif(graph: &Graph, dims: &HashMap<String, i64>) -> String {
+    dump_code(graph, dims, false)
+}
+
+/// The x86-64 code of every generated function, as Cranelift lists it
+/// (registers allocated, before encoding).
+pub fn dump_asm(graph: &Graph, dims: &HashMap<String, i64>) -> String {
+    dump_code(graph, dims, true)
+}
+
+fn dump_code(graph: &Graph, dims: &HashMap<String, i64>, asm: bool) -> String {
     let run = || -> Result<String, String> {
         let (fused, plan) = prepare(graph, dims)?;
         let artifacts = compile::compile(&fused, &plan, &CompileOptions::default(), 0, true)?;
-        let text = artifacts.clif.join("\n");
+        let text = if asm { &artifacts.asm } else { &artifacts.clif }.join("\n");
         // Safety: the code is never called.
         unsafe { artifacts.module.free_memory() };
         Ok(text)

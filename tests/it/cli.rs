@@ -75,3 +75,21 @@ fn run_refuses_bad_overrides() {
     assert_eq!(nnc(&["run", "examples/digits_mlp.nn", "--lr=-1"]).0, 2);
     assert_eq!(nnc(&["run", "examples/digits_mlp.nn", "--set", "H=abc"]).0, 2);
 }
+
+/// The code stages print every kernel and the step: CLIF functions, and
+/// their machine code with the SIMD instructions the kernels use.
+#[test]
+fn dump_prints_the_generated_code() {
+    let (code, clif, _) = nnc(&["dump", "--stage", "clif", "examples/digits_mlp.nn"]);
+    assert_eq!(code, 0);
+    let kernels = clif.matches("; kernel ").count();
+    assert!(kernels >= 10, "{kernels} kernels in\n{clif}");
+    assert!(clif.contains("; step\n") && clif.contains("f32x4"), "{clif}");
+    let (code, asm, _) = nnc(&["dump", "--stage", "asm", "examples/digits_mlp.nn"]);
+    assert_eq!(code, 0);
+    assert_eq!(asm.matches("; kernel ").count(), kernels, "one listing per kernel");
+    assert!(
+        asm.contains("; step\n") && asm.contains("vmulps") && asm.contains("retq"),
+        "{asm}"
+    );
+}
