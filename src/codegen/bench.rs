@@ -94,12 +94,12 @@ pub fn gemm_crates(threads: usize) -> String {
                     row: n as isize,
                     col: 1,
                 },
-                threads: t,
+                parts: t,
                 accumulate: 0,
             };
             let pointer = arena.as_mut_ptr() as usize;
             let seconds = median_seconds(7, || {
-                team.run(t, &|p| unsafe { nnc_matmul(&desc, pointer as *mut f32, p) });
+                team.run(t, &|p| unsafe { nnc_matmul(&desc, pointer as *mut f32, p, t) });
             });
             row += &format!(" {:.0} |", flops / seconds / 1e9);
         }
@@ -147,6 +147,11 @@ pub struct BenchReport {
     pub gflop_per_s: f64,
     /// The process's peak resident memory after the run (`VmHWM`).
     pub peak_rss_bytes: u64,
+    /// Threads of the JIT's team (1 for the interpreter), and the share of
+    /// the steps the whole team ran (the rest ran on one thread, chosen by
+    /// the step-time tuner).
+    pub threads: usize,
+    pub team_share: f64,
 }
 
 impl std::fmt::Display for BenchReport {
@@ -161,7 +166,16 @@ impl std::fmt::Display for BenchReport {
             self.steps_per_s,
             self.gflop_per_s,
             self.peak_rss_bytes as f64 / (1 << 20) as f64
-        )
+        )?;
+        if self.threads > 1 {
+            write!(
+                f,
+                ", {:.0} % of steps on {} threads",
+                100.0 * self.team_share,
+                self.threads
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -176,6 +190,8 @@ impl BenchReport {
             "steps_per_s": self.steps_per_s,
             "gflop_per_s": self.gflop_per_s,
             "peak_rss_bytes": self.peak_rss_bytes,
+            "threads": self.threads,
+            "team_share": self.team_share,
         })
         .to_string()
     }
@@ -245,6 +261,7 @@ pub fn bench(path: &std::path::Path, backend: &str, steps: usize, repeats: usize
         let mut compile = Vec::new();
         let mut times = Vec::new();
         let mut work = 0.0;
+        let (mut threads, mut team_steps) = (1, 0.0);
         for _ in 0..repeats.max(1) {
             let start = Instant::now();
             let mut session = session(path)?;
@@ -287,8 +304,11 @@ pub fn bench(path: &std::path::Path, backend: &str, steps: usize, repeats: usize
                     times.push(t.elapsed().as_secs_f64());
                     session.step += 1;
                 }
+                threads = compiled.threads();
+                team_steps += compiled.team_share() * steps as f64;
             }
         }
+        let team_share = team_steps / times.len().max(1) as f64;
         let per_step = median(times);
         let profile = super::calls::take_profile();
         if !profile.is_empty() {
@@ -311,6 +331,8 @@ pub fn bench(path: &std::path::Path, backend: &str, steps: usize, repeats: usize
             steps_per_s: 1.0 / per_step,
             gflop_per_s: work / per_step / 1e9,
             peak_rss_bytes: peak_rss(),
+            threads,
+            team_share,
         });
     }
     Ok(reports)

@@ -93,7 +93,7 @@ fn declare_imports(module: &mut JITModule) -> Result<Imports, String> {
         sin: import("nnc_sin", &[F32], &[F32])?,
         cos: import("nnc_cos", &[F32], &[F32])?,
         pow: import("nnc_pow", &[F32, F32], &[F32])?,
-        matmul: import("nnc_matmul", &[I64, I64, I64], &[])?,
+        matmul: import("nnc_matmul", &[I64, I64, I64, I64], &[])?,
         barrier: import("nnc_barrier", &[I64, I64], &[])?,
         copy: import("nnc_copy", &[I64, I64, I64, I64], &[])?,
         tick: import("nnc_tick", &[I64], &[])?,
@@ -127,13 +127,7 @@ fn work(code: &LoopCode) -> i64 {
 /// Element visits from which a loop kernel is split between threads.
 const PARALLEL_MIN_WORK: i64 = 1 << 10;
 
-pub fn compile(
-    fused: &Fused,
-    plan: &Plan,
-    options: &CompileOptions,
-    team: usize,
-    keep_text: bool,
-) -> Result<Artifacts, String> {
+pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: bool) -> Result<Artifacts, String> {
     let mut module = new_module()?;
     let imports = declare_imports(&mut module)?;
     let streams = streams(fused);
@@ -221,12 +215,15 @@ pub fn compile(
         kernel_ids.push(Some(id));
     }
 
-    // The step function: every thread of the team runs it with its own
-    // number, taking its share of each split kernel; kernels that are not
-    // split run on thread 0. A barrier follows every kernel that the next
-    // one may depend on across threads (everything except a run of kernels
-    // on thread 0 alone).
-    let step_sig = signature(&module, &[I64, I64, I64], &[I32]);
+    // The step function `(arena, random table, thread, threads, team)`:
+    // every thread of the team runs it with its own number, taking its
+    // share of each split kernel; kernels that are not split run on thread
+    // 0. A barrier follows every kernel that the next one may depend on
+    // across threads (everything except a run of kernels on thread 0
+    // alone). With `threads` 1 (and no team) one thread runs it all, with
+    // the same results: rows are computed alike whichever thread takes
+    // them, and products are cut into the same parts.
+    let step_sig = signature(&module, &[I64, I64, I64, I64, I64], &[I32]);
     let step_id = module
         .declare_function("step", Linkage::Local, &step_sig)
         .map_err(|e| e.to_string())?;
@@ -241,7 +238,7 @@ pub fn compile(
         b.switch_to_block(entry);
         b.seal_block(entry);
         let params = b.block_params(entry).to_vec();
-        let (arena, rng, thread) = (params[0], params[1], params[2]);
+        let (arena, rng, thread, thread_count, team) = (params[0], params[1], params[2], params[3], params[4]);
         let copy = declare(&mut module, imports.copy, &mut b);
         let matmul = declare(&mut module, imports.matmul, &mut b);
         let barrier_fn = declare(&mut module, imports.barrier, &mut b);
@@ -267,7 +264,6 @@ pub fn compile(
         };
         let barrier = |b: &mut FunctionBuilder| {
             if threads > 1 {
-                let team = b.ins().iconst(I64, team as i64);
                 b.ins().call(barrier_fn, &[team, thread]);
             }
         };
@@ -298,7 +294,7 @@ pub fn compile(
         for (k, kernel) in fused.kernels.iter().enumerate() {
             shared.push(match kernel {
                 Kernel::MatMul { root, a, b: bv, .. } => {
-                    matmul_descriptor(fused, plan, *root, a, bv, threads).threads > 1
+                    matmul_descriptor(fused, plan, *root, a, bv, threads).parts > 1
                 }
                 _ => splits[k].1,
             });
@@ -310,7 +306,7 @@ pub fn compile(
                 let boxed = Box::new(desc);
                 let address = b.ins().iconst(I64, &*boxed as *const MatMulDesc as i64);
                 descriptors.push(boxed);
-                b.ins().call(matmul, &[address, arena, thread]);
+                b.ins().call(matmul, &[address, arena, thread, thread_count]);
             } else {
                 let id = kernel_ids[k].expect("a kernel function");
                 let f = *kernel_refs
@@ -334,12 +330,11 @@ pub fn compile(
                     b.def_var(status, next);
                 };
                 if shared[k] {
-                    let count = b.ins().iconst(I64, threads as i64);
                     let start = b.ins().imul_imm_s(thread, split);
-                    let start = b.ins().udiv(start, count);
+                    let start = b.ins().udiv(start, thread_count);
                     let next = b.ins().iadd_imm_s(thread, 1);
                     let end = b.ins().imul_imm_s(next, split);
-                    let end = b.ins().udiv(end, count);
+                    let end = b.ins().udiv(end, thread_count);
                     call(&mut b, start, end);
                 } else {
                     on_thread_0(&mut b, &mut |b| {
@@ -438,7 +433,7 @@ fn matmul_descriptor(
             row: n as isize,
             col: 1,
         },
-        threads: gemm::threads_for(m * entries, k, n, threads),
+        parts: gemm::parts_for(m * entries, k, n, threads),
         accumulate: 0,
     }
 }

@@ -1,9 +1,11 @@
 //! Matrix products for generated code: a descriptor per `MatMul` node,
 //! fixed at compile time, and one `extern "C"` entry point the JIT calls
 //! with the descriptor and the arena. The products themselves are the
-//! `gemm` crate's (see `BENCHMARKS.md` for why), single-threaded, with a
-//! product split by rows (or batch entries) between the threads that run
-//! the step: each thread calls the entry point with its own number.
+//! `gemm` crate's (see `BENCHMARKS.md` for why), single-threaded. A large
+//! product is cut into a fixed number of parts by rows (or batch entries)
+//! and the threads that run the step share them out: each thread calls the
+//! entry point with its own number. The parts do not depend on how many
+//! threads run them, so a step gives the same bits on one thread or many.
 
 use gemm::Parallelism;
 
@@ -23,8 +25,8 @@ pub struct MatMulDesc {
     pub a: Operand,
     pub b: Operand,
     pub c: Operand,
-    /// Threads for this product (1 = thread 0 only).
-    pub threads: usize,
+    /// Parts the product is cut into (1: not cut).
+    pub parts: usize,
     /// 1: add the product to `C` instead of overwriting it.
     pub accumulate: usize,
 }
@@ -57,8 +59,9 @@ impl Operand {
 /// the split costs more than it saves (measured, see `BENCHMARKS.md`).
 pub const PARALLEL_MIN_FLOPS: usize = 1 << 16;
 
-/// Threads to use for an `m×k×n` product when `available` are allowed.
-pub fn threads_for(m: usize, k: usize, n: usize, available: usize) -> usize {
+/// Parts to cut an `m×k×n` product into when `available` threads may run
+/// the step.
+pub fn parts_for(m: usize, k: usize, n: usize, available: usize) -> usize {
     if m * k * n >= PARALLEL_MIN_FLOPS && available > 1 {
         available
     } else {
@@ -66,14 +69,15 @@ pub fn threads_for(m: usize, k: usize, n: usize, available: usize) -> usize {
     }
 }
 
-/// The entry point generated code calls: thread `thread`'s part of the
-/// product (all of it on thread 0 when the product is not split).
+/// The entry point generated code calls: the parts `thread`,
+/// `thread + threads`, ... of the product, for thread `thread` of
+/// `threads`.
 ///
 /// # Safety
 /// `desc` points to a live descriptor whose views lie inside the arena at
 /// `arena` (the memory plan guarantees it), and no other thread writes what
-/// this part reads or writes.
-pub unsafe extern "C" fn nnc_matmul(desc: *const MatMulDesc, arena: *mut f32, thread: usize) {
+/// these parts read or write.
+pub unsafe extern "C" fn nnc_matmul(desc: *const MatMulDesc, arena: *mut f32, thread: usize, threads: usize) {
     let d = unsafe { &*desc };
     let arena = arena as usize;
     let entries: usize = d.batch.iter().product();
@@ -98,23 +102,16 @@ pub unsafe extern "C" fn nnc_matmul(desc: *const MatMulDesc, arena: *mut f32, th
             }
         }
     };
-    if d.threads <= 1 {
-        if thread == 0 {
-            part((0, entries, 0, d.m));
+    let parts = d.parts.max(1);
+    for p in (thread..parts).step_by(threads.max(1)) {
+        let split = |n: usize| (n * p / parts, n * (p + 1) / parts);
+        if entries >= parts {
+            let (b0, b1) = split(entries);
+            part((b0, b1, 0, d.m));
+        } else {
+            let (i0, i1) = split(d.m);
+            part((0, entries, i0, i1));
         }
-        return;
-    }
-    let parts = d.threads;
-    if thread >= parts {
-        return;
-    }
-    let split = |n: usize| (n * thread / parts, n * (thread + 1) / parts);
-    if entries >= parts {
-        let (b0, b1) = split(entries);
-        part((b0, b1, 0, d.m));
-    } else {
-        let (i0, i1) = split(d.m);
-        part((0, entries, i0, i1));
     }
 }
 

@@ -28,6 +28,7 @@ pub mod kernels;
 pub mod math;
 pub mod memory;
 pub mod team;
+pub mod tune;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -46,6 +47,10 @@ pub struct CompileOptions {
     /// Threads for matrix products and large kernels (1 = the caller's);
     /// the default is `NNC_THREADS` or the machine's cores.
     pub threads: usize,
+    /// Let each step run on the calling thread alone while that is faster
+    /// than the team (see `tune.rs`); the default is on unless
+    /// `NNC_ADAPTIVE=0`.
+    pub adaptive: bool,
 }
 
 impl Default for CompileOptions {
@@ -57,6 +62,7 @@ impl Default for CompileOptions {
                 .and_then(|t| t.parse().ok())
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
                 .max(1),
+            adaptive: std::env::var("NNC_ADAPTIVE").map_or(true, |v| v != "0"),
         }
     }
 }
@@ -80,17 +86,19 @@ pub struct Compiled {
     inputs: Vec<(String, Slot)>,
     homes: BTreeMap<String, Slot>,
     outputs: Vec<(String, Slot)>,
-    /// Declared after `artifacts`: the code holds its address.
-    _team: Box<team::Team>,
+    /// Runs the step's parts on other threads.
+    team: team::Team,
+    /// Whether the team or this thread alone runs the next step.
+    tuner: tune::Tuner,
     /// Kernel kinds, for error messages.
     kernel_names: Vec<String>,
     /// The random table, refilled each run (so a run allocates nothing).
     table: Vec<u64>,
 }
 
-/// The step: `(arena, random table, thread) -> status`, run by every
-/// thread of the team at once.
-type StepFn = unsafe extern "C" fn(*mut f32, *const u64, usize) -> i32;
+/// The step: `(arena, random table, thread, threads, team) -> status`, run
+/// by every thread of the team at once (or by one thread, with no team).
+type StepFn = unsafe extern "C" fn(*mut f32, *const u64, usize, usize, *const team::Team) -> i32;
 
 fn prepare<'g>(graph: &'g Graph, dims: &HashMap<String, i64>) -> Result<(fuse::Fused<'g>, memory::Plan), String> {
     let start = std::time::Instant::now();
@@ -115,8 +123,9 @@ impl Compiled {
         let start = std::time::Instant::now();
         let (fused, plan) = prepare(graph, dims)?;
         let planned = start.elapsed();
-        let team = Box::new(team::Team::new(options.threads));
-        let artifacts = compile::compile(&fused, &plan, options, &*team as *const team::Team as usize, false)?;
+        let team = team::Team::new(options.threads);
+        let tuner = tune::Tuner::new(team.threads(), options.adaptive);
+        let artifacts = compile::compile(&fused, &plan, options, false)?;
         if timing {
             eprintln!(
                 "codegen: {} nodes, {} kernels; fusion and plan {:.1?}, code {:.1?}",
@@ -183,7 +192,8 @@ impl Compiled {
             homes,
             outputs,
             table,
-            _team: team,
+            team,
+            tuner,
             kernel_names,
         })
     }
@@ -271,16 +281,33 @@ impl Compiled {
         // Safety: the step function was compiled for this arena's plan.
         let step_fn: StepFn = unsafe { std::mem::transmute::<*const u8, StepFn>(artifacts.step) };
         let (arena, table) = (self.arena.as_mut_ptr() as usize, self.table.as_ptr() as usize);
-        let status = std::sync::atomic::AtomicI32::new(0);
-        self._team.run(self._team.threads(), &|thread| {
-            // Safety: each thread runs its own part of the step, and the
-            // parts meet at the barriers compiled into it.
-            let s = unsafe { step_fn(arena as *mut f32, table as *const u64, thread) };
-            if s != 0 {
-                let _ = status.compare_exchange(0, s, Ordering::Relaxed, Ordering::Relaxed);
-            }
-        });
-        let status = status.into_inner();
+        let threads = self.tuner.threads();
+        let start = std::time::Instant::now();
+        let status = if threads == 1 {
+            // Safety: one thread runs the whole step; barriers do nothing.
+            unsafe { step_fn(arena as *mut f32, table as *const u64, 0, 1, std::ptr::null()) }
+        } else {
+            let status = std::sync::atomic::AtomicI32::new(0);
+            let team = &self.team as *const team::Team as usize;
+            self.team.run(threads, &|thread| {
+                // Safety: each thread runs its own part of the step, and the
+                // parts meet at the barriers compiled into it.
+                let s = unsafe {
+                    step_fn(
+                        arena as *mut f32,
+                        table as *const u64,
+                        thread,
+                        threads,
+                        team as *const _,
+                    )
+                };
+                if s != 0 {
+                    let _ = status.compare_exchange(0, s, Ordering::Relaxed, Ordering::Relaxed);
+                }
+            });
+            status.into_inner()
+        };
+        self.tuner.record(start.elapsed().as_secs_f64());
         if status != 0 {
             let kernel = (status - 1) as usize;
             let name = self.kernel_names.get(kernel).cloned().unwrap_or_default();
@@ -298,6 +325,17 @@ impl Compiled {
     /// Names of the graph's outputs, in order.
     pub fn output_names(&self) -> Vec<String> {
         self.outputs.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// The share of the steps so far that ran on the whole team (the rest
+    /// ran on the calling thread alone, see [`CompileOptions::adaptive`]).
+    pub fn team_share(&self) -> f64 {
+        self.tuner.team_share()
+    }
+
+    /// Threads in the team.
+    pub fn threads(&self) -> usize {
+        self.team.threads()
     }
 
     /// Bytes of the arena.
@@ -345,7 +383,7 @@ pub fn dump_asm(graph: &Graph, dims: &HashMap<String, i64>) -> String {
 fn dump_code(graph: &Graph, dims: &HashMap<String, i64>, asm: bool) -> String {
     let run = || -> Result<String, String> {
         let (fused, plan) = prepare(graph, dims)?;
-        let artifacts = compile::compile(&fused, &plan, &CompileOptions::default(), 0, true)?;
+        let artifacts = compile::compile(&fused, &plan, &CompileOptions::default(), true)?;
         let text = if asm { &artifacts.asm } else { &artifacts.clif }.join("\n");
         // Safety: the code is never called.
         unsafe { artifacts.module.free_memory() };
@@ -375,12 +413,13 @@ mod tests {
             let options = CompileOptions {
                 check_bounds,
                 threads: 1,
+                adaptive: false,
             };
-            let artifacts = compile::compile(&fused, &plan, &options, 0, false).unwrap();
+            let artifacts = compile::compile(&fused, &plan, &options, false).unwrap();
             let step: StepFn = unsafe { std::mem::transmute::<*const u8, StepFn>(artifacts.step) };
             let mut arena = vec![0f32; plan.total + 64];
             let table = calls::random_table(0, 0, &artifacts.streams);
-            let status = unsafe { step(arena.as_mut_ptr(), table.as_ptr(), 0) };
+            let status = unsafe { step(arena.as_mut_ptr(), table.as_ptr(), 0, 1, std::ptr::null()) };
             unsafe { artifacts.module.free_memory() };
             status
         };

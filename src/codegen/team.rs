@@ -124,9 +124,7 @@ impl Team {
         let threads = self.threads();
         (0..parts).step_by(threads).for_each(job);
         for done in &s.done {
-            while done.0.load(Ordering::Acquire) != *sequence {
-                std::hint::spin_loop();
-            }
+            spin_until(|| done.0.load(Ordering::Acquire) == *sequence);
         }
     }
 }
@@ -141,21 +139,30 @@ impl Team {
         arrived[thread].0.store(epoch, Ordering::Release);
         for (t, other) in arrived.iter().enumerate() {
             if t != thread {
-                while other.0.load(Ordering::Acquire) < epoch {
-                    std::hint::spin_loop();
-                }
+                spin_until(|| other.0.load(Ordering::Acquire) >= epoch);
             }
         }
     }
 }
 
-/// The barrier generated code calls.
+/// Spins until `ready()`: the waits here are short (a barrier between
+/// kernels, the end of a step's parts) and every thread has a core.
+fn spin_until(ready: impl Fn() -> bool) {
+    while !ready() {
+        std::hint::spin_loop();
+    }
+}
+
+/// The barrier generated code calls; nothing when `team` is null (one
+/// thread runs the step).
 ///
 /// # Safety
-/// `team` points to a live [`Team`] running the calling step, `thread` is
-/// the caller's part number.
+/// `team` is null or points to a live [`Team`] running the calling step,
+/// and `thread` is the caller's part number.
 pub unsafe extern "C" fn nnc_barrier(team: *const Team, thread: usize) {
-    unsafe { (*team).barrier(thread) }
+    if let Some(team) = unsafe { team.as_ref() } {
+        team.barrier(thread)
+    }
 }
 
 fn helper(s: &Shared, h: usize) {

@@ -132,7 +132,8 @@ mod tests {
     #[test]
     fn tensor_uniforms_are_independent() {
         let n = 1u64 << 14;
-        let corr = |pair: &dyn Fn(u64) -> (f64, f64)| {
+        type Pair<'a> = &'a dyn Fn(u64) -> (f64, f64);
+        let corr = |pair: Pair| {
             let (mut sxy, mut sx, mut sy, mut sxx, mut syy) = (0.0, 0.0, 0.0, 0.0, 0.0);
             for i in 0..n {
                 let (x, y) = pair(i);
@@ -145,7 +146,7 @@ mod tests {
             let n = n as f64;
             (sxy / n - sx * sy / n / n) / ((sxx / n - (sx / n).powi(2)) * (syy / n - (sy / n).powi(2))).sqrt()
         };
-        let cases: [(&str, &dyn Fn(u64) -> (f64, f64)); 3] = [
+        let cases: [(&str, Pair); 3] = [
             ("next index", &|i| {
                 (tensor_uniform(1, 1, 0, i), tensor_uniform(1, 1, 0, i + 1))
             }),

@@ -20,10 +20,13 @@ use nnc::prim::{BinaryOp, DType, Distribution, Prim, ReduceOp, UnaryOp, Window};
 const RTOL: f64 = 1e-4;
 const ATOL: f64 = 1e-5;
 
+/// Bounds checked, on a team of two that runs every step (so the split
+/// kernels and products are what is tested).
 fn checked() -> CompileOptions {
     CompileOptions {
         check_bounds: true,
         threads: 2,
+        adaptive: false,
     }
 }
 
@@ -199,6 +202,79 @@ fn one_training_step_of_every_example_matches_the_interpreter() {
             1e-3,
             1e-4,
         );
+    }
+}
+
+/// Trains `session` for `steps` steps on a compiled step and returns every
+/// tensor (parameters, optimizer state) afterwards.
+fn train_compiled(session: &nnc::runtime::Session, options: &CompileOptions, steps: u64) -> Vec<(String, ArrayD<f64>)> {
+    let dims = HashMap::from([("B".to_string(), session.batch as i64)]);
+    let mut compiled = Compiled::compile(&session.step_graph, &dims, options).unwrap();
+    for (name, value) in &session.tensors {
+        compiled.set_tensor(name, value).unwrap();
+    }
+    let inputs: Vec<String> = session
+        .step_graph
+        .leaves(nnc::ir::input_name)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    for i in 0..steps {
+        let mut env = session.step_env(i);
+        env.feeds.retain(|name, _| inputs.contains(name));
+        compiled.run(&env.feeds, session.seed, i).unwrap();
+    }
+    compiled
+        .tensor_names()
+        .into_iter()
+        .map(|name| {
+            let value = compiled.tensor(&name).unwrap();
+            (name, value)
+        })
+        .collect()
+}
+
+/// A step gives the same bits whether the team of two or one thread runs
+/// it (products are cut into the same parts, rows are computed alike), so
+/// letting the runtime pick per step (`CompileOptions::adaptive`) keeps a
+/// run reproducible. Three steps of every example at small sizes, and of
+/// the MLP and GPT as written (where products are large enough to be cut).
+#[test]
+fn one_thread_and_the_team_give_the_same_bits() {
+    let mut sessions: Vec<(String, nnc::runtime::Session)> = examples()
+        .iter()
+        .map(|path| {
+            let example = path.file_name().unwrap().to_str().unwrap();
+            (format!("{example} (small)"), small_session(example))
+        })
+        .collect();
+    for example in ["digits_mlp.nn", "gpt.nn"] {
+        sessions.push((example.to_string(), full_session(example)));
+    }
+    for (example, session) in &sessions {
+        let on = |threads: usize| {
+            let options = CompileOptions {
+                check_bounds: false,
+                threads,
+                adaptive: false,
+            };
+            train_compiled(session, &options, 3)
+        };
+        let (team, single) = (on(2), on(1));
+        assert_eq!(team.len(), single.len());
+        for ((name, a), (_, b)) in team.iter().zip(&single) {
+            let differing = a
+                .iter()
+                .zip(b.iter())
+                .filter(|(x, y)| x.to_bits() != y.to_bits())
+                .count();
+            assert_eq!(
+                differing,
+                0,
+                "{example}: {name} differs in {differing} of {} elements",
+                a.len()
+            );
+        }
     }
 }
 

@@ -1,0 +1,175 @@
+//! Chooses, step by step, whether the team or the calling thread alone runs
+//! a compiled step. Both give the same bits (see `compile.rs`); which one
+//! is faster depends on the machine at the moment. On the project machine
+//! the round trip between the two vCPUs moves between ~100 ns and ~900 ns
+//! over minutes, and the MLP step on two threads between 45 us and 125 us,
+//! while one thread stays at 60 us. So the tuner times every step, keeps
+//! the faster way, and now and then tries the other one again.
+//!
+//! In: the seconds each step took. Out: how many threads run the next one.
+//! It allocates nothing.
+
+/// Samples kept per way (the last ones).
+const WINDOW: usize = 8;
+/// Steps of the first comparison, alternating the two ways.
+const WARMUP: usize = 2 * WINDOW;
+/// Steps between two trials of the way not taken.
+const PROBE_EVERY: usize = 256;
+/// The other way must be this much faster to be taken.
+const MARGIN: f64 = 0.95;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Phase {
+    Warmup(usize),
+    Steady(usize),
+    Probe(usize),
+}
+
+/// Way 0 is the team, way 1 the calling thread alone.
+#[derive(Clone, Debug)]
+pub struct Tuner {
+    team: usize,
+    adaptive: bool,
+    samples: [[f64; WINDOW]; 2],
+    counts: [usize; 2],
+    chosen: usize,
+    phase: Phase,
+    /// Steps run by the team, and in all.
+    on_team: u64,
+    steps: u64,
+}
+
+impl Tuner {
+    /// A tuner for a team of `team` threads; with `adaptive` false (or a
+    /// team of one) every step runs on the whole team.
+    pub fn new(team: usize, adaptive: bool) -> Tuner {
+        Tuner {
+            team: team.max(1),
+            adaptive: adaptive && team > 1,
+            samples: [[0.0; WINDOW]; 2],
+            counts: [0; 2],
+            chosen: 0,
+            phase: if adaptive && team > 1 {
+                Phase::Warmup(0)
+            } else {
+                Phase::Steady(0)
+            },
+            on_team: 0,
+            steps: 0,
+        }
+    }
+
+    fn way(&self) -> usize {
+        match self.phase {
+            Phase::Warmup(n) => n % 2,
+            Phase::Steady(_) => self.chosen,
+            Phase::Probe(_) => 1 - self.chosen,
+        }
+    }
+
+    /// Threads for the next step: the team's size, or 1.
+    pub fn threads(&self) -> usize {
+        if self.way() == 0 {
+            self.team
+        } else {
+            1
+        }
+    }
+
+    /// Records the time of the step that [`Tuner::threads`] chose.
+    pub fn record(&mut self, seconds: f64) {
+        let way = self.way();
+        self.steps += 1;
+        if way == 0 && self.team > 1 {
+            self.on_team += 1;
+        }
+        if !self.adaptive {
+            return;
+        }
+        self.samples[way][self.counts[way] % WINDOW] = seconds;
+        self.counts[way] += 1;
+        self.phase = match self.phase {
+            Phase::Warmup(n) if n + 1 < WARMUP => Phase::Warmup(n + 1),
+            Phase::Warmup(_) => {
+                self.chosen = usize::from(self.median(1) < self.median(0));
+                Phase::Steady(0)
+            }
+            Phase::Steady(n) if n + 1 < PROBE_EVERY => Phase::Steady(n + 1),
+            Phase::Steady(_) => Phase::Probe(0),
+            Phase::Probe(n) if n + 1 < WINDOW => Phase::Probe(n + 1),
+            Phase::Probe(_) => {
+                if self.median(1 - self.chosen) < MARGIN * self.median(self.chosen) {
+                    self.chosen = 1 - self.chosen;
+                }
+                Phase::Steady(0)
+            }
+        };
+    }
+
+    fn median(&self, way: usize) -> f64 {
+        let n = self.counts[way].min(WINDOW);
+        if n == 0 {
+            return f64::INFINITY;
+        }
+        let mut v = self.samples[way];
+        let v = &mut v[..n];
+        v.sort_by(f64::total_cmp);
+        v[n / 2]
+    }
+
+    /// The share of the steps so far that ran on more than one thread.
+    pub fn team_share(&self) -> f64 {
+        self.on_team as f64 / self.steps.max(1) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `steps` steps where the team takes `team_time(step)` seconds
+    /// and one thread 1.0; returns the threads of each step.
+    fn drive(tuner: &mut Tuner, steps: usize, team_time: impl Fn(usize) -> f64) -> Vec<usize> {
+        (0..steps)
+            .map(|s| {
+                let threads = tuner.threads();
+                tuner.record(if threads > 1 { team_time(s) } else { 1.0 });
+                threads
+            })
+            .collect()
+    }
+
+    #[test]
+    fn keeps_the_faster_way_and_follows_a_change() {
+        let mut tuner = Tuner::new(2, true);
+        // The team is faster at first, slower after step 1000.
+        let threads = drive(&mut tuner, 2000, |s| if s < 1000 { 0.6 } else { 2.0 });
+        // Warm-up alternates.
+        assert_eq!(threads[..4], [2, 1, 2, 1]);
+        // Then the team, but for probes of WINDOW steps every PROBE_EVERY.
+        let team_share =
+            |r: std::ops::Range<usize>| threads[r.clone()].iter().filter(|&&t| t == 2).count() as f64 / r.len() as f64;
+        assert!(team_share(WARMUP..1000) > 0.95, "{}", team_share(WARMUP..1000));
+        // After the change, the next probe finds one thread faster.
+        assert!(team_share(1000 + PROBE_EVERY + 2 * WINDOW..2000) < 0.05);
+    }
+
+    #[test]
+    fn noise_below_the_margin_does_not_flip() {
+        let mut tuner = Tuner::new(2, true);
+        let threads = drive(&mut tuner, 3000, |s| if s % 2 == 0 { 0.97 } else { 0.99 });
+        let switches = threads[WARMUP..].windows(2).filter(|w| w[0] != w[1]).count();
+        // Only the probes switch, twice each.
+        assert!(switches <= 2 * (3000 / PROBE_EVERY + 1), "{switches} switches");
+    }
+
+    #[test]
+    fn not_adaptive_means_always_the_team() {
+        let mut tuner = Tuner::new(2, false);
+        assert!(drive(&mut tuner, 600, |_| 5.0).iter().all(|&t| t == 2));
+        assert_eq!(tuner.team_share(), 1.0);
+        let mut single = Tuner::new(1, true);
+        assert!(drive(&mut single, 10, |_| 1.0).iter().all(|&t| t == 1));
+        assert_eq!(single.team_share(), 0.0);
+    }
+}
