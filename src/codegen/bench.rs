@@ -236,7 +236,13 @@ fn session(path: &std::path::Path) -> Result<crate::runtime::Session, String> {
         return Err(program.sources.render(&program.diagnostics, false));
     }
     let base = path.parent().unwrap_or(std::path::Path::new("."));
-    crate::runtime::Session::new(program, base, &crate::runtime::Overrides::default()).map_err(|(d, _)| d.message)
+    // The session only prepares data and tensors; each backend's step is
+    // built below (a JIT session would compile a step of its own).
+    let overrides = crate::runtime::Overrides {
+        backend: crate::runtime::Backend::Interp,
+        ..Default::default()
+    };
+    crate::runtime::Session::new(program, base, &overrides).map_err(|(d, _)| d.message)
 }
 
 fn median(mut times: Vec<f64>) -> f64 {

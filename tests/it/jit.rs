@@ -161,8 +161,10 @@ fn small_session(example: &str) -> nnc::runtime::Session {
         "{}",
         program.sources.render(&program.diagnostics, false)
     );
+    // The tests compile their own steps; an interpreter session compiles none.
     let options = nnc::runtime::Overrides {
         batch: Some(5),
+        backend: nnc::runtime::Backend::Interp,
         ..Default::default()
     };
     nnc::runtime::Session::new(program, &dir, &options).unwrap_or_else(|d| panic!("{}", d.0.message))
@@ -281,7 +283,11 @@ fn one_thread_and_the_team_give_the_same_bits() {
 fn full_session(example: &str) -> nnc::runtime::Session {
     let dir = root().join("examples");
     let program = nnc::check::check_file(&dir.join(example)).unwrap();
-    nnc::runtime::Session::new(program, &dir, &Default::default()).unwrap_or_else(|d| panic!("{}", d.0.message))
+    let options = nnc::runtime::Overrides {
+        backend: nnc::runtime::Backend::Interp,
+        ..Default::default()
+    };
+    nnc::runtime::Session::new(program, &dir, &options).unwrap_or_else(|d| panic!("{}", d.0.message))
 }
 
 fn median(mut times: Vec<f64>) -> f64 {
