@@ -358,11 +358,12 @@ fn the_jit_trains_the_digits_mlp_like_the_interpreter() {
         got["accuracy"],
         expected["accuracy"]
     );
-    // The brief asks for 20x; measured ~11-13x here (test profile) and
-    // ~9x in release (see BENCHMARKS.md). The assertion guards against
-    // regressions without failing on the noisy machine.
+    // The brief asks for 20x; measured ~17x here (test profile, where the
+    // interpreter is slower) and ~14x in release (see BENCHMARKS.md). The
+    // assertion guards against regressions without failing on the noisy
+    // machine (in its slow periods the step runs on one thread: ~12x).
     assert!(
-        interp_step / jit_step >= 6.0,
+        interp_step / jit_step >= 8.0,
         "the jit is only {:.1}x faster ({:.4} vs {:.4} ms/step)",
         interp_step / jit_step,
         1e3 * jit_step,
