@@ -65,6 +65,9 @@ pub struct Checker<'a> {
     /// Whether the user's constants are in scope: not inside the standard
     /// library, whose blocks see only their own names.
     globals_visible: bool,
+    /// Blocks elaborated at least once (the others get only their names
+    /// checked, `resolve.rs`).
+    pub called: HashSet<String>,
 }
 
 /// An argument after evaluation.
@@ -91,6 +94,7 @@ impl<'a> Checker<'a> {
             frames: Vec::new(),
             recording: true,
             globals_visible: true,
+            called: HashSet::new(),
             poisoned: HashSet::new(),
             trace: Default::default(),
             random_streams: 0,
@@ -142,6 +146,16 @@ impl<'a> Checker<'a> {
     }
 
     // ------------------------------------------------------------ names
+
+    /// Makes the user's constants visible or not; returns the old setting.
+    pub(super) fn set_globals_visible(&mut self, visible: bool) -> bool {
+        std::mem::replace(&mut self.globals_visible, visible)
+    }
+
+    /// Whether `name` is one of the user's constants (or other globals).
+    pub(super) fn is_global(&self, name: &str) -> bool {
+        self.globals.contains_key(name)
+    }
 
     pub fn lookup(&mut self, name: &str, span: Span, scope: &Scope) -> Value {
         if let Some(binding) = scope.get(name) {
@@ -1068,6 +1082,7 @@ impl<'a> Checker<'a> {
             );
         }
         self.block_calls += 1;
+        self.called.insert(name.to_string());
         if self.block_calls > MAX_BLOCK_CALLS || self.trace.nodes.len() > MAX_TRACE_NODES {
             return self.error(
                 Diagnostic::error(

@@ -16,6 +16,7 @@ pub mod dims;
 mod emit;
 pub mod eval;
 pub mod ops;
+mod resolve;
 pub mod schemas;
 pub mod scope;
 pub mod trace;
@@ -387,6 +388,16 @@ fn check_items(
             checker.states = states;
             checker.model_signature = signature;
         }
+    }
+    // Blocks of the user's file that nothing called: their names, at least.
+    let mut uncalled: Vec<&ast::BlockDecl> = user_blocks
+        .values()
+        .copied()
+        .filter(|b| !checker.called.contains(&b.name.name))
+        .collect();
+    uncalled.sort_by_key(|b| b.span.start);
+    for block in uncalled {
+        checker.resolve_uncalled(block);
     }
     if let Some((name, inputs, output)) = checker.model_signature.take() {
         program.model = Some(ModelInfo { name, inputs, output });

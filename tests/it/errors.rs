@@ -52,3 +52,39 @@ fn bad_programs_report_the_right_error_at_the_right_place() {
     });
     assert!(count >= 30, "expected at least 30 bad programs, found {count}");
 }
+
+/// Blocks nothing calls get their names checked (`check/resolve.rs`)
+/// without false alarms: the whole standard library, pasted uncalled into a
+/// user's file, checks clean, and a misspelling in a copy is reported.
+#[test]
+fn uncalled_blocks_have_their_names_checked() {
+    let program = |library: &str| {
+        let text = format!(
+            "data digits = csv(\"examples/data/digits.csv\", x: \"p0\"..\"p63\", y: \"label\", classes: 10)\n\
+             model tiny(x: f32[B, 64]) -> f32[B, 10] {{\n    linear(x, 10)\n}}\n\
+             loss cross_entropy(tiny(digits.x), digits.y)\n\
+             optimizer sgd(lr: 0.1)\n\
+             train {{ steps: 1, batch: 8 }}\n{library}"
+        );
+        let options = nnc::check::Options {
+            base_dir: Some(crate::common::root().to_path_buf()),
+            overrides: Vec::new(),
+        };
+        nnc::check::check_source("uncalled.nn", &text, &options)
+    };
+    let library: String = nnc::stdlib::FILES
+        .iter()
+        .map(|(_, text)| *text)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let clean = program(&library);
+    let errors: Vec<_> = clean.diagnostics.iter().filter(|d| d.is_error()).collect();
+    assert!(errors.is_empty(), "{}", clean.sources.render(&clean.diagnostics, false));
+    let misspelt = program(&library.replacen("exp(x - stop_grad", "expp(x - stop_grad", 1));
+    let rendered = misspelt.sources.render(&misspelt.diagnostics, false);
+    assert_eq!(misspelt.diagnostics.len(), 1, "{rendered}");
+    assert!(
+        rendered.contains("unknown name `expp`") && rendered.contains("did you mean `exp`?"),
+        "{rendered}"
+    );
+}
