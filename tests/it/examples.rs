@@ -46,6 +46,11 @@ fn example_summaries() {
         check("gpt.nn").summary(),
         "model gpt(tokens: i32[B, 64]) -> f32[B, 64, 80], 425,552 parameters in 38 tensors"
     );
+    // as gpt.nn, with one more embedding row (the [MASK] token): + 128
+    assert_eq!(
+        check("bert_mlm.nn").summary(),
+        "model bert(tokens: i32[B, 64]) -> f32[B, 64, 80], 425,680 parameters in 38 tensors"
+    );
     assert_eq!(
         check("views_linear.nn").summary(),
         "model linear_model(x: f32[B, 7]) -> f32[B], 8 parameters in 2 tensors"

@@ -147,6 +147,10 @@ fn small_session(example: &str) -> nnc::runtime::Session {
             &[("T", 7.0), ("D", 16.0), ("HEADS", 2.0), ("LAYERS", 1.0), ("V", 13.0)],
         ),
         ("transformer.nn", &[("D", 16.0), ("HEADS", 2.0), ("LAYERS", 1.0)]),
+        (
+            "bert_mlm.nn",
+            &[("T", 7.0), ("D", 16.0), ("HEADS", 2.0), ("LAYERS", 1.0), ("V", 13.0)],
+        ),
     ];
     let constants = small
         .iter()

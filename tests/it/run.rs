@@ -375,3 +375,38 @@ fn the_analyze_section_reports_before_training() {
     insta::assert_snapshot!(report["report"].as_str().unwrap());
     std::fs::remove_dir_all(out).unwrap();
 }
+
+/// The masked language model learns from context: 400 steps at a small
+/// size (one layer, width 64, 32 characters) bring the validation loss at
+/// the corrupted positions under 2.9 nats, where the best model that
+/// ignores context (the characters' frequencies) gets 3.31 (measured 2.64
+/// in a release build).
+#[test]
+fn the_masked_language_model_learns_from_context() {
+    let out = scratch("bert");
+    let (code, stdout, stderr) = nnc(&[
+        "run",
+        "examples/bert_mlm.nn",
+        "--set",
+        "D=64",
+        "--set",
+        "LAYERS=1",
+        "--set",
+        "T=32",
+        "--steps",
+        "400",
+        "--batch",
+        "32",
+        "--lr",
+        "2e-3",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let events = events(&stdout);
+    let summary = events.last().unwrap();
+    let loss = summary["val_loss"].as_f64().unwrap();
+    assert!(loss < 2.9, "validation loss {loss:.3}: {summary}");
+    std::fs::remove_dir_all(out).unwrap();
+}
