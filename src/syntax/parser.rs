@@ -657,7 +657,10 @@ impl Builder {
         // Point at the bracket left open, when the error is past its line.
         if let Some((at, open)) = unclosed_bracket(&chunk[..position]) {
             let line_of = |offset: usize| chunk[..offset].matches('\n').count();
-            if line_of(at) < line_of(position) || chunk[position..].trim().is_empty() {
+            // A bracket on an earlier line is blamed only if the item never
+            // closes it (an error inside a block is not the block's `{`).
+            let never_closed = open_brackets(chunk).contains(&(at, open));
+            if (line_of(at) < line_of(position) && never_closed) || chunk[position..].trim().is_empty() {
                 let span = Span::new(self.file, self.offset + at, self.offset + at + 1);
                 diagnostic = diagnostic.with_secondary(span, format!("this `{open}` is not closed"));
             }
@@ -867,11 +870,18 @@ fn describe_expected(rules: &[Rule]) -> String {
     }
 }
 
-/// Hints for the most common slips.
 /// The innermost bracket opened in `text` and not closed, skipping strings
 /// and comments: its offset and character.
 fn unclosed_bracket(text: &str) -> Option<(usize, char)> {
-    let mut stack = Vec::new();
+    open_brackets(text).pop()
+}
+
+/// The brackets opened in `text` and not closed, in the order opened. A
+/// closing bracket closes the nearest open one of its kind; brackets of
+/// other kinds it passes over are never closed.
+fn open_brackets(text: &str) -> Vec<(usize, char)> {
+    let mut stack: Vec<(usize, char)> = Vec::new();
+    let mut abandoned = Vec::new();
     let (mut in_string, mut in_comment, mut escaped) = (false, false, false);
     for (i, c) in text.char_indices() {
         if in_comment {
@@ -890,15 +900,26 @@ fn unclosed_bracket(text: &str) -> Option<(usize, char)> {
                 '"' => in_string = true,
                 '(' | '[' | '{' => stack.push((i, c)),
                 ')' | ']' | '}' => {
-                    stack.pop();
+                    let open = match c {
+                        ')' => '(',
+                        ']' => '[',
+                        _ => '{',
+                    };
+                    if let Some(k) = stack.iter().rposition(|&(_, b)| b == open) {
+                        abandoned.extend(stack.drain(k + 1..));
+                        stack.pop();
+                    }
                 }
                 _ => {}
             }
         }
     }
-    stack.pop()
+    abandoned.extend(stack);
+    abandoned.sort();
+    abandoned
 }
 
+/// Hints for the most common slips.
 fn syntax_help(chunk: &str, position: usize) -> Option<String> {
     let before = chunk[..position].trim_end();
     let rest = chunk[position..].trim_start();
@@ -907,6 +928,13 @@ fn syntax_help(chunk: &str, position: usize) -> Option<String> {
     };
     if rest.starts_with('=') && !rest.starts_with("==") && before.ends_with(|c: char| c.is_alphanumeric()) {
         return Some("named arguments and settings use `:`, as in `lr: 1e-3`".to_string());
+    }
+    for (symbol, word) in [("&&", "and"), ("||", "or"), ("&", "and"), ("|", "or"), ("!", "not")] {
+        if rest.starts_with(symbol) && !rest.starts_with("!=") {
+            return Some(format!(
+                "the logical operators are words: write `{word}` for `{symbol}`"
+            ));
+        }
     }
     if rest.is_empty() && opens('{', '}') > 0 {
         return Some("a `{` is not closed".to_string());
