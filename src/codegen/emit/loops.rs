@@ -1,0 +1,152 @@
+//! Loops and index arithmetic: loop variables and index expressions in,
+//! `i64` values out, each loop body in its own cache scope.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::I64;
+use cranelift_codegen::ir::{InstBuilder, Value};
+use cranelift_frontend::Variable;
+
+use super::{Emitter, LANES};
+use crate::codegen::index::{Atom, Ix};
+
+impl Emitter<'_, '_> {
+    // ---- loops
+
+    /// `for var in start..end` (step 1), `body` inside its own scope.
+    pub fn for_range(&mut self, var: u32, size: i64, start: Value, end: Value, body: &mut dyn FnMut(&mut Self, bool)) {
+        self.loop_with(var, size, start, end, false, body);
+    }
+
+    /// `for var in start..end`, in chunks of four while they fit when
+    /// `vectorize`, then one at a time.
+    pub fn loop_with(
+        &mut self,
+        var: u32,
+        size: i64,
+        start: Value,
+        end: Value,
+        vectorize: bool,
+        body: &mut dyn FnMut(&mut Self, bool),
+    ) {
+        let counter = self.b.declare_var(I64);
+        self.b.def_var(counter, start);
+        self.sizes.insert(var, size);
+        if vectorize {
+            self.counted_loop(counter, var, end, LANES, body);
+        }
+        self.counted_loop(counter, var, end, 1, body);
+        self.vars.remove(&var);
+    }
+
+    fn counted_loop(
+        &mut self,
+        counter: Variable,
+        var: u32,
+        end: Value,
+        step: i64,
+        body: &mut dyn FnMut(&mut Self, bool),
+    ) {
+        let header = self.b.create_block();
+        let inside = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let i = self.b.use_var(counter);
+        let last = self.b.ins().iadd_imm_s(i, step - 1);
+        let more = self.b.ins().icmp(IntCC::SignedLessThan, last, end);
+        self.b.ins().brif(more, inside, &[], exit, &[]);
+        self.b.seal_block(inside);
+        self.b.switch_to_block(inside);
+        self.push_scope();
+        self.vars.insert(var, i);
+        let previous = self.vector;
+        if step > 1 {
+            self.vector = Some(var);
+        }
+        body(self, step > 1);
+        self.vector = previous;
+        self.pop_scope();
+        let i = self.b.use_var(counter);
+        let next = self.b.ins().iadd_imm_s(i, step);
+        self.b.def_var(counter, next);
+        self.b.ins().jump(header, &[]);
+        self.b.seal_block(header);
+        self.b.seal_block(exit);
+        self.b.switch_to_block(exit);
+    }
+
+    pub fn iconst(&mut self, value: i64) -> Value {
+        self.b.ins().iconst(I64, value)
+    }
+
+    // ---- index arithmetic
+
+    /// The value of an index expression (i64).
+    pub fn index(&mut self, ix: &Ix) -> Value {
+        if let Some(v) = self.scopes.iter().rev().find_map(|s| s.indices.get(ix).copied()) {
+            return v;
+        }
+        let mut acc: Option<Value> = None;
+        for (atom, c) in &ix.terms {
+            let a = self.atom(atom);
+            let term = if *c == 1 { a } else { self.b.ins().imul_imm_s(a, *c) };
+            acc = Some(match acc {
+                None => term,
+                Some(s) => self.b.ins().iadd(s, term),
+            });
+        }
+        let v = match acc {
+            None => self.iconst(ix.constant),
+            Some(s) if ix.constant != 0 => self.b.ins().iadd_imm_s(s, ix.constant),
+            Some(s) => s,
+        };
+        self.scopes.last_mut().expect("a scope").indices.insert(ix.clone(), v);
+        v
+    }
+
+    fn atom(&mut self, atom: &Atom) -> Value {
+        match atom {
+            Atom::Var { id, .. } => *self
+                .vars
+                .get(id)
+                .unwrap_or_else(|| panic!("loop variable i{id} is not bound")),
+            Atom::Div(x, d) | Atom::Rem(x, d) => {
+                let v = self.index(x);
+                // Shift to non-negative values, divide unsigned, shift back.
+                let (lo, _) = x.range();
+                let shift = if lo < 0 { ((-lo + d - 1) / d) * d } else { 0 };
+                let shifted = if shift > 0 {
+                    self.b.ins().iadd_imm_s(v, shift)
+                } else {
+                    v
+                };
+                let divisor = self.iconst(*d);
+                if matches!(atom, Atom::Div(..)) {
+                    let q = self.b.ins().udiv(shifted, divisor);
+                    if shift > 0 {
+                        self.b.ins().iadd_imm_s(q, -shift / d)
+                    } else {
+                        q
+                    }
+                } else {
+                    self.b.ins().urem(shifted, divisor)
+                }
+            }
+            Atom::Clamp(x, n) => {
+                let v = self.index(x);
+                let high = self.iconst(n - 1);
+                let zero = self.iconst(0);
+                let v = self.b.ins().smin(v, high);
+                self.b.ins().smax(v, zero)
+            }
+            Atom::Dyn { expr, size } => {
+                let f = self.eval(*expr, false);
+                let i = self.b.ins().fcvt_to_sint_sat(I64, f);
+                let high = self.iconst(size - 1);
+                let zero = self.iconst(0);
+                let i = self.b.ins().smin(i, high);
+                self.b.ins().smax(i, zero)
+            }
+        }
+    }
+}

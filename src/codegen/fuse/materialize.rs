@@ -1,0 +1,189 @@
+//! Which nodes get a buffer: the bound graph in, one flag per node out
+//! ("materialized"), plus the sums of matrix products computed straight
+//! into one buffer, and matrix operands as strided views of buffers.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::{Accumulate, View};
+use crate::codegen::expand::{vars, Bound, Expander};
+use crate::codegen::expr::{Expr, Exprs};
+use crate::codegen::gemm::{Operand, MAX_BATCH};
+use crate::codegen::index::Atom;
+use crate::ir::NodeId;
+use crate::prim::{Prim, UnaryOp};
+
+pub fn is_leaf(op: &Prim) -> bool {
+    matches!(op, Prim::Input(_) | Prim::Param(_) | Prim::State(_))
+}
+
+/// Cost of inlining a node, in rough instruction counts.
+fn own_cost(op: &Prim) -> usize {
+    match op {
+        Prim::Const(_) | Prim::Count(_) | Prim::Iota { .. } | Prim::StopGrad | Prim::Cast(_) => 0,
+        Prim::Reshape | Prim::Permute(_) | Prim::Broadcast | Prim::Slice { .. } => 0,
+        Prim::Unary(UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Not | UnaryOp::Sqrt) => 1,
+        Prim::Unary(_) | Prim::Random { .. } => 8,
+        Prim::Binary(crate::prim::BinaryOp::Pow) => 8,
+        Prim::Fold2d(w) => 2 * w.kernel * w.kernel,
+        Prim::Concat { .. } => 4,
+        _ => 1,
+    }
+}
+
+/// Decides which nodes live in buffers.
+pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
+    let graph = bound.graph;
+    let mut materialized = vec![false; bound.shapes.len()];
+    let mut cost = vec![0usize; bound.shapes.len()];
+    let outputs: BTreeSet<NodeId> = graph.outputs.iter().map(|(_, id)| *id).collect();
+    for &id in &bound.order {
+        let op = bound.op(id);
+        let must = is_leaf(op)
+            || outputs.contains(&id)
+            || matches!(
+                op,
+                Prim::Reduce { .. }
+                    | Prim::ArgMax { .. }
+                    | Prim::MatMul
+                    | Prim::ScatterRows { .. }
+                    | Prim::Concat { .. }
+            );
+        // A fold reads its operand at k·k places.
+        let reads = match op {
+            Prim::Fold2d(w) => w.kernel * w.kernel,
+            _ => 1,
+        };
+        let operands = bound
+            .inputs(id)
+            .iter()
+            .map(|i| if materialized[i.index()] { 1 } else { cost[i.index()] })
+            .sum::<usize>();
+        let inline_cost = own_cost(op) + reads * operands;
+        if reads > 1 {
+            for &operand in bound.inputs(id) {
+                if !materialized[operand.index()] && cost[operand.index()] >= 4 {
+                    materialized[operand.index()] = true;
+                }
+            }
+        }
+        cost[id.index()] = inline_cost;
+        let users = bound.users(id).len();
+        let shared = users >= 2 && inline_cost >= 3;
+        materialized[id.index()] = must || shared || inline_cost > 48;
+        if matches!(op, Prim::MatMul) {
+            for &operand in bound.inputs(id) {
+                if materialized[operand.index()] {
+                    continue;
+                }
+                // A transposed view read by several products (a weight in
+                // every step of an unrolled loop) is copied once: the GEMM
+                // would otherwise repack the strided operand every time.
+                let shared = bound
+                    .users(operand)
+                    .iter()
+                    .filter(|u| matches!(bound.op(**u), Prim::MatMul))
+                    .count()
+                    >= 2;
+                match matmul_view(bound, &materialized, operand) {
+                    None => materialized[operand.index()] = true,
+                    Some(view) if shared && view.strides.col != 1 && bound.count(operand) > 1 => {
+                        materialized[operand.index()] = true;
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    materialized
+}
+
+/// Finds sums of matrix products (`add(add(p1, p2), p3)`, each product and
+/// each inner sum used only there): their products are computed straight
+/// into the sum's buffer, the first writing, the others adding. Inner sums
+/// lose their buffers.
+pub(super) fn sums_of_products(bound: &Bound, materialized: &mut [bool]) -> HashMap<NodeId, Accumulate> {
+    let outputs: BTreeSet<NodeId> = bound.graph.outputs.iter().map(|(_, id)| *id).collect();
+    let single = |id: NodeId, user: NodeId| bound.users(id) == [user] && !outputs.contains(&id);
+    // Products of a sum node, in order, if it is a pure sum of products.
+    fn products(bound: &Bound, id: NodeId, single: &dyn Fn(NodeId, NodeId) -> bool) -> Option<Vec<NodeId>> {
+        let inputs = bound.inputs(id);
+        if !matches!(bound.op(id), Prim::Binary(crate::prim::BinaryOp::Add))
+            || inputs.len() != 2
+            || inputs[0] == inputs[1]
+        {
+            return None;
+        }
+        let mut out = Vec::new();
+        for &operand in inputs {
+            if !single(operand, id) || bound.shape(operand) != bound.shape(id) {
+                return None;
+            }
+            match bound.op(operand) {
+                Prim::MatMul => out.push(operand),
+                Prim::Binary(crate::prim::BinaryOp::Add) => out.extend(products(bound, operand, single)?),
+                _ => return None,
+            }
+        }
+        Some(out)
+    }
+    let mut sums = HashMap::new();
+    let mut inner: BTreeSet<NodeId> = BTreeSet::new();
+    for &id in bound.order.iter().rev() {
+        if inner.contains(&id) || !materialized[id.index()] || bound.dtype(id) != crate::prim::DType::F32 {
+            continue;
+        }
+        let Some(mut terms) = products(bound, id, &single) else {
+            continue;
+        };
+        terms.sort_by_key(|t| bound.position[t.index()]);
+        for (k, &term) in terms.iter().enumerate() {
+            sums.insert(term, Accumulate { total: id, add: k > 0 });
+        }
+        // The inner sums: every add below `id` in the tree.
+        let mut stack = bound.inputs(id).to_vec();
+        while let Some(n) = stack.pop() {
+            if matches!(bound.op(n), Prim::Binary(crate::prim::BinaryOp::Add)) {
+                inner.insert(n);
+                materialized[n.index()] = false;
+                stack.extend(bound.inputs(n).iter().copied());
+            }
+        }
+    }
+    sums
+}
+
+/// `node` (a matrix product's operand of rank r) as a strided view of one
+/// buffer, if it is one: offsets affine in the indices, batch axes
+/// collapsible to one stride.
+pub fn matmul_view(bound: &Bound, materialized: &[bool], node: NodeId) -> Option<View> {
+    let shape = bound.shape(node).to_vec();
+    let rank = shape.len();
+    let mut exprs = Exprs::default();
+    let index = vars(0, &shape);
+    let e = Expander::new(bound, materialized, &mut exprs).value(node, &index);
+    let Expr::Load { buffer, offset } = exprs.get(e).clone() else {
+        return None;
+    };
+    if offset.terms.iter().any(|(a, _)| !matches!(a, Atom::Var { .. })) || offset.constant < 0 {
+        return None;
+    }
+    let stride = |axis: usize| offset.coefficient(axis as u32).0 as isize;
+    let (row, col) = (stride(rank - 2), stride(rank - 1));
+    if (shape[rank - 2] > 1 && row < 0) || (shape[rank - 1] > 1 && col < 0) || rank - 2 > MAX_BATCH {
+        return None;
+    }
+    let mut batch = [0isize; MAX_BATCH];
+    let first = MAX_BATCH - (rank - 2);
+    for axis in 0..rank - 2 {
+        batch[first + axis] = if shape[axis] > 1 { stride(axis) } else { 0 };
+    }
+    Some(View {
+        buffer,
+        strides: Operand {
+            offset: offset.constant as isize,
+            batch,
+            row: if shape[rank - 2] > 1 { row } else { 0 },
+            col: if shape[rank - 1] > 1 { col } else { 0 },
+        },
+    })
+}
