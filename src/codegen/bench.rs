@@ -250,6 +250,29 @@ fn median(mut times: Vec<f64>) -> f64 {
     times.get(times.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// The session's training step compiled with `options` at the session's
+/// batch size and loaded with its tensors, and the names of the inputs the
+/// step takes (the feeds to keep from `Session::step_env`).
+pub fn compile_step(
+    session: &crate::runtime::Session,
+    options: &super::CompileOptions,
+) -> Result<(super::Compiled, Vec<String>), String> {
+    let dims = std::collections::HashMap::from([(crate::check::data::BATCH.to_string(), session.batch as i64)]);
+    let mut compiled = super::Compiled::compile(&session.step_graph, &dims, options)?;
+    for (name, value) in &session.tensors {
+        if compiled.tensor(name).is_some() {
+            compiled.set_tensor(name, value)?;
+        }
+    }
+    let inputs = session
+        .step_graph
+        .leaves(crate::ir::input_name)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    Ok((compiled, inputs))
+}
+
 /// Trains `path` for `steps` steps, `repeats` times over (each repeat
 /// starts from the same initial state and compiles again), on `backend`
 /// (`interp`, `jit` or `both`), and reports each backend.
@@ -288,20 +311,8 @@ pub fn bench(path: &std::path::Path, backend: &str, steps: usize, repeats: usize
                     session.step += 1;
                 }
             } else {
-                let options = super::CompileOptions::default();
-                let mut compiled = super::Compiled::compile(&session.step_graph, &dims, &options)?;
-                for (name, value) in &session.tensors {
-                    if compiled.tensor(name).is_some() {
-                        compiled.set_tensor(name, value)?;
-                    }
-                }
+                let (mut compiled, inputs) = compile_step(&session, &super::CompileOptions::default())?;
                 compile.push(start.elapsed().as_secs_f64());
-                let inputs: Vec<String> = session
-                    .step_graph
-                    .leaves(crate::ir::input_name)
-                    .into_iter()
-                    .map(|(n, _)| n)
-                    .collect();
                 for i in 0..steps {
                     let mut env = session.step_env(i as u64);
                     env.feeds.retain(|k, _| inputs.contains(k));

@@ -214,17 +214,7 @@ fn one_training_step_of_every_example_matches_the_interpreter() {
 /// Trains `session` for `steps` steps on a compiled step and returns every
 /// tensor (parameters, optimizer state) afterwards.
 fn train_compiled(session: &nnc::runtime::Session, options: &CompileOptions, steps: u64) -> Vec<(String, ArrayD<f64>)> {
-    let dims = HashMap::from([("B".to_string(), session.batch as i64)]);
-    let mut compiled = Compiled::compile(&session.step_graph, &dims, options).unwrap();
-    for (name, value) in &session.tensors {
-        compiled.set_tensor(name, value).unwrap();
-    }
-    let inputs: Vec<String> = session
-        .step_graph
-        .leaves(nnc::ir::input_name)
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    let (mut compiled, inputs) = nnc::codegen::bench::compile_step(session, options).unwrap();
     for i in 0..steps {
         let mut env = session.step_env(i);
         env.feeds.retain(|name, _| inputs.contains(name));
@@ -324,17 +314,7 @@ fn the_jit_trains_the_digits_mlp_like_the_interpreter() {
     let expected = reference.evaluate(&metrics, usize::MAX).unwrap();
 
     let mut session = full_session("digits_mlp.nn");
-    let dims = HashMap::from([("B".to_string(), session.batch as i64)]);
-    let mut compiled = Compiled::compile(&session.step_graph, &dims, &CompileOptions::default()).unwrap();
-    for (name, value) in &session.tensors {
-        compiled.set_tensor(name, value).unwrap();
-    }
-    let inputs: Vec<String> = session
-        .step_graph
-        .leaves(nnc::ir::input_name)
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
+    let (mut compiled, inputs) = nnc::codegen::bench::compile_step(&session, &CompileOptions::default()).unwrap();
     let mut jit_times = Vec::new();
     for i in 0..steps {
         let mut env = session.step_env(i);
