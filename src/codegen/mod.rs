@@ -27,6 +27,7 @@ pub mod index;
 pub mod kernels;
 pub mod math;
 pub mod memory;
+pub mod subnormal;
 pub mod team;
 pub mod tune;
 
@@ -51,6 +52,9 @@ pub struct CompileOptions {
     /// than the team (see `tune.rs`); the default is on unless
     /// `NNC_ADAPTIVE=0`.
     pub adaptive: bool,
+    /// Run the step with subnormal floats flushed to zero (see
+    /// `subnormal.rs`); the default is on unless `NNC_FLUSH_SUBNORMALS=0`.
+    pub flush_subnormals: bool,
 }
 
 impl Default for CompileOptions {
@@ -63,6 +67,7 @@ impl Default for CompileOptions {
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
                 .max(1),
             adaptive: std::env::var("NNC_ADAPTIVE").map_or(true, |v| v != "0"),
+            flush_subnormals: std::env::var("NNC_FLUSH_SUBNORMALS").map_or(true, |v| v != "0"),
         }
     }
 }
@@ -94,6 +99,8 @@ pub struct Compiled {
     kernel_names: Vec<String>,
     /// The random table, refilled each run (so a run allocates nothing).
     table: Vec<u64>,
+    /// Whether steps run with subnormals flushed to zero.
+    flush_subnormals: bool,
 }
 
 /// The step: `(arena, random table, thread, threads, team) -> status`, run
@@ -195,6 +202,7 @@ impl Compiled {
             team,
             tuner,
             kernel_names,
+            flush_subnormals: options.flush_subnormals,
         })
     }
 
@@ -282,14 +290,17 @@ impl Compiled {
         let step_fn: StepFn = unsafe { std::mem::transmute::<*const u8, StepFn>(artifacts.step) };
         let (arena, table) = (self.arena.as_mut_ptr() as usize, self.table.as_ptr() as usize);
         let threads = self.tuner.threads();
+        let flush = self.flush_subnormals;
         let start = std::time::Instant::now();
         let status = if threads == 1 {
+            let _flush = flush.then(subnormal::FlushSubnormals::new);
             // Safety: one thread runs the whole step; barriers do nothing.
             unsafe { step_fn(arena as *mut f32, table as *const u64, 0, 1, std::ptr::null()) }
         } else {
             let status = std::sync::atomic::AtomicI32::new(0);
             let team = &self.team as *const team::Team as usize;
             self.team.run(threads, &|thread| {
+                let _flush = flush.then(subnormal::FlushSubnormals::new);
                 // Safety: each thread runs its own part of the step, and the
                 // parts meet at the barriers compiled into it.
                 let s = unsafe {
@@ -396,7 +407,37 @@ fn dump_code(graph: &Graph, dims: &HashMap<String, i64>, asm: bool) -> String {
 mod tests {
     use super::*;
     use crate::check::dims::Dim;
-    use crate::prim::{DType, UnaryOp};
+    use crate::prim::{BinaryOp, DType, UnaryOp};
+
+    /// 1e-20 squared is 1e-40, a subnormal `f32`: the step flushes it to
+    /// zero unless told to keep it.
+    #[test]
+    fn steps_flush_subnormals_unless_told_not_to() {
+        let mut graph = Graph::new();
+        let x = graph.add(Prim::Param("x".into()), DType::F32, vec![Dim::constant(7)], &[]);
+        let y = graph.binary(BinaryOp::Mul, x, x);
+        graph.set_output("y", y);
+        let square = |flush_subnormals: bool| {
+            let options = CompileOptions {
+                check_bounds: true,
+                threads: 1,
+                adaptive: false,
+                flush_subnormals,
+            };
+            let mut compiled = Compiled::compile(&graph, &HashMap::new(), &options).unwrap();
+            compiled
+                .set_tensor("x", &ArrayD::from_elem(IxDyn(&[7]), 1e-20))
+                .unwrap();
+            compiled.run(&HashMap::new(), 0, 0).unwrap();
+            compiled.output("y").unwrap()
+        };
+        assert!(square(true).iter().all(|&v| v == 0.0), "{:?}", square(true));
+        assert!(
+            square(false).iter().all(|&v| (v / 1e-40 - 1.0).abs() < 1e-3),
+            "{:?}",
+            square(false)
+        );
+    }
 
     /// A step whose plan is wrong (a buffer one element short) must stop
     /// with a status, not write past the buffer, when bounds are checked.
@@ -414,6 +455,7 @@ mod tests {
                 check_bounds,
                 threads: 1,
                 adaptive: false,
+                flush_subnormals: true,
             };
             let artifacts = compile::compile(&fused, &plan, &options, false).unwrap();
             let step: StepFn = unsafe { std::mem::transmute::<*const u8, StepFn>(artifacts.step) };

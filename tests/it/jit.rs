@@ -27,6 +27,7 @@ fn checked() -> CompileOptions {
         check_bounds: true,
         threads: 2,
         adaptive: false,
+        flush_subnormals: true,
     }
 }
 
@@ -253,6 +254,7 @@ fn one_thread_and_the_team_give_the_same_bits() {
                 check_bounds: false,
                 threads,
                 adaptive: false,
+                flush_subnormals: true,
             };
             train_compiled(session, &options, 3)
         };
