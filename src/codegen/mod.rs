@@ -409,6 +409,55 @@ mod tests {
     use crate::check::dims::Dim;
     use crate::prim::{BinaryOp, DType, UnaryOp};
 
+    /// `max` and `min` follow `f64::max` / `f64::min` (a NaN loses to a
+    /// number) against another tensor and against a constant (`relu`'s
+    /// 0), on vector lanes and the scalar tail alike.
+    #[test]
+    fn max_and_min_let_a_number_beat_nan() {
+        let xs = [f64::NAN, 1.5, -2.0, 0.0, f64::NAN, -0.5, 3.0];
+        let ys = [2.0, f64::NAN, -1.0, f64::NAN, f64::NAN, 0.25, -3.0];
+        let mut graph = Graph::new();
+        let shape = vec![Dim::constant(xs.len() as i64)];
+        let x = graph.add(Prim::Param("x".into()), DType::F32, shape.clone(), &[]);
+        let y = graph.add(Prim::Param("y".into()), DType::F32, shape, &[]);
+        let zero = graph.fill_like(x, 0.0);
+        let cases = [
+            ("max_xy", BinaryOp::Max, y),
+            ("min_xy", BinaryOp::Min, y),
+            ("max_x0", BinaryOp::Max, zero),
+            ("min_x0", BinaryOp::Min, zero),
+        ];
+        for (name, op, other) in cases {
+            let out = graph.binary(op, x, other);
+            graph.set_output(name, out);
+        }
+        let mut compiled = Compiled::compile(&graph, &HashMap::new(), &CompileOptions::default()).unwrap();
+        compiled
+            .set_tensor("x", &ArrayD::from_shape_vec(IxDyn(&[7]), xs.to_vec()).unwrap())
+            .unwrap();
+        compiled
+            .set_tensor("y", &ArrayD::from_shape_vec(IxDyn(&[7]), ys.to_vec()).unwrap())
+            .unwrap();
+        compiled.run(&HashMap::new(), 0, 0).unwrap();
+        for (name, op, other) in cases {
+            let got = compiled.output(name).unwrap();
+            for (i, &g) in got.iter().enumerate() {
+                let b = if other == y { ys[i] } else { 0.0 };
+                let want = if op == BinaryOp::Max {
+                    xs[i].max(b)
+                } else {
+                    xs[i].min(b)
+                };
+                let same = (g.is_nan() && want.is_nan()) || g == want;
+                assert!(
+                    same,
+                    "{name}[{i}]: {g} but f64 says {want} (x = {}, other = {b})",
+                    xs[i]
+                );
+            }
+        }
+    }
+
     /// 1e-20 squared is 1e-40, a subnormal `f32`: the step flushes it to
     /// zero unless told to keep it.
     #[test]

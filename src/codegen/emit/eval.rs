@@ -227,8 +227,21 @@ impl<'b> Emitter<'_, 'b> {
                 return self.b.ins().fmul(x, r);
             }
         }
+        // Against a constant that is a number (`relu`'s 0) the NaN test of
+        // `max_min` is known false.
+        let y_number = matches!(self.exprs.get(b), Expr::Const(bits) if !f32::from_bits(*bits).is_nan());
         let (x, y) = (self.eval(a, vector), self.eval(b, vector));
         let cc = match op {
+            BinaryOp::Max | BinaryOp::Min if y_number => {
+                let cc = if op == BinaryOp::Max {
+                    FloatCC::GreaterThan
+                } else {
+                    FloatCC::LessThan
+                };
+                let mut m = self.math(vector);
+                let wins = m.cmp(cc, x, y);
+                return m.pick(wins, x, y);
+            }
             BinaryOp::Add => return self.b.ins().fadd(x, y),
             BinaryOp::Sub => return self.b.ins().fsub(x, y),
             BinaryOp::Mul => return self.b.ins().fmul(x, y),
