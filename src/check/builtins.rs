@@ -70,6 +70,11 @@ pub fn lookup(name: &str) -> Option<&'static str> {
     BUILTINS.iter().find(|(n, _)| *n == name).map(|(n, _)| *n)
 }
 
+/// A builtin's parameters `(name, required)`.
+pub fn params(name: &str) -> Option<&'static [(&'static str, bool)]> {
+    BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
+}
+
 pub fn names() -> impl Iterator<Item = &'static str> {
     BUILTINS.iter().map(|(n, _)| *n)
 }

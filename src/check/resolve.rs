@@ -5,15 +5,18 @@
 //! name in it would surface only on its first call, maybe in another
 //! session. This pass walks such blocks of the user's file and reports
 //! every name that resolves to nothing (with the same diagnostic, and the
-//! same suggestions, as a call would give). Shapes and types are not
-//! checked: without arguments there are none to check.
+//! same suggestions, as a call would give), and every call whose arguments
+//! do not fit the callee's parameters (unknown, duplicate, missing or
+//! surplus). Shapes and types are not checked: without arguments there are
+//! none to check.
 //!
 //! In: a block declaration and the checker's globals. Out: diagnostics.
 
-use super::eval::Checker;
+use super::eval::{ArgValue, Checker};
 use super::scope::{Binding, BindingKind, Scope};
-use super::types::Value;
-use crate::syntax::ast::{BlockDecl, Body, DimExpr, Expr, ExprKind, IndexItem, Stmt, TensorType, TypeExpr};
+use super::types::{Callable, Value};
+use crate::diagnostics::Span;
+use crate::syntax::ast::{Arg, BlockDecl, Body, DimExpr, Expr, ExprKind, IndexItem, Stmt, TensorType, TypeExpr};
 
 impl Checker<'_> {
     /// Reports the unknown names of `decl`, a block of the user's file that
@@ -137,6 +140,11 @@ impl Checker<'_> {
             ExprKind::Call { callee, args } => {
                 self.resolve_expr(callee, scope);
                 args.iter().for_each(|a| self.resolve_expr(&a.value, scope));
+                if let ExprKind::Name(name) = &callee.kind {
+                    if scope.get(name).is_none() {
+                        self.resolve_args(name, args, expr.span);
+                    }
+                }
             }
             ExprKind::Index { base, items } => {
                 self.resolve_expr(base, scope);
@@ -172,5 +180,43 @@ impl Checker<'_> {
                 args.iter().for_each(|a| self.resolve_expr(&a.value, scope));
             }
         }
+    }
+
+    /// Matches `args` to the parameters of the block or builtin `name` (the
+    /// same checks a call makes, on placeholder values).
+    fn resolve_args(&mut self, name: &str, args: &[Arg], span: Span) {
+        // As `lookup` resolves a name that is not local.
+        let callee = if self.globals.contains_key(name) {
+            None
+        } else if self.blocks.contains_key(name) {
+            Some(Callable::Block(name.to_string()))
+        } else {
+            super::builtins::lookup(name).map(Callable::Builtin)
+        };
+        let params: Vec<(&str, Span, bool)> = match callee {
+            Some(Callable::Block(block)) => match self.blocks.get(block.as_str()) {
+                Some(decl) => decl
+                    .params
+                    .iter()
+                    .map(|p| (p.name.name.as_str(), p.span, p.default.is_none()))
+                    .collect(),
+                None => return,
+            },
+            // `scan` forwards extra named arguments to its step.
+            Some(Callable::Builtin(builtin)) if builtin != "scan" => match super::builtins::params(builtin) {
+                Some(params) => params.iter().map(|(p, r)| (*p, Span::default(), *r)).collect(),
+                None => return,
+            },
+            _ => return,
+        };
+        let values = args
+            .iter()
+            .map(|a| ArgValue {
+                name: a.name.clone(),
+                value: Value::Error,
+                span: a.span,
+            })
+            .collect();
+        let _ = self.bind_args(name, &params, values, span);
     }
 }

@@ -53,9 +53,10 @@ fn bad_programs_report_the_right_error_at_the_right_place() {
     assert!(count >= 30, "expected at least 30 bad programs, found {count}");
 }
 
-/// Blocks nothing calls get their names checked (`check/resolve.rs`)
-/// without false alarms: the whole standard library, pasted uncalled into a
-/// user's file, checks clean, and a misspelling in a copy is reported.
+/// Blocks nothing calls get their names and their calls' arguments checked
+/// (`check/resolve.rs`) without false alarms: the whole standard library,
+/// pasted uncalled into a user's file, checks clean, and a misspelling in a
+/// copy is reported.
 #[test]
 fn uncalled_blocks_have_their_names_checked() {
     let program = |library: &str| {
@@ -85,6 +86,13 @@ fn uncalled_blocks_have_their_names_checked() {
     assert_eq!(misspelt.diagnostics.len(), 1, "{rendered}");
     assert!(
         rendered.contains("unknown name `expp`") && rendered.contains("did you mean `exp`?"),
+        "{rendered}"
+    );
+    let misnamed = program(&library.replacen("keepdims: true", "keep_dims: true", 1));
+    let rendered = misnamed.sources.render(&misnamed.diagnostics, false);
+    assert_eq!(misnamed.diagnostics.len(), 1, "{rendered}");
+    assert!(
+        rendered.contains("has no parameter named `keep_dims`") && rendered.contains("did you mean `keepdims`?"),
         "{rendered}"
     );
 }
