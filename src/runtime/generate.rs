@@ -119,7 +119,7 @@ fn beam_step(beams: Vec<Beam>, logits: &[Vec<f64>], width: usize, penalty: f64, 
 /// Continues `prompt` by `length` characters with a text model whose input
 /// is a window of `context` ids (the prompt right-aligned, spaces before).
 pub fn continue_text(
-    session: &Session,
+    session: &mut Session,
     data: &Data,
     prompt: &str,
     length: usize,
@@ -150,14 +150,14 @@ pub fn continue_text(
             }];
             for _ in 0..length {
                 let rows: Vec<Vec<f64>> = beams.iter().map(|b| window(&b.tokens)).collect();
-                let logits = last_logits(session, &input, &rows, context)?;
+                let logits = last_logits(session, &input, &rows, *width, context)?;
                 beams = beam_step(beams, &logits, *width, *length_penalty, None);
             }
             ids = beams.into_iter().next().map(|b| b.tokens).unwrap_or(ids);
         }
         _ => {
             for i in 0..length {
-                let logits = last_logits(session, &input, &[window(&ids)], context)?;
+                let logits = last_logits(session, &input, &[window(&ids)], 1, context)?;
                 ids.push(choose(&logits[0], method, session.seed, i as u64));
             }
         }
@@ -168,11 +168,23 @@ pub fn continue_text(
         .collect())
 }
 
-/// Logits at the last position for each row of a `[rows, context]` batch.
-fn last_logits(session: &Session, input: &str, rows: &[Vec<f64>], context: usize) -> Result<Vec<Vec<f64>>, RunError> {
-    let flat: Vec<f64> = rows.iter().flatten().copied().collect();
-    let array = ArrayD::from_shape_vec(IxDyn(&[rows.len(), context]), flat).expect("rows have the context length");
-    let output = session.forward(HashMap::from([(input.to_string(), array)]), rows.len())?;
+/// Logits at the last position for each row of a `[rows, context]` batch,
+/// run as a batch of `capacity` rows (the first row repeated), so that the
+/// JIT compiles one batch size however many hypotheses are alive.
+fn last_logits(
+    session: &mut Session,
+    input: &str,
+    rows: &[Vec<f64>],
+    capacity: usize,
+    context: usize,
+) -> Result<Vec<Vec<f64>>, RunError> {
+    let capacity = capacity.max(rows.len());
+    let mut flat: Vec<f64> = rows.iter().flatten().copied().collect();
+    for _ in rows.len()..capacity {
+        flat.extend_from_slice(&rows[0]);
+    }
+    let array = ArrayD::from_shape_vec(IxDyn(&[capacity, context]), flat).expect("rows have the context length");
+    let output = session.forward(HashMap::from([(input.to_string(), array)]), capacity)?;
     let vocab = output.shape()[output.ndim() - 1];
     let flat = output.as_standard_layout().into_owned().into_raw_vec_and_offset().0;
     Ok((0..rows.len())
@@ -193,7 +205,7 @@ pub struct Translation {
 
 /// Decodes validation examples `rows` token by token (BOS first, until EOS).
 pub fn translate(
-    session: &Session,
+    session: &mut Session,
     data: &Data,
     rows: &[usize],
     method: &Method,
@@ -260,6 +272,15 @@ pub fn translate(
             if n == 0 {
                 break;
             }
+            // Padded to a batch size that does not change as hypotheses
+            // finish (see `last_logits`).
+            let capacity = chunk.len() * width;
+            let (src_row, tgt_row) = (src_rows[..src_len].to_vec(), tgt_rows[..tgt_len].to_vec());
+            for _ in n..capacity {
+                src_rows.extend_from_slice(&src_row);
+                tgt_rows.extend_from_slice(&tgt_row);
+            }
+            let n = capacity.max(n);
             let feeds = HashMap::from([
                 (
                     format!("{}.src", data.name),

@@ -78,9 +78,38 @@ struct Jit {
     step: crate::codegen::Compiled,
     /// Evaluation graphs by batch size.
     eval: HashMap<usize, crate::codegen::Compiled>,
+    /// The batch sizes whose evaluation graph holds the current tensors.
+    eval_loaded: std::collections::HashSet<usize>,
     ahead: bool,
     /// The step at which `Session::tensors` last matched the JIT's.
     synced_at: u64,
+}
+
+impl Jit {
+    /// The evaluation graph compiled for `n` examples (compiled on first
+    /// use) and holding `tensors`.
+    fn eval_graph(
+        &mut self,
+        graph: &Graph,
+        tensors: &BTreeMap<String, ArrayD<f64>>,
+        n: usize,
+    ) -> Result<&mut crate::codegen::Compiled, RunError> {
+        let compiled = match self.eval.entry(n) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let dims = HashMap::from([(crate::check::data::BATCH.to_string(), n as i64)]);
+                let options = crate::codegen::CompileOptions::default();
+                let compiled = crate::codegen::Compiled::compile(graph, &dims, &options).map_err(RunError::Backend)?;
+                entry.insert(compiled)
+            }
+        };
+        if self.eval_loaded.insert(n) {
+            for (name, value) in tensors {
+                let _ = compiled.set_tensor(name, value);
+            }
+        }
+        Ok(compiled)
+    }
 }
 
 /// Why a step failed.
@@ -184,6 +213,7 @@ impl Session {
                 Some(Jit {
                     step: compiled,
                     eval: HashMap::new(),
+                    eval_loaded: Default::default(),
                     ahead: false,
                     synced_at: 0,
                 })
@@ -304,26 +334,10 @@ impl Session {
             return Ok(BTreeMap::new());
         };
         let mut totals = metrics::Totals::default();
-        let mut loaded: Vec<usize> = Vec::new();
         for rows in data::eval_rows(&data.val, self.batch, limit) {
             if let Some(jit) = &mut self.jit {
                 let n = rows.len();
-                let compiled = match jit.eval.entry(n) {
-                    std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(entry) => {
-                        let dims = HashMap::from([(crate::check::data::BATCH.to_string(), n as i64)]);
-                        let options = crate::codegen::CompileOptions::default();
-                        let compiled = crate::codegen::Compiled::compile(&self.eval_graph, &dims, &options)
-                            .map_err(RunError::Backend)?;
-                        entry.insert(compiled)
-                    }
-                };
-                if !loaded.contains(&n) {
-                    for (name, value) in &self.tensors {
-                        let _ = compiled.set_tensor(name, value);
-                    }
-                    loaded.push(n);
-                }
+                let compiled = jit.eval_graph(&self.eval_graph, &self.tensors, n)?;
                 let batch = data::batch(data, &data.val, &rows, None);
                 let target = metrics::target_of(data, &batch);
                 compiled.run(&batch, self.seed, self.step).map_err(RunError::Backend)?;
@@ -358,22 +372,30 @@ impl Session {
 impl Session {
     /// The model's output for a batch of `batch` examples in evaluation
     /// mode. Inputs of the evaluation graph not given (targets) are zeros.
-    pub fn forward(&self, inputs: HashMap<String, ArrayD<f64>>, batch: usize) -> Result<ArrayD<f64>, RunError> {
-        let mut env = self.env(self.step);
-        env.dims.insert(crate::check::data::BATCH.to_string(), batch as i64);
+    /// With the JIT backend the evaluation graph compiled for `batch` runs
+    /// it (compiled once per batch size, so callers should keep to a few).
+    pub fn forward(&mut self, inputs: HashMap<String, ArrayD<f64>>, batch: usize) -> Result<ArrayD<f64>, RunError> {
+        let dims = HashMap::from([(crate::check::data::BATCH.to_string(), batch as i64)]);
+        let mut feeds = inputs;
         for (name, id) in self.eval_graph.leaves(crate::ir::input_name) {
-            if !inputs.contains_key(&name) {
-                let shape = interp::eval_shape(&self.eval_graph.node(id).shape, &env.dims)
+            if let std::collections::hash_map::Entry::Vacant(entry) = feeds.entry(name) {
+                let shape = interp::eval_shape(&self.eval_graph.node(id).shape, &dims)
                     .map_err(|e| RunError::Backend(e.to_string()))?;
-                env.feeds.insert(name, ArrayD::zeros(shape));
+                entry.insert(ArrayD::zeros(shape));
             }
         }
-        env.feeds.extend(inputs);
+        let missing = || RunError::Backend("the evaluation graph has no model output".into());
+        self.sync();
+        if let Some(jit) = &mut self.jit {
+            let compiled = jit.eval_graph(&self.eval_graph, &self.tensors, batch)?;
+            compiled.run(&feeds, self.seed, self.step).map_err(RunError::Backend)?;
+            return compiled.output("model_output").ok_or_else(missing);
+        }
+        let mut env = self.env(self.step);
+        env.dims = dims;
+        env.feeds.extend(feeds);
         let values = interp::run(&self.eval_graph, &env).map_err(|e| RunError::Backend(e.to_string()))?;
-        values
-            .output("model_output")
-            .cloned()
-            .ok_or_else(|| RunError::Backend("the evaluation graph has no model output".into()))
+        values.output("model_output").cloned().ok_or_else(missing)
     }
 }
 
@@ -390,6 +412,7 @@ impl Session {
                 *value = current;
             }
         }
+        jit.eval_loaded.clear();
         jit.ahead = false;
         jit.synced_at = self.step;
     }
@@ -436,6 +459,7 @@ impl Session {
         for (name, value) in &self.tensors {
             let _ = jit.step.set_tensor(name, value);
         }
+        jit.eval_loaded.clear();
         jit.ahead = false;
         jit.synced_at = self.step;
     }

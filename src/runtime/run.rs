@@ -281,7 +281,11 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
     train_metrics.insert("loss".into(), json!(train_loss));
 
     let mut val_metrics = metrics_json(&val);
-    samples(&session, &mut reporter, &mut val_metrics)?;
+    // The data is lent out while generation runs the session.
+    let data = std::mem::take(&mut session.data);
+    let sampled = samples(&mut session, &data, &mut reporter, &mut val_metrics);
+    session.data = data;
+    sampled?;
 
     if mode == Mode::Human {
         eprint!("\n{}", report::table(&train_metrics, &val_metrics));
@@ -314,8 +318,13 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
 
 /// Samples from sequence models after training, as the `generate` section
 /// says (or with defaults for text and sequence tasks).
-fn samples(session: &Session, reporter: &mut Reporter, extra: &mut Map<String, Value>) -> Result<(), RunError> {
-    let Some(data) = session.data.first() else {
+fn samples(
+    session: &mut Session,
+    data: &[super::data::Data],
+    reporter: &mut Reporter,
+    extra: &mut Map<String, Value>,
+) -> Result<(), RunError> {
+    let Some(data) = data.first() else {
         return Ok(());
     };
     let generate = session.program.sections.get("generate");

@@ -138,6 +138,10 @@ fn compare_outputs_with(
 }
 
 fn small_session(example: &str) -> nnc::runtime::Session {
+    small_session_on(example, nnc::runtime::Backend::Interp)
+}
+
+fn small_session_on(example: &str, backend: nnc::runtime::Backend) -> nnc::runtime::Session {
     let small: &[(&str, &[(&str, f64)])] = &[
         ("views_linear.nn", &[]),
         ("digits_mlp.nn", &[("H", 24.0)]),
@@ -169,7 +173,7 @@ fn small_session(example: &str) -> nnc::runtime::Session {
     // The tests compile their own steps; an interpreter session compiles none.
     let options = nnc::runtime::Overrides {
         batch: Some(5),
-        backend: nnc::runtime::Backend::Interp,
+        backend,
         ..Default::default()
     };
     nnc::runtime::Session::new(program, &dir, &options).unwrap_or_else(|d| panic!("{}", d.0.message))
@@ -273,6 +277,68 @@ fn one_thread_and_the_team_give_the_same_bits() {
                 a.len()
             );
         }
+    }
+}
+
+/// Generation runs the evaluation graph compiled by the JIT: on the small
+/// GPT and encoder–decoder transformer (as initialized, same seed), the
+/// JIT's logits agree with the interpreter's within the tolerance, and
+/// greedy text, greedy decoding and beam search pick the same tokens.
+#[test]
+fn generation_on_the_jit_matches_the_interpreter() {
+    use nnc::runtime::generate::{self, Method};
+    use nnc::runtime::Backend;
+    let both = |example: &str| {
+        (
+            small_session_on(example, Backend::Jit),
+            small_session_on(example, Backend::Interp),
+        )
+    };
+
+    let (mut jit, mut interp) = both("gpt.nn");
+    let windows = ArrayD::from_shape_fn(IxDyn(&[3, 7]), |ix| ((ix[0] * 5 + ix[1] * 3) % 13) as f64);
+    let feeds = HashMap::from([("plays.x".to_string(), windows)]);
+    let logits = jit.forward(feeds.clone(), 3).unwrap();
+    let oracle = interp.forward(feeds.clone(), 3).unwrap();
+    assert_eq!(logits.shape(), oracle.shape());
+    let (excess, report) = worst_difference("logits", &logits, &oracle, RTOL, &|_| ATOL);
+    assert!(
+        excess <= 1.0,
+        "JIT logits differ from the interpreter's ({excess:.1}x the tolerance): {report}"
+    );
+    let data = std::mem::take(&mut jit.data);
+    let text = generate::continue_text(&mut jit, &data[0], "KI", 30, &Method::Greedy).unwrap();
+    let expected = generate::continue_text(&mut interp, &data[0], "KI", 30, &Method::Greedy).unwrap();
+    assert_eq!(text.chars().count(), 30);
+    assert_eq!(text, expected, "greedy text");
+    jit.data = data;
+
+    // After more training the compiled evaluation graph gets the new
+    // parameters.
+    for _ in 0..3 {
+        jit.train_step().unwrap();
+    }
+    let after = jit.forward(feeds.clone(), 3).unwrap();
+    jit.sync();
+    interp.tensors = jit.tensors.clone();
+    let oracle = interp.forward(feeds, 3).unwrap();
+    let (excess, report) = worst_difference("logits after training", &after, &oracle, RTOL, &|_| ATOL);
+    assert!(excess <= 1.0, "stale parameters ({excess:.1}x the tolerance): {report}");
+    assert!(after != logits, "training changed nothing");
+
+    let (mut jit, mut interp) = both("transformer.nn");
+    let data = std::mem::take(&mut jit.data);
+    let rows: Vec<usize> = (0..12).collect();
+    let beam = Method::Beam {
+        width: 3,
+        length_penalty: 1.0,
+    };
+    for method in [Method::Greedy, beam] {
+        let decoded = generate::translate(&mut jit, &data[0], &rows, &method).unwrap();
+        let expected = generate::translate(&mut interp, &data[0], &rows, &method).unwrap();
+        assert_eq!(decoded.len(), rows.len());
+        assert!(decoded.iter().all(|t| !t.output.is_empty()), "{method:?}: {decoded:?}");
+        assert_eq!(decoded, expected, "{method:?}");
     }
 }
 
