@@ -155,7 +155,12 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
             _ => None,
         };
         let split = kernels::split_size(fused, k, code.as_ref());
-        let parallel = options.threads > 1 && split >= 2 && code.as_ref().is_some_and(|c| work(c) >= PARALLEL_MIN_WORK);
+        let work = match (kernel, code.as_ref()) {
+            (_, Some(code)) => work(code),
+            (Kernel::Accumulate(root), None) => fused.bound.count(fused.bound.inputs(*root)[0]) as i64,
+            _ => 0,
+        };
+        let parallel = options.threads > 1 && split >= 2 && work >= PARALLEL_MIN_WORK;
         splits.push((split, parallel));
         {
             let mut b = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
@@ -190,7 +195,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
                     params[2],
                     params[3],
                 ),
-                Kernel::Accumulate(root) => kernels::emit_accumulate(&mut em, fused, *root),
+                Kernel::Accumulate(root) => kernels::emit_accumulate(&mut em, fused, *root, params[2], params[3]),
                 Kernel::Scatter(root) => kernels::emit_scatter(&mut em, fused, *root),
                 Kernel::Concat(root) => kernels::emit_concat(&mut em, fused, *root),
                 Kernel::MatMul { .. } => unreachable!("no function"),

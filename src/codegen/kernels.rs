@@ -175,7 +175,12 @@ pub fn split_size(fused: &Fused, k: usize, code: Option<&LoopCode>) -> i64 {
             (None, [only]) if !only.loops.is_empty() && only_map(fused, k) => only.loops[0].1,
             _ => 1,
         },
-        (Kernel::Accumulate(_) | Kernel::Scatter(_) | Kernel::Concat(_) | Kernel::Loop(_), _) => 1,
+        (Kernel::Accumulate(root), _) => {
+            let operand = fused.bound.inputs(*root)[0];
+            let columns = fused.bound.shape(operand).last().copied().unwrap_or(1) as i64;
+            (columns + LANES - 1) / LANES
+        }
+        (Kernel::Scatter(_) | Kernel::Concat(_) | Kernel::Loop(_), _) => 1,
         (Kernel::MatMul { .. }, _) => 1,
     }
 }
@@ -239,21 +244,34 @@ pub fn nest(
     roots: &[E],
     body: &mut dyn FnMut(&mut Emitter, bool),
 ) {
+    nest_at(em, loops, 0, range, roots, body);
+}
+
+/// [`nest`] with `range` bounding loop number `at` instead of the first.
+pub fn nest_at(
+    em: &mut Emitter,
+    loops: &[(u32, i64)],
+    at: usize,
+    range: Option<(Value, Value)>,
+    roots: &[E],
+    body: &mut dyn FnMut(&mut Emitter, bool),
+) {
     let Some((&(var, size), rest)) = loops.split_first() else {
         body(em, false);
         return;
     };
     let (s, e) = match range {
-        Some(r) => r,
-        None => (em.iconst(0), em.iconst(size)),
+        Some(r) if at == 0 => r,
+        _ => (em.iconst(0), em.iconst(size)),
     };
+    let (inner_at, inner_range) = if at == 0 { (0, None) } else { (at - 1, range) };
     let innermost = rest.is_empty();
     em.loop_with(var, size, s, e, innermost && size >= LANES, &mut |em, vector| {
         if innermost {
             body(em, vector);
         } else {
             em.hoist(roots);
-            nest(em, rest, None, roots, body);
+            nest_at(em, rest, inner_at, inner_range, roots, body);
         }
     });
 }
@@ -380,16 +398,46 @@ fn fill(em: &mut Emitter, buffer: NodeId, count: usize, value: f32) {
 }
 
 /// A reduction over leading axes: out[kept] ⊕= x[...] for every element
-/// of the operand, in memory order.
-pub fn emit_accumulate(em: &mut Emitter, fused: &Fused, root: NodeId) {
+/// of the operand, in memory order. The last axis is always kept, so the
+/// kernel splits between threads by columns: part `start..end` (in groups
+/// of [`LANES`] columns, see [`split_size`]) fills, sums and scales its
+/// columns of every row, in the same order whatever the split.
+pub fn emit_accumulate(em: &mut Emitter, fused: &Fused, root: NodeId, start: Value, end: Value) {
     let bound = &fused.bound;
     let operand = bound.inputs(root)[0];
     let shape = bound.shape(operand).to_vec();
+    let out_shape = bound.shape(root).to_vec();
     let axes = reduced_axes(bound, root);
     let Prim::Reduce { op, keepdims, .. } = bound.op(root).clone() else {
         unreachable!("accumulate kernels reduce")
     };
-    fill(em, root, bound.count(root), identity(op));
+    let columns = *shape.last().expect("the last axis is kept") as i64;
+    let first = em.b.ins().imul_imm_s(start, LANES);
+    let last = em.b.ins().imul_imm_s(end, LANES);
+    let all = em.iconst(columns);
+    let last = em.b.ins().smin(last, all);
+    let range = Some((first, last));
+    let over_output = |em: &mut Emitter, value: &dyn Fn(&mut Exprs, E) -> E| {
+        let index = vars(200, &out_shape);
+        let offset = flat(&index, &out_shape);
+        let load = em.exprs.add(Expr::Load {
+            buffer: root,
+            offset: offset.clone(),
+        });
+        let v = value(&mut em.exprs, load);
+        let loops: Vec<(u32, i64)> = out_shape
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| (200 + k as u32, n as i64))
+            .collect();
+        nest_at(em, &loops, loops.len() - 1, range, &[v], &mut |em, vector| {
+            let lanes = if vector { LANES } else { 1 };
+            let x = em.eval(v, vector);
+            let address = em.address(root, &offset, lanes);
+            em.store(x, address);
+        });
+    };
+    over_output(em, &|exprs, _| exprs.constant(identity(op)));
     let index = vars(0, &shape);
     let value = {
         let mut expander = Expander::new(bound, &fused.materialized, &mut em.exprs);
@@ -404,10 +452,10 @@ pub fn emit_accumulate(em: &mut Emitter, fused: &Fused, root: NodeId) {
             out_index.push(Ix::constant(0));
         }
     }
-    let out = flat(&out_index, bound.shape(root));
+    let out = flat(&out_index, &out_shape);
     let loops: Vec<(u32, i64)> = shape.iter().enumerate().map(|(k, &n)| (k as u32, n as i64)).collect();
     em.hoist(&[value]);
-    nest(em, &loops, None, &[value], &mut |em, vector| {
+    nest_at(em, &loops, loops.len() - 1, range, &[value], &mut |em, vector| {
         let lanes = if vector { LANES } else { 1 };
         let x = em.eval(value, vector);
         let address = em.address(root, &out, lanes);
@@ -417,20 +465,9 @@ pub fn emit_accumulate(em: &mut Emitter, fused: &Fused, root: NodeId) {
     });
     if op == ReduceOp::Mean {
         let count: usize = axes.iter().map(|&a| shape[a]).product();
-        let var = 9001;
-        let n = bound.count(root);
-        let offset = Ix::var(var, n as i64);
-        let load = em.exprs.add(Expr::Load {
-            buffer: root,
-            offset: offset.clone(),
-        });
-        let c = em.exprs.constant(count as f32);
-        let divided = em.exprs.add(Expr::Binary(crate::prim::BinaryOp::Div, load, c));
-        nest(em, &[(var, n as i64)], None, &[divided], &mut |em, vector| {
-            let lanes = if vector { LANES } else { 1 };
-            let v = em.eval(divided, vector);
-            let address = em.address(root, &offset, lanes);
-            em.store(v, address);
+        over_output(em, &|exprs, load| {
+            let c = exprs.constant(count as f32);
+            exprs.add(Expr::Binary(crate::prim::BinaryOp::Div, load, c))
         });
     }
 }

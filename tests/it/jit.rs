@@ -740,6 +740,35 @@ fn primitive_cases() -> Vec<Case> {
             g.reduce(op, x[0], axes.clone(), keep)
         }));
     }
+    // Large enough to be split between threads by columns (29 and 37 are
+    // not multiples of the vector width).
+    for (name, op, shape, axes, keep) in [
+        (
+            "sum leading axes split by columns",
+            ReduceOp::Sum,
+            [40, 3, 29],
+            vec![0, 1],
+            false,
+        ),
+        (
+            "mean axis 0 split by columns",
+            ReduceOp::Mean,
+            [20, 64, 37],
+            vec![0],
+            true,
+        ),
+        (
+            "max axis 0 split by columns",
+            ReduceOp::Max,
+            [50, 1, 37],
+            vec![0],
+            false,
+        ),
+    ] {
+        cases.push(case(name, vec![f32s(&shape, 85)], vec![], move |g, x, _| {
+            g.reduce(op, x[0], axes.clone(), keep)
+        }));
+    }
     cases.extend([
         case("argmax last axis", vec![f32s(&[4, 7], 81)], vec![], |g, x, _| {
             let a = g.add(Prim::ArgMax { axis: 1 }, DType::I32, dims(&[4]), &[x[0]]);
