@@ -27,7 +27,13 @@ fn main() {
         args
     };
     for example in examples {
-        match nnc::codegen::bench::bench(std::path::Path::new(&example), &backend, steps, repeats) {
+        match nnc::codegen::bench::bench(
+            std::path::Path::new(&example),
+            &backend,
+            steps,
+            repeats,
+            &Default::default(),
+        ) {
             Ok(reports) => {
                 for report in reports {
                     eprintln!("{report}");

@@ -80,6 +80,12 @@ pub enum Command {
         /// Repeats (the median is reported).
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
         repeats: u32,
+        /// Examples per step (overrides `train.batch`).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        batch: Option<u32>,
+        /// Override a constant of the file, e.g. `--set D=384` (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_setting)]
+        settings: Vec<(String, f64)>,
         /// Print one JSON object per backend.
         #[arg(long)]
         json: bool,
@@ -226,8 +232,16 @@ pub fn main() -> ExitCode {
             backend,
             steps,
             repeats,
+            batch,
+            settings,
             json,
-        } => run_bench(&file, backend, steps as usize, repeats as usize, json),
+        } => {
+            let sizes = crate::codegen::bench::Sizes {
+                settings,
+                batch: batch.map(|b| b as usize),
+            };
+            run_bench(&file, backend, steps as usize, repeats as usize, &sizes, json)
+        }
         Command::Std => {
             let mut out = std::io::stdout().lock();
             for (name, text) in crate::stdlib::FILES {
@@ -352,20 +366,9 @@ fn run_run(args: &RunArgs, color: bool) -> ExitCode {
     if program.has_errors() {
         return ExitCode::from(1);
     }
-    for (name, _) in &args.settings {
-        if !program.constants.iter().any(|(c, _)| c == name) {
-            let names: Vec<&str> = program.constants.iter().map(|(c, _)| c.as_str()).collect();
-            let hint = match check::scope::suggest(name, names.iter().copied()) {
-                Some(close) => format!(" (did you mean `{close}`?)"),
-                None if names.is_empty() => " (it declares none)".to_string(),
-                None => format!(" (its constants: {})", names.join(", ")),
-            };
-            eprintln!(
-                "error: `--set {name}=...`: `{}` has no constant `{name}`{hint}",
-                args.file.display()
-            );
-            return ExitCode::from(2);
-        }
+    if let Some(message) = unknown_setting(&program, &args.settings, &args.file) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
     }
     let options = crate::runtime::run::RunOptions {
         overrides: crate::runtime::Overrides {
@@ -412,17 +415,55 @@ fn run_run(args: &RunArgs, color: bool) -> ExitCode {
     }
 }
 
-fn run_bench(path: &std::path::Path, backend: BenchBackend, steps: usize, repeats: usize, json: bool) -> ExitCode {
+/// The error for a `--set NAME=...` whose NAME is not a constant of the
+/// program, if any.
+fn unknown_setting(program: &check::Program, settings: &[(String, f64)], file: &std::path::Path) -> Option<String> {
+    let (name, _) = settings
+        .iter()
+        .find(|(name, _)| !program.constants.iter().any(|(c, _)| c == name))?;
+    let names: Vec<&str> = program.constants.iter().map(|(c, _)| c.as_str()).collect();
+    let hint = match check::scope::suggest(name, names.iter().copied()) {
+        Some(close) => format!(" (did you mean `{close}`?)"),
+        None if names.is_empty() => " (it declares none)".to_string(),
+        None => format!(" (its constants: {})", names.join(", ")),
+    };
+    Some(format!(
+        "`--set {name}=...`: `{}` has no constant `{name}`{hint}",
+        file.display()
+    ))
+}
+
+fn run_bench(
+    path: &std::path::Path,
+    backend: BenchBackend,
+    steps: usize,
+    repeats: usize,
+    sizes: &crate::codegen::bench::Sizes,
+    json: bool,
+) -> ExitCode {
     if !path.exists() {
         eprintln!("error: cannot read `{}`: no such file", path.display());
         return ExitCode::from(2);
+    }
+    if !sizes.settings.is_empty() {
+        let program = match check::check_file_with(path, sizes.settings.clone()) {
+            Ok(program) => program,
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
+        };
+        if let Some(message) = unknown_setting(&program, &sizes.settings, path) {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
     }
     let name = match backend {
         BenchBackend::Interp => "interp",
         BenchBackend::Jit => "jit",
         BenchBackend::Both => "both",
     };
-    match crate::codegen::bench::bench(path, name, steps, repeats) {
+    match crate::codegen::bench::bench(path, name, steps, repeats, sizes) {
         Ok(reports) => {
             for report in &reports {
                 if json {

@@ -144,6 +144,8 @@ pub struct BenchReport {
     /// forward, backward, update); building the batch is not included.
     pub ms_per_step_median: f64,
     pub steps_per_s: f64,
+    /// Floating-point operations of one step (see [`flops`]).
+    pub flop_per_step: f64,
     pub gflop_per_s: f64,
     /// The process's peak resident memory after the run (`VmHWM`).
     pub peak_rss_bytes: u64,
@@ -188,6 +190,7 @@ impl BenchReport {
             "compile_ms": self.compile_ms,
             "ms_per_step_median": self.ms_per_step_median,
             "steps_per_s": self.steps_per_s,
+            "flop_per_step": self.flop_per_step,
             "gflop_per_s": self.gflop_per_s,
             "peak_rss_bytes": self.peak_rss_bytes,
             "threads": self.threads,
@@ -230,8 +233,15 @@ fn peak_rss() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn session(path: &std::path::Path) -> Result<crate::runtime::Session, String> {
-    let program = crate::check::check_file(path)?;
+/// Sizes that differ from the file's: constants (`--set`) and the batch.
+#[derive(Clone, Debug, Default)]
+pub struct Sizes {
+    pub settings: Vec<(String, f64)>,
+    pub batch: Option<usize>,
+}
+
+fn session(path: &std::path::Path, sizes: &Sizes) -> Result<crate::runtime::Session, String> {
+    let program = crate::check::check_file_with(path, sizes.settings.clone())?;
     if program.has_errors() {
         return Err(program.sources.render(&program.diagnostics, false));
     }
@@ -240,6 +250,7 @@ fn session(path: &std::path::Path) -> Result<crate::runtime::Session, String> {
     // built below (a JIT session would compile a step of its own).
     let overrides = crate::runtime::Overrides {
         backend: crate::runtime::Backend::Interp,
+        batch: sizes.batch,
         ..Default::default()
     };
     crate::runtime::Session::new(program, base, &overrides).map_err(|(d, _)| d.message)
@@ -276,7 +287,13 @@ pub fn compile_step(
 /// Trains `path` for `steps` steps, `repeats` times over (each repeat
 /// starts from the same initial state and compiles again), on `backend`
 /// (`interp`, `jit` or `both`), and reports each backend.
-pub fn bench(path: &std::path::Path, backend: &str, steps: usize, repeats: usize) -> Result<Vec<BenchReport>, String> {
+pub fn bench(
+    path: &std::path::Path,
+    backend: &str,
+    steps: usize,
+    repeats: usize,
+    sizes: &Sizes,
+) -> Result<Vec<BenchReport>, String> {
     let backends: Vec<&str> = match backend {
         "both" => vec!["interp", "jit"],
         "interp" | "jit" => vec![backend],
@@ -293,7 +310,7 @@ pub fn bench(path: &std::path::Path, backend: &str, steps: usize, repeats: usize
         let (mut threads, mut team_steps) = (1, 0.0);
         for _ in 0..repeats.max(1) {
             let start = Instant::now();
-            let mut session = session(path)?;
+            let mut session = session(path, sizes)?;
             let dims = std::collections::HashMap::from([(crate::check::data::BATCH.to_string(), session.batch as i64)]);
             work = flops(&session.step_graph, &dims);
             if backend == "interp" {
@@ -346,6 +363,7 @@ pub fn bench(path: &std::path::Path, backend: &str, steps: usize, repeats: usize
             compile_ms: 1e3 * median(compile),
             ms_per_step_median: 1e3 * per_step,
             steps_per_s: 1.0 / per_step,
+            flop_per_step: work,
             gflop_per_s: work / per_step / 1e9,
             peak_rss_bytes: peak_rss(),
             threads,

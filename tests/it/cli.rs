@@ -76,6 +76,38 @@ fn run_refuses_bad_overrides() {
     assert_eq!(nnc(&["run", "examples/digits_mlp.nn", "--set", "H=abc"]).0, 2);
 }
 
+/// `nnc bench` measures the file at other sizes (`--set`, `--batch`) and
+/// refuses a constant the file does not have.
+#[test]
+fn bench_takes_other_sizes() {
+    let flop = |extra: &[&str]| {
+        let mut args = vec![
+            "bench",
+            "examples/digits_mlp.nn",
+            "--backend",
+            "jit",
+            "--steps",
+            "2",
+            "--repeats",
+            "1",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let (code, stdout, stderr) = nnc(&args);
+        assert_eq!(code, 0, "{stderr}");
+        let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(report["backend"], "jit");
+        report["flop_per_step"].as_f64().unwrap()
+    };
+    let (full, small) = (flop(&[]), flop(&["--set", "H=24", "--batch", "8"]));
+    // Products dominate: 64·(64·128 + 128·10) multiply-adds forward against
+    // 8·(64·24 + 24·10), about 40 times fewer.
+    assert!(full > 30.0 * small && full < 50.0 * small, "{full} against {small}");
+    let (code, _, stderr) = nnc(&["bench", "examples/digits_mlp.nn", "--set", "HH=3"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("has no constant `HH` (did you mean `H`?)"), "{stderr}");
+}
+
 /// The code stages print every kernel and the step: CLIF functions, and
 /// their machine code with the SIMD instructions the kernels use.
 #[test]
