@@ -1,11 +1,13 @@
-//! `exp`, `log` and `tanh` in CLIF, for `f32` and `f32x4` alike (Cephes'
-//! single-precision polynomials, ~1 ulp): Cranelift has no instructions
+//! `exp`, `log` and `tanh` in CLIF, for `f32` and `f32x4` alike (`exp`
+//! and `log` Cephes' single-precision polynomials, ~1 ulp; `tanh` Eigen's
+//! rational function, ~2 ulp): Cranelift has no instructions
 //! for them, and a library call per element would cost more than the
 //! polynomial. NaN and infinities behave as the interpreter's `f64`
 //! functions do; `exp` of very negative numbers flushes to zero instead of
 //! giving denormals.
 
-// The coefficients are Cephes' published values, digits as printed there.
+// The coefficients are Cephes' and Eigen's published values, digits as
+// printed there.
 #![allow(clippy::excessive_precision)]
 
 use cranelift_codegen::ir::condcodes::FloatCC;
@@ -199,38 +201,46 @@ impl Math<'_, '_> {
         self.pick(is_zero, minus_inf, y)
     }
 
+    /// A 13/6-degree rational function of x on [-9, 9] (beyond, tanh is
+    /// ±1 in `f32`): Eigen's `generic_fast_tanh_float`, coefficients from
+    /// Eigen's `MathFunctionsImpl.h`, accurate to a couple of ulp. About a
+    /// quarter of the instructions of `1 - 2 / (exp(2x) + 1)` with a
+    /// polynomial for small |x|. |x| < 0.0004 gives x itself; NaN stays NaN.
     pub fn tanh(&mut self, x: Value) -> Value {
-        let a = self.b.ins().fabs(x);
-        // Small |x|: odd polynomial.
-        let z = self.b.ins().fmul(x, x);
+        let (hi, lo) = (self.f(9.0), self.f(-9.0));
+        let below = self.cmp(FloatCC::LessThan, x, hi);
+        let c = self.pick(below, x, hi);
+        let above = self.cmp(FloatCC::GreaterThan, c, lo);
+        let c = self.pick(above, c, lo);
+        let c2 = self.b.ins().fmul(c, c);
         let p = self.horner(
-            z,
+            c2,
             &[
-                -5.704_988_7e-3,
-                2.063_908_9e-2,
-                -5.373_971_6e-2,
-                1.333_144_2e-1,
-                -3.333_328_2e-1,
+                -2.76076847742355e-16,
+                2.00018790482477e-13,
+                -8.60467152213735e-11,
+                5.12229709037114e-8,
+                1.48572235717979e-5,
+                6.37261928875436e-4,
+                4.89352455891786e-3,
             ],
         );
-        let xz = self.b.ins().fmul(x, z);
-        let small_y = self.b.ins().fma(xz, p, x);
-        // Otherwise 1 - 2 / (exp(2|x|) + 1), with x's sign.
-        let two_a = self.b.ins().fadd(a, a);
-        let e = self.exp(two_a);
-        let one = self.f(1.0);
-        let two = self.f(2.0);
-        let d = self.b.ins().fadd(e, one);
-        let q = self.b.ins().fdiv(two, d);
-        let big_y = self.b.ins().fsub(one, q);
-        let sign_mask = self.i(i32::MIN);
-        let x_bits = self.bits_of(x);
-        let sign = self.b.ins().band(x_bits, sign_mask);
-        let y_bits = self.bits_of(big_y);
-        let y_bits = self.b.ins().bor(y_bits, sign);
-        let big_y = self.float_of(y_bits);
-        let limit = self.f(0.625);
-        let small = self.cmp(FloatCC::LessThan, a, limit);
-        self.pick(small, small_y, big_y)
+        let p = self.b.ins().fmul(p, c);
+        let q = self.horner(
+            c2,
+            &[
+                1.19825839466702e-6,
+                1.18534705686654e-4,
+                2.26843463243900e-3,
+                4.89352518554385e-3,
+            ],
+        );
+        let y = self.b.ins().fdiv(p, q);
+        let a = self.b.ins().fabs(x);
+        let tiny_limit = self.f(0.0004);
+        let tiny = self.cmp(FloatCC::LessThan, a, tiny_limit);
+        let y = self.pick(tiny, x, y);
+        let nan = self.cmp(FloatCC::Unordered, x, x);
+        self.pick(nan, x, y)
     }
 }

@@ -458,6 +458,53 @@ mod tests {
         }
     }
 
+    /// The generated `tanh` (vector lanes and scalar tail) against `f64`:
+    /// within 5 ulp over [-12, 12], ±1 at the infinities, NaN for NaN.
+    #[test]
+    fn tanh_is_accurate_to_a_few_ulp() {
+        let mut xs: Vec<f64> = (0..24_001).map(|i| -12.0 + 1e-3 * i as f64).collect();
+        xs.extend([
+            0.0,
+            -0.0,
+            1e-5,
+            -3e-4,
+            4e-4,
+            1e-30,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ]);
+        let n = xs.len();
+        let mut graph = Graph::new();
+        let x = graph.add(Prim::Param("x".into()), DType::F32, vec![Dim::constant(n as i64)], &[]);
+        let y = graph.unary(UnaryOp::Tanh, x);
+        graph.set_output("y", y);
+        let mut compiled = Compiled::compile(&graph, &HashMap::new(), &CompileOptions::default()).unwrap();
+        compiled
+            .set_tensor("x", &ArrayD::from_shape_vec(IxDyn(&[n]), xs.clone()).unwrap())
+            .unwrap();
+        compiled.run(&HashMap::new(), 0, 0).unwrap();
+        let got = compiled.output("y").unwrap();
+        let mut worst = (0.0f64, 0.0f64);
+        for (&x, &g) in xs.iter().zip(got.iter()) {
+            let want = (x as f32 as f64).tanh();
+            if x.is_nan() {
+                assert!(g.is_nan(), "tanh(NaN) = {g}");
+                continue;
+            }
+            let error = (g - want).abs() / want.abs().max(f64::MIN_POSITIVE);
+            if error > worst.0 {
+                worst = (error, x);
+            }
+        }
+        assert!(
+            worst.0 <= 5.0 * f32::EPSILON as f64,
+            "relative error {:.3e} at x = {}",
+            worst.0,
+            worst.1
+        );
+    }
+
     /// 1e-20 squared is 1e-40, a subnormal `f32`: the step flushes it to
     /// zero unless told to keep it.
     #[test]
