@@ -71,8 +71,17 @@ pub fn lookup(name: &str) -> Option<&'static str> {
 }
 
 /// A builtin's parameters `(name, required)`.
-pub fn params(name: &str) -> Option<&'static [(&'static str, bool)]> {
+fn params(name: &str) -> Option<&'static [(&'static str, bool)]> {
     BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
+}
+
+/// A builtin's parameters as [`Checker::bind_args`] takes them.
+pub fn signature(name: &str) -> Option<Vec<(&'static str, Span, bool)>> {
+    params(name).map(as_signature)
+}
+
+fn as_signature(params: &[(&'static str, bool)]) -> Vec<(&'static str, Span, bool)> {
+    params.iter().map(|(p, r)| (*p, Span::default(), *r)).collect()
 }
 
 pub fn names() -> impl Iterator<Item = &'static str> {
@@ -112,7 +121,7 @@ pub fn call(
     span: Span,
     callee_span: Span,
 ) -> Value {
-    let Some((_, params)) = BUILTINS.iter().find(|(n, _)| *n == name) else {
+    let Some(params) = params(name) else {
         return Value::Error;
     };
     // `scan` forwards extra named arguments to its step.
@@ -124,8 +133,7 @@ pub fn call(
         args = keep;
         forwarded = extra;
     }
-    let signature: Vec<(&str, Span, bool)> = params.iter().map(|(p, r)| (*p, Span::default(), *r)).collect();
-    let Some(values) = checker.bind_args(name, &signature, args, span) else {
+    let Some(values) = checker.bind_args(name, &as_signature(params), args, span) else {
         return Value::Error;
     };
     if values.iter().flatten().any(|a| matches!(a.value, Value::Error)) {

@@ -78,6 +78,15 @@ pub struct ArgValue {
     pub span: Span,
 }
 
+/// A block's parameters as [`Checker::bind_args`] takes them: name,
+/// span, and whether the call must give it.
+pub fn block_signature(decl: &BlockDecl) -> Vec<(&str, Span, bool)> {
+    decl.params
+        .iter()
+        .map(|p| (p.name.name.as_str(), p.span, p.default.is_none()))
+        .collect()
+}
+
 impl<'a> Checker<'a> {
     pub fn new(user_file: u32, blocks: HashMap<String, &'a BlockDecl>) -> Checker<'a> {
         Checker {
@@ -1102,12 +1111,7 @@ impl<'a> Checker<'a> {
                     .label("64 levels deep"),
             );
         }
-        let params: Vec<(&str, Span, bool)> = decl
-            .params
-            .iter()
-            .map(|p| (p.name.name.as_str(), p.span, p.default.is_none()))
-            .collect();
-        let Some(bound) = self.bind_args(name, &params, args, call_span) else {
+        let Some(bound) = self.bind_args(name, &block_signature(decl), args, call_span) else {
             return Value::Error;
         };
         if bound.iter().flatten().any(|a| matches!(a.value, Value::Error)) {

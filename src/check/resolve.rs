@@ -138,12 +138,21 @@ impl Checker<'_> {
                 self.resolve_expr(rhs, scope);
             }
             ExprKind::Call { callee, args } => {
-                self.resolve_expr(callee, scope);
-                args.iter().for_each(|a| self.resolve_expr(&a.value, scope));
-                if let ExprKind::Name(name) = &callee.kind {
-                    if scope.get(name).is_none() {
-                        self.resolve_args(name, args, expr.span);
+                // A named callee resolves as `resolve_expr` would resolve
+                // it; a block or builtin then has its arguments matched.
+                let callable = match &callee.kind {
+                    ExprKind::Name(name) => match self.lookup(name, callee.span, scope) {
+                        Value::Fn(callable) => Some(callable),
+                        _ => None,
+                    },
+                    _ => {
+                        self.resolve_expr(callee, scope);
+                        None
                     }
+                };
+                args.iter().for_each(|a| self.resolve_expr(&a.value, scope));
+                if let Some(callable) = callable {
+                    self.resolve_args(&callable, args, expr.span);
                 }
             }
             ExprKind::Index { base, items } => {
@@ -182,32 +191,20 @@ impl Checker<'_> {
         }
     }
 
-    /// Matches `args` to the parameters of the block or builtin `name` (the
-    /// same checks a call makes, on placeholder values).
-    fn resolve_args(&mut self, name: &str, args: &[Arg], span: Span) {
-        // As `lookup` resolves a name that is not local.
-        let callee = if self.globals.contains_key(name) {
-            None
-        } else if self.blocks.contains_key(name) {
-            Some(Callable::Block(name.to_string()))
-        } else {
-            super::builtins::lookup(name).map(Callable::Builtin)
-        };
-        let params: Vec<(&str, Span, bool)> = match callee {
-            Some(Callable::Block(block)) => match self.blocks.get(block.as_str()) {
-                Some(decl) => decl
-                    .params
-                    .iter()
-                    .map(|p| (p.name.name.as_str(), p.span, p.default.is_none()))
-                    .collect(),
+    /// Matches `args` to the parameters of `callee` (the same checks a call
+    /// makes, on placeholder values).
+    fn resolve_args(&mut self, callee: &Callable, args: &[Arg], span: Span) {
+        let params = match callee {
+            Callable::Block(block) => match self.blocks.get(block.as_str()) {
+                Some(decl) => super::eval::block_signature(decl),
                 None => return,
             },
             // `scan` forwards extra named arguments to its step.
-            Some(Callable::Builtin(builtin)) if builtin != "scan" => match super::builtins::params(builtin) {
-                Some(params) => params.iter().map(|(p, r)| (*p, Span::default(), *r)).collect(),
+            Callable::Builtin(builtin) if *builtin != "scan" => match super::builtins::signature(builtin) {
+                Some(signature) => signature,
                 None => return,
             },
-            _ => return,
+            Callable::Builtin(_) => return,
         };
         let values = args
             .iter()
@@ -217,6 +214,6 @@ impl Checker<'_> {
                 span: a.span,
             })
             .collect();
-        let _ = self.bind_args(name, &params, values, span);
+        let _ = self.bind_args(callee.name(), &params, values, span);
     }
 }
