@@ -318,7 +318,7 @@ fn identity(op: ReduceOp) -> f32 {
 pub fn combine(em: &mut Emitter, op: ReduceOp, acc: Value, x: Value, vector: bool) -> Value {
     match op {
         ReduceOp::Sum | ReduceOp::Mean => em.b.ins().fadd(acc, x),
-        ReduceOp::Max => em.max_min(acc, x, FloatCC::GreaterThan, vector),
+        ReduceOp::Max => em.max_min(acc, x, FloatCC::GreaterThan, vector, false),
     }
 }
 

@@ -232,22 +232,12 @@ impl<'b> Emitter<'_, 'b> {
         let y_number = matches!(self.exprs.get(b), Expr::Const(bits) if !f32::from_bits(*bits).is_nan());
         let (x, y) = (self.eval(a, vector), self.eval(b, vector));
         let cc = match op {
-            BinaryOp::Max | BinaryOp::Min if y_number => {
-                let cc = if op == BinaryOp::Max {
-                    FloatCC::GreaterThan
-                } else {
-                    FloatCC::LessThan
-                };
-                let mut m = self.math(vector);
-                let wins = m.cmp(cc, x, y);
-                return m.pick(wins, x, y);
-            }
             BinaryOp::Add => return self.b.ins().fadd(x, y),
             BinaryOp::Sub => return self.b.ins().fsub(x, y),
             BinaryOp::Mul => return self.b.ins().fmul(x, y),
             BinaryOp::Div => return self.b.ins().fdiv(x, y),
-            BinaryOp::Max => return self.max_min(x, y, FloatCC::GreaterThan, vector),
-            BinaryOp::Min => return self.max_min(x, y, FloatCC::LessThan, vector),
+            BinaryOp::Max => return self.max_min(x, y, FloatCC::GreaterThan, vector, y_number),
+            BinaryOp::Min => return self.max_min(x, y, FloatCC::LessThan, vector, y_number),
             BinaryOp::Pow => {
                 let call = self.b.ins().call(self.calls.pow, &[x, y]);
                 return self.b.inst_results(call)[0];
@@ -274,9 +264,13 @@ impl<'b> Emitter<'_, 'b> {
     }
 
     /// `f64::max` / `f64::min` semantics: a NaN operand loses to a number.
-    pub fn max_min(&mut self, x: Value, y: Value, cc: FloatCC, vector: bool) -> Value {
+    /// `y_number`: `y` is known not to be NaN, so the test is left out.
+    pub fn max_min(&mut self, x: Value, y: Value, cc: FloatCC, vector: bool, y_number: bool) -> Value {
         let mut m = self.math(vector);
         let wins = m.cmp(cc, x, y);
+        if y_number {
+            return m.pick(wins, x, y);
+        }
         let y_nan = m.cmp(FloatCC::Unordered, y, y);
         let other = m.pick(y_nan, x, y);
         m.pick(wins, x, other)
