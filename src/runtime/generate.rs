@@ -169,8 +169,7 @@ pub fn continue_text(
 }
 
 /// Logits at the last position for each row of a `[rows, context]` batch,
-/// run as a batch of `capacity` rows (the first row repeated), so that the
-/// JIT compiles one batch size however many hypotheses are alive.
+/// run as a batch of `capacity` rows (see `Session::forward`).
 fn last_logits(
     session: &mut Session,
     input: &str,
@@ -178,13 +177,9 @@ fn last_logits(
     capacity: usize,
     context: usize,
 ) -> Result<Vec<Vec<f64>>, RunError> {
-    let capacity = capacity.max(rows.len());
-    let mut flat: Vec<f64> = rows.iter().flatten().copied().collect();
-    for _ in rows.len()..capacity {
-        flat.extend_from_slice(&rows[0]);
-    }
-    let array = ArrayD::from_shape_vec(IxDyn(&[capacity, context]), flat).expect("rows have the context length");
-    let output = session.forward(HashMap::from([(input.to_string(), array)]), capacity)?;
+    let flat: Vec<f64> = rows.iter().flatten().copied().collect();
+    let array = ArrayD::from_shape_vec(IxDyn(&[rows.len(), context]), flat).expect("rows have the context length");
+    let output = session.forward(HashMap::from([(input.to_string(), array)]), rows.len(), capacity)?;
     let vocab = output.shape()[output.ndim() - 1];
     let flat = output.as_standard_layout().into_owned().into_raw_vec_and_offset().0;
     Ok((0..rows.len())
@@ -272,15 +267,6 @@ pub fn translate(
             if n == 0 {
                 break;
             }
-            // Padded to a batch size that does not change as hypotheses
-            // finish (see `last_logits`).
-            let capacity = chunk.len() * width;
-            let (src_row, tgt_row) = (src_rows[..src_len].to_vec(), tgt_rows[..tgt_len].to_vec());
-            for _ in n..capacity {
-                src_rows.extend_from_slice(&src_row);
-                tgt_rows.extend_from_slice(&tgt_row);
-            }
-            let n = capacity.max(n);
             let feeds = HashMap::from([
                 (
                     format!("{}.src", data.name),
@@ -291,7 +277,8 @@ pub fn translate(
                     ArrayD::from_shape_vec(IxDyn(&[n, tgt_len]), tgt_rows).expect("sizes"),
                 ),
             ]);
-            let output = session.forward(feeds, n)?;
+            // One batch size however many hypotheses are still alive.
+            let output = session.forward(feeds, n, chunk.len() * width)?;
             let vocab = output.shape()[2];
             let mut logits: Vec<Vec<Vec<f64>>> = vec![Vec::new(); beams.len()];
             for (b, &example) in owners.iter().enumerate() {

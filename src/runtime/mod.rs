@@ -370,13 +370,24 @@ impl Session {
 }
 
 impl Session {
-    /// The model's output for a batch of `batch` examples in evaluation
+    /// The model's output for a batch of `rows` examples in evaluation
     /// mode. Inputs of the evaluation graph not given (targets) are zeros.
-    /// With the JIT backend the evaluation graph compiled for `batch` runs
-    /// it (compiled once per batch size, so callers should keep to a few).
-    pub fn forward(&mut self, inputs: HashMap<String, ArrayD<f64>>, batch: usize) -> Result<ArrayD<f64>, RunError> {
+    /// The batch runs as `capacity` rows (the first row of every input
+    /// repeated; the output keeps the first `rows`): with the JIT backend
+    /// the evaluation graph is compiled once per batch size, so callers
+    /// whose batch shrinks (finished hypotheses) keep one size.
+    pub fn forward(
+        &mut self,
+        inputs: HashMap<String, ArrayD<f64>>,
+        rows: usize,
+        capacity: usize,
+    ) -> Result<ArrayD<f64>, RunError> {
+        let batch = capacity.max(rows);
         let dims = HashMap::from([(crate::check::data::BATCH.to_string(), batch as i64)]);
-        let mut feeds = inputs;
+        let mut feeds: HashMap<String, ArrayD<f64>> = inputs
+            .into_iter()
+            .map(|(name, value)| (name, pad_rows(value, batch)))
+            .collect();
         for (name, id) in self.eval_graph.leaves(crate::ir::input_name) {
             if let std::collections::hash_map::Entry::Vacant(entry) = feeds.entry(name) {
                 let shape = interp::eval_shape(&self.eval_graph.node(id).shape, &dims)
@@ -386,17 +397,35 @@ impl Session {
         }
         let missing = || RunError::Backend("the evaluation graph has no model output".into());
         self.sync();
-        if let Some(jit) = &mut self.jit {
+        let output = if let Some(jit) = &mut self.jit {
             let compiled = jit.eval_graph(&self.eval_graph, &self.tensors, batch)?;
             compiled.run(&feeds, self.seed, self.step).map_err(RunError::Backend)?;
-            return compiled.output("model_output").ok_or_else(missing);
-        }
-        let mut env = self.env(self.step);
-        env.dims = dims;
-        env.feeds.extend(feeds);
-        let values = interp::run(&self.eval_graph, &env).map_err(|e| RunError::Backend(e.to_string()))?;
-        values.output("model_output").cloned().ok_or_else(missing)
+            compiled.output("model_output").ok_or_else(missing)?
+        } else {
+            let mut env = self.env(self.step);
+            env.dims = dims;
+            env.feeds.extend(feeds);
+            let values = interp::run(&self.eval_graph, &env).map_err(|e| RunError::Backend(e.to_string()))?;
+            values.output("model_output").cloned().ok_or_else(missing)?
+        };
+        Ok(output
+            .slice_axis(ndarray::Axis(0), ndarray::Slice::from(0..rows))
+            .to_owned())
     }
+}
+
+/// `value` with its first row repeated until it has `rows` rows.
+fn pad_rows(value: ArrayD<f64>, rows: usize) -> ArrayD<f64> {
+    let have = value.shape().first().copied().unwrap_or(0);
+    if have == 0 || have >= rows {
+        return value;
+    }
+    let first = value.index_axis(ndarray::Axis(0), 0).to_owned();
+    let mut padded = value;
+    for _ in have..rows {
+        padded.push(ndarray::Axis(0), first.view()).expect("rows of one shape");
+    }
+    padded
 }
 
 impl Session {
