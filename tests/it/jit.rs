@@ -294,6 +294,10 @@ fn generation_on_the_jit_matches_the_interpreter() {
             small_session_on(example, Backend::Interp),
         )
     };
+    let close = |what: &str, got: &ArrayD<f64>, want: &ArrayD<f64>| {
+        let (excess, report) = worst_difference(what, got, want, RTOL, &|_| ATOL);
+        assert!(excess <= 1.0, "{what}: {excess:.1}x the tolerance: {report}");
+    };
 
     let (mut jit, mut interp) = both("gpt.nn");
     let windows = ArrayD::from_shape_fn(IxDyn(&[3, 7]), |ix| ((ix[0] * 5 + ix[1] * 3) % 13) as f64);
@@ -301,20 +305,12 @@ fn generation_on_the_jit_matches_the_interpreter() {
     let logits = jit.forward(feeds.clone(), 3, 3).unwrap();
     let oracle = interp.forward(feeds.clone(), 3, 3).unwrap();
     assert_eq!(logits.shape(), oracle.shape());
-    let (excess, report) = worst_difference("logits", &logits, &oracle, RTOL, &|_| ATOL);
-    assert!(
-        excess <= 1.0,
-        "JIT logits differ from the interpreter's ({excess:.1}x the tolerance): {report}"
-    );
+    close("JIT logits against the interpreter's", &logits, &oracle);
     // Run as a batch of 5 (the first row repeated), the 3 rows give the
     // same logits.
     let padded = jit.forward(feeds.clone(), 3, 5).unwrap();
     assert_eq!(padded.shape(), logits.shape());
-    let (excess, report) = worst_difference("padded logits", &padded, &logits, RTOL, &|_| ATOL);
-    assert!(
-        excess <= 1.0,
-        "padding changed the logits ({excess:.1}x the tolerance): {report}"
-    );
+    close("padded logits against unpadded", &padded, &logits);
     let data = std::mem::take(&mut jit.data);
     let text = generate::continue_text(&mut jit, &data[0], "KI", 30, &Method::Greedy).unwrap();
     let expected = generate::continue_text(&mut interp, &data[0], "KI", 30, &Method::Greedy).unwrap();
@@ -331,8 +327,7 @@ fn generation_on_the_jit_matches_the_interpreter() {
     jit.sync();
     interp.tensors = jit.tensors.clone();
     let oracle = interp.forward(feeds, 3, 3).unwrap();
-    let (excess, report) = worst_difference("logits after training", &after, &oracle, RTOL, &|_| ATOL);
-    assert!(excess <= 1.0, "stale parameters ({excess:.1}x the tolerance): {report}");
+    close("logits after training (stale parameters?)", &after, &oracle);
     assert!(after != logits, "training changed nothing");
 
     let (mut jit, mut interp) = both("transformer.nn");
