@@ -18,6 +18,7 @@ use super::fuse::{Fused, Kernel};
 use super::gemm::{self, MatMulDesc, Operand};
 use super::kernels::{self, LoopCode};
 use super::memory::Plan;
+use super::window::{self, WindowDesc};
 use super::CompileOptions;
 
 /// A compiled step: the module that owns the code, the entry point, and
@@ -27,6 +28,8 @@ pub struct Artifacts {
     pub step: *const u8,
     /// Matrix product descriptors (the code holds their addresses).
     pub descriptors: Vec<Box<MatMulDesc>>,
+    /// Window kernel descriptors, likewise.
+    pub windows: Vec<Box<WindowDesc>>,
     /// Random table slots of the streams.
     pub streams: Streams,
     /// CLIF text of every function, when asked for.
@@ -42,6 +45,8 @@ struct Imports {
     cos: FuncId,
     pow: FuncId,
     matmul: FuncId,
+    unfold2d: FuncId,
+    fold2d: FuncId,
     barrier: FuncId,
     copy: FuncId,
     tick: FuncId,
@@ -75,6 +80,8 @@ fn new_module() -> Result<JITModule, String> {
     builder.symbol("nnc_cos", calls::nnc_cos as *const u8);
     builder.symbol("nnc_pow", calls::nnc_pow as *const u8);
     builder.symbol("nnc_matmul", gemm::nnc_matmul as *const u8);
+    builder.symbol("nnc_unfold2d", window::nnc_unfold2d as *const u8);
+    builder.symbol("nnc_fold2d", window::nnc_fold2d as *const u8);
     builder.symbol("nnc_barrier", super::team::nnc_barrier as *const u8);
     builder.symbol("nnc_copy", calls::nnc_copy as *const u8);
     builder.symbol("nnc_tick", calls::nnc_tick as *const u8);
@@ -94,6 +101,8 @@ fn declare_imports(module: &mut JITModule) -> Result<Imports, String> {
         cos: import("nnc_cos", &[F32], &[F32])?,
         pow: import("nnc_pow", &[F32, F32], &[F32])?,
         matmul: import("nnc_matmul", &[I64, I64, I64, I64], &[])?,
+        unfold2d: import("nnc_unfold2d", &[I64, I64, I64, I64], &[])?,
+        fold2d: import("nnc_fold2d", &[I64, I64, I64, I64], &[])?,
         barrier: import("nnc_barrier", &[I64, I64], &[])?,
         copy: import("nnc_copy", &[I64, I64, I64, I64], &[])?,
         tick: import("nnc_tick", &[I64], &[])?,
@@ -140,7 +149,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
     let mut splits: Vec<(i64, bool)> = Vec::new();
     let mut sizes: Vec<(FuncId, usize, String)> = Vec::new();
     for (k, kernel) in fused.kernels.iter().enumerate() {
-        if matches!(kernel, Kernel::MatMul { .. }) {
+        if matches!(kernel, Kernel::MatMul { .. } | Kernel::Window { .. }) {
             kernel_ids.push(None);
             splits.push((1, false));
             continue;
@@ -198,7 +207,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
                 Kernel::Accumulate(root) => kernels::emit_accumulate(&mut em, fused, *root, params[2], params[3]),
                 Kernel::Scatter(root) => kernels::emit_scatter(&mut em, fused, *root),
                 Kernel::Concat(root) => kernels::emit_concat(&mut em, fused, *root),
-                Kernel::MatMul { .. } => unreachable!("no function"),
+                Kernel::MatMul { .. } | Kernel::Window { .. } => unreachable!("no function"),
             }
             let zero = em.b.ins().iconst(I32, 0);
             em.b.ins().return_(&[zero]);
@@ -235,6 +244,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
     ctx.func.signature = step_sig;
     ctx.func.name = UserFuncName::user(0, step_id.as_u32());
     let mut descriptors = Vec::new();
+    let mut windows = Vec::new();
     let threads = options.threads.max(1);
     {
         let mut b = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
@@ -246,6 +256,8 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
         let (arena, rng, thread, thread_count, team) = (params[0], params[1], params[2], params[3], params[4]);
         let copy = declare(&mut module, imports.copy, &mut b);
         let matmul = declare(&mut module, imports.matmul, &mut b);
+        let unfold2d = declare(&mut module, imports.unfold2d, &mut b);
+        let fold2d = declare(&mut module, imports.fold2d, &mut b);
         let barrier_fn = declare(&mut module, imports.barrier, &mut b);
         let tick = declare(&mut module, imports.tick, &mut b);
         let profile = std::env::var_os("NNC_PROFILE").is_some();
@@ -301,6 +313,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
                 Kernel::MatMul { root, a, b: bv, .. } => {
                     matmul_descriptor(fused, plan, *root, a, bv, threads).parts > 1
                 }
+                Kernel::Window { root, operand } => window_descriptor(fused, plan, *root, operand, threads)?.parts > 1,
                 _ => splits[k].1,
             });
         }
@@ -312,6 +325,15 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
                 let address = b.ins().iconst(I64, &*boxed as *const MatMulDesc as i64);
                 descriptors.push(boxed);
                 b.ins().call(matmul, &[address, arena, thread, thread_count]);
+            } else if let Kernel::Window { root, operand } = kernel {
+                let boxed = Box::new(window_descriptor(fused, plan, *root, operand, threads)?);
+                let address = b.ins().iconst(I64, &*boxed as *const WindowDesc as i64);
+                windows.push(boxed);
+                let f = match fused.bound.op(*root) {
+                    crate::prim::Prim::Unfold2d(_) => unfold2d,
+                    _ => fold2d,
+                };
+                b.ins().call(f, &[address, arena, thread, thread_count]);
             } else {
                 let id = kernel_ids[k].expect("a kernel function");
                 let f = *kernel_refs
@@ -386,6 +408,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
         module,
         step,
         descriptors,
+        windows,
         streams,
         clif,
         asm,
@@ -441,6 +464,82 @@ fn matmul_descriptor(
         parts: gemm::parts_for(m * entries, k, n, threads),
         accumulate: 0,
     }
+}
+
+/// The descriptor of an `unfold2d` or `fold2d`: the operand's view and the
+/// root's own (contiguous) buffer placed in the arena, checked to lie
+/// inside their buffers.
+fn window_descriptor(
+    fused: &Fused,
+    plan: &Plan,
+    root: crate::ir::NodeId,
+    operand: &super::fuse::Strided,
+    threads: usize,
+) -> Result<WindowDesc, String> {
+    let bound = &fused.bound;
+    let (window, image_node, patch_node) = match bound.op(root) {
+        crate::prim::Prim::Unfold2d(w) => (*w, bound.inputs(root)[0], root),
+        crate::prim::Prim::Fold2d(w) => (*w, root, bound.inputs(root)[0]),
+        op => return Err(format!("{}: {op} is not a window", bound.name(root))),
+    };
+    let image = bound.shape(image_node);
+    let patches = bound.shape(patch_node);
+    let own = plan.buffer(root);
+    let contiguous = |sizes: &[usize]| {
+        let mut out = [own.offset as isize, 0, 0, 0, 0];
+        let mut stride = 1isize;
+        for axis in (0..4).rev() {
+            out[axis + 1] = stride;
+            stride *= sizes[axis] as isize;
+        }
+        out
+    };
+    let view = {
+        let s = &operand.strides;
+        [
+            plan.buffer(operand.buffer).offset as isize + operand.offset,
+            s[0],
+            s[1],
+            s[2],
+            s[3],
+        ]
+    };
+    let unfold = root == patch_node;
+    let mut desc = WindowDesc {
+        n: image[0],
+        c: image[1],
+        h: image[2],
+        w: image[3],
+        oh: patches[1],
+        ow: patches[2],
+        kernel: window.kernel,
+        stride: window.stride,
+        padding: window.padding,
+        image: if unfold { view } else { contiguous(image) },
+        patches: if unfold { contiguous(patches) } else { view },
+        parts: 1,
+    };
+    if desc.n * desc.work() >= window::PARALLEL_MIN_WORK && threads > 1 {
+        desc.parts = threads.min(desc.n);
+    }
+    let extents = desc.extents();
+    let buffers = [
+        if unfold { operand.buffer } else { root },
+        if unfold { root } else { operand.buffer },
+    ];
+    for (&(lo, hi), &buffer) in extents.iter().zip(&buffers) {
+        let b = plan.buffer(buffer);
+        if lo < b.offset as isize || hi >= (b.offset + b.len.max(1)) as isize {
+            return Err(format!(
+                "{}: a window view [{lo}, {hi}] leaves its buffer {} at {} of {} elements",
+                bound.name(root),
+                bound.name(buffer),
+                b.offset,
+                b.len
+            ));
+        }
+    }
+    Ok(desc)
 }
 
 fn code_size(ctx: &cranelift_codegen::Context) -> usize {

@@ -269,6 +269,11 @@ impl<'a, 'g> Expander<'a, 'g> {
             Prim::Reshape => {
                 let input = self.operand(id, 0);
                 let offset = flat(index, &shape);
+                if self.materialized[input.index()] {
+                    // A buffer is row-major: the element is at the same
+                    // flat offset, with no division to undo.
+                    return self.exprs.add(Expr::Load { buffer: input, offset });
+                }
                 let inner = unflatten(&offset, self.bound.shape(input));
                 self.value(input, &inner)
             }

@@ -181,7 +181,7 @@ pub fn split_size(fused: &Fused, k: usize, code: Option<&LoopCode>) -> i64 {
             (columns + LANES - 1) / LANES
         }
         (Kernel::Scatter(_) | Kernel::Concat(_) | Kernel::Loop(_), _) => 1,
-        (Kernel::MatMul { .. }, _) => 1,
+        (Kernel::MatMul { .. } | Kernel::Window { .. }, _) => 1,
     }
 }
 

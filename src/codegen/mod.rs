@@ -30,6 +30,7 @@ pub mod memory;
 pub mod subnormal;
 pub mod team;
 pub mod tune;
+pub mod window;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -189,6 +190,7 @@ impl Compiled {
                 fuse::Kernel::MatMul { root, .. } => format!("matmul {}", bound.name(*root)),
                 fuse::Kernel::Scatter(r) => format!("scatter {}", bound.name(*r)),
                 fuse::Kernel::Concat(r) => format!("concat {}", bound.name(*r)),
+                fuse::Kernel::Window { root, .. } => format!("{} {}", bound.op(*root), bound.name(*root)),
             })
             .collect();
         let table = vec![0; artifacts.streams.len() + 2];

@@ -6,7 +6,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::{
-    matmul_view, phase_index, phase_space, reduced_axes, root_index, Fused, Kernel, LoopKernel, Phase, SCAN, SMALL_MAP,
+    matmul_view, phase_index, phase_space, reduced_axes, root_index, strided_view, Fused, Kernel, LoopKernel, Phase,
+    SCAN, SMALL_MAP,
 };
 use crate::codegen::expand::vars;
 use crate::codegen::index::flat;
@@ -41,6 +42,11 @@ impl Fused<'_> {
                 }
                 Prim::ScatterRows { .. } => Some(Kernel::Scatter(root)),
                 Prim::Concat { .. } => Some(Kernel::Concat(root)),
+                Prim::Unfold2d(_) | Prim::Fold2d(_) => {
+                    let operand = strided_view(&self.bound, &self.materialized, self.bound.inputs(root)[0])
+                        .expect("window operands are views");
+                    Some(Kernel::Window { root, operand })
+                }
                 Prim::Reduce { .. } if self.accumulates(root) => Some(Kernel::Accumulate(root)),
                 _ => None,
             };

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::{Accumulate, View};
+use super::{Accumulate, Strided, View};
 use crate::codegen::expand::{vars, Bound, Expander};
 use crate::codegen::expr::{Expr, Exprs};
 use crate::codegen::gemm::{Operand, MAX_BATCH};
@@ -47,6 +47,7 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
                     | Prim::MatMul
                     | Prim::ScatterRows { .. }
                     | Prim::Concat { .. }
+                    | Prim::Fold2d(_)
             );
         // A fold reads its operand at k·k places.
         let reads = match op {
@@ -75,6 +76,15 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
                 if materialized[operand.index()] {
                     continue;
                 }
+                // Patches for a product are gathered by the native
+                // `unfold2d` into their own buffer, which the product (or
+                // a reshape of it) reads as a view.
+                if let Some(unfold) = unfolded(bound, operand) {
+                    materialized[unfold.index()] = true;
+                    if matmul_view(bound, &materialized, operand).is_some() {
+                        continue;
+                    }
+                }
                 // A transposed view read by several products (a weight in
                 // every step of an unrolled loop) is copied once: the GEMM
                 // would otherwise repack the strided operand every time.
@@ -94,7 +104,58 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
             }
         }
     }
+    // The native window kernels read their operand as a strided view of a
+    // buffer: materialize the operands that are not one.
+    for &id in &bound.order {
+        if materialized[id.index()] && matches!(bound.op(id), Prim::Unfold2d(_) | Prim::Fold2d(_)) {
+            let operand = bound.inputs(id)[0];
+            if strided_view(bound, &materialized, operand).is_none() {
+                materialized[operand.index()] = true;
+            }
+        }
+    }
     materialized
+}
+
+/// The `unfold2d` a product's operand is (directly or reshaped).
+fn unfolded(bound: &Bound, operand: NodeId) -> Option<NodeId> {
+    let source = match bound.op(operand) {
+        Prim::Reshape => bound.inputs(operand)[0],
+        _ => operand,
+    };
+    matches!(bound.op(source), Prim::Unfold2d(_)).then_some(source)
+}
+
+/// `node` as a strided view of one buffer, if it is one: its offset affine
+/// in the indices with no negative strides.
+pub fn strided_view(bound: &Bound, materialized: &[bool], node: NodeId) -> Option<Strided> {
+    let shape = bound.shape(node).to_vec();
+    let mut exprs = Exprs::default();
+    let index = vars(0, &shape);
+    let e = Expander::new(bound, materialized, &mut exprs).value(node, &index);
+    let Expr::Load { buffer, offset } = exprs.get(e).clone() else {
+        return None;
+    };
+    if offset.terms.iter().any(|(a, _)| !matches!(a, Atom::Var { .. })) || offset.constant < 0 {
+        return None;
+    }
+    let strides: Vec<isize> = (0..shape.len())
+        .map(|axis| {
+            if shape[axis] > 1 {
+                offset.coefficient(axis as u32).0 as isize
+            } else {
+                0
+            }
+        })
+        .collect();
+    if strides.iter().any(|&s| s < 0) {
+        return None;
+    }
+    Some(Strided {
+        buffer,
+        offset: offset.constant as isize,
+        strides,
+    })
 }
 
 /// Finds sums of matrix products (`add(add(p1, p2), p3)`, each product and

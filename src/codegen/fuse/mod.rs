@@ -32,7 +32,7 @@ use crate::ir::NodeId;
 use crate::prim::Prim;
 
 use materialize::{choose_materialized, sums_of_products};
-pub use materialize::{is_leaf, matmul_view};
+pub use materialize::{is_leaf, matmul_view, strided_view};
 pub use print::print;
 pub use reads::Read;
 
@@ -62,6 +62,21 @@ pub enum Kernel {
     Scatter(NodeId),
     /// `concat`: one loop per operand into its slice of the output.
     Concat(NodeId),
+    /// `unfold2d` or `fold2d` by a native kernel (`codegen/window.rs`):
+    /// from a strided view of the operand into `root`'s buffer.
+    Window {
+        root: NodeId,
+        operand: Strided,
+    },
+}
+
+/// A tensor as a strided view of one buffer: offset and one stride per
+/// axis of the tensor, in elements, relative to the buffer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Strided {
+    pub buffer: NodeId,
+    pub offset: isize,
+    pub strides: Vec<isize>,
 }
 
 /// A product that is one term of a sum of products: it writes (the first

@@ -78,6 +78,16 @@ pub fn print(fused: &Fused) -> String {
             Kernel::Concat(root) => {
                 let _ = writeln!(out, "k{k}: concat\n    {}{}", node(*root), inlined(*root));
             }
+            Kernel::Window { root, operand } => {
+                let _ = writeln!(
+                    out,
+                    "k{k}: window {} = {} offset {} strides {:?}",
+                    node(*root),
+                    bound.name(operand.buffer),
+                    operand.offset,
+                    operand.strides
+                );
+            }
         }
     }
     out

@@ -50,6 +50,7 @@ impl Fused<'_> {
                 out
             }
             Kernel::MatMul { root, a, b, .. } => vec![read(*root, a.buffer), read(*root, b.buffer)],
+            Kernel::Window { root, operand } => vec![read(*root, operand.buffer)],
             Kernel::Accumulate(root) | Kernel::Scatter(root) | Kernel::Concat(root) => {
                 let mut exprs = Exprs::default();
                 let mut expander = Expander::new(&self.bound, &self.materialized, &mut exprs);

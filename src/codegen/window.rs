@@ -1,0 +1,293 @@
+//! Native kernels for the image windows: `unfold2d` (im2col) and its
+//! adjoint `fold2d` (col2im), called from generated code with a descriptor
+//! fixed at compile time, like the matrix products.
+//!
+//! As generated loops these are gathers: each output element divides its
+//! feature index by `k·k` and `k` and loads from a place its neighbour does
+//! not, four lanes at a time (measured at 27 % of a 28×28 CNN's step, see
+//! `BENCHMARKS.md`). Here the loops nest in the order that keeps the
+//! written side contiguous and the read side in cache: `unfold` writes each
+//! patch row in order, reading the few image rows it covers; `fold` reads
+//! each patch row in order, adding into one image that stays in L1/L2.
+//!
+//! Both take their operands as strided views (offset and one stride per
+//! axis, in elements), so a permuted buffer (a pooled `NHWC` map seen as
+//! `NCHW`) is read where it lies. Work is cut by images into parts fixed at
+//! compile time; each image is done by one thread in one order, so a step
+//! gives the same bits on one thread or many.
+
+/// One `unfold2d` or `fold2d`: `image` is `[N, C, H, W]`, `patches` is
+/// `[N, OH, OW, C·k·k]` (channel-major features), both strided views into
+/// the arena.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WindowDesc {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    /// Offset, then strides of `n, c, y, x`.
+    pub image: [isize; 5],
+    /// Offset, then strides of `n, oy, ox, feature`.
+    pub patches: [isize; 5],
+    /// Parts the images are cut into (1: not cut).
+    pub parts: usize,
+}
+
+/// Element visits (patch elements) from which a window kernel is cut into
+/// parts for the threads.
+pub const PARALLEL_MIN_WORK: usize = 1 << 14;
+
+impl WindowDesc {
+    /// Patch elements per image.
+    pub fn work(&self) -> usize {
+        self.oh * self.ow * self.c * self.kernel * self.kernel
+    }
+
+    /// The images of part `p`.
+    fn images(&self, p: usize) -> std::ops::Range<usize> {
+        let parts = self.parts.max(1);
+        self.n * p / parts..self.n * (p + 1) / parts
+    }
+
+    /// The lowest and highest element (inclusive) each view touches, to
+    /// check against the buffers at compile time.
+    pub fn extents(&self) -> [(isize, isize); 2] {
+        let span = |view: &[isize; 5], sizes: [usize; 4]| {
+            let (mut lo, mut hi) = (view[0], view[0]);
+            for (axis, &size) in sizes.iter().enumerate() {
+                let reach = view[axis + 1] * (size.max(1) as isize - 1);
+                if reach < 0 {
+                    lo += reach;
+                } else {
+                    hi += reach;
+                }
+            }
+            (lo, hi)
+        };
+        let features = self.c * self.kernel * self.kernel;
+        [
+            span(&self.image, [self.n, self.c, self.h, self.w]),
+            span(&self.patches, [self.n, self.oh, self.ow, features]),
+        ]
+    }
+}
+
+/// For each output column `ox` and kernel column `kj`, the image column it
+/// reads, or `None` in the padding.
+fn columns(d: &WindowDesc) -> Vec<Option<isize>> {
+    let (k, s, p) = (d.kernel as isize, d.stride as isize, d.padding as isize);
+    let mut out = Vec::with_capacity(d.ow * d.kernel);
+    for ox in 0..d.ow as isize {
+        for kj in 0..k {
+            let x = ox * s + kj - p;
+            out.push((0..d.w as isize).contains(&x).then_some(x));
+        }
+    }
+    out
+}
+
+/// `unfold2d` for thread `thread` of `threads`: the parts `thread`,
+/// `thread + threads`, ...
+///
+/// # Safety
+/// `desc` points to a live descriptor whose views lie inside the arena at
+/// `arena`, and no other thread writes what these parts read or write.
+pub unsafe extern "C" fn nnc_unfold2d(desc: *const WindowDesc, arena: *mut f32, thread: usize, threads: usize) {
+    let d = unsafe { &*desc };
+    let (k, s, p) = (d.kernel as isize, d.stride as isize, d.padding as isize);
+    let [i0, i_n, i_c, i_y, i_x] = d.image;
+    let [p0, p_n, p_y, p_x, p_f] = d.patches;
+    let cols = columns(d);
+    for part in (thread..d.parts.max(1)).step_by(threads.max(1)) {
+        for n in d.images(part) {
+            let image = i0 + n as isize * i_n;
+            for oy in 0..d.oh as isize {
+                for ox in 0..d.ow as isize {
+                    let mut out = unsafe { arena.offset(p0 + n as isize * p_n + oy * p_y + ox * p_x) };
+                    let xs = &cols[ox as usize * d.kernel..(ox as usize + 1) * d.kernel];
+                    for c in 0..d.c as isize {
+                        let plane = image + c * i_c;
+                        for ki in 0..k {
+                            let y = oy * s + ki - p;
+                            if (0..d.h as isize).contains(&y) {
+                                let row = plane + y * i_y;
+                                for x in xs {
+                                    let v = match x {
+                                        Some(x) => unsafe { *arena.offset(row + x * i_x) },
+                                        None => 0.0,
+                                    };
+                                    unsafe {
+                                        *out = v;
+                                        out = out.offset(p_f);
+                                    }
+                                }
+                            } else {
+                                for _ in 0..k {
+                                    unsafe {
+                                        *out = 0.0;
+                                        out = out.offset(p_f);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `fold2d` (the adjoint of `unfold2d`: overlapping patches added into the
+/// image) for thread `thread` of `threads`.
+///
+/// # Safety
+/// As [`nnc_unfold2d`]; the image view must not overlap the patches.
+pub unsafe extern "C" fn nnc_fold2d(desc: *const WindowDesc, arena: *mut f32, thread: usize, threads: usize) {
+    let d = unsafe { &*desc };
+    let (k, s, p) = (d.kernel as isize, d.stride as isize, d.padding as isize);
+    let [i0, i_n, i_c, i_y, i_x] = d.image;
+    let [p0, p_n, p_y, p_x, p_f] = d.patches;
+    let cols = columns(d);
+    for part in (thread..d.parts.max(1)).step_by(threads.max(1)) {
+        for n in d.images(part) {
+            let image = i0 + n as isize * i_n;
+            for c in 0..d.c as isize {
+                for y in 0..d.h as isize {
+                    for x in 0..d.w as isize {
+                        unsafe { *arena.offset(image + c * i_c + y * i_y + x * i_x) = 0.0 };
+                    }
+                }
+            }
+            for oy in 0..d.oh as isize {
+                for ox in 0..d.ow as isize {
+                    let mut from = unsafe { arena.offset(p0 + n as isize * p_n + oy * p_y + ox * p_x) };
+                    let xs = &cols[ox as usize * d.kernel..(ox as usize + 1) * d.kernel];
+                    for c in 0..d.c as isize {
+                        let plane = image + c * i_c;
+                        for ki in 0..k {
+                            let y = oy * s + ki - p;
+                            let inside = (0..d.h as isize).contains(&y);
+                            let row = plane + y * i_y;
+                            for x in xs {
+                                let v = unsafe { *from };
+                                from = unsafe { from.offset(p_f) };
+                                if let (true, Some(x)) = (inside, x) {
+                                    unsafe { *arena.offset(row + x * i_x) += v };
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A contiguous layout's strides.
+    fn strides(offset: isize, sizes: [usize; 4]) -> [isize; 5] {
+        let mut out = [offset, 0, 0, 0, 0];
+        let mut stride = 1isize;
+        for axis in (0..4).rev() {
+            out[axis + 1] = stride;
+            stride *= sizes[axis] as isize;
+        }
+        out
+    }
+
+    fn desc(n: usize, c: usize, h: usize, w: usize, kernel: usize, stride: usize, padding: usize) -> WindowDesc {
+        let window = crate::prim::Window {
+            kernel,
+            stride,
+            padding,
+        };
+        let (oh, ow) = (window.out_size(h), window.out_size(w));
+        let features = c * kernel * kernel;
+        WindowDesc {
+            n,
+            c,
+            h,
+            w,
+            oh,
+            ow,
+            kernel,
+            stride,
+            padding,
+            image: strides(0, [n, c, h, w]),
+            patches: strides((n * c * h * w) as isize, [n, oh, ow, features]),
+            parts: 3,
+        }
+    }
+
+    /// The definition, element by element.
+    fn patch(d: &WindowDesc, image: &[f32], n: usize, oy: usize, ox: usize, f: usize) -> f32 {
+        let (c, ki, kj) = (f / (d.kernel * d.kernel), f / d.kernel % d.kernel, f % d.kernel);
+        let y = (oy * d.stride + ki) as isize - d.padding as isize;
+        let x = (ox * d.stride + kj) as isize - d.padding as isize;
+        if y < 0 || x < 0 || y >= d.h as isize || x >= d.w as isize {
+            return 0.0;
+        }
+        image[((n * d.c + c) * d.h + y as usize) * d.w + x as usize]
+    }
+
+    #[test]
+    fn unfold_matches_the_definition_and_fold_is_its_adjoint() {
+        for &(n, c, h, w, k, s, p) in &[
+            (2, 3, 5, 4, 3, 1, 1),
+            (3, 2, 6, 6, 2, 2, 0),
+            (1, 1, 7, 5, 3, 2, 1),
+            (2, 2, 4, 4, 1, 1, 0),
+        ] {
+            let d = desc(n, c, h, w, k, s, p);
+            let image_len = n * c * h * w;
+            let patch_len = n * d.oh * d.ow * c * k * k;
+            let mut arena: Vec<f32> = (0..image_len + patch_len)
+                .map(|i| ((i * 7919) % 23) as f32 - 11.0)
+                .collect();
+            let image = arena[..image_len].to_vec();
+            for thread in 0..2 {
+                unsafe { nnc_unfold2d(&d, arena.as_mut_ptr(), thread, 2) };
+            }
+            let features = c * k * k;
+            for (i, &got) in arena[image_len..].iter().enumerate() {
+                let (f, ox, oy, b) = (
+                    i % features,
+                    i / features % d.ow,
+                    i / features / d.ow % d.oh,
+                    i / features / d.ow / d.oh,
+                );
+                assert_eq!(got, patch(&d, &image, b, oy, ox, f), "unfold at {i} for {d:?}");
+            }
+            // <unfold(x), g> == <x, fold(g)> for random g.
+            let g: Vec<f32> = (0..patch_len).map(|i| ((i * 31) % 13) as f32 - 6.0).collect();
+            arena[image_len..].copy_from_slice(&g);
+            unsafe { nnc_fold2d(&d, arena.as_mut_ptr(), 0, 1) };
+            let folded = &arena[..image_len];
+            let mut lhs = 0.0f64;
+            for (i, &gi) in g.iter().enumerate() {
+                let (f, ox, oy, b) = (
+                    i % features,
+                    i / features % d.ow,
+                    i / features / d.ow % d.oh,
+                    i / features / d.ow / d.oh,
+                );
+                lhs += f64::from(patch(&d, &image, b, oy, ox, f)) * f64::from(gi);
+            }
+            let rhs: f64 = image
+                .iter()
+                .zip(folded)
+                .map(|(&x, &y)| f64::from(x) * f64::from(y))
+                .sum();
+            assert_eq!(lhs, rhs, "fold is not unfold's adjoint for {d:?}");
+        }
+    }
+}
