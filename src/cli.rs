@@ -302,7 +302,8 @@ fn run_dump(path: &std::path::Path, stage: Stage, color: bool) -> ExitCode {
 
 /// The training step's graph: forward, gradients, update.
 fn step_graph(program: &check::Program) -> crate::ir::Graph {
-    let forward = crate::ir::lower::lower(&program.train_trace);
+    let mut forward = crate::ir::lower::lower(&program.train_trace);
+    crate::passes::prepare_forward(&mut forward);
     match &program.optimizer {
         Some(optimizer) => crate::autodiff::optimizer::training_step(&forward, optimizer),
         None => forward,

@@ -146,12 +146,25 @@ impl Team {
 }
 
 /// Spins until `ready()`: the waits here are short (a barrier between
-/// kernels, the end of a step's parts) and every thread has a core.
+/// kernels, the end of a step's parts) when every thread has a core. When
+/// the machine is busier than the team (other processes, a build), the
+/// thread being waited for may have no core at all: after a few
+/// microseconds of spinning the waiter yields its core at each check
+/// instead of burning the time slice the other thread needs.
 fn spin_until(ready: impl Fn() -> bool) {
+    let mut spins = 0u32;
     while !ready() {
-        std::hint::spin_loop();
+        if spins < SPIN_BEFORE_YIELD {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
     }
 }
+
+/// Spin iterations (about 10–40 ns each) before a waiter starts yielding.
+const SPIN_BEFORE_YIELD: u32 = 1 << 12;
 
 /// The barrier generated code calls; nothing when `team` is null (one
 /// thread runs the step).

@@ -1,17 +1,23 @@
-//! Graph-to-graph passes over the training step: constant folding,
-//! algebraic simplification, common-subexpression elimination and dead-code
-//! elimination. Each pass is one file and one value of [`Pass`]; the
-//! pipeline is [`optimize`]. Passes run after autodiff, on whole step
-//! graphs (so `stop_grad` is the identity by then).
+//! Graph-to-graph passes: constant folding, algebraic simplification,
+//! sums of pads as concatenations, common-subexpression elimination and
+//! dead-code elimination. Each pass is one file and one value of [`Pass`];
+//! the pipeline is [`optimize`], run after autodiff on whole step graphs
+//! (so `stop_grad` is the identity by then). [`prepare_forward`] runs
+//! before autodiff, on the forward graph: products hoisted out of unrolled
+//! recurrences, so that their gradients are hoisted too.
 
 mod cse;
 mod dce;
 mod fold;
+mod hoist;
+mod pads;
 mod simplify;
 
 pub use cse::Cse;
 pub use dce::Dce;
 pub use fold::ConstantFold;
+pub use hoist::HoistProducts;
+pub use pads::PadsToConcat;
 pub use simplify::Simplify;
 
 use crate::ir::Graph;
@@ -24,7 +30,23 @@ pub trait Pass {
 
 /// The passes in the order they run.
 pub fn pipeline() -> Vec<Box<dyn Pass>> {
-    vec![Box::new(ConstantFold), Box::new(Simplify), Box::new(Cse), Box::new(Dce)]
+    vec![
+        Box::new(ConstantFold),
+        Box::new(Simplify),
+        Box::new(PadsToConcat),
+        Box::new(HoistProducts),
+        Box::new(Cse),
+        Box::new(Dce),
+    ]
+}
+
+/// The passes that shape the forward graph before autodiff differentiates
+/// it.
+pub fn prepare_forward(graph: &mut Graph) {
+    HoistProducts.run(graph);
+    if cfg!(debug_assertions) {
+        crate::ir::verify::assert_valid(graph, HoistProducts.name());
+    }
 }
 
 /// Runs the pipeline until nothing changes (at most 8 rounds). In debug

@@ -156,7 +156,8 @@ impl Session {
             );
             return Err((diagnostic, program));
         };
-        let forward = crate::ir::lower::lower(&program.train_trace);
+        let mut forward = crate::ir::lower::lower(&program.train_trace);
+        crate::passes::prepare_forward(&mut forward);
         let mut step_graph = crate::autodiff::optimizer::training_step(&forward, &optimizer);
         crate::passes::optimize(&mut step_graph);
         let mut eval_graph = crate::ir::lower::lower(&program.eval_trace);

@@ -15,7 +15,16 @@ fn program(path: &Path) -> nnc::check::Program {
     program
 }
 
+/// The training step as `nnc run` builds it, before the passes.
 fn step(program: &nnc::check::Program) -> nnc::ir::Graph {
+    let mut forward = nnc::ir::lower::lower(&program.train_trace);
+    nnc::passes::prepare_forward(&mut forward);
+    nnc::autodiff::optimizer::training_step(&forward, program.optimizer.as_ref().unwrap())
+}
+
+/// The training step differentiated as lowered, so that every pass of the
+/// pipeline (the hoisting of products too) has its own work to show.
+fn unprepared_step(program: &nnc::check::Program) -> nnc::ir::Graph {
     let forward = nnc::ir::lower::lower(&program.train_trace);
     nnc::autodiff::optimizer::training_step(&forward, program.optimizer.as_ref().unwrap())
 }
@@ -51,7 +60,7 @@ fn printing_is_deterministic() {
 fn each_pass_alone() {
     let program = program(&root().join("tests/data/ok/passes.nn"));
     for pass in nnc::passes::pipeline() {
-        let mut graph = step(&program);
+        let mut graph = unprepared_step(&program);
         // Surviving nodes keep their numbers, so the diff shows only the change.
         let names = nnc::ir::print::numbering(&graph);
         let before = nnc::ir::print::print(&graph);
