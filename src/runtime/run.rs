@@ -111,11 +111,11 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         (None, true) => Intent::Overwrite,
         (None, false) => Intent::New,
     };
-    let out = match (&options.resume, &options.out) {
-        (Some(dir), _) | (None, Some(dir)) => dir.clone(),
-        (None, None) => rundir::fresh(path).map_err(RunFailure::Message)?,
+    let run_dir = match (&options.resume, &options.out) {
+        (Some(dir), _) | (None, Some(dir)) => rundir::claim(dir, intent).map_err(RunFailure::Refused)?,
+        (None, None) => rundir::claim_fresh(path).map_err(RunFailure::Message)?,
     };
-    let run_dir = rundir::claim(&out, intent).map_err(RunFailure::Refused)?;
+    let out = run_dir.path.clone();
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let file_hash = checkpoint::hash_text(text);
     let mut session = match Session::load(program, &base_dir, &options.overrides) {

@@ -119,6 +119,22 @@ pub fn fresh_in(runs: &Path, file: &Path) -> Result<PathBuf, String> {
     unreachable!("some suffix is free")
 }
 
+/// Claims a [`fresh`] directory for a new run (removed again if the run
+/// writes nothing to it).
+pub fn claim_fresh(file: &Path) -> Result<RunDir, String> {
+    let path = fresh(file)?;
+    match claim(&path, Intent::New) {
+        Ok(mut dir) => {
+            dir.created = true;
+            Ok(dir)
+        }
+        Err(message) => {
+            let _ = std::fs::remove_dir(&path);
+            Err(message)
+        }
+    }
+}
+
 /// Takes `path` for a run: creates it if needed, locks it, and checks
 /// (under the lock) that it holds no run unless `intent` says what to do
 /// with one.

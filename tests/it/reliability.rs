@@ -83,6 +83,25 @@ fn a_batch_far_too_large_is_refused_before_anything_is_allocated() {
     assert!(!out.exists(), "the refused run left {}", out.display());
 }
 
+/// `nnc bench` checks its plan the same way before compiling.
+#[test]
+fn bench_refuses_a_batch_that_does_not_fit() {
+    let (code, stdout, stderr) = nnc(&[
+        "bench",
+        "examples/digits_mlp.nn",
+        "--batch",
+        "50000000",
+        "--backend",
+        "jit",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with("error: this run needs ") && stderr.contains("the largest batch that fits is about"),
+        "{stderr}"
+    );
+}
+
 /// `--memory-limit` is a budget of its own, and the figure it suggests is
 /// a batch that does fit.
 #[test]
