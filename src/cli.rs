@@ -1,6 +1,8 @@
 //! The `nnc` command line: arguments in, stage outputs and diagnostics out.
-//! Exit codes: 0 success, 1 the program has errors, 2 usage errors
-//! (bad flags, unreadable files).
+//! Exit codes: 0 success, 1 the program has errors (or does not fit in
+//! memory), 2 usage errors (bad flags, unreadable files, a run directory
+//! that holds a run or is in use), 130 and 143 stopped by SIGINT or
+//! SIGTERM after a checkpoint.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -49,6 +51,10 @@ pub enum Command {
         /// The `.nn` files to check.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Also plan the training step at the file's batch size and print
+        /// its memory: the peak and the largest buffers, named.
+        #[arg(long)]
+        memory: bool,
     },
     /// Print the standard library of layers and losses (written in .nn).
     Std,
@@ -89,6 +95,10 @@ pub enum Command {
         /// Print one JSON object per backend.
         #[arg(long)]
         json: bool,
+        /// Refuse to start if the plan needs more memory than this (e.g.
+        /// `8G`, `512M`); the machine's available memory always applies.
+        #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+        memory_limit: Option<u64>,
     },
     /// Print one stage of the compiler for a program.
     ///
@@ -132,6 +142,13 @@ pub struct RunArgs {
     /// Continue the run in DIR from its last checkpoint.
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
     pub resume: Option<PathBuf>,
+    /// Replace the run that `--out DIR` holds (its checkpoint, metrics and plot).
+    #[arg(long, requires = "out")]
+    pub overwrite: bool,
+    /// Refuse to start if the plan needs more memory than this (e.g. `8G`,
+    /// `512M`); the machine's available memory always applies.
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    pub memory_limit: Option<u64>,
     /// Start from the parameters of a checkpoint that match by name and shape.
     #[arg(long, value_name = "FILE")]
     pub init_from: Option<PathBuf>,
@@ -154,6 +171,10 @@ fn parse_positive(text: &str) -> Result<f64, String> {
         Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
         _ => Err(format!("`{text}` is not a positive number")),
     }
+}
+
+fn parse_memory(text: &str) -> Result<u64, String> {
+    crate::runtime::budget::parse_size(text)
 }
 
 fn parse_setting(text: &str) -> Result<(String, f64), String> {
@@ -223,7 +244,7 @@ pub fn main() -> ExitCode {
         Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
     match cli.command {
-        Command::Check { files } => run_check(&files, color),
+        Command::Check { files, memory } => run_check(&files, memory, color),
         Command::Run(args) => run_run(&args, color),
         Command::Dump { file, stage } => run_dump(&file, stage, color),
         Command::Grad { file, dump_ir } => run_grad(&file, dump_ir, color),
@@ -235,12 +256,21 @@ pub fn main() -> ExitCode {
             batch,
             settings,
             json,
+            memory_limit,
         } => {
             let sizes = crate::codegen::bench::Sizes {
                 settings,
                 batch: batch.map(|b| b as usize),
             };
-            run_bench(&file, backend, steps as usize, repeats as usize, &sizes, json)
+            run_bench(
+                &file,
+                backend,
+                steps as usize,
+                repeats as usize,
+                &sizes,
+                json,
+                memory_limit,
+            )
         }
         Command::Std => {
             let mut out = std::io::stdout().lock();
@@ -379,6 +409,7 @@ fn run_run(args: &RunArgs, color: bool) -> ExitCode {
             lr: args.lr,
             fold: None,
             backend: args.backend.backend(),
+            memory_limit: args.memory_limit,
         },
         out: args.out.clone(),
         resume: args.resume.clone(),
@@ -386,6 +417,7 @@ fn run_run(args: &RunArgs, color: bool) -> ExitCode {
         json: args.json,
         quiet: args.quiet,
         stop_after: args.stop_after,
+        overwrite: args.overwrite,
     };
     let folds = program.datasets.first().and_then(|d| d.source.int("folds"));
     let grid = program.sweep.clone();
@@ -403,8 +435,7 @@ fn run_run(args: &RunArgs, color: bool) -> ExitCode {
         None => crate::runtime::run::run(&args.file, program, &text, &options),
     };
     match result {
-        Ok(_) if crate::runtime::run::was_interrupted() => ExitCode::from(130),
-        Ok(_) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(crate::runtime::run::interrupted_exit_code().unwrap_or(0)),
         Err(crate::runtime::run::RunFailure::Diagnostic(diagnostic, program)) => {
             eprint!("{}", program.sources.render(&[*diagnostic], color));
             ExitCode::from(1)
@@ -412,6 +443,10 @@ fn run_run(args: &RunArgs, color: bool) -> ExitCode {
         Err(crate::runtime::run::RunFailure::Message(message)) => {
             eprintln!("error: {message}");
             ExitCode::from(1)
+        }
+        Err(crate::runtime::run::RunFailure::Refused(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
         }
     }
 }
@@ -441,10 +476,15 @@ fn run_bench(
     repeats: usize,
     sizes: &crate::codegen::bench::Sizes,
     json: bool,
+    memory_limit: Option<u64>,
 ) -> ExitCode {
     if !path.exists() {
         eprintln!("error: cannot read `{}`: no such file", path.display());
         return ExitCode::from(2);
+    }
+    if let Err(message) = bench_fits(path, backend, sizes, memory_limit) {
+        eprintln!("error: {message}");
+        return ExitCode::from(1);
     }
     if !sizes.settings.is_empty() {
         let program = match check::check_file_with(path, sizes.settings.clone()) {
@@ -490,9 +530,44 @@ fn run_bench(
     }
 }
 
+/// Refuses a benchmark whose step (on the JIT, or the interpreter's values,
+/// whichever is larger with `both`) does not fit in memory.
+fn bench_fits(
+    path: &std::path::Path,
+    backend: BenchBackend,
+    sizes: &crate::codegen::bench::Sizes,
+    memory_limit: Option<u64>,
+) -> Result<(), String> {
+    let program = check::check_file_with(path, sizes.settings.clone())?;
+    if program.has_errors() {
+        // bench reports the diagnostics itself.
+        return Ok(());
+    }
+    let base = path.parent().unwrap_or(std::path::Path::new("."));
+    let backends: &[crate::runtime::Backend] = match backend {
+        BenchBackend::Interp => &[crate::runtime::Backend::Interp],
+        BenchBackend::Jit => &[crate::runtime::Backend::Jit],
+        BenchBackend::Both => &[crate::runtime::Backend::Jit, crate::runtime::Backend::Interp],
+    };
+    let overrides = crate::runtime::Overrides {
+        batch: sizes.batch,
+        backend: backends[0],
+        memory_limit,
+        ..Default::default()
+    };
+    let mut session = crate::runtime::Session::load(program, base, &overrides).map_err(|(d, _)| d.message)?;
+    for &each in backends {
+        session.backend = each;
+        let estimate = crate::runtime::budget::estimate(&session, session.batch)?;
+        crate::runtime::budget::check(&session, &estimate, memory_limit)?;
+    }
+    Ok(())
+}
+
 /// `nnc check`: 0 if every file is well-formed, 1 if any has errors, 2 if a
-/// file cannot be read.
-fn run_check(files: &[PathBuf], color: bool) -> ExitCode {
+/// file cannot be read. With `memory`, each good file's step is planned at
+/// its batch size and the plan's memory printed.
+fn run_check(files: &[PathBuf], memory: bool, color: bool) -> ExitCode {
     let mut worst = 0u8;
     for path in files {
         match check::check_file(path) {
@@ -510,6 +585,12 @@ fn run_check(files: &[PathBuf], color: bool) -> ExitCode {
                     worst = worst.max(1);
                 } else {
                     println!("{}: ok: {}", path.display(), program.summary());
+                    if memory && program.optimizer.is_some() {
+                        let batch = program.sections.get("train").and_then(|t| t.int("batch")).unwrap_or(32);
+                        let graph = optimized_step(&program);
+                        let report = crate::runtime::budget::report(&graph, batch as usize, &program);
+                        print!("{report}");
+                    }
                 }
             }
         }

@@ -14,7 +14,11 @@ impl Checker<'_> {
     /// Records `op` on operands; `None` if an operand has no node.
     pub fn emit(&mut self, op: Prim, ty: &TensorType, inputs: &[Option<usize>]) -> Option<usize> {
         let inputs: Option<Vec<usize>> = inputs.iter().copied().collect();
-        Some(self.trace.push(op, ty.dtype, ty.shape.clone(), inputs?))
+        let node = self.trace.push(op, ty.dtype, ty.shape.clone(), inputs?);
+        if let Some(span) = self.user_span {
+            self.trace.origins.entry(node).or_insert(span);
+        }
+        Some(node)
     }
 
     /// A tensor value from a recorded op.

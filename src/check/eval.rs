@@ -68,6 +68,10 @@ pub struct Checker<'a> {
     /// Blocks elaborated at least once (the others get only their names
     /// checked, `resolve.rs`).
     pub called: HashSet<String>,
+    /// The innermost expression of the user's file being evaluated: where
+    /// the nodes emitted now come from (inside a library block, the user's
+    /// call of it).
+    pub user_span: Option<Span>,
 }
 
 /// An argument after evaluation.
@@ -109,6 +113,7 @@ impl<'a> Checker<'a> {
             random_streams: 0,
             depth: 0,
             block_calls: 0,
+            user_span: None,
         }
     }
 
@@ -221,7 +226,12 @@ impl<'a> Checker<'a> {
             );
         }
         self.depth += 1;
+        let outer = self.user_span;
+        if expr.span.file == self.user_file {
+            self.user_span = Some(expr.span);
+        }
         let value = self.eval_inner(expr, scope);
+        self.user_span = outer;
         self.depth -= 1;
         value
     }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use super::dims::Dim;
+use crate::diagnostics::Span;
 use crate::prim::{DType, Prim};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -21,6 +22,9 @@ pub struct TraceNode {
 pub struct Trace {
     pub nodes: Vec<TraceNode>,
     pub outputs: Vec<(String, usize)>,
+    /// Where nodes come from: the expression of the user's file that made
+    /// them (for a library block's ops, the user's call of the block).
+    pub origins: HashMap<usize, Span>,
     /// Leaves by name, so a parameter used twice is one node.
     leaves: HashMap<String, usize>,
 }

@@ -125,6 +125,46 @@ fn prepare<'g>(graph: &'g Graph, dims: &HashMap<String, i64>) -> Result<(fuse::F
     Ok((fused, plan))
 }
 
+/// A graph's kernels and memory plan for given sizes, before any code or
+/// arena exists: what [`Compiled::compile`] would allocate, so a caller can
+/// check it against the memory it has first.
+pub struct Planned<'g> {
+    pub fused: fuse::Fused<'g>,
+    pub plan: memory::Plan,
+}
+
+impl<'g> Planned<'g> {
+    pub fn new(graph: &'g Graph, dims: &HashMap<String, i64>) -> Result<Planned<'g>, String> {
+        let (fused, plan) = prepare(graph, dims)?;
+        Ok(Planned { fused, plan })
+    }
+
+    /// Bytes of the arena [`Compiled::compile`] allocates for this plan.
+    pub fn arena_bytes(&self) -> usize {
+        arena_lines(&self.plan) * std::mem::size_of::<Line>()
+    }
+}
+
+/// 64-byte lines of the arena for `plan` (one spare line at the end).
+fn arena_lines(plan: &memory::Plan) -> usize {
+    plan.total.div_ceil(16) + 1
+}
+
+/// The zeroed arena for `plan`; an error, not an abort, if the memory
+/// cannot be had.
+fn allocate_arena(plan: &memory::Plan) -> Result<Vec<Line>, String> {
+    let lines = arena_lines(plan);
+    let mut arena = Vec::new();
+    arena.try_reserve_exact(lines).map_err(|_| {
+        format!(
+            "cannot allocate the step's {} MB of memory (the machine refused it)",
+            (lines * std::mem::size_of::<Line>()).div_ceil(1 << 20)
+        )
+    })?;
+    arena.resize(lines, Line([0.0; 16]));
+    Ok(arena)
+}
+
 impl Compiled {
     pub fn compile(graph: &Graph, dims: &HashMap<String, i64>, options: &CompileOptions) -> Result<Compiled, String> {
         let timing = std::env::var_os("NNC_TIMING").is_some();
@@ -196,7 +236,7 @@ impl Compiled {
         let table = vec![0; artifacts.streams.len() + 2];
         Ok(Compiled {
             artifacts: Some(artifacts),
-            arena: vec![Line([0.0; 16]); plan.total.div_ceil(16) + 1],
+            arena: allocate_arena(&plan)?,
             inputs,
             homes,
             outputs,

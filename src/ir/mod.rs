@@ -39,6 +39,9 @@ pub struct Graph {
     pub graph: StableDiGraph<Node, usize>,
     /// Named results, in a fixed order.
     pub outputs: Vec<(String, NodeId)>,
+    /// Where nodes lowered from the checker's trace come from in the
+    /// user's file, by serial (nodes made later, e.g. gradients, have none).
+    pub origins: std::collections::HashMap<u64, crate::diagnostics::Span>,
     next_serial: u64,
 }
 

@@ -81,27 +81,7 @@ pub fn report(session: &Session, items: &[String]) -> String {
                 );
             }
             "memory" => {
-                let persistent: usize = session.tensors.values().map(|t| t.len() * 4).sum();
-                let activations: f64 = session
-                    .step_graph
-                    .topo_order()
-                    .into_iter()
-                    .map(|id| {
-                        let node = session.step_graph.node(id);
-                        let elements: f64 = node
-                            .shape
-                            .iter()
-                            .map(|d| d.evaluate(&|_| Some(session.batch as i64)).unwrap_or(1) as f64)
-                            .product();
-                        elements * 4.0
-                    })
-                    .sum();
-                let _ = writeln!(
-                    out,
-                    "memory (f32): {:.2} MB of parameters, states and optimizer slots; {:.2} MB if every value of a step were kept",
-                    persistent as f64 / 1e6,
-                    activations / 1e6
-                );
+                out += &super::budget::report(&session.step_graph, session.batch, program);
             }
             _ => {}
         }

@@ -4,6 +4,7 @@
 //! optimizer slots); it runs steps, evaluates, and reports metrics.
 
 pub mod analyze;
+pub mod budget;
 pub mod checkpoint;
 pub mod data;
 pub mod generate;
@@ -11,6 +12,7 @@ pub mod init;
 pub mod metrics;
 pub mod report;
 pub mod run;
+pub mod rundir;
 pub mod schedule;
 
 use std::collections::{BTreeMap, HashMap};
@@ -33,6 +35,8 @@ pub struct Overrides {
     /// Which fold is the validation split, for k-fold cross-validation.
     pub fold: Option<usize>,
     pub backend: Backend,
+    /// At most this many bytes for the run (besides what the machine has).
+    pub memory_limit: Option<u64>,
 }
 
 pub struct Session {
@@ -139,7 +143,26 @@ impl std::fmt::Display for RunError {
 impl Session {
     /// Compiles the program's graphs, loads its data and initializes every
     /// tensor. Data problems are diagnostics (added to `program.sources`).
-    pub fn new(mut program: Program, base_dir: &Path, overrides: &Overrides) -> Result<Session, (Diagnostic, Program)> {
+    pub fn new(program: Program, base_dir: &Path, overrides: &Overrides) -> Result<Session, (Diagnostic, Program)> {
+        let mut session = Session::load(program, base_dir, overrides)?;
+        if let Err(message) = session.compile() {
+            return Err((
+                Diagnostic::error(codes::BAD_VALUE, message, Default::default()),
+                session.program,
+            ));
+        }
+        Ok(session)
+    }
+
+    /// Everything of [`Session::new`] but the native code: loads the data,
+    /// builds the graphs and initializes every tensor. Nothing of the
+    /// step's size is allocated yet, so its memory can be checked first
+    /// (`budget.rs`); [`Session::compile`] finishes.
+    pub fn load(
+        mut program: Program,
+        base_dir: &Path,
+        overrides: &Overrides,
+    ) -> Result<Session, (Diagnostic, Program)> {
         let mut loaded = Vec::new();
         for index in 0..program.datasets.len() {
             let dataset = program.datasets[index].clone();
@@ -196,30 +219,6 @@ impl Session {
                 ArrayD::zeros(shape)
             });
         }
-        let jit = match overrides.backend {
-            Backend::Interp => None,
-            Backend::Jit => {
-                let dims = HashMap::from([(crate::check::data::BATCH.to_string(), batch as i64)]);
-                let options = crate::codegen::CompileOptions::default();
-                let mut compiled = match crate::codegen::Compiled::compile(&step_graph, &dims, &options) {
-                    Ok(compiled) => compiled,
-                    Err(message) => {
-                        let text = format!("the JIT cannot compile this program ({message}); try --backend interp");
-                        return Err((Diagnostic::error(codes::BAD_VALUE, text, Default::default()), program));
-                    }
-                };
-                for (name, value) in &tensors {
-                    let _ = compiled.set_tensor(name, value);
-                }
-                Some(Jit {
-                    step: compiled,
-                    eval: HashMap::new(),
-                    eval_loaded: Default::default(),
-                    ahead: false,
-                    synced_at: 0,
-                })
-            }
-        };
         Ok(Session {
             program,
             data: loaded,
@@ -232,8 +231,31 @@ impl Session {
             seed,
             lr,
             backend: overrides.backend,
-            jit,
+            jit: None,
         })
+    }
+
+    /// Compiles the training step with the JIT backend (allocating its
+    /// arena) and hands it the tensors; nothing to do on the interpreter.
+    pub fn compile(&mut self) -> Result<(), String> {
+        if self.backend != Backend::Jit || self.jit.is_some() {
+            return Ok(());
+        }
+        let dims = HashMap::from([(crate::check::data::BATCH.to_string(), self.batch as i64)]);
+        let options = crate::codegen::CompileOptions::default();
+        let mut compiled = crate::codegen::Compiled::compile(&self.step_graph, &dims, &options)
+            .map_err(|message| format!("the JIT cannot compile this program ({message}); try --backend interp"))?;
+        for (name, value) in &self.tensors {
+            let _ = compiled.set_tensor(name, value);
+        }
+        self.jit = Some(Jit {
+            step: compiled,
+            eval: HashMap::new(),
+            eval_loaded: Default::default(),
+            ahead: false,
+            synced_at: self.step,
+        });
+        Ok(())
     }
 
     /// The learning rate of the next step.

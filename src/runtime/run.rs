@@ -5,14 +5,17 @@
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
+use super::budget;
 use super::checkpoint;
 use super::data::Split;
 use super::generate::{self, Method};
 use super::report::{self, Mode, Reporter};
+use super::rundir::{self, Intent};
 use super::{Overrides, RunError, Session};
 use crate::check::Program;
 use crate::diagnostics::Diagnostic;
@@ -32,6 +35,8 @@ pub struct RunOptions {
     /// Stop after this many steps of this invocation (the schedule still
     /// spans the whole run); used to test interrupted runs.
     pub stop_after: Option<u64>,
+    /// Replace the run that `out` holds.
+    pub overwrite: bool,
 }
 
 /// Why a run stopped early.
@@ -40,6 +45,9 @@ pub enum RunFailure {
     Diagnostic(Box<Diagnostic>, Box<Program>),
     /// Anything else, as a message.
     Message(String),
+    /// The run directory cannot be used (it holds a run, or another
+    /// process writes to it): a usage error.
+    Refused(String),
 }
 
 impl From<RunError> for RunFailure {
@@ -59,63 +67,67 @@ fn metrics_json(metrics: &BTreeMap<String, f64>) -> Map<String, Value> {
     metrics.iter().map(|(k, v)| (k.clone(), json!(v))).collect()
 }
 
-/// A UTC timestamp for directory names: `20261125-101500`.
-fn timestamp() -> String {
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as i64;
-    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
-        rest / 3600,
-        rest / 60 % 60,
-        rest % 60
-    )
+/// Set by SIGINT (Ctrl-C) or SIGTERM: the loop checkpoints and stops at
+/// the end of the step. A second signal ends the process at once.
+static STOP: AtomicBool = AtomicBool::new(false);
+/// The signal that set [`STOP`].
+static SIGNAL: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs the handlers of SIGINT and SIGTERM (once).
+fn handle_signals() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        use signal_hook::flag;
+        for signal in [SIGINT, SIGTERM] {
+            // The order matters: the second signal finds STOP set and exits.
+            let _ = flag::register_conditional_shutdown(signal, 128 + signal, &STOP);
+            let _ = flag::register_usize(signal, &SIGNAL, signal as usize);
+            let _ = flag::register(signal, &STOP);
+        }
+    });
 }
 
-/// The default run directory: `runs/<file>-<time>/`.
-fn default_out(path: &Path) -> PathBuf {
-    let stem = path
-        .file_stem()
-        .map_or("run".into(), |s| s.to_string_lossy().into_owned());
-    PathBuf::from("runs").join(format!("{stem}-{}", timestamp()))
-}
-
-/// Set by Ctrl-C: the loop checkpoints and stops at the end of the step.
-static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Whether Ctrl-C stopped the run.
+/// Whether a signal stopped the run.
 pub fn was_interrupted() -> bool {
-    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+    STOP.load(Ordering::SeqCst)
+}
+
+/// The exit code of a run a signal stopped: 128 + the signal (130 for
+/// Ctrl-C, 143 for SIGTERM), as a shell reports a process the signal
+/// killed.
+pub fn interrupted_exit_code() -> Option<u8> {
+    was_interrupted().then(|| 128 + SIGNAL.load(Ordering::SeqCst).min(127) as u8)
 }
 
 /// Runs a checked program from `path`.
 pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> Result<Summary, RunFailure> {
+    handle_signals();
     let started = Instant::now();
+    let resident_at_start = budget::resident();
+    // The run directory first: refusing costs nothing yet.
+    let intent = match (&options.resume, options.overwrite) {
+        (Some(_), _) => Intent::Resume,
+        (None, true) => Intent::Overwrite,
+        (None, false) => Intent::New,
+    };
+    let run_dir = match (&options.resume, &options.out) {
+        (Some(dir), _) | (None, Some(dir)) => rundir::claim(dir, intent).map_err(RunFailure::Refused)?,
+        (None, None) => rundir::claim_fresh(path).map_err(RunFailure::Message)?,
+    };
+    let out = run_dir.path.clone();
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let file_hash = checkpoint::hash_text(text);
-    let mut session = match Session::new(program, &base_dir, &options.overrides) {
+    let mut session = match Session::load(program, &base_dir, &options.overrides) {
         Ok(session) => session,
         Err((diagnostic, program)) => return Err(RunFailure::Diagnostic(Box::new(diagnostic), Box::new(program))),
     };
+    // Memory: checked against the plan before the step is allocated.
+    let estimate = budget::estimate(&session, session.batch)
+        .map_err(|e| RunFailure::Message(format!("the JIT cannot plan this program ({e}); try --backend interp")))?;
+    budget::check(&session, &estimate, options.overrides.memory_limit).map_err(RunFailure::Message)?;
+    session.compile().map_err(RunFailure::Message)?;
     let compile_ms = started.elapsed().as_secs_f64() * 1000.0;
-
-    let out = match (&options.resume, &options.out) {
-        (Some(dir), _) | (None, Some(dir)) => dir.clone(),
-        (None, None) => default_out(path),
-    };
-    std::fs::create_dir_all(&out)
-        .map_err(|e| RunFailure::Message(format!("cannot create `{}`: {e}", out.display())))?;
     let checkpoint_path = out.join("checkpoint.safetensors");
 
     let mode = if options.json {
@@ -125,7 +137,17 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
     } else {
         Mode::Human
     };
-    let mut notes = Vec::new();
+    let mut notes = run_dir.notes.clone();
+    if let Some(data) = session.data.first() {
+        let examples = data.train.len();
+        if session.batch > examples {
+            notes.push(format!(
+                "warning: the batch ({}) is larger than the training split ({} examples): every batch repeats examples",
+                crate::check::group_thousands(session.batch as i64),
+                crate::check::group_thousands(examples as i64),
+            ));
+        }
+    }
     if let Some(dir) = &options.resume {
         let saved = checkpoint::load(&dir.join("checkpoint.safetensors")).map_err(RunFailure::Message)?;
         if saved.file_hash != file_hash {
@@ -177,7 +199,24 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         .open(out.join("metrics.jsonl"))
         .map_err(|e| RunFailure::Message(format!("cannot write `{}`: {e}", out.display())))?;
     let mut reporter = Reporter::new(mode, Some(log), session.total_steps, session.step);
+    reporter.event(json!({
+        "event": "start",
+        "file": path.display().to_string(),
+        "backend": session.backend.name(),
+        "parameters": session.program.param_count(),
+        "steps": session.total_steps,
+        "first_step": session.step,
+        "batch": session.batch,
+        "seed": session.seed,
+        "compile_ms": compile_ms,
+        "planned_bytes": estimate.total(),
+        "memory": estimate.to_json(),
+        "out": out.display().to_string(),
+    }));
     for note in &notes {
+        if let Some(warning) = note.strip_prefix("warning: ") {
+            reporter.event(json!({"event": "warning", "message": warning}));
+        }
         reporter.say(note);
     }
     if let Some(analyze) = session.program.sections.get("analyze") {
@@ -199,35 +238,12 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         .or(eval_every)
         .unwrap_or((session.total_steps / 10).max(1));
     // Evaluation on streams of text: the first windows of the split.
-    let eval_limit = match session.data.first().map(|d| &d.val) {
-        Some(Split::Stream { .. }) => 2048,
-        _ => usize::MAX,
-    };
-    reporter.event(json!({
-        "event": "start",
-        "file": path.display().to_string(),
-        "backend": session.backend.name(),
-        "parameters": session.program.param_count(),
-        "steps": session.total_steps,
-        "first_step": session.step,
-        "batch": session.batch,
-        "seed": session.seed,
-        "compile_ms": compile_ms,
-        "out": out.display().to_string(),
-    }));
-
-    // The first Ctrl-C stops after the current step with a checkpoint; a
-    // second one ends the process at once.
-    let _ = ctrlc::set_handler(|| {
-        if INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    });
+    let eval_limit = budget::eval_limit(&session);
     let loop_start = Instant::now();
     let first_step = session.step;
     let mut recent = Vec::new();
     while session.step < session.total_steps {
-        let interrupted = INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst);
+        let interrupted = was_interrupted();
         if interrupted || options.stop_after.is_some_and(|n| session.step - first_step >= n) {
             // Interrupted: keep everything needed to resume.
             reporter.finish_bar();
@@ -307,6 +323,8 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         "steps_per_s": steps_per_s,
         "compile_ms": compile_ms,
         "wall_s": started.elapsed().as_secs_f64(),
+        "planned_bytes": estimate.total(),
+        "rss_growth_bytes": budget::peak_resident().zip(resident_at_start).map(|(peak, start)| peak.saturating_sub(start)),
         "out": out.display().to_string(),
     });
     reporter.event(event.clone());
@@ -382,7 +400,10 @@ pub fn cross_validate(
     folds: usize,
     check: impl Fn() -> Result<Program, String>,
 ) -> Result<Summary, RunFailure> {
-    let base = options.out.clone().unwrap_or_else(|| default_out(path));
+    let base = match &options.out {
+        Some(dir) => dir.clone(),
+        None => rundir::fresh(path).map_err(RunFailure::Message)?,
+    };
     let mut per_fold: Vec<Map<String, Value>> = Vec::new();
     let started = Instant::now();
     for fold in 0..folds {
@@ -451,7 +472,10 @@ pub fn sweep(
     settings: &[(String, f64)],
     check: impl Fn(Vec<(String, f64)>) -> Result<Program, String>,
 ) -> Result<Summary, RunFailure> {
-    let base = options.out.clone().unwrap_or_else(|| default_out(path));
+    let base = match &options.out {
+        Some(dir) => dir.clone(),
+        None => rundir::fresh(path).map_err(RunFailure::Message)?,
+    };
     let mut combinations: Vec<Vec<(String, f64)>> = vec![Vec::new()];
     for (name, values) in grid {
         combinations = combinations
