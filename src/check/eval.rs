@@ -68,6 +68,9 @@ pub struct Checker<'a> {
     /// Blocks elaborated at least once (the others get only their names
     /// checked, `resolve.rs`).
     pub called: HashSet<String>,
+    /// With `Some`, every value computed at a span of the user's file
+    /// (`observe.rs`, for editors).
+    pub observed: Option<super::observe::Observations>,
 }
 
 /// An argument after evaluation.
@@ -109,6 +112,16 @@ impl<'a> Checker<'a> {
             random_streams: 0,
             depth: 0,
             block_calls: 0,
+            observed: None,
+        }
+    }
+
+    /// Records `value` at `span` when observing (see `observe.rs`).
+    pub fn observe(&mut self, span: Span, value: &Value) {
+        if span.file == self.user_file {
+            if let Some(seen) = &mut self.observed {
+                seen.push((span, value.clone()));
+            }
         }
     }
 
@@ -223,6 +236,7 @@ impl<'a> Checker<'a> {
         self.depth += 1;
         let value = self.eval_inner(expr, scope);
         self.depth -= 1;
+        self.observe(expr.span, &value);
         value
     }
 
@@ -326,6 +340,7 @@ impl<'a> Checker<'a> {
                     return;
                 }
                 let value = retag(value, name.span);
+                self.observe(name.span, &value);
                 scope.bind(
                     &name.name,
                     Binding {
@@ -354,14 +369,16 @@ impl<'a> Checker<'a> {
                     None => Some(Initializer::Zeros),
                 };
                 let node = self.declare_param(name, &tensor_type, initializer, *span, ty.span, is_param);
+                let value = Value::Tensor(Tensor {
+                    ty: tensor_type,
+                    origin: ty.span,
+                    node,
+                });
+                self.observe(name.span, &value);
                 scope.bind(
                     &name.name,
                     Binding {
-                        value: Value::Tensor(Tensor {
-                            ty: tensor_type,
-                            origin: ty.span,
-                            node,
-                        }),
+                        value,
                         span: name.span,
                         kind: if is_param {
                             BindingKind::Param
@@ -1399,14 +1416,16 @@ impl<'a> Checker<'a> {
             } else {
                 tensor.origin
             };
+            let value = Value::Tensor(Tensor {
+                ty: tensor.ty.clone(),
+                origin,
+                node: tensor.node,
+            });
+            self.observe(param.name.span, &value);
             scope.bind(
                 &param.name.name,
                 Binding {
-                    value: Value::Tensor(Tensor {
-                        ty: tensor.ty.clone(),
-                        origin,
-                        node: tensor.node,
-                    }),
+                    value,
                     span: param.name.span,
                     kind: BindingKind::Input,
                 },
@@ -1448,6 +1467,7 @@ impl<'a> Checker<'a> {
                     Value::Error
                 }
             };
+            self.observe(param.name.span, &value);
             scope.bind(
                 &param.name.name,
                 Binding {
