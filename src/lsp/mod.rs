@@ -175,7 +175,7 @@ impl Server {
                         range: Some(a.range(span)),
                     })
                 })
-                .map(|h| serde_json::to_value(h))
+                .map(serde_json::to_value)
             }
             GotoDefinition::METHOD => {
                 let params: lsp_types::GotoDefinitionParams = serde_json::from_value(request.params)?;
@@ -189,7 +189,7 @@ impl Server {
                     };
                     Some(GotoDefinitionResponse::Scalar(location))
                 })
-                .map(|d| serde_json::to_value(d))
+                .map(serde_json::to_value)
             }
             Completion::METHOD => {
                 let params: lsp_types::CompletionParams = serde_json::from_value(request.params)?;
@@ -197,14 +197,14 @@ impl Server {
                 self.with_document(&at.text_document.uri, |a| {
                     Some(CompletionResponse::Array(complete::complete(a, a.offset(at.position))))
                 })
-                .map(|c| serde_json::to_value(c))
+                .map(serde_json::to_value)
             }
             DocumentSymbolRequest::METHOD => {
                 let params: lsp_types::DocumentSymbolParams = serde_json::from_value(request.params)?;
                 self.with_document(&params.text_document.uri, |a| {
                     Some(DocumentSymbolResponse::Nested(navigate::symbols(a)))
                 })
-                .map(|s| serde_json::to_value(s))
+                .map(serde_json::to_value)
             }
             Formatting::METHOD => {
                 let params: lsp_types::DocumentFormattingParams = serde_json::from_value(request.params)?;
@@ -217,7 +217,7 @@ impl Server {
                         vec![TextEdit::new(Range::new(Default::default(), end), formatted)]
                     })
                 })
-                .map(|e| serde_json::to_value(e))
+                .map(serde_json::to_value)
             }
             _ => {
                 return Ok(Response::new_err(
