@@ -58,6 +58,24 @@ pub enum Command {
     },
     /// Print the standard library of layers and losses (written in .nn).
     Std,
+    /// Format `.nn` files in the canonical layout, in place.
+    ///
+    /// Keeps every comment and the line breaks; items with syntax errors are
+    /// left as written. `-` formats standard input to standard output.
+    Fmt {
+        /// The `.nn` files to format (`-` for standard input).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Write nothing; exit with 1 if a file is not formatted.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Run the language server (LSP over stdin/stdout) for editors.
+    ///
+    /// Diagnostics as you type, the shape of the value under the cursor,
+    /// go to definition (standard-library blocks included), completion,
+    /// document symbols and formatting. See the README for editor set-up.
+    Lsp,
     /// Differentiate the training step: list the gradients, or print the
     /// whole step's IR (forward, backward, optimizer update) after the
     /// optimization passes.
@@ -245,6 +263,8 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check { files, memory } => run_check(&files, memory, color),
+        Command::Fmt { files, check } => crate::fmt::command::run(&files, check),
+        Command::Lsp => crate::lsp::run(),
         Command::Run(args) => run_run(&args, color),
         Command::Dump { file, stage } => run_dump(&file, stage, color),
         Command::Grad { file, dump_ir } => run_grad(&file, dump_ir, color),

@@ -143,3 +143,31 @@ test('settings words equal the schemas of the checker', (t) => {
   }
   if (checked === 0) t.skip('no schema tables found');
 });
+
+// The tree-sitter grammar takes its words from keywords.json (grammar.js
+// requires it); the generated parser must not have drifted from it, and the
+// highlight query must name only words of the grammar.
+test('the tree-sitter grammar and its highlights use the words of keywords.json', () => {
+  const ts = JSON.parse(read('editors/tree-sitter-nn/src/grammar.json'));
+  const words = new Set();
+  (function walk(node) {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (node && typeof node === 'object') {
+      if (node.type === 'STRING' && /^[A-Za-z_]\w*$/.test(node.value)) words.add(node.value);
+      Object.values(node).forEach(walk);
+    }
+  })(ts.rules);
+  const reserved = [
+    ...KW.declarations, ...KW.statements, ...KW.sections,
+    ...KW.control, ...KW.operators_words, ...KW.constants,
+  ];
+  const known = new Set([...reserved, ...KW.dtypes, ...KW.hyper_types]);
+  assert.deepEqual(sorted(words), sorted(known), 'the words of src/grammar.json (run tree-sitter generate)');
+  const source = read('editors/tree-sitter-nn/grammar.js');
+  assert.match(source, /require\('\.\.\/\.\.\/grammar\/keywords\.json'\)/);
+
+  const highlights = read('editors/tree-sitter-nn/queries/highlights.scm').replace(/;.*$/gm, '');
+  const quoted = [...highlights.matchAll(/"([A-Za-z_]\w*)"/g)].map((m) => m[1]);
+  assert.deepEqual(sorted(quoted), sorted(reserved.filter((w) => !KW.constants.includes(w))),
+    'highlights.scm quotes every reserved word but true/false/training (nodes of their own)');
+});

@@ -72,6 +72,9 @@ pub struct Checker<'a> {
     /// the nodes emitted now come from (inside a library block, the user's
     /// call of it).
     pub user_span: Option<Span>,
+    /// With `Some`, every value computed at a span of the user's file
+    /// (`observe.rs`, for editors).
+    pub observed: Option<super::observe::Observations>,
 }
 
 /// An argument after evaluation.
@@ -114,6 +117,16 @@ impl<'a> Checker<'a> {
             depth: 0,
             block_calls: 0,
             user_span: None,
+            observed: None,
+        }
+    }
+
+    /// Records `value` at `span` when observing (see `observe.rs`).
+    pub fn observe(&mut self, span: Span, value: &Value) {
+        if span.file == self.user_file {
+            if let Some(seen) = &mut self.observed {
+                seen.push((span, value.clone()));
+            }
         }
     }
 
@@ -233,6 +246,7 @@ impl<'a> Checker<'a> {
         let value = self.eval_inner(expr, scope);
         self.user_span = outer;
         self.depth -= 1;
+        self.observe(expr.span, &value);
         value
     }
 
@@ -336,6 +350,7 @@ impl<'a> Checker<'a> {
                     return;
                 }
                 let value = retag(value, name.span);
+                self.observe(name.span, &value);
                 scope.bind(
                     &name.name,
                     Binding {
@@ -364,14 +379,16 @@ impl<'a> Checker<'a> {
                     None => Some(Initializer::Zeros),
                 };
                 let node = self.declare_param(name, &tensor_type, initializer, *span, ty.span, is_param);
+                let value = Value::Tensor(Tensor {
+                    ty: tensor_type,
+                    origin: ty.span,
+                    node,
+                });
+                self.observe(name.span, &value);
                 scope.bind(
                     &name.name,
                     Binding {
-                        value: Value::Tensor(Tensor {
-                            ty: tensor_type,
-                            origin: ty.span,
-                            node,
-                        }),
+                        value,
                         span: name.span,
                         kind: if is_param {
                             BindingKind::Param
@@ -1409,14 +1426,16 @@ impl<'a> Checker<'a> {
             } else {
                 tensor.origin
             };
+            let value = Value::Tensor(Tensor {
+                ty: tensor.ty.clone(),
+                origin,
+                node: tensor.node,
+            });
+            self.observe(param.name.span, &value);
             scope.bind(
                 &param.name.name,
                 Binding {
-                    value: Value::Tensor(Tensor {
-                        ty: tensor.ty.clone(),
-                        origin,
-                        node: tensor.node,
-                    }),
+                    value,
                     span: param.name.span,
                     kind: BindingKind::Input,
                 },
@@ -1458,6 +1477,7 @@ impl<'a> Checker<'a> {
                     Value::Error
                 }
             };
+            self.observe(param.name.span, &value);
             scope.bind(
                 &param.name.name,
                 Binding {

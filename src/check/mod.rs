@@ -15,6 +15,7 @@ pub mod data;
 pub mod dims;
 mod emit;
 pub mod eval;
+pub mod observe;
 pub mod ops;
 mod resolve;
 pub mod schemas;
@@ -166,17 +167,38 @@ pub fn check_file_with(path: &Path, overrides: Vec<(String, f64)>) -> Result<Pro
 /// thread with a large stack, since elaboration recurses with the program's
 /// nesting (which the parser and the evaluator also bound).
 pub fn check_source(name: &str, text: &str, options: &Options) -> Program {
+    check_source_observing(name, text, options, false).0
+}
+
+/// [`check_source`] that also records the value the checker computed at
+/// each span of the user's file ([`observe`], for editors).
+pub fn check_source_observed(name: &str, text: &str, options: &Options) -> (Program, observe::Observations) {
+    let (program, observed) = check_source_observing(name, text, options, true);
+    (program, observed.unwrap_or_default())
+}
+
+fn check_source_observing(
+    name: &str,
+    text: &str,
+    options: &Options,
+    observe: bool,
+) -> (Program, Option<observe::Observations>) {
     std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name("nnc-check".into())
             .stack_size(256 << 20)
-            .spawn_scoped(scope, || check_source_here(name, text, options))
+            .spawn_scoped(scope, || check_source_here(name, text, options, observe))
             .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .unwrap_or_else(|_| check_source_here(name, text, options))
+            .unwrap_or_else(|_| check_source_here(name, text, options, observe))
     })
 }
 
-fn check_source_here(name: &str, text: &str, options: &Options) -> Program {
+fn check_source_here(
+    name: &str,
+    text: &str,
+    options: &Options,
+    observe: bool,
+) -> (Program, Option<observe::Observations>) {
     let mut sources = SourceMap::new();
     let user = sources.add(name, text);
     let mut files = Vec::new();
@@ -206,10 +228,10 @@ fn check_source_here(name: &str, text: &str, options: &Options) -> Program {
         eval_trace: Default::default(),
         diagnostics: Vec::new(),
     };
-    check_items(&files, user, options, &mut program, &mut diagnostics);
+    let observed = check_items(&files, user, options, &mut program, &mut diagnostics, observe);
     program.files = files;
     program.diagnostics = diagnostics;
-    program
+    (program, observed)
 }
 
 fn check_items(
@@ -218,7 +240,8 @@ fn check_items(
     options: &Options,
     program: &mut Program,
     diagnostics: &mut Vec<Diagnostic>,
-) {
+    observe: bool,
+) -> Option<observe::Observations> {
     let user_file = &files[0];
     let file_start = Span::new(user, 0, 0);
     // Blocks: the standard library, then the user's (which may shadow it).
@@ -262,6 +285,9 @@ fn check_items(
     }
 
     let mut checker = Checker::new(user, blocks);
+    if observe {
+        checker.observed = Some(Vec::new());
+    }
     let mut globals = Scope::new();
     // Names of items that did not parse are known but poisoned, so their
     // uses do not add errors to the syntax error.
@@ -513,6 +539,7 @@ fn check_items(
     program.params = std::mem::take(&mut checker.params);
     program.states = std::mem::take(&mut checker.states);
     diagnostics.append(&mut checker.diagnostics);
+    checker.observed.take()
 }
 
 /// Takes the pass's trace, naming the loss as an output.
@@ -525,6 +552,7 @@ fn finish_trace(checker: &mut Checker, loss: &Value) -> trace::Trace {
 }
 
 fn define_global(checker: &mut Checker, name: &ast::Ident, value: Value, kind: BindingKind) {
+    checker.observe(name.span, &value);
     if let Some(previous) = checker.globals.get(&name.name) {
         let previous = previous.span;
         checker.report(

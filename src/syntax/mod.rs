@@ -4,4 +4,4 @@
 pub mod ast;
 mod parser;
 
-pub use parser::{parse, CONTEXTUAL_KEYWORDS, KEYWORDS};
+pub use parser::{item_chunks, parse, CONTEXTUAL_KEYWORDS, KEYWORDS};

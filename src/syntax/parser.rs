@@ -148,8 +148,9 @@ fn broken_item(chunk: &str) -> BrokenItem {
     }
 }
 
-/// Splits the source at lines that begin (in column 1) with an item keyword.
-fn item_chunks(source: &str) -> Vec<(usize, usize)> {
+/// Splits the source at lines that begin (in column 1) with an item keyword:
+/// the byte ranges the parser reads one item from (the formatter keeps them).
+pub fn item_chunks(source: &str) -> Vec<(usize, usize)> {
     let mut starts = vec![0];
     let mut offset = 0;
     for line in source.split_inclusive('\n') {

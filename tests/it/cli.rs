@@ -51,6 +51,8 @@ fn help_texts() {
         &["grad", "--help"],
         &["dump", "--help"],
         &["bench", "--help"],
+        &["fmt", "--help"],
+        &["lsp", "--help"],
     ] {
         let (code, stdout, _) = nnc(args);
         assert_eq!(code, 0, "{args:?}");

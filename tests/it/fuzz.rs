@@ -5,17 +5,17 @@
 use std::path::Path;
 
 /// xorshift64*: a small deterministic generator, enough to drive mutations.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
 }
@@ -65,7 +65,7 @@ const TOKENS: &[&str] = &[
     "\u{0}",
 ];
 
-fn mutate(rng: &mut Rng, source: &str, corpus: &[String]) -> String {
+pub fn mutate(rng: &mut Rng, source: &str, corpus: &[String]) -> String {
     let mut bytes = source.as_bytes().to_vec();
     for _ in 0..1 + rng.below(4) {
         let at = rng.below(bytes.len() + 1);
@@ -104,7 +104,7 @@ fn mutate(rng: &mut Rng, source: &str, corpus: &[String]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-fn corpus() -> Vec<String> {
+pub fn corpus() -> Vec<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
     for dir in ["examples", "tests/data/err"] {
