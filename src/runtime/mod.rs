@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod tensorboard;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

@@ -1,6 +1,7 @@
 //! `nnc run`: compile, load data, train with periodic evaluation and
 //! checkpoints, evaluate, generate samples, and write the run directory
-//! (`metrics.jsonl`, `loss.svg`, `checkpoint.safetensors`).
+//! (`metrics.jsonl`, `run.json`, `report.html`, TensorBoard events,
+//! `loss.svg`, `checkpoint.safetensors`).
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -60,7 +61,7 @@ fn metrics_json(metrics: &BTreeMap<String, f64>) -> Map<String, Value> {
 }
 
 /// A UTC timestamp for directory names: `20261125-101500`.
-fn timestamp() -> String {
+pub(crate) fn timestamp() -> String {
     let seconds = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs()) as i64;
@@ -177,6 +178,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         .open(out.join("metrics.jsonl"))
         .map_err(|e| RunFailure::Message(format!("cannot write `{}`: {e}", out.display())))?;
     let mut reporter = Reporter::new(mode, Some(log), session.total_steps, session.step);
+    reporter.attach(&out, &report::record::info(path, text, &session));
     for note in &notes {
         reporter.say(note);
     }
@@ -397,6 +399,7 @@ pub fn cross_validate(
             eprintln!("fold {} of {folds}", fold + 1);
         }
         let summary = run(path, program, text, &fold_options)?;
+        group_report(&base, report::compare::Group::Folds, options);
         per_fold.push(summary.event["metrics"].as_object().cloned().unwrap_or_default());
     }
     let mut mean = Map::new();
@@ -499,6 +502,7 @@ pub fn sweep(
             return Err(RunFailure::Diagnostic(Box::new(diagnostic), Box::new(program)));
         }
         let summary = run(path, program, text, &variant_options)?;
+        group_report(&base, report::compare::Group::Sweep, options);
         variants.push(
             json!({"settings": label, "metrics": summary.event["metrics"], "val_loss": summary.event["val_loss"]}),
         );
@@ -540,4 +544,14 @@ pub fn sweep(
         println!("{event}");
     }
     Ok(Summary { out: base, event })
+}
+
+/// Rewrites the `report.html` over the runs in `base` (after each fold or
+/// variant); a failure is a warning.
+fn group_report(base: &Path, group: report::compare::Group, options: &RunOptions) {
+    if let Err(message) = report::compare::write_group_report(base, group) {
+        if !options.quiet && !options.json {
+            eprintln!("warning: {message}");
+        }
+    }
 }

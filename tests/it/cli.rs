@@ -51,6 +51,7 @@ fn help_texts() {
         &["grad", "--help"],
         &["dump", "--help"],
         &["bench", "--help"],
+        &["report", "--help"],
     ] {
         let (code, stdout, _) = nnc(args);
         assert_eq!(code, 0, "{args:?}");

@@ -9,5 +9,6 @@ mod fuzz;
 mod grad;
 mod ir;
 mod jit;
+mod report;
 mod run;
 mod train;
