@@ -1,6 +1,7 @@
 //! Run reports: `report.html` rendered in headless Chromium (screenshots
 //! kept in `target/test-output/report/`), TensorBoard event files read back
-//! by the `tensorboard` Python package, sweep reports and `nnc report`.
+//! by the `tensorboard` Python package, sweep and cross-validation reports,
+//! and `nnc report`.
 //!
 //! Chromium (`/usr/bin/chromium`, Debian's `chromium`) and a Python with
 //! `tensorboard` (`target/tb-venv`, or `NNC_TEST_PYTHON`) are installed by
@@ -387,6 +388,33 @@ fn a_sweep_report_has_a_curve_per_variant() {
     for variant in variants {
         assert!(dom.contains(&format!("href=\"{variant}/report.html\"")), "{variant}");
     }
+    std::fs::remove_dir_all(out).unwrap();
+}
+
+#[test]
+fn a_cross_validation_report_has_a_curve_per_fold_and_their_mean() {
+    let out = scratch("folds");
+    let (code, stdout, stderr) = nnc(&[
+        "run",
+        "tests/data/ok/cross_validation.nn",
+        "--steps",
+        "40",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let page = out.join("report.html");
+    let rendered = render(&page, &output_dir().join("folds.png"), 1500);
+    assert_rendered(&rendered, &[("train-loss", 3), ("val-loss", 3), ("val-accuracy", 3)]);
+    let dom = &rendered.dom;
+    assert!(dom.contains("cross_validation.nn: cross-validation over 3 folds"));
+    // The mean row agrees with the summary's mean.
+    let mean = dom.find("<b>mean</b>").expect("a mean row");
+    let row = &dom[mean..mean + dom[mean..].find("</tr>").unwrap()];
+    let accuracy = summary["metrics"]["accuracy"].as_f64().unwrap();
+    assert!(row.contains(&format!(">{accuracy:.4}<")), "{row} vs {accuracy:.4}");
     std::fs::remove_dir_all(out).unwrap();
 }
 
