@@ -42,6 +42,7 @@ pub enum Command {
     /// optimizer and schedule, evaluates every `eval.every` steps, writes a
     /// run directory (metrics.jsonl, loss.svg, checkpoint.safetensors) and
     /// prints a final table (and samples, for sequence models).
+    /// The run directory also gets report.html and TensorBoard event files.
     Run(RunArgs),
     /// Check programs: names, arguments, shapes and settings, without running.
     ///
@@ -55,6 +56,21 @@ pub enum Command {
         /// its memory: the peak and the largest buffers, named.
         #[arg(long)]
         memory: bool,
+    },
+    /// Compare runs: one HTML report over several run directories.
+    ///
+    /// Each DIR is a run directory (one with metrics.jsonl), or a sweep's or
+    /// a cross-validation's directory, whose runs are all included. The
+    /// report has a chart per metric with a curve per run, aligned by step,
+    /// the runs ranked by validation loss, and each run's file, hash,
+    /// command and host.
+    Report {
+        /// The run directories.
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// Where to write the report.
+        #[arg(long, value_name = "FILE", default_value = "report.html")]
+        out: PathBuf,
     },
     /// Print the standard library of layers and losses (written in .nn).
     Std,
@@ -292,6 +308,16 @@ pub fn main() -> ExitCode {
                 memory_limit,
             )
         }
+        Command::Report { dirs, out } => match crate::runtime::report::compare::compare(&dirs, &out) {
+            Ok(runs) => {
+                println!("wrote {} ({runs} runs)", out.display());
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                ExitCode::from(2)
+            }
+        },
         Command::Std => {
             let mut out = std::io::stdout().lock();
             for (name, text) in crate::stdlib::FILES {

@@ -422,6 +422,27 @@ pub fn dump_memory(graph: &Graph, dims: &HashMap<String, i64>) -> String {
     }
 }
 
+/// The sizes of a step's memory plan, in bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemorySizes {
+    /// Parameters, states and optimizer slots (fixed homes).
+    pub persistent_bytes: usize,
+    /// The whole arena: its peak, with buffers sharing memory.
+    pub peak_bytes: usize,
+    /// What every buffer would take if none shared memory.
+    pub unshared_bytes: usize,
+}
+
+/// The memory plan's sizes for the graph at the given sizes.
+pub fn memory_plan(graph: &Graph, dims: &HashMap<String, i64>) -> Result<MemorySizes, String> {
+    let (_, plan) = prepare(graph, dims)?;
+    Ok(MemorySizes {
+        persistent_bytes: 4 * plan.persistent,
+        peak_bytes: 4 * plan.total,
+        unshared_bytes: 4 * plan.unshared,
+    })
+}
+
 /// The CLIF of every generated function, as text.
 pub fn dump_clif(graph: &Graph, dims: &HashMap<String, i64>) -> String {
     dump_code(graph, dims, false)

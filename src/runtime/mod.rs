@@ -14,6 +14,7 @@ pub mod report;
 pub mod run;
 pub mod rundir;
 pub mod schedule;
+pub mod tensorboard;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

@@ -1,10 +1,18 @@
 //! What a run tells its user: events as JSON lines (to `metrics.jsonl`, and
 //! to stdout with `--json`), a progress bar on a terminal or plain periodic
-//! lines otherwise, a final table, and the loss curve as an SVG.
+//! lines otherwise, a final table, and the loss curve as an SVG. Attached to
+//! a run directory, the reporter also keeps its TensorBoard event file and
+//! its `report.html` (rewritten at each evaluation and at the end); the
+//! submodules draw the charts, the pages and the comparisons.
+
+pub mod charts;
+pub mod compare;
+pub mod html;
+pub mod record;
 
 use std::fs::File;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -30,6 +38,9 @@ pub struct Reporter {
     every: u64,
     pub train_curve: Vec<(u64, f64)>,
     pub val_curve: Vec<(u64, f64)>,
+    /// The run directory whose `report.html` follows the events.
+    run_dir: Option<PathBuf>,
+    tensorboard: Option<super::tensorboard::EventWriter>,
 }
 
 impl Reporter {
@@ -53,7 +64,30 @@ impl Reporter {
             every: (total_steps / 20).max(1),
             train_curve: Vec::new(),
             val_curve: Vec::new(),
+            run_dir: None,
+            tensorboard: None,
         }
+    }
+
+    /// Attaches the run directory: writes `run.json` (`info`, see
+    /// [`record::info`]), opens a TensorBoard event file there, and from now
+    /// on rewrites `report.html` at each evaluation and at the end. What
+    /// cannot be written is said once, as a warning; training goes on.
+    pub fn attach(&mut self, dir: &Path, info: &Value) {
+        if let Err(error) = record::write_info(dir, info) {
+            self.say(&format!(
+                "warning: cannot write `{}`: {error}",
+                dir.join(record::INFO_FILE).display()
+            ));
+        }
+        match super::tensorboard::EventWriter::create(dir) {
+            Ok(writer) => self.tensorboard = Some(writer),
+            Err(error) => self.say(&format!(
+                "warning: cannot write TensorBoard events in `{}`: {error}",
+                dir.display()
+            )),
+        }
+        self.run_dir = Some(dir.to_path_buf());
     }
 
     pub fn elapsed_s(&self) -> f64 {
@@ -69,6 +103,22 @@ impl Reporter {
         }
         if self.mode == Mode::Json {
             println!("{line}");
+        }
+        if let Some(writer) = &mut self.tensorboard {
+            if let Err(error) = writer.write(&event) {
+                let path = writer.path.display().to_string();
+                self.tensorboard = None;
+                self.say(&format!("warning: cannot write `{path}`: {error}"));
+            }
+        }
+        let kind = event["event"].as_str().unwrap_or("");
+        if matches!(kind, "eval" | "summary" | "interrupted") {
+            if let Some(dir) = &self.run_dir {
+                if let Err(message) = html::write_run_report(dir) {
+                    self.run_dir = None;
+                    self.say(&format!("warning: {message}"));
+                }
+            }
         }
     }
 
@@ -139,72 +189,19 @@ pub fn table(train: &Map<String, Value>, val: &Map<String, Value>) -> String {
     out
 }
 
-/// A loss-curve plot: training loss (thin, light) and validation loss
-/// (dots), log-scaled when the losses span more than a factor of 20.
+/// A loss-curve plot: training loss and validation loss (with a dot at
+/// each evaluation), log-scaled when the losses span more than a factor
+/// of 20.
 pub fn write_svg(path: &Path, train: &[(u64, f64)], val: &[(u64, f64)], title: &str) -> std::io::Result<()> {
-    let (width, height, margin) = (640.0, 360.0, 50.0);
-    let all: Vec<(u64, f64)> = train
-        .iter()
-        .chain(val)
-        .copied()
-        .filter(|(_, l)| l.is_finite())
-        .collect();
-    let max_step = all.iter().map(|(s, _)| *s).max().unwrap_or(1).max(1) as f64;
-    let low = all.iter().map(|(_, l)| *l).fold(f64::INFINITY, f64::min);
-    let high = all.iter().map(|(_, l)| *l).fold(f64::NEG_INFINITY, f64::max);
-    let log = low > 0.0 && high / low > 20.0;
-    let scale = |v: f64| if log { v.ln() } else { v };
-    let (lo, hi) = if all.is_empty() {
-        (0.0, 1.0)
-    } else {
-        (scale(low), scale(high).max(scale(low) + 1e-9))
-    };
-    let x = |s: u64| margin + (s as f64 / max_step) * (width - 2.0 * margin);
-    let y = |v: f64| height - margin - (scale(v) - lo) / (hi - lo) * (height - 2.0 * margin);
-    let points = |curve: &[(u64, f64)]| {
-        curve
-            .iter()
-            .filter(|(_, l)| l.is_finite())
-            .map(|(s, l)| format!("{:.1},{:.1}", x(*s), y(*l)))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{margin}\" y=\"20\">{title}</text>\n\
-         <line x1=\"{margin}\" y1=\"{bottom}\" x2=\"{right}\" y2=\"{bottom}\" stroke=\"black\"/>\n\
-         <line x1=\"{margin}\" y1=\"{margin}\" x2=\"{margin}\" y2=\"{bottom}\" stroke=\"black\"/>\n",
-        bottom = height - margin,
-        right = width - margin,
-        title = escape(title),
+    let points = |curve: &[(u64, f64)]| curve.iter().map(|&(s, l)| (s as f64, l)).collect();
+    let mut chart = charts::Chart::new(
+        title,
+        "loss",
+        vec![
+            charts::Series::new("train", points(train), 0),
+            charts::Series::new("validation", points(val), 1),
+        ],
     );
-    svg.push_str(&format!(
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">step {}</text>\n<text x=\"5\" y=\"{}\">{:.3}</text>\n<text x=\"5\" y=\"{}\">{:.3}</text>\n",
-        width - margin,
-        height - margin + 20.0,
-        max_step,
-        margin + 4.0,
-        high,
-        height - margin,
-        low
-    ));
-    svg.push_str(&format!(
-        "<polyline fill=\"none\" stroke=\"#7aa6d8\" stroke-width=\"1\" points=\"{}\"/>\n",
-        points(train)
-    ));
-    svg.push_str(&format!(
-        "<polyline fill=\"none\" stroke=\"#d8572a\" stroke-width=\"2\" points=\"{}\"/>\n",
-        points(val)
-    ));
-    svg.push_str(&format!(
-        "<text x=\"{}\" y=\"20\" fill=\"#7aa6d8\">train</text><text x=\"{}\" y=\"20\" fill=\"#d8572a\">validation</text>\n</svg>\n",
-        width - 170.0,
-        width - 120.0
-    ));
-    std::fs::write(path, svg)
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    chart.inside_legend = true;
+    std::fs::write(path, chart.svg())
 }

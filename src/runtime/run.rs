@@ -1,6 +1,7 @@
 //! `nnc run`: compile, load data, train with periodic evaluation and
 //! checkpoints, evaluate, generate samples, and write the run directory
-//! (`metrics.jsonl`, `loss.svg`, `checkpoint.safetensors`).
+//! (`metrics.jsonl`, `run.json`, `report.html`, TensorBoard events,
+//! `loss.svg`, `checkpoint.safetensors`).
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -213,6 +214,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         "memory": estimate.to_json(),
         "out": out.display().to_string(),
     }));
+    reporter.attach(&out, &report::record::info(path, text, &session));
     for note in &notes {
         if let Some(warning) = note.strip_prefix("warning: ") {
             reporter.event(json!({"event": "warning", "message": warning}));
@@ -418,6 +420,7 @@ pub fn cross_validate(
             eprintln!("fold {} of {folds}", fold + 1);
         }
         let summary = run(path, program, text, &fold_options)?;
+        group_report(&base, report::compare::Group::Folds, options);
         per_fold.push(summary.event["metrics"].as_object().cloned().unwrap_or_default());
     }
     let mut mean = Map::new();
@@ -523,6 +526,7 @@ pub fn sweep(
             return Err(RunFailure::Diagnostic(Box::new(diagnostic), Box::new(program)));
         }
         let summary = run(path, program, text, &variant_options)?;
+        group_report(&base, report::compare::Group::Sweep, options);
         variants.push(
             json!({"settings": label, "metrics": summary.event["metrics"], "val_loss": summary.event["val_loss"]}),
         );
@@ -564,4 +568,14 @@ pub fn sweep(
         println!("{event}");
     }
     Ok(Summary { out: base, event })
+}
+
+/// Rewrites the `report.html` over the runs in `base` (after each fold or
+/// variant); a failure is a warning.
+fn group_report(base: &Path, group: report::compare::Group, options: &RunOptions) {
+    if let Err(message) = report::compare::write_group_report(base, group) {
+        if !options.quiet && !options.json {
+            eprintln!("warning: {message}");
+        }
+    }
 }

@@ -53,6 +53,7 @@ fn help_texts() {
         &["bench", "--help"],
         &["fmt", "--help"],
         &["lsp", "--help"],
+        &["report", "--help"],
     ] {
         let (code, stdout, _) = nnc(args);
         assert_eq!(code, 0, "{args:?}");

@@ -12,5 +12,6 @@ mod ir;
 mod jit;
 mod reliability;
 mod lsp;
+mod report;
 mod run;
 mod train;
