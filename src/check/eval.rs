@@ -70,6 +70,20 @@ pub struct Checker<'a> {
     pub called: HashSet<String>,
 }
 
+/// Whether a tensor type has a dimension known to be zero. Such a tensor
+/// holds nothing (and a layer of width zero computes nothing), so the
+/// checker rejects it where it is made rather than let code generation see
+/// it.
+fn has_zero_size(ty: &TensorType) -> bool {
+    ty.shape.iter().any(|d| d.as_const() == Some(0))
+}
+
+/// One message for every empty tensor, so a layer whose parameters are all
+/// empty (`linear(x, 0)`: `w` and `b`) is reported once at the call.
+const ZERO_SIZE_MESSAGE: &str = "a tensor would have a size of zero";
+
+const ZERO_SIZE_HELP: &str = "sizes must be at least 1: check the constants and arguments that give this size";
+
 /// An argument after evaluation.
 #[derive(Clone)]
 pub struct ArgValue {
@@ -223,7 +237,14 @@ impl<'a> Checker<'a> {
         self.depth += 1;
         let value = self.eval_inner(expr, scope);
         self.depth -= 1;
-        value
+        match value {
+            Value::Tensor(t) if has_zero_size(&t.ty) => self.error(
+                Diagnostic::error(codes::ZERO_SIZE, ZERO_SIZE_MESSAGE, expr.span)
+                    .label(format!("this would be {}", t.ty))
+                    .with_help(ZERO_SIZE_HELP),
+            ),
+            value => value,
+        }
     }
 
     fn eval_inner(&mut self, expr: &Expr, scope: &mut Scope) -> Value {
@@ -337,7 +358,18 @@ impl<'a> Checker<'a> {
             }
             Stmt::Param { name, ty, init, span } | Stmt::State { name, ty, init, span } => {
                 let is_param = matches!(stmt, Stmt::Param { .. });
-                let Some(tensor_type) = self.tensor_type(ty, scope, None) else {
+                let tensor_type = self.tensor_type(ty, scope, None).filter(|t| {
+                    let empty = has_zero_size(t);
+                    if empty {
+                        self.report(
+                            Diagnostic::error(codes::ZERO_SIZE, ZERO_SIZE_MESSAGE, ty.span)
+                                .label(format!("`{}` would be {t}", name.name))
+                                .with_help(ZERO_SIZE_HELP),
+                        );
+                    }
+                    !empty
+                });
+                let Some(tensor_type) = tensor_type else {
                     scope.bind(
                         &name.name,
                         Binding {

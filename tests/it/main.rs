@@ -9,5 +9,7 @@ mod fuzz;
 mod grad;
 mod ir;
 mod jit;
+mod pipeline_fuzz;
+mod programs;
 mod run;
 mod train;
