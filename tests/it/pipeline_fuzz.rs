@@ -8,7 +8,7 @@
 //! 120) — and the JIT (bounds-checked) and the interpreter agree on its first
 //! training step's loss within 1e-3 relative + 1e-4 absolute.
 //!
-//! The default run is bounded (40 generated, 14 mutated programs) and prints
+//! The default run is bounded (30 generated programs, one mutation of each example) and prints
 //! a coverage table: every standard-library block, data source, optimizer,
 //! schedule, generation method and section reaches a summary at least once.
 //! More cases: `NNC_PIPELINE_CASES=10000 cargo test --test it pipeline
@@ -25,6 +25,9 @@ use serde_json::Value;
 use crate::common::{examples, root};
 use crate::programs::generate::Generator;
 use crate::programs::{mutate, Rng};
+
+/// Generated programs in the default run (then one mutation of each example).
+const DEFAULT_GENERATED: usize = 30;
 
 const RTOL: f64 = 1e-3;
 const ATOL: f64 = 1e-4;
@@ -249,10 +252,8 @@ struct Tally {
 #[test]
 fn every_program_that_checks_runs() {
     let default_run = env_number("NNC_PIPELINE_CASES").is_none() && env_number("NNC_PIPELINE_SEED").is_none();
-    let cases = env_number("NNC_PIPELINE_CASES").unwrap_or(54) as usize;
     let seed = env_number("NNC_PIPELINE_SEED").unwrap_or(0x0919);
     let limit = Duration::from_secs(env_number("NNC_PIPELINE_TIMEOUT").unwrap_or(120));
-    let mutated_count = if default_run { 14 } else { cases / 4 };
     let started = Instant::now();
     let data_dir = root().join("examples/data");
     let scratch = std::env::temp_dir().join(format!("nnc-pipeline-{}", std::process::id()));
@@ -267,6 +268,8 @@ fn every_program_that_checks_runs() {
             )
         })
         .collect();
+    let cases = env_number("NNC_PIPELINE_CASES").map_or(DEFAULT_GENERATED + sources.len(), |n| n as usize);
+    let mutated_count = if default_run { sources.len() } else { cases / 4 };
     let blocks = library_blocks();
     let mut coverage: BTreeMap<String, Tally> = BTreeMap::new();
     for block in &blocks {

@@ -580,7 +580,7 @@ impl Generator {
     /// With `width` 0 the input is an image, flattened first.
     fn vector_layers(&mut self, w: &mut Writer, width: usize, head: &mut String) -> usize {
         let mut f = width;
-        let count = self.rng.range(1, 3);
+        let count = self.rng.range(2, 4);
         for _ in 0..count {
             let n = self.rng.range(1, 6);
             let layer = self.vector.draw(&mut self.rng);
@@ -614,7 +614,7 @@ impl Generator {
                     f,
                 ),
                 "act" => (self.activation("h"), f),
-                "residual" => ("h + relu(linear(h, F))".replace('F', &f.to_string()), f),
+                "residual" => (format!("h + {}", self.activation(&format!("linear(h, {f})"))), f),
                 "concat" => ("concat([h, square(h)], axis: -1)".to_string(), 2 * f),
                 "slice" => {
                     let k = self.rng.range(1, f);
@@ -751,8 +751,8 @@ impl Generator {
                 "positions" => (format!("h + positions({t}, {d})"), d),
                 "sinusoids" if d % 2 == 0 => (format!("h + sinusoids({t}, {d})"), d),
                 "layer_norm" => ("layer_norm(h)".to_string(), d),
-                "linear" => (format!("linear(h, {n})"), n),
-                "mlp" => (format!("h + mlp(h, hidden: {n}, act: gelu)"), d),
+                "linear" => (self.activation(&format!("linear(h, {n})")), n),
+                "mlp" => (format!("h + mlp(h, hidden: {n}, act: {})", self.rng.pick(ACT_FNS)), d),
                 "dropout" => ("dropout(h, p: 0.3)".to_string(), d),
                 "scan_rnn_cell" => (
                     format!("scan(rnn_cell, h, zeros([B, {n}]), reverse: {})", self.rng.one_in(2)),

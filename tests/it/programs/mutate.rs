@@ -128,7 +128,7 @@ pub fn shrink(text: &str) -> String {
         out.push('\n');
     }
     out.replace("train: 20000", "train: 200")
-        .replace("val: 1000", "val: 20")
+        .replace("val: 1000", "val: 8")
         .replace("length: 300", "length: 5")
         .replace("length: 200", "length: 5")
 }
@@ -173,6 +173,6 @@ fn shrinking_keeps_the_model_and_makes_the_sizes_small() {
     let text = "const T = 64        # context\nconst TT = 5\nconst D = H / 2\nlen: 4..12, train: 20000, val: 1000\n";
     assert_eq!(
         shrink(text),
-        "const T = 7\nconst TT = 5\nconst D = H / 2\nlen: 4..12, train: 200, val: 20\n"
+        "const T = 7\nconst TT = 5\nconst D = H / 2\nlen: 4..12, train: 200, val: 8\n"
     );
 }
