@@ -124,12 +124,7 @@ pub const DATA_SOURCES: &[Schema] = &[
                 Required,
                 "vocabulary size; rarer characters share the last id",
             ),
-            p(
-                "val",
-                SHARE,
-                Float(0.1),
-                "the last share of the text is for validation",
-            ),
+            p("val", SHARE, Float(0.1), "the last share of the text is for validation"),
         ],
         doc: "text as characters: x a window, y the same window shifted by one",
     },

@@ -117,19 +117,24 @@ fn first_losses(path: &Path, batch: Option<usize>) -> Result<Option<(f64, f64)>,
 
 /// Checks, runs and compares one program; `Err` is a failure of the
 /// property, with what happened.
-fn exercise(path: &Path, run_args: &[&str], batch: Option<usize>, limit: Duration) -> Result<Outcome, String> {
+fn exercise(
+    path: &Path,
+    work: &Path,
+    run_args: &[&str],
+    batch: Option<usize>,
+    limit: Duration,
+) -> Result<Outcome, String> {
     let checked = std::panic::catch_unwind(|| nnc::check::check_file(path))
         .map_err(|_| "the checker panicked".to_string())?
         .map_err(|e| e.to_string())?;
     if let Some(first) = checked.diagnostics.iter().find(|d| d.is_error()) {
         return Ok(Outcome::Rejected(first.code.to_string()));
     }
-    let dir = path.parent().unwrap();
     let file = path.display().to_string();
-    let out = dir.join("run").display().to_string();
+    let out = work.join("run").display().to_string();
     let mut args = vec!["run", file.as_str(), "--json", "--out", out.as_str()];
     args.extend_from_slice(run_args);
-    let (code, stdout, stderr) = run_bounded(&args, dir, limit)?;
+    let (code, stdout, stderr) = run_bounded(&args, work, limit)?;
     let outcome = match code {
         Some(0) => {
             let events: Vec<Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
@@ -298,7 +303,7 @@ fn every_program_that_checks_runs() {
         let path: PathBuf = dir.join("program.nn");
         std::fs::write(&path, &text).unwrap();
         let case_started = Instant::now();
-        let result = exercise(&path, args, batch, limit);
+        let result = exercise(&path, &dir, args, batch, limit);
         times.push((case_started.elapsed().as_secs_f64(), format!("case {case} ({label})")));
         match result {
             Ok(outcome) => {
@@ -414,11 +419,7 @@ fn fuzz_regressions_run_to_their_summary() {
             path.file_stem().unwrap().to_string_lossy()
         ));
         std::fs::create_dir_all(&scratch).unwrap();
-        let copy = scratch.join("program.nn");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let data_dir = root().join("examples/data");
-        std::fs::write(&copy, text.replace("\"data/", &format!("\"{}/", data_dir.display()))).unwrap();
-        let outcome = exercise(&copy, &[], None, Duration::from_secs(120));
+        let outcome = exercise(&path, &scratch, &[], None, Duration::from_secs(120));
         assert!(matches!(outcome, Ok(Outcome::Ran)), "{}: {outcome:?}", path.display());
         let _ = std::fs::remove_dir_all(&scratch);
     }
