@@ -667,6 +667,15 @@ impl<'a> Checker<'a> {
         if let Some(value) = self.constant_binary(op, op_span, &a, &b) {
             return value;
         }
+        // A tensor divided by a divisor known to be zero is infinite or NaN
+        // everywhere (`dropout(x, p: 1.0)` divides by `1.0 - p`).
+        if op == BinaryOp::Div && b.as_number() == Some(0.0) {
+            return self.error(
+                Diagnostic::error(codes::DIVISION, "division by zero", op_span)
+                    .label("the divisor is 0")
+                    .with_secondary(b_span, "this is 0 when compiling"),
+            );
+        }
         let a_tensor = self.promote(&a, &b, a_span);
         let b_tensor = self.promote(&b, &a, b_span);
         let (Some(ta), Some(tb)) = (a_tensor, b_tensor) else {
