@@ -8,9 +8,10 @@
 //! 120) — and the JIT (bounds-checked) and the interpreter agree on its first
 //! training step's loss within 1e-3 relative + 1e-4 absolute.
 //!
-//! The default run is bounded (30 generated programs, one mutation of each example) and prints
-//! a coverage table: every standard-library block, data source, optimizer,
-//! schedule, generation method and section reaches a summary at least once.
+//! The default run is bounded (30 generated programs and one mutation of
+//! each example, about 35 s on two cores) and prints a coverage table: every
+//! standard-library block, data source, optimizer, schedule, generation
+//! method and section reaches a summary at least once.
 //! More cases: `NNC_PIPELINE_CASES=10000 cargo test --test it pipeline
 //! -- --nocapture` (a quarter of them mutations); `NNC_PIPELINE_SEED` changes
 //! the programs. A failing program is saved and its path printed.
@@ -151,7 +152,11 @@ fn exercise(
                 if let Some(x) = loss.as_f64().filter(|x| !x.is_finite()) {
                     return Err(format!("a loss of {x} reported as success: {event}"));
                 }
-                if event["event"] == "step" && loss.is_null() {
+                // JSON has no NaN: a non-finite loss is written as null.
+                let given = event
+                    .as_object()
+                    .is_some_and(|o| o.contains_key("loss") || o.contains_key("train_loss"));
+                if given && loss.is_null() {
                     return Err(format!("a non-finite loss reported as success: {event}"));
                 }
             }
@@ -167,7 +172,7 @@ fn exercise(
         Some(code) => return Err(format!("exit code {code}; stderr:\n{stderr}")),
         None => return Err(format!("killed by a signal; stderr:\n{stderr}")),
     };
-    if let Outcome::Ran = outcome {
+    if !matches!(outcome, Outcome::Rejected(_)) {
         let compared = std::panic::catch_unwind(|| first_losses(path, batch))
             .map_err(|_| "panic while comparing the backends".to_string())??;
         if let Some((jit, interp)) = compared {
