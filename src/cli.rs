@@ -263,7 +263,45 @@ pub enum Stage {
     Asm,
 }
 
+/// The exit code after an internal error (a panic): a bug in `nnc`.
+pub const INTERNAL_ERROR: i32 = 3;
+
+/// Makes a panic say that it is a bug in `nnc`, name the program being
+/// compiled, ask for a report, and exit at once with [`INTERNAL_ERROR`]:
+/// nothing unwinds, so nothing half-done is written over a good checkpoint
+/// (checkpoints are written to a temporary file and renamed).
+fn install_panic_hook() {
+    let files: Vec<String> = std::env::args().skip(1).filter(|a| a.ends_with(".nn")).collect();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_string());
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let input = if files.is_empty() {
+            String::new()
+        } else {
+            format!(" while processing {}", files.join(", "))
+        };
+        eprintln!(
+            "internal error: {message}{location}{input}\n\
+             This is a bug in nnc. Please report it with the .nn file (and its data) and this message."
+        );
+        std::process::exit(INTERNAL_ERROR);
+    }));
+}
+
 pub fn main() -> ExitCode {
+    install_panic_hook();
+    // For the test of the hook: a bug on demand.
+    if std::env::var_os("NNC_TEST_PANIC").is_some() {
+        panic!("a panic asked for by NNC_TEST_PANIC");
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {

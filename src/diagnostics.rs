@@ -139,6 +139,8 @@ pub mod codes {
     pub const RETURN_MISMATCH: &str = "E0308";
     pub const RESHAPE_MISMATCH: &str = "E0309";
     pub const INDEX_OUT_OF_RANGE: &str = "E0310";
+    /// A tensor with a size of zero (`linear(x, 0)`): nothing to compute.
+    pub const ZERO_SIZE: &str = "E0311";
 
     /// Program structure.
     pub const MISSING_LOSS: &str = "E0401";
@@ -149,6 +151,8 @@ pub mod codes {
     pub const UNKNOWN_SETTING: &str = "E0406";
     pub const MISSING_SETTING: &str = "E0407";
     pub const BAD_STATEMENT: &str = "E0408";
+    /// A `generate` section the model's inputs or output cannot serve.
+    pub const CANNOT_GENERATE: &str = "E0409";
 
     /// Values of hyper-parameters and settings.
     pub const BAD_VALUE: &str = "E0501";

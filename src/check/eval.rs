@@ -77,6 +77,20 @@ pub struct Checker<'a> {
     pub observed: Option<super::observe::Observations>,
 }
 
+/// Whether a tensor type has a dimension known to be zero. Such a tensor
+/// holds nothing (and a layer of width zero computes nothing), so the
+/// checker rejects it where it is made rather than let code generation see
+/// it.
+fn has_zero_size(ty: &TensorType) -> bool {
+    ty.shape.iter().any(|d| d.as_const() == Some(0))
+}
+
+/// One message for every empty tensor, so a layer whose parameters are all
+/// empty (`linear(x, 0)`: `w` and `b`) is reported once at the call.
+const ZERO_SIZE_MESSAGE: &str = "a tensor would have a size of zero";
+
+const ZERO_SIZE_HELP: &str = "sizes must be at least 1: check the constants and arguments that give this size";
+
 /// An argument after evaluation.
 #[derive(Clone)]
 pub struct ArgValue {
@@ -247,7 +261,14 @@ impl<'a> Checker<'a> {
         self.user_span = outer;
         self.depth -= 1;
         self.observe(expr.span, &value);
-        value
+        match value {
+            Value::Tensor(t) if has_zero_size(&t.ty) => self.error(
+                Diagnostic::error(codes::ZERO_SIZE, ZERO_SIZE_MESSAGE, expr.span)
+                    .label(format!("this would be {}", t.ty))
+                    .with_help(ZERO_SIZE_HELP),
+            ),
+            value => value,
+        }
     }
 
     fn eval_inner(&mut self, expr: &Expr, scope: &mut Scope) -> Value {
@@ -362,7 +383,18 @@ impl<'a> Checker<'a> {
             }
             Stmt::Param { name, ty, init, span } | Stmt::State { name, ty, init, span } => {
                 let is_param = matches!(stmt, Stmt::Param { .. });
-                let Some(tensor_type) = self.tensor_type(ty, scope, None) else {
+                let tensor_type = self.tensor_type(ty, scope, None).filter(|t| {
+                    let empty = has_zero_size(t);
+                    if empty {
+                        self.report(
+                            Diagnostic::error(codes::ZERO_SIZE, ZERO_SIZE_MESSAGE, ty.span)
+                                .label(format!("`{}` would be {t}", name.name))
+                                .with_help(ZERO_SIZE_HELP),
+                        );
+                    }
+                    !empty
+                });
+                let Some(tensor_type) = tensor_type else {
                     scope.bind(
                         &name.name,
                         Binding {
@@ -661,6 +693,15 @@ impl<'a> Checker<'a> {
         // Compile-time arithmetic and logic.
         if let Some(value) = self.constant_binary(op, op_span, &a, &b) {
             return value;
+        }
+        // A tensor divided by a divisor known to be zero is infinite or NaN
+        // everywhere (`dropout(x, p: 1.0)` divides by `1.0 - p`).
+        if op == BinaryOp::Div && b.as_number() == Some(0.0) {
+            return self.error(
+                Diagnostic::error(codes::DIVISION, "division by zero", op_span)
+                    .label("the divisor is 0")
+                    .with_secondary(b_span, "this is 0 when compiling"),
+            );
         }
         let a_tensor = self.promote(&a, &b, a_span);
         let b_tensor = self.promote(&b, &a, b_span);

@@ -16,6 +16,7 @@ pub mod dims;
 mod emit;
 pub mod eval;
 pub mod observe;
+pub mod generation;
 pub mod ops;
 mod resolve;
 pub mod schemas;
@@ -533,6 +534,28 @@ fn check_items(
             Diagnostic::error(codes::MISSING_SETTING, "the program has no `train` section", file_start)
                 .label("expected `train { steps: ..., batch: ... }`"),
         );
+    }
+
+    // A `generate` section asks for generation the model must fit.
+    let generate = user_file.items.iter().find_map(|item| match item {
+        Item::Section(section) if section.kind == SectionKind::Generate => Some(section),
+        _ => None,
+    });
+    let clean = !diagnostics.iter().chain(&checker.diagnostics).any(Diagnostic::is_error);
+    if let (Some(section), true) = (generate, clean) {
+        if let Err(why) = generation::fit(&checker.datasets, &program.eval_trace) {
+            let mut diagnostic = Diagnostic::error(
+                codes::CANNOT_GENERATE,
+                "the model does not fit the generation asked for",
+                section.kind_span,
+            )
+            .label(why)
+            .with_help("remove the `generate` section, or give the model the inputs and output generation needs");
+            if let Some(model) = model {
+                diagnostic = diagnostic.with_secondary(model.name.span, "the model");
+            }
+            checker.report(diagnostic);
+        }
     }
 
     program.datasets = std::mem::take(&mut checker.datasets);

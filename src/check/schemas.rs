@@ -22,6 +22,13 @@ const FRACTION: Kind = Kind::Float {
     max: 0.999_999,
     open_min: false,
 };
+/// A share that must leave something on both sides: text's validation
+/// share (0 would leave no validation text at all).
+const SHARE: Kind = Kind::Float {
+    min: 0.0,
+    max: 0.999_999,
+    open_min: true,
+};
 
 pub const AUGMENTS: &[Schema] = &[
     Schema {
@@ -117,12 +124,7 @@ pub const DATA_SOURCES: &[Schema] = &[
                 Required,
                 "vocabulary size; rarer characters share the last id",
             ),
-            p(
-                "val",
-                FRACTION,
-                Float(0.1),
-                "the last share of the text is for validation",
-            ),
+            p("val", SHARE, Float(0.1), "the last share of the text is for validation"),
         ],
         doc: "text as characters: x a window, y the same window shifted by one",
     },

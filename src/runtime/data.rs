@@ -363,11 +363,19 @@ fn load_text(dataset: &Dataset, base_dir: &Path, data: &mut Data) -> Result<(), 
     let vocab = source.int("vocab").unwrap_or(2) as usize;
     let val_share = source.float("val").unwrap_or(0.1);
     let split_at = ((chars.len() as f64) * (1.0 - val_share)) as usize;
-    if split_at <= context + 1 || chars.len() - split_at <= context + 1 {
+    let val_chars = chars.len() - split_at;
+    if split_at <= context + 1 || val_chars <= context + 1 {
+        // Say which split is short: a `val` of 0 leaves no validation text
+        // however long the file.
+        let (split, have) = if val_chars <= context + 1 {
+            ("validation", val_chars)
+        } else {
+            ("training", split_at)
+        };
         return Err(Diagnostic::error(
             codes::DATA_VALUE,
             format!(
-                "`{path}` has {} characters: too few for a context of {context} in both splits",
+                "`{path}` has {} characters, {have} of them for {split} (val: {val_share}): too few for a context of {context}",
                 chars.len()
             ),
             source.span,

@@ -10,6 +10,7 @@ use ndarray::{ArrayD, IxDyn};
 use super::data::{Data, Split};
 use super::{RunError, Session};
 use crate::check::config::Config;
+use crate::check::generation::{self, Generation};
 use crate::interp::random;
 
 /// How to choose the next token.
@@ -37,6 +38,18 @@ impl Method {
 }
 
 const SAMPLE_STREAM: u64 = (1 << 40) + 3;
+
+/// An error unless the session's model fits generation of `kind` (see
+/// `check::generation`): the shapes below are then what the model gives.
+fn require(session: &Session, kind: Generation, what: &str) -> Result<(), RunError> {
+    match generation::fit(&session.program.datasets, &session.program.eval_trace) {
+        Ok(found) if found == kind => Ok(()),
+        Ok(_) => Err(RunError::Backend(format!(
+            "the model does not fit {what}: its dataset calls for the other kind of generation"
+        ))),
+        Err(why) => Err(RunError::Backend(format!("the model does not fit {what}: {why}"))),
+    }
+}
 
 fn log_softmax(logits: &[f64]) -> Vec<f64> {
     let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -125,6 +138,7 @@ pub fn continue_text(
     length: usize,
     method: &Method,
 ) -> Result<String, RunError> {
+    require(session, Generation::Text, "text generation")?;
     let Split::Stream { context, .. } = &data.val else {
         return Ok(String::new());
     };
@@ -205,6 +219,7 @@ pub fn translate(
     rows: &[usize],
     method: &Method,
 ) -> Result<Vec<Translation>, RunError> {
+    require(session, Generation::Decode, "decoding")?;
     let dataset = session.program.datasets.iter().find(|d| d.name == data.name);
     let attr = |name: &str| dataset.and_then(|d| d.attr(name)).unwrap_or(0) as u32;
     let (pad, bos, eos) = (attr("pad"), attr("bos"), attr("eos"));

@@ -18,6 +18,7 @@ use super::generate::{self, Method};
 use super::report::{self, Mode, Reporter};
 use super::rundir::{self, Intent};
 use super::{Overrides, RunError, Session};
+use crate::check::generation;
 use crate::check::Program;
 use crate::diagnostics::Diagnostic;
 
@@ -347,6 +348,12 @@ fn samples(
     let Some(data) = data.first() else {
         return Ok(());
     };
+    // A model that does not fit generation (a tagger, a classifier) gets
+    // none; the checker rejects a `generate` section for it.
+    let program = &session.program;
+    if generation::fit(&program.datasets, &program.eval_trace).is_err() {
+        return Ok(());
+    }
     let generate = session.program.sections.get("generate");
     let method = Method::from_config(generate.and_then(|g| g.call("method")));
     let count = generate.and_then(|g| g.int("samples")).unwrap_or(3).max(1) as usize;

@@ -128,3 +128,24 @@ fn dump_prints_the_generated_code() {
         "{asm}"
     );
 }
+
+/// A panic is an internal error: the message says so, names the file and
+/// asks for a report, and the exit code is 3 (not Rust's 101).
+#[test]
+fn a_panic_is_an_internal_error_with_exit_code_3() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(["check", "examples/digits_mlp.nn"])
+        .current_dir(crate::common::root())
+        .env("NNC_TEST_PANIC", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.starts_with("internal error: a panic asked for by NNC_TEST_PANIC at src/cli.rs:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("while processing examples/digits_mlp.nn"), "{stderr}");
+    assert!(stderr.contains("This is a bug in nnc. Please report it"), "{stderr}");
+    assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
+}

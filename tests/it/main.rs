@@ -13,5 +13,7 @@ mod jit;
 mod reliability;
 mod lsp;
 mod report;
+mod pipeline_fuzz;
+mod programs;
 mod run;
 mod train;

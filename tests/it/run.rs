@@ -410,3 +410,37 @@ fn the_masked_language_model_learns_from_context() {
     assert!(loss < 2.9, "validation loss {loss:.3}: {summary}");
     std::fs::remove_dir_all(out).unwrap();
 }
+
+/// The per-token tagger of `tests/data/fuzz/tagger_copy.nn` scores source
+/// positions, not target tokens: decoding it directly is an error, not an
+/// index out of bounds, and `nnc run` skips decoding for it (see
+/// `pipeline_fuzz::fuzz_regressions_run_to_their_summary`).
+#[test]
+fn decoding_a_model_that_does_not_fit_is_an_error_not_a_panic() {
+    let path = crate::common::root().join("tests/data/fuzz/tagger_copy.nn");
+    let program = nnc::check::check_file(&path).unwrap();
+    assert!(
+        !program.has_errors(),
+        "{}",
+        program.sources.render(&program.diagnostics, false)
+    );
+    let fit = nnc::check::generation::fit(&program.datasets, &program.eval_trace);
+    assert_eq!(
+        fit,
+        Err("the model gives f32[B, 5, 9], but decoding reads the scores of the next token at each of the 6 positions: it must give f32[B, 6, V]".to_string())
+    );
+    let options = nnc::runtime::Overrides {
+        batch: Some(4),
+        backend: nnc::runtime::Backend::Interp,
+        ..Default::default()
+    };
+    let mut session = nnc::runtime::Session::new(program, path.parent().unwrap(), &options)
+        .unwrap_or_else(|d| panic!("{}", d.0.message));
+    let data = std::mem::take(&mut session.data);
+    let decoded =
+        nnc::runtime::generate::translate(&mut session, &data[0], &[0, 1], &nnc::runtime::generate::Method::Greedy);
+    let Err(error) = decoded else {
+        panic!("decoding a tagger gave {decoded:?}");
+    };
+    assert!(error.to_string().contains("does not fit decoding"), "{error}");
+}

@@ -1,0 +1,431 @@
+//! Every program that checks runs. Generated programs (`programs/generate.rs`)
+//! and meaning-level mutations of the examples (`programs/mutate.rs`) go
+//! through the whole pipeline: a program the checker accepts must, run by
+//! the `nnc` binary for its few training steps (mutated examples: 2 steps at
+//! batch 2), either reach its summary (exit 0, every reported loss finite)
+//! or stop with a diagnostic and exit code 1 — never a panic, a signal or a
+//! hang (each run is killed after `NNC_PIPELINE_TIMEOUT` seconds, default
+//! 120) — and the JIT (bounds-checked) and the interpreter agree on its first
+//! training step's loss within 1e-3 relative + 1e-4 absolute.
+//!
+//! The default run is bounded (30 generated programs and one mutation of
+//! each example, about 35 s on two cores) and prints a coverage table: every
+//! standard-library block, data source, optimizer, schedule, generation
+//! method and section reaches a summary at least once.
+//! More cases: `NNC_PIPELINE_CASES=10000 cargo test --test it pipeline
+//! -- --nocapture` (a quarter of them mutations); `NNC_PIPELINE_SEED` changes
+//! the programs. A failing program is saved and its path printed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{examples, root};
+use crate::programs::generate::Generator;
+use crate::programs::{mutate, Rng};
+
+/// Generated programs in the default run (then one mutation of each example).
+const DEFAULT_GENERATED: usize = 30;
+
+const RTOL: f64 = 1e-3;
+const ATOL: f64 = 1e-4;
+
+/// What became of a program.
+#[derive(Debug)]
+enum Outcome {
+    /// The checker rejected it, with this code.
+    Rejected(String),
+    /// It ran to its summary.
+    Ran,
+    /// It stopped with a diagnostic (exit 1): the first line of stderr.
+    Stopped(String),
+}
+
+fn env_number(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// Runs the `nnc` binary with a time limit; stdout and stderr go to files so
+/// a chatty run cannot block on a full pipe. Returns (exit code or `None`
+/// after a signal, stdout, stderr), or `Err` after the time limit.
+fn run_bounded(args: &[&str], dir: &Path, limit: Duration) -> Result<(Option<i32>, String, String), String> {
+    let stdout_path = dir.join("stdout");
+    let stderr_path = dir.join("stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("nnc starts");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("no answer after {} s (a hang?)", limit.as_secs()));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+    Ok((status.code(), read(&stdout_path), read(&stderr_path)))
+}
+
+/// The first training step's loss on the interpreter and on the JIT (with
+/// bounds checks), compared. `Ok(None)` when the session cannot be built
+/// (the run reports that as a diagnostic).
+fn first_losses(path: &Path, batch: Option<usize>) -> Result<Option<(f64, f64)>, String> {
+    let program = nnc::check::check_file(path).map_err(|e| e.to_string())?;
+    let dir = path.parent().unwrap();
+    let overrides = nnc::runtime::Overrides {
+        batch,
+        backend: nnc::runtime::Backend::Interp,
+        ..Default::default()
+    };
+    let Ok(session) = nnc::runtime::Session::new(program, dir, &overrides) else {
+        return Ok(None);
+    };
+    let env = session.step_env(0);
+    let oracle = nnc::interp::run_outputs(&session.step_graph, &env).map_err(|e| format!("interpreter: {e}"))?;
+    let interp = oracle["loss"].first().copied().ok_or("no loss")?;
+    let options = nnc::codegen::CompileOptions {
+        check_bounds: true,
+        threads: 2,
+        adaptive: false,
+        flush_subnormals: true,
+    };
+    let (mut compiled, inputs) =
+        nnc::codegen::bench::compile_step(&session, &options).map_err(|e| format!("JIT compile: {e}"))?;
+    let mut feeds = env.feeds;
+    feeds.retain(|name, _| inputs.contains(name));
+    compiled
+        .run(&feeds, session.seed, 0)
+        .map_err(|e| format!("JIT step: {e}"))?;
+    let jit = compiled
+        .output("loss")
+        .and_then(|l| l.first().copied())
+        .ok_or("the JIT gave no loss")?;
+    Ok(Some((jit, interp)))
+}
+
+/// Checks, runs and compares one program; `Err` is a failure of the
+/// property, with what happened.
+fn exercise(
+    path: &Path,
+    work: &Path,
+    run_args: &[&str],
+    batch: Option<usize>,
+    limit: Duration,
+) -> Result<Outcome, String> {
+    let checked = std::panic::catch_unwind(|| nnc::check::check_file(path))
+        .map_err(|_| "the checker panicked".to_string())?
+        .map_err(|e| e.to_string())?;
+    if let Some(first) = checked.diagnostics.iter().find(|d| d.is_error()) {
+        return Ok(Outcome::Rejected(first.code.to_string()));
+    }
+    let file = path.display().to_string();
+    let out = work.join("run").display().to_string();
+    let mut args = vec!["run", file.as_str(), "--json", "--out", out.as_str()];
+    args.extend_from_slice(run_args);
+    let (code, stdout, stderr) = run_bounded(&args, work, limit)?;
+    let outcome = match code {
+        Some(0) => {
+            let events: Vec<Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+            events
+                .last()
+                .filter(|e| e["event"] == "summary")
+                .ok_or_else(|| format!("exit 0 without a summary; stdout:\n{stdout}\nstderr:\n{stderr}"))?;
+            for event in &events {
+                let loss = match event["event"].as_str() {
+                    Some("step") => &event["loss"],
+                    Some("summary") => &event["train_loss"],
+                    _ => continue,
+                };
+                if let Some(x) = loss.as_f64().filter(|x| !x.is_finite()) {
+                    return Err(format!("a loss of {x} reported as success: {event}"));
+                }
+                // JSON has no NaN: a non-finite loss is written as null.
+                let given = event
+                    .as_object()
+                    .is_some_and(|o| o.contains_key("loss") || o.contains_key("train_loss"));
+                if given && loss.is_null() {
+                    return Err(format!("a non-finite loss reported as success: {event}"));
+                }
+            }
+            Outcome::Ran
+        }
+        Some(1) if stderr.contains("error") => Outcome::Stopped(
+            stderr
+                .lines()
+                .find(|l| l.contains("error"))
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        Some(code) => return Err(format!("exit code {code}; stderr:\n{stderr}")),
+        None => return Err(format!("killed by a signal; stderr:\n{stderr}")),
+    };
+    if !matches!(outcome, Outcome::Rejected(_)) {
+        let compared = std::panic::catch_unwind(|| first_losses(path, batch))
+            .map_err(|_| "panic while comparing the backends".to_string())??;
+        if let Some((jit, interp)) = compared {
+            let agree = (jit.is_nan() && interp.is_nan()) || (jit - interp).abs() <= ATOL + RTOL * interp.abs();
+            if !agree {
+                return Err(format!(
+                    "first-step loss: JIT {jit:.9}, interpreter {interp:.9} (tolerance {RTOL} relative + {ATOL})"
+                ));
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+/// Features a program exercises, for the coverage table: standard-library
+/// blocks it calls, its data source, optimizer, schedules, sections and
+/// generation method.
+fn features(text: &str, blocks: &[String]) -> Vec<String> {
+    let mut found = Vec::new();
+    let model_part = text.split("\noptimizer ").next().unwrap_or(text);
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    for block in blocks {
+        let bytes = model_part.as_bytes();
+        let used = model_part.match_indices(block.as_str()).any(|(i, _)| {
+            let before = i.checked_sub(1).map(|j| bytes[j]);
+            let after = bytes.get(i + block.len()).copied();
+            !before.is_some_and(is_word) && !after.is_some_and(is_word)
+        });
+        if used {
+            found.push(format!("layer {block}"));
+        }
+    }
+    for line in text.lines() {
+        let mut words = line
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .filter(|w| !w.is_empty());
+        match words.next() {
+            Some("data") => {
+                if let Some(source) = words.nth(1) {
+                    found.push(format!("data {source}"));
+                }
+            }
+            Some("optimizer") => {
+                let rest: Vec<&str> = words.collect();
+                if let Some(name) = rest.first() {
+                    found.push(format!("optimizer {name}"));
+                }
+                for pair in rest.windows(2) {
+                    if pair[0] == "schedule" || pair[0] == "then" {
+                        found.push(format!("schedule {}", pair[1]));
+                    }
+                }
+            }
+            Some(section @ ("eval" | "sweep" | "analyze" | "train")) => found.push(format!("section {section}")),
+            Some("generate") => {
+                found.push("section generate".to_string());
+                let method = line
+                    .split("method: ")
+                    .nth(1)
+                    .and_then(|m| m.split(['(', ',', ' ']).next());
+                if let Some(method) = method {
+                    found.push(format!("generate {method}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+/// The names of the standard library's blocks.
+fn library_blocks() -> Vec<String> {
+    nnc::stdlib::FILES
+        .iter()
+        .flat_map(|(_, text)| text.lines())
+        .filter_map(|l| l.strip_prefix("block "))
+        .map(|l| l.split('(').next().unwrap().to_string())
+        .collect()
+}
+
+#[derive(Default)]
+struct Tally {
+    checked: usize,
+    ran: usize,
+}
+
+#[test]
+fn every_program_that_checks_runs() {
+    let default_run = env_number("NNC_PIPELINE_CASES").is_none() && env_number("NNC_PIPELINE_SEED").is_none();
+    let seed = env_number("NNC_PIPELINE_SEED").unwrap_or(0x0919);
+    let limit = Duration::from_secs(env_number("NNC_PIPELINE_TIMEOUT").unwrap_or(120));
+    let started = Instant::now();
+    let data_dir = root().join("examples/data");
+    let scratch = std::env::temp_dir().join(format!("nnc-pipeline-{}", std::process::id()));
+    let mut generator = Generator::new(seed, &data_dir);
+    let mut rng = Rng::new(seed ^ 0x5eed);
+    let sources: Vec<(String, String)> = examples()
+        .iter()
+        .map(|p| {
+            (
+                p.file_stem().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(p).unwrap(),
+            )
+        })
+        .collect();
+    let cases = env_number("NNC_PIPELINE_CASES").map_or(DEFAULT_GENERATED + sources.len(), |n| n as usize);
+    let mutated_count = if default_run { sources.len() } else { cases / 4 };
+    let blocks = library_blocks();
+    let mut coverage: BTreeMap<String, Tally> = BTreeMap::new();
+    for block in &blocks {
+        coverage.entry(format!("layer {block}")).or_default();
+    }
+    let mut rejected: BTreeMap<String, usize> = BTreeMap::new();
+    let mut stopped: Vec<String> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
+    let (mut ran, mut generated_checked) = (0, 0);
+    let mut times: Vec<(f64, String)> = Vec::new();
+    for case in 0..cases {
+        let mutation = case >= cases - mutated_count;
+        let (label, text, args, batch): (String, String, &[&str], Option<usize>) = if mutation {
+            let (name, text) = &sources[case % sources.len()];
+            (
+                format!("mutated {name}"),
+                mutate::mutate(&mut rng, &mutate::shrink(text), &data_dir),
+                &["--steps", "2", "--batch", "2"],
+                Some(2),
+            )
+        } else {
+            ("generated".to_string(), generator.program(), &[], None)
+        };
+        let dir = scratch.join(format!("case-{case}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path: PathBuf = dir.join("program.nn");
+        std::fs::write(&path, &text).unwrap();
+        let case_started = Instant::now();
+        let result = exercise(&path, &dir, args, batch, limit);
+        times.push((case_started.elapsed().as_secs_f64(), format!("case {case} ({label})")));
+        match result {
+            Ok(outcome) => {
+                if !matches!(outcome, Outcome::Rejected(_)) && !mutation {
+                    generated_checked += 1;
+                }
+                for feature in features(&text, &blocks) {
+                    let tally = coverage.entry(feature).or_default();
+                    if !matches!(outcome, Outcome::Rejected(_)) {
+                        tally.checked += 1;
+                    }
+                    if matches!(outcome, Outcome::Ran) {
+                        tally.ran += 1;
+                    }
+                }
+                let keep = matches!(outcome, Outcome::Stopped(_)) || std::env::var_os("NNC_PIPELINE_KEEP").is_some();
+                match outcome {
+                    Outcome::Rejected(code) => *rejected.entry(format!("{label}: {code}")).or_default() += 1,
+                    Outcome::Ran => ran += 1,
+                    Outcome::Stopped(line) => {
+                        stopped.push(format!("case {case} ({label}, {}): {line}", path.display()))
+                    }
+                }
+                if !keep {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            }
+            Err(why) => failures.push(format!("case {case} ({label}), kept at {}: {why}", path.display())),
+        }
+    }
+    let generated = cases - mutated_count;
+    println!("pipeline fuzz: seed {seed}, {cases} programs ({generated} generated, {mutated_count} mutated examples) in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "  ran to the summary: {ran}; stopped with a diagnostic: {}; rejected by the checker: {}",
+        stopped.len(),
+        rejected.values().sum::<usize>()
+    );
+    for (what, count) in &rejected {
+        println!("  rejected {what}: {count}");
+    }
+    times.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (secs, case) in times.iter().take(5) {
+        println!("  slow: {case} {secs:.1} s");
+    }
+    for line in stopped.iter().take(20) {
+        println!("  stopped {line}");
+    }
+    println!("  {:<34} {:>8} {:>8}", "feature", "checked", "ran");
+    for (feature, tally) in &coverage {
+        println!("  {feature:<34} {:>8} {:>8}", tally.checked, tally.ran);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} programs broke the property:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+    // The generator writes programs that check (a generator that drifted
+    // into errors would test nothing past the checker).
+    assert!(
+        generated_checked * 10 >= generated * 9,
+        "only {generated_checked} of {generated} generated programs checked"
+    );
+    if default_run {
+        let mut required: Vec<String> = blocks.iter().map(|b| format!("layer {b}")).collect();
+        for (kind, names) in REQUIRED {
+            required.extend(names.iter().map(|n| format!("{kind} {n}")));
+        }
+        let missing: Vec<&String> = required
+            .iter()
+            .filter(|f| coverage.get(*f).is_none_or(|t| t.ran == 0))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "never ran to a summary in the default run: {missing:?}"
+        );
+    }
+    if stopped.is_empty() && std::env::var_os("NNC_PIPELINE_KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+}
+
+/// What the default run must reach a summary with, besides every
+/// standard-library block.
+const REQUIRED: &[(&str, &[&str])] = &[
+    ("data", &["csv", "series", "text", "copy", "reverse", "sort", "add"]),
+    ("optimizer", &["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"]),
+    (
+        "schedule",
+        &["constant", "warmup", "step", "exponential", "cosine", "linear"],
+    ),
+    ("section", &["train", "eval", "generate", "sweep", "analyze"]),
+    ("generate", &["greedy", "beam", "sample"]),
+];
+
+/// Programs the pipeline fuzzer found broken, minimized, in
+/// `tests/data/fuzz/`: each now runs to its summary, and the JIT and the
+/// interpreter agree on its first step.
+#[test]
+fn fuzz_regressions_run_to_their_summary() {
+    let dir = root().join("tests/data/fuzz");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "nn"))
+        .collect();
+    paths.sort();
+    assert!(!paths.is_empty());
+    for path in paths {
+        let scratch = std::env::temp_dir().join(format!(
+            "nnc-fuzz-regression-{}-{}",
+            std::process::id(),
+            path.file_stem().unwrap().to_string_lossy()
+        ));
+        std::fs::create_dir_all(&scratch).unwrap();
+        let outcome = exercise(&path, &scratch, &[], None, Duration::from_secs(120));
+        assert!(matches!(outcome, Ok(Outcome::Ran)), "{}: {outcome:?}", path.display());
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+}
