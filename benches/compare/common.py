@@ -207,4 +207,8 @@ def host():
         pass
     info["isa"] = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags]
     info["cpus"] = os.cpu_count()
+    try:
+        info["load"] = open("/proc/loadavg").read().split()[0]
+    except OSError:
+        info["load"] = "?"
     return info

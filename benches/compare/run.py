@@ -198,12 +198,13 @@ def main():
     info = common.host()
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     host_line = (f"host: {info['model']} (family {info['family']}, model {info['cpu_model']}), "
-                 f"{', '.join(info['isa']) or 'no AVX2'}, {info['cpus']} CPUs; {args.threads} threads; {now}")
+                 f"{', '.join(info['isa']) or 'no AVX2'}, {info['cpus']} CPUs; {args.threads} threads; {now}; "
+                 f"load average {info['load']}")
     print(host_line, flush=True)
 
     results = {(w, s): [] for w in workloads for s in systems}
     peaks = h.peaks()
-    print("matmul peak, fp32 1024³, GFLOP/s: " + (", ".join(f"{k} {v:.0f}" for k, v in peaks.items()) or "not measured"),
+    print("matmul peak, fp32 1024³, GFLOP/s, before the runs: " + (", ".join(f"{k} {v:.0f}" for k, v in peaks.items()) or "not measured"),
           flush=True)
     for r in range(args.repeats):
         for w in workloads:
@@ -214,7 +215,13 @@ def main():
                     results[(w, s)].append(result)
         print(f"repeat {r + 1}/{args.repeats} done", file=sys.stderr, flush=True)
 
+    # The peak again after the runs (the machine may be busier or quieter
+    # by then): the better of the two measurements counts.
+    for key, value in h.peaks().items():
+        peaks[key] = max(value, peaks.get(key, 0.0))
+    print("matmul peak, best of before and after: " + (", ".join(f"{k} {v:.0f}" for k, v in peaks.items()) or "not measured"))
     best_peak = max(peaks.values()) if peaks else None
+    print(f"load average at the end: {common.host()['load']}")
 
     def med(w, s, key):
         values = [x[key] for x in results[(w, s)] if x.get(key) is not None]
@@ -265,7 +272,7 @@ def main():
     print(f"Median over {args.repeats} repeat(s) of each run's median ms/step (runs of "
           + ", ".join(f"{w} {h.steps(common.WORKLOADS[w])}" for w in workloads)
           + " timed steps). GFLOP/s: nnc's count of the step (2mnk per product, 1 per element-wise op"
-          " and reduced element) over its time; share of peak: of the best 1024³ rate above."
+          " and reduced element) over its time; share of peak: of the best 1024³ rate of the sitting."
           + " Peak RSS: the process's, the largest over the repeats; (+N): above the"
           " process's resident memory once the framework was imported.")
     if args.verbose:

@@ -201,6 +201,10 @@ def main():
     parser.add_argument("--size", type=int, default=1024)
     args = parser.parse_args()
     common.pin_threads(args.threads)
+    if args.compile:
+        # Inductor compiles in this process: no pool of worker processes
+        # left running beside the timed steps.
+        os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
     os.environ.update({k: v for k, v in common.thread_env(args.threads).items() if k not in os.environ})
     if not args.peak and not args.workload:
         parser.error("a workload or --peak")
