@@ -221,7 +221,14 @@ def main():
         peaks[key] = max(value, peaks.get(key, 0.0))
     print("matmul peak, best of before and after: " + (", ".join(f"{k} {v:.0f}" for k, v in peaks.items()) or "not measured"))
     best_peak = max(peaks.values()) if peaks else None
-    print(f"load average at the end: {common.host()['load']}")
+    load = common.host()["load"]
+    print(f"load average at the end: {load}")
+    try:
+        if max(float(info["load"]), float(load)) > (info["cpus"] or 1):
+            print(f"warning: load average above {info['cpus']} CPUs: other processes ran beside the "
+                  "measurements, so the figures measure that contention too", flush=True)
+    except ValueError:
+        pass
 
     def med(w, s, key):
         values = [x[key] for x in results[(w, s)] if x.get(key) is not None]
