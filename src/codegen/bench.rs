@@ -47,16 +47,21 @@ const SHAPES: &[(usize, usize, usize, usize, bool, &str)] = &[
 
 /// GFLOP/s of `gemm` (one thread, and `threads` threads through the JIT's
 /// own split over a [`Team`]) and `matrixmultiply` (its own threading, set
-/// by `MATMUL_NUM_THREADS`) on the examples' shapes, as a Markdown table.
+/// by `MATMUL_NUM_THREADS`) on the examples' shapes, as a Markdown table;
+/// with `only`, just the shapes whose "where" contains it (`"square 1024"`:
+/// the matmul peak benches/compare measures).
 ///
 /// [`Team`]: super::team::Team
-pub fn gemm_crates(threads: usize) -> String {
+pub fn gemm_crates(threads: usize, only: Option<&str>) -> String {
     use super::gemm::{nnc_matmul, MatMulDesc, Operand};
     let team = super::team::Team::new(threads);
     let mut out = format!(
         "| shape m×k×n (×batch) | where | gemm 1 thread | gemm {threads} threads (split) | matrixmultiply |\n| --- | --- | --- | --- | --- |\n"
     );
     for &(m, k, n, batch, transposed, place) in SHAPES {
+        if only.is_some_and(|only| !place.contains(only)) {
+            continue;
+        }
         let (sa, sb, sc) = (m * k * batch, k * n * batch, m * n * batch);
         let mut arena: Vec<f32> = (0..sa + sb + sc).map(|i| (i % 7) as f32 * 0.1).collect();
         // A is stored [k, m] when transposed (a gradient's `x^T @ dy`).

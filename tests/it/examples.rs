@@ -75,3 +75,47 @@ fn parameters_have_instance_paths() {
     unique.dedup();
     assert_eq!(unique.len(), paths.len(), "parameter paths must be unique");
 }
+
+/// The six workloads of `benches/compare` check, with the parameter counts
+/// the PyTorch and JAX models there must match (worked out by hand). The two
+/// on 28x28 digits read a CSV that `make_data.py` generates; they are
+/// checked as copies beside a header-only stand-in for it.
+#[test]
+fn comparison_workloads_check() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches").join("compare");
+    let scratch = std::env::temp_dir().join(format!("nnc-compare-{}", std::process::id()));
+    std::fs::create_dir_all(scratch.join("data")).unwrap();
+    let header: Vec<String> = (0..784).map(|i| format!("p{i}")).chain(["label".into()]).collect();
+    std::fs::write(scratch.join("data").join("digits28.csv"), header.join(",") + "\n").unwrap();
+    let count = |file: &str, settings: &[(&str, f64)]| -> i64 {
+        let mut path = dir.join(file);
+        if std::fs::read_to_string(&path).unwrap().contains("data/digits28.csv") {
+            std::fs::copy(&path, scratch.join(file)).unwrap();
+            path = scratch.join(file);
+        }
+        let settings = settings.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let program = nnc::check::check_file_with(&path, settings).expect("readable");
+        assert!(
+            !program.has_errors(),
+            "{file} has errors:\n{}",
+            program.sources.render(&program.diagnostics, false)
+        );
+        program.param_count()
+    };
+    // 64*128 + 128 + 128*10 + 10
+    assert_eq!(count("mlp.nn", &[]), 9_610);
+    // 784*1024 + 1024 + 1024*1024 + 1024 + 1024*10 + 10
+    assert_eq!(count("mlp_wide.nn", &[]), 1_863_690);
+    // conv 9*16 + 16, conv 144*32 + 32, linear 32*7*7*10 + 10
+    assert_eq!(count("cnn.nn", &[]), 160 + 4_640 + 15_690);
+    // embed 65*64; lstm 64*512 + 512 + 128*512; head 128*65 + 65
+    assert_eq!(count("lstm.nn", &[]), 4_160 + 98_816 + 8_385);
+    // embed 65*128, positions 64*128, 2 layers of (2 norms 512, q/k/v/o
+    // 4*(128*128 + 128), up 128*512 + 512, down 512*128 + 128), norm 256, head 128*65 + 65
+    assert_eq!(count("gpt.nn", &[]), 8_320 + 8_192 + 2 * 198_272 + 256 + 8_385);
+    // gpt-small: embed 65*384, positions 128*384, 6 layers of (1536 + 4*147,840
+    // + 591,360 + 590,208), norm 768, head 384*65 + 65
+    let small = [("D", 384.0), ("HEADS", 6.0), ("LAYERS", 6.0), ("T", 128.0)];
+    assert_eq!(count("gpt.nn", &small), 24_960 + 49_152 + 6 * 1_774_464 + 768 + 25_025);
+    std::fs::remove_dir_all(&scratch).unwrap();
+}
