@@ -148,34 +148,6 @@ pub unsafe fn matmul(
         }
         return;
     }
-    // The library multiplies a right operand stored transposed (`x @ wᵀ`,
-    // every layer's input gradient) at about half its rate once the left
-    // operand has many rows (measured, see `BENCHMARKS.md`): copy it into
-    // row-major order first, which costs one pass over `k·n` elements.
-    if b_row == 1 && b_col != 1 && n > 1 && m >= TRANSPOSE_MIN_ROWS && k * n >= TRANSPOSE_MIN_ELEMENTS {
-        return SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            if scratch.len() < k * n {
-                scratch.resize(k * n, 0.0);
-            }
-            unsafe { transpose_into(b, b_col, k, n, scratch.as_mut_ptr()) };
-            let packed = scratch.as_ptr();
-            unsafe {
-                matmul(
-                    m,
-                    k,
-                    n,
-                    a,
-                    (a_row, a_col),
-                    packed,
-                    (n as isize, 1),
-                    c,
-                    (c_row, c_col),
-                    accumulate,
-                )
-            };
-        });
-    }
     unsafe {
         gemm::gemm(
             m,
@@ -201,45 +173,12 @@ pub unsafe fn matmul(
     }
 }
 
-/// Rows of the left operand from which a transposed right operand is
-/// copied into row-major order before the product.
-const TRANSPOSE_MIN_ROWS: usize = 64;
-/// Elements of the right operand from which it is worth copying.
-const TRANSPOSE_MIN_ELEMENTS: usize = 1 << 12;
-
-thread_local! {
-    /// Each thread's room for a transposed right operand.
-    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Writes the `k×n` matrix whose element `(p, j)` is at `b + p + j·b_col`
-/// (stored transposed) into `out` in row-major order, in 8×8 tiles so both
-/// sides stay in a few cache lines.
-///
-/// # Safety
-/// `b` addresses the whole matrix and `out` holds `k·n` elements.
-unsafe fn transpose_into(b: *const f32, b_col: isize, k: usize, n: usize, out: *mut f32) {
-    const TILE: usize = 8;
-    for j0 in (0..n).step_by(TILE) {
-        let j1 = (j0 + TILE).min(n);
-        for p0 in (0..k).step_by(TILE) {
-            let p1 = (p0 + TILE).min(k);
-            for j in j0..j1 {
-                let column = unsafe { b.offset(j as isize * b_col) };
-                for p in p0..p1 {
-                    unsafe { *out.add(p * n + j) = *column.add(p) };
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// `C = A @ B` with B stored transposed, against the definition, on
-    /// both sides of the size from which B is copied first.
+    /// `C = A @ B` with B stored transposed (every layer's input
+    /// gradient), against the definition.
     #[test]
     fn transposed_right_operands_multiply_correctly() {
         for &(m, k, n) in &[(3, 5, 7), (64, 70, 65), (130, 33, 129)] {
