@@ -148,6 +148,24 @@ pub unsafe fn matmul(
         }
         return;
     }
+    if b_row == 1 && b_col != 1 && c_col == 1 && through_transposed_result(m, k, n) {
+        return SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            if scratch.len() < m * n {
+                scratch.resize(m * n, 0.0);
+            }
+            let t = scratch.as_mut_ptr();
+            // Cᵀ into the scratch (element (i, j) at j·m + i), then C from it.
+            unsafe { matmul(m, k, n, a, (a_row, a_col), b, (b_row, b_col), t, (1, m as isize), false) };
+            for i in 0..m {
+                let row = unsafe { c.offset(i as isize * c_row) };
+                for j in 0..n {
+                    let value = unsafe { *t.add(j * m + i) };
+                    unsafe { *row.add(j) = if accumulate { *row.add(j) + value } else { value } };
+                }
+            }
+        });
+    }
     unsafe {
         gemm::gemm(
             m,
@@ -173,37 +191,60 @@ pub unsafe fn matmul(
     }
 }
 
+/// Whether `C = A @ Bᵀ` (the right operand stored transposed, every
+/// layer's input gradient) is faster computed as `Cᵀ` into a scratch and
+/// copied: the `gemm` crate runs that layout at 2-4x the rate of a
+/// row-major `C` when the left operand has few rows and the inner size is
+/// large (measured alone, see `BENCHMARKS.md`: 64x1024x1024 3.45 -> 0.87
+/// ms; 128x128x512 and 1024x512x128 are slower that way; 32x512x128 was
+/// faster alone but made the LSTM's step slower, cut in parts of 16 rows).
+fn through_transposed_result(m: usize, k: usize, n: usize) -> bool {
+    (64..=256).contains(&m) && k >= 512 && n >= 128 && (m <= 128 || k >= 1024)
+}
+
+thread_local! {
+    /// Each thread's room for a transposed result.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// `C = A @ B` with B stored transposed (every layer's input
-    /// gradient), against the definition.
+    /// gradient), against the definition, directly and through a
+    /// transposed result (64x600x130), written and accumulated.
     #[test]
     fn transposed_right_operands_multiply_correctly() {
-        for &(m, k, n) in &[(3, 5, 7), (64, 70, 65), (130, 33, 129)] {
+        for &(m, k, n) in &[(3, 5, 7), (64, 70, 65), (130, 33, 129), (64, 600, 130)] {
             let a: Vec<f32> = (0..m * k).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
             // B stored as Bᵀ: element (p, j) at j·k + p.
             let bt: Vec<f32> = (0..k * n).map(|i| ((i * 17) % 7) as f32 - 3.0).collect();
             let mut c = vec![0f32; m * n];
-            unsafe {
-                matmul(
-                    m,
-                    k,
-                    n,
-                    a.as_ptr(),
-                    (k as isize, 1),
-                    bt.as_ptr(),
-                    (1, k as isize),
-                    c.as_mut_ptr(),
-                    (n as isize, 1),
-                    false,
-                )
-            };
-            for i in 0..m {
-                for j in 0..n {
-                    let want: f32 = (0..k).map(|p| a[i * k + p] * bt[j * k + p]).sum();
-                    assert_eq!(c[i * n + j], want, "C[{i}, {j}] of {m}x{k}x{n}");
+            for (accumulate, times) in [(false, 1.0), (true, 2.0)] {
+                unsafe {
+                    matmul(
+                        m,
+                        k,
+                        n,
+                        a.as_ptr(),
+                        (k as isize, 1),
+                        bt.as_ptr(),
+                        (1, k as isize),
+                        c.as_mut_ptr(),
+                        (n as isize, 1),
+                        accumulate,
+                    )
+                };
+                for i in 0..m {
+                    for j in 0..n {
+                        let want: f32 = (0..k).map(|p| a[i * k + p] * bt[j * k + p]).sum();
+                        assert_eq!(
+                            c[i * n + j],
+                            times * want,
+                            "C[{i}, {j}] of {m}x{k}x{n}, accumulate {accumulate}"
+                        );
+                    }
                 }
             }
         }
