@@ -217,34 +217,22 @@ pub(super) fn sums_of_products(bound: &Bound, materialized: &mut [bool]) -> Hash
 /// buffer, if it is one: offsets affine in the indices, batch axes
 /// collapsible to one stride.
 pub fn matmul_view(bound: &Bound, materialized: &[bool], node: NodeId) -> Option<View> {
-    let shape = bound.shape(node).to_vec();
+    let shape = bound.shape(node);
     let rank = shape.len();
-    let mut exprs = Exprs::default();
-    let index = vars(0, &shape);
-    let e = Expander::new(bound, materialized, &mut exprs).value(node, &index);
-    let Expr::Load { buffer, offset } = exprs.get(e).clone() else {
-        return None;
-    };
-    if offset.terms.iter().any(|(a, _)| !matches!(a, Atom::Var { .. })) || offset.constant < 0 {
+    if rank - 2 > MAX_BATCH {
         return None;
     }
-    let stride = |axis: usize| offset.coefficient(axis as u32).0 as isize;
-    let (row, col) = (stride(rank - 2), stride(rank - 1));
-    if (shape[rank - 2] > 1 && row < 0) || (shape[rank - 1] > 1 && col < 0) || rank - 2 > MAX_BATCH {
-        return None;
-    }
+    let view = strided_view(bound, materialized, node)?;
     let mut batch = [0isize; MAX_BATCH];
     let first = MAX_BATCH - (rank - 2);
-    for axis in 0..rank - 2 {
-        batch[first + axis] = if shape[axis] > 1 { stride(axis) } else { 0 };
-    }
+    batch[first..].copy_from_slice(&view.strides[..rank - 2]);
     Some(View {
-        buffer,
+        buffer: view.buffer,
         strides: Operand {
-            offset: offset.constant as isize,
+            offset: view.offset,
             batch,
-            row: if shape[rank - 2] > 1 { row } else { 0 },
-            col: if shape[rank - 1] > 1 { col } else { 0 },
+            row: view.strides[rank - 2],
+            col: view.strides[rank - 1],
         },
     })
 }
