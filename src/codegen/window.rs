@@ -92,48 +92,38 @@ fn columns(d: &WindowDesc) -> Vec<Option<isize>> {
     out
 }
 
-/// `unfold2d` for thread `thread` of `threads`: the parts `thread`,
-/// `thread + threads`, ...
-///
-/// # Safety
-/// `desc` points to a live descriptor whose views lie inside the arena at
-/// `arena`, and no other thread writes what these parts read or write.
-pub unsafe extern "C" fn nnc_unfold2d(desc: *const WindowDesc, arena: *mut f32, thread: usize, threads: usize) {
-    let d = unsafe { &*desc };
+/// Walks the patches of the parts `thread`, `thread + threads`, ... in
+/// memory order: `image` gets each image's offset before its patches,
+/// `element` the offset of each patch element and of the image element it
+/// holds (`None` in the padding).
+fn walk(
+    d: &WindowDesc,
+    thread: usize,
+    threads: usize,
+    mut image: impl FnMut(isize),
+    mut element: impl FnMut(isize, Option<isize>),
+) {
     let (k, s, p) = (d.kernel as isize, d.stride as isize, d.padding as isize);
     let [i0, i_n, i_c, i_y, i_x] = d.image;
     let [p0, p_n, p_y, p_x, p_f] = d.patches;
     let cols = columns(d);
     for part in (thread..d.parts.max(1)).step_by(threads.max(1)) {
         for n in d.images(part) {
-            let image = i0 + n as isize * i_n;
+            let base = i0 + n as isize * i_n;
+            image(base);
             for oy in 0..d.oh as isize {
                 for ox in 0..d.ow as isize {
-                    let mut out = unsafe { arena.offset(p0 + n as isize * p_n + oy * p_y + ox * p_x) };
+                    let mut at = p0 + n as isize * p_n + oy * p_y + ox * p_x;
                     let xs = &cols[ox as usize * d.kernel..(ox as usize + 1) * d.kernel];
                     for c in 0..d.c as isize {
-                        let plane = image + c * i_c;
+                        let plane = base + c * i_c;
                         for ki in 0..k {
                             let y = oy * s + ki - p;
-                            if (0..d.h as isize).contains(&y) {
-                                let row = plane + y * i_y;
-                                for x in xs {
-                                    let v = match x {
-                                        Some(x) => unsafe { *arena.offset(row + x * i_x) },
-                                        None => 0.0,
-                                    };
-                                    unsafe {
-                                        *out = v;
-                                        out = out.offset(p_f);
-                                    }
-                                }
-                            } else {
-                                for _ in 0..k {
-                                    unsafe {
-                                        *out = 0.0;
-                                        out = out.offset(p_f);
-                                    }
-                                }
+                            let inside = (0..d.h as isize).contains(&y);
+                            let row = plane + y * i_y;
+                            for x in xs {
+                                element(at, x.filter(|_| inside).map(|x| row + x * i_x));
+                                at += p_f;
                             }
                         }
                     }
@@ -143,6 +133,23 @@ pub unsafe extern "C" fn nnc_unfold2d(desc: *const WindowDesc, arena: *mut f32, 
     }
 }
 
+/// `unfold2d` for thread `thread` of `threads`: the parts `thread`,
+/// `thread + threads`, ...
+///
+/// # Safety
+/// `desc` points to a live descriptor whose views lie inside the arena at
+/// `arena`, and no other thread writes what these parts read or write.
+pub unsafe extern "C" fn nnc_unfold2d(desc: *const WindowDesc, arena: *mut f32, thread: usize, threads: usize) {
+    let d = unsafe { &*desc };
+    walk(
+        d,
+        thread,
+        threads,
+        |_| {},
+        |patch, pixel| unsafe { *arena.offset(patch) = pixel.map_or(0.0, |at| *arena.offset(at)) },
+    );
+}
+
 /// `fold2d` (the adjoint of `unfold2d`: overlapping patches added into the
 /// image) for thread `thread` of `threads`.
 ///
@@ -150,43 +157,21 @@ pub unsafe extern "C" fn nnc_unfold2d(desc: *const WindowDesc, arena: *mut f32, 
 /// As [`nnc_unfold2d`]; the image view must not overlap the patches.
 pub unsafe extern "C" fn nnc_fold2d(desc: *const WindowDesc, arena: *mut f32, thread: usize, threads: usize) {
     let d = unsafe { &*desc };
-    let (k, s, p) = (d.kernel as isize, d.stride as isize, d.padding as isize);
-    let [i0, i_n, i_c, i_y, i_x] = d.image;
-    let [p0, p_n, p_y, p_x, p_f] = d.patches;
-    let cols = columns(d);
-    for part in (thread..d.parts.max(1)).step_by(threads.max(1)) {
-        for n in d.images(part) {
-            let image = i0 + n as isize * i_n;
-            for c in 0..d.c as isize {
-                for y in 0..d.h as isize {
-                    for x in 0..d.w as isize {
-                        unsafe { *arena.offset(image + c * i_c + y * i_y + x * i_x) = 0.0 };
-                    }
-                }
-            }
-            for oy in 0..d.oh as isize {
-                for ox in 0..d.ow as isize {
-                    let mut from = unsafe { arena.offset(p0 + n as isize * p_n + oy * p_y + ox * p_x) };
-                    let xs = &cols[ox as usize * d.kernel..(ox as usize + 1) * d.kernel];
-                    for c in 0..d.c as isize {
-                        let plane = image + c * i_c;
-                        for ki in 0..k {
-                            let y = oy * s + ki - p;
-                            let inside = (0..d.h as isize).contains(&y);
-                            let row = plane + y * i_y;
-                            for x in xs {
-                                let v = unsafe { *from };
-                                from = unsafe { from.offset(p_f) };
-                                if let (true, Some(x)) = (inside, x) {
-                                    unsafe { *arena.offset(row + x * i_x) += v };
-                                }
-                            }
-                        }
-                    }
+    let [_, _, i_c, i_y, i_x] = d.image;
+    let zero = |base: isize| {
+        for c in 0..d.c as isize {
+            for y in 0..d.h as isize {
+                for x in 0..d.w as isize {
+                    unsafe { *arena.offset(base + c * i_c + y * i_y + x * i_x) = 0.0 };
                 }
             }
         }
-    }
+    };
+    walk(d, thread, threads, zero, |patch, pixel| {
+        if let Some(at) = pixel {
+            unsafe { *arena.offset(at) += *arena.offset(patch) };
+        }
+    });
 }
 
 #[cfg(test)]
