@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-/// xorshift64*: a small deterministic generator, enough to drive mutations.
+/// xorshift64*: a small deterministic generator for the fuzzers (text
+/// mutations here, generated programs in `programs/`).
 pub struct Rng(pub u64);
 
 impl Rng {
@@ -17,6 +18,31 @@ impl Rng {
 
     pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
+    }
+
+    pub fn new(seed: u64) -> Rng {
+        // Mix the seed so nearby seeds start far apart.
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    /// A number in `lo..=hi`.
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.below(hi - lo + 1)
+    }
+
+    /// True with probability `1/n`.
+    pub fn one_in(&mut self, n: usize) -> bool {
+        self.below(n) == 0
+    }
+
+    pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
+    }
+
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i + 1));
+        }
     }
 }
 
