@@ -3,8 +3,10 @@
 //! Cranelift for this machine.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 
 use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::function::FunctionStencil;
 use cranelift_codegen::ir::types::{F32, I32, I64};
 use cranelift_codegen::ir::{AbiParam, FuncRef, InstBuilder, Signature, UserFuncName};
 use cranelift_codegen::settings::{self, Configurable};
@@ -30,8 +32,13 @@ pub struct Artifacts {
     pub descriptors: Vec<Box<MatMulDesc>>,
     /// Window kernel descriptors, likewise.
     pub windows: Vec<Box<WindowDesc>>,
+    /// Each kernel call's buffer table (byte offsets in the arena; the
+    /// code holds their addresses).
+    pub tables: Vec<Box<[i64]>>,
     /// Random table slots of the streams.
     pub streams: Streams,
+    /// Kernel functions compiled (kernels of the same code share one).
+    pub functions: usize,
     /// CLIF text of every function, when asked for.
     pub clif: Vec<String>,
     /// The machine code of every function as Cranelift lists it, when
@@ -137,6 +144,7 @@ fn work(code: &LoopCode) -> i64 {
 const PARALLEL_MIN_WORK: i64 = 1 << 10;
 
 pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: bool) -> Result<Artifacts, String> {
+    let started = std::time::Instant::now();
     let mut module = new_module()?;
     let imports = declare_imports(&mut module)?;
     let streams = streams(fused);
@@ -148,17 +156,20 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
     let mut kernel_ids: Vec<Option<FuncId>> = Vec::new();
     let mut splits: Vec<(i64, bool)> = Vec::new();
     let mut sizes: Vec<(FuncId, usize, String)> = Vec::new();
+    // Kernels address their buffers through a table passed by the caller,
+    // so kernels of the same structure (the steps of an unrolled scan, the
+    // layers of a `repeat`) compile once and share their code.
+    let share = std::env::var("NNC_SHARE_KERNELS").map_or(true, |v| v != "0");
+    let mut compiled_code: HashMap<u64, Vec<(FunctionStencil, FuncId, usize)>> = HashMap::new();
+    let mut tables: Vec<Box<[i64]>> = Vec::new();
     for (k, kernel) in fused.kernels.iter().enumerate() {
         if matches!(kernel, Kernel::MatMul { .. } | Kernel::Window { .. }) {
             kernel_ids.push(None);
             splits.push((1, false));
+            tables.push(Box::new([]));
             continue;
         }
-        let id = module
-            .declare_function(&format!("kernel{k}"), Linkage::Local, &kernel_sig)
-            .map_err(|e| e.to_string())?;
         ctx.func.signature = kernel_sig.clone();
-        ctx.func.name = UserFuncName::user(0, id.as_u32());
         let code = match kernel {
             Kernel::Loop(l) => Some(kernels::plan_loops(fused, l)),
             _ => None,
@@ -194,6 +205,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
                 calls,
                 &streams,
                 options.check_bounds,
+                share.then_some(params[4]),
             );
             match kernel {
                 Kernel::Loop(l) => kernels::emit_loop(
@@ -213,6 +225,36 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
             em.b.ins().return_(&[zero]);
             em.finish_fail_block();
             em.b.finalize(module.target_config());
+            tables.push(std::mem::take(&mut em.relocations).into_boxed_slice());
+        }
+        let key = {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            ctx.func.stencil.hash(&mut hasher);
+            hasher.finish()
+        };
+        let earlier = compiled_code
+            .get(&key)
+            .and_then(|same| same.iter().find(|(stencil, ..)| *stencil == ctx.func.stencil))
+            .map(|&(_, id, first)| (id, first));
+        if let Some((id, first)) = earlier.filter(|_| share) {
+            if keep_text {
+                let note = format!("; kernel {k}: the code of kernel {first}, with its own buffer table\n");
+                clif.push(note.clone());
+                asm.push(note);
+            }
+            module.clear_context(&mut ctx);
+            kernel_ids.push(Some(id));
+            continue;
+        }
+        let id = module
+            .declare_function(&format!("kernel{k}"), Linkage::Local, &kernel_sig)
+            .map_err(|e| e.to_string())?;
+        ctx.func.name = UserFuncName::user(0, id.as_u32());
+        if share {
+            compiled_code
+                .entry(key)
+                .or_default()
+                .push((ctx.func.stencil.clone(), id, k));
         }
         if keep_text {
             clif.push(format!("; kernel {k}\n{}", ctx.func.display()));
@@ -237,6 +279,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
     // alone). With `threads` 1 (and no team) one thread runs it all, with
     // the same results: rows are computed alike whichever thread takes
     // them, and products are cut into the same parts.
+    let kernels_done = std::time::Instant::now();
     let step_sig = signature(&module, &[I64, I64, I64, I64, I64], &[I32]);
     let step_id = module
         .declare_function("step", Linkage::Local, &step_sig)
@@ -340,8 +383,9 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
                     .entry(k)
                     .or_insert_with(|| module.declare_func_in_func(id, b.func));
                 let (split, _) = splits[k];
+                let table = b.ins().iconst(I64, tables[k].as_ptr() as i64);
                 let call = |b: &mut FunctionBuilder, start: cranelift_codegen::ir::Value, end| {
-                    let call = b.ins().call(f, &[arena, rng, start, end]);
+                    let call = b.ins().call(f, &[arena, rng, start, end, table]);
                     if !options.check_bounds {
                         return;
                     }
@@ -398,6 +442,13 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
         asm.push(format!("; step\n{listing}"));
     }
     sizes.push((step_id, code_size(&ctx), "nnc_step".to_string()));
+    if std::env::var_os("NNC_TIMING").is_some() {
+        eprintln!(
+            "codegen: kernels {:.1?}, step function {:.1?}",
+            kernels_done - started,
+            kernels_done.elapsed()
+        );
+    }
     module.clear_context(&mut ctx);
     module.finalize_definitions().map_err(|e| e.to_string())?;
     let step = module.get_finalized_function(step_id);
@@ -409,6 +460,8 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
         step,
         descriptors,
         windows,
+        functions: sizes.len() - 1,
+        tables,
         streams,
         clif,
         asm,

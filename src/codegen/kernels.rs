@@ -590,7 +590,8 @@ pub fn emit_concat(em: &mut Emitter, fused: &Fused, root: NodeId) {
     }
 }
 
-/// Parameters of every kernel function: arena, random table, start, end.
-pub fn kernel_params() -> [cranelift_codegen::ir::Type; 4] {
-    [I64, I64, I64, I64]
+/// Parameters of every kernel function: arena, random table, start, end,
+/// buffer table.
+pub fn kernel_params() -> [cranelift_codegen::ir::Type; 5] {
+    [I64, I64, I64, I64, I64]
 }

@@ -176,9 +176,10 @@ impl Compiled {
         let artifacts = compile::compile(&fused, &plan, options, false)?;
         if timing {
             eprintln!(
-                "codegen: {} nodes, {} kernels; fusion and plan {:.1?}, code {:.1?}",
+                "codegen: {} nodes, {} kernels in {} functions; fusion and plan {:.1?}, code {:.1?}",
                 graph.len(),
                 fused.kernels.len(),
+                artifacts.functions,
                 planned,
                 start.elapsed() - planned
             );

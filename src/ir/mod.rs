@@ -41,7 +41,7 @@ pub struct Graph {
     pub outputs: Vec<(String, NodeId)>,
     /// Where nodes lowered from the checker's trace come from in the
     /// user's file, by serial (nodes made later, e.g. gradients, have none).
-    pub origins: std::collections::HashMap<u64, crate::diagnostics::Span>,
+    pub origins: HashMap<u64, crate::diagnostics::Span>,
     next_serial: u64,
 }
 
@@ -152,27 +152,25 @@ impl Graph {
     /// Node ids in a topological order that depends only on the graph's
     /// structure and insertion order: among ready nodes, the oldest first.
     pub fn topo_order(&self) -> Vec<NodeId> {
-        let mut pending: HashMap<NodeId, usize> = HashMap::new();
-        let mut ready = BTreeSet::new();
+        use std::cmp::Reverse;
+        let mut pending = vec![0usize; petgraph::visit::NodeIndexable::node_bound(&self.graph)];
+        let mut ready = std::collections::BinaryHeap::new();
         for id in self.graph.node_indices() {
-            let count = self.inputs(id).len();
+            let count = self.graph.edges_directed(id, Direction::Incoming).count();
             if count == 0 {
-                ready.insert(id);
+                ready.push(Reverse(id));
             } else {
-                pending.insert(id, count);
+                pending[id.index()] = count;
             }
         }
         let mut order = Vec::with_capacity(self.len());
-        while let Some(id) = ready.pop_first() {
+        while let Some(Reverse(id)) = ready.pop() {
             order.push(id);
             for edge in self.graph.edges_directed(id, Direction::Outgoing) {
-                let target = edge.target();
-                if let Some(count) = pending.get_mut(&target) {
-                    *count -= 1;
-                    if *count == 0 {
-                        pending.remove(&target);
-                        ready.insert(target);
-                    }
+                let count = &mut pending[edge.target().index()];
+                *count -= 1;
+                if *count == 0 {
+                    ready.push(Reverse(edge.target()));
                 }
             }
         }

@@ -15,35 +15,29 @@ impl Pass for Cse {
     }
 
     fn run(&self, graph: &mut Graph) -> bool {
-        let mut seen: HashMap<String, NodeId> = HashMap::new();
+        // Nodes by operands, dtype and shape; among those, equal ops (a
+        // constant's exact bits) are one node.
+        type Key = (Vec<NodeId>, &'static str, Vec<crate::check::dims::Dim>);
+        let mut seen: HashMap<Key, Vec<NodeId>> = HashMap::new();
         let mut changed = false;
         for id in graph.topo_order() {
             let node = graph.node(id);
             if matches!(node.op, Prim::Random { .. }) {
                 continue;
             }
-            let inputs: Vec<String> = graph.inputs(id).iter().map(|i| i.index().to_string()).collect();
-            let key = format!(
-                "{}|{}|{:?}|{}|{}",
-                node.op,
-                node.dtype.name(),
-                node.shape,
-                inputs.join(","),
-                // Const prints at f32 precision; keep exact values apart.
-                match node.op {
-                    Prim::Const(v) => v.to_bits(),
-                    _ => 0,
-                }
-            );
-            match seen.get(&key) {
-                Some(&earlier) => {
+            let key = (graph.inputs(id), node.dtype.name(), node.shape.clone());
+            let same = |other: &Prim| match (&node.op, other) {
+                (Prim::Const(a), Prim::Const(b)) => a.to_bits() == b.to_bits(),
+                (a, b) => a == b,
+            };
+            let candidates = seen.entry(key).or_default();
+            match candidates.iter().copied().find(|&c| same(&graph.node(c).op)) {
+                Some(earlier) => {
                     graph.replace_uses(id, earlier);
                     graph.remove(id);
                     changed = true;
                 }
-                None => {
-                    seen.insert(key, id);
-                }
+                None => candidates.push(id),
             }
         }
         changed

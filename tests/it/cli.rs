@@ -129,6 +129,20 @@ fn dump_prints_the_generated_code() {
     );
 }
 
+/// The steps of an unrolled recurrence are one kernel function each called
+/// with its own buffer table: the LSTM's dump lists most kernels as sharing
+/// an earlier kernel's code, and every step still matches the interpreter
+/// (`jit::one_training_step_of_every_example_matches_the_interpreter`).
+#[test]
+fn the_steps_of_a_recurrence_share_kernel_code() {
+    let (code, clif, _) = nnc(&["dump", "--stage", "clif", "examples/char_lstm.nn"]);
+    assert_eq!(code, 0);
+    let kernels = clif.matches("; kernel ").count();
+    let shared = clif.matches(", with its own buffer table").count();
+    assert!(kernels > 100, "{kernels} kernels");
+    assert!(4 * shared > 3 * kernels, "{shared} of {kernels} kernels share code");
+}
+
 /// A panic is an internal error: the message says so, names the file and
 /// asks for a report, and the exit code is 3 (not Rust's 101).
 #[test]

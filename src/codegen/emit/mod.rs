@@ -59,6 +59,16 @@ pub struct Emitter<'a, 'b> {
     pub check_bounds: bool,
     /// Where failed bounds checks jump (returns 1).
     pub out_of_bounds: Option<Block>,
+    /// The kernel's buffer table (byte offsets in the arena), when buffers
+    /// are addressed through one rather than by constant offsets.
+    pub table: Option<Value>,
+    /// The function's entry block, where buffer bases are loaded.
+    entry: Block,
+    /// Buffers used so far, the element their base address points at, and
+    /// that address, in order of first use.
+    bases: Vec<(NodeId, i64, Value)>,
+    /// The table this kernel needs: each used buffer's byte offset.
+    pub relocations: Vec<i64>,
     scopes: Vec<Scope>,
     /// Current values (i64) and sizes of loop variables.
     vars: HashMap<u32, Value>,
@@ -90,7 +100,13 @@ impl<'a, 'b> Emitter<'a, 'b> {
         calls: Calls,
         streams: &'a Streams,
         check_bounds: bool,
+        table: Option<Value>,
     ) -> Self {
+        let mut b = b;
+        // Buffer bases are inserted into the entry block by a cursor, which
+        // needs the block in the layout.
+        b.ensure_inserted_block();
+        let entry = b.current_block().expect("the builder is in the entry block");
         Emitter {
             b,
             exprs,
@@ -101,6 +117,10 @@ impl<'a, 'b> Emitter<'a, 'b> {
             streams,
             check_bounds,
             out_of_bounds: None,
+            table,
+            entry,
+            bases: Vec::new(),
+            relocations: Vec::new(),
             scopes: vec![Scope::default()],
             vars: HashMap::new(),
             sizes: HashMap::new(),
