@@ -151,18 +151,28 @@ fn arena_lines(plan: &memory::Plan) -> usize {
 }
 
 /// The zeroed arena for `plan`; an error, not an abort, if the memory
-/// cannot be had.
+/// cannot be had. The memory comes zeroed from the allocator (fresh pages
+/// from the system are zero and are not touched here), so a large arena
+/// costs nothing until the step writes it.
 fn allocate_arena(plan: &memory::Plan) -> Result<Vec<Line>, String> {
     let lines = arena_lines(plan);
-    let mut arena = Vec::new();
-    arena.try_reserve_exact(lines).map_err(|_| {
+    let refused = || {
         format!(
             "cannot allocate the step's {} MB of memory (the machine refused it)",
             (lines * std::mem::size_of::<Line>()).div_ceil(1 << 20)
         )
-    })?;
-    arena.resize(lines, Line([0.0; 16]));
-    Ok(arena)
+    };
+    let layout = std::alloc::Layout::array::<Line>(lines).map_err(|_| refused())?;
+    // Safety: `lines >= 1` (one spare line), so the layout is not empty;
+    // all-zero bytes are a valid `Line` (sixteen 0.0 floats); the pointer
+    // comes from the global allocator with `Line`'s layout, as `Vec` needs.
+    unsafe {
+        let pointer = std::alloc::alloc_zeroed(layout) as *mut Line;
+        if pointer.is_null() {
+            return Err(refused());
+        }
+        Ok(Vec::from_raw_parts(pointer, lines, lines))
+    }
 }
 
 impl Compiled {
