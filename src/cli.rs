@@ -103,6 +103,29 @@ pub enum Command {
         #[arg(long)]
         dump_ir: bool,
     },
+    /// Analyze a program without training: the Hessian of its training loss.
+    ///
+    /// At the initial parameters, or at a checkpoint's: the gradient norm,
+    /// the Hessian's eigenvalues (all of them up to 2,000 parameters, else
+    /// the extreme ones by Lanczos), the minimum ratio (share of positive
+    /// eigenvalues) and whether the point is a local minimum, a saddle
+    /// point or not critical. Settings come from the file's `analyze`
+    /// section, whose `report` items are printed too.
+    Analyze {
+        /// The `.nn` file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Analyze at this checkpoint's parameters (a run's
+        /// checkpoint.safetensors); every parameter must be in it.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// Override a constant of the file, e.g. `--set H=8` (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_setting)]
+        settings: Vec<(String, f64)>,
+        /// Print the analysis as JSON lines (`{"event":"hessian",...}`).
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure a program's training step on the interpreter and the JIT.
     ///
     /// Compiles the example, runs N training steps per repeat and prints
@@ -322,6 +345,12 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run_run(&args, color),
         Command::Dump { file, stage } => run_dump(&file, stage, color),
         Command::Grad { file, dump_ir } => run_grad(&file, dump_ir, color),
+        Command::Analyze {
+            file,
+            checkpoint,
+            settings,
+            json,
+        } => run_analyze(&file, checkpoint.as_deref(), &settings, json, color),
         Command::Bench {
             file,
             backend,
@@ -458,6 +487,81 @@ fn run_grad(path: &std::path::Path, dump_ir: bool, color: bool) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+fn run_analyze(
+    path: &std::path::Path,
+    checkpoint: Option<&std::path::Path>,
+    settings: &[(String, f64)],
+    json: bool,
+    color: bool,
+) -> ExitCode {
+    let program = match check::check_file_with(path, settings.to_vec()) {
+        Ok(program) => program,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    if !program.diagnostics.is_empty() {
+        eprint!("{}", program.sources.render(&program.diagnostics, color));
+    }
+    if program.has_errors() {
+        return ExitCode::from(1);
+    }
+    if let Some(message) = unknown_setting(&program, settings, path) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
+    let base = path.parent().unwrap_or(std::path::Path::new("."));
+    let overrides = crate::runtime::Overrides {
+        backend: crate::runtime::Backend::Interp,
+        ..Default::default()
+    };
+    let mut session = match crate::runtime::Session::load(program, base, &overrides) {
+        Ok(session) => session,
+        Err((diagnostic, program)) => {
+            eprint!("{}", program.sources.render(&[diagnostic], color));
+            return ExitCode::from(1);
+        }
+    };
+    use crate::runtime::hessian;
+    if let Some(file) = checkpoint {
+        if let Err((message, code)) = hessian::load_checkpoint(&mut session, file) {
+            eprintln!("error: {message}");
+            return ExitCode::from(code);
+        }
+    }
+    if let Some(items) = session
+        .program
+        .sections
+        .get("analyze")
+        .map(|a| a.words("report").to_vec())
+    {
+        if !items.is_empty() {
+            let text = crate::runtime::analyze::report(&session, &items);
+            if json {
+                println!("{}", serde_json::json!({"event": "analyze", "report": text}));
+            } else {
+                print!("{text}");
+            }
+        }
+    }
+    let settings = hessian::Settings::for_command(&session.program);
+    match hessian::analyze(&mut session, &settings) {
+        Ok(analysis) => {
+            if json {
+                println!("{}", analysis.to_json());
+            } else {
+                print!("{}", analysis.text());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: the Hessian analysis failed: {message}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn run_run(args: &RunArgs, color: bool) -> ExitCode {

@@ -15,9 +15,10 @@ use crate::syntax::ast::{Expr, ExprKind};
 /// What a parameter accepts.
 #[derive(Clone, Copy, Debug)]
 pub enum Kind {
-    /// A constant integer of at least `min`.
+    /// A constant integer in `[min, max]`.
     Int {
         min: i64,
+        max: i64,
     },
     /// A number in `[min, max]`; with `open_min`, strictly above `min`.
     Float {
@@ -79,7 +80,12 @@ pub const fn p(name: &'static str, kind: Kind, default: Default, doc: &'static s
 }
 
 pub const fn int(min: i64) -> Kind {
-    Kind::Int { min }
+    Kind::Int { min, max: i64::MAX }
+}
+
+/// A constant integer in `[min, max]`.
+pub const fn int_in(min: i64, max: i64) -> Kind {
+    Kind::Int { min, max }
 }
 
 pub const fn float(min: f64, max: f64) -> Kind {
@@ -484,16 +490,23 @@ fn typed_value(checker: &mut Checker, schema: &Schema, param: &Param, v: Value, 
     let name = param.name;
     let found = v.kind_name();
     match param.kind {
-        Kind::Int { min } => match v.as_const_int() {
-            Some(n) if n >= min => Some(ConfigValue::Int(n)),
-            Some(n) => bad_value(
-                checker,
-                schema,
-                param,
-                span,
-                format!("`{name}` must be at least {min}, found {n}"),
-                "out of range",
-            ),
+        Kind::Int { min, max } => match v.as_const_int() {
+            Some(n) if (min..=max).contains(&n) => Some(ConfigValue::Int(n)),
+            Some(n) => {
+                let range = if max == i64::MAX {
+                    format!("at least {min}")
+                } else {
+                    format!("between {min} and {max}")
+                };
+                bad_value(
+                    checker,
+                    schema,
+                    param,
+                    span,
+                    format!("`{name}` must be {range}, found {n}"),
+                    "out of range",
+                )
+            }
             None => bad_value(
                 checker,
                 schema,

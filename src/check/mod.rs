@@ -16,6 +16,7 @@ pub mod dims;
 mod emit;
 pub mod eval;
 pub mod generation;
+mod hessian;
 pub mod observe;
 pub mod ops;
 mod resolve;
@@ -554,6 +555,18 @@ fn check_items(
             if let Some(model) = model {
                 diagnostic = diagnostic.with_secondary(model.name.span, "the model");
             }
+            checker.report(diagnostic);
+        }
+    }
+
+    // The Hessian analysis asks things of the model's size.
+    let analyze = user_file.items.iter().find_map(|item| match item {
+        Item::Section(section) if section.kind == SectionKind::Analyze => Some(section),
+        _ => None,
+    });
+    if let (Some(section), Some(config)) = (analyze, program.sections.get("analyze")) {
+        let parameters = checker.params.iter().filter_map(|p| p.ty.num_elements()).sum();
+        for diagnostic in hessian::check(section, config, parameters) {
             checker.report(diagnostic);
         }
     }

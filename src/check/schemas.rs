@@ -2,7 +2,7 @@
 //! the `train`/`eval`/`generate`/`sweep`/`analyze` sections, each with its
 //! parameters, ranges, defaults and a one-line description.
 
-use super::config::{float, int, p, positive, Default::*, Kind, Param, Schema};
+use super::config::{float, int, int_in, p, positive, Default::*, Kind, Param, Schema};
 
 pub const METRICS: &[&str] = &[
     "loss",
@@ -369,12 +369,67 @@ pub const SECTIONS: &[Schema] = &[
     },
     Schema {
         name: "analyze",
-        params: &[p(
-            "report",
-            Kind::Words(&["params", "shapes", "flops", "memory"]),
-            Absent,
-            "what to report about the model",
-        )],
+        params: &[
+            p(
+                "report",
+                Kind::Words(&["params", "shapes", "flops", "memory"]),
+                Absent,
+                "what to report about the model",
+            ),
+            p(
+                "hessian",
+                Kind::Bool,
+                Bool(false),
+                "the Hessian of the training loss after training: eigenvalues, minimum ratio, critical point",
+            ),
+            p(
+                "eigenvalues",
+                Kind::Call(EIGENVALUES),
+                Absent,
+                "`all` (dense; the default up to 2,000 parameters) or `lanczos(steps)` (the extreme ones)",
+            ),
+            p(
+                "examples",
+                int(1),
+                Int(1000),
+                "training examples (the first ones) the analyzed loss averages over",
+            ),
+            p(
+                "gradient_tolerance",
+                positive(),
+                Float(1e-3),
+                "a gradient norm above this is `not_critical`",
+            ),
+            p(
+                "saddle_step",
+                positive(),
+                Float(0.1),
+                "the longest step taken along the most negative direction",
+            ),
+        ],
         doc: "reports about the model",
+    },
+];
+
+/// The most parameters `analyze { eigenvalues: all }` takes: the dense
+/// Hessian costs one Hessian-vector product per parameter and a dense
+/// eigensolver (cubic in the count).
+pub const HESSIAN_DENSE_MAX: usize = 2000;
+
+pub const EIGENVALUES: &[Schema] = &[
+    Schema {
+        name: "all",
+        params: &[],
+        doc: "every eigenvalue, from the dense Hessian (one product per parameter)",
+    },
+    Schema {
+        name: "lanczos",
+        params: &[p(
+            "steps",
+            int_in(2, 500),
+            Int(50),
+            "Lanczos iterations (Hessian-vector products), at most the parameter count",
+        )],
+        doc: "the extreme eigenvalues by Lanczos iteration, and the minimum ratio estimated from them",
     },
 ];

@@ -223,7 +223,7 @@ fn parameters(
         }
         return out;
     }
-    let lists: [&[Schema]; 4] = [
+    let lists: [&[Schema]; 5] = [
         if item_keyword == "data" {
             schemas::DATA_SOURCES
         } else {
@@ -232,6 +232,7 @@ fn parameters(
         schemas::OPTIMIZERS,
         schemas::SCHEDULES,
         schemas::METHODS,
+        schemas::EIGENVALUES,
     ];
     if let Some(schema) = lists.iter().flat_map(|l| l.iter()).find(|s| s.name == callee) {
         let mut items = schema_items(schema, named);

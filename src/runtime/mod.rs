@@ -8,6 +8,7 @@ pub mod budget;
 pub mod checkpoint;
 pub mod data;
 pub mod generate;
+pub mod hessian;
 pub mod init;
 pub mod metrics;
 pub mod report;

@@ -290,6 +290,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
 
     let val = session.evaluate(&metric_names, eval_limit)?;
     reporter.eval(session.step, &metrics_json(&val));
+    hessian(&mut session, &mut reporter)?;
     let tail = recent.len().clamp(1, 50);
     let train_loss = if recent.is_empty() {
         f64::NAN
@@ -335,6 +336,25 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         eprintln!("run directory: {}", out.display());
     }
     Ok(Summary { out, event })
+}
+
+/// The Hessian analysis of the trained model, if the `analyze` section
+/// asks for it.
+fn hessian(session: &mut Session, reporter: &mut Reporter) -> Result<(), RunFailure> {
+    let parameters = session.program.param_count().max(0) as usize;
+    let settings = session
+        .program
+        .sections
+        .get("analyze")
+        .and_then(|a| super::hessian::Settings::from_config(a, parameters));
+    let Some(settings) = settings else {
+        return Ok(());
+    };
+    let analysis = super::hessian::analyze(session, &settings)
+        .map_err(|e| RunFailure::Message(format!("the Hessian analysis failed: {e}")))?;
+    reporter.event(analysis.to_json());
+    reporter.say(analysis.text().trim_end());
+    Ok(())
 }
 
 /// Samples from sequence models after training, as the `generate` section

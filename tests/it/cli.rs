@@ -54,6 +54,7 @@ fn help_texts() {
         &["fmt", "--help"],
         &["lsp", "--help"],
         &["report", "--help"],
+        &["analyze", "--help"],
     ] {
         let (code, stdout, _) = nnc(args);
         assert_eq!(code, 0, "{args:?}");

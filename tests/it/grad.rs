@@ -25,25 +25,25 @@ fn numbers(n: usize, seed: u64, low: f64, high: f64) -> Vec<f64> {
         .collect()
 }
 
-fn array(shape: &[usize], seed: u64, low: f64, high: f64) -> ArrayD<f64> {
+pub(crate) fn array(shape: &[usize], seed: u64, low: f64, high: f64) -> ArrayD<f64> {
     let n = shape.iter().product();
     ArrayD::from_shape_vec(IxDyn(shape), numbers(n, seed, low, high)).unwrap()
 }
 
-fn dims(shape: &[usize]) -> Vec<Dim> {
+pub(crate) fn dims(shape: &[usize]) -> Vec<Dim> {
     shape.iter().map(|&d| Dim::constant(d as i64)).collect()
 }
 
 /// Builds the op under test from the float inputs' and fixed inputs' nodes.
-type Build = dyn Fn(&mut Graph, &[NodeId], &[NodeId]) -> NodeId;
+pub(crate) type Build = dyn Fn(&mut Graph, &[NodeId], &[NodeId]) -> NodeId;
 
 /// A case: float inputs (differentiated), fixed inputs (ids, conditions)
 /// and how the op is built from their nodes.
-struct Case {
-    name: &'static str,
-    inputs: Vec<ArrayD<f64>>,
-    fixed: Vec<(DType, ArrayD<f64>)>,
-    build: Box<Build>,
+pub(crate) struct Case {
+    pub(crate) name: &'static str,
+    pub(crate) inputs: Vec<ArrayD<f64>>,
+    pub(crate) fixed: Vec<(DType, ArrayD<f64>)>,
+    pub(crate) build: Box<Build>,
 }
 
 fn case(
@@ -156,7 +156,7 @@ fn binary(op: BinaryOp) -> impl Fn(&mut Graph, &[NodeId], &[NodeId]) -> NodeId {
     move |g, x, _| g.add(Prim::Binary(op), DType::F64, g.shape(x[0]), &[x[0], x[1]])
 }
 
-fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     let s = [2, 1, 3];
     let mut cases = vec![
         case("neg", vec![f64s(&s, 1)], vec![], unary(UnaryOp::Neg)),

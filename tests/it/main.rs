@@ -8,6 +8,7 @@ mod examples;
 mod fmt;
 mod fuzz;
 mod grad;
+mod hessian;
 mod ir;
 mod jit;
 mod lsp;
