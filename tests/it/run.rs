@@ -209,6 +209,29 @@ fn a_nan_stops_the_run_with_the_step_and_the_op() {
     let _ = std::fs::remove_dir_all(out);
 }
 
+/// A saturated sigmoid (pre-activations near ±1000) trains on both
+/// backends: its gradient is zero there, not NaN.
+#[test]
+fn a_saturated_sigmoid_has_a_finite_gradient() {
+    for backend in ["interp", "jit"] {
+        let out = scratch(&format!("saturated-{backend}"));
+        let (code, stdout, stderr) = nnc(&[
+            "run",
+            "tests/data/saturated/sigmoid.nn",
+            "--backend",
+            backend,
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{backend}: {stderr}");
+        let summary = events(&stdout).pop().expect("a summary");
+        let loss = summary["train_loss"].as_f64().expect("a training loss");
+        assert!(loss.is_finite() && loss >= 0.0, "{backend}: {summary}");
+        let _ = std::fs::remove_dir_all(out);
+    }
+}
+
 #[test]
 fn k_fold_cross_validation_runs_each_fold() {
     let out = scratch("folds");
