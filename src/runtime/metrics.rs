@@ -169,3 +169,48 @@ pub fn transcribe(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scores whose best class per frame is `best` (one example per row).
+    fn scores(best: &[&[usize]], classes: usize) -> ArrayD<f64> {
+        let frames = best[0].len();
+        let values = best
+            .iter()
+            .flat_map(|row| {
+                row.iter()
+                    .flat_map(|&b| (0..classes).map(move |c| f64::from(u8::from(c == b))))
+            })
+            .collect();
+        ArrayD::from_shape_vec(ndarray::IxDyn(&[best.len(), frames, classes]), values).unwrap()
+    }
+
+    #[test]
+    fn label_error_rate_is_edits_over_reference_labels() {
+        // Decodings over the first input_lengths frames: [1, 2] and [2, 2, 1].
+        let output = scores(&[&[1, 1, 0, 2, 3, 3], &[2, 0, 2, 1, 1, 0]], 4);
+        let batch = HashMap::from([
+            (
+                "d.input_lengths".to_string(),
+                ArrayD::from_shape_vec(ndarray::IxDyn(&[2]), vec![4.0, 6.0]).unwrap(),
+            ),
+            (
+                "d.labels".to_string(),
+                ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 3]), vec![1.0, 2.0, 0.0, 2.0, 1.0, 0.0]).unwrap(),
+            ),
+            (
+                "d.label_lengths".to_string(),
+                ArrayD::from_shape_vec(ndarray::IxDyn(&[2]), vec![2.0, 2.0]).unwrap(),
+            ),
+        ]);
+        let decoded = transcribe(&output, &batch, "d", 0, Decoder::Greedy);
+        assert_eq!(decoded, vec![(vec![1, 2], vec![1, 2]), (vec![2, 1], vec![2, 2, 1])]);
+        let mut totals = Totals::default();
+        totals.add_transcriptions(&output, &batch, "d", 0, Decoder::Greedy);
+        // One insertion over four reference labels.
+        let rate = totals.finish(&["label_error_rate".to_string()])["label_error_rate"];
+        assert_eq!(rate, 0.25);
+    }
+}

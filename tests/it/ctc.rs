@@ -302,8 +302,9 @@ fn ctc_on_the_jit_matches_the_interpreter_on_long_inputs() {
 }
 
 /// The example at a reduced size and length (H = 16, 300 steps, on the
-/// JIT): validation label error rate below 0.35 with greedy decoding, and
-/// beam search no worse than greedy by more than a label in a hundred.
+/// JIT): validation label error rate below 0.15 with greedy decoding (0.058
+/// when written), and beam search no worse than greedy by more than a label
+/// in a hundred (0.037 when written). The full run reaches 0.008.
 #[test]
 fn speech_example_learns_to_transcribe() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
@@ -325,7 +326,7 @@ fn speech_example_learns_to_transcribe() {
     let greedy = session.evaluate(&names, usize::MAX).unwrap();
     println!("after 300 steps: greedy {greedy:?}, beam {beam:?}");
     assert!(
-        greedy["label_error_rate"] < 0.35,
+        greedy["label_error_rate"] < 0.15,
         "label error rate {:.3}",
         greedy["label_error_rate"]
     );
