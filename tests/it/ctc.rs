@@ -332,3 +332,36 @@ fn speech_example_learns_to_transcribe() {
     );
     assert!(beam["label_error_rate"] <= greedy["label_error_rate"] + 0.01);
 }
+
+/// Label lengths past the labels' width count as the width, and input
+/// lengths past the frames as the frames: the same loss as the clamped
+/// lengths, not a huge or undefined one.
+#[test]
+fn ctc_lengths_out_of_range_are_clamped() {
+    let program = program(3, 3, 1, 0);
+    let (graph, w_path) = graph_with_gradient(&program);
+    let examples = vec![
+        Example {
+            frames: 7,
+            labels: vec![1, 2, 3],
+        },
+        Example {
+            frames: 5,
+            labels: vec![2, 2],
+        },
+    ];
+    let x = normals(&[2, 7, 4], 21, 2.0);
+    let w = normals(&[7, 4], 22, 0.5);
+    let clamped = env(&examples, &x, &w, &w_path, 3, 1);
+    let mut wide = clamped.clone();
+    wide.feeds.get_mut("s.label_lengths").unwrap()[0] = 9.0;
+    wide.feeds.get_mut("s.input_lengths").unwrap()[0] = 50.0;
+    let loss = |env: &Env| interp::run_outputs(&graph, env).unwrap()["loss"].sum();
+    let expected = loss(&clamped);
+    assert!(expected.is_finite() && expected > 0.0);
+    assert!(
+        (loss(&wide) - expected).abs() <= 1e-12 * expected,
+        "{} vs {expected}",
+        loss(&wide)
+    );
+}
