@@ -350,7 +350,9 @@ fn transcriptions(
         return Ok(());
     }
     let batch = super::data::batch(data, &data.val, &rows, None);
-    let output = session.forward(batch.clone(), rows.len(), rows.len())?;
+    // At the evaluation batch size, whose graph is already compiled.
+    let capacity = session.batch.max(rows.len());
+    let output = session.forward(batch.clone(), rows.len(), capacity)?;
     let eval = session.program.sections.get("eval");
     let decoder = super::ctc::Decoder::from_config(eval.and_then(|e| e.call("decode")));
     let ids = |labels: &[usize]| labels.iter().map(usize::to_string).collect::<Vec<_>>().join(" ");

@@ -1,8 +1,8 @@
 //! CTC (`stdlib/ctc.nn`): the loss against a brute-force sum over every
 //! alignment (f64, interpreter), its gradient against central finite
 //! differences, the JIT against the interpreter on long, peaked inputs,
-//! labels that do not fit their frames, and the `speech` example trained
-//! to a reduced target.
+//! labels that do not fit their frames, lengths out of range, and the
+//! `speech` example: trained to a reduced target, and run by `nnc run`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -364,4 +364,46 @@ fn ctc_lengths_out_of_range_are_clamped() {
         "{} vs {expected}",
         loss(&wide)
     );
+}
+
+/// `nnc run` of the example for a few steps: the summary carries the
+/// validation `label_error_rate` (finite, at least 0; above 1 when an
+/// untrained model inserts labels) and three sample
+/// events show reference labels and their decoding.
+#[test]
+fn a_run_reports_the_label_error_rate_and_transcriptions() {
+    let out = std::env::temp_dir().join(format!("nnc-test-{}-ctc-run", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let (code, stdout, stderr) = crate::common::nnc(&[
+        "run",
+        "examples/ctc.nn",
+        "--steps",
+        "3",
+        "--set",
+        "H=4",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let events: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let summary = events.last().unwrap();
+    let rate = summary["metrics"]["label_error_rate"].as_f64().unwrap();
+    assert!(rate.is_finite() && rate >= 0.0, "{summary}");
+    let samples: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "sample")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(samples.len(), 3, "{stdout}");
+    // References are 2..6 symbols in 1..=10.
+    for sample in samples {
+        let reference = sample.split(" -> ").next().unwrap();
+        let ids: Vec<usize> = reference.split(' ').map(|id| id.parse().unwrap()).collect();
+        assert!(
+            (2..=6).contains(&ids.len()) && ids.iter().all(|id| (1..=10).contains(id)),
+            "{sample}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
 }
