@@ -5,4 +5,5 @@
 pub const FILES: &[(&str, &str)] = &[
     ("<std>/layers.nn", include_str!("../stdlib/layers.nn")),
     ("<std>/losses.nn", include_str!("../stdlib/losses.nn")),
+    ("<std>/ctc.nn", include_str!("../stdlib/ctc.nn")),
 ];

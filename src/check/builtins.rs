@@ -64,6 +64,7 @@ const BUILTINS: &[(&str, &[(&str, bool)])] = &[
         "scan",
         &[("step", true), ("xs", true), ("init", true), ("reverse", false)],
     ),
+    ("require", &[("condition", true), ("message", true)]),
 ];
 
 pub fn lookup(name: &str) -> Option<&'static str> {
@@ -193,6 +194,7 @@ pub fn call(
             (ty, node)
         }),
         "scan" => scan(checker, &a, forwarded, callee_span),
+        "require" => return require(checker, &a),
         _ => None,
     };
     match result {
@@ -1105,6 +1107,50 @@ fn unfold2d(checker: &mut Checker, a: &Args) -> Out {
     };
     let node = checker.emit(Prim::Unfold2d(window), &ty, &[x.node]);
     Some((ty, node))
+}
+
+// ------------------------------------------------------------------ require
+
+/// `require(condition, message)`: a check of hyper-parameters when
+/// compiling. A false condition is error E0501 with `message` at the call
+/// (in a library block: at the user's call of it); the result is the
+/// condition, so a block can bind it (`ok = require(blank >= 0, "...")`).
+fn require(checker: &mut Checker, a: &Args) -> Value {
+    let message = match a.value(1) {
+        Value::Str(message) => message,
+        other => {
+            checker.report(
+                Diagnostic::error(
+                    codes::WRONG_KIND,
+                    format!("the message of `require` must be a string, found {}", other.kind_name()),
+                    a.span(1),
+                )
+                .label("not a string"),
+            );
+            return Value::Error;
+        }
+    };
+    match a.value(0) {
+        Value::Bool(true) => Value::Bool(true),
+        Value::Bool(false) => {
+            checker.error(Diagnostic::error(codes::BAD_VALUE, message, a.span).label("this requirement does not hold"))
+        }
+        other => {
+            checker.report(
+                Diagnostic::error(
+                    codes::NOT_CONSTANT,
+                    format!(
+                        "the condition of `require` must be known when compiling, found {}",
+                        other.kind_name()
+                    ),
+                    a.span(0),
+                )
+                .label("not a constant boolean")
+                .with_help("compare hyper-parameters or sizes, e.g. `blank >= 0`"),
+            );
+            Value::Error
+        }
+    }
 }
 
 // --------------------------------------------------------------------- scan

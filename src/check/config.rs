@@ -52,6 +52,8 @@ pub enum Default {
     Int(i64),
     Float(f64),
     Bool(bool),
+    /// An integer range `low..high`.
+    Range(i64, i64),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -373,6 +375,9 @@ pub fn validate(
                 }
                 Default::Bool(b) => {
                     values.insert(param.name.to_string(), ConfigValue::Bool(b));
+                }
+                Default::Range(low, high) => {
+                    values.insert(param.name.to_string(), ConfigValue::Range(low, high));
                 }
             },
         }

@@ -50,6 +50,13 @@ pub fn synthetic_lengths(task: &str, max_len: i64) -> (i64, i64) {
     }
 }
 
+/// Frames of a `speech` example with up to `max_len` symbols of up to
+/// `max_duration` frames each: a symbol and a silence gap before each, and
+/// one gap at the end.
+pub fn speech_frames(max_len: i64, max_duration: i64) -> i64 {
+    (2 * max_len + 1) * max_duration
+}
+
 /// Validates a `data` declaration and returns its dataset.
 pub fn declare(
     checker: &mut Checker,
@@ -184,6 +191,33 @@ pub fn declare(
             ));
             fields.push(("y".to_string(), TensorType::new(DType::I32, vec![batch, context])));
             attrs.push(("vocab".to_string(), source.int("vocab")?));
+        }
+        "speech" => {
+            let vocab = source.int("vocab")?;
+            let (_, max_len) = source.range("len")?;
+            let (_, max_duration) = source.range("duration")?;
+            let frames = speech_frames(max_len, max_duration);
+            let features = source.int("features")?;
+            fields.push((
+                "x".to_string(),
+                TensorType::new(
+                    DType::F32,
+                    vec![batch.clone(), Dim::constant(frames), Dim::constant(features)],
+                ),
+            ));
+            fields.push((
+                "input_lengths".to_string(),
+                TensorType::new(DType::I32, vec![batch.clone()]),
+            ));
+            fields.push((
+                "labels".to_string(),
+                TensorType::new(DType::I32, vec![batch.clone(), Dim::constant(max_len)]),
+            ));
+            fields.push(("label_lengths".to_string(), TensorType::new(DType::I32, vec![batch])));
+            attrs.push(("blank".to_string(), 0));
+            attrs.push(("classes".to_string(), vocab + 1));
+            attrs.push(("frames".to_string(), frames));
+            attrs.push(("features".to_string(), features));
         }
         task => {
             let vocab = source.int("vocab")?;

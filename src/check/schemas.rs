@@ -12,6 +12,7 @@ pub const METRICS: &[&str] = &[
     "mae",
     "mse",
     "perplexity",
+    "label_error_rate",
 ];
 
 const UNIT: Kind = float(0.0, 1.0);
@@ -132,6 +133,41 @@ pub const DATA_SOURCES: &[Schema] = &[
     synthetic("reverse", "reverse the source sequence"),
     synthetic("sort", "sort the source sequence"),
     synthetic("add", "add two numbers written as digit sequences"),
+    Schema {
+        name: "speech",
+        params: &[
+            p(
+                "vocab",
+                int(1),
+                Int(10),
+                "number of label symbols (ids 1..=vocab; 0 is the blank)",
+            ),
+            p("len", Kind::IntRange, Required, "labels per example, e.g. 2..6"),
+            p(
+                "duration",
+                Kind::IntRange,
+                Range(2, 3),
+                "frames per symbol and per silence gap",
+            ),
+            p(
+                "silence",
+                UNIT,
+                Float(0.3),
+                "chance of a silence gap before each symbol and at the end",
+            ),
+            p(
+                "noise",
+                NON_NEGATIVE,
+                Float(0.5),
+                "standard deviation of the noise added to every frame",
+            ),
+            p("features", int(1), Int(16), "values per frame"),
+            p("train", int(1), Int(10000), "training examples"),
+            p("val", int(1), Int(1000), "validation examples"),
+            p("seed", int(0), Int(0), "seed of the generator"),
+        ],
+        doc: "label sequences read out as noisy frames, for CTC: x the frames, labels the symbols",
+    },
 ];
 
 const SYNTHETIC_PARAMS: &[Param] = &[
@@ -309,6 +345,20 @@ pub const METHODS: &[Schema] = &[
     },
 ];
 
+/// Decoders of CTC outputs for `label_error_rate`.
+pub const CTC_DECODERS: &[Schema] = &[
+    Schema {
+        name: "greedy",
+        params: &[],
+        doc: "the best class of each frame, repeats merged, blanks dropped",
+    },
+    Schema {
+        name: "beam",
+        params: &[p("width", int(1), Int(8), "label prefixes kept")],
+        doc: "prefix beam search over label sequences",
+    },
+];
+
 pub const SECTIONS: &[Schema] = &[
     Schema {
         name: "train",
@@ -343,6 +393,12 @@ pub const SECTIONS: &[Schema] = &[
                 "metrics on the validation split",
             ),
             p("batch", int(1), Absent, "examples per evaluation batch"),
+            p(
+                "decode",
+                Kind::Call(CTC_DECODERS),
+                Absent,
+                "how label_error_rate decodes CTC outputs: greedy (default) or beam(width)",
+            ),
         ],
         doc: "evaluation on the validation split",
     },

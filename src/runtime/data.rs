@@ -1,6 +1,7 @@
 //! Data: a checked `data` declaration in, train and validation splits out,
 //! and batches of them keyed by input name (`digits.x`). CSV tables, sliding
-//! windows over a series, text as characters, and synthetic sequence tasks.
+//! windows over a series, text as characters, and synthetic sequence tasks
+//! (the speech-like CTC task is in `speech.rs`).
 //! A bad file is a diagnostic that points into the file itself.
 
 use std::collections::HashMap;
@@ -90,6 +91,7 @@ pub fn load(
         "csv" => load_csv(dataset, base_dir, sources, &mut data, fold)?,
         "series" => load_series(dataset, base_dir, sources, &mut data)?,
         "text" => load_text(dataset, base_dir, &mut data)?,
+        "speech" => super::speech::synthesize(dataset, &mut data),
         task => synthesize(dataset, task, &mut data),
     }
     Ok(data)

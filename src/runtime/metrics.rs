@@ -1,10 +1,12 @@
 //! Validation metrics, accumulated over batches: `loss`, `accuracy`,
-//! `token_accuracy`, `exact_match`, `mae`, `mse`, `perplexity`.
+//! `token_accuracy`, `exact_match`, `mae`, `mse`, `perplexity`, and
+//! `label_error_rate` for CTC models (decoded by `ctc.rs`).
 
 use std::collections::{BTreeMap, HashMap};
 
 use ndarray::{ArrayD, Axis};
 
+use super::ctc::{edit_distance, Decoder};
 use super::data::Data;
 
 /// The tensor the model's output is compared with: `y`, or `tgt_out` for
@@ -26,6 +28,9 @@ pub struct Totals {
     abs_error: f64,
     sq_error: f64,
     values: f64,
+    /// CTC: edits between decodings and labels, and labels in all.
+    label_edits: f64,
+    labels: f64,
 }
 
 impl Totals {
@@ -91,6 +96,21 @@ impl Totals {
         }
     }
 
+    /// Adds the CTC decodings of one batch (see [`transcribe`]).
+    pub fn add_transcriptions(
+        &mut self,
+        output: &ArrayD<f64>,
+        batch: &HashMap<String, ArrayD<f64>>,
+        data: &str,
+        blank: usize,
+        decoder: Decoder,
+    ) {
+        for (reference, decoded) in transcribe(output, batch, data, blank, decoder) {
+            self.label_edits += edit_distance(&decoded, &reference) as f64;
+            self.labels += reference.len() as f64;
+        }
+    }
+
     pub fn finish(&self, names: &[String]) -> BTreeMap<String, f64> {
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
         let loss = ratio(self.loss, self.examples);
@@ -106,10 +126,91 @@ impl Totals {
                     "exact_match" => ratio(self.exact, self.examples),
                     "mae" => ratio(self.abs_error, self.values),
                     "mse" => ratio(self.sq_error, self.values),
+                    "label_error_rate" => ratio(self.label_edits, self.labels),
                     _ => f64::NAN,
                 };
                 (name.clone(), value)
             })
             .collect()
+    }
+}
+
+/// The CTC decodings of one batch: `output` holds per-frame class scores
+/// `[N, T, C]`; the batch of dataset `data` gives each example's
+/// `input_lengths` (frames decoded), `labels` and `label_lengths`. Out:
+/// (reference labels, decoded labels) per example; nothing for a batch
+/// without those fields.
+pub fn transcribe(
+    output: &ArrayD<f64>,
+    batch: &HashMap<String, ArrayD<f64>>,
+    data: &str,
+    blank: usize,
+    decoder: Decoder,
+) -> Vec<(Vec<usize>, Vec<usize>)> {
+    let field = |name: &str| batch.get(&format!("{data}.{name}"));
+    let (Some(frames), Some(labels), Some(lengths)) = (field("input_lengths"), field("labels"), field("label_lengths"))
+    else {
+        return Vec::new();
+    };
+    let &[n, t, classes] = output.shape() else {
+        return Vec::new();
+    };
+    let scores = output.as_standard_layout();
+    let Some(scores) = scores.as_slice() else {
+        return Vec::new();
+    };
+    (0..n.min(labels.shape()[0]))
+        .map(|e| {
+            let length = (frames[e].max(0.0) as usize).min(t);
+            let decoded = decoder.decode(&scores[e * t * classes..(e * t + length) * classes], classes, blank);
+            let count = (lengths[e].max(0.0) as usize).min(labels.shape()[1]);
+            let reference = (0..count).map(|i| labels[[e, i]] as usize).collect();
+            (reference, decoded)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scores whose best class per frame is `best` (one example per row).
+    fn scores(best: &[&[usize]], classes: usize) -> ArrayD<f64> {
+        let frames = best[0].len();
+        let values = best
+            .iter()
+            .flat_map(|row| {
+                row.iter()
+                    .flat_map(|&b| (0..classes).map(move |c| f64::from(u8::from(c == b))))
+            })
+            .collect();
+        ArrayD::from_shape_vec(ndarray::IxDyn(&[best.len(), frames, classes]), values).unwrap()
+    }
+
+    #[test]
+    fn label_error_rate_is_edits_over_reference_labels() {
+        // Decodings over the first input_lengths frames: [1, 2] and [2, 2, 1].
+        let output = scores(&[&[1, 1, 0, 2, 3, 3], &[2, 0, 2, 1, 1, 0]], 4);
+        let batch = HashMap::from([
+            (
+                "d.input_lengths".to_string(),
+                ArrayD::from_shape_vec(ndarray::IxDyn(&[2]), vec![4.0, 6.0]).unwrap(),
+            ),
+            (
+                "d.labels".to_string(),
+                ArrayD::from_shape_vec(ndarray::IxDyn(&[2, 3]), vec![1.0, 2.0, 0.0, 2.0, 1.0, 0.0]).unwrap(),
+            ),
+            (
+                "d.label_lengths".to_string(),
+                ArrayD::from_shape_vec(ndarray::IxDyn(&[2]), vec![2.0, 2.0]).unwrap(),
+            ),
+        ]);
+        let decoded = transcribe(&output, &batch, "d", 0, Decoder::Greedy);
+        assert_eq!(decoded, vec![(vec![1, 2], vec![1, 2]), (vec![2, 1], vec![2, 2, 1])]);
+        let mut totals = Totals::default();
+        totals.add_transcriptions(&output, &batch, "d", 0, Decoder::Greedy);
+        // One insertion over four reference labels.
+        let rate = totals.finish(&["label_error_rate".to_string()])["label_error_rate"];
+        assert_eq!(rate, 0.25);
     }
 }

@@ -6,6 +6,7 @@
 pub mod analyze;
 pub mod budget;
 pub mod checkpoint;
+pub mod ctc;
 pub mod data;
 pub mod generate;
 pub mod hessian;
@@ -15,6 +16,7 @@ pub mod report;
 pub mod run;
 pub mod rundir;
 pub mod schedule;
+pub mod speech;
 pub mod tensorboard;
 
 use std::collections::{BTreeMap, HashMap};
@@ -359,6 +361,14 @@ impl Session {
             return Ok(BTreeMap::new());
         };
         let mut totals = metrics::Totals::default();
+        // CTC datasets (a `blank` class): decode for `label_error_rate`.
+        let blank = self
+            .program
+            .datasets
+            .first()
+            .and_then(|d| d.attr("blank"))
+            .map(|b| b as usize);
+        let decoder = ctc::Decoder::from_config(self.program.sections.get("eval").and_then(|e| e.call("decode")));
         for rows in data::eval_rows(&data.val, self.batch, limit) {
             if let Some(jit) = &mut self.jit {
                 let n = rows.len();
@@ -373,6 +383,9 @@ impl Session {
                 let output = compiled.output("model_output");
                 let pad = self.program.datasets.first().and_then(|d| d.attr("pad"));
                 totals.add(n, loss, output.as_ref(), target.as_ref(), pad);
+                if let (Some(output), Some(blank)) = (&output, blank) {
+                    totals.add_transcriptions(output, &batch, &data.name, blank, decoder);
+                }
                 continue;
             }
             let mut env = self.env(self.step);
@@ -380,7 +393,7 @@ impl Session {
                 .insert(crate::check::data::BATCH.to_string(), rows.len() as i64);
             let batch = data::batch(data, &data.val, &rows, None);
             let target = metrics::target_of(data, &batch);
-            env.feeds.extend(batch);
+            env.feeds.extend(batch.clone());
             let values = interp::run(&self.eval_graph, &env).map_err(|e| RunError::Backend(e.to_string()))?;
             let loss = values
                 .output("loss")
@@ -389,6 +402,9 @@ impl Session {
             let output = values.output("model_output");
             let pad = self.program.datasets.first().and_then(|d| d.attr("pad"));
             totals.add(rows.len(), loss, output, target.as_ref(), pad);
+            if let (Some(output), Some(blank)) = (output, blank) {
+                totals.add_transcriptions(output, &batch, &data.name, blank, decoder);
+            }
         }
         Ok(totals.finish(names))
     }

@@ -357,6 +357,38 @@ fn hessian(session: &mut Session, reporter: &mut Reporter) -> Result<(), RunFail
     Ok(())
 }
 
+/// The first validation examples of a CTC dataset: reference labels and
+/// the decoding of the model's output, as symbol ids.
+fn transcriptions(
+    session: &mut Session,
+    data: &super::data::Data,
+    reporter: &mut Reporter,
+    blank: usize,
+) -> Result<(), RunError> {
+    let rows: Vec<usize> = (0..data.val.len().min(3)).collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let batch = super::data::batch(data, &data.val, &rows, None);
+    // At the evaluation batch size, whose graph is already compiled.
+    let capacity = session.batch.max(rows.len());
+    let output = session.forward(batch.clone(), rows.len(), capacity)?;
+    let eval = session.program.sections.get("eval");
+    let decoder = super::ctc::Decoder::from_config(eval.and_then(|e| e.call("decode")));
+    let ids = |labels: &[usize]| labels.iter().map(usize::to_string).collect::<Vec<_>>().join(" ");
+    for (reference, decoded) in super::metrics::transcribe(&output, &batch, &data.name, blank, decoder) {
+        let line = format!(
+            "{} -> {}{}",
+            ids(&reference),
+            ids(&decoded),
+            if reference == decoded { "" } else { "  ✗" }
+        );
+        reporter.event(json!({"event": "sample", "text": line}));
+        reporter.say(&line);
+    }
+    Ok(())
+}
+
 /// Samples from sequence models after training, as the `generate` section
 /// says (or with defaults for text and sequence tasks).
 fn samples(
@@ -368,6 +400,10 @@ fn samples(
     let Some(data) = data.first() else {
         return Ok(());
     };
+    // CTC models: a few validation transcriptions, decoded as `eval` says.
+    if let Some(blank) = session.program.datasets.first().and_then(|d| d.attr("blank")) {
+        return transcriptions(session, data, reporter, blank as usize);
+    }
     // A model that does not fit generation (a tagger, a classifier) gets
     // none; the checker rejects a `generate` section for it.
     let program = &session.program;

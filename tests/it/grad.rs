@@ -371,6 +371,7 @@ fn every_example_model_matches_finite_differences() {
         ("views_sigmoid.nn", &[("UNITS", 4.0)]),
         ("digits_bn.nn", &[("H", 8.0)]),
         ("char_lstm.nn", &[("T", 3.0), ("E", 4.0), ("H", 4.0), ("V", 12.0)]),
+        ("ctc.nn", &[("H", 4.0)]),
         (
             "gpt.nn",
             &[("T", 4.0), ("D", 8.0), ("HEADS", 2.0), ("LAYERS", 1.0), ("V", 12.0)],

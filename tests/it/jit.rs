@@ -76,7 +76,7 @@ fn head(x: &ArrayD<f64>) -> String {
 
 /// Runs `graph` on both backends with the same feeds and compares every
 /// output; returns the compiled graph for further checks.
-fn compare_outputs(name: &str, graph: &Graph, env: &Env, rtol: f64, atol: f64) -> Compiled {
+pub(crate) fn compare_outputs(name: &str, graph: &Graph, env: &Env, rtol: f64, atol: f64) -> Compiled {
     compare_outputs_with(name, graph, env, rtol, atol, &|_, _| 0.0)
 }
 
@@ -147,6 +147,7 @@ fn small_session_on(example: &str, backend: nnc::runtime::Backend) -> nnc::runti
         ("digits_mlp.nn", &[("H", 24.0)]),
         ("digits_cnn.nn", &[]),
         ("char_lstm.nn", &[("T", 5.0), ("E", 8.0), ("H", 12.0), ("V", 13.0)]),
+        ("ctc.nn", &[("H", 8.0)]),
         (
             "gpt.nn",
             &[("T", 7.0), ("D", 16.0), ("HEADS", 2.0), ("LAYERS", 1.0), ("V", 13.0)],

@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod ctc;
 mod errors;
 mod examples;
 mod fmt;

@@ -394,7 +394,10 @@ fn every_program_that_checks_runs() {
 /// What the default run must reach a summary with, besides every
 /// standard-library block.
 const REQUIRED: &[(&str, &[&str])] = &[
-    ("data", &["csv", "series", "text", "copy", "reverse", "sort", "add"]),
+    (
+        "data",
+        &["csv", "series", "text", "copy", "reverse", "sort", "add", "speech"],
+    ),
     ("optimizer", &["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"]),
     (
         "schedule",

@@ -1,6 +1,6 @@
 //! A seeded generator of well-formed `.nn` programs. In: a seed and the
 //! directory of the example data. Out: one program per call, composing a
-//! data source (every CSV shape, series, text and synthetic task), a model
+//! data source (every CSV shape, series, text, synthetic and speech task), a model
 //! built from standard-library layers, user blocks and primitives with
 //! random sizes, a loss, an optimizer with a schedule, and the sections
 //! (`train`, `eval`, `generate` with each method, `sweep`, `analyze`).
@@ -36,6 +36,8 @@ enum Source {
     Task(&'static str),
     /// A synthetic task with a one-input per-token model of the source.
     Tagger(&'static str),
+    /// The speech-like task with a per-frame model and CTC.
+    Speech,
 }
 
 const SOURCES: &[Source] = &[
@@ -55,6 +57,7 @@ const SOURCES: &[Source] = &[
     Source::Tagger("copy"),
     Source::Tagger("reverse"),
     Source::Tagger("sort"),
+    Source::Speech,
 ];
 
 const VECTOR: &[&str] = &[
@@ -388,6 +391,40 @@ impl Generator {
                 };
                 (loss, vec!["loss", "perplexity", "token_accuracy"], true)
             }
+            Source::Speech => {
+                let (vocab, len, duration) = (self.rng.range(1, 5), self.rng.range(1, 3), self.rng.range(1, 3));
+                let features = self.rng.range(1, 6);
+                let _ = writeln!(
+                    head,
+                    "data {name} = speech(vocab: {vocab}, len: 1..{len}, duration: 1..{duration}, silence: {}, noise: {}, features: {features}, train: {}, val: {}, seed: {seed})",
+                    self.rng.pick(&["0.0", "0.3", "1.0"]),
+                    self.rng.pick(&["0.0", "0.5"]),
+                    self.rng.pick(&[16, 40]),
+                    self.rng.pick(&[3, 8])
+                );
+                let _ = writeln!(head, "const T = {name}.frames");
+                let _ = writeln!(head, "const C = {name}.classes");
+                w.line("    h = x");
+                self.sequence_layers(&mut w, features, "T");
+                let model = format!(
+                    "model frames(x: f32[B, T, {features}]) -> f32[B, T, C] {{\n{}\n    log_softmax(linear(h, C))\n}}\n",
+                    w.lines.join("\n")
+                );
+                w.lines.clear();
+                w.line(model);
+                // The recursion from the library's pieces: the best state
+                // after the last frame (the all-blank state is always
+                // reachable, so it is finite).
+                w.block(
+                    "block last_alpha(lp: f32[N, S, K], labels: i32[N, L]) -> f32[] {\n    ext = ctc_extend(labels, 0)\n    emit = lp @ transpose(one_hot(ext, K), 1, 2)\n    skip = (ext != 0) and (ext != ctc_shift(ext, 2, 0))\n    alphas = scan(ctc_step, emit, pad(zeros([N, 1]), 0, 2 * L, axis: 1, value: -1e30), skip: skip)\n    0.0 - mean(max(alphas[:, S - 1], axis: 1))\n}\n",
+                );
+                let args = format!("{name}.input_lengths, {name}.labels, {name}.label_lengths");
+                let loss = format!(
+                    "ctc_loss(frames({name}.x), {args}, blank: {name}.blank) - {} * mean(where(ctc_feasible({args}, T), ctc_log_likelihood(frames({name}.x), {args}), 0.0)) + 0.1 * last_alpha(frames({name}.x), {name}.labels)",
+                    self.rng.pick(&["0.5", "1.0"])
+                );
+                (loss, vec!["loss", "label_error_rate"], false)
+            }
             Source::Task(task) | Source::Tagger(task) => {
                 let lo = self.rng.range(1, 3);
                 let hi = lo + self.rng.below(4);
@@ -485,18 +522,28 @@ impl Generator {
             if self.rng.one_in(5) {
                 // Any metric: those that do not fit the task must be
                 // rejected or reported, never crash.
-                chosen.push(
-                    self.rng
-                        .pick(&["accuracy", "token_accuracy", "exact_match", "mae", "mse", "perplexity"]),
-                );
+                chosen.push(self.rng.pick(&[
+                    "accuracy",
+                    "token_accuracy",
+                    "exact_match",
+                    "mae",
+                    "mse",
+                    "perplexity",
+                    "label_error_rate",
+                ]));
             }
             chosen.dedup();
             if chosen.is_empty() {
                 chosen.push("loss");
             }
+            let decode = match self.rng.below(3) {
+                0 => ", decode: beam(width: 3)",
+                1 => ", decode: greedy",
+                _ => "",
+            };
             let _ = writeln!(
                 out,
-                "eval {{ every: {}, metrics: [{}], batch: {} }}",
+                "eval {{ every: {}, metrics: [{}], batch: {}{decode} }}",
                 self.rng.range(1, 2),
                 chosen.join(", "),
                 self.rng.pick(&[4, 64])
