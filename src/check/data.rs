@@ -160,14 +160,18 @@ pub fn declare(
         }
         "series" => {
             let header = read_header(checker, base_dir, source.str("path")?, arg_span("path"))?;
-            let column = source.str("column")?;
-            if let Some(header) = &header {
+            let weekday = source.str("weekday");
+            let columns = [("column", source.str("column")), ("weekday", weekday)];
+            for (key, column) in columns {
+                let (Some(header), Some(column)) = (&header, column) else {
+                    continue;
+                };
                 if !header.iter().any(|h| h == column) {
                     checker.report(
                         Diagnostic::error(
                             codes::DATA_COLUMN,
                             format!("column `{column}` is not in {}", source.str("path").unwrap_or("")),
-                            arg_span("column"),
+                            arg_span(key),
                         )
                         .label("no such column")
                         .with_help(format!("the columns are: {}", header.join(", "))),
@@ -175,11 +179,27 @@ pub fn declare(
                     return None;
                 }
             }
+            let (horizon, season) = (source.int("horizon").unwrap_or(1), source.int("season"));
+            if let Some(season) = season.filter(|&s| s < horizon) {
+                checker.report(
+                    Diagnostic::error(
+                        codes::BAD_VALUE,
+                        format!("a season of {season} is shorter than the horizon of {horizon}"),
+                        arg_span("season"),
+                    )
+                    .label("the baseline would use values the model has not seen")
+                    .with_help("the seasonal baseline predicts the value one season before the target"),
+                );
+                return None;
+            }
             let window = source.int("window")?;
             fields.push((
                 "x".to_string(),
                 TensorType::new(DType::F32, vec![batch.clone(), Dim::constant(window)]),
             ));
+            if weekday.is_some() {
+                fields.push(("day".to_string(), TensorType::new(DType::I32, vec![batch.clone()])));
+            }
             fields.push(("y".to_string(), TensorType::new(DType::F32, vec![batch])));
         }
         "text" => {

@@ -111,6 +111,18 @@ pub const DATA_SOURCES: &[Schema] = &[
                 Bool(true),
                 "standardize with training statistics",
             ),
+            p(
+                "weekday",
+                Kind::Str,
+                Absent,
+                "a column of weekday names: field `day` is the target's weekday, 0 = Monday",
+            ),
+            p(
+                "season",
+                int(1),
+                Absent,
+                "the period: validation compares with the value one period before each target",
+            ),
         ],
         doc: "sliding windows over a time series: x the window, y the value after it",
     },

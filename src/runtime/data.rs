@@ -51,10 +51,30 @@ pub struct Data {
     pub vocab: Vec<char>,
     /// For series: mean and standard deviation used to normalize.
     pub scale: Option<(f64, f64)>,
+    /// For series with a `season`: the seasonal naive baseline.
+    pub baseline: Option<Baseline>,
     /// Image augmentations for training batches.
     pub augment: Vec<crate::check::config::Config>,
     /// `[C, H, W]` of one image, when the features are images.
     pub image: Option<[usize; 3]>,
+}
+
+/// The seasonal naive forecast of a series' validation targets (each
+/// predicted by the value one season before it), in the series' own units.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Baseline {
+    /// The column the values come from, which names their unit.
+    pub column: String,
+    pub season: usize,
+    /// Mean absolute error of the baseline over the validation targets.
+    pub mae: f64,
+}
+
+impl Data {
+    /// A validation MAE of the model's outputs in the series' own units.
+    pub fn unscaled_mae(&self, mae: f64) -> f64 {
+        self.scale.map_or(mae, |(_, std)| mae * std)
+    }
 }
 
 /// Loads a dataset. Data files are added to `sources` so a diagnostic can
@@ -81,6 +101,7 @@ pub fn load(
         },
         vocab: Vec::new(),
         scale: None,
+        baseline: None,
         augment: source.calls("augment").to_vec(),
         image: source
             .shape("shape")
@@ -155,6 +176,36 @@ impl Csv {
             )
             .label("the header row")
             .with_secondary(dataset.source.span, "declared here")
+        })
+    }
+
+    /// The weekday named in a cell (`Mon` or `Monday`, any case) as 0 for
+    /// Monday to 6 for Sunday, or a diagnostic pointing at the cell.
+    fn weekday(&self, row: usize, column: usize, name: &str) -> Result<f64, Diagnostic> {
+        const DAYS: [&str; 7] = [
+            "monday",
+            "tuesday",
+            "wednesday",
+            "thursday",
+            "friday",
+            "saturday",
+            "sunday",
+        ];
+        let Some((text, at)) = self.rows[row].get(column) else {
+            // The missing cell's diagnostic.
+            return self.number(row, column, name);
+        };
+        let lower = text.to_ascii_lowercase();
+        let day = DAYS
+            .iter()
+            .position(|d| lower.len() >= 3 && d.starts_with(&lower) && (lower.len() == 3 || lower == *d));
+        day.map(|d| d as f64).ok_or_else(|| {
+            Diagnostic::error(
+                codes::DATA_VALUE,
+                format!("cell `{text}` in column `{name}` is not a weekday"),
+                Span::new(self.file, *at, at + text.len().max(1)),
+            )
+            .label("expected a name such as `Mon` or `Monday`")
         })
     }
 
@@ -323,6 +374,38 @@ fn load_series(dataset: &Dataset, base_dir: &Path, sources: &mut SourceMap, data
         .label("not enough data"));
     }
     let train_count = examples - val_last;
+    let days = match source.str("weekday") {
+        Some(name) => {
+            let column = csv.column(name, dataset)?;
+            let mut days = Vec::with_capacity(csv.rows.len());
+            for row in 0..csv.rows.len() {
+                days.push(csv.weekday(row, column, name)?);
+            }
+            Some(days)
+        }
+        None => None,
+    };
+    if let Some(season) = source.int("season") {
+        let season = season as usize;
+        let targets = train_count + window + horizon - 1..values.len();
+        if season > targets.start {
+            return Err(Diagnostic::error(
+                codes::DATA_VALUE,
+                format!(
+                    "`{path}` has {} values before the first validation target: too few for a season of {season}",
+                    targets.start
+                ),
+                source.span,
+            )
+            .label("not enough data"));
+        }
+        let total: f64 = targets.clone().map(|t| (values[t] - values[t - season]).abs()).sum();
+        data.baseline = Some(Baseline {
+            column: name.to_string(),
+            season,
+            mae: total / targets.len() as f64,
+        });
+    }
     if source.bool("normalize") != Some(false) {
         // Statistics of the values the training examples can see.
         let (mean, std) = mean_std(&values[..train_count + window + horizon - 1]);
@@ -338,17 +421,18 @@ fn load_series(dataset: &Dataset, base_dir: &Path, sources: &mut SourceMap, data
             xs.extend_from_slice(&values[start..start + window]);
             ys.push(values[start + window + horizon - 1]);
         }
+        let column = |values: Vec<f64>| ArrayD::from_shape_vec(IxDyn(&[range.len()]), values).expect("sizes match");
+        let mut fields = vec![(
+            "x".to_string(),
+            ArrayD::from_shape_vec(IxDyn(&[range.len(), window]), xs).expect("sizes match"),
+        )];
+        if let Some(days) = &days {
+            let targets = range.clone().map(|start| days[start + window + horizon - 1]);
+            fields.push(("day".to_string(), column(targets.collect())));
+        }
+        fields.push(("y".to_string(), column(ys)));
         Split::Table {
-            fields: vec![
-                (
-                    "x".to_string(),
-                    ArrayD::from_shape_vec(IxDyn(&[range.len(), window]), xs).expect("sizes match"),
-                ),
-                (
-                    "y".to_string(),
-                    ArrayD::from_shape_vec(IxDyn(&[range.len()]), ys).expect("sizes match"),
-                ),
-            ],
+            fields,
             len: range.len(),
         }
     };

@@ -307,8 +307,12 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
     session.data = data;
     sampled?;
 
+    let baseline = baseline_comparison(&session, &val);
     if mode == Mode::Human {
         eprint!("\n{}", report::table(&train_metrics, &val_metrics));
+        if let Some(line) = baseline.as_ref().and_then(|b| b.get("text")).and_then(Value::as_str) {
+            eprintln!("{line}");
+        }
     }
     let title = format!("{}: loss", path.display());
     let _ = report::write_svg(
@@ -324,6 +328,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         "train_loss": train_loss,
         "val_loss": val_loss,
         "metrics": val_metrics,
+        "baseline": baseline,
         "steps_per_s": steps_per_s,
         "compile_ms": compile_ms,
         "wall_s": started.elapsed().as_secs_f64(),
@@ -387,6 +392,26 @@ fn transcriptions(
         reporter.say(&line);
     }
     Ok(())
+}
+
+/// For a series with a `season`: the validation MAE in the series' own
+/// units beside the seasonal naive baseline's, as JSON with a line of text.
+fn baseline_comparison(session: &Session, val: &BTreeMap<String, f64>) -> Option<Value> {
+    let data = session.data.first()?;
+    let baseline = data.baseline.as_ref()?;
+    let mae = data.unscaled_mae(*val.get("mae")?);
+    let better = 100.0 * (1.0 - mae / baseline.mae);
+    let text = format!(
+        "validation MAE {mae:.1} {unit}; the seasonal naive forecast (the value {season} steps before): {naive:.1} {unit}; the model is {better:.1} % {word}",
+        unit = baseline.column,
+        season = baseline.season,
+        naive = baseline.mae,
+        better = better.abs(),
+        word = if better >= 0.0 { "better" } else { "worse" },
+    );
+    Some(
+        json!({"column": baseline.column, "season": baseline.season, "mae": mae, "naive_mae": baseline.mae, "text": text}),
+    )
 }
 
 /// Samples from sequence models after training, as the `generate` section

@@ -51,14 +51,15 @@ fn example_summaries() {
         check("bert_mlm.nn").summary(),
         "model bert(tokens: i32[B, 64]) -> f32[B, 64, 80], 425,680 parameters in 38 tensors"
     );
+    // window 14 + one-hot weekday 7, and the bias
     assert_eq!(
         check("views_linear.nn").summary(),
-        "model linear_model(x: f32[B, 7]) -> f32[B], 8 parameters in 2 tensors"
+        "model linear_model(x: f32[B, 14], day: i32[B]) -> f32[B], 22 parameters in 2 tensors"
     );
     let cnn = check("digits_cnn.nn");
-    // conv 9*16 + 16, bn 32, conv 144*32 + 32, linear 128*10 + 10
-    assert_eq!(cnn.param_count(), 160 + 32 + 4640 + 1290);
-    assert_eq!(cnn.states.len(), 2);
+    // conv 9*32 + 32, bn 64, conv 288*64 + 64, bn 128, linear 256*10 + 10
+    assert_eq!(cnn.param_count(), 320 + 64 + 18_496 + 128 + 2_570);
+    assert_eq!(cnn.states.len(), 4);
     let transformer = check("transformer.nn");
     let model = transformer.model.as_ref().unwrap();
     assert_eq!(model.output.to_string(), "f32[B, 13, 13]");
