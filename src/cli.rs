@@ -496,23 +496,10 @@ fn run_analyze(
     json: bool,
     color: bool,
 ) -> ExitCode {
-    let program = match check::check_file_with(path, settings.to_vec()) {
+    let program = match checked_program(path, settings, color) {
         Ok(program) => program,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    if !program.diagnostics.is_empty() {
-        eprint!("{}", program.sources.render(&program.diagnostics, color));
-    }
-    if program.has_errors() {
-        return ExitCode::from(1);
-    }
-    if let Some(message) = unknown_setting(&program, settings, path) {
-        eprintln!("error: {message}");
-        return ExitCode::from(2);
-    }
     let base = path.parent().unwrap_or(std::path::Path::new("."));
     let overrides = crate::runtime::Overrides {
         backend: crate::runtime::Backend::Interp,
@@ -572,23 +559,10 @@ fn run_run(args: &RunArgs, color: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let program = match check::check_file_with(&args.file, args.settings.clone()) {
+    let program = match checked_program(&args.file, &args.settings, color) {
         Ok(program) => program,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
-    if !program.diagnostics.is_empty() {
-        eprint!("{}", program.sources.render(&program.diagnostics, color));
-    }
-    if program.has_errors() {
-        return ExitCode::from(1);
-    }
-    if let Some(message) = unknown_setting(&program, &args.settings, &args.file) {
-        eprintln!("error: {message}");
-        return ExitCode::from(2);
-    }
     let options = crate::runtime::run::RunOptions {
         overrides: crate::runtime::Overrides {
             steps: args.steps,
@@ -637,6 +611,31 @@ fn run_run(args: &RunArgs, color: bool) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `path` checked with the `--set` values, its diagnostics printed; or the
+/// exit code once the failure is printed: 2 for an unreadable file or an
+/// unknown setting, 1 for errors in the program.
+fn checked_program(
+    path: &std::path::Path,
+    settings: &[(String, f64)],
+    color: bool,
+) -> Result<check::Program, ExitCode> {
+    let program = check::check_file_with(path, settings.to_vec()).map_err(|message| {
+        eprintln!("error: {message}");
+        ExitCode::from(2)
+    })?;
+    if !program.diagnostics.is_empty() {
+        eprint!("{}", program.sources.render(&program.diagnostics, color));
+    }
+    if program.has_errors() {
+        return Err(ExitCode::from(1));
+    }
+    if let Some(message) = unknown_setting(&program, settings, path) {
+        eprintln!("error: {message}");
+        return Err(ExitCode::from(2));
+    }
+    Ok(program)
 }
 
 /// The error for a `--set NAME=...` whose NAME is not a constant of the
