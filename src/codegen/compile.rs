@@ -236,7 +236,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
             .get(&key)
             .and_then(|same| same.iter().find(|(stencil, ..)| *stencil == ctx.func.stencil))
             .map(|&(_, id, first)| (id, first));
-        if let Some((id, first)) = earlier.filter(|_| share) {
+        if let Some((id, first)) = earlier {
             if keep_text {
                 let note = format!("; kernel {k}: the code of kernel {first}, with its own buffer table\n");
                 clif.push(note.clone());

@@ -92,7 +92,7 @@ fn trusted() -> MemFlagsData {
 impl<'a, 'b> Emitter<'a, 'b> {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        b: FunctionBuilder<'b>,
+        mut b: FunctionBuilder<'b>,
         exprs: Exprs,
         plan: &'a Plan,
         arena: Value,
@@ -102,7 +102,6 @@ impl<'a, 'b> Emitter<'a, 'b> {
         check_bounds: bool,
         table: Option<Value>,
     ) -> Self {
-        let mut b = b;
         // Buffer bases are inserted into the entry block by a cursor, which
         // needs the block in the layout.
         b.ensure_inserted_block();
