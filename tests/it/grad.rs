@@ -60,8 +60,10 @@ fn case(
     }
 }
 
-/// Checks `d sum(op(x...) * w) / dx` against central differences.
-fn check(case: &Case) {
+/// The case's graph in f64 up to the output `loss = sum(op(x...) * w)`
+/// (parameters `x{i}`, fixed inputs `c{i}`, weights `w`), verified; its
+/// parameters and loss; and the feeds of every leaf (`w` drawn with seed 99).
+pub(crate) fn weighted_loss(case: &Case) -> (Graph, Vec<NodeId>, NodeId, HashMap<String, ArrayD<f64>>) {
     let mut graph = Graph::new();
     let params: Vec<NodeId> = case
         .inputs
@@ -82,11 +84,6 @@ fn check(case: &Case) {
     let product = graph.mul(y, w);
     let loss = graph.sum_all(product);
     graph.set_output("loss", loss);
-    let grads = nnc::autodiff::gradients(&mut graph, loss, &params);
-    for (i, g) in grads.iter().enumerate() {
-        graph.set_output(&format!("grad {i}"), *g);
-    }
-    nnc::ir::verify::assert_valid(&graph, &format!("{} gradient", case.name));
 
     let y_size: Vec<usize> = y_shape.iter().map(|d| d.as_const().unwrap() as usize).collect();
     let mut feeds: HashMap<String, ArrayD<f64>> = HashMap::new();
@@ -97,6 +94,18 @@ fn check(case: &Case) {
     for (i, a) in case.inputs.iter().enumerate() {
         feeds.insert(format!("x{i}"), a.clone());
     }
+    (graph, params, loss, feeds)
+}
+
+/// Checks `d sum(op(x...) * w) / dx` against central differences.
+fn check(case: &Case) {
+    let (mut graph, params, loss, feeds) = weighted_loss(case);
+    let grads = nnc::autodiff::gradients(&mut graph, loss, &params);
+    for (i, g) in grads.iter().enumerate() {
+        graph.set_output(&format!("grad {i}"), *g);
+    }
+    nnc::ir::verify::assert_valid(&graph, &format!("{} gradient", case.name));
+
     let run = |feeds: &HashMap<String, ArrayD<f64>>| {
         let env = Env {
             feeds: feeds.clone(),

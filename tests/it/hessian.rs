@@ -8,13 +8,11 @@ use std::path::Path;
 
 use ndarray::ArrayD;
 use nnc::interp::{self, Env};
-use nnc::ir::{Graph, NodeId};
-use nnc::prim::{DType, Prim};
 use nnc::runtime::hessian::{self, CriticalPoint, Method, Products, Settings};
 use serde_json::Value;
 
 use crate::common::{nnc, root};
-use crate::grad::{array, cases, dims, Case};
+use crate::grad::{array, cases, weighted_loss, Case};
 
 /// Central differences of the gradient along a direction: step `H`, and
 /// `|H v - numeric| <= TOLERANCE * max(1, |numeric|)` element-wise. In f64
@@ -36,35 +34,9 @@ fn worst(exact: &[f64], numeric: &[f64]) -> (f64, usize) {
 /// `H v` of `sum(op(x) * w)` against central differences of its gradient
 /// along `v`: every gradient rule's own ops must be differentiable.
 fn second_order(case: &Case) {
-    let mut graph = Graph::new();
-    let params: Vec<NodeId> = case
-        .inputs
-        .iter()
-        .enumerate()
-        .map(|(i, a)| graph.add(Prim::Param(format!("x{i}")), DType::F64, dims(a.shape()), &[]))
-        .collect();
-    let fixed: Vec<NodeId> = case
-        .fixed
-        .iter()
-        .enumerate()
-        .map(|(i, (dtype, a))| graph.add(Prim::Input(format!("c{i}")), *dtype, dims(a.shape()), &[]))
-        .collect();
-    let y = (case.build)(&mut graph, &params, &fixed);
-    let y_shape = graph.shape(y);
-    let w = graph.add(Prim::Input("w".into()), DType::F64, y_shape.clone(), &[]);
-    let product = graph.mul(y, w);
-    let loss = graph.sum_all(product);
-    graph.set_output("loss", loss);
+    let (graph, _, _, mut feeds) = weighted_loss(case);
     let graph = hessian::product_graph(&graph).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-
-    let y_size: Vec<usize> = y_shape.iter().map(|d| d.as_const().unwrap() as usize).collect();
-    let mut feeds: HashMap<String, ArrayD<f64>> = HashMap::new();
-    feeds.insert("w".into(), array(&y_size, 99, -1.0, 1.0));
-    for (i, (_, a)) in case.fixed.iter().enumerate() {
-        feeds.insert(format!("c{i}"), a.clone());
-    }
     for (i, a) in case.inputs.iter().enumerate() {
-        feeds.insert(format!("x{i}"), a.clone());
         feeds.insert(format!("direction x{i}"), array(a.shape(), 200 + i as u64, -1.0, 1.0));
     }
     let run = |feeds: &HashMap<String, ArrayD<f64>>| {
