@@ -261,6 +261,20 @@ fn the_lecture_saddle_is_a_saddle_point() {
     assert!(text.contains("lowers the loss: 1 -> 0.990025"), "{text}");
 }
 
+/// `nnc run FILE --json` into a fresh scratch directory named by `suffix`:
+/// the directory and the run's `hessian` event.
+fn run_for_hessian(file: &str, suffix: &str) -> (std::path::PathBuf, Value) {
+    let out = std::env::temp_dir().join(format!("nnc-test-{}-{suffix}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let (code, stdout, stderr) = nnc(&["run", file, "--json", "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let hessian = json_lines(&stdout)
+        .into_iter()
+        .find(|e| e["event"] == "hessian")
+        .expect("a hessian event");
+    (out, hessian)
+}
+
 fn json_lines(stdout: &str) -> Vec<Value> {
     stdout
         .lines()
@@ -298,21 +312,7 @@ fn analyze_command_prints_the_saddle_and_reads_checkpoints() {
 
     // Training from the saddle never leaves it (the gradient is zero), and
     // the run reports the Hessian after training.
-    let out = std::env::temp_dir().join(format!("nnc-test-{}-hessian", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let (code, stdout, stderr) = nnc(&[
-        "run",
-        "examples/critical_points.nn",
-        "--json",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    let events = json_lines(&stdout);
-    let hessian = events
-        .iter()
-        .find(|e| e["event"] == "hessian")
-        .expect("a hessian event");
+    let (out, hessian) = run_for_hessian("examples/critical_points.nn", "hessian");
     assert_eq!(hessian["step"], 20);
     assert_eq!(hessian["critical_point"], "saddle_point");
 
@@ -395,21 +395,7 @@ fn settings_out_of_range_are_diagnostics() {
 /// finds the same spectrum.
 #[test]
 fn the_trained_mlp_is_analyzed_after_training() {
-    let out = std::env::temp_dir().join(format!("nnc-test-{}-hessian-mlp", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let (code, stdout, stderr) = nnc(&[
-        "run",
-        "examples/critical_points_mlp.nn",
-        "--json",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{stderr}");
-    let events = json_lines(&stdout);
-    let hessian = events
-        .iter()
-        .find(|e| e["event"] == "hessian")
-        .expect("a hessian event");
+    let (out, hessian) = run_for_hessian("examples/critical_points_mlp.nn", "hessian-mlp");
     assert_eq!(hessian["step"], 10000);
     assert_eq!(hessian["parameters"], 37);
     assert_eq!(hessian["examples"], 1092);
