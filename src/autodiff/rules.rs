@@ -300,6 +300,20 @@ fn slice_adjoint(graph: &mut Graph, x: NodeId, g: NodeId, axis: usize, start: Di
     let x_size = graph.shape(x)[axis].clone();
     let mut spread = g;
     let mut len = graph.shape(g)[axis].clone();
+    // A slice that takes one of every `step` elements of an axis `step`
+    // times as long is one column of `[.., len, step, ..]`: its adjoint
+    // pads that column and reshapes back, so the adjoints of the `step`
+    // slices sum to a concatenation (`passes/pads.rs`) instead of a sum of
+    // `step` masked terms.
+    if let Some(first) = start.as_const().filter(|&s| step > 1 && s >= 0 && s < step) {
+        if len.mul(&Dim::constant(step)) == x_size {
+            let mut shape = graph.shape(g);
+            shape.insert(axis + 1, Dim::constant(1));
+            let column = graph.reshape(g, shape);
+            let padded = graph.pad(column, axis + 1, Dim::constant(first), Dim::constant(step - 1 - first));
+            return graph.reshape(padded, graph.shape(x));
+        }
+    }
     if step > 1 {
         // [.., len, ..] -> [.., len, 1, ..] -> pad to [.., len, step, ..] -> [.., len*step, ..]
         let mut shape = graph.shape(g);

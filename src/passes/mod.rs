@@ -4,12 +4,14 @@
 //! the pipeline is [`optimize`], run after autodiff on whole step graphs
 //! (so `stop_grad` is the identity by then). [`prepare_forward`] runs
 //! before autodiff, on the forward graph: products hoisted out of unrolled
-//! recurrences, so that their gradients are hoisted too.
+//! recurrences and permutations sunk below element-wise ops (`layout.rs`),
+//! so that the gradients are hoisted and laid out the same way.
 
 mod cse;
 mod dce;
 mod fold;
 mod hoist;
+mod layout;
 mod pads;
 mod simplify;
 
@@ -17,6 +19,7 @@ pub use cse::Cse;
 pub use dce::Dce;
 pub use fold::ConstantFold;
 pub use hoist::HoistProducts;
+pub use layout::SinkPermutes;
 pub use pads::PadsToConcat;
 pub use simplify::Simplify;
 
@@ -46,6 +49,16 @@ pub fn prepare_forward(graph: &mut Graph) {
     HoistProducts.run(graph);
     if cfg!(debug_assertions) {
         crate::ir::verify::assert_valid(graph, HoistProducts.name());
+    }
+    // Each round sinks a permutation one op further (bounded by the depth
+    // of the element-wise chains it crosses).
+    for _ in 0..64 {
+        if !SinkPermutes.run(graph) {
+            break;
+        }
+    }
+    if cfg!(debug_assertions) {
+        crate::ir::verify::assert_valid(graph, SinkPermutes.name());
     }
 }
 

@@ -32,7 +32,7 @@ impl Pass for Simplify {
 }
 
 /// The value of a constant, also when it is broadcast.
-fn constant(graph: &Graph, id: NodeId) -> Option<f64> {
+pub(super) fn constant(graph: &Graph, id: NodeId) -> Option<f64> {
     match graph.node(id).op {
         Prim::Const(value) => Some(value),
         Prim::Broadcast => constant(graph, graph.inputs(id)[0]),
@@ -64,6 +64,26 @@ fn simplify(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
         // -(-x) = x
         Prim::Unary(UnaryOp::Neg) if matches!(graph.node(inputs[0]).op, Prim::Unary(UnaryOp::Neg)) => {
             Some(graph.inputs(inputs[0])[0])
+        }
+        // reshape(pad(a)) + reshape(pad(b)) = reshape(pad(a) + pad(b)) for
+        // pads of one shape that nothing else reads: the adjoints of strided
+        // slices (`autodiff/rules.rs`) then sum to a concatenation
+        // (`passes/pads.rs`).
+        Prim::Binary(BinaryOp::Add)
+            if inputs.iter().all(|&x| {
+                matches!(graph.node(x).op, Prim::Reshape)
+                    && graph.users(x).len() == 1
+                    && matches!(graph.node(graph.inputs(x)[0]).op, Prim::Pad { .. })
+            }) && inputs[0] != inputs[1] =>
+        {
+            let (a, b) = (graph.inputs(inputs[0])[0], graph.inputs(inputs[1])[0]);
+            let (na, nb) = (graph.node(a), graph.node(b));
+            if na.shape != nb.shape || na.dtype != nb.dtype {
+                return None;
+            }
+            let shape = na.shape.clone();
+            let sum = graph.add(Prim::Binary(BinaryOp::Add), node.dtype, shape, &[a, b]);
+            Some(graph.add(Prim::Reshape, node.dtype, node.shape.clone(), &[sum]))
         }
         Prim::Binary(op) => {
             let (a, b) = (inputs[0], inputs[1]);

@@ -393,56 +393,73 @@ fn every_example_model_matches_finite_differences() {
     ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     for (example, constants) in small {
-        let overrides = constants.iter().map(|(n, v)| (n.to_string(), *v)).collect();
-        let program = nnc::check::check_file_with(&dir.join(example), overrides).unwrap();
-        assert!(
-            !program.has_errors(),
-            "{}",
-            program.sources.render(&program.diagnostics, false)
-        );
-        let options = nnc::runtime::Overrides {
-            batch: Some(3),
-            ..Default::default()
-        };
-        let session =
-            nnc::runtime::Session::new(program, &dir, &options).unwrap_or_else(|(d, _)| panic!("{}", d.message));
-        // Use the unoptimized step so the check covers the rules as written.
-        let forward = nnc::ir::lower::lower(&session.program.train_trace);
-        let graph = nnc::autodiff::optimizer::training_step(&forward, session.program.optimizer.as_ref().unwrap());
-        let env = session.step_env(0);
-        let loss_at = |env: &Env| interp::run_outputs(&graph, env).unwrap()["loss"].sum();
-        let outputs = interp::run_outputs(&graph, &env).unwrap();
-        let mut worst = (0.0f64, String::new());
-        let mut checked = 0;
-        for param in &session.program.params {
-            let analytic = &outputs[&format!("grad {}", param.path)];
-            let count = analytic.len();
-            for k in [0, count / 2, count - 1] {
-                let mut plus = env.clone();
-                let mut minus = env.clone();
-                plus.feeds.get_mut(&param.path).unwrap().as_slice_mut().unwrap()[k] += 1e-5;
-                minus.feeds.get_mut(&param.path).unwrap().as_slice_mut().unwrap()[k] -= 1e-5;
-                let numeric = (loss_at(&plus) - loss_at(&minus)) / 2e-5;
-                let exact = analytic.as_slice().unwrap()[k];
-                let error = (exact - numeric).abs() / numeric.abs().max(1e-3);
-                checked += 1;
-                if error > worst.0 {
-                    worst = (
-                        error,
-                        format!("{}[{k}]: analytic {exact:.9}, numeric {numeric:.9}", param.path),
-                    );
-                }
+        file_gradients_match_finite_differences(&dir, example, constants);
+    }
+}
+
+/// Max pooling of odd-sized maps (the last row and column dropped) through
+/// both the strided-view path and the runtime's layout pass, against finite
+/// differences like the examples.
+#[test]
+fn odd_sized_max_pooling_matches_finite_differences() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pool_odd");
+    file_gradients_match_finite_differences(&dir, "pool.nn", &[]);
+}
+
+/// The step graph's gradient of every parameter tensor of `dir/file` (three
+/// elements each, batch 3) against central differences of the loss;
+/// tolerance 1e-5 relative (whole models in f64).
+fn file_gradients_match_finite_differences(dir: &Path, example: &str, constants: &[(&str, f64)]) {
+    let overrides = constants.iter().map(|(n, v)| (n.to_string(), *v)).collect();
+    let program = nnc::check::check_file_with(&dir.join(example), overrides).unwrap();
+    assert!(
+        !program.has_errors(),
+        "{}",
+        program.sources.render(&program.diagnostics, false)
+    );
+    let options = nnc::runtime::Overrides {
+        batch: Some(3),
+        ..Default::default()
+    };
+    let session = nnc::runtime::Session::new(program, dir, &options).unwrap_or_else(|(d, _)| panic!("{}", d.message));
+    // Use the unoptimized step so the check covers the rules as written
+    // (on the forward graph as the runtime prepares it).
+    let mut forward = nnc::ir::lower::lower(&session.program.train_trace);
+    nnc::passes::prepare_forward(&mut forward);
+    let graph = nnc::autodiff::optimizer::training_step(&forward, session.program.optimizer.as_ref().unwrap());
+    let env = session.step_env(0);
+    let loss_at = |env: &Env| interp::run_outputs(&graph, env).unwrap()["loss"].sum();
+    let outputs = interp::run_outputs(&graph, &env).unwrap();
+    let mut worst = (0.0f64, String::new());
+    let mut checked = 0;
+    for param in &session.program.params {
+        let analytic = &outputs[&format!("grad {}", param.path)];
+        let count = analytic.len();
+        for k in [0, count / 2, count - 1] {
+            let mut plus = env.clone();
+            let mut minus = env.clone();
+            plus.feeds.get_mut(&param.path).unwrap().as_slice_mut().unwrap()[k] += 1e-5;
+            minus.feeds.get_mut(&param.path).unwrap().as_slice_mut().unwrap()[k] -= 1e-5;
+            let numeric = (loss_at(&plus) - loss_at(&minus)) / 2e-5;
+            let exact = analytic.as_slice().unwrap()[k];
+            let error = (exact - numeric).abs() / numeric.abs().max(1e-3);
+            checked += 1;
+            if error > worst.0 {
+                worst = (
+                    error,
+                    format!("{}[{k}]: analytic {exact:.9}, numeric {numeric:.9}", param.path),
+                );
             }
         }
-        println!(
-            "{example}: {checked} gradient entries, largest relative difference {:.2e}",
-            worst.0
-        );
-        assert!(
-            worst.0 < 1e-5,
-            "{example}: largest relative difference {:.3e} at {}",
-            worst.0,
-            worst.1
-        );
     }
+    println!(
+        "{example}: {checked} gradient entries, largest relative difference {:.2e}",
+        worst.0
+    );
+    assert!(
+        worst.0 < 1e-5,
+        "{example}: largest relative difference {:.3e} at {}",
+        worst.0,
+        worst.1
+    );
 }

@@ -217,6 +217,22 @@ fn one_training_step_of_every_example_matches_the_interpreter() {
     }
 }
 
+/// Max pooling of odd-sized maps (7x7 and 4x4, the last row and column
+/// dropped where odd) in one training step: JIT against the interpreter.
+#[test]
+fn odd_sized_max_pooling_on_the_jit_matches_the_interpreter() {
+    let dir = root().join("tests/data/pool_odd");
+    let program = nnc::check::check_file_with(&dir.join("pool.nn"), Default::default()).unwrap();
+    assert!(!program.has_errors());
+    let options = nnc::runtime::Overrides {
+        batch: Some(4),
+        ..Default::default()
+    };
+    let session = nnc::runtime::Session::new(program, &dir, &options).unwrap_or_else(|d| panic!("{}", d.0.message));
+    let env = session.step_env(0);
+    compare_outputs("pool.nn", &session.step_graph, &env, 1e-3, 1e-4);
+}
+
 /// Trains `session` for `steps` steps on a compiled step and returns every
 /// tensor (parameters, optimizer state) afterwards.
 fn train_compiled(session: &nnc::runtime::Session, options: &CompileOptions, steps: u64) -> Vec<(String, ArrayD<f64>)> {

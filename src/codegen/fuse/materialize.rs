@@ -40,6 +40,7 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
         let op = bound.op(id);
         let must = is_leaf(op)
             || outputs.contains(&id)
+            || feeds_product(bound, id)
             || matches!(
                 op,
                 Prim::Reduce { .. }
@@ -105,16 +106,38 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
         }
     }
     // The native window kernels read their operand as a strided view of a
-    // buffer: materialize the operands that are not one.
+    // buffer: materialize the operands that are not one, preferably the
+    // value under a chain of layout ops (a permuted pooling result is then
+    // written once in its own order and read through the permutation).
     for &id in &bound.order {
         if materialized[id.index()] && matches!(bound.op(id), Prim::Unfold2d(_) | Prim::Fold2d(_)) {
             let operand = bound.inputs(id)[0];
+            if strided_view(bound, &materialized, operand).is_some() {
+                continue;
+            }
+            let mut source = operand;
+            while matches!(bound.op(source), Prim::Permute(_) | Prim::Reshape) && !materialized[source.index()] {
+                source = bound.inputs(source)[0];
+            }
+            materialized[source.index()] = true;
             if strided_view(bound, &materialized, operand).is_none() {
                 materialized[operand.index()] = true;
             }
         }
     }
     materialized
+}
+
+/// Whether `id` is an `unfold2d` whose patches a matrix product reads
+/// (directly or reshaped): those are gathered by the native window kernel
+/// into their own buffer, however cheap the patches would be to inline.
+fn feeds_product(bound: &Bound, id: NodeId) -> bool {
+    matches!(bound.op(id), Prim::Unfold2d(_))
+        && bound.users(id).iter().any(|&user| match bound.op(user) {
+            Prim::MatMul => true,
+            Prim::Reshape => bound.users(user).iter().any(|&u| matches!(bound.op(u), Prim::MatMul)),
+            _ => false,
+        })
 }
 
 /// The `unfold2d` a product's operand is (directly or reshaped).
