@@ -177,7 +177,9 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
         let split = kernels::split_size(fused, k, code.as_ref());
         let work = match (kernel, code.as_ref()) {
             (_, Some(code)) => work(code),
-            (Kernel::Accumulate(root), None) => fused.bound.count(fused.bound.inputs(*root)[0]) as i64,
+            (Kernel::Accumulate(root) | Kernel::Concat(root), None) => {
+                fused.bound.count(fused.bound.inputs(*root)[0]) as i64
+            }
             _ => 0,
         };
         let parallel = options.threads > 1 && split >= 2 && work >= PARALLEL_MIN_WORK;
@@ -218,7 +220,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
                 ),
                 Kernel::Accumulate(root) => kernels::emit_accumulate(&mut em, fused, *root, params[2], params[3]),
                 Kernel::Scatter(root) => kernels::emit_scatter(&mut em, fused, *root),
-                Kernel::Concat(root) => kernels::emit_concat(&mut em, fused, *root),
+                Kernel::Concat(root) => kernels::emit_concat(&mut em, fused, *root, params[2], params[3]),
                 Kernel::MatMul { .. } | Kernel::Window { .. } => unreachable!("no function"),
             }
             let zero = em.b.ins().iconst(I32, 0);

@@ -180,7 +180,12 @@ pub fn split_size(fused: &Fused, k: usize, code: Option<&LoopCode>) -> i64 {
             let columns = fused.bound.shape(operand).last().copied().unwrap_or(1) as i64;
             (columns + LANES - 1) / LANES
         }
-        (Kernel::Scatter(_) | Kernel::Concat(_) | Kernel::Loop(_), _) => 1,
+        // A concatenation along a later axis is cut along the first.
+        (Kernel::Concat(root), _) => match fused.bound.op(*root) {
+            Prim::Concat { axis } if *axis > 0 => fused.bound.shape(*root)[0] as i64,
+            _ => 1,
+        },
+        (Kernel::Scatter(_) | Kernel::Loop(_), _) => 1,
         (Kernel::MatMul { .. } | Kernel::Window { .. }, _) => 1,
     }
 }
@@ -554,8 +559,10 @@ fn scalar_nest(em: &mut Emitter, loops: &[(u32, i64)], body: &mut dyn FnMut(&mut
     em.for_range(var, size, s, e, &mut |em, _| scalar_nest(em, rest, body));
 }
 
-/// `concat`: each operand copied (computed) into its slice of the output.
-pub fn emit_concat(em: &mut Emitter, fused: &Fused, root: NodeId) {
+/// `concat`: each operand copied (computed) into its slice of the output;
+/// rows `start..end` of the first axis when the concatenation is along a
+/// later one (the kernel is then split among threads), else all of it.
+pub fn emit_concat(em: &mut Emitter, fused: &Fused, root: NodeId, first_row: Value, end_row: Value) {
     let bound = &fused.bound;
     let Prim::Concat { axis } = bound.op(root).clone() else {
         unreachable!("a concat")
@@ -580,7 +587,8 @@ pub fn emit_concat(em: &mut Emitter, fused: &Fused, root: NodeId) {
             .map(|(k, &n)| (first + k as u32, n as i64))
             .collect();
         em.hoist(&[value]);
-        nest(em, &loops, None, &[value], &mut |em, vector| {
+        let range = (axis > 0).then_some((first_row, end_row));
+        nest(em, &loops, range, &[value], &mut |em, vector| {
             let lanes = if vector { LANES } else { 1 };
             let x = em.eval(value, vector);
             let address = em.address(root, &offset, lanes);
