@@ -531,10 +531,14 @@ fn window_descriptor(
     operand: &super::fuse::Strided,
     threads: usize,
 ) -> Result<WindowDesc, String> {
+    use crate::prim::Prim;
     let bound = &fused.bound;
-    let (window, image_node, patch_node) = match bound.op(root) {
-        crate::prim::Prim::Unfold2d(w) => (*w, bound.inputs(root)[0], root),
-        crate::prim::Prim::Fold2d(w) => (*w, root, bound.inputs(root)[0]),
+    // A fold written through a permutation (`fuse::folded_into`) has the
+    // permutation's buffer.
+    let window_node = super::fuse::folded_into(bound, root).unwrap_or(root);
+    let (window, image_node, patch_node) = match bound.op(window_node) {
+        Prim::Unfold2d(w) => (*w, bound.inputs(window_node)[0], window_node),
+        Prim::Fold2d(w) => (*w, window_node, bound.inputs(window_node)[0]),
         op => return Err(format!("{}: {op} is not a window", bound.name(root))),
     };
     let image = bound.shape(image_node);
@@ -549,6 +553,19 @@ fn window_descriptor(
         }
         out
     };
+    // The own buffer's strides for the window's axes: axis `perm[i]` of the
+    // fold is axis `i` of the permuted buffer.
+    let own_view = |sizes: &[usize]| match bound.op(root) {
+        Prim::Permute(perm) => {
+            let written = contiguous(bound.shape(root));
+            let mut out = [written[0], 0, 0, 0, 0];
+            for (i, &axis) in perm.iter().enumerate() {
+                out[axis + 1] = written[i + 1];
+            }
+            out
+        }
+        _ => contiguous(sizes),
+    };
     let view = {
         let s = &operand.strides;
         [
@@ -559,7 +576,7 @@ fn window_descriptor(
             s[3],
         ]
     };
-    let unfold = root == patch_node;
+    let unfold = window_node == patch_node;
     let mut desc = WindowDesc {
         n: image[0],
         c: image[1],
@@ -570,8 +587,8 @@ fn window_descriptor(
         kernel: window.kernel,
         stride: window.stride,
         padding: window.padding,
-        image: if unfold { view } else { contiguous(image) },
-        patches: if unfold { contiguous(patches) } else { view },
+        image: if unfold { view } else { own_view(image) },
+        patches: if unfold { own_view(patches) } else { view },
         parts: 1,
     };
     if desc.n * desc.work() >= window::PARALLEL_MIN_WORK && threads > 1 {

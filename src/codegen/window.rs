@@ -78,24 +78,12 @@ impl WindowDesc {
     }
 }
 
-/// For each output column `ox` and kernel column `kj`, the image column it
-/// reads, or `None` in the padding.
-fn columns(d: &WindowDesc) -> Vec<Option<isize>> {
-    let (k, s, p) = (d.kernel as isize, d.stride as isize, d.padding as isize);
-    let mut out = Vec::with_capacity(d.ow * d.kernel);
-    for ox in 0..d.ow as isize {
-        for kj in 0..k {
-            let x = ox * s + kj - p;
-            out.push((0..d.w as isize).contains(&x).then_some(x));
-        }
-    }
-    out
-}
-
 /// Walks the patches of the parts `thread`, `thread + threads`, ... in
 /// memory order: `image` gets each image's offset before its patches,
 /// `element` the offset of each patch element and of the image element it
-/// holds (`None` in the padding).
+/// holds (`None` in the padding). The `k·k` taps of a patch (where each
+/// kernel position lands in the image, or `None`) are found once per
+/// patch, so the walk over its channels is a load and a store per element.
 fn walk(
     d: &WindowDesc,
     thread: usize,
@@ -106,25 +94,25 @@ fn walk(
     let (k, s, p) = (d.kernel as isize, d.stride as isize, d.padding as isize);
     let [i0, i_n, i_c, i_y, i_x] = d.image;
     let [p0, p_n, p_y, p_x, p_f] = d.patches;
-    let cols = columns(d);
+    let mut taps: Vec<Option<isize>> = vec![None; d.kernel * d.kernel];
     for part in (thread..d.parts.max(1)).step_by(threads.max(1)) {
         for n in d.images(part) {
             let base = i0 + n as isize * i_n;
             image(base);
             for oy in 0..d.oh as isize {
                 for ox in 0..d.ow as isize {
+                    for (q, tap) in taps.iter_mut().enumerate() {
+                        let (ki, kj) = (q as isize / k, q as isize % k);
+                        let (y, x) = (oy * s + ki - p, ox * s + kj - p);
+                        let inside = (0..d.h as isize).contains(&y) && (0..d.w as isize).contains(&x);
+                        *tap = inside.then_some(y * i_y + x * i_x);
+                    }
                     let mut at = p0 + n as isize * p_n + oy * p_y + ox * p_x;
-                    let xs = &cols[ox as usize * d.kernel..(ox as usize + 1) * d.kernel];
                     for c in 0..d.c as isize {
                         let plane = base + c * i_c;
-                        for ki in 0..k {
-                            let y = oy * s + ki - p;
-                            let inside = (0..d.h as isize).contains(&y);
-                            let row = plane + y * i_y;
-                            for x in xs {
-                                element(at, x.filter(|_| inside).map(|x| row + x * i_x));
-                                at += p_f;
-                            }
+                        for tap in &taps {
+                            element(at, tap.map(|t| plane + t));
+                            at += p_f;
                         }
                     }
                 }
@@ -141,6 +129,29 @@ fn walk(
 /// `arena`, and no other thread writes what these parts read or write.
 pub unsafe extern "C" fn nnc_unfold2d(desc: *const WindowDesc, arena: *mut f32, thread: usize, threads: usize) {
     let d = unsafe { &*desc };
+    if channels_last(d) {
+        let kk = d.kernel * d.kernel;
+        return by_tap(
+            d,
+            thread,
+            threads,
+            |_| {},
+            |patch, pixel| {
+                // One tap of a patch: its channels, contiguous in the image,
+                // spread every `k·k` elements in the patch row.
+                let out = unsafe { arena.offset(patch) };
+                match pixel {
+                    Some(at) => {
+                        let src = unsafe { arena.offset(at) };
+                        for c in 0..d.c {
+                            unsafe { *out.add(c * kk) = *src.add(c) };
+                        }
+                    }
+                    None => (0..d.c).for_each(|c| unsafe { *out.add(c * kk) = 0.0 }),
+                }
+            },
+        );
+    }
     walk(
         d,
         thread,
@@ -167,11 +178,63 @@ pub unsafe extern "C" fn nnc_fold2d(desc: *const WindowDesc, arena: *mut f32, th
             }
         }
     };
+    if channels_last(d) {
+        let kk = d.kernel * d.kernel;
+        return by_tap(d, thread, threads, zero, |patch, pixel| {
+            if let Some(at) = pixel {
+                let (src, out) = unsafe { (arena.offset(patch), arena.offset(at)) };
+                for c in 0..d.c {
+                    unsafe { *out.add(c) += *src.add(c * kk) };
+                }
+            }
+        });
+    }
     walk(d, thread, threads, zero, |patch, pixel| {
         if let Some(at) = pixel {
             unsafe { *arena.offset(at) += *arena.offset(patch) };
         }
     });
+}
+
+/// Whether the image is read channels-last (a channel's neighbour is the
+/// next element, or there is one channel) and the patch rows are
+/// contiguous: then [`by_tap`] walks each tap's channels as one contiguous
+/// run of the image.
+fn channels_last(d: &WindowDesc) -> bool {
+    (d.image[2] == 1 || d.c == 1) && d.patches[4] == 1
+}
+
+/// Like [`walk`], but one call per tap of each patch (not per element):
+/// `tap` gets the offset of the tap's first patch element (channel 0; the
+/// next channel is `k·k` further) and of its pixel's channel 0 in the
+/// image, or `None` in the padding. Every image of a part is visited in
+/// the same order as by [`walk`], so the sums of a fold are the same.
+fn by_tap(
+    d: &WindowDesc,
+    thread: usize,
+    threads: usize,
+    mut image: impl FnMut(isize),
+    mut tap: impl FnMut(isize, Option<isize>),
+) {
+    let (k, s, p) = (d.kernel as isize, d.stride as isize, d.padding as isize);
+    let [i0, i_n, _, i_y, i_x] = d.image;
+    let [p0, p_n, p_y, p_x, _] = d.patches;
+    for part in (thread..d.parts.max(1)).step_by(threads.max(1)) {
+        for n in d.images(part) {
+            let base = i0 + n as isize * i_n;
+            image(base);
+            for oy in 0..d.oh as isize {
+                for ox in 0..d.ow as isize {
+                    let at = p0 + n as isize * p_n + oy * p_y + ox * p_x;
+                    for q in 0..k * k {
+                        let (y, x) = (oy * s + q / k - p, ox * s + q % k - p);
+                        let inside = (0..d.h as isize).contains(&y) && (0..d.w as isize).contains(&x);
+                        tap(at + q, inside.then_some(base + y * i_y + x * i_x));
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -213,7 +276,7 @@ mod tests {
         }
     }
 
-    /// The definition, element by element.
+    /// The definition, element by element (the image through its view).
     fn patch(d: &WindowDesc, image: &[f32], n: usize, oy: usize, ox: usize, f: usize) -> f32 {
         let (c, ki, kj) = (f / (d.kernel * d.kernel), f / d.kernel % d.kernel, f % d.kernel);
         let y = (oy * d.stride + ki) as isize - d.padding as isize;
@@ -221,7 +284,8 @@ mod tests {
         if y < 0 || x < 0 || y >= d.h as isize || x >= d.w as isize {
             return 0.0;
         }
-        image[((n * d.c + c) * d.h + y as usize) * d.w + x as usize]
+        let [o, s_n, s_c, s_y, s_x] = d.image;
+        image[(o + n as isize * s_n + c as isize * s_c + y * s_y + x * s_x) as usize]
     }
 
     #[test]
@@ -232,7 +296,11 @@ mod tests {
             (1, 1, 7, 5, 3, 2, 1),
             (2, 2, 4, 4, 1, 1, 0),
         ] {
-            let d = desc(n, c, h, w, k, s, p);
+            let mut d = desc(n, c, h, w, k, s, p);
+            if c > 1 {
+                // The image read channels-last, as a pooled NHWC map is.
+                d.image = [0, (h * w * c) as isize, 1, (w * c) as isize, c as isize];
+            }
             let image_len = n * c * h * w;
             let patch_len = n * d.oh * d.ow * c * k * k;
             let mut arena: Vec<f32> = (0..image_len + patch_len)

@@ -6,8 +6,8 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::{
-    matmul_view, phase_index, phase_space, reduced_axes, root_index, strided_view, Fused, Kernel, LoopKernel, Phase,
-    SCAN, SMALL_MAP,
+    folded_into, matmul_view, phase_index, phase_space, reduced_axes, root_index, strided_view, Fused, Kernel,
+    LoopKernel, Phase, SCAN, SMALL_MAP,
 };
 use crate::codegen::expand::vars;
 use crate::codegen::index::flat;
@@ -44,6 +44,13 @@ impl Fused<'_> {
                 Prim::Concat { .. } => Some(Kernel::Concat(root)),
                 Prim::Unfold2d(_) | Prim::Fold2d(_) => {
                     let operand = strided_view(&self.bound, &self.materialized, self.bound.inputs(root)[0])
+                        .expect("window operands are views");
+                    Some(Kernel::Window { root, operand })
+                }
+                // A fold written through its permutation.
+                Prim::Permute(_) if folded_into(&self.bound, root).is_some() => {
+                    let fold = folded_into(&self.bound, root).expect("a fold");
+                    let operand = strided_view(&self.bound, &self.materialized, self.bound.inputs(fold)[0])
                         .expect("window operands are views");
                     Some(Kernel::Window { root, operand })
                 }

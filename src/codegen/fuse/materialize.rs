@@ -41,6 +41,7 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
         let must = is_leaf(op)
             || outputs.contains(&id)
             || feeds_product(bound, id)
+            || folded_into(bound, id).is_some()
             || matches!(
                 op,
                 Prim::Reduce { .. }
@@ -48,8 +49,8 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
                     | Prim::MatMul
                     | Prim::ScatterRows { .. }
                     | Prim::Concat { .. }
-                    | Prim::Fold2d(_)
-            );
+            )
+            || (matches!(op, Prim::Fold2d(_)) && permuted_fold(bound, id).is_none());
         // A fold reads its operand at k·k places.
         let reads = match op {
             Prim::Fold2d(w) => w.kernel * w.kernel,
@@ -110,8 +111,12 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
     // value under a chain of layout ops (a permuted pooling result is then
     // written once in its own order and read through the permutation).
     for &id in &bound.order {
-        if materialized[id.index()] && matches!(bound.op(id), Prim::Unfold2d(_) | Prim::Fold2d(_)) {
-            let operand = bound.inputs(id)[0];
+        let window = match bound.op(id) {
+            Prim::Unfold2d(_) | Prim::Fold2d(_) => Some(id),
+            _ => folded_into(bound, id),
+        };
+        if let Some(window) = window.filter(|_| materialized[id.index()]) {
+            let operand = bound.inputs(window)[0];
             if strided_view(bound, &materialized, operand).is_some() {
                 continue;
             }
@@ -126,6 +131,30 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
         }
     }
     materialized
+}
+
+/// The permutation a `fold2d` is written through, if its only use is one:
+/// the native kernel then adds the patches straight into the permuted
+/// buffer (a convolution's input gradient channels-last, where the layers
+/// around it read it), and the fold itself gets no buffer.
+fn permuted_fold(bound: &Bound, fold: NodeId) -> Option<NodeId> {
+    let outputs = &bound.graph.outputs;
+    match bound.users(fold) {
+        [user] if matches!(bound.op(*user), Prim::Permute(_)) && !outputs.iter().any(|(_, o)| *o == fold) => {
+            Some(*user)
+        }
+        _ => None,
+    }
+}
+
+/// The `fold2d` that `id`, a permutation, is the written layout of
+/// (see [`permuted_fold`]).
+pub fn folded_into(bound: &Bound, id: NodeId) -> Option<NodeId> {
+    if !matches!(bound.op(id), Prim::Permute(_)) {
+        return None;
+    }
+    let fold = bound.inputs(id)[0];
+    (matches!(bound.op(fold), Prim::Fold2d(_)) && permuted_fold(bound, fold) == Some(id)).then_some(fold)
 }
 
 /// Whether `id` is an `unfold2d` whose patches a matrix product reads

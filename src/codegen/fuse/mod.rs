@@ -32,7 +32,7 @@ use crate::ir::NodeId;
 use crate::prim::Prim;
 
 use materialize::{choose_materialized, sums_of_products};
-pub use materialize::{is_leaf, matmul_view, strided_view};
+pub use materialize::{folded_into, is_leaf, matmul_view, strided_view};
 pub use print::print;
 pub use reads::Read;
 

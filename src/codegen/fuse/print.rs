@@ -81,8 +81,9 @@ pub fn print(fused: &Fused) -> String {
             Kernel::Window { root, operand } => {
                 let _ = writeln!(
                     out,
-                    "k{k}: window {} = {} offset {} strides {:?}",
+                    "k{k}: window {}{} = {} offset {} strides {:?}",
                     node(*root),
+                    inlined(*root),
                     bound.name(operand.buffer),
                     operand.offset,
                     operand.strides
