@@ -405,8 +405,10 @@ pub fn sweep(
     let best = variants[order[0]].clone();
     if !options.json && !options.quiet {
         eprint!("\n{table}");
+        // With folds, each variant's directory has the folds' report.
+        let page = if folds.is_some() { "" } else { ", report.html" };
         eprintln!(
-            "\nsweep directory: {} ({TABLE_FILE}, {PLOT_FILE}, report.html)",
+            "\nsweep directory: {} ({TABLE_FILE}, {PLOT_FILE}{page})",
             base.display()
         );
     }
