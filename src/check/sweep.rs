@@ -4,7 +4,7 @@
 //! the variants; or diagnostics at the setting, the value or the call that
 //! is wrong.
 //!
-//! ```nn
+//! ```text
 //! sweep {
 //!     optimizer: [sgd(lr: 0.1), sgd(lr: 0.1, momentum: 0.9), adam(lr: 1e-3)],
 //!     schedule: [constant(), [warmup(100), cosine()], step(every: 300, gamma: 0.3)],

@@ -476,14 +476,11 @@ pub fn markdown(file: &str, outcomes: &[Outcome], order: &[usize], metric: &str,
     };
     let mut text = format!("# {file}: a sweep over {} variants\n\n", outcomes.len());
     let _ = write!(text, "Ranked by validation {metric}, {direction}");
-    match folds {
-        Some(k) => {
-            let _ = write!(
-                text,
-                "; every value is the mean ± standard deviation over {k} folds (cross-validation)"
-            );
-        }
-        None => {}
+    if let Some(k) = folds {
+        let _ = write!(
+            text,
+            "; every value is the mean ± standard deviation over {k} folds (cross-validation)"
+        );
     }
     text.push_str(". Train: the loss on the training split after training, in evaluation mode.\n\n");
     text.push_str("| rank | variant | train loss |");
@@ -514,7 +511,7 @@ pub fn markdown(file: &str, outcomes: &[Outcome], order: &[usize], metric: &str,
     }
     if let Some(&best) = order.first() {
         let o = &outcomes[best];
-        if let Some(score) = o.score(metric) {
+        if o.score(metric).is_some() {
             let adjective = if plan::higher_is_better(metric) {
                 "highest"
             } else {
@@ -526,7 +523,6 @@ pub fn markdown(file: &str, outcomes: &[Outcome], order: &[usize], metric: &str,
                 o.label,
                 o.val.cell(metric)
             );
-            let _ = score;
         }
     }
     text
