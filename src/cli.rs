@@ -580,19 +580,31 @@ fn run_run(args: &RunArgs, color: bool) -> ExitCode {
         quiet: args.quiet,
         stop_after: args.stop_after,
         overwrite: args.overwrite,
+        eval_train: false,
     };
-    let folds = program.datasets.first().and_then(|d| d.source.int("folds"));
-    let grid = program.sweep.clone();
+    let folds = program
+        .datasets
+        .first()
+        .and_then(|d| d.source.int("folds"))
+        .map(|k| k as usize);
     let result = match folds {
-        _ if !grid.is_empty() => {
+        _ if !program.sweep.is_empty() => {
             let recheck = |constants: Vec<(String, f64)>| {
                 check::check_file_with(&args.file, constants).map_err(|e| e.to_string())
             };
-            crate::runtime::run::sweep(&args.file, &text, &options, &grid, &args.settings, recheck)
+            crate::runtime::sweep::sweep(
+                &args.file,
+                &text,
+                &options,
+                &program.sweep,
+                folds,
+                &args.settings,
+                recheck,
+            )
         }
         Some(k) => {
             let recheck = || check::check_file_with(&args.file, args.settings.clone()).map_err(|e| e.to_string());
-            crate::runtime::run::cross_validate(&args.file, &text, &options, k as usize, recheck)
+            crate::runtime::sweep::cross_validate(&args.file, &text, &options, k, recheck)
         }
         None => crate::runtime::run::run(&args.file, program, &text, &options),
     };

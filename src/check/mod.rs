@@ -22,6 +22,7 @@ pub mod ops;
 mod resolve;
 pub mod schemas;
 pub mod scope;
+pub mod sweep;
 pub mod trace;
 pub mod types;
 
@@ -69,8 +70,9 @@ pub struct Program {
     pub schedule: Vec<config::Config>,
     /// Validated sections by name (`train`, `eval`, `generate`, `analyze`).
     pub sections: BTreeMap<String, config::Config>,
-    /// `sweep { name: [values] }`: constants and the values to try.
-    pub sweep: Vec<(String, Vec<f64>)>,
+    /// `sweep { name: [values], rank_by: metric }`: what to vary (constants,
+    /// training settings, optimizers, schedules) and how to rank the variants.
+    pub sweep: sweep::Sweep,
     /// The loss as primitive ops, with `training` true: outputs `loss`,
     /// `model_output` and `update <state>` for each state.
     pub train_trace: trace::Trace,
@@ -225,7 +227,7 @@ fn check_source_here(
         optimizer: None,
         schedule: Vec::new(),
         sections: BTreeMap::new(),
-        sweep: Vec::new(),
+        sweep: Default::default(),
         train_trace: Default::default(),
         eval_trace: Default::default(),
         diagnostics: Vec::new(),
@@ -309,6 +311,7 @@ fn check_items(
                 if let Some((_, x)) = options.overrides.iter().find(|(n, _)| n == name) {
                     value = match value {
                         Value::Int(_) if x.fract() == 0.0 => Value::Int(dims::Dim::constant(*x as i64)),
+                        Value::Bool(_) => Value::Bool(*x != 0.0),
                         _ => Value::Float(*x),
                     };
                 }
@@ -472,6 +475,7 @@ fn check_items(
 
     // Sections.
     let mut seen: HashMap<SectionKind, Span> = HashMap::new();
+    let mut sweep_section = None;
     for item in &user_file.items {
         let Item::Section(section) = item else {
             continue;
@@ -490,7 +494,8 @@ fn check_items(
             continue;
         }
         if section.kind == SectionKind::Sweep {
-            program.sweep = sweep(&mut checker, section, &program.constants);
+            // Checked after `eval`, whose metrics it may rank by.
+            sweep_section = Some(section);
             continue;
         }
         let Some(schema) = schemas::SECTIONS.iter().find(|s| s.name == section.kind.name()) else {
@@ -529,6 +534,15 @@ fn check_items(
             }
             program.sections.insert(section.kind.name().to_string(), config);
         }
+    }
+    if let Some(section) = sweep_section {
+        let metrics = program
+            .sections
+            .get("eval")
+            .map(|e| e.words("metrics").to_vec())
+            .unwrap_or_default();
+        let text = program.sources.text(user).to_string();
+        program.sweep = sweep::check(&mut checker, section, &program.constants, &metrics, &text);
     }
     if !seen.contains_key(&SectionKind::Train) && !broken("train") {
         checker.report(
@@ -655,49 +669,6 @@ fn setting_call(
     };
     let schema = config::find_schema(checker, schemas, name, span, what)?;
     config::validate(checker, schema, &args, expr.span, &mut Scope::new())
-}
-
-/// `sweep { lr: [1e-3, 3e-3], H: [64, 128] }`: each name is a constant or a
-/// training override, each value a list of numbers.
-fn sweep(checker: &mut Checker, section: &ast::Section, constants: &[(String, Value)]) -> Vec<(String, Vec<f64>)> {
-    const OVERRIDES: &[&str] = &["lr", "batch", "seed", "steps"];
-    let mut out = Vec::new();
-    for setting in &section.settings {
-        let name = &setting.name.name;
-        if !OVERRIDES.contains(&name.as_str()) && !constants.iter().any(|(c, _)| c == name) {
-            let mut candidates: Vec<&str> = constants.iter().map(|(c, _)| c.as_str()).collect();
-            candidates.extend(OVERRIDES);
-            let mut diagnostic = Diagnostic::error(
-                codes::UNKNOWN_SETTING,
-                format!("cannot sweep `{name}`"),
-                setting.name.span,
-            )
-            .label("not a constant or a training setting");
-            if let Some(close) = scope::suggest(name, candidates.iter().copied()) {
-                diagnostic = diagnostic.with_help(format!("did you mean `{close}`?"));
-            }
-            checker.report(diagnostic);
-            continue;
-        }
-        let value = checker.eval(&setting.value, &mut Scope::new());
-        let numbers: Option<Vec<f64>> = match &value {
-            Value::List(items) if !items.is_empty() => items.iter().map(Value::as_number).collect(),
-            _ => None,
-        };
-        match numbers {
-            Some(values) => out.push((name.clone(), values)),
-            None if matches!(value, Value::Error) => {}
-            None => checker.report(
-                Diagnostic::error(
-                    codes::BAD_VALUE,
-                    format!("`{name}` needs a list of numbers to try"),
-                    setting.value.span,
-                )
-                .label(format!("found {}", value.kind_name())),
-            ),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

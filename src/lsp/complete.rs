@@ -59,6 +59,24 @@ pub fn complete(analysis: &Analysis, offset: usize) -> Vec<CompletionItem> {
                 items.extend(schema_items(schema, &given));
             }
             if item_keyword == "sweep" {
+                let axes = [
+                    ("optimizer", "optimizers to compare", "optimizer: [$0]"),
+                    (
+                        "schedule",
+                        "schedules to compare (a list for a chain)",
+                        "schedule: [$0]",
+                    ),
+                    (
+                        "rank_by",
+                        "the validation metric that ranks the variants",
+                        "rank_by: $0",
+                    ),
+                ];
+                for (name, detail, snippet) in axes {
+                    if !given.iter().any(|g| g.as_str() == name) {
+                        items.push(item(name, CompletionItemKind::PROPERTY, detail, snippet.to_string()));
+                    }
+                }
                 for (name, _) in &analysis.program.constants {
                     items.push(item(
                         name,
@@ -68,6 +86,12 @@ pub fn complete(analysis: &Analysis, offset: usize) -> Vec<CompletionItem> {
                     ));
                 }
             }
+        }
+        Some(('[', at)) if item_keyword == "sweep" && before[..at].trim_end().ends_with("optimizer:") => {
+            items.extend(callable_schemas(schemas::OPTIMIZERS));
+        }
+        Some(('[', at)) if item_keyword == "sweep" && before[..at].trim_end().ends_with("schedule:") => {
+            items.extend(callable_schemas(schemas::SCHEDULES));
         }
         Some(('[', _)) if prefix_text.ends_with("metrics: [") || metrics_list(before) => {
             for metric in schemas::METRICS {

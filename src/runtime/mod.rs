@@ -17,6 +17,7 @@ pub mod run;
 pub mod rundir;
 pub mod schedule;
 pub mod speech;
+pub mod sweep;
 pub mod tensorboard;
 
 use std::collections::{BTreeMap, HashMap};
@@ -356,10 +357,26 @@ impl Session {
     /// Runs the evaluation graph over (at most `limit` examples of) the
     /// validation split and computes the metrics.
     pub fn evaluate(&mut self, names: &[String], limit: usize) -> Result<BTreeMap<String, f64>, RunError> {
+        self.evaluate_split(names, limit, false)
+    }
+
+    /// [`Session::evaluate`] over the training split (in evaluation mode:
+    /// no dropout, batch norm's running statistics, no augmentation).
+    pub fn evaluate_train(&mut self, names: &[String], limit: usize) -> Result<BTreeMap<String, f64>, RunError> {
+        self.evaluate_split(names, limit, true)
+    }
+
+    fn evaluate_split(
+        &mut self,
+        names: &[String],
+        limit: usize,
+        train: bool,
+    ) -> Result<BTreeMap<String, f64>, RunError> {
         self.sync();
         let Some(data) = self.data.first() else {
             return Ok(BTreeMap::new());
         };
+        let split = if train { &data.train } else { &data.val };
         let mut totals = metrics::Totals::default();
         // CTC datasets (a `blank` class): decode for `label_error_rate`.
         let blank = self
@@ -369,11 +386,11 @@ impl Session {
             .and_then(|d| d.attr("blank"))
             .map(|b| b as usize);
         let decoder = ctc::Decoder::from_config(self.program.sections.get("eval").and_then(|e| e.call("decode")));
-        for rows in data::eval_rows(&data.val, self.batch, limit) {
+        for rows in data::eval_rows(split, self.batch, limit) {
             if let Some(jit) = &mut self.jit {
                 let n = rows.len();
                 let compiled = jit.eval_graph(&self.eval_graph, &self.tensors, n)?;
-                let batch = data::batch(data, &data.val, &rows, None);
+                let batch = data::batch(data, split, &rows, None);
                 let target = metrics::target_of(data, &batch);
                 compiled.run(&batch, self.seed, self.step).map_err(RunError::Backend)?;
                 let loss = compiled
@@ -391,7 +408,7 @@ impl Session {
             let mut env = self.env(self.step);
             env.dims
                 .insert(crate::check::data::BATCH.to_string(), rows.len() as i64);
-            let batch = data::batch(data, &data.val, &rows, None);
+            let batch = data::batch(data, split, &rows, None);
             let target = metrics::target_of(data, &batch);
             env.feeds.extend(batch.clone());
             let values = interp::run(&self.eval_graph, &env).map_err(|e| RunError::Backend(e.to_string()))?;

@@ -38,6 +38,10 @@ pub struct Reporter {
     every: u64,
     pub train_curve: Vec<(u64, f64)>,
     pub val_curve: Vec<(u64, f64)>,
+    /// The learning rate of every step.
+    pub lr_curve: Vec<(u64, f64)>,
+    /// Every evaluation's validation metrics.
+    pub evals: Vec<(u64, std::collections::BTreeMap<String, f64>)>,
     /// The run directory whose `report.html` follows the events.
     run_dir: Option<PathBuf>,
     tensorboard: Option<super::tensorboard::EventWriter>,
@@ -64,6 +68,8 @@ impl Reporter {
             every: (total_steps / 20).max(1),
             train_curve: Vec::new(),
             val_curve: Vec::new(),
+            lr_curve: Vec::new(),
+            evals: Vec::new(),
             run_dir: None,
             tensorboard: None,
         }
@@ -133,6 +139,7 @@ impl Reporter {
 
     pub fn step(&mut self, step: u64, loss: f64, lr: f64, steps_per_s: f64) {
         self.train_curve.push((step, loss));
+        self.lr_curve.push((step, lr));
         if let Some(bar) = &self.bar {
             bar.set_position(step);
             bar.set_message(format!("{loss:.4}"));
@@ -152,6 +159,8 @@ impl Reporter {
         if let Some(loss) = metrics.get("loss").and_then(Value::as_f64) {
             self.val_curve.push((step, loss));
         }
+        let numbers = metrics.iter().filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)));
+        self.evals.push((step, numbers.collect()));
         self.event(json!({"event": "eval", "step": step, "metrics": metrics}));
         let parts: Vec<String> = metrics
             .iter()

@@ -39,6 +39,9 @@ pub struct RunOptions {
     pub stop_after: Option<u64>,
     /// Replace the run that `out` holds.
     pub overwrite: bool,
+    /// Also evaluate on the training split after training (in evaluation
+    /// mode): the summary's `train_metrics`, as sweeps compare them.
+    pub eval_train: bool,
 }
 
 /// Why a run stopped early.
@@ -63,6 +66,28 @@ impl From<RunError> for RunFailure {
 pub struct Summary {
     pub out: PathBuf,
     pub event: Value,
+    pub curves: Curves,
+}
+
+/// What a run traced over its steps, for plots over several runs.
+#[derive(Clone, Debug, Default)]
+pub struct Curves {
+    /// The training loss of every step (1-based).
+    pub train: Vec<(u64, f64)>,
+    /// The learning rate of every step.
+    pub lr: Vec<(u64, f64)>,
+    /// Every evaluation's validation metrics.
+    pub evals: Vec<(u64, BTreeMap<String, f64>)>,
+}
+
+impl Curves {
+    fn of(reporter: &Reporter) -> Curves {
+        Curves {
+            train: reporter.train_curve.clone(),
+            lr: reporter.lr_curve.clone(),
+            evals: reporter.evals.clone(),
+        }
+    }
 }
 
 fn metrics_json(metrics: &BTreeMap<String, f64>) -> Map<String, Value> {
@@ -260,7 +285,8 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
                 session.step,
                 out.display()
             ));
-            return Ok(Summary { out, event });
+            let curves = Curves::of(&reporter);
+            return Ok(Summary { out, event, curves });
         }
         let lr = session.current_lr();
         let loss = session.train_step().map_err(|e| {
@@ -299,6 +325,12 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
     };
     let mut train_metrics = Map::new();
     train_metrics.insert("loss".into(), json!(train_loss));
+    // On the whole training split, in evaluation mode.
+    let train_eval = if options.eval_train {
+        Some(metrics_json(&session.evaluate_train(&metric_names, eval_limit)?))
+    } else {
+        None
+    };
 
     let mut val_metrics = metrics_json(&val);
     // The data is lent out while generation runs the session.
@@ -309,7 +341,10 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
 
     let baseline = baseline_comparison(&session, &val);
     if mode == Mode::Human {
-        eprint!("\n{}", report::table(&train_metrics, &val_metrics));
+        eprint!(
+            "\n{}",
+            report::table(train_eval.as_ref().unwrap_or(&train_metrics), &val_metrics)
+        );
         if let Some(line) = baseline.as_ref().and_then(|b| b.get("text")).and_then(Value::as_str) {
             eprintln!("{line}");
         }
@@ -336,11 +371,16 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         "rss_growth_bytes": budget::peak_resident().zip(resident_at_start).map(|(peak, start)| peak.saturating_sub(start)),
         "out": out.display().to_string(),
     });
+    let mut event = event;
+    if let Some(train) = &train_eval {
+        event["train_metrics"] = json!(train);
+    }
     reporter.event(event.clone());
     if mode == Mode::Human {
         eprintln!("run directory: {}", out.display());
     }
-    Ok(Summary { out, event })
+    let curves = Curves::of(&reporter);
+    Ok(Summary { out, event, curves })
 }
 
 /// The Hessian analysis of the trained model, if the `analyze` section
@@ -478,192 +518,4 @@ fn samples(
         _ => {}
     }
     Ok(())
-}
-
-/// k-fold cross-validation: k runs, fold i held out in run i, each in
-/// `<out>/fold-<i>`; the summary reports each fold and the mean and
-/// standard deviation of every validation metric.
-pub fn cross_validate(
-    path: &Path,
-    text: &str,
-    options: &RunOptions,
-    folds: usize,
-    check: impl Fn() -> Result<Program, String>,
-) -> Result<Summary, RunFailure> {
-    let base = match &options.out {
-        Some(dir) => dir.clone(),
-        None => rundir::fresh(path).map_err(RunFailure::Message)?,
-    };
-    let mut per_fold: Vec<Map<String, Value>> = Vec::new();
-    let started = Instant::now();
-    for fold in 0..folds {
-        let program = check().map_err(RunFailure::Message)?;
-        let mut fold_options = options.clone();
-        fold_options.overrides.fold = Some(fold);
-        fold_options.out = Some(base.join(format!("fold-{fold}")));
-        fold_options.resume = None;
-        if options.json {
-            println!("{}", json!({"event": "fold", "fold": fold, "of": folds}));
-        } else if !options.quiet {
-            eprintln!("fold {} of {folds}", fold + 1);
-        }
-        let summary = run(path, program, text, &fold_options)?;
-        group_report(&base, report::compare::Group::Folds, options);
-        per_fold.push(summary.event["metrics"].as_object().cloned().unwrap_or_default());
-    }
-    let mut mean = Map::new();
-    let mut spread = Map::new();
-    if let Some(first) = per_fold.first() {
-        for name in first.keys() {
-            let values: Vec<f64> = per_fold
-                .iter()
-                .filter_map(|m| m.get(name).and_then(Value::as_f64))
-                .collect();
-            let m = values.iter().sum::<f64>() / values.len().max(1) as f64;
-            let var = values.iter().map(|v| (v - m).powi(2)).sum::<f64>() / values.len().max(1) as f64;
-            mean.insert(name.clone(), json!(m));
-            spread.insert(name.clone(), json!(var.sqrt()));
-        }
-    }
-    if !options.json && !options.quiet {
-        eprintln!("\ncross-validation over {folds} folds (mean ± standard deviation):");
-        for (name, m) in &mean {
-            eprintln!(
-                "  {name:<16} {:.4} ± {:.4}",
-                m.as_f64().unwrap_or(f64::NAN),
-                spread[name].as_f64().unwrap_or(f64::NAN)
-            );
-        }
-    }
-    let event = json!({
-        "event": "summary",
-        "folds": folds,
-        "fold_metrics": per_fold,
-        "metrics": mean,
-        "metrics_std": spread,
-        "val_loss": mean.get("loss").cloned().unwrap_or(Value::Null),
-        "wall_s": started.elapsed().as_secs_f64(),
-        "out": base.display().to_string(),
-    });
-    if options.json {
-        println!("{event}");
-    }
-    Ok(Summary { out: base, event })
-}
-
-/// A sweep (`sweep { lr: [...], H: [...] }`): one run per combination of the
-/// listed values, each in `<out>/<name>=<value>,...`; the summary lists
-/// every variant's validation metrics and names the one with the lowest
-/// validation loss.
-pub fn sweep(
-    path: &Path,
-    text: &str,
-    options: &RunOptions,
-    grid: &[(String, Vec<f64>)],
-    settings: &[(String, f64)],
-    check: impl Fn(Vec<(String, f64)>) -> Result<Program, String>,
-) -> Result<Summary, RunFailure> {
-    let base = match &options.out {
-        Some(dir) => dir.clone(),
-        None => rundir::fresh(path).map_err(RunFailure::Message)?,
-    };
-    let mut combinations: Vec<Vec<(String, f64)>> = vec![Vec::new()];
-    for (name, values) in grid {
-        combinations = combinations
-            .into_iter()
-            .flat_map(|prefix| {
-                values.iter().map(move |v| {
-                    let mut next = prefix.clone();
-                    next.push((name.clone(), *v));
-                    next
-                })
-            })
-            .collect();
-    }
-    let started = Instant::now();
-    let mut variants = Vec::new();
-    for combination in &combinations {
-        let label: Vec<String> = combination.iter().map(|(n, v)| format!("{n}={v}")).collect();
-        let label = label.join(",");
-        let mut variant_options = options.clone();
-        variant_options.out = Some(base.join(&label));
-        variant_options.resume = None;
-        let mut constants = settings.to_vec();
-        for (name, value) in combination {
-            match name.as_str() {
-                "lr" => variant_options.overrides.lr = Some(*value),
-                "batch" => variant_options.overrides.batch = Some(*value as usize),
-                "seed" => variant_options.overrides.seed = Some(*value as u64),
-                "steps" => variant_options.overrides.steps = Some(*value as u64),
-                _ => constants.push((name.clone(), *value)),
-            }
-        }
-        if options.json {
-            println!("{}", json!({"event": "variant", "settings": label}));
-        } else if !options.quiet {
-            eprintln!("variant {label}");
-        }
-        let program = check(constants).map_err(RunFailure::Message)?;
-        if program.has_errors() {
-            let diagnostic = program
-                .diagnostics
-                .iter()
-                .find(|d| d.is_error())
-                .cloned()
-                .expect("an error");
-            return Err(RunFailure::Diagnostic(Box::new(diagnostic), Box::new(program)));
-        }
-        let summary = run(path, program, text, &variant_options)?;
-        group_report(&base, report::compare::Group::Sweep, options);
-        variants.push(
-            json!({"settings": label, "metrics": summary.event["metrics"], "val_loss": summary.event["val_loss"]}),
-        );
-    }
-    let best = variants
-        .iter()
-        .min_by(|a, b| {
-            let loss = |v: &Value| v["val_loss"].as_f64().unwrap_or(f64::INFINITY);
-            loss(a).total_cmp(&loss(b))
-        })
-        .cloned()
-        .unwrap_or(Value::Null);
-    if !options.json && !options.quiet {
-        eprintln!("\nsweep over {} variants (validation metrics):", variants.len());
-        for variant in &variants {
-            let metrics = variant["metrics"].as_object().cloned().unwrap_or_default();
-            let parts: Vec<String> = metrics
-                .iter()
-                .map(|(k, v)| format!("{k} {:.4}", v.as_f64().unwrap_or(f64::NAN)))
-                .collect();
-            let mark = if *variant == best { "  <- best" } else { "" };
-            eprintln!(
-                "  {:<24} {}{mark}",
-                variant["settings"].as_str().unwrap_or(""),
-                parts.join(", ")
-            );
-        }
-    }
-    let event = json!({
-        "event": "summary",
-        "variants": variants,
-        "best": best,
-        "metrics": best["metrics"],
-        "val_loss": best["val_loss"],
-        "wall_s": started.elapsed().as_secs_f64(),
-        "out": base.display().to_string(),
-    });
-    if options.json {
-        println!("{event}");
-    }
-    Ok(Summary { out: base, event })
-}
-
-/// Rewrites the `report.html` over the runs in `base` (after each fold or
-/// variant); a failure is a warning.
-fn group_report(base: &Path, group: report::compare::Group, options: &RunOptions) {
-    if let Err(message) = report::compare::write_group_report(base, group) {
-        if !options.quiet && !options.json {
-            eprintln!("warning: {message}");
-        }
-    }
 }

@@ -254,6 +254,30 @@ fn an_editor_session() {
     );
     assert_eq!(edits[0]["newText"], original);
 
+    // Completion in a sweep: its axes, then optimizers in `optimizer: [`.
+    let sweeping = format!("{original}sweep {{ optimizer: [sgd(), ] }}\n");
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 5}, "contentChanges": [{"text": sweeping}]}),
+    );
+    client.diagnostics(&uri, 5);
+    let mut labels = |at: usize| -> Vec<String> {
+        let completion = client.request(
+            "textDocument/completion",
+            json!({"textDocument": doc, "position": position(&sweeping, at)}),
+        );
+        let items = completion.as_array().unwrap();
+        items.iter().map(|i| i["label"].as_str().unwrap().to_string()).collect()
+    };
+    let axes = labels(sweeping.find("sweep {").unwrap() + "sweep { ".len());
+    for axis in ["optimizer", "schedule", "rank_by", "H"] {
+        assert!(axes.iter().any(|l| l == axis), "{axis} in {axes:?}");
+    }
+    let optimizers = labels(sweeping.find("sgd(), ").unwrap() + "sgd(), ".len());
+    for name in ["sgd", "adagrad", "rmsprop", "adam"] {
+        assert!(optimizers.iter().any(|l| l == name), "{name} in {optimizers:?}");
+    }
+
     assert_eq!(client.request("shutdown", json!(null)), json!(null));
     client.notify("exit", json!(null));
     let status = client.child.wait().unwrap();

@@ -18,4 +18,5 @@ mod programs;
 mod reliability;
 mod report;
 mod run;
+mod sweep;
 mod train;

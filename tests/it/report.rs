@@ -231,10 +231,12 @@ fn every_example_report_renders() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (code, _, stderr) = nnc(&args);
         assert_eq!(code, 0, "{name}: {stderr}");
-        let page = out.join("report.html");
+        // A sweep's directory: the report of its first variant (or fold).
+        let run = first_run(&out).unwrap_or_else(|| panic!("{name}: no run in {}", out.display()));
+        let page = run.join("report.html");
         assert_self_contained(&std::fs::read_to_string(&page).unwrap());
         let rendered = render(&page, &output_dir().join(format!("example-{name}.png")), 1900);
-        let record = nnc::runtime::report::record::load(&out).unwrap();
+        let record = nnc::runtime::report::record::load(&run).unwrap();
         let mut charts: Vec<(String, usize)> = record
             .metric_names()
             .into_iter()
@@ -250,6 +252,21 @@ fn every_example_report_renders() {
         assert_rendered(&rendered, &charts);
         std::fs::remove_dir_all(out).unwrap();
     }
+}
+
+/// `dir` if it is a run directory, else the first run found in its
+/// subdirectories (sorted by name, depth first).
+fn first_run(dir: &Path) -> Option<PathBuf> {
+    if nnc::runtime::report::record::is_run(dir) {
+        return Some(dir.to_path_buf());
+    }
+    let mut children: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    children.sort();
+    children.iter().find_map(|child| first_run(child))
 }
 
 /// A Python with the `tensorboard` package.

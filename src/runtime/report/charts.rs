@@ -111,19 +111,17 @@ impl Chart {
                 return format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\"><text x=\"10\" y=\"20\">chart failed: {}</text></svg>", self.width, self.height, super::html::escape(&error));
             }
         }
-        // Mark the curves (axes and ticks are polylines too) so a page's
-        // script and its readers can tell them apart.
-        for series in &self.series {
-            let (r, g, b) = PALETTE[series.color % PALETTE.len()];
-            let plain =
-                format!("<polyline fill=\"none\" opacity=\"1\" stroke=\"#{r:02X}{g:02X}{b:02X}\" stroke-width=\"2\"");
-            let marked = plain.replace("<polyline ", "<polyline class=\"series\" ");
-            text = text.replace(&plain, &marked);
-        }
-        text
+        let colors: Vec<usize> = self.series.iter().map(|s| s.color).collect();
+        mark_series(text, &colors)
     }
 
     fn draw(&self, root: &DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String> {
+        self.draw_into(root)?;
+        root.present().map_err(|e| e.to_string())
+    }
+
+    /// Draws the chart into `root` (a whole picture or one panel of it).
+    fn draw_into(&self, root: &DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String> {
         let err = |e: DrawingAreaErrorKind<_>| e.to_string();
         root.fill(&WHITE).map_err(err)?;
         let (x0, x1) = self.x_bounds();
@@ -216,8 +214,88 @@ impl Chart {
             let format = tick_format(lo, hi);
             plot!(lo..hi, |y: &f64| format(*y), light);
         }
-        root.present().map_err(err)
+        Ok(())
     }
+}
+
+/// Several charts in one picture, `columns` side by side, with one legend
+/// under them naming each (label, colour index) once — the panels of one
+/// comparison share their colours. Each series' curve is a polyline of
+/// class `series`.
+pub fn panels_svg(charts: &[Chart], columns: usize, legend: &[(String, usize)]) -> String {
+    let columns = columns.clamp(1, charts.len().max(1));
+    let rows = charts.len().div_ceil(columns).max(1);
+    let (panel_w, panel_h) = (520u32, 320u32);
+    let width = panel_w * columns as u32;
+    // The legend: entries laid out in rows across the width.
+    let entry_width = |label: &str| 30 + 7 * label.chars().count() as u32 + 18;
+    let mut lines: Vec<Vec<(&str, usize, u32)>> = vec![Vec::new()];
+    let mut x = 12u32;
+    for (label, color) in legend {
+        let w = entry_width(label);
+        if x + w > width && x > 12 {
+            lines.push(Vec::new());
+            x = 12;
+        }
+        lines.last_mut().expect("a line").push((label, *color, x));
+        x += w;
+    }
+    let legend_h = 12 + 22 * lines.len() as u32;
+    let height = panel_h * rows as u32 + legend_h;
+    let mut text = String::new();
+    let drawn = (|| -> Result<(), String> {
+        let root = SVGBackend::with_string(&mut text, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let (grid, key) = root.split_vertically(panel_h * rows as u32);
+        let areas = grid.split_evenly((rows, columns));
+        for (chart, area) in charts.iter().zip(&areas) {
+            chart.draw_into(area)?;
+        }
+        for (i, line) in lines.iter().enumerate() {
+            let y = 10 + 22 * i as i32;
+            for &(label, color, x) in line {
+                let (r, g, b) = PALETTE[color % PALETTE.len()];
+                let x = x as i32;
+                key.draw(&Rectangle::new(
+                    [(x, y + 4), (x + 22, y + 12)],
+                    RGBColor(r, g, b).filled(),
+                ))
+                .map_err(|e| e.to_string())?;
+                key.draw(&Text::new(
+                    label.to_string(),
+                    (x + 30, y + 2),
+                    ("sans-serif", 13).into_font(),
+                ))
+                .map_err(|e| e.to_string())?;
+            }
+        }
+        root.present().map_err(|e| e.to_string())
+    })();
+    if let Err(error) = drawn {
+        return format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\"><text x=\"10\" y=\"20\">chart failed: {}</text></svg>", super::html::escape(&error));
+    }
+    let colors: Vec<usize> = charts.iter().flat_map(|c| c.series.iter().map(|s| s.color)).collect();
+    mark_series(text, &colors)
+}
+
+/// Marks the curves of these colours (axes and ticks are polylines too)
+/// with `class="series"`, so a page's script and its readers can tell them
+/// apart.
+fn mark_series(mut text: String, colors: &[usize]) -> String {
+    let mut done: Vec<usize> = Vec::new();
+    for &color in colors {
+        let color = color % PALETTE.len();
+        if done.contains(&color) {
+            continue;
+        }
+        done.push(color);
+        let (r, g, b) = PALETTE[color];
+        let plain =
+            format!("<polyline fill=\"none\" opacity=\"1\" stroke=\"#{r:02X}{g:02X}{b:02X}\" stroke-width=\"2\"");
+        let marked = plain.replace("<polyline ", "<polyline class=\"series\" ");
+        text = text.replace(&plain, &marked);
+    }
+    text
 }
 
 /// Tick labels for a linear axis from `lo` to `hi`: as many decimals as
