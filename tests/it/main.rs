@@ -18,4 +18,5 @@ mod programs;
 mod reliability;
 mod report;
 mod run;
+mod sequence_examples;
 mod train;
