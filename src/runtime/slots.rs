@@ -353,6 +353,49 @@ fn table(requests: &[Request], index: &HashMap<&'static str, usize>) -> Split {
     }
 }
 
+/// Request `row` of a batch with the tags of `scores` (`[N, L, tags]`):
+/// words of one tag in brackets after their tag's name, `<other>` for a
+/// word outside the vocabulary, and each word whose tag differs from `tags`
+/// (`[N, L]`) marked with `✗` and the right tag:
+/// `book a flight from departure[boston] to destination[<other> ✗time]`.
+pub fn show(words: &[String], ids: &ArrayD<f64>, tags: &ArrayD<f64>, scores: &ArrayD<f64>, row: usize) -> String {
+    let len = ids.shape()[1];
+    let mut out: Vec<String> = Vec::new();
+    let mut open: Option<usize> = None;
+    for i in 0..len {
+        let reference = tags[[row, i]] as usize;
+        if reference == PAD_TAG {
+            break;
+        }
+        let classes = scores.shape()[2];
+        let predicted = (0..classes)
+            .max_by(|&a, &b| scores[[row, i, a]].total_cmp(&scores[[row, i, b]]))
+            .unwrap_or(OTHER);
+        let word = words.get(ids[[row, i]] as usize).map_or("?", String::as_str);
+        let mut text = word.to_string();
+        if predicted != reference {
+            text.push_str(&format!(" ✗{}", TAG_NAMES.get(reference).unwrap_or(&"?")));
+        }
+        if open.is_some() && open != Some(predicted) {
+            if let Some(last) = out.last_mut() {
+                last.push(']');
+            }
+            open = None;
+        }
+        if predicted != OTHER && open.is_none() {
+            text = format!("{}[{text}", TAG_NAMES.get(predicted).unwrap_or(&"?"));
+            open = Some(predicted);
+        }
+        out.push(text);
+    }
+    if open.is_some() {
+        if let Some(last) = out.last_mut() {
+            last.push(']');
+        }
+    }
+    out.join(" ")
+}
+
 /// Fills the splits of a `slots` dataset, and its word list.
 pub fn synthesize(dataset: &Dataset, data: &mut Data) {
     let slots = Slots::from_dataset(dataset);
@@ -410,6 +453,26 @@ mod tests {
         let differ = |a: Slots, s: u64| (0..20).any(|i| slots.request(0, i) != a.request(s, i));
         assert!(differ(slots, 1));
         assert!(differ(Slots { seed: 4, ..slots }, 0));
+    }
+
+    #[test]
+    fn a_tagging_shows_tags_in_brackets_and_mistakes() {
+        let words: Vec<String> = ["<pad>", "<other>", "from", "boston", "to", "new", "york"]
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        // from boston to new york <pad>; the model tags "york" as time.
+        let ids = ArrayD::from_shape_vec(IxDyn(&[1, 6]), vec![2.0, 3.0, 4.0, 5.0, 6.0, 0.0]).unwrap();
+        let tags = ArrayD::from_shape_vec(IxDyn(&[1, 6]), vec![0.0, 2.0, 0.0, 1.0, 1.0, 4.0]).unwrap();
+        let predicted = [0, 2, 0, 1, 3, 0];
+        let mut scores = ArrayD::zeros(IxDyn(&[1, 6, 4]));
+        for (i, &p) in predicted.iter().enumerate() {
+            scores[[0, i, p]] = 1.0;
+        }
+        assert_eq!(
+            show(&words, &ids, &tags, &scores, 0),
+            "from departure[boston] to destination[new] time[york ✗destination]"
+        );
     }
 
     #[test]
