@@ -8,12 +8,14 @@ words of at most 128 characters; every second passage is kept. The columns
 are `passage` (quoted when it holds a comma or a quote), `play` (its name)
 and `label` (the play's number, 0..7, in the order below).
 
-Run from anywhere: python3 examples/data/make_plays.py
+Run from anywhere: python3 examples/data/make_plays.py [OUT_DIR]
+(plays.csv goes beside this script unless OUT_DIR is given).
 """
 
 import csv
 import os
 import re
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -69,7 +71,8 @@ def main():
     rows = []
     for label, ((_, name), play) in enumerate(zip(PLAYS, plays(text))):
         rows.extend((passage, name, label) for passage in passages(play))
-    with open(os.path.join(HERE, "plays.csv"), "w", encoding="utf-8", newline="") as f:
+    out_dir = sys.argv[1] if len(sys.argv) > 1 else HERE
+    with open(os.path.join(out_dir, "plays.csv"), "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["passage", "play", "label"])
         writer.writerows(rows)

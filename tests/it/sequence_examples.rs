@@ -197,3 +197,30 @@ fn slots_data_has_word_ids_and_tags() {
         "model tagger(words: i32[B, 22]) -> f32[B, 22, 4], 1,284 parameters in 15 tensors"
     );
 }
+
+/// `examples/data/plays.csv` is what `make_plays.py` writes from
+/// `shakespeare.txt` (Python 3 is installed by `.ci/run`).
+#[test]
+fn plays_csv_is_what_its_script_writes() {
+    let out = scratch("plays");
+    std::fs::create_dir_all(&out).unwrap();
+    let status = std::process::Command::new("python3")
+        .arg(root().join("examples/data/make_plays.py"))
+        .arg(&out)
+        .output()
+        .expect("python3 runs");
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let written = std::fs::read(out.join("plays.csv")).unwrap();
+    let shipped = std::fs::read(root().join("examples/data/plays.csv")).unwrap();
+    std::fs::remove_dir_all(&out).unwrap();
+    assert!(written == shipped, "make_plays.py writes a different plays.csv");
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout)
+            .lines()
+            .next()
+            .unwrap()
+            .split(';')
+            .next(),
+        Some("plays.csv: 4033 passages")
+    );
+}
