@@ -57,6 +57,14 @@ pub fn speech_frames(max_len: i64, max_duration: i64) -> i64 {
     (2 * max_len + 1) * max_duration
 }
 
+/// Words of the longest request of the `slots` generator (every example
+/// is padded to it; `runtime/slots.rs` tests that its generator agrees).
+pub const SLOT_WORDS: i64 = 22;
+
+/// Tags of the `slots` task: other, destination, departure, time (the pad
+/// tag after a request's end is this number).
+pub const SLOT_TAGS: i64 = 4;
+
 /// Validates a `data` declaration and returns its dataset.
 pub fn declare(
     checker: &mut Checker,
@@ -77,7 +85,8 @@ pub fn declare(
     };
     let schema = find_schema(checker, DATA_SOURCES, name, callee_span, "data source")?;
     let source = validate(checker, schema, &args, decl.source.span, scope)?;
-    let arg_span = |key: &str| {
+    // Where a setting is written, if it is.
+    let written = |key: &str| {
         args.iter()
             .enumerate()
             .find(|(i, a)| {
@@ -85,20 +94,29 @@ pub fn declare(
                     || (a.name.is_none() && schema.params.get(*i).is_some_and(|p| p.name == key))
             })
             .map(|(_, a)| a.value.span)
-            .unwrap_or(decl.source.span)
     };
+    let arg_span = |key: &str| written(key).unwrap_or(decl.source.span);
     let batch = Dim::symbol(BATCH);
     let mut fields = Vec::new();
     let mut attrs = Vec::new();
     match name {
         "csv" => {
             let header = read_header(checker, base_dir, source.str("path")?, arg_span("path"))?;
-            let columns = source.words("x").to_vec();
+            let text = source.str("text").map(str::to_string);
+            csv_text_settings(checker, text.is_some(), &written, decl.source.span)?;
+            let mut columns = source.words("x").to_vec();
+            columns.extend(text.clone());
             let target = source.str("y")?.to_string();
             for column in columns.iter().chain(std::iter::once(&target)) {
                 if let Some(header) = &header {
                     if !header.iter().any(|h| h == column) {
-                        let key = if *column == target { "y" } else { "x" };
+                        let key = if *column == target {
+                            "y"
+                        } else if Some(column) == text.as_ref() {
+                            "text"
+                        } else {
+                            "x"
+                        };
                         let mut diagnostic = Diagnostic::error(
                             codes::DATA_COLUMN,
                             format!(
@@ -115,6 +133,15 @@ pub fn declare(
                         return None;
                     }
                 }
+            }
+            if text.is_some() {
+                let length = source.int("length")?;
+                fields.push((
+                    "x".to_string(),
+                    TensorType::new(DType::I32, vec![batch.clone(), Dim::constant(length)]),
+                ));
+                attrs.push(("length".to_string(), length));
+                attrs.push(("vocab".to_string(), source.int("vocab")?));
             }
             let features = columns.len() as i64;
             let mut x_shape = vec![batch.clone()];
@@ -148,7 +175,9 @@ pub fn declare(
                 );
                 return None;
             }
-            fields.push(("x".to_string(), TensorType::new(DType::F32, x_shape)));
+            if text.is_none() {
+                fields.push(("x".to_string(), TensorType::new(DType::F32, x_shape)));
+            }
             match source.int("classes") {
                 Some(classes) => {
                     fields.push(("y".to_string(), TensorType::new(DType::I32, vec![batch])));
@@ -156,7 +185,9 @@ pub fn declare(
                 }
                 None => fields.push(("y".to_string(), TensorType::new(DType::F32, vec![batch]))),
             }
-            attrs.push(("features".to_string(), features));
+            if text.is_none() {
+                attrs.push(("features".to_string(), features));
+            }
         }
         "series" => {
             let header = read_header(checker, base_dir, source.str("path")?, arg_span("path"))?;
@@ -239,6 +270,18 @@ pub fn declare(
             attrs.push(("frames".to_string(), frames));
             attrs.push(("features".to_string(), features));
         }
+        "slots" => {
+            let words = Dim::constant(SLOT_WORDS);
+            fields.push((
+                "x".to_string(),
+                TensorType::new(DType::I32, vec![batch.clone(), words.clone()]),
+            ));
+            fields.push(("y".to_string(), TensorType::new(DType::I32, vec![batch, words])));
+            attrs.push(("vocab".to_string(), source.int("vocab")?));
+            attrs.push(("tags".to_string(), SLOT_TAGS));
+            attrs.push(("pad".to_string(), SLOT_TAGS));
+            attrs.push(("length".to_string(), SLOT_WORDS));
+        }
         task => {
             let vocab = source.int("vocab")?;
             let (_, max_len) = source.range("len")?;
@@ -273,6 +316,75 @@ pub fn declare(
         fields,
         attrs,
     })
+}
+
+/// The settings of a CSV source that depend on whether it reads a `text`
+/// column: `x` or `text` (not both), `length` and `vocab` with `text`, the
+/// feature settings without it. `written` gives where a setting is written.
+fn csv_text_settings(
+    checker: &mut Checker,
+    text: bool,
+    written: &dyn Fn(&str) -> Option<Span>,
+    call: Span,
+) -> Option<()> {
+    let mut diagnostics = Vec::new();
+    match (written("text"), written("x")) {
+        (None, None) => diagnostics.push(
+            Diagnostic::error(
+                codes::MISSING_SETTING,
+                "`csv` needs feature columns `x` or a `text` column",
+                call,
+            )
+            .label("neither `x` nor `text`")
+            .with_help("e.g. `x: \"p0\"..\"p63\"`, or `text: \"passage\", length: 128, vocab: 64`"),
+        ),
+        (Some(text), Some(x)) => diagnostics.push(
+            Diagnostic::error(codes::BAD_VALUE, "`x` and `text` both name the features", text)
+                .label("a text column's tokens are the features")
+                .with_secondary(x, "feature columns here")
+                .with_help("give one of them"),
+        ),
+        _ => {}
+    }
+    if let (true, Some(text)) = (text, written("text")) {
+        for (key, what) in [("length", "tokens per example"), ("vocab", "how many token ids")] {
+            if written(key).is_none() {
+                diagnostics.push(
+                    Diagnostic::error(codes::MISSING_SETTING, format!("a `text` column needs `{key}`"), text)
+                        .label(format!("`{key}`: {what}"))
+                        .with_help("e.g. `text: \"passage\", length: 128, vocab: 64`"),
+                );
+            }
+        }
+        for key in ["shape", "scale", "normalize", "augment"] {
+            if let Some(span) = written(key) {
+                diagnostics.push(
+                    Diagnostic::error(
+                        codes::BAD_VALUE,
+                        format!("`{key}` applies to feature columns, not to a `text` column"),
+                        span,
+                    )
+                    .label("not for text")
+                    .with_secondary(text, "the features are this column's tokens"),
+                );
+            }
+        }
+    } else {
+        for key in ["tokens", "length", "vocab"] {
+            if let Some(span) = written(key) {
+                diagnostics.push(
+                    Diagnostic::error(codes::BAD_VALUE, format!("`{key}` applies to a `text` column"), span)
+                        .label("no `text` column here")
+                        .with_help("name the column of text with `text: \"column\"`, or drop this setting"),
+                );
+            }
+        }
+    }
+    let ok = diagnostics.is_empty();
+    for diagnostic in diagnostics {
+        checker.report(diagnostic);
+    }
+    ok.then_some(())
 }
 
 fn resolve(base_dir: Option<&Path>, path: &str) -> std::path::PathBuf {

@@ -44,6 +44,20 @@ pub const AUGMENTS: &[Schema] = &[
     },
 ];
 
+/// How a CSV text column becomes tokens.
+pub const TOKENIZERS: &[Schema] = &[
+    Schema {
+        name: "chars",
+        params: &[],
+        doc: "one token per character",
+    },
+    Schema {
+        name: "words",
+        params: &[],
+        doc: "one token per run of non-whitespace characters",
+    },
+];
+
 pub const DATA_SOURCES: &[Schema] = &[
     Schema {
         name: "csv",
@@ -57,8 +71,8 @@ pub const DATA_SOURCES: &[Schema] = &[
             p(
                 "x",
                 Kind::Columns,
-                Required,
-                "feature columns: a name, a list, or a range like \"p0\"..\"p63\"",
+                Absent,
+                "feature columns: a name, a list, or a range like \"p0\"..\"p63\" (or give `text`)",
             ),
             p("y", Kind::Str, Required, "target column"),
             p(
@@ -89,8 +103,32 @@ pub const DATA_SOURCES: &[Schema] = &[
             p("val", FRACTION, Float(0.2), "share of rows held out for validation"),
             p("folds", int(2), Absent, "k-fold cross-validation instead of one split"),
             p("seed", int(0), Int(0), "seed of the split"),
+            p(
+                "text",
+                Kind::Str,
+                Absent,
+                "a column of text instead of features: x holds its tokens' ids",
+            ),
+            p(
+                "tokens",
+                Kind::Call(TOKENIZERS),
+                Absent,
+                "with `text`: how text becomes tokens, `chars` (default) or `words`",
+            ),
+            p(
+                "length",
+                int(1),
+                Absent,
+                "with `text`: tokens per example; longer texts are cut, shorter ones padded at the start",
+            ),
+            p(
+                "vocab",
+                int(3),
+                Absent,
+                "with `text`: token ids, pad (0) and other (1) included; the most frequent training tokens get the rest",
+            ),
         ],
-        doc: "rows of a CSV file: features x and a target y",
+        doc: "rows of a CSV file: features x (or a text column's tokens) and a target y",
     },
     Schema {
         name: "series",
@@ -179,6 +217,21 @@ pub const DATA_SOURCES: &[Schema] = &[
             p("seed", int(0), Int(0), "seed of the generator"),
         ],
         doc: "label sequences read out as noisy frames, for CTC: x the frames, labels the symbols",
+    },
+    Schema {
+        name: "slots",
+        params: &[
+            p(
+                "vocab",
+                int(3),
+                Int(100),
+                "word ids: pad (0), other (1) and the most frequent training words",
+            ),
+            p("train", int(1), Int(4000), "training requests"),
+            p("val", int(1), Int(500), "validation requests"),
+            p("seed", int(0), Int(0), "seed of the generator"),
+        ],
+        doc: "generated travel requests with a tag per word: x the word ids, y the tags",
     },
 ];
 

@@ -1,7 +1,8 @@
 //! Data: a checked `data` declaration in, train and validation splits out,
 //! and batches of them keyed by input name (`digits.x`). CSV tables, sliding
 //! windows over a series, text as characters, and synthetic sequence tasks
-//! (the speech-like CTC task is in `speech.rs`).
+//! (the speech-like CTC task is in `speech.rs`, the travel requests to tag
+//! in `slots.rs`).
 //! A bad file is a diagnostic that points into the file itself.
 
 use std::collections::HashMap;
@@ -49,6 +50,8 @@ pub struct Data {
     pub val: Split,
     /// For text: the character of each id (the last id is "other").
     pub vocab: Vec<char>,
+    /// For word data (`slots`, CSV text as words): the word of each id.
+    pub words: Vec<String>,
     /// For series: mean and standard deviation used to normalize.
     pub scale: Option<(f64, f64)>,
     /// For series with a `season`: the seasonal naive baseline.
@@ -100,6 +103,7 @@ pub fn load(
             len: 0,
         },
         vocab: Vec::new(),
+        words: Vec::new(),
         scale: None,
         baseline: None,
         augment: source.calls("augment").to_vec(),
@@ -113,6 +117,7 @@ pub fn load(
         "series" => load_series(dataset, base_dir, sources, &mut data)?,
         "text" => load_text(dataset, base_dir, &mut data)?,
         "speech" => super::speech::synthesize(dataset, &mut data),
+        "slots" => super::slots::synthesize(dataset, &mut data),
         task => synthesize(dataset, task, &mut data),
     }
     Ok(data)
@@ -132,110 +137,6 @@ fn read(dataset: &Dataset, base_dir: &Path) -> Result<(String, String), Diagnost
     }
 }
 
-/// A parsed CSV file: header, rows of cells with their byte offsets.
-struct Csv {
-    file: u32,
-    header: Vec<String>,
-    rows: Vec<Vec<(String, usize)>>,
-}
-
-fn parse_csv(name: &str, text: String, sources: &mut SourceMap) -> Csv {
-    let mut rows = Vec::new();
-    let mut header = Vec::new();
-    let mut offset = 0;
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        let start = offset;
-        offset += line.len();
-        let content = line.trim_end_matches(['\n', '\r']);
-        if content.trim().is_empty() {
-            continue;
-        }
-        let mut cells = Vec::new();
-        let mut at = start;
-        for cell in content.split(',') {
-            cells.push((cell.trim().trim_matches('"').to_string(), at));
-            at += cell.len() + 1;
-        }
-        if i == 0 {
-            header = cells.into_iter().map(|(c, _)| c).collect();
-        } else {
-            rows.push(cells);
-        }
-    }
-    let file = sources.add(name, text);
-    Csv { file, header, rows }
-}
-
-impl Csv {
-    fn column(&self, name: &str, dataset: &Dataset) -> Result<usize, Diagnostic> {
-        self.header.iter().position(|h| h == name).ok_or_else(|| {
-            Diagnostic::error(
-                codes::DATA_COLUMN,
-                format!("column `{name}` is not in the header"),
-                Span::new(self.file, 0, 0),
-            )
-            .label("the header row")
-            .with_secondary(dataset.source.span, "declared here")
-        })
-    }
-
-    /// The weekday named in a cell (`Mon` or `Monday`, any case) as 0 for
-    /// Monday to 6 for Sunday, or a diagnostic pointing at the cell.
-    fn weekday(&self, row: usize, column: usize, name: &str) -> Result<f64, Diagnostic> {
-        const DAYS: [&str; 7] = [
-            "monday",
-            "tuesday",
-            "wednesday",
-            "thursday",
-            "friday",
-            "saturday",
-            "sunday",
-        ];
-        let Some((text, at)) = self.rows[row].get(column) else {
-            // The missing cell's diagnostic.
-            return self.number(row, column, name);
-        };
-        let lower = text.to_ascii_lowercase();
-        let day = DAYS
-            .iter()
-            .position(|d| lower.len() >= 3 && d.starts_with(&lower) && (lower.len() == 3 || lower == *d));
-        day.map(|d| d as f64).ok_or_else(|| {
-            Diagnostic::error(
-                codes::DATA_VALUE,
-                format!("cell `{text}` in column `{name}` is not a weekday"),
-                Span::new(self.file, *at, at + text.len().max(1)),
-            )
-            .label("expected a name such as `Mon` or `Monday`")
-        })
-    }
-
-    /// The number in a cell, or a diagnostic pointing at the cell.
-    fn number(&self, row: usize, column: usize, name: &str) -> Result<f64, Diagnostic> {
-        let cells = &self.rows[row];
-        let Some((text, at)) = cells.get(column) else {
-            let end = cells.last().map_or(0, |(t, a)| a + t.len());
-            return Err(Diagnostic::error(
-                codes::DATA_VALUE,
-                format!(
-                    "row has {} cells, but column `{name}` is number {}",
-                    cells.len(),
-                    column + 1
-                ),
-                Span::new(self.file, end as u32 as usize, end),
-            )
-            .label("missing cell"));
-        };
-        text.parse::<f64>().ok().filter(|x| x.is_finite()).ok_or_else(|| {
-            Diagnostic::error(
-                codes::DATA_VALUE,
-                format!("cell `{text}` in column `{name}` is not a number"),
-                Span::new(self.file, *at, at + text.len().max(1)),
-            )
-            .label("not a number")
-        })
-    }
-}
-
 fn load_csv(
     dataset: &Dataset,
     base_dir: &Path,
@@ -245,23 +146,31 @@ fn load_csv(
 ) -> Result<(), Diagnostic> {
     let source = &dataset.source;
     let (path, text) = read(dataset, base_dir)?;
-    let csv = parse_csv(&path, text, sources);
+    let csv = super::csv::parse(&path, text, sources)?;
     let x_names = source.words("x");
     let y_name = source.str("y").unwrap_or_default();
     let x_columns: Vec<usize> = x_names
         .iter()
         .map(|n| csv.column(n, dataset))
         .collect::<Result<_, _>>()?;
+    let text_column = match source.str("text") {
+        Some(name) => Some((name, csv.column(name, dataset)?)),
+        None => None,
+    };
     let y_column = csv.column(y_name, dataset)?;
     let scale = source.float("scale").unwrap_or(1.0);
     let classes = source.int("classes");
     let n = csv.rows.len();
-    let features = x_columns.len();
+    let mut features = x_columns.len();
     let mut x = Vec::with_capacity(n * features);
     let mut y = Vec::with_capacity(n);
+    let mut texts = Vec::new();
     for row in 0..n {
         for (k, &c) in x_columns.iter().enumerate() {
             x.push(csv.number(row, c, &x_names[k])? * scale);
+        }
+        if let Some((name, column)) = text_column {
+            texts.push(csv.text(row, column, name)?);
         }
         let target = csv.number(row, y_column, y_name)?;
         if let Some(classes) = classes {
@@ -295,6 +204,14 @@ fn load_csv(
         }
     };
     let (val_rows, train_rows) = (&val_rows[..], &train_rows[..]);
+    if text_column.is_some() {
+        let words = source.call("tokens").is_some_and(|t| t.name == "words");
+        features = source.int("length").unwrap_or(1) as usize;
+        let vocab = source.int("vocab").unwrap_or(3) as usize;
+        let encoded = super::text_column::encode(&texts, train_rows, words, features, vocab);
+        x = encoded.ids;
+        data.words = encoded.tokens;
+    }
     let mut example_shape: Vec<usize> = match source.shape("shape") {
         Some(shape) => shape.iter().map(|&d| d as usize).collect(),
         None => vec![features],
@@ -351,7 +268,7 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
 fn load_series(dataset: &Dataset, base_dir: &Path, sources: &mut SourceMap, data: &mut Data) -> Result<(), Diagnostic> {
     let source = &dataset.source;
     let (path, text) = read(dataset, base_dir)?;
-    let csv = parse_csv(&path, text, sources);
+    let csv = super::csv::parse(&path, text, sources)?;
     let name = source.str("column").unwrap_or_default();
     let column = csv.column(name, dataset)?;
     let mut values = Vec::with_capacity(csv.rows.len());

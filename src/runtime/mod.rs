@@ -6,6 +6,7 @@
 pub mod analyze;
 pub mod budget;
 pub mod checkpoint;
+pub mod csv;
 pub mod ctc;
 pub mod data;
 pub mod generate;
@@ -16,9 +17,11 @@ pub mod report;
 pub mod run;
 pub mod rundir;
 pub mod schedule;
+pub mod slots;
 pub mod speech;
 pub mod sweep;
 pub mod tensorboard;
+pub mod text_column;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;

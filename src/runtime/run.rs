@@ -434,6 +434,30 @@ fn transcriptions(
     Ok(())
 }
 
+/// The first three validation requests of a `slots` task with the tags the
+/// model gives their words.
+fn taggings(session: &mut Session, data: &super::data::Data, reporter: &mut Reporter) -> Result<(), RunError> {
+    let rows: Vec<usize> = (0..data.val.len().min(3)).collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let batch = super::data::batch(data, &data.val, &rows, None);
+    let capacity = session.batch.max(rows.len());
+    let output = session.forward(batch.clone(), rows.len(), capacity)?;
+    let (Some(x), Some(y)) = (
+        batch.get(&format!("{}.x", data.name)),
+        batch.get(&format!("{}.y", data.name)),
+    ) else {
+        return Ok(());
+    };
+    for row in 0..rows.len() {
+        let line = super::slots::show(&data.words, x, y, &output, row);
+        reporter.event(json!({"event": "sample", "text": line}));
+        reporter.say(&line);
+    }
+    Ok(())
+}
+
 /// For a series with a `season`: the validation MAE in the series' own
 /// units beside the seasonal naive baseline's, as JSON with a line of text.
 fn baseline_comparison(session: &Session, val: &BTreeMap<String, f64>) -> Option<Value> {
@@ -468,6 +492,15 @@ fn samples(
     // CTC models: a few validation transcriptions, decoded as `eval` says.
     if let Some(blank) = session.program.datasets.first().and_then(|d| d.attr("blank")) {
         return transcriptions(session, data, reporter, blank as usize);
+    }
+    // Taggers of the `slots` task: a few validation requests, tagged.
+    if session
+        .program
+        .datasets
+        .first()
+        .is_some_and(|d| d.source.name == "slots")
+    {
+        return taggings(session, data, reporter);
     }
     // A model that does not fit generation (a tagger, a classifier) gets
     // none; the checker rejects a `generate` section for it.

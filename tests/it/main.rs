@@ -18,5 +18,6 @@ mod programs;
 mod reliability;
 mod report;
 mod run;
+mod sequence_examples;
 mod sweep;
 mod train;
