@@ -219,6 +219,12 @@ pub fn compare_with_scratch(
             return Ok(summary);
         }
         results.push((name, summary.event));
+        // A report over both runs in `<out>/report.html`; a failure is a warning.
+        if let Err(message) = super::report::compare::write_group_report(&base, super::report::compare::Group::Runs) {
+            if !options.quiet && !options.json {
+                eprintln!("warning: {message}");
+            }
+        }
     }
     let metrics = |i: usize| results[i].1["metrics"].as_object().cloned().unwrap_or_default();
     let (tuned, scratch) = (metrics(0), metrics(1));
