@@ -249,14 +249,12 @@ pub fn declare(
                 "tag" => (tokens, 2),
                 "pair" => (TensorType::new(DType::I32, vec![batch]), 2),
                 _ => {
-                    if context < 3 + 2 * crate::runtime::passages::QUESTION_MAX as i64 {
+                    let least = crate::runtime::passages::QA_MIN_CONTEXT as i64;
+                    if context < least {
                         checker.report(
                             Diagnostic::error(
                                 codes::BAD_VALUE,
-                                format!(
-                                    "a context of {context} is too short for questions: qa needs at least {}",
-                                    3 + 2 * crate::runtime::passages::QUESTION_MAX
-                                ),
+                                format!("a context of {context} is too short for questions: qa needs at least {least}"),
                                 arg_span("context"),
                             )
                             .label("too short"),

@@ -123,9 +123,9 @@ pub fn embed(session: &Session, block: &str, probes: Vec<Probe>) -> Result<Embed
         ArrayD::from_shape_vec(IxDyn(&[n, context]), tokens).map_err(|e| e.to_string())?,
     );
     for (name, id) in graph.leaves(crate::ir::input_name) {
-        if !feeds.contains_key(&name) {
+        if let std::collections::hash_map::Entry::Vacant(entry) = feeds.entry(name) {
             let shape = interp::eval_shape(&graph.node(id).shape, &dims).map_err(|e| e.to_string())?;
-            feeds.insert(name, ArrayD::zeros(shape));
+            entry.insert(ArrayD::zeros(shape));
         }
     }
     let env = Env {

@@ -31,6 +31,9 @@ use crate::interp::random;
 const STREAM: u64 = 40;
 /// The longest question word of `qa`.
 pub const QUESTION_MAX: usize = 10;
+/// The shortest context of `qa`: the passage must leave room for words
+/// (at least 19 characters besides the longest question).
+pub const QA_MIN_CONTEXT: usize = 32;
 
 /// One example under construction.
 struct Example {

@@ -71,7 +71,12 @@ fn fine_tune(example: &str, steps: &str) -> Value {
     let init = events.iter().find(|e| e["event"] == "init").expect("an init event");
     assert_eq!(init["matched"].as_array().unwrap().len(), 21, "{init}");
     assert!(init["mismatched"].as_array().unwrap().is_empty(), "{init}");
-    let missing: Vec<&str> = init["missing"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let missing: Vec<&str> = init["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert_eq!(missing, ["bert.linear.w", "bert.linear.b"]);
     assert!(out.join("finetuned/checkpoint.safetensors").is_file());
     assert!(out.join("scratch/checkpoint.safetensors").is_file());
@@ -97,7 +102,10 @@ fn fine_tuning_the_tagger_beats_training_from_scratch() {
     let summary = fine_tune("bert_tag", "200");
     let tuned = metric(&summary, "finetuned", "token_accuracy");
     let baseline = metric(&summary, "scratch", "token_accuracy");
-    assert!(tuned > baseline + 0.005, "fine-tuned {tuned:.4}, from scratch {baseline:.4}");
+    assert!(
+        tuned > baseline + 0.005,
+        "fine-tuned {tuned:.4}, from scratch {baseline:.4}"
+    );
     assert!(tuned > 0.925, "fine-tuned {tuned:.4}");
     assert!(metric(&summary, "finetuned", "exact_match") > metric(&summary, "scratch", "exact_match"));
     assert!(metric(&summary, "finetuned", "loss") < metric(&summary, "scratch", "loss"));
@@ -111,7 +119,10 @@ fn fine_tuning_the_reader_beats_training_from_scratch() {
     let summary = fine_tune("bert_qa", "200");
     let tuned = metric(&summary, "finetuned", "exact_match");
     let baseline = metric(&summary, "scratch", "exact_match");
-    assert!(tuned > baseline + 0.1, "fine-tuned {tuned:.4}, from scratch {baseline:.4}");
+    assert!(
+        tuned > baseline + 0.1,
+        "fine-tuned {tuned:.4}, from scratch {baseline:.4}"
+    );
     assert!(tuned > 0.4, "fine-tuned {tuned:.4}");
 }
 
@@ -155,9 +166,18 @@ fn a_checkpoint_that_fits_nothing_is_an_error_that_says_why() {
     ]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("0 of 23 parameters matched; shape differs: bert.bert_encoder.embed.table [83, 64], bert.bert_encoder.embed_1.table [2, 64], bert.bert_encoder.positions.table [32, 64]"), "{stderr}");
-    assert!(stderr.contains("not in the file (kept initialized): bert.linear.w, bert.linear.b"), "{stderr}");
-    assert!(stderr.contains("in the file but not in the model: bert.lm_head.* (2)"), "{stderr}");
-    assert!(stderr.contains("no parameter of the model was loaded, so the run would train from scratch"), "{stderr}");
+    assert!(
+        stderr.contains("not in the file (kept initialized): bert.linear.w, bert.linear.b"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("in the file but not in the model: bert.lm_head.* (2)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("no parameter of the model was loaded, so the run would train from scratch"),
+        "{stderr}"
+    );
     assert!(!out.join("finetuned/checkpoint.safetensors").exists());
     let _ = std::fs::remove_dir_all(out);
 }
@@ -181,7 +201,14 @@ fn another_models_checkpoint_is_refused_with_the_reason() {
     let out = scratch("digits-into-bert");
     let mut args = vec!["run", "examples/bert_pair.nn"];
     args.extend(SMALL);
-    args.extend(["--steps", "1", "--init-from", checkpoint.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    args.extend([
+        "--steps",
+        "1",
+        "--init-from",
+        checkpoint.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let (code, _, stderr) = nnc(&args);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("0 of 23 parameters matched"), "{stderr}");
@@ -233,10 +260,20 @@ fn embeddings_give_the_cosine_similarity_of_hidden_vectors() {
     // The text form prints the same matrix.
     let mut args = vec!["embeddings", "examples/bert_mlm.nn"];
     args.extend(SMALL);
-    args.extend(["--block", "bert_encoder", "--checkpoint", &checkpoint, "the [k]ing", "thin[k]ing"]);
+    args.extend([
+        "--block",
+        "bert_encoder",
+        "--checkpoint",
+        &checkpoint,
+        "the [k]ing",
+        "thin[k]ing",
+    ]);
     let (code, stdout, stderr) = nnc(&args);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.starts_with("hidden vectors of `bert_encoder` (64 values each)"), "{stdout}");
+    assert!(
+        stdout.starts_with("hidden vectors of `bert_encoder` (64 values each)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("   1   1.0000"), "{stdout}");
     // A block the model does not call is an error.
     let mut args = vec!["embeddings", "examples/bert_mlm.nn"];
@@ -264,13 +301,19 @@ mod data {
             ..Default::default()
         };
         let mut program = nnc::check::check_source("t.nn", &text, &options);
-        assert!(!program.has_errors(), "{}", program.sources.render(&program.diagnostics, false));
+        assert!(
+            !program.has_errors(),
+            "{}",
+            program.sources.render(&program.diagnostics, false)
+        );
         let dataset = program.datasets[0].clone();
         nnc::runtime::data::load(&dataset, &root().join("examples"), &mut program.sources, None).unwrap()
     }
 
     fn fields(split: &Split) -> HashMap<String, Vec<Vec<f64>>> {
-        let Split::Table { fields, len } = split else { panic!("a table") };
+        let Split::Table { fields, len } = split else {
+            panic!("a table")
+        };
         fields
             .iter()
             .map(|(name, array)| {
@@ -312,7 +355,9 @@ mod data {
                 .map(|(i, _)| i)
                 .filter(|&i| i == 0 || !passage[..i].ends_with(|c: char| c.is_alphabetic()))
                 .map(|i| {
-                    let end = passage[i..].find(|c: char| !c.is_alphabetic()).map_or(passage.len(), |e| i + e);
+                    let end = passage[i..]
+                        .find(|c: char| !c.is_alphabetic())
+                        .map_or(passage.len(), |e| i + e);
                     (i, &passage[i..end])
                 })
                 .collect();
@@ -320,7 +365,11 @@ mod data {
             assert_eq!(at.len(), 1, "`{question}` once in `{passage}`");
             let (start, answer) = words[at[0] + 1];
             let offset = question.len() + 2;
-            assert_eq!((y[0] as usize, y[1] as usize), (offset + start, offset + start + answer.len() - 1), "{example}");
+            assert_eq!(
+                (y[0] as usize, y[1] as usize),
+                (offset + start, offset + start + answer.len() - 1),
+                "{example}"
+            );
         }
     }
 
@@ -328,7 +377,10 @@ mod data {
     fn pairs_follow_each_other_or_do_not() {
         let data = load("pair", 64);
         let val = fields(&data.val);
-        let text: String = shakespeare().chars().map(|c| if data.vocab.contains(&c) { c } else { '\u{fffd}' }).collect();
+        let text: String = shakespeare()
+            .chars()
+            .map(|c| if data.vocab.contains(&c) { c } else { '\u{fffd}' })
+            .collect();
         let mut follows = 0;
         for (x, y) in val["x"].iter().zip(&val["y"]) {
             let example = decode(&data, x);
@@ -377,7 +429,10 @@ mod data {
                 assert_eq!(x[0], 81.0);
                 let play = y[0] as usize;
                 let end = starts.get(play + 1).copied().unwrap_or(text.len());
-                assert!(text[starts[play]..end].contains(&passage), "{passage} not in play {play}");
+                assert!(
+                    text[starts[play]..end].contains(&passage),
+                    "{passage} not in play {play}"
+                );
                 seen[play] += 1;
             }
             assert!(seen.iter().all(|&n| n > 0), "{seen:?}");

@@ -239,7 +239,11 @@ fn every_example_report_renders() {
         let name = example.file_stem().unwrap().to_string_lossy().into_owned();
         let base = scratch(&format!("example-{name}"));
         let fine_tuned = name.starts_with("bert_") && name != "bert_mlm";
-        let out = if fine_tuned { base.join("finetuned") } else { base.clone() };
+        let out = if fine_tuned {
+            base.join("finetuned")
+        } else {
+            base.clone()
+        };
         let mut args = vec![
             "run".to_string(),
             example.display().to_string(),
