@@ -180,7 +180,7 @@ pub const DATA_SOURCES: &[Schema] = &[
                 Required,
                 "classify(marker), tag, pair or qa",
             ),
-            p("context", int(8), Required, "tokens per example"),
+            p("context", int(5), Required, "tokens per example"),
             p(
                 "vocab",
                 int(2),

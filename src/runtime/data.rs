@@ -303,6 +303,20 @@ fn load_csv(
         }
     };
     let (val_rows, train_rows) = (&val_rows[..], &train_rows[..]);
+    if train_rows.is_empty() || val_rows.is_empty() {
+        let split = if train_rows.is_empty() {
+            "training"
+        } else {
+            "validation"
+        };
+        return Err(Diagnostic::error(
+            codes::DATA_VALUE,
+            format!("`{path}` has {n} rows: the {split} split gets none of them"),
+            source.span,
+        )
+        .label("not enough rows")
+        .with_help("each split needs at least one row: change `val` (or `folds`), or add rows"));
+    }
     let mut example_shape: Vec<usize> = match source.shape("shape") {
         Some(shape) => shape.iter().map(|&d| d as usize).collect(),
         None => vec![features],
