@@ -126,6 +126,35 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Contextual embeddings: the cosine similarity of a model's hidden
+    /// vectors for a few texts.
+    ///
+    /// Runs the model alone (evaluation mode) on each TEXT, takes the
+    /// output of BLOCK at the character marked `[c]` (or the mean over the
+    /// text), and prints the cosine similarity of every pair: the same
+    /// character in two contexts gets two vectors.
+    Embeddings {
+        /// The `.nn` file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The texts, each with one character marked, e.g. `the [k]ing`.
+        #[arg(required = true, value_name = "TEXT")]
+        texts: Vec<String>,
+        /// The parameters: a run's checkpoint.safetensors (every parameter
+        /// must be in it); without it, the initial parameters.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// The block whose output (at its first call in the model) is the
+        /// hidden vector, e.g. `bert_encoder`.
+        #[arg(long, value_name = "NAME")]
+        block: String,
+        /// Override a constant of the file, e.g. `--set D=64` (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_setting)]
+        settings: Vec<(String, f64)>,
+        /// Print the result as one JSON line (with the vectors).
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure a program's training step on the interpreter and the JIT.
     ///
     /// Compiles the example, runs N training steps per repeat and prints
@@ -206,7 +235,8 @@ pub struct RunArgs {
     /// `512M`); the machine's available memory always applies.
     #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     pub memory_limit: Option<u64>,
-    /// Start from the parameters of a checkpoint that match by name and shape.
+    /// Start from the parameters of a checkpoint that match by name and
+    /// shape (overrides `train.init_from`); loading none is an error.
     #[arg(long, value_name = "FILE")]
     pub init_from: Option<PathBuf>,
     /// What runs the training step: native code, or the reference interpreter.
@@ -351,6 +381,14 @@ pub fn main() -> ExitCode {
             settings,
             json,
         } => run_analyze(&file, checkpoint.as_deref(), &settings, json, color),
+        Command::Embeddings {
+            file,
+            texts,
+            checkpoint,
+            block,
+            settings,
+            json,
+        } => run_embeddings(&file, &texts, checkpoint.as_deref(), &block, &settings, json, color),
         Command::Bench {
             file,
             backend,
@@ -551,6 +589,83 @@ fn run_analyze(
     }
 }
 
+fn run_embeddings(
+    path: &std::path::Path,
+    texts: &[String],
+    checkpoint: Option<&std::path::Path>,
+    block: &str,
+    settings: &[(String, f64)],
+    json: bool,
+    color: bool,
+) -> ExitCode {
+    use crate::runtime::embeddings;
+    let probes = match texts
+        .iter()
+        .map(|t| embeddings::parse(t))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(probes) => probes,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let Ok(bytes) = std::fs::read(path) else {
+        eprintln!("error: cannot read `{}`", path.display());
+        return ExitCode::from(2);
+    };
+    let base = path.parent().unwrap_or(std::path::Path::new("."));
+    let options = check::Options {
+        base_dir: Some(base.to_path_buf()),
+        overrides: settings.to_vec(),
+        probe: Some(block.to_string()),
+    };
+    let program = check::check_source(&path.display().to_string(), &String::from_utf8_lossy(&bytes), &options);
+    if !program.diagnostics.is_empty() {
+        eprint!("{}", program.sources.render(&program.diagnostics, color));
+    }
+    if program.has_errors() {
+        return ExitCode::from(1);
+    }
+    if let Some(message) = unknown_setting(&program, settings, path) {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
+    let overrides = crate::runtime::Overrides {
+        backend: crate::runtime::Backend::Interp,
+        ..Default::default()
+    };
+    let mut session = match crate::runtime::Session::load(program, base, &overrides) {
+        Ok(session) => session,
+        Err((diagnostic, program)) => {
+            eprint!("{}", program.sources.render(&[diagnostic], color));
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(file) = checkpoint {
+        if let Err((message, code)) = crate::runtime::hessian::load_checkpoint(&mut session, file) {
+            eprintln!("error: {message}");
+            return ExitCode::from(code);
+        }
+    } else if !json {
+        eprintln!("note: no --checkpoint: the model's initial parameters");
+    }
+    match embeddings::embed(&session, block, probes) {
+        Ok(result) if json => {
+            println!("{}", result.to_json());
+            ExitCode::SUCCESS
+        }
+        Ok(result) => {
+            print!("{}", result.text());
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn run_run(args: &RunArgs, color: bool) -> ExitCode {
     let text = match std::fs::read(&args.file) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
@@ -576,6 +691,7 @@ fn run_run(args: &RunArgs, color: bool) -> ExitCode {
         out: args.out.clone(),
         resume: args.resume.clone(),
         init_from: args.init_from.clone(),
+        scratch: false,
         json: args.json,
         quiet: args.quiet,
         stop_after: args.stop_after,
@@ -605,6 +721,10 @@ fn run_run(args: &RunArgs, color: bool) -> ExitCode {
         Some(k) => {
             let recheck = || check::check_file_with(&args.file, args.settings.clone()).map_err(|e| e.to_string());
             crate::runtime::sweep::cross_validate(&args.file, &text, &options, k, recheck)
+        }
+        None if crate::runtime::finetune::wants_comparison(&program) && args.resume.is_none() => {
+            let recheck = || check::check_file_with(&args.file, args.settings.clone()).map_err(|e| e.to_string());
+            crate::runtime::finetune::compare_with_scratch(&args.file, &text, &options, recheck)
         }
         None => crate::runtime::run::run(&args.file, program, &text, &options),
     };

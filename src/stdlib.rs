@@ -6,4 +6,5 @@ pub const FILES: &[(&str, &str)] = &[
     ("<std>/layers.nn", include_str!("../stdlib/layers.nn")),
     ("<std>/losses.nn", include_str!("../stdlib/losses.nn")),
     ("<std>/ctc.nn", include_str!("../stdlib/ctc.nn")),
+    ("<std>/bert.nn", include_str!("../stdlib/bert.nn")),
 ];

@@ -243,6 +243,66 @@ pub fn declare(
             fields.push(("y".to_string(), TensorType::new(DType::I32, vec![batch, context])));
             attrs.push(("vocab".to_string(), source.int("vocab")?));
         }
+        "passages" => {
+            let path = source.str("path")?;
+            read_file_check(checker, base_dir, path, arg_span("path"))?;
+            let context = source.int("context")?;
+            let vocab = source.int("vocab")?;
+            let task = source.call("task")?;
+            let tokens = TensorType::new(DType::I32, vec![batch.clone(), Dim::constant(context)]);
+            fields.push(("x".to_string(), tokens.clone()));
+            if matches!(task.name.as_str(), "pair" | "qa") {
+                fields.push(("segments".to_string(), tokens.clone()));
+            }
+            let (y, classes) = match task.name.as_str() {
+                "classify" => {
+                    let marker = task.str("marker").unwrap_or_default();
+                    // Without a location the file is not read: one class.
+                    let mut documents = 1;
+                    if let Some(dir) = base_dir {
+                        let text = std::fs::read(resolve(Some(dir), path)).unwrap_or_default();
+                        documents = document_starts(&String::from_utf8_lossy(&text), marker).len();
+                        if documents < 2 {
+                            checker.report(
+                                Diagnostic::error(
+                                    codes::DATA_VALUE,
+                                    format!("`{path}` has {documents} document(s) by the marker `{marker}`: a classifier needs two"),
+                                    task.span,
+                                )
+                                .label("no line of the file holds this text, or only one")
+                                .with_help("each document starts at the line (or the title line before it) holding the marker"),
+                            );
+                            return None;
+                        }
+                    }
+                    (TensorType::new(DType::I32, vec![batch]), documents as i64)
+                }
+                "tag" => (tokens, 2),
+                "pair" => (TensorType::new(DType::I32, vec![batch]), 2),
+                _ => {
+                    let least = crate::runtime::passages::QA_MIN_CONTEXT as i64;
+                    if context < least {
+                        checker.report(
+                            Diagnostic::error(
+                                codes::BAD_VALUE,
+                                format!("a context of {context} is too short for questions: qa needs at least {least}"),
+                                arg_span("context"),
+                            )
+                            .label("too short"),
+                        );
+                        return None;
+                    }
+                    (TensorType::new(DType::I32, vec![batch, Dim::constant(2)]), context)
+                }
+            };
+            fields.push(("y".to_string(), y));
+            attrs.push(("classes".to_string(), classes));
+            attrs.push(("mask".to_string(), vocab));
+            attrs.push(("cls".to_string(), vocab + 1));
+            attrs.push(("sep".to_string(), vocab + 2));
+            attrs.push(("tokens".to_string(), vocab + 3));
+            attrs.push(("ignore".to_string(), -1));
+        }
         "speech" => {
             let vocab = source.int("vocab")?;
             let (_, max_len) = source.range("len")?;
@@ -385,6 +445,31 @@ fn csv_text_settings(
         checker.report(diagnostic);
     }
     ok.then_some(())
+}
+
+/// Where the documents of a text start (byte offsets): the text is cut
+/// before each line holding `marker`, or before the title line just above
+/// it (the nearest non-blank line before it, with blank lines between).
+/// The first document starts at 0; no occurrence gives one document.
+pub fn document_starts(text: &str, marker: &str) -> Vec<usize> {
+    let mut starts = vec![0];
+    if marker.is_empty() {
+        return starts;
+    }
+    for (at, _) in text.match_indices(marker) {
+        let line = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        // Blank lines above, then the title line.
+        let above = text[..line].trim_end_matches(['\n', '\r', ' ']);
+        let start = if above.len() < line && !above.is_empty() {
+            above.rfind('\n').map_or(0, |i| i + 1)
+        } else {
+            line
+        };
+        if start > *starts.last().expect("one start") {
+            starts.push(start);
+        }
+    }
+    starts
 }
 
 fn resolve(base_dir: Option<&Path>, path: &str) -> std::path::PathBuf {

@@ -58,6 +58,9 @@ pub struct Checker<'a> {
     block_calls: usize,
     /// The program as primitive ops, for the current pass.
     pub trace: super::trace::Trace,
+    /// In the probe pass: the block whose first output becomes the trace's
+    /// `hidden` output.
+    pub probe: Option<String>,
     /// Random ops created so far (each gets its own stream).
     pub random_streams: u32,
     /// Names declared by items that did not parse: using them is not a new error.
@@ -127,6 +130,7 @@ impl<'a> Checker<'a> {
             called: HashSet::new(),
             poisoned: HashSet::new(),
             trace: Default::default(),
+            probe: None,
             random_streams: 0,
             depth: 0,
             block_calls: 0,
@@ -1219,6 +1223,11 @@ impl<'a> Checker<'a> {
         let result = self.eval_body(&decl.body, scope);
         let result = self.check_result(decl, result, scope, &ellipsis);
         self.frames.pop();
+        if self.probe.as_deref() == Some(name) && self.trace.outputs.iter().all(|(n, _)| n != "hidden") {
+            if let Value::Tensor(Tensor { node: Some(node), .. }) = &result {
+                self.trace.set_output("hidden", *node);
+            }
+        }
         if is_model && self.trace.outputs.iter().all(|(n, _)| n != "model_output") {
             if let Value::Tensor(Tensor { node: Some(node), .. }) = &result {
                 self.trace.set_output("model_output", *node);

@@ -78,6 +78,10 @@ pub struct Program {
     pub train_trace: trace::Trace,
     /// The same with `training` false (evaluation).
     pub eval_trace: trace::Trace,
+    /// With [`Options::probe`]: the model alone in evaluation mode, on
+    /// inputs `probe.<input>`, with outputs `model_output` and `hidden`
+    /// (the probed block's output at its first call), for `nnc embeddings`.
+    pub probe_trace: Option<trace::Trace>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -148,6 +152,9 @@ pub struct Options {
     pub base_dir: Option<PathBuf>,
     /// `--set NAME=VALUE` overrides of constants, applied at their declaration.
     pub overrides: Vec<(String, f64)>,
+    /// A block whose output to record when the model runs alone
+    /// ([`Program::probe_trace`]).
+    pub probe: Option<String>,
 }
 
 /// Reads and checks a file. A missing or unreadable file is an `Err` with a
@@ -163,6 +170,7 @@ pub fn check_file_with(path: &Path, overrides: Vec<(String, f64)>) -> Result<Pro
     let options = Options {
         base_dir: Some(path.parent().map(Path::to_path_buf).unwrap_or_default()),
         overrides,
+        probe: None,
     };
     Ok(check_source(&path.display().to_string(), &text, &options))
 }
@@ -230,6 +238,7 @@ fn check_source_here(
         sweep: Default::default(),
         train_trace: Default::default(),
         eval_trace: Default::default(),
+        probe_trace: None,
         diagnostics: Vec::new(),
     };
     let observed = check_items(&files, user, options, &mut program, &mut diagnostics, observe);
@@ -415,6 +424,9 @@ fn check_items(
             checker.trace = Default::default();
             let value = checker.eval(&loss.value, &mut Scope::new());
             program.eval_trace = finish_trace(&mut checker, &value);
+            if let (Some(block), Some((name, inputs, _))) = (&options.probe, &signature) {
+                program.probe_trace = Some(probe(&mut checker, block, name, inputs, loss.span));
+            }
             checker.params = params;
             checker.states = states;
             checker.model_signature = signature;
@@ -593,6 +605,39 @@ fn check_items(
 }
 
 /// Takes the pass's trace, naming the loss as an output.
+/// The model called alone in evaluation mode on inputs `probe.<name>`,
+/// recording the output of the first call of `block` as `hidden`.
+fn probe(
+    checker: &mut Checker,
+    block: &str,
+    model: &str,
+    inputs: &[(String, types::TensorType)],
+    span: Span,
+) -> trace::Trace {
+    checker.training = false;
+    checker.instantiated_models.clear();
+    checker.trace = Default::default();
+    checker.probe = Some(block.to_string());
+    let args = inputs
+        .iter()
+        .map(|(name, ty)| {
+            let value = checker.tensor_value(crate::prim::Prim::Input(format!("probe.{name}")), ty.clone(), &[], span);
+            eval::ArgValue {
+                name: Some(ast::Ident {
+                    name: name.clone(),
+                    span,
+                }),
+                value,
+                span,
+            }
+        })
+        .collect();
+    let callee = types::Value::Fn(types::Callable::Block(model.to_string()));
+    checker.call(callee, span, args, span);
+    checker.probe = None;
+    std::mem::take(&mut checker.trace)
+}
+
 fn finish_trace(checker: &mut Checker, loss: &Value) -> trace::Trace {
     let mut trace = std::mem::take(&mut checker.trace);
     if let Value::Tensor(types::Tensor { node: Some(node), .. }) = loss {

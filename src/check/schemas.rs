@@ -58,6 +58,35 @@ pub const TOKENIZERS: &[Schema] = &[
     },
 ];
 
+/// The tasks of the `passages` source.
+pub const PASSAGE_TASKS: &[Schema] = &[
+    Schema {
+        name: "classify",
+        params: &[p(
+            "marker",
+            Kind::Str,
+            Required,
+            "text on a line near the start of each document, e.g. \"by William Shakespeare\"",
+        )],
+        doc: "which document a passage comes from",
+    },
+    Schema {
+        name: "tag",
+        params: &[],
+        doc: "restore the case of every letter of a lower-cased passage",
+    },
+    Schema {
+        name: "pair",
+        params: &[],
+        doc: "does the second passage follow the first",
+    },
+    Schema {
+        name: "qa",
+        params: &[],
+        doc: "the span of the word after the question word in the passage",
+    },
+];
+
 pub const DATA_SOURCES: &[Schema] = &[
     Schema {
         name: "csv",
@@ -178,6 +207,35 @@ pub const DATA_SOURCES: &[Schema] = &[
             p("val", SHARE, Float(0.1), "the last share of the text is for validation"),
         ],
         doc: "text as characters: x a window, y the same window shifted by one",
+    },
+    Schema {
+        name: "passages",
+        params: &[
+            p("path", Kind::Str, Required, "a UTF-8 text file"),
+            p(
+                "task",
+                Kind::Call(PASSAGE_TASKS),
+                Required,
+                "classify(marker), tag, pair or qa",
+            ),
+            p("context", int(5), Required, "tokens per example"),
+            p(
+                "vocab",
+                int(2),
+                Required,
+                "vocabulary size, as in `text` (ids vocab, vocab + 1, vocab + 2 are [MASK], [CLS], [SEP])",
+            ),
+            p(
+                "held_out",
+                SHARE,
+                Float(0.1),
+                "the last share of the text (for classify: of each document) is for validation; `text`'s `val`",
+            ),
+            p("train", int(1), Int(8000), "training examples"),
+            p("val", int(1), Int(1000), "validation examples"),
+            p("seed", int(0), Int(0), "seed of the generator"),
+        ],
+        doc: "fine-tuning tasks cut from a text: x token ids ([CLS], [SEP]), y a label per example, token or span",
     },
     synthetic("copy", "copy the source sequence"),
     synthetic("reverse", "reverse the source sequence"),
@@ -439,6 +497,18 @@ pub const SECTIONS: &[Schema] = &[
             p("seed", int(0), Int(0), "seed of initialization, shuffling and dropout"),
             p("checkpoint_every", int(1), Absent, "steps between checkpoints"),
             p("log_every", int(1), Absent, "steps between progress lines"),
+            p(
+                "init_from",
+                Kind::Str,
+                Absent,
+                "a checkpoint (relative to the file) whose parameters that match by path and shape start the run",
+            ),
+            p(
+                "from_scratch",
+                Kind::Bool,
+                Bool(false),
+                "also train the same model from random initialization for the same steps and print both",
+            ),
         ],
         doc: "how long and how to train",
     },

@@ -2,7 +2,7 @@
 //! and batches of them keyed by input name (`digits.x`). CSV tables, sliding
 //! windows over a series, text as characters, and synthetic sequence tasks
 //! (the speech-like CTC task is in `speech.rs`, the travel requests to tag
-//! in `slots.rs`).
+//! in `slots.rs`, fine-tuning tasks cut from a text in `passages.rs`).
 //! A bad file is a diagnostic that points into the file itself.
 
 use std::collections::HashMap;
@@ -118,6 +118,13 @@ pub fn load(
         "text" => load_text(dataset, base_dir, &mut data)?,
         "speech" => super::speech::synthesize(dataset, &mut data),
         "slots" => super::slots::synthesize(dataset, &mut data),
+        "passages" => {
+            let (path, text) = read(dataset, base_dir)?;
+            super::passages::build(dataset, &text, &mut data).map_err(|message| {
+                Diagnostic::error(codes::DATA_VALUE, format!("`{path}`: {message}"), source.span)
+                    .label("cannot build the task from this text")
+            })?;
+        }
         task => synthesize(dataset, task, &mut data),
     }
     Ok(data)
@@ -204,6 +211,20 @@ fn load_csv(
         }
     };
     let (val_rows, train_rows) = (&val_rows[..], &train_rows[..]);
+    if train_rows.is_empty() || val_rows.is_empty() {
+        let split = if train_rows.is_empty() {
+            "training"
+        } else {
+            "validation"
+        };
+        return Err(Diagnostic::error(
+            codes::DATA_VALUE,
+            format!("`{path}` has {n} rows: the {split} split gets none of them"),
+            source.span,
+        )
+        .label("not enough rows")
+        .with_help("each split needs at least one row: change `val` (or `folds`), or add rows"));
+    }
     if text_column.is_some() {
         let words = source.call("tokens").is_some_and(|t| t.name == "words");
         features = source.int("length").unwrap_or(1) as usize;
@@ -387,14 +408,7 @@ fn load_text(dataset: &Dataset, base_dir: &Path, data: &mut Data) -> Result<(), 
     }
     // The vocabulary: the vocab-1 most frequent training characters, most
     // frequent first (ties by character); the last id stands for the rest.
-    let mut counts: HashMap<char, usize> = HashMap::new();
-    for &c in &chars[..split_at] {
-        *counts.entry(c).or_insert(0) += 1;
-    }
-    let mut ranked: Vec<(char, usize)> = counts.into_iter().collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    data.vocab = ranked.iter().take(vocab - 1).map(|(c, _)| *c).collect();
-    data.vocab.push('\u{fffd}');
+    data.vocab = super::passages::text_vocab(&chars, split_at, vocab);
     let index: HashMap<char, u32> = data.vocab[..data.vocab.len() - 1]
         .iter()
         .enumerate()

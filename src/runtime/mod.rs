@@ -9,10 +9,13 @@ pub mod checkpoint;
 pub mod csv;
 pub mod ctc;
 pub mod data;
+pub mod embeddings;
+pub mod finetune;
 pub mod generate;
 pub mod hessian;
 pub mod init;
 pub mod metrics;
+pub mod passages;
 pub mod report;
 pub mod run;
 pub mod rundir;
@@ -401,7 +404,11 @@ impl Session {
                     .and_then(|l| l.first().copied())
                     .unwrap_or(f64::NAN);
                 let output = compiled.output("model_output");
-                let pad = self.program.datasets.first().and_then(|d| d.attr("pad"));
+                let pad = self
+                    .program
+                    .datasets
+                    .first()
+                    .and_then(|d| d.attr("pad").or(d.attr("ignore")));
                 totals.add(n, loss, output.as_ref(), target.as_ref(), pad);
                 if let (Some(output), Some(blank)) = (&output, blank) {
                     totals.add_transcriptions(output, &batch, &data.name, blank, decoder);
@@ -420,7 +427,11 @@ impl Session {
                 .and_then(|l| l.first().copied())
                 .unwrap_or(f64::NAN);
             let output = values.output("model_output");
-            let pad = self.program.datasets.first().and_then(|d| d.attr("pad"));
+            let pad = self
+                .program
+                .datasets
+                .first()
+                .and_then(|d| d.attr("pad").or(d.attr("ignore")));
             totals.add(rows.len(), loss, output, target.as_ref(), pad);
             if let (Some(output), Some(blank)) = (output, blank) {
                 totals.add_transcriptions(output, &batch, &data.name, blank, decoder);

@@ -30,8 +30,12 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     /// Continue the run in this directory from its checkpoint.
     pub resume: Option<PathBuf>,
-    /// Load matching parameters from this checkpoint before training.
+    /// Load matching parameters from this checkpoint before training
+    /// (else the file's `train { init_from }`).
     pub init_from: Option<PathBuf>,
+    /// Train from random initialization, whatever `init_from` says (the
+    /// baseline of a fine-tuning comparison).
+    pub scratch: bool,
     pub json: bool,
     pub quiet: bool,
     /// Stop after this many steps of this invocation (the schedule still
@@ -189,35 +193,13 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         session.step = saved.step;
         session.push();
     }
-    if let Some(file) = &options.init_from {
-        let saved = checkpoint::load(file).map_err(RunFailure::Message)?;
-        let (mut matched, mut mismatched, mut missing) = (0, Vec::new(), Vec::new());
-        for info in &session.program.params {
-            match saved.tensors.get(&info.path) {
-                Some(value) if Some(value.shape()) == session.tensors.get(&info.path).map(|t| t.shape()) => {
-                    session.tensors.insert(info.path.clone(), value.clone());
-                    matched += 1;
-                }
-                Some(value) => mismatched.push(format!("{} {:?}", info.path, value.shape())),
-                None => missing.push(info.path.clone()),
-            }
-        }
-        session.push();
-        notes.push(format!(
-            "init from `{}`: {matched} of {} parameters matched{}{}",
-            file.display(),
-            session.program.params.len(),
-            if mismatched.is_empty() {
-                String::new()
-            } else {
-                format!("; shape differs: {}", mismatched.join(", "))
-            },
-            if missing.is_empty() {
-                String::new()
-            } else {
-                format!("; not in the file (kept initialized): {}", missing.join(", "))
-            }
-        ));
+    let mut init = None;
+    if let Some(file) =
+        super::finetune::checkpoint_of(path, &session.program, options).filter(|_| options.resume.is_none())
+    {
+        let matching = super::finetune::init_from(&mut session, &file).map_err(RunFailure::Message)?;
+        notes.push(matching.text(&file));
+        init = Some(matching.to_json(&file));
     }
 
     let log = OpenOptions::new()
@@ -241,6 +223,9 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         "out": out.display().to_string(),
     }));
     reporter.attach(&out, &report::record::info(path, text, &session));
+    if let Some(event) = init {
+        reporter.event(event);
+    }
     for note in &notes {
         if let Some(warning) = note.strip_prefix("warning: ") {
             reporter.event(json!({"event": "warning", "message": warning}));

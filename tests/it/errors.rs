@@ -25,6 +25,7 @@ fn bad_programs_report_the_right_error_at_the_right_place() {
         let options = nnc::check::Options {
             base_dir: Some(path.parent().unwrap().to_path_buf()),
             overrides: Vec::new(),
+            ..Default::default()
         };
         let program = nnc::check::check_source(&relative.display().to_string(), &text, &options);
         let first = program
@@ -70,6 +71,7 @@ fn uncalled_blocks_have_their_names_checked() {
         let options = nnc::check::Options {
             base_dir: Some(crate::common::root().to_path_buf()),
             overrides: Vec::new(),
+            ..Default::default()
         };
         nnc::check::check_source("uncalled.nn", &text, &options)
     };

@@ -46,10 +46,21 @@ fn example_summaries() {
         check("gpt.nn").summary(),
         "model gpt(tokens: i32[B, 64]) -> f32[B, 64, 80], 425,552 parameters in 38 tensors"
     );
-    // as gpt.nn, with one more embedding row (the [MASK] token): + 128
+    // as gpt.nn, with three more embedding rows ([MASK], [CLS], [SEP]) and
+    // a segment table of two rows: + 5 * 128
     assert_eq!(
         check("bert_mlm.nn").summary(),
-        "model bert(tokens: i32[B, 64]) -> f32[B, 64, 80], 425,680 parameters in 38 tensors"
+        "model bert(tokens: i32[B, 64]) -> f32[B, 64, 80], 426,192 parameters in 39 tensors"
+    );
+    // the encoder of bert_mlm.nn (426,192 - 128*80 - 80) and a head on
+    // [CLS] for the eight plays (128*8 + 8)
+    assert_eq!(
+        check("bert_classify.nn").summary(),
+        "model bert(tokens: i32[B, 64]) -> f32[B, 8], 416,904 parameters in 39 tensors"
+    );
+    assert_eq!(
+        check("bert_qa.nn").summary(),
+        "model bert(tokens: i32[B, 64], segments: i32[B, 64]) -> f32[B, 2, 64], 416,130 parameters in 39 tensors"
     );
     // window 14 + one-hot weekday 7, and the bias
     assert_eq!(

@@ -390,6 +390,14 @@ fn every_example_model_matches_finite_differences() {
             "bert_mlm.nn",
             &[("T", 4.0), ("D", 8.0), ("HEADS", 2.0), ("LAYERS", 1.0), ("V", 12.0)],
         ),
+        (
+            "bert_pair.nn",
+            &[("T", 8.0), ("D", 8.0), ("HEADS", 2.0), ("LAYERS", 1.0)],
+        ),
+        (
+            "bert_qa.nn",
+            &[("T", 32.0), ("D", 8.0), ("HEADS", 2.0), ("LAYERS", 1.0)],
+        ),
     ];
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     for (example, constants) in small {

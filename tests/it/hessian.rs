@@ -357,6 +357,7 @@ fn settings_out_of_range_are_diagnostics() {
         let options = nnc::check::Options {
             base_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")),
             overrides: Vec::new(),
+            ..Default::default()
         };
         let program = nnc::check::check_source("t.nn", &text, &options);
         program

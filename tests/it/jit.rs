@@ -157,6 +157,22 @@ fn small_session_on(example: &str, backend: nnc::runtime::Backend) -> nnc::runti
             "bert_mlm.nn",
             &[("T", 7.0), ("D", 16.0), ("HEADS", 2.0), ("LAYERS", 1.0), ("V", 13.0)],
         ),
+        (
+            "bert_classify.nn",
+            &[("T", 8.0), ("D", 16.0), ("HEADS", 2.0), ("LAYERS", 1.0)],
+        ),
+        (
+            "bert_tag.nn",
+            &[("T", 8.0), ("D", 16.0), ("HEADS", 2.0), ("LAYERS", 1.0)],
+        ),
+        (
+            "bert_pair.nn",
+            &[("T", 8.0), ("D", 16.0), ("HEADS", 2.0), ("LAYERS", 1.0)],
+        ),
+        (
+            "bert_qa.nn",
+            &[("T", 32.0), ("D", 16.0), ("HEADS", 2.0), ("LAYERS", 1.0)],
+        ),
     ];
     let constants = small
         .iter()

@@ -6,6 +6,7 @@ mod common;
 mod ctc;
 mod errors;
 mod examples;
+mod finetune;
 mod fmt;
 mod fuzz;
 mod grad;

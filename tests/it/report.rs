@@ -210,10 +210,40 @@ fn every_example_report_renders() {
         ("bert_mlm", &["D=32", "LAYERS=1", "T=16"]),
         ("transformer", &["D=16", "LAYERS=1"]),
         ("char_lstm", &["H=32", "E=16", "T=8"]),
+        ("bert_classify", &["D=32", "LAYERS=1", "T=32"]),
+        ("bert_tag", &["D=32", "LAYERS=1", "T=32"]),
+        ("bert_pair", &["D=32", "LAYERS=1", "T=32"]),
+        ("bert_qa", &["D=32", "LAYERS=1", "T=32"]),
     ];
+    // The fine-tuning examples start from a (briefly) pre-trained encoder
+    // of their size, and train twice: their first run's report is checked.
+    let pretrained = scratch("example-pretrained");
+    let (code, _, stderr) = nnc(&[
+        "run",
+        "examples/bert_mlm.nn",
+        "--set",
+        "D=32",
+        "--set",
+        "LAYERS=1",
+        "--set",
+        "T=32",
+        "--steps",
+        "2",
+        "--quiet",
+        "--out",
+        pretrained.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let checkpoint = pretrained.join("checkpoint.safetensors");
     for example in crate::common::examples() {
         let name = example.file_stem().unwrap().to_string_lossy().into_owned();
-        let out = scratch(&format!("example-{name}"));
+        let base = scratch(&format!("example-{name}"));
+        let fine_tuned = name.starts_with("bert_") && name != "bert_mlm";
+        let out = if fine_tuned {
+            base.join("finetuned")
+        } else {
+            base.clone()
+        };
         let mut args = vec![
             "run".to_string(),
             example.display().to_string(),
@@ -221,8 +251,11 @@ fn every_example_report_renders() {
             "4".into(),
             "--quiet".into(),
             "--out".into(),
-            out.display().to_string(),
+            base.display().to_string(),
         ];
+        if fine_tuned {
+            args.extend(["--init-from".to_string(), checkpoint.display().to_string()]);
+        }
         for (_, settings) in small.iter().filter(|(n, _)| *n == name) {
             for setting in *settings {
                 args.extend(["--set".to_string(), setting.to_string()]);
@@ -250,8 +283,9 @@ fn every_example_report_renders() {
         charts.push(("speed".into(), 1));
         let charts: Vec<(&str, usize)> = charts.iter().map(|(m, n)| (m.as_str(), *n)).collect();
         assert_rendered(&rendered, &charts);
-        std::fs::remove_dir_all(out).unwrap();
+        std::fs::remove_dir_all(base).unwrap();
     }
+    std::fs::remove_dir_all(pretrained).unwrap();
 }
 
 /// `dir` if it is a run directory, else the first run found in its

@@ -121,10 +121,15 @@ pub fn shrink(text: &str) -> String {
         out.push_str(small.as_deref().unwrap_or(line));
         out.push('\n');
     }
-    out.replace("train: 20000", "train: 200")
-        .replace("val: 1000", "val: 8")
-        .replace("length: 300", "length: 5")
-        .replace("length: 200", "length: 5")
+    // Fine-tuning examples train from scratch (no pre-trained checkpoint here).
+    out.replace(
+        ", init_from: \"../runs/bert_mlm/checkpoint.safetensors\", from_scratch: true",
+        "",
+    )
+    .replace("train: 20000", "train: 200")
+    .replace("val: 1000", "val: 8")
+    .replace("length: 300", "length: 5")
+    .replace("length: 200", "length: 5")
 }
 
 /// One to three meaning-level changes of `text`.
