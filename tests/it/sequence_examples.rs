@@ -176,6 +176,7 @@ fn slots_data_has_word_ids_and_tags() {
     let options = nnc::check::Options {
         base_dir: None,
         overrides: Vec::new(),
+        ..Default::default()
     };
     let source = "data trips = slots(vocab: 50, train: 10, val: 5)\n\
                   const L = trips.length\n\

@@ -31,6 +31,7 @@ fn trajectory(optimizer: &str, steps: usize) -> Vec<f64> {
     let options = nnc::check::Options {
         base_dir: Some(dir.clone()),
         overrides: Vec::new(),
+        ..Default::default()
     };
     let program = nnc::check::check_source("step.nn", &source, &options);
     assert!(
@@ -107,6 +108,7 @@ fn diagnostics(sweep: &str) -> Vec<(String, String)> {
     let options = nnc::check::Options {
         base_dir: Some(root().join("examples")),
         overrides: Vec::new(),
+        ..Default::default()
     };
     let program = nnc::check::check_source("sweep.nn", &source, &options);
     program
