@@ -79,41 +79,34 @@ impl WindowDesc {
 }
 
 /// Walks the patches of the parts `thread`, `thread + threads`, ... in
-/// memory order: `image` gets each image's offset before its patches,
-/// `element` the offset of each patch element and of the image element it
-/// holds (`None` in the padding). The `k·k` taps of a patch (where each
-/// kernel position lands in the image, or `None`) are found once per
-/// patch, so the walk over its channels is a load and a store per element.
+/// memory order, one call per tap (kernel position) of each patch:
+/// `image` gets each image's offset before its patches, `tap` the offset of
+/// the tap's channel-0 patch element (channel `c` is `c·k·k` features
+/// further) and of its pixel's channel 0 in the image, or `None` in the
+/// padding. Where each tap lands is worked out once per patch, not per
+/// element, and each image element receives its patches in the same order
+/// on any number of threads.
 fn walk(
     d: &WindowDesc,
     thread: usize,
     threads: usize,
     mut image: impl FnMut(isize),
-    mut element: impl FnMut(isize, Option<isize>),
+    mut tap: impl FnMut(isize, Option<isize>),
 ) {
     let (k, s, p) = (d.kernel as isize, d.stride as isize, d.padding as isize);
-    let [i0, i_n, i_c, i_y, i_x] = d.image;
+    let [i0, i_n, _, i_y, i_x] = d.image;
     let [p0, p_n, p_y, p_x, p_f] = d.patches;
-    let mut taps: Vec<Option<isize>> = vec![None; d.kernel * d.kernel];
     for part in (thread..d.parts.max(1)).step_by(threads.max(1)) {
         for n in d.images(part) {
             let base = i0 + n as isize * i_n;
             image(base);
             for oy in 0..d.oh as isize {
                 for ox in 0..d.ow as isize {
-                    for (q, tap) in taps.iter_mut().enumerate() {
-                        let (ki, kj) = (q as isize / k, q as isize % k);
-                        let (y, x) = (oy * s + ki - p, ox * s + kj - p);
+                    let at = p0 + n as isize * p_n + oy * p_y + ox * p_x;
+                    for q in 0..k * k {
+                        let (y, x) = (oy * s + q / k - p, ox * s + q % k - p);
                         let inside = (0..d.h as isize).contains(&y) && (0..d.w as isize).contains(&x);
-                        *tap = inside.then_some(y * i_y + x * i_x);
-                    }
-                    let mut at = p0 + n as isize * p_n + oy * p_y + ox * p_x;
-                    for c in 0..d.c as isize {
-                        let plane = base + c * i_c;
-                        for tap in &taps {
-                            element(at, tap.map(|t| plane + t));
-                            at += p_f;
-                        }
+                        tap(at + q * p_f, inside.then_some(base + y * i_y + x * i_x));
                     }
                 }
             }
@@ -129,36 +122,19 @@ fn walk(
 /// `arena`, and no other thread writes what these parts read or write.
 pub unsafe extern "C" fn nnc_unfold2d(desc: *const WindowDesc, arena: *mut f32, thread: usize, threads: usize) {
     let d = unsafe { &*desc };
-    if channels_last(d) {
-        let kk = d.kernel * d.kernel;
-        return by_tap(
-            d,
-            thread,
-            threads,
-            |_| {},
-            |patch, pixel| {
-                // One tap of a patch: its channels, contiguous in the image,
-                // spread every `k·k` elements in the patch row.
-                let out = unsafe { arena.offset(patch) };
-                match pixel {
-                    Some(at) => {
-                        let src = unsafe { arena.offset(at) };
-                        for c in 0..d.c {
-                            unsafe { *out.add(c * kk) = *src.add(c) };
-                        }
-                    }
-                    None => (0..d.c).for_each(|c| unsafe { *out.add(c * kk) = 0.0 }),
-                }
-            },
-        );
+    let copy = |patch: isize, pixel: Option<isize>, (image, feature): (isize, isize)| {
+        for c in 0..d.c as isize {
+            let value = pixel.map_or(0.0, |at| unsafe { *arena.offset(at + c * image) });
+            unsafe { *arena.offset(patch + c * feature) = value };
+        }
+    };
+    let kk = (d.kernel * d.kernel) as isize;
+    if fast(d) {
+        walk(d, thread, threads, |_| {}, |patch, pixel| copy(patch, pixel, (1, kk)));
+    } else {
+        let strides = (d.image[2], kk * d.patches[4]);
+        walk(d, thread, threads, |_| {}, |patch, pixel| copy(patch, pixel, strides));
     }
-    walk(
-        d,
-        thread,
-        threads,
-        |_| {},
-        |patch, pixel| unsafe { *arena.offset(patch) = pixel.map_or(0.0, |at| *arena.offset(at)) },
-    );
 }
 
 /// `fold2d` (the adjoint of `unfold2d`: overlapping patches added into the
@@ -178,63 +154,28 @@ pub unsafe extern "C" fn nnc_fold2d(desc: *const WindowDesc, arena: *mut f32, th
             }
         }
     };
-    if channels_last(d) {
-        let kk = d.kernel * d.kernel;
-        return by_tap(d, thread, threads, zero, |patch, pixel| {
-            if let Some(at) = pixel {
-                let (src, out) = unsafe { (arena.offset(patch), arena.offset(at)) };
-                for c in 0..d.c {
-                    unsafe { *out.add(c) += *src.add(c * kk) };
-                }
-            }
-        });
-    }
-    walk(d, thread, threads, zero, |patch, pixel| {
+    let add = |patch: isize, pixel: Option<isize>, (image, feature): (isize, isize)| {
         if let Some(at) = pixel {
-            unsafe { *arena.offset(at) += *arena.offset(patch) };
+            for c in 0..d.c as isize {
+                unsafe { *arena.offset(at + c * image) += *arena.offset(patch + c * feature) };
+            }
         }
-    });
+    };
+    let kk = (d.kernel * d.kernel) as isize;
+    if fast(d) {
+        walk(d, thread, threads, zero, |patch, pixel| add(patch, pixel, (1, kk)));
+    } else {
+        let strides = (i_c, kk * d.patches[4]);
+        walk(d, thread, threads, zero, |patch, pixel| add(patch, pixel, strides));
+    }
 }
 
 /// Whether the image is read channels-last (a channel's neighbour is the
 /// next element, or there is one channel) and the patch rows are
-/// contiguous: then [`by_tap`] walks each tap's channels as one contiguous
-/// run of the image.
-fn channels_last(d: &WindowDesc) -> bool {
+/// contiguous: the channel loops then get constant strides and compile to
+/// plain runs.
+fn fast(d: &WindowDesc) -> bool {
     (d.image[2] == 1 || d.c == 1) && d.patches[4] == 1
-}
-
-/// Like [`walk`], but one call per tap of each patch (not per element):
-/// `tap` gets the offset of the tap's first patch element (channel 0; the
-/// next channel is `k·k` further) and of its pixel's channel 0 in the
-/// image, or `None` in the padding. Every image of a part is visited in
-/// the same order as by [`walk`], so the sums of a fold are the same.
-fn by_tap(
-    d: &WindowDesc,
-    thread: usize,
-    threads: usize,
-    mut image: impl FnMut(isize),
-    mut tap: impl FnMut(isize, Option<isize>),
-) {
-    let (k, s, p) = (d.kernel as isize, d.stride as isize, d.padding as isize);
-    let [i0, i_n, _, i_y, i_x] = d.image;
-    let [p0, p_n, p_y, p_x, _] = d.patches;
-    for part in (thread..d.parts.max(1)).step_by(threads.max(1)) {
-        for n in d.images(part) {
-            let base = i0 + n as isize * i_n;
-            image(base);
-            for oy in 0..d.oh as isize {
-                for ox in 0..d.ow as isize {
-                    let at = p0 + n as isize * p_n + oy * p_y + ox * p_x;
-                    for q in 0..k * k {
-                        let (y, x) = (oy * s + q / k - p, ox * s + q % k - p);
-                        let inside = (0..d.h as isize).contains(&y) && (0..d.w as isize).contains(&x);
-                        tap(at + q, inside.then_some(base + y * i_y + x * i_x));
-                    }
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]
