@@ -34,3 +34,31 @@ pub fn nnc(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// A fresh scratch directory `nnc-{group}-{pid}-{name}` under the system
+/// temporary directory (removed if a former run left it).
+pub fn scratch(group: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("nnc-{group}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The JSON events among the lines of a `--json` run's output.
+pub fn events(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .collect()
+}
+
+/// `dir/file` checked with `constants` overridden; fails the test with the
+/// rendered diagnostics if it does not check.
+pub fn checked_program(dir: &Path, file: &str, constants: &[(&str, f64)]) -> nnc::check::Program {
+    let overrides = constants.iter().map(|(n, v)| (n.to_string(), *v)).collect();
+    let program = nnc::check::check_file_with(&dir.join(file), overrides).unwrap();
+    assert!(
+        !program.has_errors(),
+        "{}",
+        program.sources.render(&program.diagnostics, false)
+    );
+    program
+}

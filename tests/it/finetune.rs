@@ -11,18 +11,10 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use crate::common::{nnc, root};
+use crate::common::{events, nnc, root};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nnc-finetune-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn events(text: &str) -> Vec<Value> {
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .collect()
+    crate::common::scratch("finetune", name)
 }
 
 /// The small size every test uses: one layer, width 64, 32 tokens.

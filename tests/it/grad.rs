@@ -418,13 +418,7 @@ fn odd_sized_max_pooling_matches_finite_differences() {
 /// elements each, batch 3) against central differences of the loss;
 /// tolerance 1e-5 relative (whole models in f64).
 fn file_gradients_match_finite_differences(dir: &Path, example: &str, constants: &[(&str, f64)]) {
-    let overrides = constants.iter().map(|(n, v)| (n.to_string(), *v)).collect();
-    let program = nnc::check::check_file_with(&dir.join(example), overrides).unwrap();
-    assert!(
-        !program.has_errors(),
-        "{}",
-        program.sources.render(&program.diagnostics, false)
-    );
+    let program = crate::common::checked_program(&dir, example, constants);
     let options = nnc::runtime::Overrides {
         batch: Some(3),
         ..Default::default()

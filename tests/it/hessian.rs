@@ -94,13 +94,7 @@ fn every_gradient_rule_is_itself_differentiable() {
 /// A session on the interpreter of an example with constants overridden.
 fn session(example: &str, constants: &[(&str, f64)]) -> nnc::runtime::Session {
     let dir = root().join("examples");
-    let overrides = constants.iter().map(|(n, v)| (n.to_string(), *v)).collect();
-    let program = nnc::check::check_file_with(&dir.join(example), overrides).unwrap();
-    assert!(
-        !program.has_errors(),
-        "{}",
-        program.sources.render(&program.diagnostics, false)
-    );
+    let program = crate::common::checked_program(&dir, example, constants);
     let options = nnc::runtime::Overrides {
         backend: nnc::runtime::Backend::Interp,
         ..Default::default()

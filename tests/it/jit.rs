@@ -180,13 +180,7 @@ fn small_session_on(example: &str, backend: nnc::runtime::Backend) -> nnc::runti
         .map(|(_, c)| *c)
         .unwrap_or(&[]);
     let dir = root().join("examples");
-    let overrides = constants.iter().map(|(n, v)| (n.to_string(), *v)).collect();
-    let program = nnc::check::check_file_with(&dir.join(example), overrides).unwrap();
-    assert!(
-        !program.has_errors(),
-        "{}",
-        program.sources.render(&program.diagnostics, false)
-    );
+    let program = crate::common::checked_program(&dir, example, constants);
     // The tests compile their own steps; an interpreter session compiles none.
     let options = nnc::runtime::Overrides {
         batch: Some(5),
@@ -238,8 +232,7 @@ fn one_training_step_of_every_example_matches_the_interpreter() {
 #[test]
 fn odd_sized_max_pooling_on_the_jit_matches_the_interpreter() {
     let dir = root().join("tests/data/pool_odd");
-    let program = nnc::check::check_file_with(&dir.join("pool.nn"), Default::default()).unwrap();
-    assert!(!program.has_errors());
+    let program = crate::common::checked_program(&dir, "pool.nn", &[]);
     let options = nnc::runtime::Overrides {
         batch: Some(4),
         ..Default::default()

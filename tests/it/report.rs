@@ -16,9 +16,7 @@ use serde_json::Value;
 
 /// A fresh scratch directory.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nnc-report-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    crate::common::scratch("report", name)
 }
 
 /// Where screenshots are kept.

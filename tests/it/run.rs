@@ -8,9 +8,7 @@ use crate::common::{nnc, root};
 use serde_json::Value;
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nnc-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    crate::common::scratch("test", name)
 }
 
 fn events(stdout: &str) -> Vec<Value> {

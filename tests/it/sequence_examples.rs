@@ -12,9 +12,7 @@ use serde_json::Value;
 use crate::common::{nnc, root};
 
 fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("nnc-seq-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    crate::common::scratch("seq", name)
 }
 
 /// Runs a file with `--json` into a scratch directory and returns the

@@ -11,9 +11,7 @@ use nnc::runtime::{Backend, Overrides, Session};
 use serde_json::Value;
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("nnc-sweep-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    crate::common::scratch("sweep", name)
 }
 
 /// `w` after each of `steps` steps of `optimizer` on the loss `(w - 1)^2`
