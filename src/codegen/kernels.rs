@@ -568,33 +568,74 @@ pub fn emit_concat(em: &mut Emitter, fused: &Fused, root: NodeId, first_row: Val
         unreachable!("a concat")
     };
     let out_shape = bound.shape(root).to_vec();
-    let mut start = 0i64;
-    for (p, &operand) in bound.inputs(root).to_vec().iter().enumerate() {
-        let shape = bound.shape(operand).to_vec();
-        let first = 200 * (p as u32 + 1);
+    let mut pieces = Vec::new();
+    concat_pieces(fused, root, &vec![0; out_shape.len()], &mut pieces);
+    // Operands of one shape are written in one loop nest, a few at a time,
+    // so what they share (the four values of a pooling window, read by
+    // each value's gradient) is loaded once per element; more would be
+    // more streams through memory at once (the steps of a sequence).
+    let mut groups: Vec<Vec<(NodeId, Vec<i64>)>> = Vec::new();
+    for piece in pieces {
+        match groups.last_mut() {
+            Some(group) if group.len() < SHARED_NEST && bound.shape(group[0].0) == bound.shape(piece.0) => {
+                group.push(piece)
+            }
+            _ => groups.push(vec![piece]),
+        }
+    }
+    for (g, group) in groups.into_iter().enumerate() {
+        let shape = bound.shape(group[0].0).to_vec();
+        let first = 200 * (g as u32 + 1);
         let index = vars(first, &shape);
-        let value = {
-            let mut expander = Expander::new(bound, &fused.materialized, &mut em.exprs);
-            let v = expander.value(operand, &index);
-            expander.exprs.as_f32(v)
-        };
-        let mut out_index = index.clone();
-        out_index[axis] = out_index[axis].add_constant(start);
-        let offset = flat(&out_index, &out_shape);
+        let mut writes = Vec::new();
+        for (operand, starts) in &group {
+            let value = {
+                let mut expander = Expander::new(bound, &fused.materialized, &mut em.exprs);
+                let v = expander.value(*operand, &index);
+                expander.exprs.as_f32(v)
+            };
+            let out_index: Vec<_> = index.iter().zip(starts).map(|(ix, &s)| ix.add_constant(s)).collect();
+            writes.push((value, flat(&out_index, &out_shape)));
+        }
+        let values: Vec<E> = writes.iter().map(|(v, _)| *v).collect();
         let loops: Vec<(u32, i64)> = shape
             .iter()
             .enumerate()
             .map(|(k, &n)| (first + k as u32, n as i64))
             .collect();
-        em.hoist(&[value]);
+        em.hoist(&values);
         let range = (axis > 0).then_some((first_row, end_row));
-        nest(em, &loops, range, &[value], &mut |em, vector| {
+        nest(em, &loops, range, &values, &mut |em, vector| {
             let lanes = if vector { LANES } else { 1 };
-            let x = em.eval(value, vector);
-            let address = em.address(root, &offset, lanes);
-            em.store(x, address);
+            let xs: Vec<Value> = values.iter().map(|&v| em.eval(v, vector)).collect();
+            for (x, (_, offset)) in xs.into_iter().zip(&writes) {
+                let address = em.address(root, offset, lanes);
+                em.store(x, address);
+            }
         });
-        start += shape[axis] as i64;
+    }
+}
+
+/// Operands of a concatenation written in one loop nest, at most.
+const SHARED_NEST: usize = 4;
+
+/// The operands of a concatenation with where each starts in the output;
+/// an operand that is itself a concatenation without a buffer (read only
+/// here, see `fuse::materialize`) is opened, so nested concatenations are
+/// written in one kernel.
+fn concat_pieces(fused: &Fused, node: NodeId, starts: &[i64], out: &mut Vec<(NodeId, Vec<i64>)>) {
+    let bound = &fused.bound;
+    let Prim::Concat { axis } = bound.op(node).clone() else {
+        unreachable!("a concat")
+    };
+    let mut starts = starts.to_vec();
+    for &operand in bound.inputs(node) {
+        if matches!(bound.op(operand), Prim::Concat { .. }) && !fused.materialized[operand.index()] {
+            concat_pieces(fused, operand, &starts, out);
+        } else {
+            out.push((operand, starts.clone()));
+        }
+        starts[axis] += bound.shape(operand)[axis] as i64;
     }
 }
 

@@ -129,11 +129,59 @@ pub unsafe extern "C" fn nnc_unfold2d(desc: *const WindowDesc, arena: *mut f32, 
         }
     };
     let kk = (d.kernel * d.kernel) as isize;
-    if fast(d) {
+    if d.c == 1 {
+        unsafe { unfold_one_channel(d, arena, thread, threads) };
+    } else if fast(d) {
         walk(d, thread, threads, |_| {}, |patch, pixel| copy(patch, pixel, (1, kk)));
     } else {
         let strides = (d.image[2], kk * d.patches[4]);
         walk(d, thread, threads, |_| {}, |patch, pixel| copy(patch, pixel, strides));
+    }
+}
+
+/// `unfold2d` of a one-channel image (a network's first convolution): a
+/// tap at a time along each row of patches, so the padding is worked out
+/// once per tap and row and the copy in between is a loop with constant
+/// strides (one element per patch: a channel loop per tap, as in [`walk`],
+/// would cost more than the copy).
+///
+/// # Safety
+/// As [`nnc_unfold2d`].
+unsafe fn unfold_one_channel(d: &WindowDesc, arena: *mut f32, thread: usize, threads: usize) {
+    let (k, s, p) = (d.kernel as isize, d.stride as isize, d.padding as isize);
+    let (h, w, ow) = (d.h as isize, d.w as isize, d.ow as isize);
+    let [i0, i_n, _, i_y, i_x] = d.image;
+    let [p0, p_n, p_y, p_x, p_f] = d.patches;
+    for part in (thread..d.parts.max(1)).step_by(threads.max(1)) {
+        for n in d.images(part) {
+            let (image, patches) = (i0 + n as isize * i_n, p0 + n as isize * p_n);
+            for oy in 0..d.oh as isize {
+                for ky in 0..k {
+                    let y = oy * s + ky - p;
+                    for kx in 0..k {
+                        let row = patches + oy * p_y + (ky * k + kx) * p_f;
+                        // Patches `lo..hi` of the row read inside the image.
+                        let (lo, hi) = if (0..h).contains(&y) {
+                            let first = (p - kx).max(0);
+                            let lo = (first + s - 1) / s;
+                            let last = w - 1 + p - kx;
+                            let hi = if last < 0 { 0 } else { (last / s + 1).min(ow) };
+                            let lo = lo.min(ow);
+                            (lo, hi.max(lo))
+                        } else {
+                            (ow, ow)
+                        };
+                        let source = image + y * i_y + (kx - p) * i_x;
+                        for ox in (0..lo).chain(hi..ow) {
+                            unsafe { *arena.offset(row + ox * p_x) = 0.0 };
+                        }
+                        for ox in lo..hi {
+                            unsafe { *arena.offset(row + ox * p_x) = *arena.offset(source + ox * s * i_x) };
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -236,6 +284,12 @@ mod tests {
             (3, 2, 6, 6, 2, 2, 0),
             (1, 1, 7, 5, 3, 2, 1),
             (2, 2, 4, 4, 1, 1, 0),
+            // One channel (its own path), with taps that fall wholly
+            // outside a row or the image.
+            (2, 1, 6, 7, 3, 1, 1),
+            (3, 1, 4, 9, 3, 3, 0),
+            (1, 1, 3, 3, 5, 1, 1),
+            (2, 1, 5, 6, 2, 2, 1),
         ] {
             let mut d = desc(n, c, h, w, k, s, p);
             if c > 1 {

@@ -15,9 +15,10 @@ impl Pass for Cse {
     }
 
     fn run(&self, graph: &mut Graph) -> bool {
-        // Nodes by operands, dtype and shape; among those, equal ops (a
-        // constant's exact bits) are one node.
-        type Key = (Vec<NodeId>, &'static str, Vec<crate::check::dims::Dim>);
+        // Nodes by operands and dtype; among those, equal ops (a constant's
+        // exact bits) of equal shapes are one node. (Shapes are compared,
+        // not hashed: a symbolic size is a polynomial, dear to clone.)
+        type Key = (Vec<NodeId>, &'static str);
         let mut seen: HashMap<Key, Vec<NodeId>> = HashMap::new();
         let mut changed = false;
         for id in graph.topo_order() {
@@ -25,13 +26,16 @@ impl Pass for Cse {
             if matches!(node.op, Prim::Random { .. }) {
                 continue;
             }
-            let key = (graph.inputs(id), node.dtype.name(), node.shape.clone());
-            let same = |other: &Prim| match (&node.op, other) {
-                (Prim::Const(a), Prim::Const(b)) => a.to_bits() == b.to_bits(),
-                (a, b) => a == b,
+            let key = (graph.inputs(id), node.dtype.name());
+            let same = |other: &crate::ir::Node| {
+                let op = match (&node.op, &other.op) {
+                    (Prim::Const(a), Prim::Const(b)) => a.to_bits() == b.to_bits(),
+                    (a, b) => a == b,
+                };
+                op && other.shape == node.shape
             };
             let candidates = seen.entry(key).or_default();
-            match candidates.iter().copied().find(|&c| same(&graph.node(c).op)) {
+            match candidates.iter().copied().find(|&c| same(graph.node(c))) {
                 Some(earlier) => {
                     graph.replace_uses(id, earlier);
                     graph.remove(id);

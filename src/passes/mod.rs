@@ -1,5 +1,6 @@
 //! Graph-to-graph passes: constant folding, algebraic simplification,
-//! sums of pads as concatenations, common-subexpression elimination and
+//! sums of pads as concatenations, element-wise ops distributed over
+//! concatenations, common-subexpression elimination and
 //! dead-code elimination. Each pass is one file and one value of [`Pass`];
 //! the pipeline is [`optimize`], run after autodiff on whole step graphs
 //! (so `stop_grad` is the identity by then). [`prepare_forward`] runs
@@ -7,6 +8,7 @@
 //! recurrences and permutations sunk below element-wise ops (`layout.rs`),
 //! so that the gradients are hoisted and laid out the same way.
 
+mod concat;
 mod cse;
 mod dce;
 mod fold;
@@ -15,6 +17,7 @@ mod layout;
 mod pads;
 mod simplify;
 
+pub use concat::DistributeOverConcat;
 pub use cse::Cse;
 pub use dce::Dce;
 pub use fold::ConstantFold;
@@ -37,6 +40,7 @@ pub fn pipeline() -> Vec<Box<dyn Pass>> {
         Box::new(ConstantFold),
         Box::new(Simplify),
         Box::new(PadsToConcat),
+        Box::new(DistributeOverConcat),
         Box::new(HoistProducts),
         Box::new(Cse),
         Box::new(Dce),

@@ -90,6 +90,7 @@ fn rewrite(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
         .iter()
         .partition(|&&t| matches!(zero_pad(graph, t), Some((a, _, _)) if a == axis));
     pads.sort_by_key(|&t| zero_pad(graph, t).map(|(_, before, _)| before));
+    let pads = merge_equal_ranges(graph, pads);
     let shape = graph.node(id).shape.clone();
     let size = shape[axis].as_const()?;
     // Disjoint ranges only; a pad that overlaps the previous one stays a term.
@@ -120,6 +121,30 @@ fn rewrite(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
         total = graph.add_nodes(total, term);
     }
     Some(total)
+}
+
+/// Pads (sorted by start) that place their operands in the same range are
+/// one pad of the operands' sum: `pad(a) + pad(b) = pad(a + b)`. The
+/// gradient of a tensor read in a grid of slices (the four values of a 2×2
+/// pooling window) pads along two axes; the inner sums become
+/// concatenations in turn, so the whole gradient is one nested
+/// concatenation.
+fn merge_equal_ranges(graph: &mut Graph, pads: Vec<NodeId>) -> Vec<NodeId> {
+    let mut merged: Vec<NodeId> = Vec::new();
+    for pad in pads {
+        let range = zero_pad(graph, pad);
+        match merged.last().copied() {
+            Some(last) if zero_pad(graph, last) == range => {
+                let (a, b) = (graph.inputs(last)[0], graph.inputs(pad)[0]);
+                let sum = graph.add_nodes(a, b);
+                let node = graph.node(pad).clone();
+                let joined = graph.add(node.op, node.dtype, node.shape, &[sum]);
+                *merged.last_mut().expect("a pad") = joined;
+            }
+            _ => merged.push(pad),
+        }
+    }
+    merged
 }
 
 fn zeros(graph: &mut Graph, shape: &[Dim], axis: usize, len: i64) -> NodeId {

@@ -44,12 +44,9 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
             || folded_into(bound, id).is_some()
             || matches!(
                 op,
-                Prim::Reduce { .. }
-                    | Prim::ArgMax { .. }
-                    | Prim::MatMul
-                    | Prim::ScatterRows { .. }
-                    | Prim::Concat { .. }
+                Prim::Reduce { .. } | Prim::ArgMax { .. } | Prim::MatMul | Prim::ScatterRows { .. }
             )
+            || (matches!(op, Prim::Concat { .. }) && !inside_concat(bound, id))
             || (matches!(op, Prim::Fold2d(_)) && permuted_fold(bound, id).is_none());
         // A fold reads its operand at k·k places.
         let reads = match op {
@@ -72,7 +69,8 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
         cost[id.index()] = inline_cost;
         let users = bound.users(id).len();
         let shared = users >= 2 && inline_cost >= 3;
-        materialized[id.index()] = must || shared || inline_cost > 48;
+        let opened = matches!(op, Prim::Concat { .. }) && inside_concat(bound, id);
+        materialized[id.index()] = must || (!opened && (shared || inline_cost > 48));
         if matches!(op, Prim::MatMul) {
             for &operand in bound.inputs(id) {
                 if materialized[operand.index()] {
@@ -131,6 +129,14 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
         }
     }
     materialized
+}
+
+/// Whether `id`, a concatenation, is read only by another concatenation,
+/// which then writes its operands in place (`kernels::emit_concat`).
+fn inside_concat(bound: &Bound, id: NodeId) -> bool {
+    let outputs = &bound.graph.outputs;
+    matches!(bound.users(id), [user] if matches!(bound.op(*user), Prim::Concat { .. }))
+        && !outputs.iter().any(|(_, o)| *o == id)
 }
 
 /// The permutation a `fold2d` is written through, if its only use is one:
