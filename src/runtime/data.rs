@@ -62,21 +62,27 @@ pub struct Data {
     pub image: Option<[usize; 3]>,
 }
 
-/// The seasonal naive forecast of a series' validation targets (each
-/// predicted by the value one season before it), in the series' own units.
+/// The naive forecasts of a series' validation targets, in the series' own
+/// units: the seasonal one (each target predicted by the value one season
+/// before it) and the last value seen (the value `horizon` steps before).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Baseline {
     /// The column the values come from, which names their unit.
     pub column: String,
     pub season: usize,
-    /// Mean absolute error of the baseline over the validation targets.
+    /// Mean absolute error of the seasonal forecast over the validation targets.
     pub mae: f64,
+    pub horizon: usize,
+    /// Mean absolute error of the last value seen over the validation targets.
+    pub last_mae: f64,
 }
 
 impl Data {
-    /// A validation MAE of the model's outputs in the series' own units.
-    pub fn unscaled_mae(&self, mae: f64) -> f64 {
-        self.scale.map_or(mae, |(_, std)| mae * std)
+    /// The unit of the targets the model sees, in the data's own units:
+    /// the standard deviation of a normalized series (its targets are
+    /// normalized with the inputs), else none (targets as in the file).
+    pub fn target_unit(&self) -> Option<f64> {
+        self.scale.map(|(_, std)| std)
     }
 }
 
@@ -337,11 +343,16 @@ fn load_series(dataset: &Dataset, base_dir: &Path, sources: &mut SourceMap, data
             )
             .label("not enough data"));
         }
-        let total: f64 = targets.clone().map(|t| (values[t] - values[t - season]).abs()).sum();
+        let naive = |lag: usize| {
+            let total: f64 = targets.clone().map(|t| (values[t] - values[t - lag]).abs()).sum();
+            total / targets.len() as f64
+        };
         data.baseline = Some(Baseline {
             column: name.to_string(),
             season,
-            mae: total / targets.len() as f64,
+            mae: naive(season),
+            horizon,
+            last_mae: naive(horizon),
         });
     }
     if source.bool("normalize") != Some(false) {

@@ -1,6 +1,8 @@
 //! Validation metrics, accumulated over batches: `loss`, `accuracy`,
 //! `token_accuracy`, `exact_match`, `mae`, `mse`, `perplexity`, and
-//! `label_error_rate` for CTC models (decoded by `ctc.rs`).
+//! `label_error_rate` for CTC models (decoded by `ctc.rs`). A regression
+//! target that was normalized (a `series`) has `mae` and `mse` reported in
+//! its own units (`Totals::in_units`); the loss stays what the optimizer saw.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -31,9 +33,22 @@ pub struct Totals {
     /// CTC: edits between decodings and labels, and labels in all.
     label_edits: f64,
     labels: f64,
+    /// The target's unit in the model's scale (a normalized series' standard
+    /// deviation): `mae` is multiplied by it and `mse` by its square.
+    unit: Option<f64>,
 }
 
 impl Totals {
+    /// Totals whose `mae` and `mse` are reported in the data's own units:
+    /// the model's outputs and targets are in units of `unit` (the series'
+    /// standard deviation when it was normalized).
+    pub fn in_units(unit: Option<f64>) -> Self {
+        Totals {
+            unit,
+            ..Totals::default()
+        }
+    }
+
     /// Adds one batch: its size, mean loss, the model's output and the target.
     pub fn add(
         &mut self,
@@ -114,6 +129,7 @@ impl Totals {
     pub fn finish(&self, names: &[String]) -> BTreeMap<String, f64> {
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
         let loss = ratio(self.loss, self.examples);
+        let unit = self.unit.unwrap_or(1.0);
         names
             .iter()
             .map(|name| {
@@ -124,8 +140,8 @@ impl Totals {
                     "accuracy" => ratio(self.correct, self.examples),
                     "token_accuracy" => ratio(self.correct_tokens, self.tokens),
                     "exact_match" => ratio(self.exact, self.examples),
-                    "mae" => ratio(self.abs_error, self.values),
-                    "mse" => ratio(self.sq_error, self.values),
+                    "mae" => ratio(self.abs_error, self.values) * unit,
+                    "mse" => ratio(self.sq_error, self.values) * unit * unit,
                     "label_error_rate" => ratio(self.label_edits, self.labels),
                     _ => f64::NAN,
                 };

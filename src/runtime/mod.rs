@@ -383,7 +383,7 @@ impl Session {
             return Ok(BTreeMap::new());
         };
         let split = if train { &data.train } else { &data.val };
-        let mut totals = metrics::Totals::default();
+        let mut totals = metrics::Totals::in_units(data.target_unit());
         // CTC datasets (a `blank` class): decode for `label_error_rate`.
         let blank = self
             .program

@@ -444,23 +444,33 @@ fn taggings(session: &mut Session, data: &super::data::Data, reporter: &mut Repo
 }
 
 /// For a series with a `season`: the validation MAE in the series' own
-/// units beside the seasonal naive baseline's, as JSON with a line of text.
+/// units beside the naive forecasts' (the value one season before, the last
+/// value seen), as JSON with a line of text.
 fn baseline_comparison(session: &Session, val: &BTreeMap<String, f64>) -> Option<Value> {
     let data = session.data.first()?;
     let baseline = data.baseline.as_ref()?;
-    let mae = data.unscaled_mae(*val.get("mae")?);
+    let mae = *val.get("mae")?; // in the series' units already
     let better = 100.0 * (1.0 - mae / baseline.mae);
     let text = format!(
-        "validation MAE {mae:.1} {unit}; the seasonal naive forecast (the value {season} steps before): {naive:.1} {unit}; the model is {better:.1} % {word}",
+        "validation MAE {mae:.1} {unit}; the seasonal naive forecast (the value {season} steps before): {naive:.1} {unit}; the model is {better:.1} % {word}; the last value seen ({horizon} {steps} before): {last:.1} {unit}",
         unit = baseline.column,
         season = baseline.season,
         naive = baseline.mae,
         better = better.abs(),
         word = if better >= 0.0 { "better" } else { "worse" },
+        horizon = baseline.horizon,
+        steps = if baseline.horizon == 1 { "step" } else { "steps" },
+        last = baseline.last_mae,
     );
-    Some(
-        json!({"column": baseline.column, "season": baseline.season, "mae": mae, "naive_mae": baseline.mae, "text": text}),
-    )
+    Some(json!({
+        "column": baseline.column,
+        "season": baseline.season,
+        "mae": mae,
+        "naive_mae": baseline.mae,
+        "horizon": baseline.horizon,
+        "last_value_mae": baseline.last_mae,
+        "text": text,
+    }))
 }
 
 /// Samples from sequence models after training, as the `generate` section

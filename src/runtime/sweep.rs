@@ -99,6 +99,9 @@ pub struct Outcome {
     pub wall_s: f64,
     /// Why the variant did not finish (a loss that became NaN).
     pub failure: Option<String>,
+    /// For a series with a `season`: the naive forecasts' validation MAE
+    /// (the `baseline` of the run's summary).
+    pub baseline: Option<Value>,
 }
 
 impl Outcome {
@@ -192,6 +195,10 @@ fn run_variant(
         steps: summaries.last().and_then(|s| s.event["steps"].as_u64()).unwrap_or(0),
         wall_s: started.elapsed().as_secs_f64(),
         failure: None,
+        baseline: summaries
+            .last()
+            .map(|s| s.event["baseline"].clone())
+            .filter(|b| !b.is_null()),
     };
     Ok(Ran::Done(outcome, summaries))
 }
@@ -399,6 +406,9 @@ pub fn sweep(
             if let Some(failure) = &o.failure {
                 variant["failed"] = json!(failure);
             }
+            if let Some(baseline) = &o.baseline {
+                variant["baseline"] = baseline.clone();
+            }
             variant
         })
         .collect();
@@ -524,6 +534,39 @@ pub fn markdown(file: &str, outcomes: &[Outcome], order: &[usize], metric: &str,
                 o.val.cell(metric)
             );
         }
+    }
+    text.push_str(&naive_forecasts(outcomes));
+    text
+}
+
+/// For series with a `season`: the naive forecasts' validation MAE, once if
+/// every variant's are the same (the same validation targets), else per
+/// variant.
+fn naive_forecasts(outcomes: &[Outcome]) -> String {
+    let line = |b: &Value| -> Option<String> {
+        let unit = b["column"].as_str()?;
+        let horizon = b["horizon"].as_u64()?;
+        Some(format!(
+            "the value {} steps before, {} {unit}; the last value seen ({horizon} {} before), {} {unit}",
+            b["season"].as_u64()?,
+            number(b["naive_mae"].as_f64()?),
+            if horizon == 1 { "step" } else { "steps" },
+            number(b["last_value_mae"].as_f64()?),
+        ))
+    };
+    let lines: Vec<(&str, String)> = outcomes
+        .iter()
+        .filter_map(|o| Some((o.label.as_str(), line(o.baseline.as_ref()?)?)))
+        .collect();
+    let Some((_, first)) = lines.first() else {
+        return String::new();
+    };
+    if lines.iter().all(|(_, l)| l == first) {
+        return format!("\nNaive forecasts of the validation targets (mae): {first}.\n");
+    }
+    let mut text = "\nNaive forecasts of the validation targets (mae):\n\n".to_string();
+    for (label, l) in &lines {
+        let _ = writeln!(text, "- `{label}`: {l}");
     }
     text
 }

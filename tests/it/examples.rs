@@ -67,6 +67,11 @@ fn example_summaries() {
         check("views_linear.nn").summary(),
         "model linear_model(x: f32[B, 14], day: i32[B]) -> f32[B], 22 parameters in 2 tensors"
     );
+    // the same 21 features into 48 ReLUs (21*48 + 48), then 48 + 1
+    assert_eq!(
+        check("views_relu.nn").summary(),
+        "model net(x: f32[B, 14], day: i32[B]) -> f32[B], 1,105 parameters in 4 tensors"
+    );
     let cnn = check("digits_cnn.nn");
     // conv 9*32 + 32, bn 64, conv 288*64 + 64, bn 128, linear 256*10 + 10
     assert_eq!(cnn.param_count(), 320 + 64 + 18_496 + 128 + 2_570);

@@ -22,3 +22,4 @@ mod run;
 mod sequence_examples;
 mod sweep;
 mod train;
+mod views;

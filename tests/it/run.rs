@@ -45,13 +45,15 @@ fn json_events_end_with_the_summary() {
         assert!(summary.get(key).is_some(), "summary lacks `{key}`: {summary}");
     }
     assert_eq!(summary["steps"], 1980);
-    assert!(summary["metrics"]["mae"].as_f64().unwrap() < 0.6, "{summary}");
+    // In views (0.6 standard deviations of the training values, 786.1).
+    assert!(summary["metrics"]["mae"].as_f64().unwrap() < 0.6 * 786.13, "{summary}");
     // The target: at least 5 % below "same weekday last week" (563
     // views); the file's run reaches about 422.
     let (mae, naive) = (
         summary["baseline"]["mae"].as_f64().unwrap(),
         summary["baseline"]["naive_mae"].as_f64().unwrap(),
     );
+    assert_eq!(summary["metrics"]["mae"].as_f64().unwrap(), mae, "{summary}");
     assert!((naive - 562.84).abs() < 0.01, "{summary}");
     assert!(mae < 0.95 * naive, "{summary}");
     assert!(events.iter().any(|e| e["event"] == "eval"));
@@ -495,8 +497,12 @@ fn series_weekdays_and_the_seasonal_baseline() {
     assert_eq!(day(&data.val).into_raw_vec_and_offset().0, vec![4.0, 5.0, 6.0]);
     // 30, 50, 20 against 10, 40, 10: errors 20, 10, 10.
     let baseline = data.baseline.as_ref().unwrap();
-    assert_eq!((baseline.column.as_str(), baseline.season), ("views", 3));
+    assert_eq!(
+        (baseline.column.as_str(), baseline.season, baseline.horizon),
+        ("views", 3, 1)
+    );
     assert!((baseline.mae - 40.0 / 3.0).abs() < 1e-12, "{baseline:?}");
+    assert!((baseline.last_mae - 70.0 / 3.0).abs() < 1e-12, "{baseline:?}");
 
     let out = scratch("weekdays");
     let (code, stdout, stderr) = nnc(&[
@@ -509,14 +515,19 @@ fn series_weekdays_and_the_seasonal_baseline() {
     assert_eq!(code, 0, "{stderr}");
     let summary = events(&stdout).pop().unwrap();
     let baseline = &summary["baseline"];
-    // Normalized with the five values the training examples see: 10, 20,
-    // 10, 40, 10 (mean 18, variance 136).
-    let mae = summary["metrics"]["mae"].as_f64().unwrap() * 136f64.sqrt();
+    // The metric is in views already (`views.rs` works it out by hand).
+    let mae = summary["metrics"]["mae"].as_f64().unwrap();
     assert!((baseline["mae"].as_f64().unwrap() - mae).abs() < 1e-9, "{summary}");
     assert!((baseline["naive_mae"].as_f64().unwrap() - 40.0 / 3.0).abs() < 1e-12);
+    // Yesterday's value: 10, 30, 50 against 30, 50, 20: errors 20, 20, 30.
+    assert!((baseline["last_value_mae"].as_f64().unwrap() - 70.0 / 3.0).abs() < 1e-12);
     let text = baseline["text"].as_str().unwrap();
     let start = format!("validation MAE {mae:.1} views; the seasonal naive forecast (the value 3 steps before): 13.3 views; the model is ");
     assert!(text.starts_with(&start), "{text}");
+    assert!(
+        text.ends_with("; the last value seen (1 step before): 23.3 views"),
+        "{text}"
+    );
     std::fs::remove_dir_all(out).unwrap();
 }
 

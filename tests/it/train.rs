@@ -41,8 +41,9 @@ fn interpreter_trains_the_mlp_on_digits() {
     assert!(metrics["loss"] < first.unwrap(), "loss did not fall");
 }
 
-/// The sigmoid-sum + ReLU model on the views series beats the linear model
-/// (validation MAE 0.69) and the same-day-last-week baseline (0.72).
+/// The sigmoid-sum + ReLU model on the views series beats the
+/// same-day-last-week baseline (563 views): below 0.65 standard deviations
+/// of the training values (786.1 views), i.e. 511 views.
 #[test]
 fn sigmoid_sum_model_beats_the_baselines() {
     let mut session = session("views_sigmoid.nn", &Overrides::default());
@@ -51,7 +52,11 @@ fn sigmoid_sum_model_beats_the_baselines() {
     }
     let metrics = session.evaluate(&["mae".into()], usize::MAX).unwrap();
     println!("validation {metrics:?}");
-    assert!(metrics["mae"] < 0.65, "validation MAE {:.3} >= 0.65", metrics["mae"]);
+    assert!(
+        metrics["mae"] < 511.0,
+        "validation MAE {:.1} >= 511 views",
+        metrics["mae"]
+    );
 }
 
 /// Batch norm after every hidden layer, trained by SGD with momentum at a
