@@ -674,10 +674,16 @@ fn run_run(args: &RunArgs, color: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let program = match checked_program(&args.file, &args.settings, color) {
+    let mut program = match checked_program(&args.file, &args.settings, color) {
         Ok(program) => program,
         Err(code) => return code,
     };
+    // A swept constant fixed with `--set` is not swept: the other lists
+    // are (all fixed: one plain run).
+    program
+        .sweep
+        .axes
+        .retain(|axis| !args.settings.iter().any(|(name, _)| *name == axis.name));
     let options = crate::runtime::run::RunOptions {
         overrides: crate::runtime::Overrides {
             steps: args.steps,

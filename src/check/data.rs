@@ -342,6 +342,22 @@ pub fn declare(
             attrs.push(("pad".to_string(), SLOT_TAGS));
             attrs.push(("length".to_string(), SLOT_WORDS));
         }
+        "graphs" => {
+            let nodes = Dim::constant(source.int("nodes")?);
+            let values = source.int("values")?;
+            fields.push((
+                "x".to_string(),
+                TensorType::new(DType::I32, vec![batch.clone(), nodes.clone()]),
+            ));
+            fields.push((
+                "edges".to_string(),
+                TensorType::new(DType::Bool, vec![batch.clone(), nodes.clone(), nodes.clone()]),
+            ));
+            fields.push(("y".to_string(), TensorType::new(DType::I32, vec![batch, nodes])));
+            attrs.push(("nodes".to_string(), source.int("nodes")?));
+            attrs.push(("values".to_string(), values));
+            attrs.push(("classes".to_string(), values));
+        }
         task => {
             let vocab = source.int("vocab")?;
             let (_, max_len) = source.range("len")?;

@@ -291,6 +291,23 @@ pub const DATA_SOURCES: &[Schema] = &[
         ],
         doc: "generated travel requests with a tag per word: x the word ids, y the tags",
     },
+    Schema {
+        name: "graphs",
+        params: &[
+            p("nodes", int(2), Int(12), "nodes per graph"),
+            p("values", int(2), Int(8), "node values 0..values (and labels)"),
+            p(
+                "degree",
+                positive(),
+                Float(3.0),
+                "mean neighbours of a node: each pair is joined with probability degree / (nodes - 1)",
+            ),
+            p("train", int(1), Int(4000), "training graphs"),
+            p("val", int(1), Int(500), "validation graphs"),
+            p("seed", int(0), Int(0), "seed of the generator"),
+        ],
+        doc: "random graphs: x a value per node, edges the adjacency, y per node the largest value among its neighbours",
+    },
 ];
 
 const SYNTHETIC_PARAMS: &[Param] = &[

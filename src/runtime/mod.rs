@@ -12,6 +12,7 @@ pub mod data;
 pub mod embeddings;
 pub mod finetune;
 pub mod generate;
+pub mod graphs;
 pub mod hessian;
 pub mod init;
 pub mod metrics;

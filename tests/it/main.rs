@@ -1,6 +1,7 @@
 //! Integration tests, one binary: checking the examples, the diagnostics of
 //! bad programs, robustness on mutated input, and the command line.
 
+mod attention_examples;
 mod cli;
 mod common;
 mod ctc;

@@ -169,7 +169,7 @@ fn sweep_values_are_checked_where_they_are_written() {
 
 /// Runs `example` as a sweep with extra arguments; the summary event and
 /// the run directory.
-fn sweep_run(example: &str, name: &str, extra: &[&str]) -> (Value, PathBuf) {
+pub(crate) fn sweep_run(example: &str, name: &str, extra: &[&str]) -> (Value, PathBuf) {
     let out = scratch(name);
     let file = format!("examples/{example}");
     let mut args = vec!["run", file.as_str(), "--json", "--out", out.to_str().unwrap()];
@@ -182,7 +182,7 @@ fn sweep_run(example: &str, name: &str, extra: &[&str]) -> (Value, PathBuf) {
 }
 
 /// The table's rows: (rank, variant label, cells).
-fn table_rows(dir: &Path) -> Vec<(usize, String, Vec<String>)> {
+pub(crate) fn table_rows(dir: &Path) -> Vec<(usize, String, Vec<String>)> {
     let text = std::fs::read_to_string(dir.join("sweep.md")).unwrap();
     text.lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| rank") && !l.starts_with("| ---"))
@@ -205,7 +205,7 @@ fn mean(cell: &str) -> f64 {
 /// `sweep.svg` parses as SVG and has, in each panel, one curve per
 /// variant: as many `series` polylines of each variant's colour as there
 /// are panels. Returns the panels' titles.
-fn check_plot(dir: &Path, variants: usize) -> Vec<String> {
+pub(crate) fn check_plot(dir: &Path, variants: usize) -> Vec<String> {
     let text = std::fs::read_to_string(dir.join("sweep.svg")).unwrap();
     let document = roxmltree::Document::parse(&text).expect("sweep.svg is well-formed XML");
     let svg = document.root_element();

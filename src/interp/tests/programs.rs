@@ -32,8 +32,8 @@ fn train_graph(file: &str) -> Graph {
 
 /// Feeds for every leaf: `param` gives parameter values from their shape,
 /// float inputs are uniform in [0, 1), i32 inputs count 0, 1, ... modulo
-/// `classes`, states are 0 (running means) or 1 (variances, names ending
-/// in `var`).
+/// `classes` (bool inputs modulo 2), states are 0 (running means) or 1
+/// (variances, names ending in `var`).
 fn feeds(
     graph: &Graph,
     dims: &HashMap<String, i64>,
@@ -53,6 +53,10 @@ fn feeds(
             }
             Prim::Input(name) if node.dtype == DType::I32 => {
                 let data: Vec<f64> = (0..count).map(|i| (i % classes) as f64).collect();
+                (name, arr(&shape, &data))
+            }
+            Prim::Input(name) if node.dtype == DType::Bool => {
+                let data: Vec<f64> = (0..count).map(|i| (i % 2) as f64).collect();
                 (name, arr(&shape, &data))
             }
             Prim::Input(name) => {
