@@ -6,7 +6,7 @@
 //! similarity of hidden vectors.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -56,7 +56,7 @@ fn pretrained_on_pairs() -> &'static PathBuf {
 
 /// Runs a fine-tuning example at the small size, `steps` steps, from
 /// `checkpoint` (a small pre-training); returns the summary event.
-fn fine_tune(example: &str, steps: &str, checkpoint: &PathBuf) -> Value {
+fn fine_tune(example: &str, steps: &str, checkpoint: &Path) -> Value {
     let out = scratch(example);
     let checkpoint = checkpoint.display().to_string();
     let out_text = out.display().to_string();
