@@ -6,7 +6,7 @@
 //! similarity of hidden vectors.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -37,11 +37,28 @@ fn pretrained() -> &'static PathBuf {
     })
 }
 
-/// Runs a fine-tuning example at the small size, `steps` steps, from the
-/// small pre-training; returns the summary event.
-fn fine_tune(example: &str, steps: &str) -> Value {
+/// A small pre-training of `bert_nsp.nn` (masked characters and
+/// next-sentence prediction on pairs of segments; once for all tests;
+/// 1,500 steps): its checkpoint.
+fn pretrained_on_pairs() -> &'static PathBuf {
+    static CHECKPOINT: OnceLock<PathBuf> = OnceLock::new();
+    CHECKPOINT.get_or_init(|| {
+        let out = scratch("pretrain-pairs");
+        let mut args = vec!["run", "examples/bert_nsp.nn"];
+        args.extend(SMALL);
+        let out_text = out.display().to_string();
+        args.extend(["--steps", "1500", "--lr", "2e-3", "--quiet", "--out", &out_text]);
+        let (code, _, stderr) = nnc(&args);
+        assert_eq!(code, 0, "{stderr}");
+        out.join("checkpoint.safetensors")
+    })
+}
+
+/// Runs a fine-tuning example at the small size, `steps` steps, from
+/// `checkpoint` (a small pre-training); returns the summary event.
+fn fine_tune(example: &str, steps: &str, checkpoint: &Path) -> Value {
     let out = scratch(example);
-    let checkpoint = pretrained().display().to_string();
+    let checkpoint = checkpoint.display().to_string();
     let out_text = out.display().to_string();
     let file = format!("examples/{example}.nn");
     let mut args = vec!["run", &file];
@@ -91,7 +108,7 @@ fn metric(summary: &Value, run: &str, name: &str) -> f64 {
 /// every letter in lower case gets 0.89), and more passages wholly right.
 #[test]
 fn fine_tuning_the_tagger_beats_training_from_scratch() {
-    let summary = fine_tune("bert_tag", "200");
+    let summary = fine_tune("bert_tag", "200", pretrained());
     let tuned = metric(&summary, "finetuned", "token_accuracy");
     let baseline = metric(&summary, "scratch", "token_accuracy");
     assert!(
@@ -108,7 +125,7 @@ fn fine_tuning_the_tagger_beats_training_from_scratch() {
 /// from scratch (measured: 0.521 against 0.335).
 #[test]
 fn fine_tuning_the_reader_beats_training_from_scratch() {
-    let summary = fine_tune("bert_qa", "200");
+    let summary = fine_tune("bert_qa", "200", pretrained());
     let tuned = metric(&summary, "finetuned", "exact_match");
     let baseline = metric(&summary, "scratch", "exact_match");
     assert!(
@@ -118,19 +135,35 @@ fn fine_tuning_the_reader_beats_training_from_scratch() {
     assert!(tuned > 0.4, "fine-tuned {tuned:.4}");
 }
 
-/// The sequence classifier and the pair model run at the small size, both
-/// ways, to a validation accuracy. (At this size and length their
-/// fine-tuning does not beat training from scratch: the full runs of
-/// examples/README.md show it does at the examples' size.)
+/// Pairs of segments: after 400 steps from the small pre-training on
+/// pairs (`bert_nsp.nn`), the pair model tells a sequel from text further
+/// on far more often than the same model trained from scratch, which stays
+/// at chance (measured: 0.645 against 0.501 of 1,000 validation pairs; the
+/// binomial standard deviation at chance is 0.016).
 #[test]
-fn the_classifier_and_the_pair_model_fine_tune() {
-    for example in ["bert_classify", "bert_pair"] {
-        let summary = fine_tune(example, "50");
-        for run in ["finetuned", "scratch"] {
-            let value = metric(&summary, run, "accuracy");
-            assert!((0.0..=1.0).contains(&value), "{example} {run}: {summary}");
-            assert!(metric(&summary, run, "loss").is_finite(), "{example} {run}: {summary}");
-        }
+fn fine_tuning_the_pair_model_beats_training_from_scratch() {
+    let summary = fine_tune("bert_pair", "400", pretrained_on_pairs());
+    let tuned = metric(&summary, "finetuned", "accuracy");
+    let baseline = metric(&summary, "scratch", "accuracy");
+    assert!(
+        tuned > baseline + 0.06,
+        "fine-tuned {tuned:.4}, from scratch {baseline:.4}"
+    );
+    assert!(tuned > 0.58, "fine-tuned {tuned:.4}");
+    assert!(metric(&summary, "finetuned", "loss") < metric(&summary, "scratch", "loss"));
+}
+
+/// The sequence classifier runs at the small size, both ways, to a
+/// validation accuracy. (At this size and length its fine-tuning does not
+/// beat training from scratch: the full run of examples/README.md shows it
+/// does at the example's size.)
+#[test]
+fn the_classifier_fine_tunes() {
+    let summary = fine_tune("bert_classify", "50", pretrained());
+    for run in ["finetuned", "scratch"] {
+        let value = metric(&summary, run, "accuracy");
+        assert!((0.0..=1.0).contains(&value), "{run}: {summary}");
+        assert!(metric(&summary, run, "loss").is_finite(), "{run}: {summary}");
     }
 }
 

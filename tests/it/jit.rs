@@ -158,6 +158,10 @@ fn small_session_on(example: &str, backend: nnc::runtime::Backend) -> nnc::runti
             &[("T", 7.0), ("D", 16.0), ("HEADS", 2.0), ("LAYERS", 1.0), ("V", 13.0)],
         ),
         (
+            "bert_nsp.nn",
+            &[("T", 8.0), ("D", 16.0), ("HEADS", 2.0), ("LAYERS", 1.0), ("V", 13.0)],
+        ),
+        (
             "bert_classify.nn",
             &[("T", 8.0), ("D", 16.0), ("HEADS", 2.0), ("LAYERS", 1.0)],
         ),

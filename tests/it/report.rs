@@ -206,6 +206,7 @@ fn every_example_report_renders() {
     let small: &[(&str, &[&str])] = &[
         ("gpt", &["D=32", "LAYERS=1", "T=16"]),
         ("bert_mlm", &["D=32", "LAYERS=1", "T=16"]),
+        ("bert_nsp", &["D=32", "LAYERS=1", "T=16"]),
         ("transformer", &["D=16", "LAYERS=1"]),
         ("char_lstm", &["H=32", "E=16", "T=8"]),
         ("bert_classify", &["D=32", "LAYERS=1", "T=32"]),
@@ -236,7 +237,7 @@ fn every_example_report_renders() {
     for example in crate::common::examples() {
         let name = example.file_stem().unwrap().to_string_lossy().into_owned();
         let base = scratch(&format!("example-{name}"));
-        let fine_tuned = name.starts_with("bert_") && name != "bert_mlm";
+        let fine_tuned = name.starts_with("bert_") && !["bert_mlm", "bert_nsp"].contains(&name.as_str());
         let out = if fine_tuned {
             base.join("finetuned")
         } else {

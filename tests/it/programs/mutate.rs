@@ -126,6 +126,12 @@ pub fn shrink(text: &str) -> String {
         ", init_from: \"../runs/bert_mlm/checkpoint.safetensors\", from_scratch: true",
         "",
     )
+    .replace(
+        ", init_from: \"../runs/bert_nsp/checkpoint.safetensors\", from_scratch: true",
+        "",
+    )
+    // Pre-training on pairs halves an even context; 7 is odd.
+    .replace("const A = T / 2 - 2", "const A = 2")
     .replace("train: 20000", "train: 200")
     .replace("val: 1000", "val: 8")
     .replace("length: 300", "length: 5")
