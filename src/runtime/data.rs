@@ -2,7 +2,8 @@
 //! and batches of them keyed by input name (`digits.x`). CSV tables, sliding
 //! windows over a series, text as characters, and synthetic sequence tasks
 //! (the speech-like CTC task is in `speech.rs`, the travel requests to tag
-//! in `slots.rs`, fine-tuning tasks cut from a text in `passages.rs`).
+//! in `slots.rs`, the requests and replies to copy names between in
+//! `replies.rs`, fine-tuning tasks cut from a text in `passages.rs`).
 //! A bad file is a diagnostic that points into the file itself.
 
 use std::collections::HashMap;
@@ -118,6 +119,7 @@ pub fn load(
         "text" => load_text(dataset, base_dir, &mut data)?,
         "speech" => super::speech::synthesize(dataset, &mut data),
         "slots" => super::slots::synthesize(dataset, &mut data),
+        "replies" => super::replies::synthesize(dataset, &mut data),
         "passages" => {
             let (path, text) = read(dataset, base_dir)?;
             super::passages::build(dataset, &text, &mut data).map_err(|message| {

@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod ctc;
+mod decoding_examples;
 mod errors;
 mod examples;
 mod finetune;
