@@ -61,6 +61,11 @@ pub fn speech_frames(max_len: i64, max_duration: i64) -> i64 {
 /// is padded to it; `runtime/slots.rs` tests that its generator agrees).
 pub const SLOT_WORDS: i64 = 22;
 
+/// Words of the longest source and target (with EOS) of the `replies`
+/// generator (`runtime/replies.rs` tests that its generator agrees).
+pub const REPLY_SOURCE: i64 = 16;
+pub const REPLY_TARGET: i64 = 12;
+
 /// Tags of the `slots` task: other, destination, departure, time (the pad
 /// tag after a request's end is this number).
 pub const SLOT_TAGS: i64 = 4;
@@ -359,9 +364,14 @@ pub fn declare(
             attrs.push(("classes".to_string(), values));
         }
         task => {
-            let vocab = source.int("vocab")?;
-            let (_, max_len) = source.range("len")?;
-            let (src_len, tgt_len) = synthetic_lengths(task, max_len);
+            let (vocab, (src_len, tgt_len)) = if task == "replies" {
+                let vocab = crate::runtime::replies::WORDS.len() as i64 + source.int("names")?;
+                attrs.push(("vocab".to_string(), vocab));
+                (vocab, (REPLY_SOURCE, REPLY_TARGET))
+            } else {
+                let (_, max_len) = source.range("len")?;
+                (source.int("vocab")?, synthetic_lengths(task, max_len))
+            };
             fields.push((
                 "src".to_string(),
                 TensorType::new(DType::I32, vec![batch.clone(), Dim::constant(src_len)]),

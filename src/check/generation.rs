@@ -31,7 +31,7 @@ pub enum Generation {
 }
 
 /// The synthetic sequence tasks, whose examples are (source, target) pairs.
-const SEQUENCE_TASKS: &[&str] = &["copy", "reverse", "sort", "add"];
+const SEQUENCE_TASKS: &[&str] = &["copy", "reverse", "sort", "add", "replies"];
 
 /// Whether the model of `eval_trace` fits the generation the first dataset
 /// calls for; `Err` says why not.
@@ -45,7 +45,7 @@ pub fn fit(datasets: &[Dataset], eval_trace: &Trace) -> Result<Generation, Strin
         task if SEQUENCE_TASKS.contains(&task) => (Generation::Decode, vec!["src", "tgt_in"], data.field("tgt_out")),
         other => {
             return Err(format!(
-                "generation needs a `text` dataset or a sequence task (copy, reverse, sort, add), but `{name}` is `{other}`"
+                "generation needs a `text` dataset or a sequence task (copy, reverse, sort, add, replies), but `{name}` is `{other}`"
             ))
         }
     };
@@ -85,6 +85,16 @@ pub fn fit(datasets: &[Dataset], eval_trace: &Trace) -> Result<Generation, Strin
         return Err(format!("the model reads `{first}`, but generation feeds it only {fed}"));
     }
     Ok(kind)
+}
+
+/// Whether the model's output in `eval_trace` depends on input `name`
+/// (`pairs.tgt_in`: false for a non-autoregressive decoder).
+pub fn reads(eval_trace: &Trace, name: &str) -> bool {
+    eval_trace
+        .outputs
+        .iter()
+        .find(|(n, _)| n == "model_output")
+        .is_some_and(|&(_, output)| inputs_of(eval_trace, output).contains(name))
 }
 
 /// The names of the inputs `node` depends on.

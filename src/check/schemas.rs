@@ -277,6 +277,21 @@ pub const DATA_SOURCES: &[Schema] = &[
         doc: "label sequences read out as noisy frames, for CTC: x the frames, labels the symbols",
     },
     Schema {
+        name: "replies",
+        params: &[
+            p(
+                "names",
+                int(2),
+                Int(1000),
+                "made-up names, drawn with frequencies falling as 1/rank",
+            ),
+            p("train", int(1), Int(8000), "training examples"),
+            p("val", int(1), Int(500), "validation examples"),
+            p("seed", int(0), Int(0), "seed of the generator"),
+        ],
+        doc: "generated requests naming people and the template replies that name them again: src, tgt_in, tgt_out",
+    },
+    Schema {
         name: "slots",
         params: &[
             p(

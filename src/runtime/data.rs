@@ -2,8 +2,9 @@
 //! and batches of them keyed by input name (`digits.x`). CSV tables, sliding
 //! windows over a series, text as characters, and synthetic sequence tasks
 //! (the speech-like CTC task is in `speech.rs`, the travel requests to tag
-//! in `slots.rs`, the random graphs of node values in `graphs.rs`,
-//! fine-tuning tasks cut from a text in `passages.rs`).
+//! in `slots.rs`, the random graphs of node values in `graphs.rs`, the
+//! requests and replies to copy names between in `replies.rs`, fine-tuning
+//! tasks cut from a text in `passages.rs`).
 //! A bad file is a diagnostic that points into the file itself.
 
 use std::collections::HashMap;
@@ -126,6 +127,7 @@ pub fn load(
         "speech" => super::speech::synthesize(dataset, &mut data),
         "slots" => super::slots::synthesize(dataset, &mut data),
         "graphs" => super::graphs::synthesize(dataset, &mut data),
+        "replies" => super::replies::synthesize(dataset, &mut data),
         "passages" => {
             let (path, text) = read(dataset, base_dir)?;
             super::passages::build(dataset, &text, &mut data).map_err(|message| {

@@ -212,7 +212,9 @@ pub struct Translation {
     pub output: Vec<u32>,
 }
 
-/// Decodes validation examples `rows` token by token (BOS first, until EOS).
+/// Decodes validation examples `rows` token by token (BOS first, until EOS);
+/// a model that does not read the target decoded so far is run once per
+/// group of examples.
 pub fn translate(
     session: &mut Session,
     data: &Data,
@@ -249,9 +251,24 @@ pub fn translate(
     // Examples are decoded together: one forward pass per position for all
     // live hypotheses of a group of examples.
     let group = (64 / width).max(1);
+    // A model that does not read `tgt_in` (non-autoregressive) scores every
+    // position from the source alone: one forward pass per group, whose
+    // scores every position's step reads.
+    let one_pass = !generation::reads(&session.program.eval_trace, &format!("{}.tgt_in", data.name));
     let mut out = Vec::new();
     for chunk in rows.chunks(group) {
         let sources: Vec<Vec<u32>> = chunk.iter().map(|&r| row_of(src, r)).collect();
+        let whole = if one_pass {
+            let n = chunk.len();
+            let src_rows = sources.iter().flatten().map(|&t| f64::from(t)).collect();
+            let feeds = HashMap::from([(
+                format!("{}.src", data.name),
+                ArrayD::from_shape_vec(IxDyn(&[n, src_len]), src_rows).expect("sizes"),
+            )]);
+            Some(session.forward(feeds, n, group * width)?)
+        } else {
+            None
+        };
         let mut beams: Vec<Vec<Beam>> = chunk
             .iter()
             .map(|_| {
@@ -263,6 +280,26 @@ pub fn translate(
             })
             .collect();
         for position in 0..tgt_len {
+            if let Some(whole) = &whole {
+                let vocab = whole.shape()[2];
+                let scores = |example: usize| (0..vocab).map(|v| whole[[example, position, v]]).collect::<Vec<f64>>();
+                let logits: Vec<Vec<Vec<f64>>> = beams
+                    .iter()
+                    .enumerate()
+                    .map(|(example, hypotheses)| {
+                        hypotheses.iter().filter(|b| !b.done).map(|_| scores(example)).collect()
+                    })
+                    .collect();
+                step_beams(
+                    &mut beams,
+                    &logits,
+                    method,
+                    (width, penalty, eos),
+                    session.seed,
+                    |example| (chunk[example] * tgt_len + position) as u64,
+                );
+                continue;
+            }
             let mut src_rows = Vec::new();
             let mut tgt_rows = Vec::new();
             let mut owners = Vec::new();
@@ -299,23 +336,14 @@ pub fn translate(
             for (b, &example) in owners.iter().enumerate() {
                 logits[example].push((0..vocab).map(|v| output[[b, position, v]]).collect());
             }
-            for (example, hypotheses) in beams.iter_mut().enumerate() {
-                if logits[example].is_empty() {
-                    continue;
-                }
-                let current = std::mem::take(hypotheses);
-                *hypotheses = match method {
-                    Method::Beam { .. } => beam_step(current, &logits[example], width, penalty, Some(eos)),
-                    _ => {
-                        let mut beam = current.into_iter().next().expect("one hypothesis");
-                        let draw = (chunk[example] * tgt_len + position) as u64;
-                        let token = choose(&logits[example][0], method, session.seed, draw);
-                        beam.tokens.push(token);
-                        beam.done = token == eos;
-                        vec![beam]
-                    }
-                };
-            }
+            step_beams(
+                &mut beams,
+                &logits,
+                method,
+                (width, penalty, eos),
+                session.seed,
+                |example| (chunk[example] * tgt_len + position) as u64,
+            );
         }
         for (example, hypotheses) in beams.into_iter().enumerate() {
             let best = hypotheses.into_iter().next().map(|b| b.tokens).unwrap_or_default();
@@ -327,6 +355,36 @@ pub fn translate(
         }
     }
     Ok(out)
+}
+
+/// One decoding step of every example's hypotheses, given the scores of
+/// the next token for each live hypothesis of each example (`logits`, in
+/// the hypotheses' order) with beam width, length penalty and EOS; `draw`
+/// numbers an example's random draw for sampling.
+fn step_beams(
+    beams: &mut [Vec<Beam>],
+    logits: &[Vec<Vec<f64>>],
+    method: &Method,
+    (width, penalty, eos): (usize, f64, u32),
+    seed: u64,
+    draw: impl Fn(usize) -> u64,
+) {
+    for (example, hypotheses) in beams.iter_mut().enumerate() {
+        if logits[example].is_empty() {
+            continue;
+        }
+        let current = std::mem::take(hypotheses);
+        *hypotheses = match method {
+            Method::Beam { .. } => beam_step(current, &logits[example], width, penalty, Some(eos)),
+            _ => {
+                let mut beam = current.into_iter().next().expect("one hypothesis");
+                let token = choose(&logits[example][0], method, seed, draw(example));
+                beam.tokens.push(token);
+                beam.done = token == eos;
+                vec![beam]
+            }
+        };
+    }
 }
 
 /// Tokens as text: digits for small vocabularies, numbers otherwise.

@@ -17,6 +17,7 @@ pub mod hessian;
 pub mod init;
 pub mod metrics;
 pub mod passages;
+pub mod replies;
 pub mod report;
 pub mod run;
 pub mod rundir;

@@ -524,15 +524,40 @@ fn samples(
             let limit = (*len).min(200);
             let rows: Vec<usize> = (0..limit).collect();
             let decoded = generate::translate(session, data, &rows, &method)?;
+            // The decoding time per sequence: the fastest of three more
+            // decodings of the same examples (the first compiled the
+            // forward passes; the fastest is the least disturbed by
+            // whatever else the machine runs).
+            let mut fastest = f64::INFINITY;
+            for _ in 0..3 {
+                let started = Instant::now();
+                generate::translate(session, data, &rows, &method)?;
+                fastest = fastest.min(started.elapsed().as_secs_f64());
+            }
+            let per_sequence = fastest * 1e3 / rows.len().max(1) as f64;
+            let target_in = format!("{}.tgt_in", data.name);
+            let one_pass = !generation::reads(&session.program.eval_trace, &target_in);
             let exact = decoded.iter().filter(|t| t.output == t.target).count() as f64 / decoded.len().max(1) as f64;
             extra.insert("decoded_exact_match".into(), json!(exact));
-            reporter.event(json!({"event": "decode", "examples": decoded.len(), "exact_match": exact}));
+            extra.insert("decode_ms_per_sequence".into(), json!(per_sequence));
+            reporter.event(json!({
+                "event": "decode", "examples": decoded.len(), "exact_match": exact,
+                "ms_per_sequence": per_sequence, "one_pass": one_pass,
+            }));
+            let text = |tokens: &[u32]| {
+                if data.words.is_empty() {
+                    generate::tokens_text(tokens, vocab)
+                } else {
+                    let word = |&t: &u32| data.words.get(t as usize).map_or("?", String::as_str);
+                    tokens.iter().map(word).collect::<Vec<_>>().join(" ")
+                }
+            };
             for t in decoded.iter().take(count) {
                 let line = format!(
                     "{} -> {} (target {}){}",
-                    generate::tokens_text(&t.source, vocab),
-                    generate::tokens_text(&t.output, vocab),
-                    generate::tokens_text(&t.target, vocab),
+                    text(&t.source),
+                    text(&t.output),
+                    text(&t.target),
                     if t.output == t.target { "" } else { "  ✗" }
                 );
                 reporter.event(json!({"event": "sample", "text": line}));
@@ -541,6 +566,19 @@ fn samples(
             reporter.say(&format!(
                 "decoded exact match on {} validation examples: {exact:.3}",
                 decoded.len()
+            ));
+            reporter.say(&format!(
+                "decoding time: {per_sequence:.3} ms per sequence ({}, {} method, batches of up to 64 rows)",
+                if one_pass {
+                    "one forward pass for all positions"
+                } else {
+                    "one forward pass per output token"
+                },
+                match method {
+                    Method::Greedy => "greedy".to_string(),
+                    Method::Beam { width, .. } => format!("beam(width: {width})"),
+                    Method::Sample { .. } => "sampling".to_string(),
+                }
             ));
         }
         _ => {}

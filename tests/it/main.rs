@@ -5,6 +5,7 @@ mod attention_examples;
 mod cli;
 mod common;
 mod ctc;
+mod decoding_examples;
 mod errors;
 mod examples;
 mod finetune;
