@@ -137,6 +137,32 @@ pub fn plan_loops(fused: &Fused, kernel: &LoopKernel) -> LoopCode {
         .iter()
         .map(|p| matches!(p, Phase::Reduce { root, .. } if matches!(fused.bound.op(*root), Prim::ArgMax { .. })))
         .collect();
+    // Most kernels read and write contiguously: every group merged into
+    // one loop is then affine, and the greedy merging below would arrive
+    // at the same grouping one build per axis later (an access affine in
+    // the merged index is affine in any coarser merge of adjacent axes).
+    // Try that first, in one build.
+    let merged = |groups: &[Vec<usize>]| -> Vec<Vec<usize>> {
+        if groups.len() < 2 {
+            groups.to_vec()
+        } else {
+            vec![groups.concat()]
+        }
+    };
+    let all_outer = merged(&outer);
+    let all_inner: Vec<Vec<Vec<usize>>> = inner
+        .iter()
+        .zip(&argmax)
+        .map(|(groups, &argmax)| if argmax { groups.clone() } else { merged(groups) })
+        .collect();
+    if outer.len() >= 2 || inner.iter().zip(&argmax).any(|(g, &a)| !a && g.len() >= 2) {
+        let code = build(fused, kernel, &all_outer, &all_inner);
+        let outer_ok = outer.len() < 2 || affine_in(&code, 0);
+        let inner_ok = (0..inner.len()).all(|p| argmax[p] || inner[p].len() < 2 || affine_in(&code, inner_var(p, 0)));
+        if outer_ok && inner_ok {
+            return code;
+        }
+    }
     let mut i = outer.len();
     while i >= 2 {
         i -= 1;
