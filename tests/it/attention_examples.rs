@@ -6,19 +6,8 @@
 
 use serde_json::Value;
 
-use crate::common::root;
+use crate::common::example_summary;
 use crate::sweep::{check_plot, sweep_run, table_rows};
-
-fn summary_of(name: &str) -> String {
-    let path = root().join("examples").join(name);
-    let program = nnc::check::check_file(&path).expect("example is readable");
-    assert!(
-        !program.has_errors(),
-        "{name}:\n{}",
-        program.sources.render(&program.diagnostics, false)
-    );
-    program.summary()
-}
 
 /// A variant's validation metric from a sweep's summary event.
 fn metric(summary: &Value, label: &str, name: &str) -> f64 {
@@ -37,13 +26,13 @@ fn the_attention_examples_check_with_their_interfaces() {
     // embed 13*64; Q, K, V, O 4*64*64; three layer norms 3*128; mlp
     // 64*256 + 256 + 256*64 + 64; head 64*13 + 13 (sinusoids: no parameters)
     assert_eq!(
-        summary_of("self_attention.nn"),
+        example_summary("self_attention.nn"),
         "model sorter(src: i32[B, 8]) -> f32[B, 9, 13], 51,533 parameters in 17 tensors"
     );
     // embed 8*64; three layer norms 3*128; graph_attention 4*(64*64 + 64);
     // mlp 64*128 + 128 + 128*64 + 64; head 64*8 + 8
     assert_eq!(
-        summary_of("graph_attention.nn"),
+        example_summary("graph_attention.nn"),
         "model labeller(values: i32[B, 12], edges: bool[B, 12, 12]) -> f32[B, 12, 8], 34,632 parameters in 21 tensors"
     );
 }

@@ -62,3 +62,9 @@ pub fn checked_program(dir: &Path, file: &str, constants: &[(&str, f64)]) -> nnc
     );
     program
 }
+
+/// The summary line of `examples/NAME` (its model's interface and
+/// parameter count); fails the test if the example does not check.
+pub fn example_summary(name: &str) -> String {
+    checked_program(&root().join("examples"), name, &[]).summary()
+}

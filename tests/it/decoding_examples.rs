@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use crate::common::{events, nnc, root, scratch};
+use crate::common::{events, example_summary, nnc, scratch};
 
 /// Runs an example with `--json` into a scratch directory and returns its
 /// events (the summary last).
@@ -25,17 +25,6 @@ fn bounded_run(file: &str, args: &[&str]) -> Vec<Value> {
     events(&stdout)
 }
 
-fn summary_of(name: &str) -> String {
-    let path = root().join("examples").join(name);
-    let program = nnc::check::check_file(&path).expect("example is readable");
-    assert!(
-        !program.has_errors(),
-        "{name}:\n{}",
-        program.sources.render(&program.diagnostics, false)
-    );
-    program.summary()
-}
-
 #[test]
 fn the_decoding_examples_check_with_their_interfaces() {
     // The non-autoregressive model reads the source only. Encoder: embed
@@ -43,14 +32,14 @@ fn the_decoding_examples_check_with_their_interfaces() {
     // predictor 16,576 + 845; queries 169*64; decoder 2 * (2 * 16640 +
     // 33088 + 384) + 128; head 64*13 + 13.
     assert_eq!(
-        summary_of("nat.nn"),
+        example_summary("nat.nn"),
         "model nat(src: i32[B, 12]) -> f32[B, 13, 13], 263,642 parameters in 98 tensors"
     );
     // 1,046 tokens: encoder 1046*64 + 99,968 + 128; decoder embed 1046*64
     // + 133,504 + 128; pointer 64*64 + 64, gate 128 + 1, vocabulary head
     // 64*1046 + 1046.
     assert_eq!(
-        summary_of("copy_mechanism.nn"),
+        example_summary("copy_mechanism.nn"),
         "model replier(src: i32[B, 16], tgt: i32[B, 12]) -> f32[B, 12, 1046], 439,895 parameters in 96 tensors"
     );
 }

@@ -20,38 +20,32 @@ fn scratch(name: &str) -> PathBuf {
 /// The small size every test uses: one layer, width 64, 32 tokens.
 const SMALL: [&str; 6] = ["--set", "D=64", "--set", "LAYERS=1", "--set", "T=32"];
 
-/// A small pre-training of `bert_mlm.nn` (once for all tests; 1,500
-/// steps, validation loss 1.96 nats at the masked characters): its
-/// checkpoint.
+/// A small pre-training of `example` at the small size (1,500 steps) into
+/// scratch directory `name`: its checkpoint.
+fn pretrain(example: &str, name: &str) -> PathBuf {
+    let out = scratch(name);
+    let mut args = vec!["run", example];
+    args.extend(SMALL);
+    let out_text = out.display().to_string();
+    args.extend(["--steps", "1500", "--lr", "2e-3", "--quiet", "--out", &out_text]);
+    let (code, _, stderr) = nnc(&args);
+    assert_eq!(code, 0, "{stderr}");
+    out.join("checkpoint.safetensors")
+}
+
+/// A small pre-training of `bert_mlm.nn` (once for all tests; validation
+/// loss 1.96 nats at the masked characters): its checkpoint.
 fn pretrained() -> &'static PathBuf {
     static CHECKPOINT: OnceLock<PathBuf> = OnceLock::new();
-    CHECKPOINT.get_or_init(|| {
-        let out = scratch("pretrain");
-        let mut args = vec!["run", "examples/bert_mlm.nn"];
-        args.extend(SMALL);
-        let out_text = out.display().to_string();
-        args.extend(["--steps", "1500", "--lr", "2e-3", "--quiet", "--out", &out_text]);
-        let (code, _, stderr) = nnc(&args);
-        assert_eq!(code, 0, "{stderr}");
-        out.join("checkpoint.safetensors")
-    })
+    CHECKPOINT.get_or_init(|| pretrain("examples/bert_mlm.nn", "pretrain"))
 }
 
 /// A small pre-training of `bert_nsp.nn` (masked characters and
-/// next-sentence prediction on pairs of segments; once for all tests;
-/// 1,500 steps): its checkpoint.
+/// next-sentence prediction on pairs of segments; once for all tests):
+/// its checkpoint.
 fn pretrained_on_pairs() -> &'static PathBuf {
     static CHECKPOINT: OnceLock<PathBuf> = OnceLock::new();
-    CHECKPOINT.get_or_init(|| {
-        let out = scratch("pretrain-pairs");
-        let mut args = vec!["run", "examples/bert_nsp.nn"];
-        args.extend(SMALL);
-        let out_text = out.display().to_string();
-        args.extend(["--steps", "1500", "--lr", "2e-3", "--quiet", "--out", &out_text]);
-        let (code, _, stderr) = nnc(&args);
-        assert_eq!(code, 0, "{stderr}");
-        out.join("checkpoint.safetensors")
-    })
+    CHECKPOINT.get_or_init(|| pretrain("examples/bert_nsp.nn", "pretrain-pairs"))
 }
 
 /// Runs a fine-tuning example at the small size, `steps` steps, from

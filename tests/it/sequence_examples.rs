@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::common::{nnc, root};
+use crate::common::{example_summary, nnc, root};
 
 fn scratch(name: &str) -> std::path::PathBuf {
     crate::common::scratch("seq", name)
@@ -29,39 +29,28 @@ fn bounded_run(file: &str, args: &[&str]) -> Value {
     serde_json::from_str(last).unwrap()
 }
 
-fn summary_of(name: &str) -> String {
-    let path = root().join("examples").join(name);
-    let program = nnc::check::check_file(&path).expect("example is readable");
-    assert!(
-        !program.has_errors(),
-        "{name}:\n{}",
-        program.sources.render(&program.diagnostics, false)
-    );
-    program.summary()
-}
-
 #[test]
 fn the_recurrent_examples_check_with_their_interfaces() {
     // embed 80*32; rnn 32*256 + 256 + 256*256; head 256*80 + 80
     assert_eq!(
-        summary_of("char_rnn.nn"),
+        example_summary("char_rnn.nn"),
         "model char_rnn(chars: i32[B, 32]) -> f32[B, 32, 80], 97,104 parameters in 6 tensors"
     );
     // embed 80*32; gates 32*384 + 384 + 192*384; candidate 32*192 + 192
     // + 192*192; head 192*80 + 80
     assert_eq!(
-        summary_of("char_gru.nn"),
+        example_summary("char_gru.nn"),
         "model char_gru(chars: i32[B, 48]) -> f32[B, 48, 80], 147,600 parameters in 9 tensors"
     );
     // embed 64*32; gru 32*256 + 256 + 128*256 + 32*128 + 128 + 128*128;
     // head 128*8 + 8
     assert_eq!(
-        summary_of("text_classify.nn"),
+        example_summary("text_classify.nn"),
         "model play_of(chars: i32[B, 128]) -> f32[B, 8], 64,904 parameters in 9 tensors"
     );
     // embed 80*32; two rnns of 32*64 + 64 + 64*64; head 128*4 + 4
     assert_eq!(
-        summary_of("slot_filling.nn"),
+        example_summary("slot_filling.nn"),
         "model tagger(words: i32[B, 22]) -> f32[B, 22, 4], 15,492 parameters in 9 tensors"
     );
 }
