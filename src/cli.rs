@@ -527,6 +527,35 @@ fn run_grad(path: &std::path::Path, dump_ir: bool, color: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `program` loaded for the interpreter (f64), with the parameters of
+/// `checkpoint` if one is given; the exit code if either fails (the
+/// diagnostic or message already printed).
+fn interpreter_session(
+    program: crate::check::Program,
+    base: &std::path::Path,
+    checkpoint: Option<&std::path::Path>,
+    color: bool,
+) -> Result<crate::runtime::Session, ExitCode> {
+    let overrides = crate::runtime::Overrides {
+        backend: crate::runtime::Backend::Interp,
+        ..Default::default()
+    };
+    let mut session = match crate::runtime::Session::load(program, base, &overrides) {
+        Ok(session) => session,
+        Err((diagnostic, program)) => {
+            eprint!("{}", program.sources.render(&[diagnostic], color));
+            return Err(ExitCode::from(1));
+        }
+    };
+    if let Some(file) = checkpoint {
+        if let Err((message, code)) = crate::runtime::hessian::load_checkpoint(&mut session, file) {
+            eprintln!("error: {message}");
+            return Err(ExitCode::from(code));
+        }
+    }
+    Ok(session)
+}
+
 fn run_analyze(
     path: &std::path::Path,
     checkpoint: Option<&std::path::Path>,
@@ -539,24 +568,11 @@ fn run_analyze(
         Err(code) => return code,
     };
     let base = path.parent().unwrap_or(std::path::Path::new("."));
-    let overrides = crate::runtime::Overrides {
-        backend: crate::runtime::Backend::Interp,
-        ..Default::default()
-    };
-    let mut session = match crate::runtime::Session::load(program, base, &overrides) {
+    let mut session = match interpreter_session(program, base, checkpoint, color) {
         Ok(session) => session,
-        Err((diagnostic, program)) => {
-            eprint!("{}", program.sources.render(&[diagnostic], color));
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     use crate::runtime::hessian;
-    if let Some(file) = checkpoint {
-        if let Err((message, code)) = hessian::load_checkpoint(&mut session, file) {
-            eprintln!("error: {message}");
-            return ExitCode::from(code);
-        }
-    }
     if let Some(items) = session
         .program
         .sections
@@ -631,23 +647,11 @@ fn run_embeddings(
         eprintln!("error: {message}");
         return ExitCode::from(2);
     }
-    let overrides = crate::runtime::Overrides {
-        backend: crate::runtime::Backend::Interp,
-        ..Default::default()
-    };
-    let mut session = match crate::runtime::Session::load(program, base, &overrides) {
+    let session = match interpreter_session(program, base, checkpoint, color) {
         Ok(session) => session,
-        Err((diagnostic, program)) => {
-            eprint!("{}", program.sources.render(&[diagnostic], color));
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
-    if let Some(file) = checkpoint {
-        if let Err((message, code)) = crate::runtime::hessian::load_checkpoint(&mut session, file) {
-            eprintln!("error: {message}");
-            return ExitCode::from(code);
-        }
-    } else if !json {
+    if checkpoint.is_none() && !json {
         eprintln!("note: no --checkpoint: the model's initial parameters");
     }
     match embeddings::embed(&session, block, probes) {
