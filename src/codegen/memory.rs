@@ -72,6 +72,7 @@ fn aligned(n: usize) -> usize {
 
 impl Plan {
     pub fn new(fused: &Fused) -> Result<Plan, String> {
+        let started = std::time::Instant::now();
         let bound = &fused.bound;
         let end = fused.kernels.len() + 1;
         let mut plan = Plan::default();
@@ -158,7 +159,9 @@ impl Plan {
         for (p, (id, ..)) in &life {
             position_of.insert(*id, *p);
         }
+        let lives_done = started.elapsed();
         let reads: Vec<Vec<super::fuse::Read>> = (0..fused.kernels.len()).map(|k| fused.reads(k)).collect();
+        let reads_done = started.elapsed();
         for (k, kernel_reads) in reads.iter().enumerate() {
             for read in kernel_reads {
                 if let Some(p) = position_of.get(&read.buffer) {
@@ -219,6 +222,7 @@ impl Plan {
             staged_buffers.push((id, len));
         }
 
+        let updates_done = started.elapsed();
         // Greedy by size: biggest first, at the lowest offset free for
         // the buffer's whole life.
         let mut requests: Vec<(usize, usize, usize, Option<NodeId>, Role)> = life
@@ -229,24 +233,26 @@ impl Plan {
             requests.push((len, 0, end, None, Role::Staged));
         }
         requests.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        let mut placed: Vec<(usize, usize, usize, usize)> = Vec::new(); // offset, len, first, last
+        // Placed buffers as (offset, len, first, last), kept sorted by
+        // offset so that finding the lowest free offset is one walk that
+        // stops at the first gap, with no list of conflicts to sort (the
+        // walk sees the conflicts in the order sorting them gave).
+        let mut placed: Vec<(usize, usize, usize, usize)> = Vec::new();
         let mut staged_offsets: Vec<usize> = Vec::new();
         for (len, first, last, id, role) in requests {
             let size = aligned(len.max(1));
-            let mut conflicts: Vec<(usize, usize)> = placed
-                .iter()
-                .filter(|(_, _, f, l)| *f <= last && first <= *l)
-                .map(|(o, s, _, _)| (*o, *s))
-                .collect();
-            conflicts.sort();
             let mut at = plan.persistent;
-            for (o, s) in conflicts {
+            for &(o, s, f, l) in &placed {
+                if f > last || first > l {
+                    continue;
+                }
                 if at + size <= o {
                     break;
                 }
                 at = at.max(o + s);
             }
-            placed.push((at, size, first, last));
+            let index = placed.partition_point(|&(o, s, ..)| (o, s) <= (at, size));
+            placed.insert(index, (at, size, first, last));
             plan.unshared += size;
             match id {
                 Some(id) => {
@@ -306,6 +312,15 @@ impl Plan {
             .unwrap_or(0)
             .max(plan.persistent);
         plan.unshared += plan.persistent;
+        if std::env::var_os("NNC_TIMING").is_some() {
+            eprintln!(
+                "memory: lifetimes {lives_done:.1?}, reads {:.1?}, updates {:.1?}, placement {:.1?} ({} buffers)",
+                reads_done - lives_done,
+                updates_done - reads_done,
+                started.elapsed() - updates_done,
+                plan.buffers.len()
+            );
+        }
         Ok(plan)
     }
 
