@@ -119,7 +119,7 @@ fn declare_imports(module: &mut JITModule) -> Result<Imports, String> {
 /// Random streams of the graph, each with its slot in the random table
 /// (after `seed` and `step`).
 fn streams(fused: &Fused) -> Streams {
-    let mut streams = Streams::new();
+    let mut streams = Streams::default();
     for &id in &fused.bound.order {
         if let crate::prim::Prim::Random { stream, .. } = fused.bound.op(id) {
             let next = streams.len() + 2;
@@ -162,6 +162,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
     let share = std::env::var("NNC_SHARE_KERNELS").map_or(true, |v| v != "0");
     let mut compiled_code: HashMap<u64, Vec<(FunctionStencil, FuncId, usize)>> = HashMap::new();
     let mut tables: Vec<Box<[i64]>> = Vec::new();
+    let mut planning_time = std::time::Duration::ZERO;
     for (k, kernel) in fused.kernels.iter().enumerate() {
         if matches!(kernel, Kernel::MatMul { .. } | Kernel::Window { .. }) {
             kernel_ids.push(None);
@@ -170,10 +171,12 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
             continue;
         }
         ctx.func.signature = kernel_sig.clone();
+        let planning = std::time::Instant::now();
         let code = match kernel {
             Kernel::Loop(l) => Some(kernels::plan_loops(fused, l)),
             _ => None,
         };
+        planning_time += planning.elapsed();
         let split = kernels::split_size(fused, k, code.as_ref());
         let work = match (kernel, code.as_ref()) {
             (_, Some(code)) => work(code),
@@ -446,7 +449,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
     sizes.push((step_id, code_size(&ctx), "nnc_step".to_string()));
     if std::env::var_os("NNC_TIMING").is_some() {
         eprintln!(
-            "codegen: kernels {:.1?}, step function {:.1?}",
+            "codegen: kernels {:.1?} (planning their loops {planning_time:.1?}), step function {:.1?}",
             kernels_done - started,
             kernels_done.elapsed()
         );

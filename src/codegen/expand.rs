@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use super::expr::{Expr, Exprs, E};
 use super::index::{flat, unflatten, Atom, Ix};
 use crate::interp::{eval_dim, eval_shape};
@@ -23,7 +25,7 @@ pub struct Bound<'g> {
     /// Position in `order`, by node index.
     pub position: Vec<usize>,
     /// `%k` names as the IR printer numbers nodes.
-    pub names: HashMap<NodeId, String>,
+    pub names: FxHashMap<NodeId, String>,
     /// Evaluated size attributes (slice start, pad sizes, counts, rows,
     /// classes), by node index.
     pub sizes: Vec<Vec<i64>>,
@@ -43,7 +45,7 @@ impl<'g> Bound<'g> {
             inputs: vec![Vec::new(); slots],
             users: vec![Vec::new(); slots],
             position: vec![usize::MAX; slots],
-            names: HashMap::new(),
+            names: FxHashMap::default(),
             sizes: vec![Vec::new(); slots],
         };
         let numbering = crate::ir::print::numbering(graph);
@@ -115,7 +117,7 @@ pub struct Expander<'a, 'g> {
     /// Nodes that live in buffers (by node index).
     pub materialized: &'a [bool],
     pub exprs: &'a mut Exprs,
-    memo: HashMap<(NodeId, Vec<Ix>), E>,
+    memo: FxHashMap<(NodeId, Vec<Ix>), E>,
 }
 
 impl<'a, 'g> Expander<'a, 'g> {
@@ -124,7 +126,7 @@ impl<'a, 'g> Expander<'a, 'g> {
             bound,
             materialized,
             exprs,
-            memo: HashMap::new(),
+            memo: FxHashMap::default(),
         }
     }
 

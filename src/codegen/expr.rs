@@ -6,7 +6,9 @@
 //! Values are f32 or masks (conditions). Tensors of every dtype live in
 //! memory as f32: `i32` values are integral floats, bools are 0.0 / 1.0.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt::Write;
 
 use super::index::{Atom, Ix};
@@ -242,7 +244,7 @@ impl Exprs {
     /// Loop variables each expression depends on, for every expression
     /// reachable from `roots` (by expression id).
     pub fn var_sets(&self, roots: &[E]) -> HashMap<E, BTreeSet<u32>> {
-        let mut sets: HashMap<E, BTreeSet<u32>> = HashMap::new();
+        let mut sets: HashMap<E, BTreeSet<u32>> = HashMap::default();
         for e in self.reachable(roots) {
             let mut set = BTreeSet::new();
             for ix in self.indices(e) {

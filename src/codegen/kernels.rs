@@ -6,7 +6,7 @@
 //! `(arena, random table, start, end) -> status` and runs its first loop
 //! over `start..end`, so the step can split it between threads.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::types::{F32, I64};
@@ -389,7 +389,7 @@ fn reduce(em: &mut Emitter, code: &PhaseCode, op: ReduceOp, count: i64) -> Value
 fn argmax(em: &mut Emitter, code: &PhaseCode) -> Value {
     let (var, size) = code.loops.first().copied().unwrap_or((u32::MAX, 1));
     let value = code.values[0];
-    let mut memo = HashMap::new();
+    let mut memo = HashMap::default();
     let first = em.exprs.substitute(value, var, &Ix::constant(0), &mut memo);
     let best_value = em.b.declare_var(F32);
     let best_index = em.b.declare_var(F32);

@@ -6,7 +6,9 @@
 //! of the old `X` happens earlier or at the same element; otherwise it is
 //! copied home at the end of the step. A step allocates nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt::Write;
 
 use super::fuse::{is_leaf, Fused, Kernel, Phase};
@@ -155,7 +157,7 @@ impl Plan {
                 _ => {}
             }
         }
-        let mut position_of: HashMap<NodeId, usize> = HashMap::new();
+        let mut position_of: HashMap<NodeId, usize> = HashMap::default();
         for (p, (id, ..)) in &life {
             position_of.insert(*id, *p);
         }
@@ -172,7 +174,7 @@ impl Plan {
         }
 
         // Updates: in place where safe, else a copy at the end.
-        let mut in_place: HashMap<NodeId, String> = HashMap::new();
+        let mut in_place: HashMap<NodeId, String> = HashMap::default();
         let mut finals: Vec<(NodeId, String)> = Vec::new();
         let mut staged: Vec<NodeId> = Vec::new();
         for (name, id) in &bound.graph.outputs {

@@ -1,7 +1,7 @@
 //! Common-subexpression elimination: two nodes with the same op, attributes,
 //! type and operands are one node. Random draws are never merged.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::Pass;
 use crate::ir::{Graph, NodeId};
@@ -19,7 +19,7 @@ impl Pass for Cse {
         // exact bits) of equal shapes are one node. (Shapes are compared,
         // not hashed: a symbolic size is a polynomial, dear to clone.)
         type Key = (Vec<NodeId>, &'static str);
-        let mut seen: HashMap<Key, Vec<NodeId>> = HashMap::new();
+        let mut seen: HashMap<Key, Vec<NodeId>> = HashMap::default();
         let mut changed = false;
         for id in graph.topo_order() {
             let node = graph.node(id);

@@ -18,7 +18,9 @@ mod memory;
 mod random;
 mod vector;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use cranelift_codegen::ir::{Block, FuncRef, MemFlagsData, Value};
 use cranelift_frontend::FunctionBuilder;
@@ -121,11 +123,11 @@ impl<'a, 'b> Emitter<'a, 'b> {
             bases: Vec::new(),
             relocations: Vec::new(),
             scopes: vec![Scope::default()],
-            vars: HashMap::new(),
-            sizes: HashMap::new(),
+            vars: HashMap::default(),
+            sizes: HashMap::default(),
             vector: None,
-            deps: HashMap::new(),
-            loads: HashMap::new(),
+            deps: HashMap::default(),
+            loads: HashMap::default(),
             pending: BTreeSet::new(),
         }
     }

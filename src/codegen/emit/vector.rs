@@ -2,7 +2,7 @@
 //! lane, `f32x4` / `i32x4` constants, and vectors built lane by lane from
 //! scalar evaluations for what cannot be vectorized.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use cranelift_codegen::ir::types::{F32X4, I32, I32X4};
 use cranelift_codegen::ir::{ConstantData, InstBuilder, Value};
@@ -45,7 +45,7 @@ impl Emitter<'_, '_> {
         let mut result: Option<Value> = None;
         for lane in 0..LANES {
             let shifted = Ix::var(v, size).add_constant(lane);
-            let mut memo = HashMap::new();
+            let mut memo = HashMap::default();
             let lane_e = self.exprs.substitute(e, v, &shifted, &mut memo);
             let saved = self.vector.take();
             let s = self.eval(lane_e, false);

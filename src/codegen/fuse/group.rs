@@ -3,7 +3,9 @@
 //! and reduction roots join an earlier loop kernel when its index space and
 //! the rows they read allow it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use super::{
     folded_into, matmul_view, phase_index, phase_space, reduced_axes, root_index, strided_view, Fused, Kernel,
@@ -244,7 +246,7 @@ impl Fused<'_> {
     /// row that is complete: same outer index, and in the same phase the
     /// very element being computed.
     fn check_dependencies(&self, k: usize, kernel: &LoopKernel) -> bool {
-        let mut phase_of: HashMap<NodeId, usize> = HashMap::new();
+        let mut phase_of: HashMap<NodeId, usize> = HashMap::default();
         for (p, phase) in kernel.phases.iter().enumerate() {
             for root in phase.roots() {
                 phase_of.insert(root, p);

@@ -2,7 +2,9 @@
 //! ("materialized"), plus the sums of matrix products computed straight
 //! into one buffer, and matrix operands as strided views of buffers.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use super::{Accumulate, Strided, View};
 use crate::codegen::expand::{vars, Bound, Expander};
@@ -245,7 +247,7 @@ pub(super) fn sums_of_products(bound: &Bound, materialized: &mut [bool]) -> Hash
         }
         Some(out)
     }
-    let mut sums = HashMap::new();
+    let mut sums = HashMap::default();
     let mut inner: BTreeSet<NodeId> = BTreeSet::new();
     for &id in bound.order.iter().rev() {
         if inner.contains(&id) || !materialized[id.index()] || bound.dtype(id) != crate::prim::DType::F32 {

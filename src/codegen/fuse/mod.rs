@@ -22,7 +22,9 @@ mod print;
 mod reads;
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::rc::Rc;
 
 use super::expand::{vars, Bound};
@@ -218,9 +220,9 @@ impl<'g> Fused<'g> {
             bound,
             materialized,
             kernels: Vec::new(),
-            kernel_of: HashMap::new(),
+            kernel_of: HashMap::default(),
             sums,
-            load_cache: RefCell::new(HashMap::new()),
+            load_cache: RefCell::new(HashMap::default()),
         };
         fused.build_kernels();
         fused
