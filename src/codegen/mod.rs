@@ -102,6 +102,8 @@ pub struct Compiled {
     table: Vec<u64>,
     /// Whether steps run with subnormals flushed to zero.
     flush_subnormals: bool,
+    /// The sizes of the memory plan the step was compiled with.
+    memory: MemorySizes,
 }
 
 /// The step: `(arena, random table, thread, threads, team) -> status`, run
@@ -145,6 +147,13 @@ impl<'g> Planned<'g> {
     }
 }
 
+impl Compiled {
+    /// The sizes of the memory plan this step was compiled with.
+    pub fn memory_sizes(&self) -> MemorySizes {
+        self.memory
+    }
+}
+
 /// 64-byte lines of the arena for `plan` (one spare line at the end).
 fn arena_lines(plan: &memory::Plan) -> usize {
     plan.total.div_ceil(16) + 1
@@ -177,9 +186,21 @@ fn allocate_arena(plan: &memory::Plan) -> Result<Vec<Line>, String> {
 
 impl Compiled {
     pub fn compile(graph: &Graph, dims: &HashMap<String, i64>, options: &CompileOptions) -> Result<Compiled, String> {
-        let timing = std::env::var_os("NNC_TIMING").is_some();
         let start = std::time::Instant::now();
-        let (fused, plan) = prepare(graph, dims)?;
+        let planned = Planned::new(graph, dims)?;
+        Compiled::from_planned(planned, options, start)
+    }
+
+    /// Compiles a step already planned (its memory checked by the caller
+    /// first, say); `start` is when the planning began, for `NNC_TIMING`.
+    pub fn from_planned(
+        planned: Planned,
+        options: &CompileOptions,
+        start: std::time::Instant,
+    ) -> Result<Compiled, String> {
+        let timing = std::env::var_os("NNC_TIMING").is_some();
+        let Planned { fused, plan } = planned;
+        let graph = fused.bound.graph;
         let planned = start.elapsed();
         let team = team::Team::new(options.threads);
         let tuner = tune::Tuner::new(team.threads(), options.adaptive);
@@ -256,6 +277,7 @@ impl Compiled {
             tuner,
             kernel_names,
             flush_subnormals: options.flush_subnormals,
+            memory: MemorySizes::of(&plan),
         })
     }
 
@@ -447,11 +469,17 @@ pub struct MemorySizes {
 /// The memory plan's sizes for the graph at the given sizes.
 pub fn memory_plan(graph: &Graph, dims: &HashMap<String, i64>) -> Result<MemorySizes, String> {
     let (_, plan) = prepare(graph, dims)?;
-    Ok(MemorySizes {
-        persistent_bytes: 4 * plan.persistent,
-        peak_bytes: 4 * plan.total,
-        unshared_bytes: 4 * plan.unshared,
-    })
+    Ok(MemorySizes::of(&plan))
+}
+
+impl MemorySizes {
+    fn of(plan: &memory::Plan) -> MemorySizes {
+        MemorySizes {
+            persistent_bytes: 4 * plan.persistent,
+            peak_bytes: 4 * plan.total,
+            unshared_bytes: 4 * plan.unshared,
+        }
+    }
 }
 
 /// The CLIF of every generated function, as text.

@@ -130,6 +130,12 @@ fn split_bytes(split: &Split) -> u64 {
 /// The planned bytes of `session`'s run at batch `batch`.
 pub fn estimate(session: &Session, batch: usize) -> Result<Estimate, String> {
     let step = graph_bytes(&session.step_graph, batch, session.backend)?;
+    estimate_with_step(session, batch, step)
+}
+
+/// [`estimate`] with the step's bytes already known (from the plan the
+/// JIT then compiles, so the step is planned once).
+pub fn estimate_with_step(session: &Session, batch: usize, step: u64) -> Result<Estimate, String> {
     let mut eval = 0;
     let mut eval_batch = 0;
     for size in eval_sizes(session, batch) {

@@ -254,10 +254,42 @@ impl Session {
         if self.backend != Backend::Jit || self.jit.is_some() {
             return Ok(());
         }
+        let start = std::time::Instant::now();
+        let planned = self.plan_step()?;
+        let compiled = self.compile_planned(planned, start)?;
+        self.install_step(compiled);
+        Ok(())
+    }
+
+    /// The training step's kernels and memory plan at the session's batch
+    /// size, before any code or arena exists.
+    pub fn plan_step(&self) -> Result<crate::codegen::Planned<'_>, String> {
         let dims = HashMap::from([(crate::check::data::BATCH.to_string(), self.batch as i64)]);
+        crate::codegen::Planned::new(&self.step_graph, &dims)
+            .map_err(|message| format!("the JIT cannot plan this program ({message}); try --backend interp"))
+    }
+
+    /// Compiles a step [`Session::plan_step`] planned (started at `start`).
+    pub fn compile_planned(
+        &self,
+        planned: crate::codegen::Planned<'_>,
+        start: std::time::Instant,
+    ) -> Result<crate::codegen::Compiled, String> {
         let options = crate::codegen::CompileOptions::default();
-        let mut compiled = crate::codegen::Compiled::compile(&self.step_graph, &dims, &options)
-            .map_err(|message| format!("the JIT cannot compile this program ({message}); try --backend interp"))?;
+        crate::codegen::Compiled::from_planned(planned, &options, start)
+            .map_err(|message| format!("the JIT cannot compile this program ({message}); try --backend interp"))
+    }
+
+    /// The memory plan's sizes of the compiled step (JIT sessions only).
+    pub fn step_memory(&self) -> Option<crate::codegen::MemorySizes> {
+        self.jit.as_ref().map(|jit| jit.step.memory_sizes())
+    }
+
+    /// Makes `compiled` the session's step and hands it the tensors.
+    pub fn install_step(&mut self, mut compiled: crate::codegen::Compiled) {
+        if self.backend != Backend::Jit || self.jit.is_some() {
+            return;
+        }
         for (name, value) in &self.tensors {
             let _ = compiled.set_tensor(name, value);
         }
@@ -268,7 +300,6 @@ impl Session {
             ahead: false,
             synced_at: self.step,
         });
-        Ok(())
     }
 
     /// The learning rate of the next step.

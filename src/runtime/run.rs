@@ -153,11 +153,25 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         Ok(session) => session,
         Err((diagnostic, program)) => return Err(RunFailure::Diagnostic(Box::new(diagnostic), Box::new(program))),
     };
-    // Memory: checked against the plan before the step is allocated.
-    let estimate = budget::estimate(&session, session.batch)
-        .map_err(|e| RunFailure::Message(format!("the JIT cannot plan this program ({e}); try --backend interp")))?;
+    // Memory: checked against the plan before the step is allocated; the
+    // JIT then compiles that same plan.
+    let planning = Instant::now();
+    let planned = match session.backend {
+        crate::runtime::Backend::Jit => Some(session.plan_step().map_err(RunFailure::Message)?),
+        crate::runtime::Backend::Interp => None,
+    };
+    let estimate = match &planned {
+        Some(planned) => budget::estimate_with_step(&session, session.batch, planned.arena_bytes() as u64),
+        None => budget::estimate(&session, session.batch),
+    }
+    .map_err(|e| RunFailure::Message(format!("the JIT cannot plan this program ({e}); try --backend interp")))?;
     budget::check(&session, &estimate, options.overrides.memory_limit).map_err(RunFailure::Message)?;
-    session.compile().map_err(RunFailure::Message)?;
+    if let Some(planned) = planned {
+        let compiled = session
+            .compile_planned(planned, planning)
+            .map_err(RunFailure::Message)?;
+        session.install_step(compiled);
+    }
     let compile_ms = started.elapsed().as_secs_f64() * 1000.0;
     let checkpoint_path = out.join("checkpoint.safetensors");
 

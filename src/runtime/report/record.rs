@@ -250,7 +250,12 @@ pub fn info(path: &Path, text: &str, session: &Session) -> Value {
             .collect()
     };
     let dims = std::collections::HashMap::from([(crate::check::data::BATCH.to_string(), session.batch as i64)]);
-    let memory = match crate::codegen::memory_plan(&session.step_graph, &dims) {
+    // The compiled step's plan, or a plan made for the record (on the
+    // interpreter).
+    let memory = match session
+        .step_memory()
+        .map_or_else(|| crate::codegen::memory_plan(&session.step_graph, &dims), Ok)
+    {
         Ok(plan) => json!({
             "persistent_bytes": plan.persistent_bytes,
             "peak_bytes": plan.peak_bytes,
