@@ -139,8 +139,10 @@ pub fn check_all(variants: &[Variant], mut check: impl FnMut(&[(String, f64)]) -
     let Some(first) = variants.first() else {
         return Vec::new();
     };
-    // (the error's code, message and place; the report; other variants)
-    let mut found: Vec<((&str, String, Span), Diagnostic, Vec<String>)> = Vec::new();
+    // Per distinct error (its code, message and place): the report and the
+    // other variants that have it.
+    type Key = (&'static str, String, Span);
+    let mut found: Vec<(Key, Diagnostic, Vec<String>)> = Vec::new();
     for variant in variants {
         let diagnostics = check(&constants(variant));
         let Some(error) = diagnostics.iter().find(|d| d.is_error()) else {
