@@ -1,6 +1,7 @@
 //! `data` declarations: the source is validated against its schema, files
-//! are looked at (existence, CSV header), and the dataset's fields get their
-//! tensor types, with the batch as the symbolic dimension `B`.
+//! are looked at (existence, CSV header; rows, classes and lengths in
+//! `data_file.rs`), and the dataset's fields get their tensor types, with
+//! the batch as the symbolic dimension `B`.
 
 use std::path::Path;
 
@@ -395,6 +396,9 @@ pub fn declare(
             }
         }
     }
+    // The file's rows, classes and length against the settings; a problem
+    // there leaves the dataset's types as they are.
+    super::data_file::check(checker, &source, base_dir, &written, decl.source.span);
     Some(Dataset {
         name: decl.name.name.clone(),
         span: decl.span,

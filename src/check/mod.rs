@@ -12,6 +12,7 @@
 pub mod builtins;
 pub mod config;
 pub mod data;
+mod data_file;
 pub mod dims;
 mod emit;
 pub mod eval;
@@ -25,6 +26,7 @@ pub mod scope;
 pub mod sweep;
 pub mod trace;
 pub mod types;
+pub mod variants;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -224,27 +226,68 @@ fn check_source_here(
         files.push(file);
         diagnostics.append(&mut syntax);
     }
-    let mut program = Program {
-        sources,
-        files: Vec::new(),
-        constants: Vec::new(),
-        datasets: Vec::new(),
-        model: None,
-        params: Vec::new(),
-        states: Vec::new(),
-        optimizer: None,
-        schedule: Vec::new(),
-        sections: BTreeMap::new(),
-        sweep: Default::default(),
-        train_trace: Default::default(),
-        eval_trace: Default::default(),
-        probe_trace: None,
-        diagnostics: Vec::new(),
-    };
+    let mut program = Program::empty(sources);
     let observed = check_items(&files, user, options, &mut program, &mut diagnostics, observe);
+    if !diagnostics.iter().any(Diagnostic::is_error) {
+        check_variants(&files, user, options, &mut program, &mut diagnostics);
+    }
     program.files = files;
     program.diagnostics = diagnostics;
     (program, observed)
+}
+
+/// Checks the file again with the constants of the sweep's variants
+/// ([`variants`]); the lists `--set` fixes are not swept.
+fn check_variants(
+    files: &[ast::File],
+    user: u32,
+    options: &Options,
+    program: &mut Program,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let mut sweep = program.sweep.clone();
+    sweep
+        .axes
+        .retain(|axis| !options.overrides.iter().any(|(name, _)| *name == axis.name));
+    let (chosen, _) = variants::selection(&sweep);
+    let reports = variants::check_all(&chosen, |constants| {
+        let mut overrides = options.overrides.clone();
+        overrides.extend_from_slice(constants);
+        let options = Options {
+            base_dir: options.base_dir.clone(),
+            overrides,
+            probe: None,
+        };
+        let mut variant = Program::empty(std::mem::take(&mut program.sources));
+        let mut found = Vec::new();
+        check_items(files, user, &options, &mut variant, &mut found, false);
+        program.sources = variant.sources;
+        found
+    });
+    diagnostics.extend(reports);
+}
+
+impl Program {
+    /// A program of `sources` with nothing checked yet.
+    fn empty(sources: SourceMap) -> Program {
+        Program {
+            sources,
+            files: Vec::new(),
+            constants: Vec::new(),
+            datasets: Vec::new(),
+            model: None,
+            params: Vec::new(),
+            states: Vec::new(),
+            optimizer: None,
+            schedule: Vec::new(),
+            sections: BTreeMap::new(),
+            sweep: Default::default(),
+            train_trace: Default::default(),
+            eval_trace: Default::default(),
+            probe_trace: None,
+            diagnostics: Vec::new(),
+        }
+    }
 }
 
 fn check_items(
@@ -403,6 +446,10 @@ fn check_items(
             let value = checker.eval(&loss.value, &mut Scope::new());
             check_loss_value(&mut checker, &value, loss);
             program.train_trace = finish_trace(&mut checker, &value);
+            let datasets = std::mem::take(&mut checker.datasets);
+            let base_dir = options.base_dir.as_deref();
+            data_file::check_picks(&mut checker, &program.train_trace, &datasets, base_dir, loss.span);
+            checker.datasets = datasets;
             if let Some(model) = model {
                 if !checker.instantiated_models.contains(&model.name.name) && !matches!(value, Value::Error) {
                     checker.report(

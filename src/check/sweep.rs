@@ -52,6 +52,8 @@ pub struct Choice {
     /// How the value is named: `H=16`, `adam(lr=0.001)`, `constant()`.
     pub label: String,
     pub value: ChoiceValue,
+    /// The value as written in the list.
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -258,6 +260,7 @@ fn choice(checker: &mut Checker, name: &str, kind: Kind, item: &Expr, text: &str
             Some(Choice {
                 label: call_label(item, text),
                 value: ChoiceValue::Optimizer(config),
+                span: item.span,
             })
         }
         Kind::Schedule => {
@@ -289,12 +292,14 @@ fn choice(checker: &mut Checker, name: &str, kind: Kind, item: &Expr, text: &str
             Some(Choice {
                 label: labels.join("+"),
                 value: ChoiceValue::Schedule(chain),
+                span: item.span,
             })
         }
         Kind::Bool => match checker.eval(item, &mut Scope::new()) {
             Value::Bool(b) => Some(Choice {
                 label: format!("{name}={b}"),
                 value: ChoiceValue::Bool(b),
+                span: item.span,
             }),
             Value::Error => None,
             other => {
@@ -338,6 +343,7 @@ fn choice(checker: &mut Checker, name: &str, kind: Kind, item: &Expr, text: &str
             Some(Choice {
                 label: format!("{name}={x}"),
                 value: ChoiceValue::Number(x),
+                span: item.span,
             })
         }
     }

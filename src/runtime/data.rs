@@ -206,20 +206,14 @@ fn load_csv(
     // Random split by seed.
     let seed = source.int("seed").unwrap_or(0) as u64;
     let order = permutation(n, seed, 0);
-    let (val_rows, train_rows): (Vec<usize>, Vec<usize>) = match (source.int("folds"), fold) {
-        (Some(k), Some(i)) => {
-            let k = k.max(2) as usize;
-            let (start, end) = (n * (i % k) / k, n * (i % k + 1) / k);
-            let val = order[start..end].to_vec();
-            let train = order[..start].iter().chain(&order[end..]).copied().collect();
-            (val, train)
-        }
-        _ => {
-            let val_count = ((n as f64) * source.float("val").unwrap_or(0.2)).round() as usize;
-            let (val, train) = order.split_at(val_count.min(n));
-            (val.to_vec(), train.to_vec())
-        }
-    };
+    let folds = source.int("folds").zip(fold).map(|(k, i)| (k as usize, i));
+    let held_out = csv_validation_rows(n, source.float("val").unwrap_or(0.2), folds);
+    let val_rows = order[held_out.clone()].to_vec();
+    let train_rows: Vec<usize> = order[..held_out.start]
+        .iter()
+        .chain(&order[held_out.end..])
+        .copied()
+        .collect();
     let (val_rows, train_rows) = (&val_rows[..], &train_rows[..]);
     if train_rows.is_empty() || val_rows.is_empty() {
         let split = if train_rows.is_empty() {
@@ -278,6 +272,32 @@ fn load_csv(
     Ok(())
 }
 
+/// Which of `n` shuffled rows a CSV source holds out for validation: with
+/// `folds: Some((k, i))`, fold i of k (rows `n·i/k..n·(i+1)/k`), else the
+/// first `val` share of them (rounded). The checker asks the same of the
+/// file (`check/data_file.rs`), so a split without rows is found there.
+pub fn csv_validation_rows(n: usize, val: f64, folds: Option<(usize, usize)>) -> std::ops::Range<usize> {
+    match folds {
+        Some((k, i)) => {
+            let k = k.max(2);
+            n * (i % k) / k..n * (i % k + 1) / k
+        }
+        None => 0..(((n as f64) * val).round() as usize).min(n),
+    }
+}
+
+/// Where a text of `chars` characters splits: its first `split_at` are
+/// for training, the rest (the last `val` share) for validation.
+pub fn text_split_at(chars: usize, val: f64) -> usize {
+    ((chars as f64) * (1.0 - val)) as usize
+}
+
+/// Examples of a series of `values` values with windows of `window` and
+/// targets `horizon` steps after them.
+pub fn series_examples(values: usize, window: usize, horizon: usize) -> usize {
+    values.saturating_sub(window + horizon - 1)
+}
+
 /// Standardizes each feature column with statistics of the training rows.
 fn normalize_columns(x: &mut [f64], features: usize, train_rows: &[usize]) {
     for column in 0..features {
@@ -309,7 +329,7 @@ fn load_series(dataset: &Dataset, base_dir: &Path, sources: &mut SourceMap, data
     let window = source.int("window").unwrap_or(1) as usize;
     let horizon = source.int("horizon").unwrap_or(1) as usize;
     let val_last = source.int("val_last").unwrap_or(1) as usize;
-    let examples = values.len().saturating_sub(window + horizon - 1);
+    let examples = series_examples(values.len(), window, horizon);
     if examples <= val_last {
         return Err(Diagnostic::error(
             codes::DATA_VALUE,
@@ -401,7 +421,7 @@ fn load_text(dataset: &Dataset, base_dir: &Path, data: &mut Data) -> Result<(), 
     let context = source.int("context").unwrap_or(1) as usize;
     let vocab = source.int("vocab").unwrap_or(2) as usize;
     let val_share = source.float("val").unwrap_or(0.1);
-    let split_at = ((chars.len() as f64) * (1.0 - val_share)) as usize;
+    let split_at = text_split_at(chars.len(), val_share);
     let val_chars = chars.len() - split_at;
     if split_at <= context + 1 || val_chars <= context + 1 {
         // Say which split is short: a `val` of 0 leaves no validation text

@@ -23,6 +23,7 @@ use super::report::{self, compare::Group};
 use super::run::{self, Curves, RunFailure, RunOptions, Summary};
 use super::rundir;
 use crate::check::sweep::{self as plan, Choice, ChoiceValue, Sweep};
+use crate::check::variants;
 use crate::check::Program;
 
 /// The table of a sweep, in its directory.
@@ -297,7 +298,8 @@ pub fn cross_validate(
 /// A sweep: one variant per combination of the listed values, each in
 /// `<out>/<label>` (with its folds inside when the data has `folds`); a
 /// variant whose run fails (a loss that became NaN) is reported as failed
-/// and the others still run. Writes `sweep.md` and `sweep.svg` and returns
+/// and the others still run. Every variant checks before the first runs:
+/// the checker checks up to [`variants::MAX_CHECKED`], this the rest. Writes `sweep.md` and `sweep.svg` and returns
 /// the summary, which names the best variant by `rank_by`.
 pub fn sweep(
     path: &Path,
@@ -312,6 +314,22 @@ pub fn sweep(
         Some(dir) => dir.clone(),
         None => rundir::fresh(path).map_err(RunFailure::Message)?,
     };
+    // The checker checked some variants, or all; every one checks before
+    // the first trains.
+    if !variants::selection(sweep).1 {
+        let every = variants::every(sweep);
+        for variant in &every {
+            let mut constants = settings.to_vec();
+            for (name, value) in variants::constants(variant) {
+                constants.retain(|(n, _)| *n != name);
+                constants.push((name, value));
+            }
+            let program = check(constants).map_err(RunFailure::Message)?;
+            if let Some(diagnostic) = variants::problem(variant, &every[0], &program.diagnostics) {
+                return Err(RunFailure::Diagnostic(Box::new(diagnostic), Box::new(program)));
+            }
+        }
+    }
     let started = Instant::now();
     let mut outcomes: Vec<Outcome> = Vec::new();
     for combination in sweep.combinations() {

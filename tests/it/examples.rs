@@ -96,14 +96,19 @@ fn parameters_have_instance_paths() {
 /// The six workloads of `benches/compare` check, with the parameter counts
 /// the PyTorch and JAX models there must match (worked out by hand). The two
 /// on 28x28 digits read a CSV that `make_data.py` generates; they are
-/// checked as copies beside a header-only stand-in for it.
+/// checked as copies beside a ten-row stand-in for it.
 #[test]
 fn comparison_workloads_check() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches").join("compare");
     let scratch = std::env::temp_dir().join(format!("nnc-compare-{}", std::process::id()));
     std::fs::create_dir_all(scratch.join("data")).unwrap();
     let header: Vec<String> = (0..784).map(|i| format!("p{i}")).chain(["label".into()]).collect();
-    std::fs::write(scratch.join("data").join("digits28.csv"), header.join(",") + "\n").unwrap();
+    // Ten blank images, one of each class: the checker reads the rows.
+    let mut stand_in = header.join(",") + "\n";
+    for class in 0..10 {
+        stand_in += &format!("{}{class}\n", "0,".repeat(784));
+    }
+    std::fs::write(scratch.join("data").join("digits28.csv"), stand_in).unwrap();
     let count = |file: &str, settings: &[(&str, f64)]| -> i64 {
         let mut path = dir.join(file);
         if std::fs::read_to_string(&path).unwrap().contains("data/digits28.csv") {

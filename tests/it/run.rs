@@ -189,7 +189,10 @@ fn init_from_reports_what_matched() {
     std::fs::remove_dir_all(second).unwrap();
 }
 
-/// Bad data files are diagnostics that point into the file.
+/// Bad data is a diagnostic and exit code 1 before anything trains: at the
+/// setting in the program when the checker can judge it (a class beyond
+/// `classes`, a series too short for its windows), else at the cell in the
+/// data file when the data loads.
 #[test]
 fn bad_data_is_reported_in_the_data_file() {
     insta::glob!("../data/data_err", "*.nn", |path| {

@@ -167,6 +167,53 @@ fn sweep_values_are_checked_where_they_are_written() {
     assert_eq!(found[0].1, "0.5");
 }
 
+/// Every variant checks before any trains. A variant that does not check is
+/// an error of `nnc check` at the swept value; beyond 32 combinations the
+/// checker checks each value once, and `nnc run` checks the combinations
+/// left before the first variant trains: here only P=6 with Q=6 gives a
+/// layer of zero units.
+#[test]
+fn every_variant_checks_before_the_first_trains() {
+    let found = diagnostics("sweep { H: [8, 0, 16] }");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].0.starts_with("the sweep's variant `H=0` does not check: "),
+        "{found:?}"
+    );
+    assert_eq!(found[0].1, "0");
+    let dir = scratch("interaction");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("interaction.nn");
+    let data = root().join("examples/data/digits.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "const P = 1\nconst Q = 1\n\
+             data digits = csv(\"{}\", x: \"p0\"..\"p63\", y: \"label\", classes: 10)\n\
+             model m(x: f32[B, 64]) -> f32[B, 10] {{ linear(relu(linear(x, 36 - P * Q)), 10) }}\n\
+             loss cross_entropy(m(digits.x), digits.y)\n\
+             optimizer adam()\n\
+             train {{ steps: 1, batch: 4 }}\n\
+             sweep {{ P: [1, 2, 3, 4, 5, 6], Q: [1, 2, 3, 4, 5, 6] }}\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let (code, _, stderr) = nnc(&["check", path]);
+    assert_eq!(code, 0, "36 combinations, each value checked once: {stderr}");
+    let out = dir.join("run");
+    let (code, stdout, stderr) = nnc(&["run", path, "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("the sweep's variant `P=6,Q=6` does not check"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("variant P=1,Q=1"), "a variant trained: {stderr}");
+    assert!(!out.join("P=1,Q=1").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// Runs `example` as a sweep with extra arguments; the summary event and
 /// the run directory.
 pub(crate) fn sweep_run(example: &str, name: &str, extra: &[&str]) -> (Value, PathBuf) {
