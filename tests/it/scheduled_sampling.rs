@@ -144,12 +144,12 @@ fn the_jit_replaces_the_inputs_the_interpreter_does() {
 #[test]
 fn the_example_checks_with_its_interface() {
     // Encoder: embed 13*64 + one layer (4 * 4160 + 33088 + 256) + 128;
-    // decoder: embed 13*64 + one layer (2 * 16640 + 33088 + 384) + 128;
-    // head 64*13 + 13. The first pass is the same model: no parameters of
+    // decoder: embed 13*64 + one layer (2 * 16640 + 33088 + 384); head
+    // 128 + 64*13 + 13. The first pass is the same model: no parameters of
     // its own.
     assert_eq!(
         example_summary("scheduled_sampling.nn"),
-        "model sorter(src: i32[B, 12], tgt: i32[B, 13]) -> f32[B, 13, 13], 0 parameters in 0 tensors"
+        "model sorter(src: i32[B, 12], tgt: i32[B, 13]) -> f32[B, 13, 13], 119,501 parameters in 50 tensors"
     );
 }
 
@@ -170,9 +170,15 @@ fn bounded_run(args: &[&str]) -> Vec<Value> {
     events(&stdout)
 }
 
+/// 300 steps of each variant: both decode (greedily, 200 validation
+/// sorts) at least 20 % exactly (measured 26.5 % each; the full 1,000 steps
+/// reach 99.5 %), and their teacher-forced exact match is within 5 points
+/// of each other (27.1 % and 27.8 %): on this task the mix costs nothing.
 #[test]
 fn both_variants_are_trained_and_decoded() {
     let events = bounded_run(&["--steps", "300"]);
+    let decodes = events.iter().filter(|e| e["event"] == "decode").count();
+    assert_eq!(decodes, 2, "one decoding per variant");
     let summary = events.last().unwrap();
     let metric = |label: &str, name: &str| {
         summary["variants"]
@@ -184,7 +190,10 @@ fn both_variants_are_trained_and_decoded() {
             .as_f64()
             .unwrap()
     };
-    let with = metric("SS=0.25", "decoded_exact_match");
-    let without = metric("SS=0", "decoded_exact_match");
-    assert!(with >= 0.0 && without >= 0.0, "{summary}");
+    for label in ["SS=0", "SS=0.25"] {
+        let decoded = metric(label, "decoded_exact_match");
+        assert!(decoded >= 0.2, "{label}: decoded exact match {decoded}");
+    }
+    let (with, without) = (metric("SS=0.25", "exact_match"), metric("SS=0", "exact_match"));
+    assert!((with - without).abs() <= 0.05, "{with} against {without}");
 }
