@@ -124,7 +124,7 @@ fn evaluation_reads_the_teachers_tokens() {
         step: 999,
     };
     let outputs = nnc::interp::run_outputs(&session.eval_graph, &env).unwrap();
-    let output = &outputs.iter().find(|(n, _)| n == "model_output").unwrap().1;
+    let output = &outputs.iter().find(|(n, _)| n.as_str() == "model_output").unwrap().1;
     assert_eq!(output.sum(), 0.0);
 }
 
