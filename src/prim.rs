@@ -18,7 +18,8 @@ pub use crate::syntax::ast::DType;
 pub enum Prim {
     // ---- leaves
     /// A tensor fed by the runtime each step: a data field (`digits.x`), or
-    /// a scalar such as the learning rate (`lr`) or the step count (`step`).
+    /// a scalar such as the learning rate (`lr`), the step count (`step`) or
+    /// the share of training done (`progress`).
     Input(String),
     /// A learnable parameter, by instance path.
     Param(String),

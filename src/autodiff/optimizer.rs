@@ -2,7 +2,9 @@
 //! and weight decay, and the optimizer's update, as one graph.
 //!
 //! Inputs the runtime feeds each step besides the data: `lr` (the learning
-//! rate after the schedule) and `step` (1 for the first step). Outputs:
+//! rate after the schedule) and `step` (1 for the first step); the forward
+//! graph may read `progress` too (`progress()`, the share of training done,
+//! 0 at the first step). Outputs:
 //! `loss`, `model_output`, `grad <param>` for every parameter and
 //! `new <name>` for every parameter and state (model states such as batch-norm
 //! statistics, and optimizer slots such as `optimizer.m.<param>`).

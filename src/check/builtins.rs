@@ -60,6 +60,7 @@ const BUILTINS: &[(&str, &[(&str, bool)])] = &[
     ("arange", &[("n", true)]),
     ("rand", &[("shape", true)]),
     ("randn", &[("shape", true)]),
+    ("progress", &[]),
     (
         "scan",
         &[("step", true), ("xs", true), ("init", true), ("reverse", false)],
@@ -188,6 +189,7 @@ pub fn call(
             (ty, node)
         }),
         "full" => full(checker, &a),
+        "progress" => Some(progress(checker)),
         "arange" => int_arg(checker, &a, 0).map(|n| {
             let ty = TensorType::new(DType::I32, vec![n]);
             let node = checker.emit(Prim::Iota { axis: 0 }, &ty, &[]);
@@ -1020,6 +1022,25 @@ fn full(checker: &mut Checker, a: &Args) -> Out {
     });
     Some((ty, node))
 }
+
+/// `progress()`: the share of training done before this step, `f32[]` in
+/// `[0, 1)` (step / steps, fed by the runtime each step as the input
+/// `progress`, like the learning rate). In evaluation mode (`training`
+/// false) it is the constant 1: evaluation and generation see the model as
+/// trained to the end.
+fn progress(checker: &mut Checker) -> (TensorType, Option<usize>) {
+    let ty = TensorType::scalar(DType::F32);
+    let op = if checker.training {
+        Prim::Input(PROGRESS.to_string())
+    } else {
+        Prim::Const(1.0)
+    };
+    let node = checker.emit(op, &ty, &[]);
+    (ty, node)
+}
+
+/// The name of the step input `progress()` reads.
+pub const PROGRESS: &str = "progress";
 
 /// `unfold2d(x[N, C, H, W], kernel, stride, padding)`: every `kernel x
 /// kernel` patch as a row, `[N, OH, OW, C * kernel * kernel]`, channel-major.

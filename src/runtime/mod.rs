@@ -308,14 +308,16 @@ impl Session {
     }
 
     /// Everything the training step reads at step `step`: the persistent
-    /// tensors, the step's batch, the learning rate and the step number.
+    /// tensors, the step's batch, the learning rate, the step number and
+    /// the training progress.
     pub fn step_env(&self, step: u64) -> Env {
         let mut env = self.env(step);
         env.feeds.extend(self.step_inputs(step));
         env
     }
 
-    /// The step's batch, learning rate and step number, by input name.
+    /// The step's batch, learning rate, step number and training progress,
+    /// by input name.
     pub fn step_inputs(&self, step: u64) -> HashMap<String, ArrayD<f64>> {
         let mut env = Env::default();
         for (index, data) in self.data.iter().enumerate() {
@@ -327,7 +329,17 @@ impl Session {
         env.feeds.insert("lr".into(), ArrayD::from_elem(vec![], lr));
         env.feeds
             .insert("step".into(), ArrayD::from_elem(vec![], (step + 1) as f64));
+        env.feeds.insert(
+            crate::check::builtins::PROGRESS.into(),
+            ArrayD::from_elem(vec![], self.progress(step)),
+        );
         env.feeds
+    }
+
+    /// What `progress()` reads at step `step` (0-based): the share of the
+    /// run's steps done before it, in `[0, 1)` (at most 1 past the end).
+    pub fn progress(&self, step: u64) -> f64 {
+        (step as f64 / self.total_steps.max(1) as f64).min(1.0)
     }
 
     /// Runs one training step; returns the loss.

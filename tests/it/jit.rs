@@ -155,6 +155,7 @@ fn small_session_on(example: &str, backend: nnc::runtime::Backend) -> nnc::runti
         ("transformer.nn", &[("D", 16.0), ("HEADS", 2.0), ("LAYERS", 1.0)]),
         ("nat.nn", &[("D", 16.0), ("HEADS", 2.0), ("LAYERS", 1.0)]),
         ("copy_mechanism.nn", &[("D", 16.0), ("HEADS", 2.0), ("LAYERS", 1.0)]),
+        ("scheduled_sampling.nn", &[("D", 16.0), ("HEADS", 2.0)]),
         (
             "bert_mlm.nn",
             &[("T", 7.0), ("D", 16.0), ("HEADS", 2.0), ("LAYERS", 1.0), ("V", 13.0)],

@@ -21,6 +21,7 @@ mod programs;
 mod reliability;
 mod report;
 mod run;
+mod scheduled_sampling;
 mod sequence_examples;
 mod sweep;
 mod train;

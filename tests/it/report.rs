@@ -208,6 +208,7 @@ fn every_example_report_renders() {
         ("bert_mlm", &["D=32", "LAYERS=1", "T=16"]),
         ("bert_nsp", &["D=32", "LAYERS=1", "T=16"]),
         ("transformer", &["D=16", "LAYERS=1"]),
+        ("scheduled_sampling", &["D=16"]),
         ("char_lstm", &["H=32", "E=16", "T=8"]),
         ("bert_classify", &["D=32", "LAYERS=1", "T=32"]),
         ("bert_tag", &["D=32", "LAYERS=1", "T=32"]),
