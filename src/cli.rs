@@ -213,7 +213,7 @@ pub struct RunArgs {
     /// Examples per step (overrides `train.batch`).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: Option<u32>,
-    /// Seed of initialization, shuffling and dropout (overrides `train.seed`).
+    /// Seed of initialization, shuffling, dropout and sampling (overrides `train.seed`).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Learning rate before the schedule (overrides the optimizer's `lr`).

@@ -40,6 +40,10 @@ pub enum Kind {
     Call(&'static [Schema]),
     /// Nested calls, in a list: `[flip, shift(1)]`.
     Calls(&'static [Schema]),
+    /// One nested call, or a non-empty list of different ones:
+    /// `[greedy, beam(width: 4)]` (an entry equal to an earlier one once
+    /// defaults are filled in is an error).
+    CallSet(&'static [Schema]),
     /// A split of a dataset: `pairs.val`.
     Split,
 }
@@ -458,29 +462,8 @@ fn value(checker: &mut Checker, schema: &Schema, param: &Param, expr: &Expr, sco
             let nested = find_schema(checker, schemas, callee, callee_span, name)?;
             validate(checker, nested, &args, expr.span, scope).map(ConfigValue::Call)
         }
-        Kind::Calls(schemas) => {
-            let items: Vec<&Expr> = match &expr.kind {
-                ExprKind::List(items) => items.iter().collect(),
-                _ => vec![expr],
-            };
-            let mut out = Vec::new();
-            for item in items {
-                let Some((callee, callee_span, args)) = as_call(item) else {
-                    let names: Vec<&str> = schemas.iter().map(|s| s.name).collect();
-                    return bad_value(
-                        checker,
-                        schema,
-                        param,
-                        item.span,
-                        format!("`{name}` takes a list of: {}", names.join(", ")),
-                        "not a call",
-                    );
-                };
-                let nested = find_schema(checker, schemas, callee, callee_span, name)?;
-                out.push(validate(checker, nested, &args, item.span, scope)?);
-            }
-            Some(ConfigValue::Calls(out))
-        }
+        Kind::Calls(schemas) => calls(checker, schema, param, schemas, expr, scope, false),
+        Kind::CallSet(schemas) => calls(checker, schema, param, schemas, expr, scope, true),
         _ => {
             let v = checker.eval(expr, scope);
             if matches!(v, Value::Error) {
@@ -489,6 +472,75 @@ fn value(checker: &mut Checker, schema: &Schema, param: &Param, expr: &Expr, sco
             typed_value(checker, schema, param, v, expr.span)
         }
     }
+}
+
+/// A call or a list of calls from `schemas`, every entry checked (each bad
+/// one reported at its span). With `distinct`, as a set: an empty list and
+/// an entry equal to an earlier one (defaults filled in) are errors.
+fn calls(
+    checker: &mut Checker,
+    schema: &Schema,
+    param: &Param,
+    schemas: &'static [Schema],
+    expr: &Expr,
+    scope: &mut Scope,
+    distinct: bool,
+) -> Option<ConfigValue> {
+    let name = param.name;
+    let items: Vec<&Expr> = match &expr.kind {
+        ExprKind::List(items) => items.iter().collect(),
+        _ => vec![expr],
+    };
+    let names: Vec<&str> = schemas.iter().map(|s| s.name).collect();
+    if distinct && items.is_empty() {
+        return bad_value(
+            checker,
+            schema,
+            param,
+            expr.span,
+            format!("`{name}` needs at least one of: {}", names.join(", ")),
+            "empty list",
+        );
+    }
+    let mut out: Vec<Config> = Vec::new();
+    let mut ok = true;
+    for item in items {
+        let Some((callee, callee_span, args)) = as_call(item) else {
+            bad_value(
+                checker,
+                schema,
+                param,
+                item.span,
+                format!("`{name}` takes a list of: {}", names.join(", ")),
+                "not a call",
+            );
+            ok = false;
+            continue;
+        };
+        let Some(nested) = find_schema(checker, schemas, callee, callee_span, name) else {
+            ok = false;
+            continue;
+        };
+        let Some(config) = validate(checker, nested, &args, item.span, scope) else {
+            ok = false;
+            continue;
+        };
+        let earlier = out
+            .iter()
+            .find(|c| distinct && c.name == config.name && c.values == config.values);
+        if let Some(earlier) = earlier {
+            checker.report(
+                Diagnostic::error(codes::BAD_VALUE, format!("`{name}` lists `{config}` twice"), item.span)
+                    .label("the same as an earlier entry")
+                    .with_secondary(earlier.span, "first listed here")
+                    .with_help("settings left out take their defaults; list each one once"),
+            );
+            ok = false;
+            continue;
+        }
+        out.push(config);
+    }
+    ok.then_some(ConfigValue::Calls(out))
 }
 
 fn typed_value(checker: &mut Checker, schema: &Schema, param: &Param, v: Value, span: Span) -> Option<ConfigValue> {
@@ -647,7 +699,7 @@ fn typed_value(checker: &mut Checker, schema: &Schema, param: &Param, v: Value, 
                 "not a split",
             ),
         },
-        Kind::Words(_) | Kind::Call(_) | Kind::Calls(_) => None,
+        Kind::Words(_) | Kind::Call(_) | Kind::Calls(_) | Kind::CallSet(_) => None,
     }
 }
 

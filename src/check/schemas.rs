@@ -574,9 +574,9 @@ pub const SECTIONS: &[Schema] = &[
         params: &[
             p(
                 "method",
-                Kind::Call(METHODS),
+                Kind::CallSet(METHODS),
                 Absent,
-                "greedy, beam(width) or sample(temperature, top_k)",
+                "greedy, beam(width, length_penalty) or sample(temperature, top_k), or a list of them to compare",
             ),
             p("prompt", Kind::Str, Absent, "text to start from (text models)"),
             p("length", int(1), Int(100), "tokens to generate"),

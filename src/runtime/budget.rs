@@ -75,16 +75,15 @@ fn eval_sizes(session: &Session, batch: usize) -> Vec<usize> {
         }
     }
     let generate = session.program.sections.get("generate");
-    let width = match Method::from_config(generate.and_then(|g| g.call("method"))) {
-        Method::Beam { width, .. } => width.max(1),
-        _ => 1,
-    };
-    match &data.val {
-        Split::Stream { .. } if generate.is_some() => sizes.push(width),
-        Split::Table { fields, .. } if fields.iter().any(|(n, _)| n == "tgt_out") => {
-            sizes.push((64 / width).max(1) * width);
+    // Each listed method decodes at its own fixed batch size.
+    for width in Method::all(generate).iter().map(Method::width) {
+        match &data.val {
+            Split::Stream { .. } if generate.is_some() => sizes.push(width),
+            Split::Table { fields, .. } if fields.iter().any(|(n, _)| n == "tgt_out") => {
+                sizes.push((64 / width).max(1) * width);
+            }
+            _ => {}
         }
-        _ => {}
     }
     sizes.sort_unstable();
     sizes.dedup();

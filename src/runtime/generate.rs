@@ -35,6 +35,46 @@ impl Method {
             _ => Method::Greedy,
         }
     }
+
+    /// The methods a `generate` section lists, in order (greedy without
+    /// one).
+    pub fn all(generate: Option<&Config>) -> Vec<Method> {
+        let listed: Vec<Method> = generate
+            .map(|g| g.calls("method").iter().map(|c| Method::from_config(Some(c))).collect())
+            .unwrap_or_default();
+        if listed.is_empty() {
+            vec![Method::Greedy]
+        } else {
+            listed
+        }
+    }
+
+    /// The method as a label for tables and metric names: `greedy`,
+    /// `beam(width=4)` (with `,length_penalty=P` unless it is 1),
+    /// `sample(temperature=0.8,top_k=20)` (`top_k` when given).
+    pub fn label(&self) -> String {
+        match self {
+            Method::Greedy => "greedy".to_string(),
+            Method::Beam { width, length_penalty } if *length_penalty == 1.0 => format!("beam(width={width})"),
+            Method::Beam { width, length_penalty } => format!("beam(width={width},length_penalty={length_penalty})"),
+            Method::Sample {
+                temperature,
+                top_k: None,
+            } => format!("sample(temperature={temperature})"),
+            Method::Sample {
+                temperature,
+                top_k: Some(k),
+            } => format!("sample(temperature={temperature},top_k={k})"),
+        }
+    }
+
+    /// Hypotheses kept per example: the beam's width, else 1.
+    pub fn width(&self) -> usize {
+        match self {
+            Method::Beam { width, .. } => (*width).max(1),
+            _ => 1,
+        }
+    }
 }
 
 const SAMPLE_STREAM: u64 = (1 << 40) + 3;
@@ -409,6 +449,96 @@ mod tests {
         }];
         let step = beam_step(beams, &[vec![1.0, 3.0, 2.0]], 2, 1.0, None);
         assert_eq!(step.iter().map(|b| b.tokens[0]).collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    /// Decodes `examples` sequences of up to `length` tokens with `method`
+    /// as `translate` does, the next token's scores a fixed function of
+    /// the example and the tokens so far (a stand-in for a model).
+    fn decode_fake(method: &Method, examples: usize, length: usize, vocab: u64, eos: u32) -> Vec<Vec<u32>> {
+        let penalty = match method {
+            Method::Beam { length_penalty, .. } => *length_penalty,
+            _ => 0.0,
+        };
+        let scores = |example: usize, prefix: &[u32]| -> Vec<f64> {
+            let key = prefix
+                .iter()
+                .fold(17u64, |h, &t| h.wrapping_mul(31).wrapping_add(u64::from(t) + 1));
+            (0..vocab)
+                .map(|v| 6.0 * random::uniform(example as u64, key, 5, v))
+                .collect()
+        };
+        let start = Beam {
+            tokens: Vec::new(),
+            log_prob: 0.0,
+            done: false,
+        };
+        let mut beams = vec![vec![start]; examples];
+        for position in 0..length {
+            let logits: Vec<Vec<Vec<f64>>> = beams
+                .iter()
+                .enumerate()
+                .map(|(e, hs)| hs.iter().filter(|b| !b.done).map(|b| scores(e, &b.tokens)).collect())
+                .collect();
+            step_beams(&mut beams, &logits, method, (method.width(), penalty, eos), 0, |e| {
+                (e * length + position) as u64
+            });
+        }
+        beams
+            .into_iter()
+            .map(|h| h.into_iter().next().unwrap().tokens)
+            .collect()
+    }
+
+    #[test]
+    fn beam_search_of_width_one_is_greedy_decoding() {
+        let greedy = decode_fake(&Method::Greedy, 200, 12, 9, 8);
+        // Some decodings stop at EOS early, some run to the full length.
+        assert!(
+            greedy.iter().any(|t| t.len() < 12 && t.last() == Some(&8)),
+            "{greedy:?}"
+        );
+        assert!(greedy.iter().any(|t| t.len() == 12), "{greedy:?}");
+        for length_penalty in [0.0, 1.0, 2.5] {
+            let beam = Method::Beam {
+                width: 1,
+                length_penalty,
+            };
+            assert_eq!(
+                decode_fake(&beam, 200, 12, 9, 8),
+                greedy,
+                "length penalty {length_penalty}"
+            );
+        }
+        // A wider beam keeps other hypotheses and finds other sequences.
+        let wide = Method::Beam {
+            width: 4,
+            length_penalty: 1.0,
+        };
+        assert_ne!(decode_fake(&wide, 200, 12, 9, 8), greedy);
+    }
+
+    #[test]
+    fn methods_have_labels_and_widths() {
+        let beam = Method::Beam {
+            width: 4,
+            length_penalty: 1.0,
+        };
+        assert_eq!((beam.label(), beam.width()), ("beam(width=4)".to_string(), 4));
+        let beam = Method::Beam {
+            width: 2,
+            length_penalty: 0.5,
+        };
+        assert_eq!(beam.label(), "beam(width=2,length_penalty=0.5)");
+        let sample = Method::Sample {
+            temperature: 0.8,
+            top_k: Some(20),
+        };
+        assert_eq!(
+            (sample.label(), sample.width()),
+            ("sample(temperature=0.8,top_k=20)".to_string(), 1)
+        );
+        assert_eq!(Method::Greedy.label(), "greedy");
+        assert_eq!(Method::all(None), vec![Method::Greedy]);
     }
 
     #[test]

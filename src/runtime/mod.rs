@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod csv;
 pub mod ctc;
 pub mod data;
+pub mod decoding;
 pub mod embeddings;
 pub mod finetune;
 pub mod generate;

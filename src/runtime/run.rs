@@ -14,7 +14,8 @@ use serde_json::{json, Map, Value};
 use super::budget;
 use super::checkpoint;
 use super::data::Split;
-use super::generate::{self, Method};
+use super::decoding;
+use super::generate::Method;
 use super::report::{self, Mode, Reporter};
 use super::rundir::{self, Intent};
 use super::{Overrides, RunError, Session};
@@ -340,9 +341,12 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
 
     let baseline = baseline_comparison(&session, &val);
     if mode == Mode::Human {
+        // Each method's decoding scores were printed as their own table.
+        let mut shown = val_metrics.clone();
+        shown.retain(|name, _| !name.contains('['));
         eprint!(
             "\n{}",
-            report::table(train_eval.as_ref().unwrap_or(&train_metrics), &val_metrics)
+            report::table(train_eval.as_ref().unwrap_or(&train_metrics), &shown)
         );
         if let Some(line) = baseline.as_ref().and_then(|b| b.get("text")).and_then(Value::as_str) {
             eprintln!("{line}");
@@ -517,83 +521,17 @@ fn samples(
     if generation::fit(&program.datasets, &program.eval_trace).is_err() {
         return Ok(());
     }
-    let generate = session.program.sections.get("generate");
-    let method = Method::from_config(generate.and_then(|g| g.call("method")));
-    let count = generate.and_then(|g| g.int("samples")).unwrap_or(3).max(1) as usize;
+    let generate = session.program.sections.get("generate").cloned();
+    let methods = Method::all(generate.as_ref());
+    let count = generate.as_ref().and_then(|g| g.int("samples")).unwrap_or(3).max(1) as usize;
     match &data.val {
         Split::Stream { .. } if generate.is_some() => {
-            let prompt = generate.and_then(|g| g.str("prompt")).unwrap_or("\n").to_string();
-            let length = generate.and_then(|g| g.int("length")).unwrap_or(100) as usize;
-            let text = generate::continue_text(session, data, &prompt, length, &method)?;
-            reporter.event(json!({"event": "sample", "prompt": prompt, "text": text}));
-            reporter.say(&format!("sample:\n{prompt}{text}\n"));
+            let prompt = generate.as_ref().and_then(|g| g.str("prompt")).unwrap_or("\n");
+            let length = generate.as_ref().and_then(|g| g.int("length")).unwrap_or(100) as usize;
+            decoding::text(session, data, &methods, prompt, length, reporter)?;
         }
-        Split::Table { fields, len } if fields.iter().any(|(n, _)| n == "tgt_out") => {
-            let vocab = session
-                .program
-                .datasets
-                .first()
-                .and_then(|d| d.attr("pad"))
-                .unwrap_or(10) as u32;
-            let limit = (*len).min(200);
-            let rows: Vec<usize> = (0..limit).collect();
-            let decoded = generate::translate(session, data, &rows, &method)?;
-            // The decoding time per sequence: the fastest of three more
-            // decodings of the same examples (the first compiled the
-            // forward passes; the fastest is the least disturbed by
-            // whatever else the machine runs).
-            let mut fastest = f64::INFINITY;
-            for _ in 0..3 {
-                let started = Instant::now();
-                generate::translate(session, data, &rows, &method)?;
-                fastest = fastest.min(started.elapsed().as_secs_f64());
-            }
-            let per_sequence = fastest * 1e3 / rows.len().max(1) as f64;
-            let target_in = format!("{}.tgt_in", data.name);
-            let one_pass = !generation::reads(&session.program.eval_trace, &target_in);
-            let exact = decoded.iter().filter(|t| t.output == t.target).count() as f64 / decoded.len().max(1) as f64;
-            extra.insert("decoded_exact_match".into(), json!(exact));
-            extra.insert("decode_ms_per_sequence".into(), json!(per_sequence));
-            reporter.event(json!({
-                "event": "decode", "examples": decoded.len(), "exact_match": exact,
-                "ms_per_sequence": per_sequence, "one_pass": one_pass,
-            }));
-            let text = |tokens: &[u32]| {
-                if data.words.is_empty() {
-                    generate::tokens_text(tokens, vocab)
-                } else {
-                    let word = |&t: &u32| data.words.get(t as usize).map_or("?", String::as_str);
-                    tokens.iter().map(word).collect::<Vec<_>>().join(" ")
-                }
-            };
-            for t in decoded.iter().take(count) {
-                let line = format!(
-                    "{} -> {} (target {}){}",
-                    text(&t.source),
-                    text(&t.output),
-                    text(&t.target),
-                    if t.output == t.target { "" } else { "  ✗" }
-                );
-                reporter.event(json!({"event": "sample", "text": line}));
-                reporter.say(&line);
-            }
-            reporter.say(&format!(
-                "decoded exact match on {} validation examples: {exact:.3}",
-                decoded.len()
-            ));
-            reporter.say(&format!(
-                "decoding time: {per_sequence:.3} ms per sequence ({}, {} method, batches of up to 64 rows)",
-                if one_pass {
-                    "one forward pass for all positions"
-                } else {
-                    "one forward pass per output token"
-                },
-                match method {
-                    Method::Greedy => "greedy".to_string(),
-                    Method::Beam { width, .. } => format!("beam(width: {width})"),
-                    Method::Sample { .. } => "sampling".to_string(),
-                }
-            ));
+        Split::Table { fields, .. } if fields.iter().any(|(n, _)| n == "tgt_out") => {
+            decoding::sequences(session, data, &methods, count, reporter, extra)?;
         }
         _ => {}
     }

@@ -6,6 +6,7 @@ mod cli;
 mod common;
 mod ctc;
 mod decoding_examples;
+mod decoding_methods;
 mod errors;
 mod examples;
 mod finetune;

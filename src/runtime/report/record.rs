@@ -176,9 +176,11 @@ pub fn load(dir: &Path) -> Result<RunRecord, String> {
             }
             Some("sample") => {
                 let prompt = event["prompt"].as_str().unwrap_or("");
+                // A continuation among several methods' is headed by its method.
+                let title = event["title"].as_str().map_or(String::new(), |t| format!("{t}:\n"));
                 record
                     .samples
-                    .push(format!("{prompt}{}", event["text"].as_str().unwrap_or("")));
+                    .push(format!("{title}{prompt}{}", event["text"].as_str().unwrap_or("")));
             }
             Some("summary") => record.summary = Some(event),
             Some("interrupted") => record.interrupted = step,
