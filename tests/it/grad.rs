@@ -379,7 +379,7 @@ fn every_example_model_matches_finite_differences() {
         ("digits_cnn.nn", &[]),
         ("views_sigmoid.nn", &[("UNITS", 4.0)]),
         ("views_relu.nn", &[("LAYERS", 3.0), ("UNITS", 12.0)]),
-        ("views_relu.nn", &[("HARD", 1.0), ("UNITS", 4.0)]),
+        ("views_relu.nn", &[("HARD", 1.0), ("UNITS", 6.0)]),
         ("digits_bn.nn", &[("H", 8.0)]),
         ("char_lstm.nn", &[("T", 3.0), ("E", 4.0), ("H", 4.0), ("V", 12.0)]),
         ("ctc.nn", &[("H", 4.0)]),
