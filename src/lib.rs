@@ -23,3 +23,4 @@ pub mod prim;
 pub mod runtime;
 pub mod stdlib;
 pub mod syntax;
+pub mod timing;

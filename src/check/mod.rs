@@ -227,9 +227,12 @@ fn check_source_here(
         diagnostics.append(&mut syntax);
     }
     let mut program = Program::empty(sources);
+    let start = std::time::Instant::now();
     let observed = check_items(&files, user, options, &mut program, &mut diagnostics, observe);
+    let start = crate::timing::stage("check", start);
     if !diagnostics.iter().any(Diagnostic::is_error) {
         check_variants(&files, user, options, &mut program, &mut diagnostics);
+        crate::timing::stage("check the sweep's variants", start);
     }
     program.files = files;
     program.diagnostics = diagnostics;

@@ -42,6 +42,9 @@ const SHAPES: &[(usize, usize, usize, usize, bool, &str)] = &[
     (2048, 512, 128, 1, false, "gpt mlp down"),
     (128, 2048, 512, 1, true, "gpt mlp up dW"),
     (64, 32, 64, 128, false, "gpt attention q@k^T"),
+    (128, 784, 1024, 1, false, "mlp-wide fwd x@w1"),
+    (128, 1024, 1024, 1, false, "mlp-wide fwd h@w2"),
+    (1024, 128, 1024, 1, true, "mlp-wide bwd h^T@dy"),
     (1024, 1024, 1024, 1, false, "square 1024"),
 ];
 

@@ -77,6 +77,12 @@ fn new_module() -> Result<JITModule, String> {
         .set("use_colocated_libcalls", "false")
         .map_err(|e| e.to_string())?;
     flags.set("is_pic", "false").map_err(|e| e.to_string())?;
+    // Cranelift's IR verifier checks every function before compiling it:
+    // kept in debug builds (the tests), skipped in release ones, where it
+    // is pure compile time.
+    flags
+        .set("enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })
+        .map_err(|e| e.to_string())?;
     let isa = cranelift_native::builder()
         .map_err(|e| format!("this machine is not supported: {e}"))?
         .finish(settings::Flags::new(flags))
@@ -233,7 +239,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
             tables.push(std::mem::take(&mut em.relocations).into_boxed_slice());
         }
         let key = {
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            let mut hasher = rustc_hash::FxHasher::default();
             ctx.func.stencil.hash(&mut hasher);
             hasher.finish()
         };

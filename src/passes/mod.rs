@@ -69,10 +69,14 @@ pub fn prepare_forward(graph: &mut Graph) {
 /// Runs the pipeline until nothing changes (at most 8 rounds). In debug
 /// builds the verifier checks the graph after every pass.
 pub fn optimize(graph: &mut Graph) {
+    let passes = pipeline();
+    let mut spent = vec![std::time::Duration::ZERO; passes.len()];
     for _ in 0..8 {
         let mut changed = false;
-        for pass in pipeline() {
+        for (pass, spent) in passes.iter().zip(&mut spent) {
+            let start = std::time::Instant::now();
             changed |= pass.run(graph);
+            *spent += start.elapsed();
             if cfg!(debug_assertions) {
                 crate::ir::verify::assert_valid(graph, pass.name());
             }
@@ -81,4 +85,6 @@ pub fn optimize(graph: &mut Graph) {
             break;
         }
     }
+    let parts: Vec<(&str, std::time::Duration)> = passes.iter().map(|p| p.name()).zip(spent).collect();
+    crate::timing::parts("passes", &parts);
 }

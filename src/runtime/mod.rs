@@ -193,12 +193,18 @@ impl Session {
             );
             return Err((diagnostic, program));
         };
+        let start = std::time::Instant::now();
         let mut forward = crate::ir::lower::lower(&program.train_trace);
+        let start = crate::timing::stage("lower", start);
         crate::passes::prepare_forward(&mut forward);
+        let start = crate::timing::stage("prepare_forward", start);
         let mut step_graph = crate::autodiff::optimizer::training_step(&forward, &optimizer);
+        let start = crate::timing::stage("autodiff", start);
         crate::passes::optimize(&mut step_graph);
+        let start = crate::timing::stage("optimize step", start);
         let mut eval_graph = crate::ir::lower::lower(&program.eval_trace);
         crate::passes::optimize(&mut eval_graph);
+        crate::timing::stage("evaluation graph", start);
 
         let train = program.sections.get("train");
         let seed = overrides
