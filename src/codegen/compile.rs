@@ -20,6 +20,7 @@ use super::fuse::{Fused, Kernel};
 use super::gemm::{self, MatMulDesc, Operand};
 use super::kernels::{self, LoopCode};
 use super::memory::Plan;
+use super::share;
 use super::window::{self, WindowDesc};
 use super::CompileOptions;
 
@@ -167,6 +168,10 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
     // layers of a `repeat`) compile once and share their code.
     let share = std::env::var("NNC_SHARE_KERNELS").map_or(true, |v| v != "0");
     let mut compiled_code: HashMap<u64, Vec<(FunctionStencil, FuncId, usize)>> = HashMap::new();
+    // Loop kernels by structure (`share.rs`): one whose key was compiled
+    // before takes that function and derives its table, with no CLIF built.
+    let mut by_key: rustc_hash::FxHashMap<share::Key, share::Shared<FuncId>> = Default::default();
+    let mut by_structure = 0;
     let mut tables: Vec<Box<[i64]>> = Vec::new();
     let mut planning_time = std::time::Duration::ZERO;
     for (k, kernel) in fused.kernels.iter().enumerate() {
@@ -182,7 +187,26 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
             Kernel::Loop(l) => Some(kernels::plan_loops(fused, l)),
             _ => None,
         };
+        let concat = match kernel {
+            Kernel::Concat(root) => Some(kernels::plan_concat(fused, *root)),
+            _ => None,
+        };
         planning_time += planning.elapsed();
+        let structure = match (kernel, code.as_ref(), concat.as_ref()) {
+            _ if !share => None,
+            (Kernel::Loop(l), Some(code), _) => {
+                Some(share::loop_key(fused, l, code, &streams, plan, options.check_bounds))
+            }
+            (Kernel::Concat(root), _, Some(concat)) => {
+                Some(share::concat_key(*root, concat, &streams, plan, options.check_bounds))
+            }
+            _ => None,
+        };
+        let known = structure.as_ref().and_then(|(key, layout)| {
+            by_key
+                .get(key)
+                .map(|shared| (shared.function, shared.first, shared.table(layout, plan)))
+        });
         let split = kernels::split_size(fused, k, code.as_ref());
         let work = match (kernel, code.as_ref()) {
             (_, Some(code)) => work(code),
@@ -193,6 +217,20 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
         };
         let parallel = options.threads > 1 && split >= 2 && work >= PARALLEL_MIN_WORK;
         splits.push((split, parallel));
+        // Debug builds build the code anyway, to check below that it is
+        // the same function with the same table.
+        by_structure += usize::from(known.is_some());
+        if let (Some((id, first, table)), false) = (&known, cfg!(debug_assertions)) {
+            if keep_text {
+                let note = format!("; kernel {k}: the code of kernel {first}, with its own buffer table\n");
+                clif.push(note.clone());
+                asm.push(note);
+            }
+            kernel_ids.push(Some(*id));
+            tables.push(table.clone().into_boxed_slice());
+            continue;
+        }
+        let uses;
         {
             let mut b = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
             let entry = b.create_block();
@@ -206,7 +244,11 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
                 cos: declare(&mut module, imports.cos, &mut b),
                 pow: declare(&mut module, imports.pow, &mut b),
             };
-            let exprs = code.as_ref().map(|c| c.exprs.clone()).unwrap_or_default();
+            let exprs = match (&code, &concat) {
+                (Some(code), _) => code.exprs.clone(),
+                (_, Some(concat)) => concat.exprs.clone(),
+                _ => Default::default(),
+            };
             let mut em = Emitter::new(
                 b,
                 exprs,
@@ -229,15 +271,39 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
                 ),
                 Kernel::Accumulate(root) => kernels::emit_accumulate(&mut em, fused, *root, params[2], params[3]),
                 Kernel::Scatter(root) => kernels::emit_scatter(&mut em, fused, *root),
-                Kernel::Concat(root) => kernels::emit_concat(&mut em, fused, *root, params[2], params[3]),
+                Kernel::Concat(root) => kernels::emit_concat(
+                    &mut em,
+                    concat.as_ref().expect("concat code"),
+                    *root,
+                    params[2],
+                    params[3],
+                ),
                 Kernel::MatMul { .. } | Kernel::Window { .. } => unreachable!("no function"),
             }
             let zero = em.b.ins().iconst(I32, 0);
             em.b.ins().return_(&[zero]);
             em.finish_fail_block();
+            uses = em.table_uses();
             em.b.finalize(module.target_config());
             tables.push(std::mem::take(&mut em.relocations).into_boxed_slice());
         }
+        // Remembers the function `id` made for this kernel's structure (or
+        // checks, in debug builds, the one the structure gave).
+        let remember = |id: FuncId, first: usize| {
+            let Some((key, layout)) = structure else {
+                return;
+            };
+            if let Some((known_id, _, table)) = &known {
+                assert!(
+                    *known_id == id && table[..] == tables[k][..],
+                    "kernel {k}: an equal structure gave other code or another table"
+                );
+                return;
+            }
+            if let Some(shared) = share::Shared::new(id, first, &layout, &uses) {
+                by_key.insert(key, shared);
+            }
+        };
         let key = {
             let mut hasher = rustc_hash::FxHasher::default();
             ctx.func.stencil.hash(&mut hasher);
@@ -248,6 +314,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
             .and_then(|same| same.iter().find(|(stencil, ..)| *stencil == ctx.func.stencil))
             .map(|&(_, id, first)| (id, first));
         if let Some((id, first)) = earlier {
+            remember(id, first);
             if keep_text {
                 let note = format!("; kernel {k}: the code of kernel {first}, with its own buffer table\n");
                 clif.push(note.clone());
@@ -277,6 +344,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
         if let Some(listing) = ctx.compiled_code().and_then(|c| c.vcode.clone()) {
             asm.push(format!("; kernel {k}\n{listing}"));
         }
+        remember(id, k);
         sizes.push((id, code_size(&ctx), format!("nnc_kernel{k}")));
         module.clear_context(&mut ctx);
         kernel_ids.push(Some(id));
@@ -455,7 +523,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
     sizes.push((step_id, code_size(&ctx), "nnc_step".to_string()));
     if std::env::var_os("NNC_TIMING").is_some() {
         eprintln!(
-            "codegen: kernels {:.1?} (planning their loops {planning_time:.1?}), step function {:.1?}",
+            "codegen: kernels {:.1?} (planning their loops {planning_time:.1?}; {by_structure} known by structure), step function {:.1?}",
             kernels_done - started,
             kernels_done.elapsed()
         );

@@ -198,6 +198,10 @@ pub fn split_size(fused: &Fused, k: usize, code: Option<&LoopCode>) -> i64 {
     match (&fused.kernels[k], code) {
         (Kernel::Loop(_), Some(code)) => match (code.outer_loops.first(), code.phases.as_slice()) {
             (Some(&(_, n)), _) => n,
+            // A single loop is the vectorized one: cut in groups of
+            // `LANES`, so each element takes the vector or the scalar path
+            // whichever threads run it (see `emit_loop`).
+            (None, [only]) if only.loops.len() == 1 && only_map(fused, k) => (only.loops[0].1 + LANES - 1) / LANES,
             (None, [only]) if !only.loops.is_empty() && only_map(fused, k) => only.loops[0].1,
             _ => 1,
         },
@@ -226,6 +230,16 @@ pub fn emit_loop(em: &mut Emitter, code: &LoopCode, fused: &Fused, kernel: &Loop
     em.pending = kernel.phases.iter().flat_map(|p| p.roots()).collect();
     em.hoist(&all);
     let split_phase = code.outer_loops.is_empty() && code.phases.len() == 1;
+    let (start, end) = match code.phases[0].loops.as_slice() {
+        // The range counts groups of `LANES` elements (`split_size`).
+        &[(_, n)] if split_phase => {
+            let first = em.b.ins().imul_imm_s(start, LANES);
+            let last = em.b.ins().imul_imm_s(end, LANES);
+            let all = em.iconst(n);
+            (first, em.b.ins().smin(last, all))
+        }
+        _ => (start, end),
+    };
     outer_level(em, code, fused, kernel, 0, start, end, split_phase, &all);
 }
 
@@ -585,10 +599,24 @@ fn scalar_nest(em: &mut Emitter, loops: &[(u32, i64)], body: &mut dyn FnMut(&mut
     em.for_range(var, size, s, e, &mut |em, _| scalar_nest(em, rest, body));
 }
 
-/// `concat`: each operand copied (computed) into its slice of the output;
-/// rows `start..end` of the first axis when the concatenation is along a
-/// later one (the kernel is then split among threads), else all of it.
-pub fn emit_concat(em: &mut Emitter, fused: &Fused, root: NodeId, first_row: Value, end_row: Value) {
+/// A concatenation's writes, planned: per group of operands of one shape,
+/// its loops and each operand's value and offset in the output.
+pub struct ConcatCode {
+    pub exprs: Exprs,
+    pub groups: Vec<ConcatGroup>,
+    /// Whether the kernel takes rows `start..end` of the first axis (a
+    /// concatenation along a later one, split among threads).
+    pub split_rows: bool,
+}
+
+pub struct ConcatGroup {
+    pub loops: Vec<(u32, i64)>,
+    pub values: Vec<E>,
+    pub offsets: Vec<Ix>,
+}
+
+/// `concat`: each operand copied (computed) into its slice of the output.
+pub fn plan_concat(fused: &Fused, root: NodeId) -> ConcatCode {
     let bound = &fused.bound;
     let Prim::Concat { axis } = bound.op(root).clone() else {
         unreachable!("a concat")
@@ -609,32 +637,48 @@ pub fn emit_concat(em: &mut Emitter, fused: &Fused, root: NodeId, first_row: Val
             _ => groups.push(vec![piece]),
         }
     }
+    let mut exprs = Exprs::default();
+    let mut planned = Vec::new();
     for (g, group) in groups.into_iter().enumerate() {
         let shape = bound.shape(group[0].0).to_vec();
         let first = 200 * (g as u32 + 1);
         let index = vars(first, &shape);
-        let mut writes = Vec::new();
+        let mut values = Vec::new();
+        let mut offsets = Vec::new();
         for (operand, starts) in &group {
             let value = {
-                let mut expander = Expander::new(bound, &fused.materialized, &mut em.exprs);
+                let mut expander = Expander::new(bound, &fused.materialized, &mut exprs);
                 let v = expander.value(*operand, &index);
                 expander.exprs.as_f32(v)
             };
             let out_index: Vec<_> = index.iter().zip(starts).map(|(ix, &s)| ix.add_constant(s)).collect();
-            writes.push((value, flat(&out_index, &out_shape)));
+            values.push(value);
+            offsets.push(flat(&out_index, &out_shape));
         }
-        let values: Vec<E> = writes.iter().map(|(v, _)| *v).collect();
         let loops: Vec<(u32, i64)> = shape
             .iter()
             .enumerate()
             .map(|(k, &n)| (first + k as u32, n as i64))
             .collect();
-        em.hoist(&values);
-        let range = (axis > 0).then_some((first_row, end_row));
-        nest(em, &loops, range, &values, &mut |em, vector| {
+        planned.push(ConcatGroup { loops, values, offsets });
+    }
+    ConcatCode {
+        exprs,
+        groups: planned,
+        split_rows: axis > 0,
+    }
+}
+
+/// Emits a planned concatenation into `root`; rows `start..end` of the
+/// first axis when `code.split_rows`, else all of it.
+pub fn emit_concat(em: &mut Emitter, code: &ConcatCode, root: NodeId, first_row: Value, end_row: Value) {
+    for group in &code.groups {
+        em.hoist(&group.values);
+        let range = code.split_rows.then_some((first_row, end_row));
+        nest(em, &group.loops, range, &group.values, &mut |em, vector| {
             let lanes = if vector { LANES } else { 1 };
-            let xs: Vec<Value> = values.iter().map(|&v| em.eval(v, vector)).collect();
-            for (x, (_, offset)) in xs.into_iter().zip(&writes) {
+            let xs: Vec<Value> = group.values.iter().map(|&v| em.eval(v, vector)).collect();
+            for (x, offset) in xs.into_iter().zip(&group.offsets) {
                 let address = em.address(root, offset, lanes);
                 em.store(x, address);
             }

@@ -27,6 +27,7 @@ pub mod index;
 pub mod kernels;
 pub mod math;
 pub mod memory;
+pub mod share;
 pub mod subnormal;
 pub mod team;
 pub mod tune;

@@ -177,6 +177,7 @@ impl Session {
         base_dir: &Path,
         overrides: &Overrides,
     ) -> Result<Session, (Diagnostic, Program)> {
+        let start = std::time::Instant::now();
         let mut loaded = Vec::new();
         for index in 0..program.datasets.len() {
             let dataset = program.datasets[index].clone();
@@ -193,7 +194,7 @@ impl Session {
             );
             return Err((diagnostic, program));
         };
-        let start = std::time::Instant::now();
+        let start = crate::timing::stage("load the data", start);
         let mut forward = crate::ir::lower::lower(&program.train_trace);
         let start = crate::timing::stage("lower", start);
         crate::passes::prepare_forward(&mut forward);
@@ -204,7 +205,7 @@ impl Session {
         let start = crate::timing::stage("optimize step", start);
         let mut eval_graph = crate::ir::lower::lower(&program.eval_trace);
         crate::passes::optimize(&mut eval_graph);
-        crate::timing::stage("evaluation graph", start);
+        let start = crate::timing::stage("evaluation graph", start);
 
         let train = program.sections.get("train");
         let seed = overrides
@@ -239,6 +240,7 @@ impl Session {
                 ArrayD::zeros(shape)
             });
         }
+        crate::timing::stage("initialize the tensors", start);
         Ok(Session {
             program,
             data: loaded,

@@ -132,6 +132,12 @@ impl<'a, 'b> Emitter<'a, 'b> {
         }
     }
 
+    /// The buffer table's entries so far: each used buffer and the
+    /// constant its entry was shifted by, in table order.
+    pub fn table_uses(&self) -> Vec<(NodeId, i64)> {
+        self.bases.iter().map(|&(buffer, first, _)| (buffer, first)).collect()
+    }
+
     // ---- dependencies and caching
 
     /// Loop variables an expression depends on.

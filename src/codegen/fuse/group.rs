@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use super::{
     folded_into, matmul_view, phase_index, phase_space, reduced_axes, root_index, strided_view, Fused, Kernel,
-    LoopKernel, Phase, SCAN, SMALL_MAP,
+    LoopKernel, Phase, MAX_ROOTS, SCAN, SMALL_MAP,
 };
 use crate::codegen::expand::vars;
 use crate::codegen::index::flat;
@@ -159,6 +159,9 @@ impl Fused<'_> {
         let Kernel::Loop(kernel) = &self.kernels[k] else {
             return None;
         };
+        if kernel.phases.iter().map(|p| p.roots().len()).sum::<usize>() >= MAX_ROOTS {
+            return None;
+        }
         let has_reduce = kernel.phases.iter().any(|p| matches!(p, Phase::Reduce { .. }));
         let full = |kernel: &LoopKernel, p: &Phase| -> Vec<usize> {
             kernel.outer.iter().chain(p.inner().iter()).copied().collect()

@@ -45,6 +45,13 @@ const SMALL_MAP: usize = 1 << 14;
 /// How many kernels back a root looks for one to join.
 const SCAN: usize = 12;
 
+/// Most roots one loop kernel computes. A kernel that reads every gradient
+/// (the global norm of clipping, its scaling) would otherwise take them
+/// all: one function whose compile time (register allocation) and whose
+/// fusion checks (each join re-checks every root) grow faster than the
+/// model, where kernels of a few layers' roots each share code.
+const MAX_ROOTS: usize = 32;
+
 /// A kernel: one loop nest (or one call) of the step.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kernel {
