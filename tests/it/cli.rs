@@ -157,7 +157,7 @@ fn a_panic_is_an_internal_error_with_exit_code_3() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(3), "{stderr}");
     assert!(
-        stderr.starts_with("internal error: a panic asked for by NNC_TEST_PANIC at src/cli.rs:"),
+        stderr.starts_with("internal error: a panic asked for by NNC_TEST_PANIC at src/cli/mod.rs:"),
         "{stderr}"
     );
     assert!(stderr.contains("while processing examples/digits_mlp.nn"), "{stderr}");

@@ -1,0 +1,81 @@
+//! `nnc dump` and `nnc grad`: one stage of the compiler printed, from the
+//! syntax tree to the machine code, and the training step's gradients.
+
+use std::process::ExitCode;
+
+use super::check::checked;
+use super::Stage;
+use crate::check;
+
+pub(super) fn run_dump(path: &std::path::Path, stage: Stage, color: bool) -> ExitCode {
+    let program = match checked(path, color) {
+        Ok(program) => program,
+        Err(code) => return code,
+    };
+    let text = match stage {
+        Stage::Ast => format!("{:#?}\n", program.user_file()),
+        Stage::Ir => crate::ir::print::print(&crate::ir::lower::lower(&program.train_trace)),
+        Stage::Eval => crate::ir::print::print(&crate::ir::lower::lower(&program.eval_trace)),
+        Stage::Grad => crate::ir::print::print(&step_graph(&program)),
+        Stage::Opt => crate::ir::print::print(&optimized_step(&program)),
+        Stage::Fused | Stage::Memory | Stage::Clif | Stage::Asm => {
+            let graph = optimized_step(&program);
+            let batch = program.sections.get("train").and_then(|t| t.int("batch")).unwrap_or(32);
+            let dims = std::collections::HashMap::from([(check::data::BATCH.to_string(), batch)]);
+            match stage {
+                Stage::Fused => crate::codegen::dump_fused(&graph, &dims),
+                Stage::Memory => crate::codegen::dump_memory(&graph, &dims),
+                Stage::Asm => crate::codegen::dump_asm(&graph, &dims),
+                _ => crate::codegen::dump_clif(&graph, &dims),
+            }
+        }
+    };
+    print!("{text}");
+    ExitCode::SUCCESS
+}
+
+/// The training step's graph: forward, gradients, update.
+fn step_graph(program: &check::Program) -> crate::ir::Graph {
+    let mut forward = crate::ir::lower::lower(&program.train_trace);
+    crate::passes::prepare_forward(&mut forward);
+    match &program.optimizer {
+        Some(optimizer) => crate::autodiff::optimizer::training_step(&forward, optimizer),
+        None => forward,
+    }
+}
+
+/// The training step after the passes.
+pub(super) fn optimized_step(program: &check::Program) -> crate::ir::Graph {
+    let mut graph = step_graph(program);
+    crate::passes::optimize(&mut graph);
+    graph
+}
+
+pub(super) fn run_grad(path: &std::path::Path, dump_ir: bool, color: bool) -> ExitCode {
+    let program = match checked(path, color) {
+        Ok(program) => program,
+        Err(code) => return code,
+    };
+    let graph = optimized_step(&program);
+    if dump_ir {
+        print!("{}", crate::ir::print::print(&graph));
+        return ExitCode::SUCCESS;
+    }
+    let forward = crate::ir::lower::lower(&program.train_trace).len();
+    println!(
+        "{}: training step of {} nodes after optimization ({forward} in the forward pass)",
+        path.display(),
+        graph.len()
+    );
+    for (name, id) in &graph.outputs {
+        if let Some(param) = name.strip_prefix("grad ") {
+            let node = graph.node(*id);
+            println!(
+                "  d loss / d {param}: {}{}",
+                node.dtype.name(),
+                crate::check::dims::format_shape(&node.shape)
+            );
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,93 @@
+//! `nnc run`: the command-line options to the runtime's overrides, then
+//! one run, a sweep, a cross-validation or a fine-tuning comparison.
+
+use std::process::ExitCode;
+
+use super::check::checked_program;
+use super::RunArgs;
+use crate::check;
+
+pub(super) fn run_run(args: &RunArgs, color: bool) -> ExitCode {
+    let text = match std::fs::read(&args.file) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(error) => {
+            eprintln!("error: cannot read `{}`: {error}", args.file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut program = match checked_program(&args.file, &args.settings, color) {
+        Ok(program) => program,
+        Err(code) => return code,
+    };
+    // A swept constant fixed with `--set` is not swept: the other lists
+    // are (all fixed: one plain run).
+    program
+        .sweep
+        .axes
+        .retain(|axis| !args.settings.iter().any(|(name, _)| *name == axis.name));
+    let options = crate::runtime::run::RunOptions {
+        overrides: crate::runtime::Overrides {
+            steps: args.steps,
+            batch: args.batch.map(|b| b as usize),
+            seed: args.seed,
+            lr: args.lr,
+            fold: None,
+            backend: args.backend.backend(),
+            memory_limit: args.memory_limit,
+        },
+        out: args.out.clone(),
+        resume: args.resume.clone(),
+        init_from: args.init_from.clone(),
+        scratch: false,
+        json: args.json,
+        quiet: args.quiet,
+        stop_after: args.stop_after,
+        overwrite: args.overwrite,
+        eval_train: false,
+    };
+    let folds = program
+        .datasets
+        .first()
+        .and_then(|d| d.source.int("folds"))
+        .map(|k| k as usize);
+    let result = match folds {
+        _ if !program.sweep.is_empty() => {
+            let recheck = |constants: Vec<(String, f64)>| {
+                check::check_file_with(&args.file, constants).map_err(|e| e.to_string())
+            };
+            crate::runtime::sweep::sweep(
+                &args.file,
+                &text,
+                &options,
+                &program.sweep,
+                folds,
+                &args.settings,
+                recheck,
+            )
+        }
+        Some(k) => {
+            let recheck = || check::check_file_with(&args.file, args.settings.clone()).map_err(|e| e.to_string());
+            crate::runtime::sweep::cross_validate(&args.file, &text, &options, k, recheck)
+        }
+        None if crate::runtime::finetune::wants_comparison(&program) && args.resume.is_none() => {
+            let recheck = || check::check_file_with(&args.file, args.settings.clone()).map_err(|e| e.to_string());
+            crate::runtime::finetune::compare_with_scratch(&args.file, &text, &options, recheck)
+        }
+        None => crate::runtime::run::run(&args.file, program, &text, &options),
+    };
+    match result {
+        Ok(_) => ExitCode::from(crate::runtime::run::interrupted_exit_code().unwrap_or(0)),
+        Err(crate::runtime::run::RunFailure::Diagnostic(diagnostic, program)) => {
+            eprint!("{}", program.sources.render(&[*diagnostic], color));
+            ExitCode::from(1)
+        }
+        Err(crate::runtime::run::RunFailure::Message(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+        Err(crate::runtime::run::RunFailure::Refused(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
