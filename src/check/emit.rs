@@ -1,6 +1,6 @@
 //! How the checker records what it elaborates: each tensor it computes is
 //! also a node of the [`Trace`](super::trace::Trace), written in primitive
-//! ops. Shape rules live in `ops.rs` and `builtins.rs`; this file only says
+//! ops. Shape rules live in `ops.rs` and `builtins/`; this file only says
 //! which primitives compute the value.
 
 use super::dims::Dim;
