@@ -191,6 +191,10 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
             Kernel::Concat(root) => Some(kernels::plan_concat(fused, *root)),
             _ => None,
         };
+        let accumulate = match kernel {
+            Kernel::Accumulate(root) => Some(kernels::plan_accumulate(fused, *root)),
+            _ => None,
+        };
         planning_time += planning.elapsed();
         let structure = match (kernel, code.as_ref(), concat.as_ref()) {
             _ if !share => None,
@@ -200,6 +204,9 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
             (Kernel::Concat(root), _, Some(concat)) => {
                 Some(share::concat_key(*root, concat, &streams, plan, options.check_bounds))
             }
+            (Kernel::Accumulate(root), ..) => accumulate
+                .as_ref()
+                .map(|accumulate| share::accumulate_key(*root, accumulate, &streams, plan, options.check_bounds)),
             _ => None,
         };
         let known = structure.as_ref().and_then(|(key, layout)| {
@@ -244,9 +251,10 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
                 cos: declare(&mut module, imports.cos, &mut b),
                 pow: declare(&mut module, imports.pow, &mut b),
             };
-            let exprs = match (&code, &concat) {
-                (Some(code), _) => code.exprs.clone(),
-                (_, Some(concat)) => concat.exprs.clone(),
+            let exprs = match (&code, &concat, &accumulate) {
+                (Some(code), ..) => code.exprs.clone(),
+                (_, Some(concat), _) => concat.exprs.clone(),
+                (.., Some(accumulate)) => accumulate.exprs.clone(),
                 _ => Default::default(),
             };
             let mut em = Emitter::new(
@@ -269,7 +277,13 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
                     params[2],
                     params[3],
                 ),
-                Kernel::Accumulate(root) => kernels::emit_accumulate(&mut em, fused, *root, params[2], params[3]),
+                Kernel::Accumulate(root) => kernels::emit_accumulate(
+                    &mut em,
+                    accumulate.as_ref().expect("accumulate code"),
+                    *root,
+                    params[2],
+                    params[3],
+                ),
                 Kernel::Scatter(root) => kernels::emit_scatter(&mut em, fused, *root),
                 Kernel::Concat(root) => kernels::emit_concat(
                     &mut em,

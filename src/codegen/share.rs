@@ -1,5 +1,5 @@
-//! Kernels of equal structure, found before their code is built: a loop
-//! or concatenation kernel's planned loops and expressions in, a [`Key`] that names its
+//! Kernels of equal structure, found before their code is built: a loop,
+//! accumulation or concatenation kernel's planned loops and expressions in, a [`Key`] that names its
 //! buffers by order of appearance (and each buffer's first-index constants
 //! relative to its first use) out, with the [`Layout`] that says which
 //! buffer each name stands for here.
@@ -18,7 +18,7 @@ use super::emit::Streams;
 use super::expr::{Expr, Exprs};
 use super::fuse::{Fused, LoopKernel, Phase};
 use super::index::Ix;
-use super::kernels::{ConcatCode, LoopCode};
+use super::kernels::{AccumulateCode, ConcatCode, LoopCode};
 use super::memory::Plan;
 use crate::ir::NodeId;
 use crate::prim::{Distribution, Prim};
@@ -39,6 +39,17 @@ enum Body {
     Loop {
         outer_loops: Vec<(u32, i64)>,
         phases: Vec<PhaseKey>,
+    },
+    Accumulate {
+        op: u8,
+        columns: i64,
+        out_loops: Vec<(u32, i64)>,
+        out_offset: Ix,
+        identity: u32,
+        value: u32,
+        loops: Vec<(u32, i64)>,
+        out: Ix,
+        mean: Option<u32>,
     },
     Concat {
         split_rows: bool,
@@ -235,6 +246,33 @@ pub fn concat_key(
     let body = Body::Concat {
         split_rows: code.split_rows,
         groups,
+    };
+    namer.key(body, exprs, plan)
+}
+
+/// The key of accumulation kernel `root` planned as `code`, and its
+/// layout.
+pub fn accumulate_key(
+    root: NodeId,
+    code: &AccumulateCode,
+    streams: &Streams,
+    plan: &Plan,
+    check_bounds: bool,
+) -> (Key, Layout) {
+    let mut namer = Namer::new(check_bounds);
+    let (_, out_offset) = namer.relative(root, &code.out_offset);
+    let (_, out) = namer.relative(root, &code.out);
+    let exprs = namer.exprs(&code.exprs, streams);
+    let body = Body::Accumulate {
+        op: code.op as u8,
+        columns: code.columns,
+        out_loops: code.out_loops.clone(),
+        out_offset,
+        identity: code.identity,
+        value: code.value,
+        loops: code.loops.clone(),
+        out,
+        mean: code.mean,
     };
     namer.key(body, exprs, plan)
 }
