@@ -53,10 +53,12 @@ enum Body {
     },
     Concat {
         split_rows: bool,
-        /// Per group: loops, values, offsets in the output.
-        groups: Vec<(Vec<(u32, i64)>, Vec<u32>, Vec<Ix>)>,
+        groups: Vec<GroupKey>,
     },
 }
+
+/// A concatenation's group: loops, values, offsets in the output.
+type GroupKey = (Vec<(u32, i64)>, Vec<u32>, Vec<Ix>);
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct PhaseKey {
