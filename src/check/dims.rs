@@ -3,12 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// A dimension: `sum of coefficient * product of symbols`, e.g. `4*B*T + 1`.
 /// Zero coefficients are never stored; the constant term has an empty monomial.
+/// The terms are shared (a shape's clone, made for every node of every
+/// graph, copies no polynomial); operations build new ones.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Dim {
-    terms: BTreeMap<Vec<String>, i64>,
+    terms: Arc<BTreeMap<Vec<String>, i64>>,
 }
 
 impl Dim {
@@ -17,13 +20,13 @@ impl Dim {
         if value != 0 {
             terms.insert(Vec::new(), value);
         }
-        Dim { terms }
+        Dim { terms: Arc::new(terms) }
     }
 
     pub fn symbol(name: &str) -> Dim {
         let mut terms = BTreeMap::new();
         terms.insert(vec![name.to_string()], 1);
-        Dim { terms }
+        Dim { terms: Arc::new(terms) }
     }
 
     /// The value, if it does not depend on any symbol.
@@ -40,24 +43,28 @@ impl Dim {
     }
 
     pub fn add(&self, other: &Dim) -> Dim {
-        let mut terms = self.terms.clone();
-        for (monomial, coefficient) in &other.terms {
+        if other.terms.is_empty() {
+            return self.clone();
+        }
+        let mut terms = (*self.terms).clone();
+        for (monomial, coefficient) in other.terms.iter() {
             let entry = terms.entry(monomial.clone()).or_insert(0);
             *entry = entry.saturating_add(*coefficient);
             if *entry == 0 {
                 terms.remove(monomial);
             }
         }
-        Dim { terms }
+        Dim { terms: Arc::new(terms) }
     }
 
     pub fn neg(&self) -> Dim {
         Dim {
-            terms: self
-                .terms
-                .iter()
-                .map(|(m, c)| (m.clone(), c.saturating_neg()))
-                .collect(),
+            terms: Arc::new(
+                self.terms
+                    .iter()
+                    .map(|(m, c)| (m.clone(), c.saturating_neg()))
+                    .collect(),
+            ),
         }
     }
 
@@ -67,12 +74,13 @@ impl Dim {
 
     pub fn mul(&self, other: &Dim) -> Dim {
         let mut out = Dim::default();
-        for (ma, ca) in &self.terms {
-            for (mb, cb) in &other.terms {
+        for (ma, ca) in self.terms.iter() {
+            for (mb, cb) in other.terms.iter() {
                 let mut monomial: Vec<String> = ma.iter().chain(mb.iter()).cloned().collect();
                 monomial.sort();
-                let mut term = Dim::default();
-                term.terms.insert(monomial, ca.saturating_mul(*cb));
+                let term = Dim {
+                    terms: Arc::new(BTreeMap::from([(monomial, ca.saturating_mul(*cb))])),
+                };
                 out = out.add(&term);
             }
         }
@@ -89,8 +97,8 @@ impl Dim {
         if *divisor == 0 {
             return None;
         }
-        let mut out = Dim::default();
-        for (monomial, coefficient) in &self.terms {
+        let mut out = BTreeMap::new();
+        for (monomial, coefficient) in self.terms.iter() {
             if coefficient % divisor != 0 {
                 return None;
             }
@@ -99,15 +107,15 @@ impl Dim {
                 let position = rest.iter().position(|s| s == symbol)?;
                 rest.remove(position);
             }
-            out.terms.insert(rest, coefficient / divisor);
+            out.insert(rest, coefficient / divisor);
         }
-        Some(out)
+        Some(Dim { terms: Arc::new(out) })
     }
 
     /// The value with every symbol bound, or `None` if one is unbound.
     pub fn evaluate(&self, lookup: &dyn Fn(&str) -> Option<i64>) -> Option<i64> {
         let mut total: i64 = 0;
-        for (monomial, coefficient) in &self.terms {
+        for (monomial, coefficient) in self.terms.iter() {
             let mut term = *coefficient;
             for symbol in monomial {
                 term = term.checked_mul(lookup(symbol)?)?;
@@ -120,7 +128,7 @@ impl Dim {
     /// Replaces symbols by the dimensions bound to them.
     pub fn substitute(&self, lookup: &dyn Fn(&str) -> Option<Dim>) -> Dim {
         let mut out = Dim::default();
-        for (monomial, coefficient) in &self.terms {
+        for (monomial, coefficient) in self.terms.iter() {
             let mut term = Dim::constant(*coefficient);
             for symbol in monomial {
                 let value = lookup(symbol).unwrap_or_else(|| Dim::symbol(symbol));
