@@ -3,12 +3,12 @@
 
 use std::process::ExitCode;
 
-use super::check::checked;
+use super::check::{checked, checked_program};
 use super::Stage;
 use crate::check;
 
-pub(super) fn run_dump(path: &std::path::Path, stage: Stage, color: bool) -> ExitCode {
-    let program = match checked(path, color) {
+pub(super) fn run_dump(path: &std::path::Path, stage: Stage, settings: &[(String, f64)], color: bool) -> ExitCode {
+    let program = match checked_program(path, settings, color) {
         Ok(program) => program,
         Err(code) => return code,
     };

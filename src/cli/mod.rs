@@ -216,6 +216,9 @@ pub enum Command {
         /// Which stage to print.
         #[arg(long, value_enum, default_value_t = Stage::Ir)]
         stage: Stage,
+        /// Override a constant of the file, e.g. `--set T=512` (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_setting)]
+        settings: Vec<(String, f64)>,
     },
 }
 
@@ -390,7 +393,7 @@ pub fn main() -> ExitCode {
         Command::Fmt { files, check } => crate::fmt::command::run(&files, check),
         Command::Lsp => crate::lsp::run(),
         Command::Run(args) => run_run(&args, color),
-        Command::Dump { file, stage } => run_dump(&file, stage, color),
+        Command::Dump { file, stage, settings } => run_dump(&file, stage, &settings, color),
         Command::Grad { file, dump_ir } => run_grad(&file, dump_ir, color),
         Command::Analyze {
             file,

@@ -112,6 +112,21 @@ fn bench_takes_other_sizes() {
     assert!(stderr.contains("has no constant `HH` (did you mean `H`?)"), "{stderr}");
 }
 
+/// `nnc dump --set` prints the program with a constant changed, and names
+/// the constants when one is unknown.
+#[test]
+fn dump_takes_constants_from_the_command_line() {
+    let (code, ir, _) = nnc(&["dump", "benches/compare/lstm.nn", "--set", "T=4"]);
+    assert_eq!(code, 0);
+    assert!(ir.contains("%0: i32[B, 4] = input plays.x"), "{ir}");
+    let (code, ir, _) = nnc(&["dump", "benches/compare/lstm.nn"]);
+    assert_eq!(code, 0);
+    assert!(ir.contains("%0: i32[B, 32] = input plays.x"), "{ir}");
+    let (code, _, stderr) = nnc(&["dump", "benches/compare/lstm.nn", "--set", "TT=4"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("has no constant `TT` (did you mean `T`?)"), "{stderr}");
+}
+
 /// The code stages print every kernel and the step: CLIF functions, and
 /// their machine code with the SIMD instructions the kernels use.
 #[test]
