@@ -633,6 +633,27 @@ fn check_items(
             }
             checker.report(diagnostic);
         }
+        // `from:` picks a split of the data the model reads.
+        let from = program
+            .sections
+            .get("generate")
+            .and_then(|g| match g.values.get("from") {
+                Some(config::ConfigValue::Split(index, _)) => Some(*index),
+                _ => None,
+            });
+        if let (Some(index), Some(first)) = (from.filter(|&i| i != 0), checker.datasets.first()) {
+            let setting = section.settings.iter().find(|s| s.name.name == "from");
+            let named = checker.datasets.get(index).map_or("?", |d| d.name.as_str());
+            checker.report(
+                Diagnostic::error(
+                    codes::CANNOT_GENERATE,
+                    format!("`from:` names `{named}`, but the model reads `{}`", first.name),
+                    setting.map_or(section.kind_span, |s| s.span),
+                )
+                .label("not the model's data")
+                .with_help(format!("decode `{0}.val` (the default) or `{0}.train`", first.name)),
+            );
+        }
     }
 
     // The Hessian analysis asks things of the model's size.

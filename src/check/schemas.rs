@@ -584,7 +584,7 @@ pub const SECTIONS: &[Schema] = &[
                 "from",
                 Kind::Split,
                 Absent,
-                "source sequences to translate (seq2seq models)",
+                "the split to decode, of the model's data: `.val` (the default) or `.train` (seq2seq models)",
             ),
             p("samples", int(1), Int(3), "how many samples to print"),
         ],

@@ -61,12 +61,14 @@ struct Outcome {
     ms_per_sequence: f64,
 }
 
-/// Decodes the first validation examples of a sequence task with each
+/// Decodes the first examples of `data.val` (the validation split, or
+/// the one `generate { from: }` names, called `split`) with each
 /// method, prints `samples` of them per method and the scores, and adds
 /// the scores to `extra` (the summary's metrics).
 pub fn sequences(
     session: &mut Session,
     data: &Data,
+    split: &str,
     methods: &[Method],
     samples: usize,
     reporter: &mut Reporter,
@@ -148,7 +150,7 @@ pub fn sequences(
     }
     if let [only] = outcomes.as_slice() {
         reporter.say(&format!(
-            "decoded exact match on {} validation examples: {:.3} (token accuracy {:.3})",
+            "decoded exact match on {} {split} examples: {:.3} (token accuracy {:.3})",
             rows.len(),
             only.scores.exact_match,
             only.scores.token_accuracy
@@ -175,7 +177,7 @@ pub fn sequences(
         );
     }
     reporter.say(&format!(
-        "decoded {} validation examples with each method ({passes}, batches of up to 64 rows):",
+        "decoded {} {split} examples with each method ({passes}, batches of up to 64 rows):",
         rows.len()
     ));
     reporter.say(table(&outcomes).trim_end());

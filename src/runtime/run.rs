@@ -522,6 +522,19 @@ fn samples(
         return Ok(());
     }
     let generate = session.program.sections.get("generate").cloned();
+    // `from: <data>.train` decodes training examples (the checker allows
+    // only the model's data); the validation split otherwise.
+    let training;
+    let (data, split) = match generate.as_ref().and_then(|g| g.values.get("from")) {
+        Some(crate::check::config::ConfigValue::Split(_, crate::check::types::SplitKind::Train)) => {
+            training = super::data::Data {
+                val: data.train.clone(),
+                ..data.clone()
+            };
+            (&training, "training")
+        }
+        _ => (data, "validation"),
+    };
     let methods = Method::all(generate.as_ref());
     let count = generate.as_ref().and_then(|g| g.int("samples")).unwrap_or(3).max(1) as usize;
     match &data.val {
@@ -531,7 +544,7 @@ fn samples(
             decoding::text(session, data, &methods, prompt, length, reporter)?;
         }
         Split::Table { fields, .. } if fields.iter().any(|(n, _)| n == "tgt_out") => {
-            decoding::sequences(session, data, &methods, count, reporter, extra)?;
+            decoding::sequences(session, data, split, &methods, count, reporter, extra)?;
         }
         _ => {}
     }

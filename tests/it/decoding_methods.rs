@@ -169,3 +169,41 @@ fn text_is_continued_once_per_method_and_sampling_repeats_with_the_seed() {
     let other = continuations(&["--seed", "1"]);
     assert_ne!(other[1].1, first[1].1);
 }
+
+/// `generate { from: pairs.train }` decodes training examples, the
+/// validation split otherwise; a split of data the model does not read is
+/// an error at check time.
+#[test]
+fn from_picks_the_split_to_decode() {
+    let small = REVERSER.replace("STEPS", "5").replace("val: 200", "val: 50").replace(
+        "method: [greedy, beam(width: 4), beam(width: 1, length_penalty: 0.5), sample(temperature: 1.0)],",
+        "method: greedy,",
+    );
+    for (split, examples, words) in [("pairs.val", 50, "validation"), ("pairs.train", 200, "training")] {
+        let text = small.replace("from: pairs.val", &format!("from: {split}"));
+        let (stderr, events, _) = run("from.nn", &text, &[]);
+        let decode = events.iter().find(|e| e["event"] == "decode").unwrap();
+        assert_eq!(decode["examples"], examples, "{split}: {decode}");
+        assert!(
+            stderr.contains(&format!("decoded exact match on {examples} {words} examples")),
+            "{split}: {stderr}"
+        );
+    }
+    let other = small
+        .replace(
+            "const V = pairs.tokens",
+            "const V = pairs.tokens\ndata other = reverse(vocab: 6, len: 3..6, train: 100, val: 20, seed: 2)",
+        )
+        .replace("from: pairs.val", "from: other.val");
+    let dir = scratch("methods", "from-other");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("other.nn");
+    std::fs::write(&file, other).unwrap();
+    let (code, _, stderr) = nnc(&["check", file.to_str().unwrap()]);
+    std::fs::remove_dir_all(dir).unwrap();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("E0409") && stderr.contains("`from:` names `other`, but the model reads `pairs`"),
+        "{stderr}"
+    );
+}
