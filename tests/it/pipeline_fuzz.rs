@@ -291,12 +291,28 @@ fn features(text: &str, blocks: &[String]) -> Vec<String> {
             Some(section @ ("eval" | "sweep" | "analyze" | "train")) => found.push(format!("section {section}")),
             Some("generate") => {
                 found.push("section generate".to_string());
-                let method = line
-                    .split("method: ")
-                    .nth(1)
-                    .and_then(|m| m.split(['(', ',', ' ']).next());
-                if let Some(method) = method {
-                    found.push(format!("generate {method}"));
+                // One method, or a list of them (`method: [greedy, sample()]`).
+                let methods = line.split("method: ").nth(1).map(|m| match m.strip_prefix('[') {
+                    Some(list) => list.split(']').next().unwrap_or(""),
+                    None => m.split([',', ' ']).next().unwrap_or(m),
+                });
+                // Each method's name: the words outside parentheses.
+                let mut depth = 0;
+                let mut names = vec![String::new()];
+                for c in methods.unwrap_or("").chars() {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        ',' if depth == 0 => names.push(String::new()),
+                        c if depth == 0 && c.is_alphanumeric() => names.last_mut().unwrap().push(c),
+                        _ => {}
+                    }
+                }
+                for name in names.iter().filter(|n| !n.is_empty()) {
+                    found.push(format!("generate {name}"));
+                }
+                if line.contains("method: [") {
+                    found.push("generate list".to_string());
                 }
             }
             _ => {}
@@ -472,7 +488,7 @@ const REQUIRED: &[(&str, &[&str])] = &[
         &["constant", "warmup", "step", "exponential", "cosine", "linear"],
     ),
     ("section", &["train", "eval", "generate", "sweep", "analyze"]),
-    ("generate", &["greedy", "beam", "sample"]),
+    ("generate", &["greedy", "beam", "sample", "list"]),
 ];
 
 /// Programs the pipeline fuzzer found broken, minimized, in

@@ -551,7 +551,16 @@ impl Generator {
         }
         let extra = self.extras.draw(&mut self.rng);
         if can_generate && (extra == "generate" || self.rng.one_in(2)) {
-            let method = self.methods.draw(&mut self.rng);
+            let first = self.methods.draw(&mut self.rng);
+            // Now and then a list of two methods to compare.
+            let method = match self.rng.one_in(4) {
+                true => match self.methods.draw(&mut self.rng) {
+                    second if second != first => format!("[{first}, {second}]"),
+                    _ => first.to_string(),
+                },
+                false => first.to_string(),
+            };
+            let split = self.rng.pick(&["val", "val", "train"]);
             match source {
                 Source::Text => {
                     let _ = writeln!(
@@ -565,7 +574,7 @@ impl Generator {
                 _ => {
                     let _ = writeln!(
                         out,
-                        "generate {{ method: {method}, from: {name}.val, samples: {} }}",
+                        "generate {{ method: {method}, from: {name}.{split}, samples: {} }}",
                         self.rng.range(1, 3)
                     );
                 }
