@@ -419,7 +419,7 @@ fn odd_sized_max_pooling_matches_finite_differences() {
 /// The step graph's gradient of every parameter tensor of `dir/file` (three
 /// elements each, batch 3) against central differences of the loss;
 /// tolerance 1e-5 relative (whole models in f64).
-fn file_gradients_match_finite_differences(dir: &Path, example: &str, constants: &[(&str, f64)]) {
+pub(crate) fn file_gradients_match_finite_differences(dir: &Path, example: &str, constants: &[(&str, f64)]) {
     let program = crate::common::checked_program(dir, example, constants);
     let options = nnc::runtime::Overrides {
         batch: Some(3),

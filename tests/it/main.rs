@@ -19,6 +19,7 @@ mod jit;
 mod lsp;
 mod pipeline_fuzz;
 mod programs;
+mod recurrent;
 mod reliability;
 mod report;
 mod run;

@@ -1,0 +1,92 @@
+//! Every recurrent layer of the standard library (rnn, Jordan, LSTM with
+//! and without peepholes, GRU, bidirectional, reversed) in a small
+//! character model at several sequence lengths, T = 1 included: one
+//! training step on the JIT against the interpreter, and the gradients
+//! against central finite differences. These pin `scan`'s meaning at
+//! every length, whatever way it is compiled.
+
+use std::path::Path;
+
+use crate::common::{root, scratch};
+
+/// A character model around `LAYER` (which reads `x: [B, T, E]`); plain
+/// SGD, so that the update does not amplify the rounding of near-zero
+/// gradients as Adam's division does.
+const MODEL: &str = "\
+const V = 12
+const E = 3
+const H = 3
+const T = 2
+
+data plays = text(\"DATA\", context: T, vocab: V, val: 0.1)
+
+model recurrent(chars: i32[B, T]) -> f32[B, T, V] {
+    x = embed(chars, V, E)
+    linear(LAYER, V)
+}
+
+loss cross_entropy(recurrent(plays.x), plays.y)
+optimizer sgd(lr: 0.1)
+train { steps: 1, batch: 3, seed: 0 }
+";
+
+const LAYERS: &[(&str, &str)] = &[
+    ("rnn", "rnn(x, hidden: H)"),
+    ("rnn reversed", "rnn(x, hidden: H, reverse: true)"),
+    ("jordan", "jordan_rnn(x, hidden: H)"),
+    ("lstm", "lstm(x, hidden: H)"),
+    ("lstm with peepholes", "lstm(x, hidden: H, peephole: true)"),
+    ("lstm reversed", "lstm(x, hidden: H, reverse: true)"),
+    ("gru", "gru(x, hidden: H)"),
+    ("gru reversed", "gru(x, hidden: H, reverse: true)"),
+    ("bidirectional rnn", "bidirectional(x, hidden: H)"),
+    ("bidirectional gru", "bidirectional(x, hidden: H, layer: gru)"),
+    ("bidirectional lstm", "bidirectional_lstm(x, hidden: H)"),
+];
+
+const LENGTHS: [f64; 3] = [1.0, 2.0, 5.0];
+
+/// Writes the model around `layer` in a scratch directory of `test`;
+/// returns the directory.
+fn write_model(test: &str, label: &str, layer: &str) -> std::path::PathBuf {
+    let dir = scratch(test, &label.replace(' ', "_"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = root().join("examples/data/shakespeare.txt");
+    let text = MODEL.replace("DATA", data.to_str().unwrap()).replace("LAYER", layer);
+    std::fs::write(dir.join("model.nn"), text).unwrap();
+    dir
+}
+
+/// One training step on the JIT (loss, output, gradients, updated
+/// parameters) within 1e-3 relative + 1e-4 of the interpreter.
+#[test]
+fn every_recurrent_layer_on_the_jit_matches_the_interpreter_at_every_length() {
+    for (label, layer) in LAYERS {
+        let dir = write_model("recurrent-jit", label, layer);
+        for t in LENGTHS {
+            let program = crate::common::checked_program(&dir, "model.nn", &[("T", t)]);
+            let options = nnc::runtime::Overrides {
+                batch: Some(3),
+                ..Default::default()
+            };
+            let session =
+                nnc::runtime::Session::new(program, &dir, &options).unwrap_or_else(|d| panic!("{}", d.0.message));
+            let env = session.step_env(0);
+            crate::jit::compare_outputs(&format!("{label}, T = {t}"), &session.step_graph, &env, 1e-3, 1e-4);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// Every parameter's gradient (three entries each, batch 3, in f64)
+/// within 1e-5 relative of central differences of the loss.
+#[test]
+fn every_recurrent_layer_matches_finite_differences_at_every_length() {
+    for (label, layer) in LAYERS {
+        let dir = write_model("recurrent-grad", label, layer);
+        for t in LENGTHS {
+            crate::grad::file_gradients_match_finite_differences(Path::new(&dir), "model.nn", &[("T", t)]);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
