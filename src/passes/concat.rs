@@ -36,13 +36,9 @@ impl Pass for DistributeOverConcat {
     }
 }
 
-fn is_output(graph: &Graph, id: NodeId) -> bool {
-    graph.outputs.iter().any(|(_, o)| *o == id)
-}
-
 /// Whether `id` is read by `user` alone.
 fn only_for(graph: &Graph, id: NodeId, user: NodeId) -> bool {
-    graph.users(id) == [user] && !is_output(graph, id)
+    graph.only_user(id, user) && !graph.is_output(id)
 }
 
 /// The concatenation `operand` of `user` is (directly, or through one

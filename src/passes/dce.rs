@@ -1,6 +1,7 @@
 //! Dead-code elimination: removes every node no output depends on.
 
-use std::collections::HashSet;
+use petgraph::visit::NodeIndexable;
+use petgraph::Direction;
 
 use super::Pass;
 use crate::ir::Graph;
@@ -13,16 +14,21 @@ impl Pass for Dce {
     }
 
     fn run(&self, graph: &mut Graph) -> bool {
-        let mut live: HashSet<_> = graph.outputs.iter().map(|(_, id)| *id).collect();
-        let mut stack: Vec<_> = live.iter().copied().collect();
+        // Live nodes by index (a flag per index is cheaper than a set).
+        let mut live = vec![false; graph.graph.node_bound()];
+        let mut stack: Vec<_> = graph.outputs.iter().map(|(_, id)| *id).collect();
+        for &id in &stack {
+            live[id.index()] = true;
+        }
         while let Some(id) = stack.pop() {
-            for input in graph.inputs(id) {
-                if live.insert(input) {
+            for input in graph.graph.neighbors_directed(id, Direction::Incoming) {
+                if !live[input.index()] {
+                    live[input.index()] = true;
                     stack.push(input);
                 }
             }
         }
-        let dead: Vec<_> = graph.graph.node_indices().filter(|id| !live.contains(id)).collect();
+        let dead: Vec<_> = graph.graph.node_indices().filter(|id| !live[id.index()]).collect();
         for &id in &dead {
             graph.remove(id);
         }

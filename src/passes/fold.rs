@@ -36,13 +36,31 @@ fn constant(graph: &Graph, id: NodeId) -> Option<f64> {
 /// The value of node `id` if it is a constant computed from constants.
 fn fold(graph: &Graph, id: NodeId) -> Option<f64> {
     let node = graph.node(id);
-    let inputs = graph.inputs(id);
-    let values: Option<Vec<f64>> = inputs.iter().map(|&i| constant(graph, i)).collect();
-    let values = values?;
-    let rounded = |x: f64| round(x, node.dtype);
-    if matches!(node.op, Prim::Const(_)) {
+    // The kinds first: most nodes are of none, and their operands need not
+    // be read.
+    let foldable = matches!(
+        node.op,
+        Prim::Count(_)
+            | Prim::Broadcast
+            | Prim::Reshape
+            | Prim::StopGrad
+            | Prim::Permute(_)
+            | Prim::Slice { .. }
+            | Prim::Cast(_)
+            | Prim::Unary(_)
+            | Prim::Binary(_)
+            | Prim::Select
+    );
+    if !foldable {
         return None;
     }
+    let mut values = [0.0; 3];
+    let mut count = 0;
+    for input in graph.inputs(id) {
+        *values.get_mut(count)? = constant(graph, input)?;
+        count += 1;
+    }
+    let rounded = |x: f64| round(x, node.dtype);
     Some(match &node.op {
         Prim::Count(dim) => dim.as_const()? as f64,
         Prim::Broadcast | Prim::Reshape | Prim::StopGrad | Prim::Permute(_) | Prim::Slice { .. } => values[0],
