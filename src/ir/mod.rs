@@ -14,7 +14,7 @@ pub mod verify;
 use std::collections::HashMap;
 
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
-use petgraph::visit::EdgeRef;
+use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use petgraph::Direction;
 
 use crate::check::dims::Dim;
@@ -72,6 +72,11 @@ impl Graph {
 
     pub fn node_mut(&mut self, id: NodeId) -> &mut Node {
         &mut self.graph[id]
+    }
+
+    /// The serial the next node will get: it grows with every node added.
+    pub fn next_serial(&self) -> u64 {
+        self.next_serial
     }
 
     pub fn len(&self) -> usize {
@@ -203,14 +208,16 @@ impl Graph {
     /// structure and insertion order: among ready nodes, the oldest first.
     pub fn topo_order(&self) -> Vec<NodeId> {
         let bound = petgraph::visit::NodeIndexable::node_bound(&self.graph);
+        // Operands not yet ordered, counted in one sweep over the edges
+        // (cheaper than following each node's list of incoming edges).
         let mut pending = vec![0u32; bound];
+        for edge in self.graph.edge_references() {
+            pending[edge.target().index()] += 1;
+        }
         let mut ready = ReadySet::new(bound);
         for id in self.graph.node_indices() {
-            let count = self.graph.edges_directed(id, Direction::Incoming).count();
-            if count == 0 {
+            if pending[id.index()] == 0 {
                 ready.insert(id.index());
-            } else {
-                pending[id.index()] = count as u32;
             }
         }
         let mut order = Vec::with_capacity(self.len());

@@ -6,7 +6,7 @@
 //! activation's slope is computed piece by piece into one buffer, instead
 //! of being written once and read back by the multiplication.
 
-use super::Pass;
+use super::{Order, Pass};
 use crate::check::dims::Dim;
 use crate::ir::{Graph, NodeId};
 use crate::prim::Prim;
@@ -21,9 +21,9 @@ impl Pass for DistributeOverConcat {
         "concat"
     }
 
-    fn run(&self, graph: &mut Graph) -> bool {
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
         let mut changed = false;
-        for id in graph.topo_order() {
+        for &id in order.get(graph) {
             if !graph.graph.contains_node(id) || !matches!(graph.node(id).op, Prim::Binary(_)) {
                 continue;
             }

@@ -5,7 +5,7 @@ use std::hash::{Hash, Hasher};
 
 use rustc_hash::{FxHashMap as HashMap, FxHasher};
 
-use super::Pass;
+use super::{Order, Pass};
 use crate::ir::{Graph, Node, NodeId};
 use crate::prim::Prim;
 
@@ -25,12 +25,11 @@ impl Pass for Cse {
         "cse"
     }
 
-    fn run(&self, graph: &mut Graph) -> bool {
-        // Nodes by a hash of their operands, dtype and op (no allocation
-        // per node: the operands of the kept nodes share one buffer); among
-        // those, equal operands, dtypes, ops (a constant's exact bits) and
-        // shapes are one node. (Shapes are compared, not hashed: a symbolic
-        // size is a polynomial, dear to hash.) At most one kept node is
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
+        // Nodes by a hash of their operands, dtype and op ([`key`]; no
+        // allocation per node: the operands of the kept nodes share one
+        // buffer); among those, equal operands, dtypes, ops (a constant's
+        // exact bits) and shapes are one node. At most one kept node is
         // equal to a new one, since two equal kept nodes would have been
         // merged, so the order of a key's list does not matter.
         let mut heads: HashMap<u64, usize> = HashMap::default();
@@ -39,7 +38,7 @@ impl Pass for Cse {
         let mut operands: Vec<NodeId> = Vec::with_capacity(2 * graph.len());
         let mut inputs = Vec::new();
         let mut changed = false;
-        for id in graph.topo_order() {
+        for &id in order.get(graph) {
             let node = graph.node(id);
             if matches!(node.op, Prim::Random { .. }) {
                 continue;
@@ -90,11 +89,21 @@ fn same(node: &Node, other: &Node) -> bool {
 }
 
 /// A hash of a node's operands, dtype and op, equal for nodes that are
-/// [`same`]: of the op, its kind and its cheap attributes only.
+/// [`same`]: of the op, its kind and its cheap attributes only. For a leaf,
+/// also its constant sizes: constants of many shapes (zeros, ones) would
+/// otherwise share a key. (Other shapes are not read: each size is a
+/// polynomial in its own allocation, and reading them costs more than the
+/// rare comparison of nodes with equal operands.)
 fn key(inputs: &[NodeId], node: &Node) -> u64 {
     let mut hasher = FxHasher::default();
     inputs.hash(&mut hasher);
     node.dtype.hash(&mut hasher);
+    if inputs.is_empty() {
+        node.shape.len().hash(&mut hasher);
+        for size in &node.shape {
+            size.as_const().hash(&mut hasher);
+        }
+    }
     std::mem::discriminant(&node.op).hash(&mut hasher);
     match &node.op {
         Prim::Const(value) => value.to_bits().hash(&mut hasher),

@@ -3,7 +3,7 @@
 use petgraph::visit::NodeIndexable;
 use petgraph::Direction;
 
-use super::Pass;
+use super::{Order, Pass};
 use crate::ir::Graph;
 
 pub struct Dce;
@@ -13,7 +13,7 @@ impl Pass for Dce {
         "dce"
     }
 
-    fn run(&self, graph: &mut Graph) -> bool {
+    fn run_in_order(&self, graph: &mut Graph, _: &mut Order) -> bool {
         // Live nodes by index (a flag per index is cheaper than a set).
         let mut live = vec![false; graph.graph.node_bound()];
         let mut stack: Vec<_> = graph.outputs.iter().map(|(_, id)| *id).collect();

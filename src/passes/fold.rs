@@ -1,7 +1,7 @@
 //! Constant folding: element-wise ops on constants become constants, and
 //! constants that are only broadcast, reshaped or cast stay constants.
 
-use super::Pass;
+use super::{Order, Pass};
 use crate::ir::{Graph, NodeId};
 use crate::prim::{DType, Prim};
 
@@ -12,9 +12,9 @@ impl Pass for ConstantFold {
         "fold"
     }
 
-    fn run(&self, graph: &mut Graph) -> bool {
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
         let mut changed = false;
-        for id in graph.topo_order() {
+        for &id in order.get(graph) {
             if let Some(value) = fold(graph, id) {
                 // The node becomes the constant in place, keeping its users.
                 graph.node_mut(id).op = Prim::Const(value);

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Pass;
+use super::{Order, Pass};
 use crate::check::dims::Dim;
 use crate::ir::{Graph, NodeId};
 use crate::prim::{DType, Prim};
@@ -22,10 +22,10 @@ impl Pass for HoistProducts {
         "hoist"
     }
 
-    fn run(&self, graph: &mut Graph) -> bool {
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
         // (sequence, weight) -> the products and the step each reads.
         let mut groups: BTreeMap<(usize, usize), Vec<(NodeId, i64)>> = BTreeMap::new();
-        for id in graph.topo_order() {
+        for &id in order.get(graph) {
             if let Some((sequence, weight, step)) = step_product(graph, id) {
                 groups
                     .entry((sequence.index(), weight.index()))

@@ -12,7 +12,7 @@
 //! gradients follow the same layout.
 
 use super::simplify::constant;
-use super::Pass;
+use super::{Order, Pass};
 use crate::ir::{Graph, NodeId};
 use crate::prim::Prim;
 
@@ -23,9 +23,9 @@ impl Pass for SinkPermutes {
         "layout"
     }
 
-    fn run(&self, graph: &mut Graph) -> bool {
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
         let mut changed = false;
-        for id in graph.topo_order() {
+        for &id in order.get(graph) {
             if !graph.graph.contains_node(id) {
                 continue;
             }

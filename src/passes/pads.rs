@@ -5,7 +5,7 @@
 //! sequence); as a sum, each element evaluates every term, as a
 //! concatenation each operand is computed once into its own range.
 
-use super::Pass;
+use super::{Order, Pass};
 use crate::check::dims::Dim;
 use crate::ir::{Graph, NodeId};
 use crate::prim::{BinaryOp, DType, Prim};
@@ -17,9 +17,9 @@ impl Pass for PadsToConcat {
         "pads"
     }
 
-    fn run(&self, graph: &mut Graph) -> bool {
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
         let mut changed = false;
-        for id in graph.topo_order() {
+        for &id in order.get(graph) {
             if !graph.graph.contains_node(id) || !is_sum(graph, id) || inside_larger_sum(graph, id) {
                 continue;
             }

@@ -2,7 +2,7 @@
 //! values — `x + 0`, `x * 1`, `x * 0`, `x / 1`, `-(-x)`, no-op layout ops,
 //! `stop_grad` (the identity once gradients exist), reshape chains.
 
-use super::Pass;
+use super::{Order, Pass};
 use crate::ir::{Graph, NodeId};
 use crate::prim::{BinaryOp, Prim, UnaryOp};
 
@@ -13,10 +13,10 @@ impl Pass for Simplify {
         "simplify"
     }
 
-    fn run(&self, graph: &mut Graph) -> bool {
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
         let mut changed = false;
         let mut inputs = Vec::new();
-        for id in graph.topo_order() {
+        for &id in order.get(graph) {
             if !graph.graph.contains_node(id) {
                 continue;
             }
