@@ -1,6 +1,9 @@
 //! Constant folding: element-wise ops on constants become constants, and
 //! constants that are only broadcast, reshaped or cast stay constants.
 
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+
 use super::{Order, Pass};
 use crate::ir::{Graph, NodeId};
 use crate::prim::{DType, Prim};
@@ -54,11 +57,10 @@ fn fold(graph: &Graph, id: NodeId) -> Option<f64> {
     if !foldable {
         return None;
     }
+    // The operands' values by position (edges number them `0..n`).
     let mut values = [0.0; 3];
-    let mut count = 0;
-    for input in graph.inputs(id) {
-        *values.get_mut(count)? = constant(graph, input)?;
-        count += 1;
+    for edge in graph.graph.edges_directed(id, Direction::Incoming) {
+        *values.get_mut(*edge.weight())? = constant(graph, edge.source())?;
     }
     let rounded = |x: f64| round(x, node.dtype);
     Some(match &node.op {
