@@ -92,7 +92,7 @@ fn step_product(graph: &Graph, id: NodeId) -> Option<(NodeId, NodeId, i64)> {
 /// step's reshape and slice), but no leaf: every parameter stays in the
 /// graph.
 fn remove_unused(graph: &mut Graph, id: NodeId) {
-    if !graph.users(id).is_empty() || graph.outputs.iter().any(|(_, o)| *o == id) {
+    if !graph.users(id).is_empty() || graph.is_output(id) {
         return;
     }
     let operands = graph.inputs(id);
