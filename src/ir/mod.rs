@@ -115,15 +115,30 @@ impl Graph {
         }
     }
 
+    /// Many operands (a concatenation of every step of a sequence): each
+    /// put at its position, which the edges number `0..n`.
     fn inputs_sorted(&self, id: NodeId, out: &mut Vec<NodeId>) {
-        let mut edges: Vec<(usize, NodeId)> = self
-            .graph
-            .edges_directed(id, Direction::Incoming)
-            .map(|e| (*e.weight(), e.source()))
-            .collect();
-        edges.sort_unstable();
+        let count = self.graph.edges_directed(id, Direction::Incoming).count();
         out.clear();
-        out.extend(edges.into_iter().map(|(_, n)| n));
+        out.resize(count, NodeId::end());
+        for edge in self.graph.edges_directed(id, Direction::Incoming) {
+            match out.get_mut(*edge.weight()) {
+                Some(slot) if *slot == NodeId::end() => *slot = edge.source(),
+                // Positions not `0..n` (no stage makes them): sorted as pairs.
+                _ => {
+                    let mut edges: Vec<(usize, NodeId)> = Vec::with_capacity(count);
+                    edges.extend(
+                        self.graph
+                            .edges_directed(id, Direction::Incoming)
+                            .map(|e| (*e.weight(), e.source())),
+                    );
+                    edges.sort_unstable();
+                    out.clear();
+                    out.extend(edges.into_iter().map(|(_, n)| n));
+                    return;
+                }
+            }
+        }
     }
 
     /// Nodes that use `id`, each once, in index order.
