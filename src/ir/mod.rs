@@ -11,10 +11,10 @@ pub mod lower;
 pub mod print;
 pub mod verify;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
-use petgraph::visit::EdgeRef;
+use petgraph::visit::{EdgeRef, IntoEdgeReferences};
 use petgraph::Direction;
 
 use crate::check::dims::Dim;
@@ -74,6 +74,11 @@ impl Graph {
         &mut self.graph[id]
     }
 
+    /// The serial the next node will get: it grows with every node added.
+    pub fn next_serial(&self) -> u64 {
+        self.next_serial
+    }
+
     pub fn len(&self) -> usize {
         self.graph.node_count()
     }
@@ -84,19 +89,84 @@ impl Graph {
 
     /// Operands of a node, in position order.
     pub fn inputs(&self, id: NodeId) -> Vec<NodeId> {
-        let mut edges: Vec<(usize, NodeId)> = self
-            .graph
-            .edges_directed(id, Direction::Incoming)
-            .map(|e| (*e.weight(), e.source()))
-            .collect();
-        edges.sort();
-        edges.into_iter().map(|(_, n)| n).collect()
+        let mut inputs = Vec::new();
+        self.inputs_into(id, &mut inputs);
+        inputs
+    }
+
+    /// [`Graph::inputs`] into a buffer the caller reuses (the passes visit
+    /// every node of graphs of tens of thousands).
+    pub fn inputs_into(&self, id: NodeId, out: &mut Vec<NodeId>) {
+        out.clear();
+        // (position, operand), sorted by insertion: operands are few.
+        let mut positions = [0usize; 8];
+        for edge in self.graph.edges_directed(id, Direction::Incoming) {
+            let (position, source) = (*edge.weight(), edge.source());
+            if out.len() == positions.len() {
+                return self.inputs_sorted(id, out);
+            }
+            let mut at = out.len();
+            while at > 0 && (positions[at - 1], out[at - 1]) > (position, source) {
+                at -= 1;
+            }
+            positions.copy_within(at..out.len(), at + 1);
+            positions[at] = position;
+            out.insert(at, source);
+        }
+    }
+
+    /// Many operands (a concatenation of every step of a sequence): each
+    /// put at its position, which the edges number `0..n`.
+    fn inputs_sorted(&self, id: NodeId, out: &mut Vec<NodeId>) {
+        let count = self.graph.edges_directed(id, Direction::Incoming).count();
+        out.clear();
+        out.resize(count, NodeId::end());
+        for edge in self.graph.edges_directed(id, Direction::Incoming) {
+            match out.get_mut(*edge.weight()) {
+                Some(slot) if *slot == NodeId::end() => *slot = edge.source(),
+                // Positions not `0..n` (no stage makes them): sorted as pairs.
+                _ => {
+                    let mut edges: Vec<(usize, NodeId)> = Vec::with_capacity(count);
+                    edges.extend(
+                        self.graph
+                            .edges_directed(id, Direction::Incoming)
+                            .map(|e| (*e.weight(), e.source())),
+                    );
+                    edges.sort_unstable();
+                    out.clear();
+                    out.extend(edges.into_iter().map(|(_, n)| n));
+                    return;
+                }
+            }
+        }
     }
 
     /// Nodes that use `id`, each once, in index order.
     pub fn users(&self, id: NodeId) -> Vec<NodeId> {
-        let users: BTreeSet<NodeId> = self.graph.neighbors_directed(id, Direction::Outgoing).collect();
-        users.into_iter().collect()
+        let mut users: Vec<NodeId> = self.graph.neighbors_directed(id, Direction::Outgoing).collect();
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+
+    /// Whether `user` is the only node that uses `id` (and uses it at
+    /// least once): `users(id) == [user]` without collecting.
+    pub fn only_user(&self, id: NodeId, user: NodeId) -> bool {
+        let mut users = self.graph.neighbors_directed(id, Direction::Outgoing).peekable();
+        users.peek().is_some() && users.all(|u| u == user)
+    }
+
+    /// The one node that uses `id` (perhaps more than once), if exactly one
+    /// does: `users(id)` of length one, without collecting.
+    pub fn sole_user(&self, id: NodeId) -> Option<NodeId> {
+        let mut users = self.graph.neighbors_directed(id, Direction::Outgoing);
+        let first = users.next()?;
+        users.all(|u| u == first).then_some(first)
+    }
+
+    /// Whether an output names `id`.
+    pub fn is_output(&self, id: NodeId) -> bool {
+        self.outputs.iter().any(|(_, o)| *o == id)
     }
 
     pub fn output(&self, name: &str) -> Option<NodeId> {
@@ -152,25 +222,28 @@ impl Graph {
     /// Node ids in a topological order that depends only on the graph's
     /// structure and insertion order: among ready nodes, the oldest first.
     pub fn topo_order(&self) -> Vec<NodeId> {
-        use std::cmp::Reverse;
-        let mut pending = vec![0usize; petgraph::visit::NodeIndexable::node_bound(&self.graph)];
-        let mut ready = std::collections::BinaryHeap::new();
+        let bound = petgraph::visit::NodeIndexable::node_bound(&self.graph);
+        // Operands not yet ordered, counted in one sweep over the edges
+        // (cheaper than following each node's list of incoming edges).
+        let mut pending = vec![0u32; bound];
+        for edge in self.graph.edge_references() {
+            pending[edge.target().index()] += 1;
+        }
+        let mut ready = ReadySet::new(bound);
         for id in self.graph.node_indices() {
-            let count = self.graph.edges_directed(id, Direction::Incoming).count();
-            if count == 0 {
-                ready.push(Reverse(id));
-            } else {
-                pending[id.index()] = count;
+            if pending[id.index()] == 0 {
+                ready.insert(id.index());
             }
         }
         let mut order = Vec::with_capacity(self.len());
-        while let Some(Reverse(id)) = ready.pop() {
+        while let Some(index) = ready.pop_min() {
+            let id = NodeId::new(index);
             order.push(id);
             for edge in self.graph.edges_directed(id, Direction::Outgoing) {
                 let count = &mut pending[edge.target().index()];
                 *count -= 1;
                 if *count == 0 {
-                    ready.push(Reverse(edge.target()));
+                    ready.insert(edge.target().index());
                 }
             }
         }
@@ -206,5 +279,46 @@ pub fn input_name(op: &Prim) -> Option<&str> {
     match op {
         Prim::Input(name) => Some(name),
         _ => None,
+    }
+}
+
+/// The ready nodes of [`Graph::topo_order`] by index, smallest first: a bit
+/// per index and a bit per 64-index word that has any set (a binary heap's
+/// pops cost several times more on graphs of tens of thousands of nodes).
+struct ReadySet {
+    words: Vec<u64>,
+    summary: Vec<u64>,
+    /// No summary word below this one has a bit set.
+    low: usize,
+}
+
+impl ReadySet {
+    fn new(bound: usize) -> ReadySet {
+        let words = bound.div_ceil(64);
+        ReadySet {
+            words: vec![0; words],
+            summary: vec![0; words.div_ceil(64)],
+            low: 0,
+        }
+    }
+
+    fn insert(&mut self, index: usize) {
+        let word = index / 64;
+        self.words[word] |= 1 << (index % 64);
+        self.summary[word / 64] |= 1 << (word % 64);
+        self.low = self.low.min(word / 64);
+    }
+
+    fn pop_min(&mut self) -> Option<usize> {
+        while self.summary.get(self.low)? == &0 {
+            self.low += 1;
+        }
+        let word = self.low * 64 + self.summary[self.low].trailing_zeros() as usize;
+        let bit = self.words[word].trailing_zeros() as usize;
+        self.words[word] &= !(1 << bit);
+        if self.words[word] == 0 {
+            self.summary[self.low] &= !(1 << (word % 64));
+        }
+        Some(word * 64 + bit)
     }
 }

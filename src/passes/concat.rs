@@ -6,7 +6,7 @@
 //! activation's slope is computed piece by piece into one buffer, instead
 //! of being written once and read back by the multiplication.
 
-use super::Pass;
+use super::{Order, Pass};
 use crate::check::dims::Dim;
 use crate::ir::{Graph, NodeId};
 use crate::prim::Prim;
@@ -21,9 +21,9 @@ impl Pass for DistributeOverConcat {
         "concat"
     }
 
-    fn run(&self, graph: &mut Graph) -> bool {
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
         let mut changed = false;
-        for id in graph.topo_order() {
+        for &id in order.get(graph) {
             if !graph.graph.contains_node(id) || !matches!(graph.node(id).op, Prim::Binary(_)) {
                 continue;
             }
@@ -36,13 +36,9 @@ impl Pass for DistributeOverConcat {
     }
 }
 
-fn is_output(graph: &Graph, id: NodeId) -> bool {
-    graph.outputs.iter().any(|(_, o)| *o == id)
-}
-
 /// Whether `id` is read by `user` alone.
 fn only_for(graph: &Graph, id: NodeId, user: NodeId) -> bool {
-    graph.users(id) == [user] && !is_output(graph, id)
+    graph.only_user(id, user) && !graph.is_output(id)
 }
 
 /// The concatenation `operand` of `user` is (directly, or through one

@@ -1,7 +1,10 @@
 //! Constant folding: element-wise ops on constants become constants, and
 //! constants that are only broadcast, reshaped or cast stay constants.
 
-use super::Pass;
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+
+use super::{Order, Pass};
 use crate::ir::{Graph, NodeId};
 use crate::prim::{DType, Prim};
 
@@ -12,9 +15,9 @@ impl Pass for ConstantFold {
         "fold"
     }
 
-    fn run(&self, graph: &mut Graph) -> bool {
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
         let mut changed = false;
-        for id in graph.topo_order() {
+        for &id in order.get(graph) {
             if let Some(value) = fold(graph, id) {
                 // The node becomes the constant in place, keeping its users.
                 graph.node_mut(id).op = Prim::Const(value);
@@ -36,13 +39,30 @@ fn constant(graph: &Graph, id: NodeId) -> Option<f64> {
 /// The value of node `id` if it is a constant computed from constants.
 fn fold(graph: &Graph, id: NodeId) -> Option<f64> {
     let node = graph.node(id);
-    let inputs = graph.inputs(id);
-    let values: Option<Vec<f64>> = inputs.iter().map(|&i| constant(graph, i)).collect();
-    let values = values?;
-    let rounded = |x: f64| round(x, node.dtype);
-    if matches!(node.op, Prim::Const(_)) {
+    // The kinds first: most nodes are of none, and their operands need not
+    // be read.
+    let foldable = matches!(
+        node.op,
+        Prim::Count(_)
+            | Prim::Broadcast
+            | Prim::Reshape
+            | Prim::StopGrad
+            | Prim::Permute(_)
+            | Prim::Slice { .. }
+            | Prim::Cast(_)
+            | Prim::Unary(_)
+            | Prim::Binary(_)
+            | Prim::Select
+    );
+    if !foldable {
         return None;
     }
+    // The operands' values by position (edges number them `0..n`).
+    let mut values = [0.0; 3];
+    for edge in graph.graph.edges_directed(id, Direction::Incoming) {
+        *values.get_mut(*edge.weight())? = constant(graph, edge.source())?;
+    }
+    let rounded = |x: f64| round(x, node.dtype);
     Some(match &node.op {
         Prim::Count(dim) => dim.as_const()? as f64,
         Prim::Broadcast | Prim::Reshape | Prim::StopGrad | Prim::Permute(_) | Prim::Slice { .. } => values[0],

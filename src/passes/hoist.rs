@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Pass;
+use super::{Order, Pass};
 use crate::check::dims::Dim;
 use crate::ir::{Graph, NodeId};
 use crate::prim::{DType, Prim};
@@ -22,10 +22,10 @@ impl Pass for HoistProducts {
         "hoist"
     }
 
-    fn run(&self, graph: &mut Graph) -> bool {
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
         // (sequence, weight) -> the products and the step each reads.
         let mut groups: BTreeMap<(usize, usize), Vec<(NodeId, i64)>> = BTreeMap::new();
-        for id in graph.topo_order() {
+        for &id in order.get(graph) {
             if let Some((sequence, weight, step)) = step_product(graph, id) {
                 groups
                     .entry((sequence.index(), weight.index()))
@@ -64,8 +64,10 @@ fn step_product(graph: &Graph, id: NodeId) -> Option<(NodeId, NodeId, i64)> {
     if !matches!(graph.node(id).op, Prim::MatMul) || graph.node(id).dtype != DType::F32 {
         return None;
     }
-    let (a, weight) = (graph.inputs(id)[0], graph.inputs(id)[1]);
-    if graph.shape(weight).len() != 2 || graph.shape(a).len() != 2 || !matches!(graph.node(a).op, Prim::Reshape) {
+    let inputs = graph.inputs(id);
+    let (a, weight) = (inputs[0], inputs[1]);
+    let shape = |x: NodeId| &graph.node(x).shape[..];
+    if shape(weight).len() != 2 || shape(a).len() != 2 || !matches!(graph.node(a).op, Prim::Reshape) {
         return None;
     }
     let slice = graph.inputs(a)[0];
@@ -78,9 +80,9 @@ fn step_product(graph: &Graph, id: NodeId) -> Option<(NodeId, NodeId, i64)> {
         return None;
     };
     let sequence = graph.inputs(slice)[0];
-    let (s, x) = (graph.shape(sequence), graph.shape(slice));
+    let (s, x) = (shape(sequence), shape(slice));
     let one_step = s.len() == 3 && x[1].as_const() == Some(1) && s[1].as_const().is_some_and(|t| t > 1);
-    if !one_step || graph.shape(a) != [s[0].clone(), s[2].clone()] {
+    if !one_step || shape(a)[0] != s[0] || shape(a)[1] != s[2] {
         return None;
     }
     Some((sequence, weight, start.as_const()?))
@@ -90,7 +92,7 @@ fn step_product(graph: &Graph, id: NodeId) -> Option<(NodeId, NodeId, i64)> {
 /// step's reshape and slice), but no leaf: every parameter stays in the
 /// graph.
 fn remove_unused(graph: &mut Graph, id: NodeId) {
-    if !graph.users(id).is_empty() || graph.outputs.iter().any(|(_, o)| *o == id) {
+    if !graph.users(id).is_empty() || graph.is_output(id) {
         return;
     }
     let operands = graph.inputs(id);

@@ -12,7 +12,7 @@
 //! gradients follow the same layout.
 
 use super::simplify::constant;
-use super::Pass;
+use super::{Order, Pass};
 use crate::ir::{Graph, NodeId};
 use crate::prim::Prim;
 
@@ -23,15 +23,15 @@ impl Pass for SinkPermutes {
         "layout"
     }
 
-    fn run(&self, graph: &mut Graph) -> bool {
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
         let mut changed = false;
-        for id in graph.topo_order() {
+        for &id in order.get(graph) {
             if !graph.graph.contains_node(id) {
                 continue;
             }
             if let Some(replacement) = sink(graph, id).or_else(|| compose(graph, id)) {
                 graph.replace_uses(id, replacement);
-                if graph.users(id).is_empty() && !graph.outputs.iter().any(|(_, o)| *o == id) {
+                if graph.users(id).is_empty() && !graph.is_output(id) {
                     graph.remove(id);
                 }
                 changed = true;
@@ -72,8 +72,12 @@ fn compose(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
 /// element-wise `f` whose other operands are constants (any layout of a
 /// constant is the same constant) or permutations by the same `p`.
 fn sink(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
-    let node = graph.node(id).clone();
-    if !matches!(node.op, Prim::Unary(_) | Prim::Binary(_) | Prim::Select | Prim::Cast(_)) {
+    // The kind and a permuted operand first: most nodes have neither, and
+    // cloning a shape costs.
+    if !matches!(
+        graph.node(id).op,
+        Prim::Unary(_) | Prim::Binary(_) | Prim::Select | Prim::Cast(_)
+    ) {
         return None;
     }
     let inputs = graph.inputs(id);
@@ -81,6 +85,7 @@ fn sink(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
         Prim::Permute(p) => Some(p.clone()),
         _ => None,
     })?;
+    let node = graph.node(id).clone();
     let inv = inverse(&perm);
     let source_shape: Vec<_> = inv.iter().map(|&i| node.shape[i].clone()).collect();
     let mut operands = Vec::with_capacity(inputs.len());

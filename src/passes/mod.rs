@@ -26,12 +26,49 @@ pub use layout::SinkPermutes;
 pub use pads::PadsToConcat;
 pub use simplify::Simplify;
 
-use crate::ir::Graph;
+use crate::ir::{Graph, NodeId};
 
 pub trait Pass {
     fn name(&self) -> &'static str;
+
     /// Rewrites the graph; returns whether anything changed.
-    fn run(&self, graph: &mut Graph) -> bool;
+    fn run(&self, graph: &mut Graph) -> bool {
+        self.run_in_order(graph, &mut Order::default())
+    }
+
+    /// [`Pass::run`], taking the graph's topological order (if the pass
+    /// visits the nodes in one) from `order`, which [`optimize`] keeps from
+    /// one pass to the next while they change nothing.
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool;
+}
+
+/// A graph's [`Graph::topo_order`], computed when a pass first asks for it
+/// and kept for the next pass if the graph stays as it was: on a graph of
+/// tens of thousands of nodes, ordering costs about as much as a pass.
+#[derive(Default)]
+pub struct Order {
+    /// The order, and the graph's node count, edge count and next serial
+    /// when it was computed.
+    known: Option<(Vec<NodeId>, (usize, usize, u64))>,
+}
+
+impl Order {
+    /// The graph's topological order.
+    pub fn get(&mut self, graph: &Graph) -> &[NodeId] {
+        let stamp = (graph.len(), graph.graph.edge_count(), graph.next_serial());
+        match &mut self.known {
+            Some((_, known)) if *known == stamp => {}
+            known => *known = Some((graph.topo_order(), stamp)),
+        }
+        &self.known.as_ref().expect("an order").0
+    }
+
+    /// Forgets the order: a pass changed the graph. (A pass that says it
+    /// changed nothing may still have added nodes it did not use, which
+    /// the stamp sees; any other change it would report.)
+    fn forget(&mut self) {
+        self.known = None;
+    }
 }
 
 /// The passes in the order they run.
@@ -50,6 +87,7 @@ pub fn pipeline() -> Vec<Box<dyn Pass>> {
 /// The passes that shape the forward graph before autodiff differentiates
 /// it.
 pub fn prepare_forward(graph: &mut Graph) {
+    // (Each pass orders the graph anew: every round changes it.)
     HoistProducts.run(graph);
     if cfg!(debug_assertions) {
         crate::ir::verify::assert_valid(graph, HoistProducts.name());
@@ -71,11 +109,15 @@ pub fn prepare_forward(graph: &mut Graph) {
 pub fn optimize(graph: &mut Graph) {
     let passes = pipeline();
     let mut spent = vec![std::time::Duration::ZERO; passes.len()];
+    let mut order = Order::default();
     for _ in 0..8 {
         let mut changed = false;
         for (pass, spent) in passes.iter().zip(&mut spent) {
             let start = std::time::Instant::now();
-            changed |= pass.run(graph);
+            if pass.run_in_order(graph, &mut order) {
+                order.forget();
+                changed = true;
+            }
             *spent += start.elapsed();
             if cfg!(debug_assertions) {
                 crate::ir::verify::assert_valid(graph, pass.name());

@@ -5,7 +5,7 @@
 //! sequence); as a sum, each element evaluates every term, as a
 //! concatenation each operand is computed once into its own range.
 
-use super::Pass;
+use super::{Order, Pass};
 use crate::check::dims::Dim;
 use crate::ir::{Graph, NodeId};
 use crate::prim::{BinaryOp, DType, Prim};
@@ -17,9 +17,9 @@ impl Pass for PadsToConcat {
         "pads"
     }
 
-    fn run(&self, graph: &mut Graph) -> bool {
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
         let mut changed = false;
-        for id in graph.topo_order() {
+        for &id in order.get(graph) {
             if !graph.graph.contains_node(id) || !is_sum(graph, id) || inside_larger_sum(graph, id) {
                 continue;
             }
@@ -37,14 +37,9 @@ fn is_sum(graph: &Graph, id: NodeId) -> bool {
     matches!(graph.node(id).op, Prim::Binary(BinaryOp::Add)) && graph.node(id).dtype == DType::F32
 }
 
-fn is_output(graph: &Graph, id: NodeId) -> bool {
-    graph.outputs.iter().any(|(_, o)| *o == id)
-}
-
 /// Whether `id` is one term of a larger sum that will be rewritten whole.
 fn inside_larger_sum(graph: &Graph, id: NodeId) -> bool {
-    let users = graph.users(id);
-    users.len() == 1 && is_sum(graph, users[0]) && !is_output(graph, id)
+    graph.sole_user(id).is_some_and(|user| is_sum(graph, user)) && !graph.is_output(id)
 }
 
 /// The terms of the sum tree rooted at `id`: inner sums used only in the
@@ -52,8 +47,8 @@ fn inside_larger_sum(graph: &Graph, id: NodeId) -> bool {
 fn terms(graph: &Graph, id: NodeId, out: &mut Vec<NodeId>) {
     for operand in graph.inputs(id) {
         let inner = is_sum(graph, operand)
-            && graph.users(operand).len() == 1
-            && !is_output(graph, operand)
+            && graph.sole_user(operand).is_some()
+            && !graph.is_output(operand)
             && graph.node(operand).shape == graph.node(id).shape;
         if inner {
             terms(graph, operand, out);

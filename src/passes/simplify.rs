@@ -2,7 +2,7 @@
 //! values — `x + 0`, `x * 1`, `x * 0`, `x / 1`, `-(-x)`, no-op layout ops,
 //! `stop_grad` (the identity once gradients exist), reshape chains.
 
-use super::Pass;
+use super::{Order, Pass};
 use crate::ir::{Graph, NodeId};
 use crate::prim::{BinaryOp, Prim, UnaryOp};
 
@@ -13,15 +13,16 @@ impl Pass for Simplify {
         "simplify"
     }
 
-    fn run(&self, graph: &mut Graph) -> bool {
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
         let mut changed = false;
-        for id in graph.topo_order() {
+        let mut inputs = Vec::new();
+        for &id in order.get(graph) {
             if !graph.graph.contains_node(id) {
                 continue;
             }
-            if let Some(replacement) = simplify(graph, id) {
+            if let Some(replacement) = simplify(graph, id, &mut inputs) {
                 graph.replace_uses(id, replacement);
-                if graph.users(id).is_empty() && !graph.outputs.iter().any(|(_, o)| *o == id) {
+                if graph.users(id).is_empty() && !graph.is_output(id) {
                     graph.remove(id);
                 }
                 changed = true;
@@ -40,12 +41,33 @@ pub(super) fn constant(graph: &Graph, id: NodeId) -> Option<f64> {
     }
 }
 
-/// A node equal to `id` but cheaper, if there is one.
-fn simplify(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
-    let node = graph.node(id).clone();
-    let inputs = graph.inputs(id);
-    let same_type = |g: &Graph, x: NodeId| g.node(x).shape == node.shape && g.node(x).dtype == node.dtype;
-    match &node.op {
+/// A node equal to `id` but cheaper, if there is one. `inputs` is a
+/// buffer for the node's operands.
+fn simplify(graph: &mut Graph, id: NodeId, inputs: &mut Vec<NodeId>) -> Option<NodeId> {
+    // Most nodes are of no kind simplified here: they are passed over
+    // without reading their operands or cloning their shapes.
+    let simplified = matches!(
+        graph.node(id).op,
+        Prim::StopGrad
+            | Prim::Reshape
+            | Prim::Broadcast
+            | Prim::Cast(_)
+            | Prim::Permute(_)
+            | Prim::Slice { .. }
+            | Prim::Unary(UnaryOp::Neg)
+            | Prim::Binary(_)
+    );
+    if !simplified {
+        return None;
+    }
+    graph.inputs_into(id, inputs);
+    let inputs = &inputs[..];
+    let same_type = |g: &Graph, x: NodeId| {
+        let (node, other) = (g.node(id), g.node(x));
+        other.shape == node.shape && other.dtype == node.dtype
+    };
+    let (dtype, op) = (graph.node(id).dtype, &graph.node(id).op);
+    match op {
         Prim::StopGrad => Some(inputs[0]),
         Prim::Reshape | Prim::Broadcast if same_type(graph, inputs[0]) => Some(inputs[0]),
         Prim::Cast(_) if same_type(graph, inputs[0]) => Some(inputs[0]),
@@ -59,7 +81,8 @@ fn simplify(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
             if same_type(graph, inner) {
                 return Some(inner);
             }
-            Some(graph.add(Prim::Reshape, node.dtype, node.shape.clone(), &[inner]))
+            let shape = graph.node(id).shape.clone();
+            Some(graph.add(Prim::Reshape, dtype, shape, &[inner]))
         }
         // -(-x) = x
         Prim::Unary(UnaryOp::Neg) if matches!(graph.node(inputs[0]).op, Prim::Unary(UnaryOp::Neg)) => {
@@ -72,8 +95,8 @@ fn simplify(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
         Prim::Binary(BinaryOp::Add)
             if inputs.iter().all(|&x| {
                 matches!(graph.node(x).op, Prim::Reshape)
-                    && graph.users(x).len() == 1
                     && matches!(graph.node(graph.inputs(x)[0]).op, Prim::Pad { .. })
+                    && graph.sole_user(x).is_some()
             }) && inputs[0] != inputs[1] =>
         {
             let (a, b) = (graph.inputs(inputs[0])[0], graph.inputs(inputs[1])[0]);
@@ -82,10 +105,11 @@ fn simplify(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
                 return None;
             }
             let shape = na.shape.clone();
-            let sum = graph.add(Prim::Binary(BinaryOp::Add), node.dtype, shape, &[a, b]);
-            Some(graph.add(Prim::Reshape, node.dtype, node.shape.clone(), &[sum]))
+            let sum = graph.add(Prim::Binary(BinaryOp::Add), dtype, shape, &[a, b]);
+            let shape = graph.node(id).shape.clone();
+            Some(graph.add(Prim::Reshape, dtype, shape, &[sum]))
         }
-        Prim::Binary(op) => {
+        &Prim::Binary(op) => {
             let (a, b) = (inputs[0], inputs[1]);
             let (ca, cb) = (constant(graph, a), constant(graph, b));
             match (op, ca, cb) {
@@ -94,11 +118,13 @@ fn simplify(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
                 (BinaryOp::Mul, Some(1.0), _) => Some(b),
                 (BinaryOp::Mul | BinaryOp::Div, _, Some(1.0)) => Some(a),
                 (BinaryOp::Mul, Some(0.0), _) | (BinaryOp::Mul, _, Some(0.0)) => {
-                    Some(graph.add(Prim::Const(0.0), node.dtype, node.shape.clone(), &[]))
+                    let shape = graph.node(id).shape.clone();
+                    Some(graph.add(Prim::Const(0.0), dtype, shape, &[]))
                 }
                 // 0 - x = -x
                 (BinaryOp::Sub, Some(0.0), _) => {
-                    Some(graph.add(Prim::Unary(UnaryOp::Neg), node.dtype, node.shape.clone(), &[b]))
+                    let shape = graph.node(id).shape.clone();
+                    Some(graph.add(Prim::Unary(UnaryOp::Neg), dtype, shape, &[b]))
                 }
                 _ => None,
             }
