@@ -9,10 +9,11 @@
 //! training step's loss within 1e-3 relative + 1e-4 absolute (widened for
 //! ill-conditioned losses, below).
 //!
-//! The default run is bounded (30 generated programs and one mutation of
-//! each example, about 35 s on two cores) and prints a coverage table: every
-//! standard-library block, data source, optimizer, schedule, generation
-//! method and section reaches a summary at least once.
+//! The default run is bounded (30 generated programs, then each example
+//! shrunk as it is and once mutated: about 60 s on two cores) and prints a
+//! coverage table: every standard-library block, data source, optimizer,
+//! schedule, generation method (and a list of them) and section reaches a
+//! summary at least once.
 //! More cases: `NNC_PIPELINE_CASES=10000 cargo test --test it pipeline
 //! -- --nocapture` (a quarter of them mutations); `NNC_PIPELINE_SEED` changes
 //! the programs; `NNC_PIPELINE_ONLY=N` runs case N alone. A failing program
@@ -360,7 +361,11 @@ fn every_program_that_checks_runs() {
         })
         .collect();
     let cases = env_number("NNC_PIPELINE_CASES").map_or(DEFAULT_GENERATED + sources.len(), |n| n as usize);
-    let mutated_count = if default_run { sources.len() } else { cases / 4 };
+    // The default run takes every example twice: shrunk as it is (so each
+    // data source and section of the examples reaches a summary), then
+    // mutated.
+    let mutated_count = if default_run { 2 * sources.len() } else { cases / 4 };
+    let cases = if default_run { cases + sources.len() } else { cases };
     let blocks = library_blocks();
     let mut coverage: BTreeMap<String, Tally> = BTreeMap::new();
     for block in &blocks {
@@ -374,13 +379,16 @@ fn every_program_that_checks_runs() {
     for case in 0..cases {
         let mutation = case >= cases - mutated_count;
         let (label, text, args, batch): (String, String, &[&str], Option<usize>) = if mutation {
-            let (name, text) = &sources[case % sources.len()];
-            (
-                format!("mutated {name}"),
-                mutate::mutate(&mut rng, &mutate::shrink(text), &data_dir),
-                &["--steps", "2", "--batch", "2"],
-                Some(2),
-            )
+            let index = case - (cases - mutated_count);
+            let (name, text) = &sources[index % sources.len()];
+            let shrunk = mutate::shrink(text);
+            let (label, text) = if default_run && index < sources.len() {
+                let text = shrunk.replace("\"data/", &format!("\"{}/", data_dir.display()));
+                (format!("shrunk {name}"), text)
+            } else {
+                (format!("mutated {name}"), mutate::mutate(&mut rng, &shrunk, &data_dir))
+            };
+            (label, text, &["--steps", "2", "--batch", "2"], Some(2))
         } else {
             ("generated".to_string(), generator.program(), &[], None)
         };
@@ -424,7 +432,7 @@ fn every_program_that_checks_runs() {
         }
     }
     let generated = cases - mutated_count;
-    println!("pipeline fuzz: seed {seed}, {cases} programs ({generated} generated, {mutated_count} mutated examples) in {:.1} s", started.elapsed().as_secs_f64());
+    println!("pipeline fuzz: seed {seed}, {cases} programs ({generated} generated, {mutated_count} from the examples, shrunk or mutated) in {:.1} s", started.elapsed().as_secs_f64());
     println!(
         "  ran to the summary: {ran}; stopped with a diagnostic: {}; rejected by the checker: {}",
         stopped.len(),
@@ -480,7 +488,10 @@ fn every_program_that_checks_runs() {
 const REQUIRED: &[(&str, &[&str])] = &[
     (
         "data",
-        &["csv", "series", "text", "copy", "reverse", "sort", "add", "speech"],
+        &[
+            "csv", "series", "text", "copy", "reverse", "sort", "add", "speech", "passages", "replies", "slots",
+            "graphs",
+        ],
     ),
     ("optimizer", &["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"]),
     (
