@@ -245,11 +245,12 @@ impl Plan {
             let size = aligned(len.max(1));
             let mut at = plan.persistent;
             for &(o, s, f, l) in &placed {
-                if f > last || first > l {
-                    continue;
-                }
+                // Sorted by offset: from here on nothing can move `at`.
                 if at + size <= o {
                     break;
+                }
+                if f > last || first > l {
+                    continue;
                 }
                 at = at.max(o + s);
             }
