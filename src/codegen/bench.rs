@@ -279,7 +279,7 @@ pub fn compile_step(
     let dims = std::collections::HashMap::from([(crate::check::data::BATCH.to_string(), session.batch as i64)]);
     let mut compiled = super::Compiled::compile(&session.step_graph, &dims, options)?;
     for (name, value) in &session.tensors {
-        if compiled.tensor(name).is_some() {
+        if compiled.has_tensor(name) {
             compiled.set_tensor(name, value)?;
         }
     }

@@ -338,6 +338,11 @@ impl Compiled {
         self.write(&slot, name, value)
     }
 
+    /// Whether the step has a persistent leaf `name`.
+    pub fn has_tensor(&self, name: &str) -> bool {
+        self.homes.contains_key(name)
+    }
+
     /// Reads a persistent leaf.
     pub fn tensor(&self, name: &str) -> Option<ArrayD<f64>> {
         self.homes.get(name).map(|slot| self.read(slot))
