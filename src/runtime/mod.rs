@@ -578,6 +578,8 @@ impl Session {
     fn replay_to_non_finite(&self, failed: u64) -> (String, String) {
         let start = self.jit.as_ref().map_or(failed, |j| j.synced_at);
         let mut tensors = self.tensors.clone();
+        // The first value of the replay too large for f32, if any.
+        let mut beyond = None;
         for step in start..=failed {
             let mut env = self.env(step);
             env.feeds = tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -597,13 +599,23 @@ impl Session {
                 };
                 return (op, note);
             }
+            if beyond.is_none() {
+                beyond = beyond_f32(&self.step_graph, &values);
+            }
             for (name, value) in values.outputs() {
                 if let Some(target) = name.strip_prefix("new ") {
                     tensors.insert(target.to_string(), value.clone());
                 }
             }
         }
-        let note = " (the interpreter's f64 replay stayed finite; the f32 step overflowed)".to_string();
+        let note = match beyond {
+            Some((op, x)) => format!(
+                " (the interpreter's f64 replay stayed finite, but `{op}` reached {x:.3e}, beyond the range of f32)"
+            ),
+            None => " (the interpreter's f64 replay stayed finite and within the range of f32: the compiled step \
+                     disagrees with it, a bug of nnc; please report it with the program)"
+                .to_string(),
+        };
         ("the compiled step".to_string(), note)
     }
 
@@ -618,6 +630,21 @@ impl Session {
         jit.ahead = false;
         jit.synced_at = self.step;
     }
+}
+
+/// The first node, in order, with a finite value beyond the range of f32
+/// (which the JIT, computing in f32, cannot hold), and that value.
+pub fn beyond_f32(graph: &Graph, values: &interp::Values) -> Option<(String, f64)> {
+    let names = crate::ir::print::numbering(graph);
+    for id in graph.topo_order() {
+        let Some(value) = values.get(id) else { continue };
+        if let Some(&x) = value.iter().find(|x| x.is_finite() && x.abs() > f64::from(f32::MAX)) {
+            let node = graph.node(id);
+            let name = names.get(&node.serial).cloned().unwrap_or_default();
+            return Some((format!("{name} = {}", node.op), x));
+        }
+    }
+    None
 }
 
 /// The first node, in order, whose value has a NaN or infinity.

@@ -220,6 +220,31 @@ fn a_nan_stops_the_run_with_the_step_and_the_op() {
     let _ = std::fs::remove_dir_all(out);
 }
 
+/// A step whose exact values leave f32's range stops the JIT run with a
+/// diagnostic naming the value the interpreter's replay found (not a claim
+/// of overflow without one).
+#[test]
+fn an_f32_overflow_stops_the_run_and_names_the_value() {
+    let out = scratch("f32-overflow");
+    let (code, _, stderr) = nnc(&[
+        "run",
+        "tests/data/ok/f32_overflow.nn",
+        "--backend",
+        "jit",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.starts_with("error: step 1: "), "{stderr}");
+    assert!(
+        stderr.contains("the interpreter's f64 replay stayed finite, but `%")
+            && stderr.contains("beyond the range of f32"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(out);
+}
+
 /// A saturated sigmoid (pre-activations near ±1000) trains on both
 /// backends: its gradient is zero there, not NaN.
 #[test]
