@@ -229,9 +229,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
         by_structure += usize::from(known.is_some());
         if let (Some((id, first, table)), false) = (&known, cfg!(debug_assertions)) {
             if keep_text {
-                let note = format!("; kernel {k}: the code of kernel {first}, with its own buffer table\n");
-                clif.push(note.clone());
-                asm.push(note);
+                note_shared(&mut clif, &mut asm, k, *first);
             }
             kernel_ids.push(Some(*id));
             tables.push(table.clone().into_boxed_slice());
@@ -330,9 +328,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
         if let Some((id, first)) = earlier {
             remember(id, first);
             if keep_text {
-                let note = format!("; kernel {k}: the code of kernel {first}, with its own buffer table\n");
-                clif.push(note.clone());
-                asm.push(note);
+                note_shared(&mut clif, &mut asm, k, first);
             }
             module.clear_context(&mut ctx);
             kernel_ids.push(Some(id));
@@ -535,7 +531,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
         asm.push(format!("; step\n{listing}"));
     }
     sizes.push((step_id, code_size(&ctx), "nnc_step".to_string()));
-    if std::env::var_os("NNC_TIMING").is_some() {
+    if crate::timing::enabled() {
         eprintln!(
             "codegen: kernels {:.1?} (planning their loops {planning_time:.1?}; {by_structure} known by structure), step function {:.1?}",
             kernels_done - started,
@@ -559,6 +555,14 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
         clif,
         asm,
     })
+}
+
+/// The CLIF and assembly listings' line for kernel `k`, which runs the code
+/// of kernel `first` with its own table.
+fn note_shared(clif: &mut Vec<String>, asm: &mut Vec<String>, k: usize, first: usize) {
+    let note = format!("; kernel {k}: the code of kernel {first}, with its own buffer table\n");
+    clif.push(note.clone());
+    asm.push(note);
 }
 
 fn declare(module: &mut JITModule, id: FuncId, b: &mut FunctionBuilder) -> FuncRef {

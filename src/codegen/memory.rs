@@ -315,7 +315,7 @@ impl Plan {
             .unwrap_or(0)
             .max(plan.persistent);
         plan.unshared += plan.persistent;
-        if std::env::var_os("NNC_TIMING").is_some() {
+        if crate::timing::enabled() {
             eprintln!(
                 "memory: lifetimes {lives_done:.1?}, reads {:.1?}, updates {:.1?}, placement {:.1?} ({} buffers)",
                 reads_done - lives_done,

@@ -118,7 +118,7 @@ fn prepare<'g>(graph: &'g Graph, dims: &HashMap<String, i64>) -> Result<(fuse::F
     let fused = fuse::Fused::new(bound);
     let fused_time = start.elapsed();
     let plan = memory::Plan::new(&fused)?;
-    if std::env::var_os("NNC_TIMING").is_some() {
+    if crate::timing::enabled() {
         eprintln!(
             "codegen: bind {bound_time:.1?}, fuse {:.1?}, plan {:.1?}",
             fused_time - bound_time,
@@ -199,7 +199,7 @@ impl Compiled {
         options: &CompileOptions,
         start: std::time::Instant,
     ) -> Result<Compiled, String> {
-        let timing = std::env::var_os("NNC_TIMING").is_some();
+        let timing = crate::timing::enabled();
         let Planned { fused, plan } = planned;
         let graph = fused.bound.graph;
         let planned = start.elapsed();

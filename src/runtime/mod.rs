@@ -635,29 +635,25 @@ impl Session {
 /// The first node, in order, with a finite value beyond the range of f32
 /// (which the JIT, computing in f32, cannot hold), and that value.
 pub fn beyond_f32(graph: &Graph, values: &interp::Values) -> Option<(String, f64)> {
+    first_value(graph, values, |x| x.is_finite() && x.abs() > f64::from(f32::MAX))
+}
+
+/// The first node, in order, whose value has a NaN or infinity.
+fn first_non_finite(graph: &Graph, values: &interp::Values) -> String {
+    first_value(graph, values, |x| !x.is_finite()).map_or_else(|| "an input".to_string(), |(op, _)| op)
+}
+
+/// The first node, in order, with a value that is `wanted` (as `%N = op`),
+/// and that value.
+fn first_value(graph: &Graph, values: &interp::Values, wanted: impl Fn(f64) -> bool) -> Option<(String, f64)> {
     let names = crate::ir::print::numbering(graph);
     for id in graph.topo_order() {
         let Some(value) = values.get(id) else { continue };
-        if let Some(&x) = value.iter().find(|x| x.is_finite() && x.abs() > f64::from(f32::MAX)) {
+        if let Some(&x) = value.iter().find(|&&x| wanted(x)) {
             let node = graph.node(id);
             let name = names.get(&node.serial).cloned().unwrap_or_default();
             return Some((format!("{name} = {}", node.op), x));
         }
     }
     None
-}
-
-/// The first node, in order, whose value has a NaN or infinity.
-fn first_non_finite(graph: &Graph, values: &interp::Values) -> String {
-    let names = crate::ir::print::numbering(graph);
-    for id in graph.topo_order() {
-        if let Some(value) = values.get(id) {
-            if value.iter().any(|x| !x.is_finite()) {
-                let node = graph.node(id);
-                let name = names.get(&node.serial).cloned().unwrap_or_default();
-                return format!("{name} = {}", node.op);
-            }
-        }
-    }
-    "an input".to_string()
 }
