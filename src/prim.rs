@@ -10,8 +10,10 @@
 //! - Integers and booleans are values of the same tensors (0/1 for bools).
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::check::dims::Dim;
+use crate::ir::loops::Loop;
 pub use crate::syntax::ast::DType;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -40,6 +42,8 @@ pub enum Prim {
         dist: Distribution,
         stream: u32,
     },
+    /// Argument `i` of a loop body (see [`crate::ir::loops`]).
+    Arg(usize),
 
     // ---- element-wise
     Unary(UnaryOp),
@@ -110,6 +114,11 @@ pub enum Prim {
     /// The adjoint of `Unfold2d`: `[N, OH, OW, C·k·k] -> [N, C, H, W]`,
     /// adding overlapping patches.
     Fold2d(Window),
+
+    // ---- control
+    /// `scan`: a body graph run over time steps; operands and the flat
+    /// value are described in [`crate::ir::loops`].
+    Scan(Arc<Loop>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -339,6 +348,8 @@ impl fmt::Display for Prim {
                 "fold2d kernel={} stride={} padding={}",
                 w.kernel, w.stride, w.padding
             ),
+            Prim::Arg(i) => write!(f, "arg {i}"),
+            Prim::Scan(looped) => write!(f, "scan {looped}"),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! [`optimizer`], the parameter update) appended. One gradient rule per
 //! primitive, in [`rules`]; broadcasting is undone by `Graph::sum_to_shape`.
 
+mod loops;
 pub mod optimizer;
 mod rules;
 
@@ -15,26 +16,38 @@ use crate::prim::{DType, Prim};
 /// the gradient nodes, in the order of `wrt`. A node the loss does not
 /// depend on gets a zero gradient.
 pub fn gradients(graph: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Vec<NodeId> {
+    let seed = graph.fill_like(loss, 1.0);
+    seeded_gradients(graph, &[(loss, seed)], wrt)
+}
+
+/// The gradients of `Σ <output, seed>` over the `(output, seed)` pairs
+/// (each seed of its output's shape) with respect to each of `wrt`: a
+/// vector-Jacobian product. Loop bodies are differentiated this way.
+pub fn seeded_gradients(graph: &mut Graph, seeds: &[(NodeId, NodeId)], wrt: &[NodeId]) -> Vec<NodeId> {
     let order = graph.topo_order();
-    // Nodes that depend on some `wrt` and that the loss depends on: only
+    // Nodes that depend on some `wrt` and that an output depends on: only
     // they need adjoints.
     let mut from_wrt: HashSet<NodeId> = wrt.iter().copied().collect();
+    let mut operands = Vec::new();
     for &id in &order {
-        if graph.inputs(id).iter().any(|i| from_wrt.contains(i)) && !blocks_gradient(&graph.node(id).op) {
+        graph.inputs_into(id, &mut operands);
+        if operands.iter().any(|i| from_wrt.contains(i)) && !blocks_gradient(&graph.node(id).op) {
             from_wrt.insert(id);
         }
     }
-    let mut to_loss: HashSet<NodeId> = HashSet::from([loss]);
+    let mut to_loss: HashSet<NodeId> = seeds.iter().map(|(output, _)| *output).collect();
     for &id in order.iter().rev() {
         if to_loss.contains(&id) {
-            to_loss.extend(graph.inputs(id));
+            graph.inputs_into(id, &mut operands);
+            to_loss.extend(operands.iter().copied());
         }
     }
     let active = |id: &NodeId| from_wrt.contains(id) && to_loss.contains(id);
 
     let mut adjoints: HashMap<NodeId, Vec<NodeId>> = HashMap::new();
-    let seed = graph.fill_like(loss, 1.0);
-    adjoints.insert(loss, vec![seed]);
+    for &(output, seed) in seeds {
+        adjoints.entry(output).or_default().push(seed);
+    }
     let mut totals: HashMap<NodeId, NodeId> = HashMap::new();
     for &id in order.iter().rev() {
         if !active(&id) {
@@ -46,6 +59,18 @@ pub fn gradients(graph: &mut Graph, loss: NodeId, wrt: &[NodeId]) -> Vec<NodeId>
         let total = sum(graph, parts);
         totals.insert(id, total);
         let inputs = graph.inputs(id);
+        if let Prim::Scan(_) = graph.node(id).op {
+            let wanted: Vec<bool> = inputs
+                .iter()
+                .map(|i| active(i) && differentiable(graph.dtype(*i)))
+                .collect();
+            for (input, part) in inputs.iter().zip(loops::vjp(graph, id, &inputs, &wanted, total)) {
+                if let Some(part) = part {
+                    adjoints.entry(*input).or_default().push(part);
+                }
+            }
+            continue;
+        }
         for (position, &input) in inputs.iter().enumerate() {
             if !active(&input) {
                 continue;

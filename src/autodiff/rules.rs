@@ -22,8 +22,12 @@ pub fn vjp(graph: &mut Graph, y: NodeId, inputs: &[NodeId], position: usize, g: 
         | Prim::Count(_)
         | Prim::Iota { .. }
         | Prim::Random { .. }
+        | Prim::Arg(_)
         | Prim::StopGrad
         | Prim::ArgMax { .. } => return None,
+        // Loops are differentiated whole, before the per-op rules
+        // (`autodiff::loops`).
+        Prim::Scan(_) => return None,
 
         Prim::Unary(op) => unary(graph, op, x, y, g)?,
         Prim::Binary(op) => binary(graph, op, inputs[0], inputs[1], y, position, g)?,

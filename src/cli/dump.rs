@@ -14,8 +14,8 @@ pub(super) fn run_dump(path: &std::path::Path, stage: Stage, settings: &[(String
     };
     let text = match stage {
         Stage::Ast => format!("{:#?}\n", program.user_file()),
-        Stage::Ir => crate::ir::print::print(&crate::ir::lower::lower(&program.train_trace)),
-        Stage::Eval => crate::ir::print::print(&crate::ir::lower::lower(&program.eval_trace)),
+        Stage::Ir => crate::ir::print::print(&crate::ir::lower::lower_loops(&program.train_trace)),
+        Stage::Eval => crate::ir::print::print(&crate::ir::lower::lower_loops(&program.eval_trace)),
         Stage::Grad => crate::ir::print::print(&step_graph(&program)),
         Stage::Opt => crate::ir::print::print(&optimized_step(&program)),
         Stage::Fused | Stage::Memory | Stage::Clif | Stage::Asm => {

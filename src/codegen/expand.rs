@@ -55,6 +55,12 @@ impl<'g> Bound<'g> {
             let context = |e: crate::interp::InterpError| format!("{name} = {}: {}", node.op, e.message);
             bound.shapes[id.index()] = eval_shape(&node.shape, dims).map_err(context)?;
             let size = |d| eval_dim(d, dims).map_err(context);
+            if matches!(node.op, Prim::Scan(_) | Prim::Arg(_)) {
+                return Err(format!(
+                    "{name} = {}: loops are unrolled before code generation",
+                    node.op
+                ));
+            }
             bound.sizes[id.index()] = match &node.op {
                 Prim::Count(d) | Prim::ScatterRows { rows: d } | Prim::Place { classes: d } => vec![size(d)?],
                 Prim::Slice { start, .. } => vec![size(start)?],
@@ -206,6 +212,7 @@ impl<'a, 'g> Expander<'a, 'g> {
                 let offset = flat(index, &shape);
                 self.exprs.add(Expr::Load { buffer: id, offset })
             }
+            Prim::Arg(_) | Prim::Scan(_) => unreachable!("`Bound::new` refuses loops"),
             Prim::Const(value) => {
                 let value = match dtype {
                     DType::I32 => value.trunc(),

@@ -18,6 +18,7 @@ mod gather;
 mod kernels;
 mod layout;
 pub mod random;
+mod scan;
 #[cfg(test)]
 mod tests;
 
@@ -118,6 +119,11 @@ impl Values {
 
 /// Runs every node of the graph in topological order.
 pub fn run(graph: &Graph, env: &Env) -> Result<Values, InterpError> {
+    run_with_args(graph, env, &[])
+}
+
+/// [`run`] for a loop body: `Arg(i)` reads `args[i]`.
+fn run_with_args(graph: &Graph, env: &Env, args: &[&ArrayD<f64>]) -> Result<Values, InterpError> {
     let order = graph.topo_order();
     if order.len() != graph.len() {
         let stuck = graph.graph.node_indices().find(|id| !order.contains(id));
@@ -128,7 +134,7 @@ pub fn run(graph: &Graph, env: &Env) -> Result<Values, InterpError> {
     }
     let mut values: Vec<Option<ArrayD<f64>>> = vec![None; order.iter().map(|id| id.index() + 1).max().unwrap_or(0)];
     for (number, &id) in order.iter().enumerate() {
-        let value = eval_node(graph, env, id, &values).map_err(|message| InterpError {
+        let value = eval_node(graph, env, id, &values, args).map_err(|message| InterpError {
             node: Some(id),
             message: format!("%{number} = {}: {message}", graph.node(id).op),
         })?;
@@ -195,6 +201,7 @@ fn arity(op: &Prim) -> Option<usize> {
         | Prim::Const(_)
         | Prim::Count(_)
         | Prim::Iota { .. }
+        | Prim::Arg(_)
         | Prim::Random { .. } => 0,
         Prim::Unary(_)
         | Prim::Cast(_)
@@ -210,11 +217,17 @@ fn arity(op: &Prim) -> Option<usize> {
         | Prim::Fold2d(_) => 1,
         Prim::Binary(_) | Prim::Take | Prim::ScatterRows { .. } | Prim::Pick | Prim::Place { .. } | Prim::MatMul => 2,
         Prim::Select => 3,
-        Prim::Concat { .. } => return None,
+        Prim::Concat { .. } | Prim::Scan(_) => return None,
     })
 }
 
-fn eval_node(graph: &Graph, env: &Env, id: NodeId, values: &[Option<ArrayD<f64>>]) -> Result<ArrayD<f64>, String> {
+fn eval_node(
+    graph: &Graph,
+    env: &Env,
+    id: NodeId,
+    values: &[Option<ArrayD<f64>>],
+    args: &[&ArrayD<f64>],
+) -> Result<ArrayD<f64>, String> {
     let node = graph.node(id);
     let shape = eval_shape(&node.shape, &env.dims).map_err(|e| e.message)?;
     let operands = graph.inputs(id);
@@ -239,6 +252,11 @@ fn eval_node(graph: &Graph, env: &Env, id: NodeId, values: &[Option<ArrayD<f64>>
         Prim::Count(dim) => kernels::fill(&shape, size(dim)? as f64),
         Prim::Iota { axis } => kernels::iota(&shape, *axis)?,
         Prim::Random { dist, stream } => kernels::random(&shape, *dist, env.seed, env.step, u64::from(*stream)),
+        Prim::Arg(i) => (*args
+            .get(*i)
+            .ok_or_else(|| format!("no argument {i} (the body of a scan has {})", args.len()))?)
+        .clone(),
+        Prim::Scan(looped) => scan::scan(looped, env, &inputs)?,
         Prim::Unary(op) => kernels::unary(*op, inputs[0]),
         Prim::Binary(op) => kernels::binary(*op, inputs[0], inputs[1])?,
         Prim::Select => kernels::select(inputs[0], inputs[1], inputs[2])?,

@@ -7,6 +7,7 @@
 //! (`print`) numbers nodes in topological order, never by petgraph index.
 
 pub mod build;
+pub mod loops;
 pub mod lower;
 pub mod print;
 pub mod verify;

@@ -68,6 +68,14 @@ pub fn print_with_names(graph: &Graph, names: &HashMap<u64, String>, notes: &[(N
         if !attrs.is_empty() {
             let _ = write!(out, " {attrs}");
         }
+        if let crate::prim::Prim::Scan(looped) = &node.op {
+            // The body once, numbered on its own, inside the loop.
+            out.push_str(" {\n");
+            for line in print(&looped.body).lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+            out.push('}');
+        }
         out.push('\n');
         for (_, note) in notes.iter().filter(|(n, _)| n == id) {
             let _ = writeln!(out, "    ^ error: {note}");

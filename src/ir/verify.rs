@@ -75,7 +75,8 @@ fn check_node(graph: &Graph, id: NodeId) -> Result<(), String> {
     };
     let shape = &node.shape;
     match &node.op {
-        Prim::Input(_) | Prim::Param(_) | Prim::State(_) | Prim::Const(_) => arity(0),
+        Prim::Input(_) | Prim::Param(_) | Prim::State(_) | Prim::Const(_) | Prim::Arg(_) => arity(0),
+        Prim::Scan(looped) => check_scan(looped, node, &inputs),
         Prim::Count(_) => {
             arity(0)?;
             expect(shape.is_empty() && node.dtype.is_float(), "count is a float scalar")
@@ -290,5 +291,51 @@ fn check_node(graph: &Graph, id: NodeId) -> Result<(), String> {
                 && p[3] == shape[1].mul(&Dim::constant((window.kernel * window.kernel) as i64));
             expect(ok, "fold2d shape is wrong")
         }
+    }
+}
+
+/// A scan's operands have its body's argument types (a sequence one step
+/// of it, `length` steps long), its value every result laid end to end,
+/// and its body is valid.
+fn check_scan(looped: &crate::ir::loops::Loop, node: &super::Node, inputs: &[&super::Node]) -> Result<(), String> {
+    if inputs.len() != looped.operands() {
+        return Err(format!(
+            "scan takes {} operand(s), found {}",
+            looped.operands(),
+            inputs.len()
+        ));
+    }
+    for (i, (arg, input)) in crate::ir::loops::argument_types(looped).iter().zip(inputs).enumerate() {
+        let Some((dtype, shape)) = arg else {
+            continue;
+        };
+        let mut expected = shape.clone();
+        let sequence = (looped.carries..looped.carries + looped.sequences).contains(&i);
+        if sequence {
+            expected.insert(1.min(expected.len()), Dim::constant(looped.length as i64));
+        }
+        if *dtype != input.dtype || expected != input.shape {
+            return Err(format!(
+                "operand {i} is {}{}, but the body reads {}{}{}",
+                input.dtype.name(),
+                format_shape(&input.shape),
+                dtype.name(),
+                format_shape(shape),
+                if sequence { " a step" } else { "" }
+            ));
+        }
+    }
+    let body = verify(&looped.body);
+    if let Some((_, problem)) = body.first() {
+        return Err(format!("the body is invalid: {problem}"));
+    }
+    match looped.flat_shape() {
+        None => Err("the body lacks a carry or result output".to_string()),
+        Some(shape) if shape != node.shape => Err(format!(
+            "the value is {}, but the results laid end to end are {}",
+            format_shape(&node.shape),
+            format_shape(&shape)
+        )),
+        Some(_) => Ok(()),
     }
 }

@@ -1,0 +1,209 @@
+//! The gradient of a loop is a loop: a scan run the other way whose body
+//! is the vector-Jacobian product of the forward body.
+//!
+//! Forward, step `t` computes `(carry', y_t) = f(carry, x_t, w)`. Backward,
+//! from the last step to the first, with `dcarry` starting as the adjoint
+//! of the final carry:
+//!
+//! ```text
+//! (dcarry, dx_t, dw_t) = vjp f (carry before t, x_t, w) (dcarry, dy_t)
+//! dw = Σ_t dw_t
+//! ```
+//!
+//! The backward loop carries `dcarry` and one sum per captured value that
+//! needs a gradient; it reads as sequences the carry before each step, the
+//! forward sequences and the adjoints of the stacked results; it stacks
+//! `dx_t`. Its body recomputes the forward step from the carry before it
+//! (the values the product rule needs are not stored per step).
+
+use std::sync::Arc;
+
+use crate::check::dims::Dim;
+use crate::ir::loops::{inline, Loop, Piece};
+use crate::ir::{Graph, NodeId};
+use crate::prim::Prim;
+
+/// The adjoint contribution of scan node `id` to each operand where
+/// `wanted`, given the adjoint `g` of its flat value.
+pub fn vjp(graph: &mut Graph, id: NodeId, inputs: &[NodeId], wanted: &[bool], g: NodeId) -> Vec<Option<NodeId>> {
+    let Prim::Scan(forward) = graph.node(id).op.clone() else {
+        unreachable!("vjp of a scan")
+    };
+    let pieces = forward.pieces().expect("a verified loop has its outputs");
+    let (c, s, k) = (forward.carries, forward.sequences, forward.captured);
+    let (inits, rest) = inputs.split_at(c);
+    let (sequences, captured) = rest.split_at(s);
+    let wanted_sequences: Vec<usize> = (0..s).filter(|&i| wanted[c + i]).collect();
+    let wanted_captured: Vec<usize> = (0..k).filter(|&i| wanted[c + s + i]).collect();
+
+    // Operands of the backward loop, as its body reads them.
+    let mut operands: Vec<NodeId> = (0..c).map(|i| take(graph, g, &pieces[i])).collect();
+    for &j in &wanted_captured {
+        operands.push(graph.fill_like(captured[j], 0.0));
+    }
+    for i in 0..c {
+        operands.push(carries_before(graph, id, &forward, &pieces, inits[i], i));
+    }
+    operands.extend_from_slice(sequences);
+    for i in 0..forward.ys {
+        operands.push(take(graph, g, &pieces[c + i]));
+    }
+    operands.extend_from_slice(captured);
+
+    let backward = Loop {
+        body: backward_body(&forward, &wanted_sequences, &wanted_captured),
+        length: forward.length,
+        reverse: !forward.reverse,
+        carries: c + wanted_captured.len(),
+        sequences: c + s + forward.ys,
+        captured: k,
+        ys: wanted_sequences.len(),
+    };
+    let back_pieces = backward.pieces().expect("the backward body has its outputs");
+    let flat = backward.flat_shape().expect("the backward body has its outputs");
+    let dtype = graph.dtype(g);
+    let node = graph.add(Prim::Scan(Arc::new(backward)), dtype, flat, &operands);
+
+    let mut parts: Vec<Option<NodeId>> = vec![None; inputs.len()];
+    for i in 0..c {
+        if wanted[i] {
+            parts[i] = Some(take(graph, node, &back_pieces[i]));
+        }
+    }
+    for (n, &j) in wanted_captured.iter().enumerate() {
+        parts[c + s + j] = Some(take(graph, node, &back_pieces[c + n]));
+    }
+    for (n, &i) in wanted_sequences.iter().enumerate() {
+        parts[c + i] = Some(take(graph, node, &back_pieces[c + wanted_captured.len() + n]));
+    }
+    parts
+}
+
+/// One piece of a loop's flat value, in its shape.
+fn take(graph: &mut Graph, flat: NodeId, piece: &Piece) -> NodeId {
+    let size = piece.size();
+    let sliced = graph.slice(flat, 0, piece.offset.clone(), size, 1);
+    graph.reshape(sliced, piece.shape.clone())
+}
+
+/// Carry `i` before each step, stacked `[N, T, ...]` in time order. When
+/// the body stacks that carry as a result (a `scan` stacks every carry), it
+/// is the stacked results shifted by one step, the initial value first;
+/// otherwise the forward loop is made to stack it.
+fn carries_before(graph: &mut Graph, id: NodeId, forward: &Loop, pieces: &[Piece], init: NodeId, i: usize) -> NodeId {
+    let carry = forward.carry_output(i);
+    let stacked_as = (0..forward.ys).find(|&k| forward.y_output(k) == carry);
+    let Some(k) = stacked_as else {
+        return stack_carry(graph, id, i);
+    };
+    let ys = take(graph, id, &pieces[forward.carries + k]);
+    let mut first = graph.shape(init);
+    first.insert(1, Dim::constant(1));
+    let init = graph.reshape(init, first);
+    let length = forward.length as i64;
+    if length == 1 {
+        return init;
+    }
+    let steps = Dim::constant(length - 1);
+    let (start, parts) = if forward.reverse {
+        (Dim::constant(1), [None, Some(init)])
+    } else {
+        (Dim::constant(0), [Some(init), None])
+    };
+    let shifted = graph.slice(ys, 1, start, steps, 1);
+    let parts: Vec<NodeId> = parts.iter().map(|p| p.unwrap_or(shifted)).collect();
+    let shape = graph.shape(ys);
+    let dtype = graph.dtype(ys);
+    graph.add(Prim::Concat { axis: 1 }, dtype, shape, &parts)
+}
+
+/// Makes scan `id` also stack carry `i` as it is before each step (its
+/// argument, as a new last result), and returns that stack. The value only
+/// grows at its end, so the scan's users read what they read before.
+fn stack_carry(graph: &mut Graph, id: NodeId, i: usize) -> NodeId {
+    let Prim::Scan(looped) = graph.node(id).op.clone() else {
+        unreachable!("a scan")
+    };
+    let mut looped = Arc::unwrap_or_clone(looped);
+    let arg = looped
+        .body
+        .graph
+        .node_indices()
+        .find(|&n| looped.body.node(n).op == Prim::Arg(i))
+        .unwrap_or_else(|| {
+            let carry = looped.carry_output(i).expect("a verified loop has its carries");
+            let node = looped.body.node(carry);
+            let (dtype, shape) = (node.dtype, node.shape.clone());
+            looped.body.add(Prim::Arg(i), dtype, shape, &[])
+        });
+    looped.body.set_output(&format!("y {}", looped.ys), arg);
+    looped.ys += 1;
+    let pieces = looped.pieces().expect("a verified loop has its outputs");
+    let flat = looped.flat_shape().expect("a verified loop has its outputs");
+    let node = graph.node_mut(id);
+    node.op = Prim::Scan(Arc::new(looped));
+    node.shape = flat;
+    take(graph, id, pieces.last().expect("a stacked result"))
+}
+
+/// The backward body: arguments `dcarry` (one per forward carry), the sums
+/// of the wanted captured values' gradients, then the carries before the
+/// step, the forward step's sequences, the adjoints of its results, then
+/// the forward captured values. Outputs: the adjoints of the carries
+/// before the step and the sums (carries), the wanted sequences' adjoints
+/// (results).
+fn backward_body(forward: &Loop, wanted_sequences: &[usize], wanted_captured: &[usize]) -> Graph {
+    let (c, s, k) = (forward.carries, forward.sequences, forward.captured);
+    let types = crate::ir::loops::argument_types(forward);
+    let mut body = Graph::new();
+    let arg = |body: &mut Graph, index: usize, like: usize| -> NodeId {
+        let (dtype, shape) = types[like].clone().expect("every argument is read");
+        body.add(Prim::Arg(index), dtype, shape, &[])
+    };
+    let mut next = 0;
+    let dcarries: Vec<NodeId> = (0..c).map(|i| arg(&mut body, next + i, i)).collect();
+    next += c;
+    let sums: Vec<NodeId> = wanted_captured
+        .iter()
+        .enumerate()
+        .map(|(n, &j)| arg(&mut body, next + n, c + s + j))
+        .collect();
+    next += wanted_captured.len();
+    let mut forward_args: Vec<NodeId> = (0..c).map(|i| arg(&mut body, next + i, i)).collect();
+    next += c;
+    forward_args.extend((0..s).map(|i| arg(&mut body, next + i, c + i)));
+    next += s;
+    let dys: Vec<NodeId> = (0..forward.ys)
+        .map(|n| {
+            let y = forward.y_output(n).expect("a verified loop has its results");
+            let node = forward.body.node(y);
+            body.add(Prim::Arg(next + n), node.dtype, node.shape.clone(), &[])
+        })
+        .collect();
+    next += forward.ys;
+    forward_args.extend((0..k).map(|j| arg(&mut body, next + j, c + s + j)));
+
+    let copies = inline(&mut body, &forward.body, &forward_args).expect("the forward body reads its arguments");
+    let mut seeds: Vec<(NodeId, NodeId)> = Vec::new();
+    for (i, &dcarry) in dcarries.iter().enumerate() {
+        seeds.push((copies[&forward.carry_output(i).expect("a carry")], dcarry));
+    }
+    for (n, &dy) in dys.iter().enumerate() {
+        seeds.push((copies[&forward.y_output(n).expect("a result")], dy));
+    }
+    let mut wrt: Vec<NodeId> = forward_args[..c].to_vec();
+    wrt.extend(wanted_captured.iter().map(|&j| forward_args[c + s + j]));
+    wrt.extend(wanted_sequences.iter().map(|&i| forward_args[c + i]));
+    let grads = super::seeded_gradients(&mut body, &seeds, &wrt);
+    for (i, &grad) in grads[..c].iter().enumerate() {
+        body.set_output(&format!("carry {i}"), grad);
+    }
+    for (n, (&grad, &sum)) in grads[c..c + sums.len()].iter().zip(&sums).enumerate() {
+        let total = body.add_nodes(sum, grad);
+        body.set_output(&format!("carry {}", c + n), total);
+    }
+    for (n, &grad) in grads[c + sums.len()..].iter().enumerate() {
+        body.set_output(&format!("y {n}"), grad);
+    }
+    body
+}
