@@ -420,6 +420,19 @@ fn odd_sized_max_pooling_matches_finite_differences() {
 /// elements each, batch 3) against central differences of the loss;
 /// tolerance 1e-5 relative (whole models in f64).
 pub(crate) fn file_gradients_match_finite_differences(dir: &Path, example: &str, constants: &[(&str, f64)]) {
+    let loops = gradients_match_finite_differences(dir, example, constants, nnc::ir::lower::lower);
+    assert_eq!(loops, 0, "`lower` unrolls every loop");
+}
+
+/// [`file_gradients_match_finite_differences`] on the forward graph as
+/// `lower` makes it (`lower_loops` keeps each scan a loop, so the
+/// gradient is a reverse loop).
+pub(crate) fn gradients_match_finite_differences(
+    dir: &Path,
+    example: &str,
+    constants: &[(&str, f64)],
+    lower: fn(&nnc::check::trace::Trace) -> nnc::ir::Graph,
+) -> usize {
     let program = crate::common::checked_program(dir, example, constants);
     let options = nnc::runtime::Overrides {
         batch: Some(3),
@@ -428,9 +441,15 @@ pub(crate) fn file_gradients_match_finite_differences(dir: &Path, example: &str,
     let session = nnc::runtime::Session::new(program, dir, &options).unwrap_or_else(|(d, _)| panic!("{}", d.message));
     // Use the unoptimized step so the check covers the rules as written
     // (on the forward graph as the runtime prepares it).
-    let mut forward = nnc::ir::lower::lower(&session.program.train_trace);
+    let mut forward = lower(&session.program.train_trace);
     nnc::passes::prepare_forward(&mut forward);
     let graph = nnc::autodiff::optimizer::training_step(&forward, session.program.optimizer.as_ref().unwrap());
+    nnc::ir::verify::assert_valid(&graph, "autodiff");
+    let loops = graph
+        .graph
+        .node_weights()
+        .filter(|n| matches!(n.op, nnc::prim::Prim::Scan(_)))
+        .count();
     let env = session.step_env(0);
     let loss_at = |env: &Env| interp::run_outputs(&graph, env).unwrap()["loss"].sum();
     let outputs = interp::run_outputs(&graph, &env).unwrap();
@@ -466,4 +485,5 @@ pub(crate) fn file_gradients_match_finite_differences(dir: &Path, example: &str,
         worst.0,
         worst.1
     );
+    loops
 }
