@@ -21,7 +21,7 @@ use std::sync::Arc;
 use crate::check::dims::Dim;
 use crate::ir::loops::{inline, Loop, Piece};
 use crate::ir::{Graph, NodeId};
-use crate::prim::Prim;
+use crate::prim::{DType, Prim};
 
 /// The adjoint contribution of scan node `id` to each operand where
 /// `wanted`, given the adjoint `g` of its flat value.
@@ -50,8 +50,21 @@ pub fn vjp(graph: &mut Graph, id: NodeId, inputs: &[NodeId], wanted: &[bool], g:
     }
     operands.extend_from_slice(captured);
 
+    // The forward body's argument types, from the operands (the body may
+    // not read every argument).
+    let types: Vec<(DType, Vec<Dim>)> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, &input)| {
+            let mut shape = graph.shape(input);
+            if (c..c + s).contains(&i) {
+                shape.remove(1);
+            }
+            (graph.dtype(input), shape)
+        })
+        .collect();
     let backward = Loop {
-        body: backward_body(&forward, &wanted_sequences, &wanted_captured),
+        body: backward_body(&forward, &types, &wanted_sequences, &wanted_captured),
         length: forward.length,
         reverse: !forward.reverse,
         carries: c + wanted_captured.len(),
@@ -152,12 +165,16 @@ fn stack_carry(graph: &mut Graph, id: NodeId, i: usize) -> NodeId {
 /// the forward captured values. Outputs: the adjoints of the carries
 /// before the step and the sums (carries), the wanted sequences' adjoints
 /// (results).
-fn backward_body(forward: &Loop, wanted_sequences: &[usize], wanted_captured: &[usize]) -> Graph {
+fn backward_body(
+    forward: &Loop,
+    types: &[(DType, Vec<Dim>)],
+    wanted_sequences: &[usize],
+    wanted_captured: &[usize],
+) -> Graph {
     let (c, s, k) = (forward.carries, forward.sequences, forward.captured);
-    let types = crate::ir::loops::argument_types(forward);
     let mut body = Graph::new();
     let arg = |body: &mut Graph, index: usize, like: usize| -> NodeId {
-        let (dtype, shape) = types[like].clone().expect("every argument is read");
+        let (dtype, shape) = types[like].clone();
         body.add(Prim::Arg(index), dtype, shape, &[])
     };
     let mut next = 0;

@@ -36,7 +36,7 @@ pub(super) fn run_dump(path: &std::path::Path, stage: Stage, settings: &[(String
 
 /// The training step's graph: forward, gradients, update.
 fn step_graph(program: &check::Program) -> crate::ir::Graph {
-    let mut forward = crate::ir::lower::lower(&program.train_trace);
+    let mut forward = crate::ir::lower::lower_loops(&program.train_trace);
     crate::passes::prepare_forward(&mut forward);
     match &program.optimizer {
         Some(optimizer) => crate::autodiff::optimizer::training_step(&forward, optimizer),

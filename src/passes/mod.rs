@@ -14,6 +14,7 @@ mod dce;
 mod fold;
 mod hoist;
 mod layout;
+mod loops;
 mod pads;
 mod simplify;
 
@@ -23,6 +24,7 @@ pub use dce::Dce;
 pub use fold::ConstantFold;
 pub use hoist::HoistProducts;
 pub use layout::SinkPermutes;
+pub use loops::HoistOutOfLoops;
 pub use pads::PadsToConcat;
 pub use simplify::Simplify;
 
@@ -88,6 +90,10 @@ pub fn pipeline() -> Vec<Box<dyn Pass>> {
 /// it.
 pub fn prepare_forward(graph: &mut Graph) {
     // (Each pass orders the graph anew: every round changes it.)
+    HoistOutOfLoops.run(graph);
+    if cfg!(debug_assertions) {
+        crate::ir::verify::assert_valid(graph, HoistOutOfLoops.name());
+    }
     HoistProducts.run(graph);
     if cfg!(debug_assertions) {
         crate::ir::verify::assert_valid(graph, HoistProducts.name());
@@ -107,6 +113,12 @@ pub fn prepare_forward(graph: &mut Graph) {
 /// Runs the pipeline until nothing changes (at most 8 rounds). In debug
 /// builds the verifier checks the graph after every pass.
 pub fn optimize(graph: &mut Graph) {
+    // Loops run unrolled until the code generator compiles them as loops.
+    let start = std::time::Instant::now();
+    if let Err(why) = crate::ir::loops::unroll(graph) {
+        unreachable!("a verified graph's loops unroll: {why}");
+    }
+    crate::timing::parts("unroll", &[("loops", start.elapsed())]);
     let passes = pipeline();
     let mut spent = vec![std::time::Duration::ZERO; passes.len()];
     let mut order = Order::default();

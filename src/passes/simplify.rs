@@ -1,6 +1,8 @@
 //! Algebraic simplification: identities that remove work without changing
 //! values — `x + 0`, `x * 1`, `x * 0`, `x / 1`, `-(-x)`, no-op layout ops,
-//! `stop_grad` (the identity once gradients exist), reshape chains.
+//! `stop_grad` (the identity once gradients exist), reshape chains, slices
+//! of concatenations (the pieces they take), concatenations of
+//! concatenations along one axis (one concatenation).
 
 use super::{Order, Pass};
 use crate::ir::{Graph, NodeId};
@@ -54,6 +56,7 @@ fn simplify(graph: &mut Graph, id: NodeId, inputs: &mut Vec<NodeId>) -> Option<N
             | Prim::Cast(_)
             | Prim::Permute(_)
             | Prim::Slice { .. }
+            | Prim::Concat { .. }
             | Prim::Unary(UnaryOp::Neg)
             | Prim::Binary(_)
     );
@@ -74,6 +77,32 @@ fn simplify(graph: &mut Graph, id: NodeId, inputs: &mut Vec<NodeId>) -> Option<N
         Prim::Permute(perm) if perm.iter().enumerate().all(|(i, &p)| i == p) => Some(inputs[0]),
         Prim::Slice { start, step, .. } if start.as_const() == Some(0) && *step == 1 && same_type(graph, inputs[0]) => {
             Some(inputs[0])
+        }
+        Prim::Slice { axis, start, step: 1 } if matches!(graph.node(inputs[0]).op, Prim::Concat { axis: a } if a == *axis) =>
+        {
+            let (axis, start) = (*axis, start.as_const()?);
+            slice_of_concat(graph, id, inputs[0], axis, start)
+        }
+        // concat(a, concat(b, c), d) = concat(a, b, c, d) along one axis,
+        // when nothing else reads the inner one.
+        Prim::Concat { axis } => {
+            let axis = *axis;
+            let inner = |x: NodeId| {
+                matches!(graph.node(x).op, Prim::Concat { axis: a } if a == axis) && graph.sole_user(x) == Some(id)
+            };
+            if !inputs.iter().any(|&x| inner(x)) {
+                return None;
+            }
+            let mut flat = Vec::with_capacity(inputs.len());
+            for &x in inputs {
+                if inner(x) {
+                    flat.extend(graph.inputs(x));
+                } else {
+                    flat.push(x);
+                }
+            }
+            let shape = graph.node(id).shape.clone();
+            Some(graph.add(Prim::Concat { axis }, dtype, shape, &flat))
         }
         // reshape(reshape(x)) = reshape(x)
         Prim::Reshape if matches!(graph.node(inputs[0]).op, Prim::Reshape) => {
@@ -130,5 +159,48 @@ fn simplify(graph: &mut Graph, id: NodeId, inputs: &mut Vec<NodeId>) -> Option<N
             }
         }
         _ => None,
+    }
+}
+
+/// `slice(concat(pieces), start..start + len)` along the concatenation's
+/// axis: the piece the range lies in (sliced if it is part of it), or the
+/// concatenation of the pieces it covers. Sizes must be known.
+fn slice_of_concat(graph: &mut Graph, id: NodeId, concat: NodeId, axis: usize, start: i64) -> Option<NodeId> {
+    let len = graph.node(id).shape[axis].as_const()?;
+    let end = start + len;
+    let dtype = graph.node(id).dtype;
+    let mut taken = Vec::new();
+    let mut offset = 0;
+    for piece in graph.inputs(concat) {
+        let size = graph.node(piece).shape[axis].as_const()?;
+        let (from, to) = (start.max(offset), end.min(offset + size));
+        if from < to {
+            taken.push((piece, from - offset, to - from, size));
+        }
+        offset += size;
+    }
+    let parts: Vec<NodeId> = taken
+        .into_iter()
+        .map(|(piece, from, count, size)| {
+            if from == 0 && count == size {
+                return piece;
+            }
+            let mut shape = graph.node(piece).shape.clone();
+            shape[axis] = crate::check::dims::Dim::constant(count);
+            let op = Prim::Slice {
+                axis,
+                start: crate::check::dims::Dim::constant(from),
+                step: 1,
+            };
+            graph.add(op, dtype, shape, &[piece])
+        })
+        .collect();
+    match parts.as_slice() {
+        [] => None,
+        [one] => Some(*one),
+        _ => {
+            let shape = graph.node(id).shape.clone();
+            Some(graph.add(Prim::Concat { axis }, dtype, shape, &parts))
+        }
     }
 }

@@ -195,7 +195,7 @@ impl Session {
             return Err((diagnostic, program));
         };
         let start = crate::timing::stage("load the data", start);
-        let mut forward = crate::ir::lower::lower(&program.train_trace);
+        let mut forward = crate::ir::lower::lower_loops(&program.train_trace);
         let start = crate::timing::stage("lower", start);
         crate::passes::prepare_forward(&mut forward);
         let start = crate::timing::stage("prepare_forward", start);
@@ -203,7 +203,7 @@ impl Session {
         let start = crate::timing::stage("autodiff", start);
         crate::passes::optimize(&mut step_graph);
         let start = crate::timing::stage("optimize step", start);
-        let mut eval_graph = crate::ir::lower::lower(&program.eval_trace);
+        let mut eval_graph = crate::ir::lower::lower_loops(&program.eval_trace);
         crate::passes::optimize(&mut eval_graph);
         let start = crate::timing::stage("evaluation graph", start);
 

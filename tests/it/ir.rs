@@ -15,9 +15,10 @@ fn program(path: &Path) -> nnc::check::Program {
     program
 }
 
-/// The training step as `nnc run` builds it, before the passes.
+/// The training step as `nnc run` builds it, before the passes: each
+/// `scan` a loop, differentiated as a reverse loop.
 fn step(program: &nnc::check::Program) -> nnc::ir::Graph {
-    let mut forward = nnc::ir::lower::lower(&program.train_trace);
+    let mut forward = nnc::ir::lower::lower_loops(&program.train_trace);
     nnc::passes::prepare_forward(&mut forward);
     nnc::autodiff::optimizer::training_step(&forward, program.optimizer.as_ref().unwrap())
 }
@@ -34,7 +35,7 @@ fn every_stage_of_every_example() {
     for path in examples() {
         let name = path.file_stem().unwrap().to_str().unwrap().to_string();
         let program = program(&path);
-        let forward = nnc::ir::lower::lower(&program.train_trace);
+        let forward = nnc::ir::lower::lower_loops(&program.train_trace);
         nnc::ir::verify::assert_valid(&forward, "lowering");
         let mut graph = step(&program);
         nnc::ir::verify::assert_valid(&graph, "autodiff");
@@ -83,6 +84,7 @@ fn each_pass_alone() {
 fn passes_reach_a_fixed_point() {
     let program = program(&root().join("tests/data/ok/passes.nn"));
     let mut graph = step(&program);
+    nnc::ir::loops::unroll(&mut graph).unwrap();
     let before = graph.len();
     nnc::passes::optimize(&mut graph);
     assert!(graph.len() < before, "{} -> {}", before, graph.len());

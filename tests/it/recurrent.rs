@@ -99,7 +99,8 @@ fn every_recurrent_layer_as_a_loop_matches_finite_differences_at_every_length() 
         let dir = write_model("recurrent-loop-grad", label, layer);
         for t in LENGTHS {
             let lower = nnc::ir::lower::lower_loops;
-            let loops = crate::grad::gradients_match_finite_differences(Path::new(&dir), "model.nn", &[("T", t)], lower);
+            let loops =
+                crate::grad::gradients_match_finite_differences(Path::new(&dir), "model.nn", &[("T", t)], lower);
             // A forward and a backward loop per scan.
             let scans = if label.starts_with("bidirectional") { 2 } else { 1 };
             assert_eq!(loops, 2 * scans, "{label}, T = {t}: loops in the training step");

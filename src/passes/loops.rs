@@ -1,0 +1,327 @@
+//! Work hoisted out of loops: the part of a scan's body that does not
+//! depend on the carries (the input projection `x_t @ w + b` of an RNN,
+//! LSTM or GRU cell) is computed for every step at once before the loop,
+//! as one product over all steps, and the body reads its rows as a new
+//! sequence.
+//!
+//! Run on the forward graph before autodiff, so the gradients follow: the
+//! weight's gradient is one product over all steps after the backward
+//! loop, instead of a sum of one product per step inside it.
+//!
+//! A body value is *per-step* when it depends on a sequence and on no
+//! carry, *invariant* when it depends on neither. A per-step value is
+//! hoisted when every op from the sequences to it can run on the stacked
+//! sequences (`[N, T, ...]`: element-wise ops, products with an invariant
+//! right operand, slices, reshapes and reductions that keep the batch axis,
+//! gathers of invariant tables) and a product is among them; invariant
+//! operands are recomputed outside the loop and spread over the steps.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{Order, Pass};
+use crate::check::dims::Dim;
+use crate::ir::loops::Loop;
+use crate::ir::{Graph, NodeId};
+use crate::prim::Prim;
+
+pub struct HoistOutOfLoops;
+
+impl Pass for HoistOutOfLoops {
+    fn name(&self) -> &'static str {
+        "hoist-loops"
+    }
+
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
+        let scans: Vec<NodeId> = order
+            .get(graph)
+            .iter()
+            .copied()
+            .filter(|&id| matches!(graph.node(id).op, Prim::Scan(_)))
+            .collect();
+        let mut changed = false;
+        for id in scans {
+            changed |= hoist(graph, id);
+        }
+        changed
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Carried,
+    PerStep,
+    Invariant,
+}
+
+/// Hoists what it can out of scan `id`; returns whether it did.
+fn hoist(graph: &mut Graph, id: NodeId) -> bool {
+    let Prim::Scan(looped) = graph.node(id).op.clone() else {
+        return false;
+    };
+    let mut looped = Arc::unwrap_or_clone(looped);
+    let operands = graph.inputs(id);
+    let order = looped.body.topo_order();
+    let mut kinds: HashMap<NodeId, Kind> = HashMap::with_capacity(order.len());
+    let mut has_product: HashMap<NodeId, bool> = HashMap::new();
+    for &n in &order {
+        let node = looped.body.node(n);
+        let inputs = looped.body.inputs(n);
+        let kind = match node.op {
+            Prim::Arg(i) if i < looped.carries => Kind::Carried,
+            Prim::Arg(i) if i < looped.carries + looped.sequences => Kind::PerStep,
+            Prim::Arg(_) => Kind::Invariant,
+            Prim::Random { .. } | Prim::Scan(_) => Kind::Carried,
+            _ if inputs.iter().any(|i| kinds[i] == Kind::Carried) => Kind::Carried,
+            _ if inputs.iter().any(|i| kinds[i] == Kind::PerStep) => Kind::PerStep,
+            _ => Kind::Invariant,
+        };
+        kinds.insert(n, kind);
+        let product = matches!(node.op, Prim::MatMul | Prim::Take) || inputs.iter().any(|i| has_product[i]);
+        has_product.insert(n, product && kind == Kind::PerStep);
+    }
+    // Per-step values read by what stays in the loop (or returned by it).
+    let outputs: Vec<NodeId> = looped.body.outputs.iter().map(|(_, o)| *o).collect();
+    let frontier: Vec<NodeId> = order
+        .iter()
+        .copied()
+        .filter(|&n| {
+            kinds[&n] == Kind::PerStep
+                && has_product[&n]
+                && (outputs.contains(&n) || looped.body.users(n).iter().any(|u| kinds[u] == Kind::Carried))
+        })
+        .collect();
+    let mut stacker = Stacker {
+        looped: &looped,
+        operands: &operands,
+        kinds: &kinds,
+        stacked: HashMap::new(),
+        invariant: HashMap::new(),
+    };
+    let mut hoisted: Vec<(NodeId, NodeId)> = Vec::new();
+    for n in frontier {
+        if let Some(outer) = stacker.stack(graph, n) {
+            hoisted.push((n, outer));
+        }
+    }
+    if hoisted.is_empty() {
+        return false;
+    }
+    // The hoisted values become sequences after the existing ones.
+    let (c, s) = (looped.carries, looped.sequences);
+    let shift = hoisted.len();
+    for n in looped.body.graph.node_indices().collect::<Vec<_>>() {
+        if let Prim::Arg(i) = looped.body.node(n).op {
+            if i >= c + s {
+                looped.body.node_mut(n).op = Prim::Arg(i + shift);
+            }
+        }
+    }
+    let mut new_operands: Vec<NodeId> = operands[..c + s].to_vec();
+    for (k, &(n, outer)) in hoisted.iter().enumerate() {
+        let node = looped.body.node(n);
+        let (dtype, shape) = (node.dtype, node.shape.clone());
+        let arg = looped.body.add(Prim::Arg(c + s + k), dtype, shape, &[]);
+        looped.body.replace_uses(n, arg);
+        new_operands.push(outer);
+    }
+    new_operands.extend_from_slice(&operands[c + s..]);
+    looped.sequences += shift;
+    super::Dce.run(&mut looped.body);
+    let operands = drop_unread(&mut looped, new_operands);
+    let flat = graph.node(id).shape.clone();
+    let dtype = graph.node(id).dtype;
+    let replacement = graph.add(Prim::Scan(Arc::new(looped)), dtype, flat, &operands);
+    graph.replace_uses(id, replacement);
+    graph.remove(id);
+    true
+}
+
+/// Removes the sequences and captured values the body no longer reads,
+/// numbering the arguments anew; returns the operands left.
+fn drop_unread(looped: &mut Loop, operands: Vec<NodeId>) -> Vec<NodeId> {
+    let mut read = vec![false; operands.len()];
+    for n in looped.body.graph.node_indices() {
+        if let Prim::Arg(i) = looped.body.node(n).op {
+            read[i] = true;
+        }
+    }
+    let c = looped.carries;
+    let keep: Vec<bool> = (0..operands.len()).map(|i| i < c || read[i]).collect();
+    let mut renumbered = vec![0; operands.len()];
+    let mut next = 0;
+    for (i, &kept) in keep.iter().enumerate() {
+        renumbered[i] = next;
+        next += usize::from(kept);
+    }
+    for n in looped.body.graph.node_indices().collect::<Vec<_>>() {
+        if let Prim::Arg(i) = looped.body.node(n).op {
+            looped.body.node_mut(n).op = Prim::Arg(renumbered[i]);
+        }
+    }
+    let s = looped.sequences;
+    looped.sequences = (c..c + s).filter(|&i| keep[i]).count();
+    looped.captured = (c + s..operands.len()).filter(|&i| keep[i]).count();
+    operands
+        .into_iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(o, _)| o)
+        .collect()
+}
+
+/// Builds body values outside the loop: per-step ones for all steps at
+/// once (`[N, T, ...]`), invariant ones once.
+struct Stacker<'a> {
+    looped: &'a Loop,
+    operands: &'a [NodeId],
+    kinds: &'a HashMap<NodeId, Kind>,
+    stacked: HashMap<NodeId, Option<NodeId>>,
+    invariant: HashMap<NodeId, NodeId>,
+}
+
+impl Stacker<'_> {
+    fn steps(&self) -> Dim {
+        Dim::constant(self.looped.length as i64)
+    }
+
+    /// A per-step shape with the steps inserted after the batch axis.
+    fn stacked_shape(&self, shape: &[Dim]) -> Vec<Dim> {
+        let mut stacked = shape.to_vec();
+        stacked.insert(1, self.steps());
+        stacked
+    }
+
+    /// Invariant body value `n`, computed outside the loop.
+    fn invariant(&mut self, graph: &mut Graph, n: NodeId) -> NodeId {
+        if let Some(&outer) = self.invariant.get(&n) {
+            return outer;
+        }
+        let body = &self.looped.body;
+        let node = body.node(n);
+        let outer = match node.op {
+            Prim::Arg(i) => self.operands[i],
+            _ => {
+                let inputs: Vec<NodeId> = body.inputs(n).into_iter().map(|i| self.invariant(graph, i)).collect();
+                graph.add(node.op.clone(), node.dtype, node.shape.clone(), &inputs)
+            }
+        };
+        self.invariant.insert(n, outer);
+        outer
+    }
+
+    /// Invariant body value `n` (of a per-step shape `[N, ...]`) the same
+    /// at every step, stacked.
+    fn spread(&mut self, graph: &mut Graph, n: NodeId) -> NodeId {
+        let body = &self.looped.body;
+        let node = body.node(n);
+        let (dtype, shape) = (node.dtype, self.stacked_shape(&node.shape));
+        // A broadcast of something without the batch axis broadcasts
+        // straight to the stacked shape (numpy aligns on the right).
+        if matches!(node.op, Prim::Broadcast) {
+            let source = body.inputs(n)[0];
+            if body.node(source).shape.len() < node.shape.len() {
+                let outer = self.invariant(graph, source);
+                return graph.add(Prim::Broadcast, dtype, shape, &[outer]);
+            }
+        }
+        let outer = self.invariant(graph, n);
+        let mut row = node.shape.clone();
+        row.insert(1, Dim::constant(1));
+        let row = graph.add(Prim::Reshape, dtype, row, &[outer]);
+        graph.add(Prim::Broadcast, dtype, shape, &[row])
+    }
+
+    /// An operand of a stacked op: stacked if per-step, spread if
+    /// invariant.
+    fn operand(&mut self, graph: &mut Graph, n: NodeId) -> Option<NodeId> {
+        match self.kinds[&n] {
+            Kind::PerStep => self.stack(graph, n),
+            Kind::Invariant if !self.looped.body.node(n).shape.is_empty() => Some(self.spread(graph, n)),
+            _ => None,
+        }
+    }
+
+    /// Per-step body value `n` for every step, `[N, T, ...]`, if every op
+    /// that makes it runs on stacked values.
+    fn stack(&mut self, graph: &mut Graph, n: NodeId) -> Option<NodeId> {
+        if let Some(known) = self.stacked.get(&n) {
+            return *known;
+        }
+        let stacked = self.stack_new(graph, n);
+        self.stacked.insert(n, stacked);
+        stacked
+    }
+
+    fn stack_new(&mut self, graph: &mut Graph, n: NodeId) -> Option<NodeId> {
+        let body = &self.looped.body;
+        let node = body.node(n).clone();
+        let inputs = body.inputs(n);
+        if node.shape.is_empty() {
+            return None;
+        }
+        let shape = self.stacked_shape(&node.shape);
+        let dtype = node.dtype;
+        let shifted = |axis: usize| if axis == 0 { 0 } else { axis + 1 };
+        Some(match &node.op {
+            Prim::Arg(i) => self.operands[*i],
+            Prim::Unary(_) | Prim::Cast(_) | Prim::StopGrad | Prim::Binary(_) | Prim::Select => {
+                let operands: Option<Vec<NodeId>> = inputs.iter().map(|&i| self.operand(graph, i)).collect();
+                graph.add(node.op.clone(), dtype, shape, &operands?)
+            }
+            Prim::MatMul => {
+                let (a, b) = (inputs[0], inputs[1]);
+                if self.kinds[&a] != Kind::PerStep || self.kinds[&b] != Kind::Invariant || node.shape.len() != 2 {
+                    return None;
+                }
+                let a_shape = body.node(a).shape.clone();
+                let a = self.stack(graph, a)?;
+                let b = self.invariant(graph, b);
+                let rows = a_shape[0].mul(&self.steps());
+                let a = graph.add(Prim::Reshape, dtype, vec![rows.clone(), a_shape[1].clone()], &[a]);
+                let product = graph.add(Prim::MatMul, dtype, vec![rows, node.shape[1].clone()], &[a, b]);
+                graph.add(Prim::Reshape, dtype, shape, &[product])
+            }
+            Prim::Take => {
+                let (table, ids) = (inputs[0], inputs[1]);
+                if self.kinds[&table] != Kind::Invariant || self.kinds[&ids] != Kind::PerStep {
+                    return None;
+                }
+                let table = self.invariant(graph, table);
+                let ids = self.stack(graph, ids)?;
+                graph.add(Prim::Take, dtype, shape, &[table, ids])
+            }
+            Prim::Broadcast if body.node(inputs[0]).shape.len() == node.shape.len() => {
+                let x = self.stack(graph, inputs[0])?;
+                graph.add(Prim::Broadcast, dtype, shape, &[x])
+            }
+            Prim::Reshape if body.node(inputs[0]).shape.first() == node.shape.first() => {
+                let x = self.stack(graph, inputs[0])?;
+                graph.add(Prim::Reshape, dtype, shape, &[x])
+            }
+            Prim::Slice { axis, start, step } => {
+                let x = self.stack(graph, inputs[0])?;
+                let op = Prim::Slice {
+                    axis: shifted(*axis),
+                    start: start.clone(),
+                    step: *step,
+                };
+                graph.add(op, dtype, shape, &[x])
+            }
+            Prim::Concat { axis } if *axis > 0 => {
+                let operands: Option<Vec<NodeId>> = inputs.iter().map(|&i| self.operand(graph, i)).collect();
+                graph.add(Prim::Concat { axis: axis + 1 }, dtype, shape, &operands?)
+            }
+            Prim::Reduce { op, axes, keepdims } if !axes.contains(&0) => {
+                let x = self.stack(graph, inputs[0])?;
+                let op = Prim::Reduce {
+                    op: *op,
+                    axes: axes.iter().map(|&a| a + 1).collect(),
+                    keepdims: *keepdims,
+                };
+                graph.add(op, dtype, shape, &[x])
+            }
+            _ => return None,
+        })
+    }
+}
