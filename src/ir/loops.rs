@@ -326,3 +326,67 @@ pub fn argument_types(looped: &Loop) -> Vec<Option<(DType, Vec<Dim>)>> {
     }
     types
 }
+
+/// Where a piece of a replaced loop's value comes from now.
+#[derive(Clone, Copy, Debug)]
+pub enum Source {
+    /// Piece `k` of the new loop.
+    Piece(usize),
+    /// A node computed outside the loop, in the piece's shape.
+    Node(NodeId),
+}
+
+/// Replaces scan `old` by a new scan of `looped` over `operands`, where
+/// old piece `k` is now `sources[k]`: users that take one piece take it
+/// from where it is now; any other user reads the pieces laid end to end
+/// again. Returns the new scan.
+pub fn replace_scan(graph: &mut Graph, old: NodeId, looped: Loop, operands: &[NodeId], sources: &[Source]) -> NodeId {
+    let old_pieces = match &graph.node(old).op {
+        Prim::Scan(old_loop) => old_loop.pieces().unwrap_or_default(),
+        _ => unreachable!("replace_scan replaces a scan"),
+    };
+    let new_pieces = looped.pieces().unwrap_or_default();
+    let flat = looped.flat_shape().unwrap_or_default();
+    let dtype = graph.node(old).dtype;
+    let new = graph.add(Prim::Scan(Arc::new(looped)), dtype, flat, operands);
+    let piece = |graph: &mut Graph, k: usize| -> NodeId {
+        let size = old_pieces[k].size();
+        match sources[k] {
+            Source::Piece(j) => {
+                let op = Prim::Slice {
+                    axis: 0,
+                    start: new_pieces[j].offset.clone(),
+                    step: 1,
+                };
+                graph.add(op, dtype, vec![size], &[new])
+            }
+            Source::Node(node) => graph.add(Prim::Reshape, dtype, vec![size], &[node]),
+        }
+    };
+    for user in graph.users(old) {
+        let node = graph.node(user);
+        let taken = match &node.op {
+            Prim::Slice {
+                axis: 0,
+                start,
+                step: 1,
+            } => old_pieces
+                .iter()
+                .position(|p| &p.offset == start && node.shape == [p.size()]),
+            _ => None,
+        };
+        if let Some(k) = taken {
+            let replacement = piece(graph, k);
+            graph.replace_uses(user, replacement);
+            graph.remove(user);
+        }
+    }
+    if !graph.users(old).is_empty() || graph.is_output(old) {
+        let parts: Vec<NodeId> = (0..old_pieces.len()).map(|k| piece(graph, k)).collect();
+        let shape = graph.node(old).shape.clone();
+        let all = graph.add(Prim::Concat { axis: 0 }, dtype, shape, &parts);
+        graph.replace_uses(old, all);
+    }
+    graph.remove(old);
+    new
+}

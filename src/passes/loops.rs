@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use super::{Order, Pass};
 use crate::check::dims::Dim;
-use crate::ir::loops::Loop;
+use crate::ir::loops::{Loop, Source};
 use crate::ir::{Graph, NodeId};
 use crate::prim::Prim;
 
@@ -54,17 +54,12 @@ enum Kind {
     Invariant,
 }
 
-/// Hoists what it can out of scan `id`; returns whether it did.
-fn hoist(graph: &mut Graph, id: NodeId) -> bool {
-    let Prim::Scan(looped) = graph.node(id).op.clone() else {
-        return false;
-    };
-    let mut looped = Arc::unwrap_or_clone(looped);
-    let operands = graph.inputs(id);
-    let order = looped.body.topo_order();
+/// Each body node's kind, and whether a product or gather is among the
+/// per-step ops that make it.
+fn classify(looped: &Loop, order: &[NodeId]) -> (HashMap<NodeId, Kind>, HashMap<NodeId, bool>) {
     let mut kinds: HashMap<NodeId, Kind> = HashMap::with_capacity(order.len());
     let mut has_product: HashMap<NodeId, bool> = HashMap::new();
-    for &n in &order {
+    for &n in order {
         let node = looped.body.node(n);
         let inputs = looped.body.inputs(n);
         let kind = match node.op {
@@ -80,6 +75,18 @@ fn hoist(graph: &mut Graph, id: NodeId) -> bool {
         let product = matches!(node.op, Prim::MatMul | Prim::Take) || inputs.iter().any(|i| has_product[i]);
         has_product.insert(n, product && kind == Kind::PerStep);
     }
+    (kinds, has_product)
+}
+
+/// Hoists what it can out of scan `id`; returns whether it did.
+fn hoist(graph: &mut Graph, id: NodeId) -> bool {
+    let Prim::Scan(looped) = graph.node(id).op.clone() else {
+        return false;
+    };
+    let mut looped = Arc::unwrap_or_clone(looped);
+    let operands = graph.inputs(id);
+    let order = looped.body.topo_order();
+    let (kinds, has_product) = classify(&looped, &order);
     // Per-step values read by what stays in the loop (or returned by it).
     let outputs: Vec<NodeId> = looped.body.outputs.iter().map(|(_, o)| *o).collect();
     let frontier: Vec<NodeId> = order
@@ -324,4 +331,151 @@ impl Stacker<'_> {
             _ => return None,
         })
     }
+}
+
+/// Sums of products carried through a loop, summed after it instead: a
+/// carry that only accumulates `aᵀ_t @ r_t`, with `a` a sequence (the
+/// gradient of a weight in a backward loop: the carries before each step
+/// times the step's adjoint), becomes one product of the stacked values
+/// after the loop, `reshape(A)ᵀ @ reshape(R)` over all steps; the loop
+/// stacks `r_t` instead.
+pub struct SumProductsAfterLoops;
+
+impl Pass for SumProductsAfterLoops {
+    fn name(&self) -> &'static str {
+        "sum-after-loops"
+    }
+
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
+        let scans: Vec<NodeId> = order
+            .get(graph)
+            .iter()
+            .copied()
+            .filter(|&id| matches!(graph.node(id).op, Prim::Scan(_)))
+            .collect();
+        let mut changed = false;
+        for mut id in scans {
+            while let Some(next) = sum_one_after(graph, id) {
+                id = next;
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
+/// The accumulating carries of a loop: `(k, a, r)` for
+/// `carry k = arg k + permute(a) @ r`, `a` per-step.
+fn accumulated_products(looped: &Loop, kinds: &HashMap<NodeId, Kind>) -> Vec<(usize, NodeId, NodeId)> {
+    let body = &looped.body;
+    (0..looped.carries)
+        .filter_map(|k| {
+            let out = looped.carry_output(k)?;
+            if !matches!(body.node(out).op, Prim::Binary(crate::prim::BinaryOp::Add)) {
+                return None;
+            }
+            let inputs = body.inputs(out);
+            let is_acc = |n: NodeId| body.node(n).op == Prim::Arg(k) && body.only_user(n, out) && !body.is_output(n);
+            let product = match inputs.as_slice() {
+                [acc, p] | [p, acc] if is_acc(*acc) && acc != p => *p,
+                _ => return None,
+            };
+            if !matches!(body.node(product).op, Prim::MatMul) || body.node(product).shape.len() != 2 {
+                return None;
+            }
+            let [left, r] = body.inputs(product)[..] else {
+                return None;
+            };
+            if body.node(left).op != Prim::Permute(vec![1, 0]) || body.node(r).shape.len() != 2 {
+                return None;
+            }
+            let a = body.inputs(left)[0];
+            (kinds[&a] == Kind::PerStep).then_some((k, a, r))
+        })
+        .collect()
+}
+
+/// Moves one accumulated product of scan `id` after it; returns the new
+/// scan.
+fn sum_one_after(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
+    let Prim::Scan(looped) = &graph.node(id).op else {
+        return None;
+    };
+    let looped_now = Arc::clone(looped);
+    let operands = graph.inputs(id);
+    let order = looped_now.body.topo_order();
+    let (kinds, _) = classify(&looped_now, &order);
+    // The first accumulated product whose `a` stacks outside the loop.
+    let mut stacker = Stacker {
+        looped: &looped_now,
+        operands: &operands,
+        kinds: &kinds,
+        stacked: HashMap::new(),
+        invariant: HashMap::new(),
+    };
+    let (k, a, r) = accumulated_products(&looped_now, &kinds)
+        .into_iter()
+        .find_map(|(k, a, r)| Some((k, stacker.stack(graph, a)?, r)))?;
+    let mut looped = Loop::clone(&looped_now);
+    let (old_carries, old_ys) = (looped.carries, looped.ys);
+    // Stack r (it may be stacked already).
+    let stacked = match (0..looped.ys).find(|&i| looped.y_output(i) == Some(r)) {
+        Some(i) => i,
+        None => {
+            looped.body.set_output(&format!("y {}", looped.ys), r);
+            looped.ys += 1;
+            looped.ys - 1
+        }
+    };
+    // Drop carry k: its output, its argument, the numbers after it.
+    let mut outputs = std::mem::take(&mut looped.body.outputs);
+    outputs.retain(|(name, _)| name != &format!("carry {k}"));
+    for (name, _) in &mut outputs {
+        if let Some(j) = name.strip_prefix("carry ").and_then(|j| j.parse::<usize>().ok()) {
+            if j > k {
+                *name = format!("carry {}", j - 1);
+            }
+        }
+    }
+    looped.body.outputs = outputs;
+    for n in looped.body.graph.node_indices().collect::<Vec<_>>() {
+        match looped.body.node(n).op {
+            Prim::Arg(i) if i == k => looped.body.remove(n),
+            Prim::Arg(i) if i > k => looped.body.node_mut(n).op = Prim::Arg(i - 1),
+            _ => {}
+        }
+    }
+    super::Dce.run(&mut looped.body);
+    looped.carries -= 1;
+    let mut new_operands = operands.clone();
+    new_operands.remove(k);
+    let pieces = looped.pieces()?;
+    let r_piece = pieces[looped.carries + stacked].clone();
+
+    // The summed product stands in for carry k's piece once it exists.
+    let init = operands[k];
+    let (dtype, shape) = (graph.node(init).dtype, graph.node(init).shape.clone());
+    let later = graph.add(Prim::Const(0.0), dtype, shape, &[]);
+    let mut sources: Vec<Source> = (0..old_carries)
+        .map(|j| match j.cmp(&k) {
+            std::cmp::Ordering::Less => Source::Piece(j),
+            std::cmp::Ordering::Equal => Source::Node(later),
+            std::cmp::Ordering::Greater => Source::Piece(j - 1),
+        })
+        .collect();
+    sources.extend((0..old_ys).map(|i| Source::Piece(looped.carries + i)));
+    let new = crate::ir::loops::replace_scan(graph, id, looped, &new_operands, &sources);
+
+    // After the loop: init + reshape(A)ᵀ @ reshape(R), over all steps.
+    let a_shape = graph.shape(a);
+    let rows = a_shape[0].mul(&a_shape[1]);
+    let a_rows = graph.reshape(a, vec![rows.clone(), a_shape[2].clone()]);
+    let a_t = graph.permute(a_rows, vec![1, 0]);
+    let r_flat = graph.slice(new, 0, r_piece.offset.clone(), r_piece.size(), 1);
+    let r_rows = graph.reshape(r_flat, vec![rows, r_piece.shape[2].clone()]);
+    let product = graph.matmul(a_t, r_rows);
+    let sum = graph.add_nodes(init, product);
+    graph.replace_uses(later, sum);
+    graph.remove(later);
+    Some(new)
 }

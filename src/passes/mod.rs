@@ -24,7 +24,7 @@ pub use dce::Dce;
 pub use fold::ConstantFold;
 pub use hoist::HoistProducts;
 pub use layout::SinkPermutes;
-pub use loops::HoistOutOfLoops;
+pub use loops::{HoistOutOfLoops, SumProductsAfterLoops};
 pub use pads::PadsToConcat;
 pub use simplify::Simplify;
 
@@ -115,6 +115,7 @@ pub fn prepare_forward(graph: &mut Graph) {
 pub fn optimize(graph: &mut Graph) {
     // Loops run unrolled until the code generator compiles them as loops.
     let start = std::time::Instant::now();
+    SumProductsAfterLoops.run(graph);
     if let Err(why) = crate::ir::loops::unroll(graph) {
         unreachable!("a verified graph's loops unroll: {why}");
     }
