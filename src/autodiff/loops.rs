@@ -13,12 +13,16 @@
 //! The backward loop carries `dcarry` and one sum per captured value that
 //! needs a gradient; it reads as sequences the carry before each step, the
 //! forward sequences and the adjoints of the stacked results; it stacks
-//! `dx_t`. Its body recomputes the forward step from the carry before it
-//! (the values the product rule needs are not stored per step).
+//! `dx_t`. Its body recomputes the forward step's element-wise work from
+//! the carry before it; the forward step's products are stored per step
+//! instead (the forward loop stacks them as extra results, and the
+//! backward loop reads them as sequences).
 
 use std::sync::Arc;
 
 use crate::check::dims::Dim;
+use std::collections::HashMap;
+
 use crate::ir::loops::{inline, Loop, Piece};
 use crate::ir::{Graph, NodeId};
 use crate::prim::{DType, Prim};
@@ -48,6 +52,8 @@ pub fn vjp(graph: &mut Graph, id: NodeId, inputs: &[NodeId], wanted: &[bool], g:
     for i in 0..forward.ys {
         operands.push(take(graph, g, &pieces[c + i]));
     }
+    let residuals = products(&forward);
+    operands.extend(stack_values(graph, id, &residuals));
     operands.extend_from_slice(captured);
 
     // The forward body's argument types, from the operands (the body may
@@ -64,11 +70,11 @@ pub fn vjp(graph: &mut Graph, id: NodeId, inputs: &[NodeId], wanted: &[bool], g:
         })
         .collect();
     let backward = Loop {
-        body: backward_body(&forward, &types, &wanted_sequences, &wanted_captured),
+        body: backward_body(&forward, &types, &residuals, &wanted_sequences, &wanted_captured),
         length: forward.length,
         reverse: !forward.reverse,
         carries: c + wanted_captured.len(),
-        sequences: c + s + forward.ys,
+        sequences: c + s + forward.ys + residuals.len(),
         captured: k,
         ys: wanted_sequences.len(),
     };
@@ -131,32 +137,71 @@ fn carries_before(graph: &mut Graph, id: NodeId, forward: &Loop, pieces: &[Piece
 }
 
 /// Makes scan `id` also stack carry `i` as it is before each step (its
-/// argument, as a new last result), and returns that stack. The value only
-/// grows at its end, so the scan's users read what they read before.
+/// argument), and returns that stack.
 fn stack_carry(graph: &mut Graph, id: NodeId, i: usize) -> NodeId {
     let Prim::Scan(looped) = graph.node(id).op.clone() else {
         unreachable!("a scan")
     };
-    let mut looped = Arc::unwrap_or_clone(looped);
-    let arg = looped
-        .body
-        .graph
-        .node_indices()
-        .find(|&n| looped.body.node(n).op == Prim::Arg(i))
-        .unwrap_or_else(|| {
+    let body = &looped.body;
+    let arg = match body.graph.node_indices().find(|&n| body.node(n).op == Prim::Arg(i)) {
+        Some(arg) => arg,
+        None => {
+            let mut looped = Arc::unwrap_or_clone(looped);
             let carry = looped.carry_output(i).expect("a verified loop has its carries");
             let node = looped.body.node(carry);
             let (dtype, shape) = (node.dtype, node.shape.clone());
-            looped.body.add(Prim::Arg(i), dtype, shape, &[])
-        });
-    looped.body.set_output(&format!("y {}", looped.ys), arg);
-    looped.ys += 1;
+            let arg = looped.body.add(Prim::Arg(i), dtype, shape, &[]);
+            graph.node_mut(id).op = Prim::Scan(Arc::new(looped));
+            arg
+        }
+    };
+    stack_values(graph, id, &[arg])[0]
+}
+
+/// Makes scan `id` also stack body values `nodes` (new last results, so
+/// the scan's users read what they read before), and returns the stacks.
+fn stack_values(graph: &mut Graph, id: NodeId, nodes: &[NodeId]) -> Vec<NodeId> {
+    if nodes.is_empty() {
+        return Vec::new();
+    }
+    let Prim::Scan(looped) = graph.node(id).op.clone() else {
+        unreachable!("a scan")
+    };
+    let mut looped = Arc::unwrap_or_clone(looped);
+    let first = looped.ys;
+    for &n in nodes {
+        looped.body.set_output(&format!("y {}", looped.ys), n);
+        looped.ys += 1;
+    }
     let pieces = looped.pieces().expect("a verified loop has its outputs");
     let flat = looped.flat_shape().expect("a verified loop has its outputs");
+    let carries = looped.carries;
     let node = graph.node_mut(id);
     node.op = Prim::Scan(Arc::new(looped));
     node.shape = flat;
-    take(graph, id, pieces.last().expect("a stacked result"))
+    (0..nodes.len())
+        .map(|k| take(graph, id, &pieces[carries + first + k]))
+        .collect()
+}
+
+/// The forward body's products that change from step to step: stored per
+/// step rather than recomputed by the backward loop.
+fn products(forward: &Loop) -> Vec<NodeId> {
+    let body = &forward.body;
+    let mut varies: HashMap<NodeId, bool> = HashMap::with_capacity(body.len());
+    let mut found = Vec::new();
+    for n in body.topo_order() {
+        let node = body.node(n);
+        let v = match node.op {
+            Prim::Arg(i) => i < forward.carries + forward.sequences,
+            _ => body.inputs(n).iter().any(|i| varies[i]),
+        };
+        varies.insert(n, v);
+        if v && matches!(node.op, Prim::MatMul) {
+            found.push(n);
+        }
+    }
+    found
 }
 
 /// The backward body: arguments `dcarry` (one per forward carry), the sums
@@ -168,6 +213,7 @@ fn stack_carry(graph: &mut Graph, id: NodeId, i: usize) -> NodeId {
 fn backward_body(
     forward: &Loop,
     types: &[(DType, Vec<Dim>)],
+    residuals: &[NodeId],
     wanted_sequences: &[usize],
     wanted_captured: &[usize],
 ) -> Graph {
@@ -198,6 +244,15 @@ fn backward_body(
         })
         .collect();
     next += forward.ys;
+    let stored: Vec<NodeId> = residuals
+        .iter()
+        .enumerate()
+        .map(|(n, &r)| {
+            let node = forward.body.node(r);
+            body.add(Prim::Arg(next + n), node.dtype, node.shape.clone(), &[])
+        })
+        .collect();
+    next += residuals.len();
     forward_args.extend((0..k).map(|j| arg(&mut body, next + j, c + s + j)));
 
     let copies = inline(&mut body, &forward.body, &forward_args).expect("the forward body reads its arguments");
@@ -212,6 +267,11 @@ fn backward_body(
     wrt.extend(wanted_captured.iter().map(|&j| forward_args[c + s + j]));
     wrt.extend(wanted_sequences.iter().map(|&i| forward_args[c + i]));
     let grads = super::seeded_gradients(&mut body, &seeds, &wrt);
+    // The stored products stand for their recomputation (which stays only
+    // as the structure the gradients were taken through).
+    for (r, &value) in residuals.iter().zip(&stored) {
+        body.replace_uses(copies[r], value);
+    }
     for (i, &grad) in grads[..c].iter().enumerate() {
         body.set_output(&format!("carry {i}"), grad);
     }

@@ -110,16 +110,42 @@ pub fn prepare_forward(graph: &mut Graph) {
     }
 }
 
-/// Runs the pipeline until nothing changes (at most 8 rounds). In debug
-/// builds the verifier checks the graph after every pass.
+/// Sums products after loops, unrolls every loop, then runs the pipeline
+/// until nothing changes (at most 8 rounds). In debug builds the verifier
+/// checks the graph after every pass.
 pub fn optimize(graph: &mut Graph) {
-    // Loops run unrolled until the code generator compiles them as loops.
     let start = std::time::Instant::now();
     SumProductsAfterLoops.run(graph);
     if let Err(why) = crate::ir::loops::unroll(graph) {
         unreachable!("a verified graph's loops unroll: {why}");
     }
     crate::timing::parts("unroll", &[("loops", start.elapsed())]);
+    run_pipeline(graph);
+}
+
+/// [`optimize`] keeping the loops: the pipeline runs on the graph and on
+/// every loop body (they are graphs of their own; their arguments are
+/// leaves).
+pub fn optimize_loops(graph: &mut Graph) {
+    SumProductsAfterLoops.run(graph);
+    optimize_nested(graph);
+}
+
+fn optimize_nested(graph: &mut Graph) {
+    run_pipeline(graph);
+    let scans: Vec<NodeId> = graph
+        .graph
+        .node_indices()
+        .filter(|&id| matches!(graph.node(id).op, crate::prim::Prim::Scan(_)))
+        .collect();
+    for id in scans {
+        if let crate::prim::Prim::Scan(looped) = &mut graph.node_mut(id).op {
+            optimize_nested(&mut std::sync::Arc::make_mut(looped).body);
+        }
+    }
+}
+
+fn run_pipeline(graph: &mut Graph) {
     let passes = pipeline();
     let mut spent = vec![std::time::Duration::ZERO; passes.len()];
     let mut order = Order::default();

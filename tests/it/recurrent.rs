@@ -111,8 +111,9 @@ fn every_recurrent_layer_as_a_loop_matches_finite_differences_at_every_length() 
 
 /// The passes keep every value of the training step with its loops: the
 /// step as differentiated and the step as optimized (products summed after
-/// the backward loops, then unrolled and simplified) agree on every output
-/// within 1e-9 on the interpreter.
+/// the backward loops, then unrolled and simplified; or optimized with the
+/// loops kept, bodies included) agree on every output within 1e-9 on the
+/// interpreter.
 #[test]
 fn the_passes_keep_the_values_of_every_recurrent_step() {
     for (label, layer) in LAYERS {
@@ -137,9 +138,12 @@ fn the_passes_keep_the_values_of_every_recurrent_step() {
             nnc::ir::verify::assert_valid(&summed, "sum-after-loops");
             let mut optimized = step.clone();
             nnc::passes::optimize(&mut optimized);
+            let mut looped = step.clone();
+            nnc::passes::optimize_loops(&mut looped);
+            nnc::ir::verify::assert_valid(&looped, "optimize_loops");
             let env = session.step_env(0);
             let expected = nnc::interp::run_outputs(&step, &env).unwrap();
-            for graph in [&summed, &optimized] {
+            for graph in [&summed, &optimized, &looped] {
                 let got = nnc::interp::run_outputs(graph, &env).unwrap();
                 for (name, value) in &expected {
                     let worst = value
