@@ -226,6 +226,7 @@ pub fn flops(graph: &crate::ir::Graph, dims: &std::collections::HashMap<String, 
             }
             Prim::Unary(_) | Prim::Binary(_) | Prim::Select => count(&node.shape),
             Prim::Reduce { .. } => count(&graph.node(graph.inputs(id)[0]).shape),
+            Prim::Scan(looped) => looped.length as f64 * flops(&looped.body, dims),
             _ => 0.0,
         };
     }

@@ -29,6 +29,7 @@ pub fn flops(graph: &Graph, batch: i64) -> f64 {
                 2.0 * size(&node.shape) * k
             }
             Prim::Unary(_) | Prim::Binary(_) | Prim::Select | Prim::Reduce { .. } => size(&node.shape),
+            Prim::Scan(looped) => looped.length as f64 * flops(&looped.body, batch),
             _ => 0.0,
         };
     }
