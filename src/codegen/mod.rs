@@ -28,6 +28,7 @@ pub mod kernels;
 pub mod math;
 pub mod memory;
 pub mod share;
+mod step;
 pub mod subnormal;
 pub mod team;
 pub mod tune;
@@ -252,9 +253,10 @@ impl Compiled {
             })
             .collect();
         let kernel_names = fused
-            .kernels
-            .iter()
-            .map(|k| match k {
+            .all_kernels()
+            .into_iter()
+            .map(|(fused, k)| (&fused.bound, &fused.kernels[k]))
+            .map(|(bound, k)| match k {
                 fuse::Kernel::Loop(l) => {
                     let roots: Vec<String> = l.phases.iter().flat_map(|p| p.roots()).map(|r| bound.name(r)).collect();
                     format!("loop computing {}", roots.join(", "))
@@ -264,6 +266,7 @@ impl Compiled {
                 fuse::Kernel::Scatter(r) => format!("scatter {}", bound.name(*r)),
                 fuse::Kernel::Concat(r) => format!("concat {}", bound.name(*r)),
                 fuse::Kernel::Window { root, .. } => format!("{} {}", bound.op(*root), bound.name(*root)),
+                fuse::Kernel::Scan(r) => format!("loop {}", bound.name(*r)),
             })
             .collect();
         let table = vec![0; artifacts.streams.len() + 2];
@@ -428,6 +431,12 @@ impl Compiled {
     /// Threads in the team.
     pub fn threads(&self) -> usize {
         self.team.threads()
+    }
+
+    /// Kernel functions compiled for the step (kernels of equal code,
+    /// and every step of a loop, share one).
+    pub fn functions(&self) -> usize {
+        self.artifacts.as_ref().map_or(0, |a| a.functions)
     }
 
     /// Bytes of the arena.

@@ -1,0 +1,172 @@
+//! Loops compiled as loops: graphs that keep every `scan` one loop node
+//! (`ir::lower::lower_loops`) on the JIT against the interpreter on the
+//! same graph. Every recurrent layer of the standard library at T = 1, 2,
+//! 5 (the evaluation graph, and the training step with its backward
+//! loops), the `ctc` example (a loop with a captured tensor), on one
+//! thread and on a team of two (the same bits), with bounds checked; and
+//! the code compiled does not grow with the sequence length.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use nnc::codegen::{CompileOptions, Compiled};
+use nnc::interp::Env;
+use nnc::ir::Graph;
+use nnc::prim::Prim;
+
+use crate::common::{root, scratch};
+
+/// f32 against f64: `|jit - interp| <= ATOL + RTOL·|interp|`.
+const RTOL: f64 = 1e-4;
+const ATOL: f64 = 1e-5;
+
+const MODEL: &str = "\
+const V = 12
+const E = 3
+const H = 3
+const T = 2
+
+data plays = text(\"DATA\", context: T, vocab: V, val: 0.1)
+
+model recurrent(chars: i32[B, T]) -> f32[B, T, V] {
+    x = embed(chars, V, E)
+    linear(LAYER, V)
+}
+
+loss cross_entropy(recurrent(plays.x), plays.y)
+optimizer sgd(lr: 0.1)
+train { steps: 1, batch: 3, seed: 0 }
+";
+
+const LAYERS: &[(&str, &str)] = &[
+    ("rnn", "rnn(x, hidden: H)"),
+    ("rnn reversed", "rnn(x, hidden: H, reverse: true)"),
+    ("jordan", "jordan_rnn(x, hidden: H)"),
+    ("lstm", "lstm(x, hidden: H)"),
+    ("lstm with peepholes", "lstm(x, hidden: H, peephole: true)"),
+    ("lstm reversed", "lstm(x, hidden: H, reverse: true)"),
+    ("gru", "gru(x, hidden: H)"),
+    ("gru reversed", "gru(x, hidden: H, reverse: true)"),
+    ("bidirectional rnn", "bidirectional(x, hidden: H)"),
+    ("bidirectional gru", "bidirectional(x, hidden: H, layer: gru)"),
+    ("bidirectional lstm", "bidirectional_lstm(x, hidden: H)"),
+];
+
+const LENGTHS: [f64; 3] = [1.0, 2.0, 5.0];
+
+fn options(threads: usize) -> CompileOptions {
+    CompileOptions {
+        check_bounds: true,
+        threads,
+        adaptive: false,
+        flush_subnormals: true,
+    }
+}
+
+fn write_model(test: &str, label: &str, layer: &str) -> std::path::PathBuf {
+    let dir = scratch(test, &label.replace(' ', "_"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = root().join("examples/data/shakespeare.txt");
+    let text = MODEL.replace("DATA", data.to_str().unwrap()).replace("LAYER", layer);
+    std::fs::write(dir.join("model.nn"), text).unwrap();
+    dir
+}
+
+fn session(dir: &Path, file: &str, constants: &[(&str, f64)], batch: usize) -> nnc::runtime::Session {
+    let program = crate::common::checked_program(dir, file, constants);
+    let options = nnc::runtime::Overrides {
+        batch: Some(batch),
+        ..Default::default()
+    };
+    nnc::runtime::Session::new(program, dir, &options).unwrap_or_else(|d| panic!("{}", d.0.message))
+}
+
+fn loops(graph: &Graph) -> usize {
+    graph
+        .graph
+        .node_indices()
+        .filter(|&id| matches!(graph.node(id).op, Prim::Scan(_)))
+        .count()
+}
+
+/// The evaluation graph with its loops, optimized.
+fn eval_graph(session: &nnc::runtime::Session) -> Graph {
+    let mut graph = nnc::ir::lower::lower_loops(&session.program.eval_trace);
+    nnc::passes::optimize(&mut graph);
+    graph
+}
+
+/// The training step with its loops: forward loops and their gradients as
+/// backward loops, optimized.
+fn step_graph(session: &nnc::runtime::Session) -> Graph {
+    let forward = nnc::ir::lower::lower_loops(&session.program.train_trace);
+    let optimizer = session.program.optimizer.clone().expect("an optimizer");
+    let mut step = nnc::autodiff::optimizer::training_step(&forward, &optimizer);
+    nnc::passes::optimize(&mut step);
+    step
+}
+
+/// `graph` (which has loops) on the JIT against the interpreter, on one
+/// thread and on two, bounds checked; both give the same bits.
+fn check(name: &str, graph: &Graph, env: &Env) {
+    assert!(loops(graph) > 0, "{name}: the graph has no loop left");
+    let one = crate::jit::compare_outputs_options(&format!("{name}, 1 thread"), graph, env, (RTOL, ATOL), &options(1));
+    let two = crate::jit::compare_outputs_options(&format!("{name}, 2 threads"), graph, env, (RTOL, ATOL), &options(2));
+    for output in one.output_names() {
+        let (a, b) = (one.output(&output).unwrap(), two.output(&output).unwrap());
+        let same = a.iter().zip(b.iter()).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()));
+        assert!(same, "{name}: `{output}` differs between 1 and 2 threads");
+    }
+}
+
+#[test]
+fn every_recurrent_layer_as_a_loop_matches_the_interpreter() {
+    for (label, layer) in LAYERS {
+        let dir = write_model("loops-eval", label, layer);
+        for t in LENGTHS {
+            let session = session(&dir, "model.nn", &[("T", t)], 3);
+            let env = session.step_env(0);
+            check(&format!("{label}, T = {t}, evaluation"), &eval_graph(&session), &env);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
+fn every_recurrent_layer_trains_as_a_loop_like_the_interpreter() {
+    for (label, layer) in LAYERS {
+        let dir = write_model("loops-train", label, layer);
+        for t in LENGTHS {
+            let session = session(&dir, "model.nn", &[("T", t)], 3);
+            let env = session.step_env(0);
+            check(&format!("{label}, T = {t}, training step"), &step_graph(&session), &env);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// The CTC loss scans the frames with a captured tensor (`skip`).
+#[test]
+fn the_ctc_example_as_a_loop_matches_the_interpreter() {
+    let dir = root().join("examples");
+    let session = session(&dir, "ctc.nn", &[], 2);
+    let env = session.step_env(0);
+    check("ctc, evaluation", &eval_graph(&session), &env);
+}
+
+/// Kernel functions of a char LSTM's evaluation graph: as many at T = 4
+/// as at T = 64 (the body is compiled once, whatever the length).
+#[test]
+fn compiled_code_does_not_grow_with_the_sequence_length() {
+    let dir = root().join("examples");
+    let functions = |t: f64| {
+        let session = session(&dir, "char_lstm.nn", &[("T", t)], 2);
+        let graph = eval_graph(&session);
+        let dims = HashMap::from([(nnc::check::data::BATCH.to_string(), 2)]);
+        let planned = nnc::codegen::Planned::new(&graph, &dims).unwrap();
+        let compiled = Compiled::from_planned(planned, &options(2), std::time::Instant::now()).unwrap();
+        compiled.functions()
+    };
+    let (short, long) = (functions(4.0), functions(64.0));
+    assert_eq!(short, long, "kernel functions at T = 4 and at T = 64");
+}
