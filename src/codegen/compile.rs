@@ -7,7 +7,7 @@ use std::hash::{Hash, Hasher};
 
 use cranelift_codegen::ir::function::FunctionStencil;
 use cranelift_codegen::ir::types::{F32, I32, I64};
-use cranelift_codegen::ir::{AbiParam, FuncRef, InstBuilder, Signature, UserFuncName};
+use cranelift_codegen::ir::{AbiParam, InstBuilder, Signature, UserFuncName};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};

@@ -170,3 +170,60 @@ fn compiled_code_does_not_grow_with_the_sequence_length() {
     let (short, long) = (functions(4.0), functions(64.0));
     assert_eq!(short, long, "kernel functions at T = 4 and at T = 64");
 }
+
+/// A loop whose two carries trade places every step (each next value is
+/// the other's argument: one waits outside the slots while they are
+/// written), run in reverse, with an argument as a stacked result and a
+/// captured parameter read in place.
+#[test]
+fn carries_passed_round_and_arguments_as_results() {
+    use nnc::check::dims::Dim;
+    use nnc::prim::{BinaryOp, DType};
+    let dims = |shape: &[i64]| shape.iter().map(|&n| Dim::constant(n)).collect::<Vec<_>>();
+    let mut body = Graph::new();
+    let c0 = body.add(Prim::Arg(0), DType::F32, dims(&[2, 3]), &[]);
+    let c1 = body.add(Prim::Arg(1), DType::F32, dims(&[2, 3]), &[]);
+    let x = body.add(Prim::Arg(2), DType::F32, dims(&[2, 3]), &[]);
+    let w = body.add(Prim::Arg(3), DType::F32, dims(&[3]), &[]);
+    let wide = body.add(Prim::Broadcast, DType::F32, dims(&[2, 3]), &[w]);
+    let scaled = body.binary(BinaryOp::Mul, x, wide);
+    let next = body.binary(BinaryOp::Add, c0, scaled);
+    body.set_output("carry 0", c1);
+    body.set_output("carry 1", c0);
+    body.set_output("y 0", c0);
+    body.set_output("y 1", next);
+    let looped = nnc::ir::loops::Loop {
+        body,
+        length: 4,
+        reverse: true,
+        carries: 2,
+        sequences: 1,
+        captured: 1,
+        ys: 2,
+    };
+    let flat = looped.flat_shape().unwrap();
+    let mut graph = Graph::new();
+    let a = graph.add(Prim::Param("a".into()), DType::F32, dims(&[2, 3]), &[]);
+    let b = graph.add(Prim::Param("b".into()), DType::F32, dims(&[2, 3]), &[]);
+    let xs = graph.add(Prim::Param("xs".into()), DType::F32, dims(&[2, 4, 3]), &[]);
+    let w = graph.add(Prim::Param("w".into()), DType::F32, dims(&[3]), &[]);
+    let scan = graph.add(Prim::Scan(std::sync::Arc::new(looped)), DType::F32, flat, &[a, b, xs, w]);
+    graph.set_output("out", scan);
+    let values = |shape: &[usize], seed: usize| {
+        let n: usize = shape.iter().product();
+        let data = (0..n).map(|i| ((i * 7 + seed * 13) % 11) as f64 / 4.0 - 1.0).collect();
+        ndarray::ArrayD::from_shape_vec(shape.to_vec(), data).unwrap()
+    };
+    let env = Env {
+        dims: HashMap::new(),
+        feeds: HashMap::from([
+            ("a".to_string(), values(&[2, 3], 1)),
+            ("b".to_string(), values(&[2, 3], 2)),
+            ("xs".to_string(), values(&[2, 4, 3], 3)),
+            ("w".to_string(), values(&[3], 4)),
+        ]),
+        seed: 0,
+        step: 0,
+    };
+    check("carries passed round", &graph, &env);
+}
