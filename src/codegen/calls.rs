@@ -41,7 +41,15 @@ pub unsafe extern "C" fn nnc_copy(arena: *mut f32, from: i64, to: i64, len: i64)
 /// # Safety
 /// Every row lies inside the arena, and no source row overlaps a target
 /// row.
-pub unsafe extern "C" fn nnc_copy_rows(arena: *mut f32, from: i64, from_stride: i64, to: i64, to_stride: i64, rows: i64, len: i64) {
+pub unsafe extern "C" fn nnc_copy_rows(
+    arena: *mut f32,
+    from: i64,
+    from_stride: i64,
+    to: i64,
+    to_stride: i64,
+    rows: i64,
+    len: i64,
+) {
     for r in 0..rows {
         unsafe {
             std::ptr::copy_nonoverlapping(

@@ -177,6 +177,11 @@ pub(super) struct Functions {
     pub bodies: HashMap<NodeId, Functions>,
 }
 
+/// A kernel's function (none for products and windows), its split (the
+/// size of its `start..end` range, and whether the threads share it) and
+/// its buffer table (an index into `Builder::tables`).
+type KernelFunction = (Option<FuncId>, (i64, bool), usize);
+
 /// The module and what every kernel function compiled so far left: shared
 /// by a graph's kernels and its loops' bodies, so equal kernels anywhere
 /// share one function.
@@ -234,7 +239,13 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
     };
     let functions = builder.compile_kernels(fused, plan)?;
     let kernels_done = std::time::Instant::now();
-    let (step_id, descriptors, windows) = super::step::define(&mut builder, fused, plan, &functions)?;
+    let (
+        step_id,
+        super::step::Descriptors {
+            matmuls: descriptors,
+            windows,
+        },
+    ) = super::step::define(&mut builder, fused, plan, &functions)?;
     if crate::timing::enabled() {
         eprintln!(
             "codegen: kernels {:.1?} (planning their loops {:.1?}; {} known by structure), step function {:.1?}",
@@ -314,7 +325,7 @@ impl Builder<'_> {
         plan: &Plan,
         k: usize,
         number: usize,
-    ) -> Result<(Option<FuncId>, (i64, bool), usize), String> {
+    ) -> Result<KernelFunction, String> {
         let kernel = &fused.kernels[k];
         let options = self.options;
         let table_index = self.tables.len();
@@ -439,8 +450,7 @@ impl Builder<'_> {
             em.finish_fail_block();
             uses = em.table_uses();
             em.b.finalize(self.module.target_config());
-            self.tables
-                .push(std::mem::take(&mut em.relocations).into_boxed_slice());
+            self.tables.push(std::mem::take(&mut em.relocations).into_boxed_slice());
         }
         // Remembers the function `id` made for this kernel's structure (or
         // checks, in debug builds, the one the structure gave).
@@ -491,7 +501,8 @@ impl Builder<'_> {
                 .push((self.ctx.func.stencil.clone(), id, number));
         }
         if self.keep_text {
-            self.clif.push(format!("; kernel {number}\n{}", self.ctx.func.display()));
+            self.clif
+                .push(format!("; kernel {number}\n{}", self.ctx.func.display()));
         }
         self.ctx.set_disasm(self.keep_text);
         self.module
@@ -501,7 +512,8 @@ impl Builder<'_> {
             self.asm.push(format!("; kernel {number}\n{listing}"));
         }
         remember(id, number);
-        self.sizes.push((id, code_size(&self.ctx), format!("nnc_kernel{number}")));
+        self.sizes
+            .push((id, code_size(&self.ctx), format!("nnc_kernel{number}")));
         self.module.clear_context(&mut self.ctx);
         Ok((Some(id), (split, parallel), table_index))
     }
@@ -522,7 +534,6 @@ impl Builder<'_> {
         self.module.clear_context(&mut self.ctx);
         Ok(())
     }
-
 }
 
 /// The CLIF and assembly listings' line for kernel `k`, which runs the code
@@ -532,7 +543,6 @@ fn note_shared(clif: &mut Vec<String>, asm: &mut Vec<String>, k: usize, first: u
     clif.push(note.clone());
     asm.push(note);
 }
-
 
 /// The descriptor of a matrix product: its operands' views placed in the
 /// arena.

@@ -153,12 +153,12 @@ impl LoopPlan {
             }
         }
         let mut held = Vec::new();
-        for k in 0..looped.carries {
+        for (k, &operand) in operands.iter().enumerate().take(looped.carries) {
             let output = looped
                 .carry_output(k)
                 .ok_or_else(|| format!("{}: the body lacks `carry {k}`", bound.name(root)))?;
             let passed = matches!(body.bound.op(output), Prim::Arg(j) if *j < looped.carries && *j != k);
-            held.push(passed.then(|| slot(bound.count(operands[k]))));
+            held.push(passed.then(|| slot(bound.count(operand))));
         }
         let plan = Plan::place(body, at, &args)?;
         Ok(LoopPlan {
@@ -571,7 +571,13 @@ fn print_buffers(fused: &Fused, plan: &Plan, indent: &str, out: &mut String) {
     let mut loops: Vec<(&NodeId, &LoopPlan)> = plan.loops.iter().collect();
     loops.sort_by_key(|(id, _)| bound.position[id.index()]);
     for (id, looped) in loops {
-        let bytes = |offsets: &[usize]| offsets.iter().map(|o| (4 * o).to_string()).collect::<Vec<_>>().join(", ");
+        let bytes = |offsets: &[usize]| {
+            offsets
+                .iter()
+                .map(|o| (4 * o).to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let _ = writeln!(
             out,
             "{indent}loop {}: region {} B at {} live {}..{}; carries at [{}], steps at [{}]; its body:",

@@ -36,6 +36,14 @@ use super::window::WindowDesc;
 use crate::ir::NodeId;
 use crate::prim::Prim;
 
+/// The descriptors of the step's products and window kernels, boxed: the
+/// code holds their addresses, which must not move.
+#[allow(clippy::vec_box)]
+pub(super) struct Descriptors {
+    pub matmuls: Vec<Box<MatMulDesc>>,
+    pub windows: Vec<Box<WindowDesc>>,
+}
+
 /// What the step function's code refers to while it is built.
 struct Step<'m> {
     module: &'m mut JITModule,
@@ -57,8 +65,7 @@ struct Step<'m> {
     profile: bool,
     status: Variable,
     kernel_refs: HashMap<FuncId, FuncRef>,
-    descriptors: Vec<Box<MatMulDesc>>,
-    windows: Vec<Box<WindowDesc>>,
+    descriptors: Descriptors,
 }
 
 /// Builds and defines the step function of `fused`; returns it with the
@@ -68,7 +75,7 @@ pub(super) fn define(
     fused: &Fused,
     plan: &Plan,
     functions: &Functions,
-) -> Result<(FuncId, Vec<Box<MatMulDesc>>, Vec<Box<WindowDesc>>), String> {
+) -> Result<(FuncId, Descriptors), String> {
     let step_sig = signature(&builder.module, &[I64, I64, I64, I64, I64], &[I32]);
     let step_id = builder
         .module
@@ -78,7 +85,7 @@ pub(super) fn define(
     builder.ctx.func.name = UserFuncName::user(0, step_id.as_u32());
     let threads = builder.options.threads.max(1);
     let check_bounds = builder.options.check_bounds;
-    let (descriptors, windows) = {
+    let descriptors = {
         let mut b = FunctionBuilder::new(&mut builder.ctx.func, &mut builder.builder_ctx);
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
@@ -118,8 +125,10 @@ pub(super) fn define(
             profile: std::env::var_os("NNC_PROFILE").is_some(),
             status,
             kernel_refs: HashMap::new(),
-            descriptors: Vec::new(),
-            windows: Vec::new(),
+            descriptors: Descriptors {
+                matmuls: Vec::new(),
+                windows: Vec::new(),
+            },
         };
         if step.profile {
             step.on_thread_0(&mut b, &mut |s, b| s.tick_at(b, -1));
@@ -141,10 +150,10 @@ pub(super) fn define(
         let result = b.use_var(status);
         b.ins().return_(&[result]);
         b.finalize(step.module.target_config());
-        (step.descriptors, step.windows)
+        step.descriptors
     };
     builder.define_step(step_id)?;
-    Ok((step_id, descriptors, windows))
+    Ok((step_id, descriptors))
 }
 
 impl Step<'_> {
@@ -233,14 +242,14 @@ impl Step<'_> {
                     desc.accumulate = usize::from(into.is_some_and(|i| i.add));
                     let boxed = Box::new(desc);
                     let address = b.ins().iconst(I64, &*boxed as *const MatMulDesc as i64);
-                    self.descriptors.push(boxed);
+                    self.descriptors.matmuls.push(boxed);
                     b.ins()
                         .call(self.matmul, &[address, self.arena, self.thread, self.thread_count]);
                 }
                 Kernel::Window { root, operand } => {
                     let boxed = Box::new(window_descriptor(fused, plan, *root, operand, threads)?);
                     let address = b.ins().iconst(I64, &*boxed as *const WindowDesc as i64);
-                    self.windows.push(boxed);
+                    self.descriptors.windows.push(boxed);
                     let f = match fused.bound.op(*root) {
                         Prim::Unfold2d(_) => self.unfold2d,
                         _ => self.fold2d,
@@ -274,7 +283,15 @@ impl Step<'_> {
     /// Calls kernel function `id` (kernel `number` of the step) with its
     /// buffer table: split between the threads when `shared`, else on
     /// thread 0 over its whole range.
-    fn call_kernel(&mut self, b: &mut FunctionBuilder, id: FuncId, table: i64, number: usize, split: i64, shared: bool) {
+    fn call_kernel(
+        &mut self,
+        b: &mut FunctionBuilder,
+        id: FuncId,
+        table: i64,
+        number: usize,
+        split: i64,
+        shared: bool,
+    ) {
         let module = &mut *self.module;
         let f = *self
             .kernel_refs

@@ -113,8 +113,7 @@ fn compare_compiled(
     options: &CompileOptions,
 ) -> Compiled {
     let oracle = interp::run_outputs(graph, env).unwrap_or_else(|e| panic!("{name}: interpreter: {e}"));
-    let mut compiled =
-        Compiled::compile(graph, &env.dims, options).unwrap_or_else(|e| panic!("{name}: compile: {e}"));
+    let mut compiled = Compiled::compile(graph, &env.dims, options).unwrap_or_else(|e| panic!("{name}: compile: {e}"));
     let mut inputs = HashMap::new();
     for (leaf, id) in graph.leaves(|op| match op {
         Prim::Input(n) | Prim::Param(n) | Prim::State(n) => Some(n),

@@ -114,7 +114,10 @@ fn check(name: &str, graph: &Graph, env: &Env) {
     let two = crate::jit::compare_outputs_options(&format!("{name}, 2 threads"), graph, env, (RTOL, ATOL), &options(2));
     for output in one.output_names() {
         let (a, b) = (one.output(&output).unwrap(), two.output(&output).unwrap());
-        let same = a.iter().zip(b.iter()).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()));
+        let same = a
+            .iter()
+            .zip(b.iter())
+            .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()));
         assert!(same, "{name}: `{output}` differs between 1 and 2 threads");
     }
 }
@@ -207,7 +210,12 @@ fn carries_passed_round_and_arguments_as_results() {
     let b = graph.add(Prim::Param("b".into()), DType::F32, dims(&[2, 3]), &[]);
     let xs = graph.add(Prim::Param("xs".into()), DType::F32, dims(&[2, 4, 3]), &[]);
     let w = graph.add(Prim::Param("w".into()), DType::F32, dims(&[3]), &[]);
-    let scan = graph.add(Prim::Scan(std::sync::Arc::new(looped)), DType::F32, flat, &[a, b, xs, w]);
+    let scan = graph.add(
+        Prim::Scan(std::sync::Arc::new(looped)),
+        DType::F32,
+        flat,
+        &[a, b, xs, w],
+    );
     graph.set_output("out", scan);
     let values = |shape: &[usize], seed: usize| {
         let n: usize = shape.iter().product();
