@@ -148,6 +148,76 @@ fn every_recurrent_layer_trains_as_a_loop_like_the_interpreter() {
     }
 }
 
+/// The training step with loops (backward loops from `autodiff::loops`)
+/// against the unrolled step the runtime trains with (whose gradients
+/// `recurrent.rs` checks against finite differences), both on the
+/// interpreter in f64: every output within 1e-9 relative + 1e-12.
+#[test]
+fn the_training_step_with_loops_matches_the_unrolled_one() {
+    for (label, layer) in LAYERS {
+        let dir = write_model("loops-unrolled", label, layer);
+        for t in LENGTHS {
+            let session = session(&dir, "model.nn", &[("T", t)], 3);
+            let env = session.step_env(0);
+            let looped = nnc::interp::run_outputs(&step_graph(&session), &env).unwrap();
+            let unrolled = nnc::interp::run_outputs(&session.step_graph, &env).unwrap();
+            for (name, want) in &unrolled {
+                let got = &looped[name];
+                assert_eq!(got.shape(), want.shape(), "{label}, T = {t}: `{name}`");
+                for (g, w) in got.iter().zip(want.iter()) {
+                    assert!(
+                        (g - w).abs() <= 1e-12 + 1e-9 * w.abs(),
+                        "{label}, T = {t}: `{name}` is {g} with loops, {w} unrolled"
+                    );
+                }
+            }
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// The fused kernels and the memory plan list a loop's body once: the
+/// dumps of a char LSTM's evaluation graph are as long at T = 4 as at
+/// T = 64, and show the loop with its body.
+#[test]
+fn dumps_show_the_body_once() {
+    let dir = root().join("examples");
+    let dumps = |t: f64| {
+        let session = session(&dir, "char_lstm.nn", &[("T", t)], 2);
+        let graph = eval_graph(&session);
+        let dims = HashMap::from([(nnc::check::data::BATCH.to_string(), 2)]);
+        (
+            nnc::codegen::dump_fused(&graph, &dims),
+            nnc::codegen::dump_memory(&graph, &dims),
+        )
+    };
+    let (short, long) = (dumps(4.0), dumps(64.0));
+    assert!(
+        short.0.contains("= scan (length=4") && short.0.contains("its body once:"),
+        "{}",
+        short.0
+    );
+    assert!(
+        short.1.contains("loop %") && short.1.contains("(argument 0)"),
+        "{}",
+        short.1
+    );
+    assert_eq!(
+        short.0.lines().count(),
+        long.0.lines().count(),
+        "{}\n{}",
+        short.0,
+        long.0
+    );
+    assert_eq!(
+        short.1.lines().count(),
+        long.1.lines().count(),
+        "{}\n{}",
+        short.1,
+        long.1
+    );
+}
+
 /// The CTC loss scans the frames with a captured tensor (`skip`).
 #[test]
 fn the_ctc_example_as_a_loop_matches_the_interpreter() {
