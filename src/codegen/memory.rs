@@ -160,7 +160,7 @@ impl LoopPlan {
             let passed = matches!(body.bound.op(output), Prim::Arg(j) if *j < looped.carries && *j != k);
             held.push(passed.then(|| slot(bound.count(operand))));
         }
-        let plan = Plan::place(body, at, &args)?;
+        let plan = Plan::place(body, at, &args, looped.carries)?;
         Ok(LoopPlan {
             region: (base, plan.total - base),
             live,
@@ -186,12 +186,13 @@ fn aligned(n: usize) -> usize {
 
 impl Plan {
     pub fn new(fused: &Fused) -> Result<Plan, String> {
-        Plan::place(fused, 0, &[])
+        Plan::place(fused, 0, &[], 0)
     }
 
     /// The plan of `fused` with every buffer at `base` or after, a loop
-    /// body's arguments taking the buffers `args` (by argument number).
-    fn place(fused: &Fused, base: usize, args: &[Buffer]) -> Result<Plan, String> {
+    /// body's arguments taking the buffers `args` (by argument number), the
+    /// first `carries` of them the slots of its carries.
+    fn place(fused: &Fused, base: usize, args: &[Buffer], carries: usize) -> Result<Plan, String> {
         let started = std::time::Instant::now();
         let bound = &fused.bound;
         let end = fused.kernels.len() + 1;
@@ -321,6 +322,37 @@ impl Plan {
                 in_place.insert(*id, target.to_string());
             } else {
                 finals.push((*id, target.to_string()));
+            }
+        }
+        // A body's next carry is computed straight into the carry's slot
+        // on the same terms, unless an output is the old value itself (the
+        // loop copies outputs after the body).
+        for (k, slot) in args.iter().enumerate().take(carries) {
+            let Some(id) = bound.graph.output(&format!("carry {k}")) else {
+                continue;
+            };
+            if !position_of.contains_key(&id) || in_place.contains_key(&id) {
+                continue;
+            }
+            let readers: Vec<NodeId> = bound
+                .order
+                .iter()
+                .copied()
+                .filter(|&n| matches!(bound.op(n), Prim::Arg(i) if *i == k))
+                .collect();
+            if bound.graph.outputs.iter().any(|(_, o)| readers.contains(o)) {
+                continue;
+            }
+            if updates_in_place(fused, &reads, id, &readers) {
+                let (_, role, first, last) = life.remove(&position_of[&id]).expect("a computed buffer");
+                let buffer = Buffer {
+                    offset: slot.offset,
+                    len: slot.len,
+                    role,
+                    first,
+                    last,
+                };
+                plan.buffers.insert(id, buffer);
             }
         }
         for (id, target) in &in_place {

@@ -305,3 +305,17 @@ fn carries_passed_round_and_arguments_as_results() {
     };
     check("carries passed round", &graph, &env);
 }
+/// The backward loop of an LSTM computes its next carries (the carry's
+/// adjoint and the sums of the weights' gradients) straight into their
+/// slots: every read of the old value comes first, at the same element.
+#[test]
+fn next_carries_are_computed_in_their_slots() {
+    let dir = write_model("loops-in-place", "lstm", "lstm(x, hidden: H)");
+    let session = session(&dir, "model.nn", &[("T", 5.0)], 3);
+    let dims = HashMap::from([(nnc::check::data::BATCH.to_string(), 3)]);
+    let memory = nnc::codegen::dump_memory(&step_graph(&session), &dims);
+    let backward = memory.split("loop %").nth(2).expect("a backward loop");
+    assert!(backward.contains("carries at ["), "{memory}");
+    assert_eq!(backward.matches("(output, in place)").count(), 4, "{memory}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
