@@ -1,6 +1,7 @@
-//! The JIT module: one function per kernel plus the step function that
-//! calls them in order (and the GEMM and copies between them), compiled by
-//! Cranelift for this machine.
+//! The JIT module: one function per kernel (a loop's body's kernels
+//! included, once) plus the step function that calls them in order (built
+//! in `step.rs`, with the GEMM calls and the copies between them), compiled
+//! by Cranelift for this machine.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};

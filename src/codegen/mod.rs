@@ -4,8 +4,12 @@
 //! The stages: [`expand::Bound`] binds the sizes, [`fuse`] decides which
 //! nodes get buffers and groups them into kernels, [`memory`] places the
 //! buffers, [`kernels`] and [`emit`] write each kernel as CLIF (loops over
-//! its index space, vectorized with `f32x4`), and [`compile`] links the
-//! kernels, the GEMM calls and the final copies into one `step` function.
+//! its index space, vectorized with `f32x4`), [`compile`] compiles each
+//! kernel function once, and `step.rs` links the kernels, the GEMM calls
+//! and the copies into one `step` function. A loop node (`scan`) is one
+//! kernel whose body went through the same stages once
+//! ([`fuse::Fused::bodies`], [`memory::LoopPlan`]); the step runs it as a
+//! loop over its steps.
 //! [`Compiled`] owns the code and the arena and is what the runtime calls.
 //!
 //! Numbers: everything is computed in `f32`. Tensors of every dtype are

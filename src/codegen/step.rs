@@ -141,7 +141,7 @@ pub(super) fn define(
             });
             step.barrier(&mut b);
         }
-        step.kernels(&mut b, fused, plan, functions)?;
+        step.kernels(&mut b, fused, plan, functions, false)?;
         step.on_thread_0(&mut b, &mut |s, b| {
             for c in &plan.copies {
                 s.copy(b, c.from, c.to, c.len);
@@ -213,32 +213,33 @@ impl Step<'_> {
     }
 
     /// Calls every kernel of `fused` in order.
+    ///
+    /// In a loop's body (`body`), the last kernel is followed by a barrier
+    /// only if the threads share it: what thread 0 does after the body
+    /// (the copies, the next step's gathers, the kernels up to the next
+    /// shared one) needs no other thread, which waits at the barrier
+    /// before the next shared kernel.
     fn kernels(
         &mut self,
         b: &mut FunctionBuilder,
         fused: &Fused,
         plan: &Plan,
         functions: &Functions,
+        body: bool,
     ) -> Result<(), String> {
         let threads = self.threads;
-        // Whether each kernel runs on every thread (or on thread 0 alone);
-        // a loop runs on all of them, and meets them at barriers.
-        let mut shared = Vec::new();
-        for (k, kernel) in fused.kernels.iter().enumerate() {
-            shared.push(match kernel {
-                Kernel::MatMul { root, a, b: bv, .. } => {
-                    matmul_descriptor(fused, plan, *root, a, bv, threads).parts > 1
-                }
-                Kernel::Window { root, operand } => window_descriptor(fused, plan, *root, operand, threads)?.parts > 1,
-                Kernel::Scan(_) => true,
-                _ => functions.splits[k].1,
-            });
-        }
+        let shared = shared(fused, plan, functions, threads, body)?;
+        // A product's parts are its rows, and `gemm` may sum in another
+        // order for fewer rows (`gemm::matmul` takes `A @ Bᵀ` through the
+        // transposed result by the row count): the per-step products of a
+        // loop's body, small, are not cut, so that a step compiled for one
+        // thread or for the team gives the same bits.
+        let product_threads = if body { 1 } else { threads };
         for (k, kernel) in fused.kernels.iter().enumerate() {
             let number = functions.numbers[k];
             match kernel {
                 Kernel::MatMul { root, a, b: bv, into } => {
-                    let mut desc = matmul_descriptor(fused, plan, *root, a, bv, threads);
+                    let mut desc = matmul_descriptor(fused, plan, *root, a, bv, product_threads);
                     desc.accumulate = usize::from(into.is_some_and(|i| i.add));
                     let boxed = Box::new(desc);
                     let address = b.ins().iconst(I64, &*boxed as *const MatMulDesc as i64);
@@ -270,7 +271,7 @@ impl Step<'_> {
                 }
             }
             let last = k + 1 == fused.kernels.len();
-            if shared[k] || last || shared[k + 1] {
+            if shared[k] || (last && !body) || (!last && shared[k + 1]) {
                 self.barrier(b);
             }
             if self.profile {
@@ -378,8 +379,12 @@ impl Step<'_> {
                 s.copy_rows(b, (from, length * row), (to, row), sequence.rows, sequence.row);
             }
         });
-        self.barrier(b);
-        self.kernels(b, body, &looped.body, functions)?;
+        // The body's first kernel reads the slots on other threads only
+        // when it is shared.
+        if shared(body, &looped.body, functions, self.threads, true)?.first() == Some(&true) {
+            self.barrier(b);
+        }
+        self.kernels(b, body, &looped.body, functions, true)?;
         self.on_thread_0(b, &mut |s, b| {
             for y in &shape.ys {
                 let from = b.ins().iconst(I64, looped.body.buffer(y.node).offset as i64);
@@ -421,6 +426,23 @@ impl Step<'_> {
         });
         Ok(())
     }
+}
+
+/// Whether each kernel of `fused` (a loop's body if `body`) runs on every
+/// thread (or on thread 0 alone); a loop runs on all of them, and meets
+/// them at barriers.
+fn shared(fused: &Fused, plan: &Plan, functions: &Functions, threads: usize, body: bool) -> Result<Vec<bool>, String> {
+    let mut shared = Vec::new();
+    for (k, kernel) in fused.kernels.iter().enumerate() {
+        shared.push(match kernel {
+            Kernel::MatMul { .. } if body => false,
+            Kernel::MatMul { root, a, b: bv, .. } => matmul_descriptor(fused, plan, *root, a, bv, threads).parts > 1,
+            Kernel::Window { root, operand } => window_descriptor(fused, plan, *root, operand, threads)?.parts > 1,
+            Kernel::Scan(_) => true,
+            _ => functions.splits[k].1,
+        });
+    }
+    Ok(shared)
 }
 
 /// A sequence of a loop: where it lies, `rows` rows (axis 0) of `length`

@@ -244,6 +244,18 @@ fn compiled_code_does_not_grow_with_the_sequence_length() {
     assert_eq!(short, long, "kernel functions at T = 4 and at T = 64");
 }
 
+/// A char LSTM of the examples' widths (H = 128, batch 4), large enough
+/// that the team of two shares kernels and products inside the loops'
+/// bodies: evaluation and training step against the interpreter.
+#[test]
+fn a_wide_lstm_with_shared_kernels_in_its_loops_matches_the_interpreter() {
+    let dir = root().join("examples");
+    let session = session(&dir, "char_lstm.nn", &[("T", 3.0)], 4);
+    let env = session.step_env(0);
+    check("char lstm, evaluation", &eval_graph(&session), &env);
+    check("char lstm, training step", &step_graph(&session), &env);
+}
+
 /// A loop whose two carries trade places every step (each next value is
 /// the other's argument: one waits outside the slots while they are
 /// written), run in reverse, with an argument as a stacked result and a
