@@ -60,11 +60,6 @@ impl<'g> Bound<'g> {
             let size = |d| eval_dim(d, dims).map_err(context);
             if let Prim::Scan(looped) = &node.op {
                 let body = Bound::new(&looped.body, dims).map_err(|e| format!("{name} = scan, in its body: {e}"))?;
-                if !body.bodies.is_empty() {
-                    return Err(format!(
-                        "{name} = scan: a loop inside a loop body is not compiled (unroll the inner loop with `ir::loops::unroll`)"
-                    ));
-                }
                 bound.bodies.insert(id, body);
             }
             bound.sizes[id.index()] = match &node.op {

@@ -470,11 +470,6 @@ impl Plan {
                 len: shape.iter().product(),
             });
         }
-        // The loops, now that every buffer they capture has its place.
-        for (root, at, live) in regions {
-            let looped = LoopPlan::new(fused, root, at, live, Some(&plan))?;
-            plan.loops.insert(root, looped);
-        }
         for &id in &bound.order {
             if let Prim::Arg(i) = bound.op(id) {
                 let buffer = args
@@ -482,6 +477,11 @@ impl Plan {
                     .ok_or_else(|| format!("{} reads argument {i} of {}", bound.name(id), args.len()))?;
                 plan.buffers.insert(id, buffer.clone());
             }
+        }
+        // The loops, now that every buffer they capture has its place.
+        for (root, at, live) in regions {
+            let looped = LoopPlan::new(fused, root, at, live, Some(&plan))?;
+            plan.loops.insert(root, looped);
         }
         plan.total = placed
             .iter()

@@ -331,3 +331,84 @@ fn next_carries_are_computed_in_their_slots() {
     assert_eq!(backward.matches("(output, in place)").count(), 4, "{memory}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A loop inside a loop's body: the outer loop steps over `xs`, and each
+/// step runs an inner loop over the captured `s` that reads the outer
+/// step's argument (captured in turn).
+#[test]
+fn a_loop_inside_a_loop_matches_the_interpreter() {
+    use nnc::check::dims::Dim;
+    use nnc::prim::{BinaryOp, DType, UnaryOp};
+    let dims = |shape: &[i64]| shape.iter().map(|&n| Dim::constant(n)).collect::<Vec<_>>();
+    // Inner: acc' = acc + s_t * x, stacking acc'.
+    let mut inner = Graph::new();
+    let acc = inner.add(Prim::Arg(0), DType::F32, dims(&[2]), &[]);
+    let s_t = inner.add(Prim::Arg(1), DType::F32, dims(&[2]), &[]);
+    let x = inner.add(Prim::Arg(2), DType::F32, dims(&[2]), &[]);
+    let product = inner.binary(BinaryOp::Mul, s_t, x);
+    let next = inner.binary(BinaryOp::Add, acc, product);
+    inner.set_output("carry 0", next);
+    inner.set_output("y 0", next);
+    let inner = nnc::ir::loops::Loop {
+        body: inner,
+        length: 3,
+        reverse: false,
+        carries: 1,
+        sequences: 1,
+        captured: 1,
+        ys: 1,
+    };
+    let inner_flat = inner.flat_shape().unwrap();
+    // Outer: h' = tanh(final acc of the inner loop from h), stacking it.
+    let mut outer = Graph::new();
+    let h = outer.add(Prim::Arg(0), DType::F32, dims(&[2]), &[]);
+    let x_t = outer.add(Prim::Arg(1), DType::F32, dims(&[2]), &[]);
+    let s = outer.add(Prim::Arg(2), DType::F32, dims(&[2, 3]), &[]);
+    let scan = outer.add(
+        Prim::Scan(std::sync::Arc::new(inner)),
+        DType::F32,
+        inner_flat,
+        &[h, s, x_t],
+    );
+    let slice = Prim::Slice {
+        axis: 0,
+        start: Dim::constant(0),
+        step: 1,
+    };
+    let last = outer.add(slice, DType::F32, dims(&[2]), &[scan]);
+    let next = outer.unary(UnaryOp::Tanh, last);
+    outer.set_output("carry 0", next);
+    outer.set_output("y 0", last);
+    let outer = nnc::ir::loops::Loop {
+        body: outer,
+        length: 4,
+        reverse: true,
+        carries: 1,
+        sequences: 1,
+        captured: 1,
+        ys: 1,
+    };
+    let flat = outer.flat_shape().unwrap();
+    let mut graph = Graph::new();
+    let h0 = graph.add(Prim::Param("h0".into()), DType::F32, dims(&[2]), &[]);
+    let xs = graph.add(Prim::Param("xs".into()), DType::F32, dims(&[2, 4]), &[]);
+    let s = graph.add(Prim::Param("s".into()), DType::F32, dims(&[2, 3]), &[]);
+    let scan = graph.add(Prim::Scan(std::sync::Arc::new(outer)), DType::F32, flat, &[h0, xs, s]);
+    graph.set_output("out", scan);
+    let values = |shape: &[usize], seed: usize| {
+        let n: usize = shape.iter().product();
+        let data = (0..n).map(|i| ((i * 5 + seed * 3) % 7) as f64 / 3.0 - 1.0).collect();
+        ndarray::ArrayD::from_shape_vec(shape.to_vec(), data).unwrap()
+    };
+    let env = Env {
+        dims: HashMap::new(),
+        feeds: HashMap::from([
+            ("h0".to_string(), values(&[2], 1)),
+            ("xs".to_string(), values(&[2, 4], 2)),
+            ("s".to_string(), values(&[2, 3], 3)),
+        ]),
+        seed: 0,
+        step: 0,
+    };
+    check("a loop inside a loop", &graph, &env);
+}
