@@ -176,9 +176,9 @@ fn the_training_step_with_loops_matches_the_unrolled_one() {
     }
 }
 
-/// The fused kernels and the memory plan list a loop's body once: the
-/// dumps of a char LSTM's evaluation graph are as long at T = 4 as at
-/// T = 64, and show the loop with its body.
+/// The fused kernels, the memory plan and the CLIF list a loop's body
+/// once: the dumps of a char LSTM's evaluation graph are as long at T = 4
+/// as at T = 64, and show the loop with its body.
 #[test]
 fn dumps_show_the_body_once() {
     let dir = root().join("examples");
@@ -189,6 +189,7 @@ fn dumps_show_the_body_once() {
         (
             nnc::codegen::dump_fused(&graph, &dims),
             nnc::codegen::dump_memory(&graph, &dims),
+            nnc::codegen::dump_clif(&graph, &dims),
         )
     };
     let (short, long) = (dumps(4.0), dumps(64.0));
@@ -216,6 +217,9 @@ fn dumps_show_the_body_once() {
         short.1,
         long.1
     );
+    let functions = |clif: &str| clif.matches("; kernel").count();
+    assert!(short.2.contains("; step") && functions(&short.2) > 0, "{}", short.2);
+    assert_eq!(functions(&short.2), functions(&long.2));
 }
 
 /// The CTC loss scans the frames with a captured tensor (`skip`).
