@@ -161,6 +161,11 @@ impl LoopPlan {
             held.push(passed.then(|| slot(bound.count(operand))));
         }
         let plan = Plan::place(body, at, &args, looped.carries)?;
+        // A body updates nothing by name (its outputs are `carry k` and
+        // `y k`), so it has no copies before or after its kernels.
+        if !plan.stage.is_empty() || !plan.copies.is_empty() {
+            return Err(format!("{}: a loop body with copies of its own", bound.name(root)));
+        }
         Ok(LoopPlan {
             region: (base, plan.total - base),
             live,
