@@ -5,6 +5,13 @@
 //! An update `new X` is computed straight into `X`'s home when every read
 //! of the old `X` happens earlier or at the same element; otherwise it is
 //! copied home at the end of the step. A step allocates nothing.
+//!
+//! A loop node reserves a region while its kernel runs ([`LoopPlan`]): a
+//! slot per carry and per sequence (its current step), then its body's
+//! buffers, planned the same way from the region's start (the body's
+//! arguments take the slots, and the buffers of captured values outside
+//! the region, read in place). A next carry is computed straight into its
+//! slot on the terms of `new X`.
 
 use std::collections::BTreeMap;
 
