@@ -34,6 +34,33 @@ pub unsafe extern "C" fn nnc_copy(arena: *mut f32, from: i64, to: i64, len: i64)
     unsafe { std::ptr::copy_nonoverlapping(arena.add(from as usize), arena.add(to as usize), len as usize) };
 }
 
+/// Copies `rows` rows of `len` floats inside the arena, row `r` from
+/// `from + r·from_stride` to `to + r·to_stride` (a loop's step of a
+/// sequence into its slot, a step's result into the stacked output).
+///
+/// # Safety
+/// Every row lies inside the arena, and no source row overlaps a target
+/// row.
+pub unsafe extern "C" fn nnc_copy_rows(
+    arena: *mut f32,
+    from: i64,
+    from_stride: i64,
+    to: i64,
+    to_stride: i64,
+    rows: i64,
+    len: i64,
+) {
+    for r in 0..rows {
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                arena.add((from + r * from_stride) as usize),
+                arena.add((to + r * to_stride) as usize),
+                len as usize,
+            )
+        };
+    }
+}
+
 /// A kernel function: `(arena, random table, start, end) -> status`.
 pub type KernelFn = unsafe extern "C" fn(*mut f32, *const u64, i64, i64) -> i32;
 

@@ -1,14 +1,14 @@
-//! The JIT module: one function per kernel plus the step function that
-//! calls them in order (and the GEMM and copies between them), compiled by
-//! Cranelift for this machine.
+//! The JIT module: one function per kernel (a loop's body's kernels
+//! included, once) plus the step function that calls them in order (built
+//! in `step.rs`, with the GEMM calls and the copies between them), compiled
+//! by Cranelift for this machine.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::function::FunctionStencil;
 use cranelift_codegen::ir::types::{F32, I32, I64};
-use cranelift_codegen::ir::{AbiParam, FuncRef, InstBuilder, Signature, UserFuncName};
+use cranelift_codegen::ir::{AbiParam, InstBuilder, Signature, UserFuncName};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
@@ -23,6 +23,7 @@ use super::memory::Plan;
 use super::share;
 use super::window::{self, WindowDesc};
 use super::CompileOptions;
+use crate::ir::NodeId;
 
 /// A compiled step: the module that owns the code, the entry point, and
 /// what the code points into.
@@ -47,20 +48,21 @@ pub struct Artifacts {
     pub asm: Vec<String>,
 }
 
-struct Imports {
-    normal: FuncId,
-    sin: FuncId,
-    cos: FuncId,
-    pow: FuncId,
-    matmul: FuncId,
-    unfold2d: FuncId,
-    fold2d: FuncId,
-    barrier: FuncId,
-    copy: FuncId,
-    tick: FuncId,
+pub(super) struct Imports {
+    pub copy_rows: FuncId,
+    pub normal: FuncId,
+    pub sin: FuncId,
+    pub cos: FuncId,
+    pub pow: FuncId,
+    pub matmul: FuncId,
+    pub unfold2d: FuncId,
+    pub fold2d: FuncId,
+    pub barrier: FuncId,
+    pub copy: FuncId,
+    pub tick: FuncId,
 }
 
-fn signature(
+pub(super) fn signature(
     module: &JITModule,
     params: &[cranelift_codegen::ir::Type],
     returns: &[cranelift_codegen::ir::Type],
@@ -98,6 +100,7 @@ fn new_module() -> Result<JITModule, String> {
     builder.symbol("nnc_fold2d", window::nnc_fold2d as *const u8);
     builder.symbol("nnc_barrier", super::team::nnc_barrier as *const u8);
     builder.symbol("nnc_copy", calls::nnc_copy as *const u8);
+    builder.symbol("nnc_copy_rows", calls::nnc_copy_rows as *const u8);
     builder.symbol("nnc_tick", calls::nnc_tick as *const u8);
     Ok(JITModule::new(builder))
 }
@@ -119,6 +122,7 @@ fn declare_imports(module: &mut JITModule) -> Result<Imports, String> {
         fold2d: import("nnc_fold2d", &[I64, I64, I64, I64], &[])?,
         barrier: import("nnc_barrier", &[I64, I64], &[])?,
         copy: import("nnc_copy", &[I64, I64, I64, I64], &[])?,
+        copy_rows: import("nnc_copy_rows", &[I64; 7], &[])?,
         tick: import("nnc_tick", &[I64], &[])?,
     })
 }
@@ -127,10 +131,17 @@ fn declare_imports(module: &mut JITModule) -> Result<Imports, String> {
 /// (after `seed` and `step`).
 fn streams(fused: &Fused) -> Streams {
     let mut streams = Streams::default();
-    for &id in &fused.bound.order {
-        if let crate::prim::Prim::Random { stream, .. } = fused.bound.op(id) {
-            let next = streams.len() + 2;
-            streams.entry(*stream).or_insert(next);
+    let mut graphs = vec![fused];
+    while let Some(fused) = graphs.pop() {
+        for &id in &fused.bound.order {
+            match fused.bound.op(id) {
+                crate::prim::Prim::Random { stream, .. } => {
+                    let next = streams.len() + 2;
+                    streams.entry(*stream).or_insert(next);
+                }
+                crate::prim::Prim::Scan(_) => graphs.push(&fused.bodies[&id]),
+                _ => {}
+            }
         }
     }
     streams
@@ -150,38 +161,180 @@ fn work(code: &LoopCode) -> i64 {
 /// Element visits from which a loop kernel is split between threads.
 const PARALLEL_MIN_WORK: i64 = 1 << 10;
 
+/// What compiling the kernels of one graph (or loop body) leaves for the
+/// step function, by kernel.
+pub(super) struct Functions {
+    /// The function of each kernel (none for products, windows and loops).
+    pub ids: Vec<Option<FuncId>>,
+    /// The size of each kernel's `start..end` range, and whether the
+    /// threads split it.
+    pub splits: Vec<(i64, bool)>,
+    /// Each kernel's buffer table, as an index into `Builder::tables`.
+    pub tables: Vec<usize>,
+    /// Each kernel's number in the whole step (status codes, profiles):
+    /// kernels of a loop's body are numbered right after the loop.
+    pub numbers: Vec<usize>,
+    /// The functions of every loop's body.
+    pub bodies: HashMap<NodeId, Functions>,
+}
+
+/// A kernel's function (none for products and windows), its split (the
+/// size of its `start..end` range, and whether the threads share it) and
+/// its buffer table (an index into `Builder::tables`).
+type KernelFunction = (Option<FuncId>, (i64, bool), usize);
+
+/// The module and what every kernel function compiled so far left: shared
+/// by a graph's kernels and its loops' bodies, so equal kernels anywhere
+/// share one function.
+pub(super) struct Builder<'o> {
+    pub(super) module: JITModule,
+    pub(super) imports: Imports,
+    pub(super) streams: Streams,
+    pub(super) ctx: cranelift_codegen::Context,
+    pub(super) builder_ctx: FunctionBuilderContext,
+    pub(super) clif: Vec<String>,
+    pub(super) asm: Vec<String>,
+    pub(super) kernel_sig: Signature,
+    pub(super) sizes: Vec<(FuncId, usize, String)>,
+    pub(super) share: bool,
+    pub(super) compiled_code: HashMap<u64, Vec<(FunctionStencil, FuncId, usize)>>,
+    pub(super) by_key: rustc_hash::FxHashMap<share::Key, share::Shared<FuncId>>,
+    pub(super) by_structure: usize,
+    /// Every kernel call's buffer table (the code holds their addresses).
+    pub(super) tables: Vec<Box<[i64]>>,
+    pub(super) planning_time: std::time::Duration,
+    pub(super) options: &'o CompileOptions,
+    pub(super) keep_text: bool,
+    pub(super) next_number: usize,
+}
+
 pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: bool) -> Result<Artifacts, String> {
     let started = std::time::Instant::now();
     let mut module = new_module()?;
     let imports = declare_imports(&mut module)?;
-    let streams = streams(fused);
-    let mut ctx = module.make_context();
-    let mut builder_ctx = FunctionBuilderContext::new();
-    let mut clif = Vec::new();
-    let mut asm = Vec::new();
     let kernel_sig = signature(&module, &kernels::kernel_params(), &[I32]);
-    let mut kernel_ids: Vec<Option<FuncId>> = Vec::new();
-    let mut splits: Vec<(i64, bool)> = Vec::new();
-    let mut sizes: Vec<(FuncId, usize, String)> = Vec::new();
-    // Kernels address their buffers through a table passed by the caller,
-    // so kernels of the same structure (the steps of an unrolled scan, the
-    // layers of a `repeat`) compile once and share their code.
-    let share = std::env::var("NNC_SHARE_KERNELS").map_or(true, |v| v != "0");
-    let mut compiled_code: HashMap<u64, Vec<(FunctionStencil, FuncId, usize)>> = HashMap::new();
-    // Loop kernels by structure (`share.rs`): one whose key was compiled
-    // before takes that function and derives its table, with no CLIF built.
-    let mut by_key: rustc_hash::FxHashMap<share::Key, share::Shared<FuncId>> = Default::default();
-    let mut by_structure = 0;
-    let mut tables: Vec<Box<[i64]>> = Vec::new();
-    let mut planning_time = std::time::Duration::ZERO;
-    for (k, kernel) in fused.kernels.iter().enumerate() {
-        if matches!(kernel, Kernel::MatMul { .. } | Kernel::Window { .. }) {
-            kernel_ids.push(None);
-            splits.push((1, false));
-            tables.push(Box::new([]));
-            continue;
+    let ctx = module.make_context();
+    let mut builder = Builder {
+        module,
+        imports,
+        streams: streams(fused),
+        ctx,
+        builder_ctx: FunctionBuilderContext::new(),
+        clif: Vec::new(),
+        asm: Vec::new(),
+        kernel_sig,
+        sizes: Vec::new(),
+        // Kernels address their buffers through a table passed by the
+        // caller, so kernels of the same structure (the steps of an
+        // unrolled scan, the layers of a `repeat`) compile once and share
+        // their code.
+        share: std::env::var("NNC_SHARE_KERNELS").map_or(true, |v| v != "0"),
+        compiled_code: HashMap::new(),
+        by_key: Default::default(),
+        by_structure: 0,
+        tables: Vec::new(),
+        planning_time: std::time::Duration::ZERO,
+        options,
+        keep_text,
+        next_number: 0,
+    };
+    let functions = builder.compile_kernels(fused, plan)?;
+    let kernels_done = std::time::Instant::now();
+    let (
+        step_id,
+        super::step::Descriptors {
+            matmuls: descriptors,
+            windows,
+        },
+    ) = super::step::define(&mut builder, fused, plan, &functions)?;
+    if crate::timing::enabled() {
+        eprintln!(
+            "codegen: kernels {:.1?} (planning their loops {:.1?}; {} known by structure), step function {:.1?}",
+            kernels_done - started,
+            builder.planning_time,
+            builder.by_structure,
+            kernels_done.elapsed()
+        );
+    }
+    let Builder {
+        mut module,
+        streams,
+        clif,
+        asm,
+        sizes,
+        tables,
+        ..
+    } = builder;
+    module.finalize_definitions().map_err(|e| e.to_string())?;
+    let step = module.get_finalized_function(step_id);
+    if std::env::var_os("NNC_PERF_MAP").is_some() {
+        write_perf_map(&module, &sizes);
+    }
+    Ok(Artifacts {
+        module,
+        step,
+        descriptors,
+        windows,
+        functions: sizes.len() - 1,
+        tables,
+        streams,
+        clif,
+        asm,
+    })
+}
+
+impl Builder<'_> {
+    /// Compiles `fused`'s kernel functions (and its loops' bodies').
+    fn compile_kernels(&mut self, fused: &Fused, plan: &Plan) -> Result<Functions, String> {
+        let mut functions = Functions {
+            ids: Vec::new(),
+            splits: Vec::new(),
+            tables: Vec::new(),
+            numbers: Vec::new(),
+            bodies: HashMap::new(),
+        };
+        for (k, kernel) in fused.kernels.iter().enumerate() {
+            let number = self.next_number;
+            self.next_number += 1;
+            functions.numbers.push(number);
+            if let Kernel::Scan(root) = kernel {
+                functions.ids.push(None);
+                functions.splits.push((1, false));
+                functions.tables.push(usize::MAX);
+                let looped = plan
+                    .loops
+                    .get(root)
+                    .ok_or_else(|| format!("{}: a loop without a region", fused.bound.name(*root)))?;
+                let body = self.compile_kernels(&fused.bodies[root], &looped.body)?;
+                functions.bodies.insert(*root, body);
+                continue;
+            }
+            let (id, split, table) = self.compile_kernel(fused, plan, k, number)?;
+            functions.ids.push(id);
+            functions.splits.push(split);
+            functions.tables.push(table);
         }
-        ctx.func.signature = kernel_sig.clone();
+        Ok(functions)
+    }
+
+    /// Compiles kernel `k` of `fused` (numbered `number` in the step), or
+    /// finds the function of an equal kernel compiled before; returns the
+    /// function, the split and the buffer table.
+    fn compile_kernel(
+        &mut self,
+        fused: &Fused,
+        plan: &Plan,
+        k: usize,
+        number: usize,
+    ) -> Result<KernelFunction, String> {
+        let kernel = &fused.kernels[k];
+        let options = self.options;
+        let table_index = self.tables.len();
+        if matches!(kernel, Kernel::MatMul { .. } | Kernel::Window { .. }) {
+            self.tables.push(Box::new([]));
+            return Ok((None, (1, false), table_index));
+        }
+        self.ctx.func.signature = self.kernel_sig.clone();
         let planning = std::time::Instant::now();
         let code = match kernel {
             Kernel::Loop(l) => Some(kernels::plan_loops(fused, l)),
@@ -195,22 +348,23 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
             Kernel::Accumulate(root) => Some(kernels::plan_accumulate(fused, *root)),
             _ => None,
         };
-        planning_time += planning.elapsed();
+        self.planning_time += planning.elapsed();
+        let streams = &self.streams;
         let structure = match (kernel, code.as_ref(), concat.as_ref()) {
-            _ if !share => None,
+            _ if !self.share => None,
             (Kernel::Loop(l), Some(code), _) => {
-                Some(share::loop_key(fused, l, code, &streams, plan, options.check_bounds))
+                Some(share::loop_key(fused, l, code, streams, plan, options.check_bounds))
             }
             (Kernel::Concat(root), _, Some(concat)) => {
-                Some(share::concat_key(*root, concat, &streams, plan, options.check_bounds))
+                Some(share::concat_key(*root, concat, streams, plan, options.check_bounds))
             }
             (Kernel::Accumulate(root), ..) => accumulate
                 .as_ref()
-                .map(|accumulate| share::accumulate_key(*root, accumulate, &streams, plan, options.check_bounds)),
+                .map(|accumulate| share::accumulate_key(*root, accumulate, streams, plan, options.check_bounds)),
             _ => None,
         };
         let known = structure.as_ref().and_then(|(key, layout)| {
-            by_key
+            self.by_key
                 .get(key)
                 .map(|shared| (shared.function, shared.first, shared.table(layout, plan)))
         });
@@ -223,31 +377,31 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
             _ => 0,
         };
         let parallel = options.threads > 1 && split >= 2 && work >= PARALLEL_MIN_WORK;
-        splits.push((split, parallel));
         // Debug builds build the code anyway, to check below that it is
         // the same function with the same table.
-        by_structure += usize::from(known.is_some());
+        self.by_structure += usize::from(known.is_some());
         if let (Some((id, first, table)), false) = (&known, cfg!(debug_assertions)) {
-            if keep_text {
-                note_shared(&mut clif, &mut asm, k, *first);
+            if self.keep_text {
+                note_shared(&mut self.clif, &mut self.asm, number, *first);
             }
-            kernel_ids.push(Some(*id));
-            tables.push(table.clone().into_boxed_slice());
-            continue;
+            self.tables.push(table.clone().into_boxed_slice());
+            return Ok((Some(*id), (split, parallel), table_index));
         }
         let uses;
         {
-            let mut b = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
+            let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.builder_ctx);
             let entry = b.create_block();
             b.append_block_params_for_function_params(entry);
             b.switch_to_block(entry);
             b.seal_block(entry);
             let params = b.block_params(entry).to_vec();
+            let module = &mut self.module;
+            let imports = &self.imports;
             let calls = Calls {
-                normal: declare(&mut module, imports.normal, &mut b),
-                sin: declare(&mut module, imports.sin, &mut b),
-                cos: declare(&mut module, imports.cos, &mut b),
-                pow: declare(&mut module, imports.pow, &mut b),
+                normal: module.declare_func_in_func(imports.normal, b.func),
+                sin: module.declare_func_in_func(imports.sin, b.func),
+                cos: module.declare_func_in_func(imports.cos, b.func),
+                pow: module.declare_func_in_func(imports.pow, b.func),
             };
             let exprs = match (&code, &concat, &accumulate) {
                 (Some(code), ..) => code.exprs.clone(),
@@ -262,9 +416,9 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
                 params[0],
                 params[1],
                 calls,
-                &streams,
+                &self.streams,
                 options.check_bounds,
-                share.then_some(params[4]),
+                self.share.then_some(params[4]),
             );
             match kernel {
                 Kernel::Loop(l) => kernels::emit_loop(
@@ -290,25 +444,27 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
                     params[2],
                     params[3],
                 ),
-                Kernel::MatMul { .. } | Kernel::Window { .. } => unreachable!("no function"),
+                Kernel::MatMul { .. } | Kernel::Window { .. } | Kernel::Scan(_) => unreachable!("no function"),
             }
             let zero = em.b.ins().iconst(I32, 0);
             em.b.ins().return_(&[zero]);
             em.finish_fail_block();
             uses = em.table_uses();
-            em.b.finalize(module.target_config());
-            tables.push(std::mem::take(&mut em.relocations).into_boxed_slice());
+            em.b.finalize(self.module.target_config());
+            self.tables.push(std::mem::take(&mut em.relocations).into_boxed_slice());
         }
         // Remembers the function `id` made for this kernel's structure (or
         // checks, in debug builds, the one the structure gave).
+        let by_key = &mut self.by_key;
+        let own_table = &self.tables[table_index];
         let remember = |id: FuncId, first: usize| {
             let Some((key, layout)) = structure else {
                 return;
             };
             if let Some((known_id, _, table)) = &known {
                 assert!(
-                    *known_id == id && table[..] == tables[k][..],
-                    "kernel {k}: an equal structure gave other code or another table"
+                    *known_id == id && table[..] == own_table[..],
+                    "kernel {number}: an equal structure gave other code or another table"
                 );
                 return;
             }
@@ -318,243 +474,67 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
         };
         let key = {
             let mut hasher = rustc_hash::FxHasher::default();
-            ctx.func.stencil.hash(&mut hasher);
+            self.ctx.func.stencil.hash(&mut hasher);
             hasher.finish()
         };
-        let earlier = compiled_code
+        let earlier = self
+            .compiled_code
             .get(&key)
-            .and_then(|same| same.iter().find(|(stencil, ..)| *stencil == ctx.func.stencil))
+            .and_then(|same| same.iter().find(|(stencil, ..)| *stencil == self.ctx.func.stencil))
             .map(|&(_, id, first)| (id, first));
         if let Some((id, first)) = earlier {
             remember(id, first);
-            if keep_text {
-                note_shared(&mut clif, &mut asm, k, first);
+            if self.keep_text {
+                note_shared(&mut self.clif, &mut self.asm, number, first);
             }
-            module.clear_context(&mut ctx);
-            kernel_ids.push(Some(id));
-            continue;
+            self.module.clear_context(&mut self.ctx);
+            return Ok((Some(id), (split, parallel), table_index));
         }
-        let id = module
-            .declare_function(&format!("kernel{k}"), Linkage::Local, &kernel_sig)
+        let id = self
+            .module
+            .declare_function(&format!("kernel{number}"), Linkage::Local, &self.kernel_sig)
             .map_err(|e| e.to_string())?;
-        ctx.func.name = UserFuncName::user(0, id.as_u32());
-        if share {
-            compiled_code
+        self.ctx.func.name = UserFuncName::user(0, id.as_u32());
+        if self.share {
+            self.compiled_code
                 .entry(key)
                 .or_default()
-                .push((ctx.func.stencil.clone(), id, k));
+                .push((self.ctx.func.stencil.clone(), id, number));
         }
-        if keep_text {
-            clif.push(format!("; kernel {k}\n{}", ctx.func.display()));
+        if self.keep_text {
+            self.clif
+                .push(format!("; kernel {number}\n{}", self.ctx.func.display()));
         }
-        ctx.set_disasm(keep_text);
-        module
-            .define_function(id, &mut ctx)
-            .map_err(|e| format!("kernel {k}: {e:?}"))?;
-        if let Some(listing) = ctx.compiled_code().and_then(|c| c.vcode.clone()) {
-            asm.push(format!("; kernel {k}\n{listing}"));
+        self.ctx.set_disasm(self.keep_text);
+        self.module
+            .define_function(id, &mut self.ctx)
+            .map_err(|e| format!("kernel {number}: {e:?}"))?;
+        if let Some(listing) = self.ctx.compiled_code().and_then(|c| c.vcode.clone()) {
+            self.asm.push(format!("; kernel {number}\n{listing}"));
         }
-        remember(id, k);
-        sizes.push((id, code_size(&ctx), format!("nnc_kernel{k}")));
-        module.clear_context(&mut ctx);
-        kernel_ids.push(Some(id));
+        remember(id, number);
+        self.sizes
+            .push((id, code_size(&self.ctx), format!("nnc_kernel{number}")));
+        self.module.clear_context(&mut self.ctx);
+        Ok((Some(id), (split, parallel), table_index))
     }
 
-    // The step function `(arena, random table, thread, threads, team)`:
-    // every thread of the team runs it with its own number, taking its
-    // share of each split kernel; kernels that are not split run on thread
-    // 0. A barrier follows every kernel that the next one may depend on
-    // across threads (everything except a run of kernels on thread 0
-    // alone). With `threads` 1 (and no team) one thread runs it all, with
-    // the same results: rows are computed alike whichever thread takes
-    // them, and products are cut into the same parts.
-    let kernels_done = std::time::Instant::now();
-    let step_sig = signature(&module, &[I64, I64, I64, I64, I64], &[I32]);
-    let step_id = module
-        .declare_function("step", Linkage::Local, &step_sig)
-        .map_err(|e| e.to_string())?;
-    ctx.func.signature = step_sig;
-    ctx.func.name = UserFuncName::user(0, step_id.as_u32());
-    let mut descriptors = Vec::new();
-    let mut windows = Vec::new();
-    let threads = options.threads.max(1);
-    {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut builder_ctx);
-        let entry = b.create_block();
-        b.append_block_params_for_function_params(entry);
-        b.switch_to_block(entry);
-        b.seal_block(entry);
-        let params = b.block_params(entry).to_vec();
-        let (arena, rng, thread, thread_count, team) = (params[0], params[1], params[2], params[3], params[4]);
-        let copy = declare(&mut module, imports.copy, &mut b);
-        let matmul = declare(&mut module, imports.matmul, &mut b);
-        let unfold2d = declare(&mut module, imports.unfold2d, &mut b);
-        let fold2d = declare(&mut module, imports.fold2d, &mut b);
-        let barrier_fn = declare(&mut module, imports.barrier, &mut b);
-        let tick = declare(&mut module, imports.tick, &mut b);
-        let profile = std::env::var_os("NNC_PROFILE").is_some();
-        let status = b.declare_var(I32);
-        let zero = b.ins().iconst(I32, 0);
-        b.def_var(status, zero);
-        // Emits `body` so that only thread 0 runs it.
-        let on_thread_0 = |b: &mut FunctionBuilder, body: &mut dyn FnMut(&mut FunctionBuilder)| {
-            if threads == 1 {
-                body(b);
-                return;
-            }
-            let (run, after) = (b.create_block(), b.create_block());
-            b.ins().brif(thread, after, &[], run, &[]);
-            b.seal_block(run);
-            b.switch_to_block(run);
-            body(b);
-            b.ins().jump(after, &[]);
-            b.seal_block(after);
-            b.switch_to_block(after);
-        };
-        let barrier = |b: &mut FunctionBuilder| {
-            if threads > 1 {
-                b.ins().call(barrier_fn, &[team, thread]);
-            }
-        };
-        let copies = |b: &mut FunctionBuilder, copies: &[super::memory::Copy]| {
-            for c in copies {
-                let args = [
-                    arena,
-                    b.ins().iconst(I64, c.from as i64),
-                    b.ins().iconst(I64, c.to as i64),
-                    b.ins().iconst(I64, c.len as i64),
-                ];
-                b.ins().call(copy, &args);
-            }
-        };
-        if profile {
-            on_thread_0(&mut b, &mut |b| {
-                let start = b.ins().iconst(I64, -1);
-                b.ins().call(tick, &[start]);
-            });
+    /// Defines the step function built in `self.ctx` as `id`.
+    pub fn define_step(&mut self, id: FuncId) -> Result<(), String> {
+        if self.keep_text {
+            self.clif.push(format!("; step\n{}", self.ctx.func.display()));
         }
-        if !plan.stage.is_empty() {
-            on_thread_0(&mut b, &mut |b| copies(b, &plan.stage));
-            barrier(&mut b);
+        self.ctx.set_disasm(self.keep_text);
+        self.module
+            .define_function(id, &mut self.ctx)
+            .map_err(|e| format!("step: {e:?}"))?;
+        if let Some(listing) = self.ctx.compiled_code().and_then(|c| c.vcode.clone()) {
+            self.asm.push(format!("; step\n{listing}"));
         }
-        let mut kernel_refs: HashMap<usize, FuncRef> = HashMap::new();
-        // Whether each kernel runs on every thread (or on thread 0 alone).
-        let mut shared = Vec::new();
-        for (k, kernel) in fused.kernels.iter().enumerate() {
-            shared.push(match kernel {
-                Kernel::MatMul { root, a, b: bv, .. } => {
-                    matmul_descriptor(fused, plan, *root, a, bv, threads).parts > 1
-                }
-                Kernel::Window { root, operand } => window_descriptor(fused, plan, *root, operand, threads)?.parts > 1,
-                _ => splits[k].1,
-            });
-        }
-        for (k, kernel) in fused.kernels.iter().enumerate() {
-            if let Kernel::MatMul { root, a, b: bv, into } = kernel {
-                let mut desc = matmul_descriptor(fused, plan, *root, a, bv, threads);
-                desc.accumulate = usize::from(into.is_some_and(|i| i.add));
-                let boxed = Box::new(desc);
-                let address = b.ins().iconst(I64, &*boxed as *const MatMulDesc as i64);
-                descriptors.push(boxed);
-                b.ins().call(matmul, &[address, arena, thread, thread_count]);
-            } else if let Kernel::Window { root, operand } = kernel {
-                let boxed = Box::new(window_descriptor(fused, plan, *root, operand, threads)?);
-                let address = b.ins().iconst(I64, &*boxed as *const WindowDesc as i64);
-                windows.push(boxed);
-                let f = match fused.bound.op(*root) {
-                    crate::prim::Prim::Unfold2d(_) => unfold2d,
-                    _ => fold2d,
-                };
-                b.ins().call(f, &[address, arena, thread, thread_count]);
-            } else {
-                let id = kernel_ids[k].expect("a kernel function");
-                let f = *kernel_refs
-                    .entry(k)
-                    .or_insert_with(|| module.declare_func_in_func(id, b.func));
-                let (split, _) = splits[k];
-                let table = b.ins().iconst(I64, tables[k].as_ptr() as i64);
-                let call = |b: &mut FunctionBuilder, start: cranelift_codegen::ir::Value, end| {
-                    let call = b.ins().call(f, &[arena, rng, start, end, table]);
-                    if !options.check_bounds {
-                        return;
-                    }
-                    let result = b.inst_results(call)[0];
-                    // Keep the first failure; every thread goes on to the
-                    // end so that none waits at a barrier forever.
-                    let current = b.use_var(status);
-                    let first = b.ins().icmp_imm_s(IntCC::Equal, current, 0);
-                    let failed = b.ins().icmp_imm_s(IntCC::NotEqual, result, 0);
-                    let record = b.ins().band(first, failed);
-                    let code = b.ins().iconst(I32, k as i64 + 1);
-                    let next = b.ins().select(record, code, current);
-                    b.def_var(status, next);
-                };
-                if shared[k] {
-                    let start = b.ins().imul_imm_s(thread, split);
-                    let start = b.ins().udiv(start, thread_count);
-                    let next = b.ins().iadd_imm_s(thread, 1);
-                    let end = b.ins().imul_imm_s(next, split);
-                    let end = b.ins().udiv(end, thread_count);
-                    call(&mut b, start, end);
-                } else {
-                    on_thread_0(&mut b, &mut |b| {
-                        let start = b.ins().iconst(I64, 0);
-                        let end = b.ins().iconst(I64, split);
-                        call(b, start, end);
-                    });
-                }
-            }
-            let last = k + 1 == fused.kernels.len();
-            if shared[k] || last || shared[k + 1] {
-                barrier(&mut b);
-            }
-            if profile {
-                on_thread_0(&mut b, &mut |b| {
-                    let number = b.ins().iconst(I64, k as i64);
-                    b.ins().call(tick, &[number]);
-                });
-            }
-        }
-        on_thread_0(&mut b, &mut |b| copies(b, &plan.copies));
-        let result = b.use_var(status);
-        b.ins().return_(&[result]);
-        b.finalize(module.target_config());
+        self.sizes.push((id, code_size(&self.ctx), "nnc_step".to_string()));
+        self.module.clear_context(&mut self.ctx);
+        Ok(())
     }
-    if keep_text {
-        clif.push(format!("; step\n{}", ctx.func.display()));
-    }
-    ctx.set_disasm(keep_text);
-    module
-        .define_function(step_id, &mut ctx)
-        .map_err(|e| format!("step: {e:?}"))?;
-    if let Some(listing) = ctx.compiled_code().and_then(|c| c.vcode.clone()) {
-        asm.push(format!("; step\n{listing}"));
-    }
-    sizes.push((step_id, code_size(&ctx), "nnc_step".to_string()));
-    if crate::timing::enabled() {
-        eprintln!(
-            "codegen: kernels {:.1?} (planning their loops {planning_time:.1?}; {by_structure} known by structure), step function {:.1?}",
-            kernels_done - started,
-            kernels_done.elapsed()
-        );
-    }
-    module.clear_context(&mut ctx);
-    module.finalize_definitions().map_err(|e| e.to_string())?;
-    let step = module.get_finalized_function(step_id);
-    if std::env::var_os("NNC_PERF_MAP").is_some() {
-        write_perf_map(&module, &sizes);
-    }
-    Ok(Artifacts {
-        module,
-        step,
-        descriptors,
-        windows,
-        functions: sizes.len() - 1,
-        tables,
-        streams,
-        clif,
-        asm,
-    })
 }
 
 /// The CLIF and assembly listings' line for kernel `k`, which runs the code
@@ -565,13 +545,9 @@ fn note_shared(clif: &mut Vec<String>, asm: &mut Vec<String>, k: usize, first: u
     asm.push(note);
 }
 
-fn declare(module: &mut JITModule, id: FuncId, b: &mut FunctionBuilder) -> FuncRef {
-    module.declare_func_in_func(id, b.func)
-}
-
 /// The descriptor of a matrix product: its operands' views placed in the
 /// arena.
-fn matmul_descriptor(
+pub(super) fn matmul_descriptor(
     fused: &Fused,
     plan: &Plan,
     root: crate::ir::NodeId,
@@ -619,7 +595,7 @@ fn matmul_descriptor(
 /// The descriptor of an `unfold2d` or `fold2d`: the operand's view and the
 /// root's own (contiguous) buffer placed in the arena, checked to lie
 /// inside their buffers.
-fn window_descriptor(
+pub(super) fn window_descriptor(
     fused: &Fused,
     plan: &Plan,
     root: crate::ir::NodeId,

@@ -29,6 +29,8 @@ pub struct Bound<'g> {
     /// Evaluated size attributes (slice start, pad sizes, counts, rows,
     /// classes), by node index.
     pub sizes: Vec<Vec<i64>>,
+    /// The body of every loop node, bound with the same sizes.
+    pub bodies: FxHashMap<NodeId, Bound<'g>>,
 }
 
 impl<'g> Bound<'g> {
@@ -47,6 +49,7 @@ impl<'g> Bound<'g> {
             position: vec![usize::MAX; slots],
             names: FxHashMap::default(),
             sizes: vec![Vec::new(); slots],
+            bodies: FxHashMap::default(),
         };
         let numbering = crate::ir::print::numbering(graph);
         for (position, &id) in order.iter().enumerate() {
@@ -55,11 +58,9 @@ impl<'g> Bound<'g> {
             let context = |e: crate::interp::InterpError| format!("{name} = {}: {}", node.op, e.message);
             bound.shapes[id.index()] = eval_shape(&node.shape, dims).map_err(context)?;
             let size = |d| eval_dim(d, dims).map_err(context);
-            if matches!(node.op, Prim::Scan(_) | Prim::Arg(_)) {
-                return Err(format!(
-                    "{name} = {}: loops are unrolled before code generation",
-                    node.op
-                ));
+            if let Prim::Scan(looped) = &node.op {
+                let body = Bound::new(&looped.body, dims).map_err(|e| format!("{name} = scan, in its body: {e}"))?;
+                bound.bodies.insert(id, body);
             }
             bound.sizes[id.index()] = match &node.op {
                 Prim::Count(d) | Prim::ScatterRows { rows: d } | Prim::Place { classes: d } => vec![size(d)?],
@@ -208,11 +209,11 @@ impl<'a, 'g> Expander<'a, 'g> {
         let shape = self.bound.shape(id).to_vec();
         let dtype = self.bound.dtype(id);
         match self.bound.op(id).clone() {
-            Prim::Input(_) | Prim::Param(_) | Prim::State(_) => {
+            // A loop's value and a body's arguments are always in buffers.
+            Prim::Input(_) | Prim::Param(_) | Prim::State(_) | Prim::Arg(_) | Prim::Scan(_) => {
                 let offset = flat(index, &shape);
                 self.exprs.add(Expr::Load { buffer: id, offset })
             }
-            Prim::Arg(_) | Prim::Scan(_) => unreachable!("`Bound::new` refuses loops"),
             Prim::Const(value) => {
                 let value = match dtype {
                     DType::I32 => value.trunc(),

@@ -215,7 +215,7 @@ pub fn split_size(fused: &Fused, k: usize, code: Option<&LoopCode>) -> i64 {
             Prim::Concat { axis } if *axis > 0 => fused.bound.shape(*root)[0] as i64,
             _ => 1,
         },
-        (Kernel::Scatter(_) | Kernel::Loop(_), _) => 1,
+        (Kernel::Scatter(_) | Kernel::Loop(_) | Kernel::Scan(_), _) => 1,
         (Kernel::MatMul { .. } | Kernel::Window { .. }, _) => 1,
     }
 }

@@ -5,6 +5,13 @@
 //! An update `new X` is computed straight into `X`'s home when every read
 //! of the old `X` happens earlier or at the same element; otherwise it is
 //! copied home at the end of the step. A step allocates nothing.
+//!
+//! A loop node reserves a region while its kernel runs ([`LoopPlan`]): a
+//! slot per carry and per sequence (its current step), then its body's
+//! buffers, planned the same way from the region's start (the body's
+//! arguments take the slots, and the buffers of captured values outside
+//! the region, read in place). A next carry is computed straight into its
+//! slot on the terms of `new X`.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +36,10 @@ pub enum Role {
     Computed { output: bool },
     /// A copy of a persistent leaf taken at the start of the step.
     Staged,
+    /// Argument `i` of a loop body: a slot of the loop's region (a carry,
+    /// one step of a sequence) or a buffer outside it read in place (a
+    /// captured value).
+    Argument(usize),
 }
 
 #[derive(Clone, Debug)]
@@ -66,6 +77,119 @@ pub struct Plan {
     pub total: usize,
     /// Sum of all buffer sizes, as if nothing shared memory.
     pub unshared: usize,
+    /// Every loop node's region and its body's plan.
+    pub loops: HashMap<NodeId, LoopPlan>,
+}
+
+/// Where a loop runs: one region of the arena, reserved while the loop
+/// runs (outer buffers use the space before and after), holding a slot per
+/// carry and per sequence (its current step) and then the body's buffers,
+/// planned like a graph's. Captured values are read in place.
+#[derive(Clone, Debug, Default)]
+pub struct LoopPlan {
+    /// Offset and length (elements) of the region.
+    pub region: (usize, usize),
+    /// When the region is reserved (the loop's kernel).
+    pub live: usize,
+    pub carry_slots: Vec<usize>,
+    pub sequence_slots: Vec<usize>,
+    /// For a carry whose next value is another carry's argument (carries
+    /// passed round unchanged): where that value waits while the carry
+    /// slots are written.
+    pub held: Vec<Option<usize>>,
+    /// The body's plan, with absolute offsets.
+    pub body: Plan,
+}
+
+impl LoopPlan {
+    /// The region of loop node `root` of `fused` at `base`: the slots,
+    /// then the body's plan; captured values are read where `outer` (the
+    /// plan of `fused`) has them (nowhere yet when only sizing).
+    fn new(fused: &Fused, root: NodeId, base: usize, live: usize, outer: Option<&Plan>) -> Result<LoopPlan, String> {
+        let bound = &fused.bound;
+        let Prim::Scan(looped) = bound.op(root) else {
+            return Err(format!("{} is not a loop", bound.name(root)));
+        };
+        let body = &fused.bodies[&root];
+        let operands = bound.inputs(root);
+        if operands.len() != looped.operands() {
+            return Err(format!(
+                "{}: a loop of {} operands has {}",
+                bound.name(root),
+                looped.operands(),
+                operands.len()
+            ));
+        }
+        let mut at = base;
+        let mut slot = |len: usize| {
+            let offset = at;
+            at += aligned(len.max(1));
+            offset
+        };
+        let mut args = Vec::with_capacity(operands.len());
+        let mut argument = |i: usize, offset: usize, len: usize| {
+            args.push(Buffer {
+                offset,
+                len,
+                role: Role::Argument(i),
+                first: 0,
+                last: body.kernels.len() + 1,
+            })
+        };
+        let mut carry_slots = Vec::new();
+        let mut sequence_slots = Vec::new();
+        for (i, &operand) in operands.iter().enumerate() {
+            let count = bound.count(operand);
+            if i < looped.carries {
+                let offset = slot(count);
+                carry_slots.push(offset);
+                argument(i, offset, count);
+            } else if i < looped.carries + looped.sequences {
+                let step = count / looped.length.max(1);
+                let offset = slot(step);
+                sequence_slots.push(offset);
+                argument(i, offset, step);
+            } else {
+                match outer {
+                    Some(plan) => {
+                        let buffer = plan.buffer(operand);
+                        argument(i, buffer.offset, buffer.len);
+                    }
+                    None => argument(i, 0, count),
+                }
+            }
+        }
+        let mut held = Vec::new();
+        for (k, &operand) in operands.iter().enumerate().take(looped.carries) {
+            let output = looped
+                .carry_output(k)
+                .ok_or_else(|| format!("{}: the body lacks `carry {k}`", bound.name(root)))?;
+            let passed = matches!(body.bound.op(output), Prim::Arg(j) if *j < looped.carries && *j != k);
+            held.push(passed.then(|| slot(bound.count(operand))));
+        }
+        let plan = Plan::place(body, at, &args, looped.carries)?;
+        // A body updates nothing by name (its outputs are `carry k` and
+        // `y k`), so it has no copies before or after its kernels.
+        if !plan.stage.is_empty() || !plan.copies.is_empty() {
+            return Err(format!("{}: a loop body with copies of its own", bound.name(root)));
+        }
+        Ok(LoopPlan {
+            region: (base, plan.total - base),
+            live,
+            carry_slots,
+            sequence_slots,
+            held,
+            body: plan,
+        })
+    }
+}
+
+/// What a placement request is for.
+enum Place {
+    Node(NodeId),
+    Staged,
+    /// The region of a loop node.
+    Region(NodeId),
 }
 
 fn aligned(n: usize) -> usize {
@@ -74,6 +198,13 @@ fn aligned(n: usize) -> usize {
 
 impl Plan {
     pub fn new(fused: &Fused) -> Result<Plan, String> {
+        Plan::place(fused, 0, &[], 0)
+    }
+
+    /// The plan of `fused` with every buffer at `base` or after, a loop
+    /// body's arguments taking the buffers `args` (by argument number), the
+    /// first `carries` of them the slots of its carries.
+    fn place(fused: &Fused, base: usize, args: &[Buffer], carries: usize) -> Result<Plan, String> {
         let started = std::time::Instant::now();
         let bound = &fused.bound;
         let end = fused.kernels.len() + 1;
@@ -101,7 +232,10 @@ impl Plan {
                 }
             }
         }
-        let mut offset = 0;
+        if base > 0 && !plan.homes.is_empty() {
+            return Err("a loop body reads a parameter or state that is not its argument".into());
+        }
+        let mut offset = base;
         for (name, (home, shape)) in plan.homes.iter_mut() {
             *home = offset;
             let len: usize = shape.iter().product();
@@ -202,6 +336,37 @@ impl Plan {
                 finals.push((*id, target.to_string()));
             }
         }
+        // A body's next carry is computed straight into the carry's slot
+        // on the same terms, unless an output is the old value itself (the
+        // loop copies outputs after the body).
+        for (k, slot) in args.iter().enumerate().take(carries) {
+            let Some(id) = bound.graph.output(&format!("carry {k}")) else {
+                continue;
+            };
+            if !position_of.contains_key(&id) || in_place.contains_key(&id) {
+                continue;
+            }
+            let readers: Vec<NodeId> = bound
+                .order
+                .iter()
+                .copied()
+                .filter(|&n| matches!(bound.op(n), Prim::Arg(i) if *i == k))
+                .collect();
+            if bound.graph.outputs.iter().any(|(_, o)| readers.contains(o)) {
+                continue;
+            }
+            if updates_in_place(fused, &reads, id, &readers) {
+                let (_, role, first, last) = life.remove(&position_of[&id]).expect("a computed buffer");
+                let buffer = Buffer {
+                    offset: slot.offset,
+                    len: slot.len,
+                    role,
+                    first,
+                    last,
+                };
+                plan.buffers.insert(id, buffer);
+            }
+        }
         for (id, target) in &in_place {
             let p = position_of[id];
             let (_, role, first, last) = life.remove(&p).expect("a computed buffer");
@@ -227,13 +392,21 @@ impl Plan {
         let updates_done = started.elapsed();
         // Greedy by size: biggest first, at the lowest offset free for
         // the buffer's whole life.
-        let mut requests: Vec<(usize, usize, usize, Option<NodeId>, Role)> = life
+        let mut requests: Vec<(usize, usize, usize, Place, Role)> = life
             .values()
-            .map(|(id, role, first, last)| (bound.count(*id), *first, *last, Some(*id), role.clone()))
+            .map(|(id, role, first, last)| (bound.count(*id), *first, *last, Place::Node(*id), role.clone()))
             .collect();
         for &(_, len) in &staged_buffers {
-            requests.push((len, 0, end, None, Role::Staged));
+            requests.push((len, 0, end, Place::Staged, Role::Staged));
         }
+        // Each loop's region, reserved while its kernel runs.
+        for (k, kernel) in fused.kernels.iter().enumerate() {
+            if let Kernel::Scan(root) = kernel {
+                let size = LoopPlan::new(fused, *root, 0, k + 1, None)?.region.1;
+                requests.push((size, k + 1, k + 1, Place::Region(*root), Role::Staged));
+            }
+        }
+        let mut regions: Vec<(NodeId, usize, usize)> = Vec::new();
         requests.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         // Placed buffers as (offset, len, first, last), kept sorted by
         // offset so that finding the lowest free offset is one walk that
@@ -258,7 +431,7 @@ impl Plan {
             placed.insert(index, (at, size, first, last));
             plan.unshared += size;
             match id {
-                Some(id) => {
+                Place::Node(id) => {
                     plan.buffers.insert(
                         id,
                         Buffer {
@@ -270,7 +443,8 @@ impl Plan {
                         },
                     );
                 }
-                None => staged_offsets.push(at),
+                Place::Staged => staged_offsets.push(at),
+                Place::Region(root) => regions.push((root, at, first)),
             }
         }
         // Products share the buffer of their sum.
@@ -308,12 +482,26 @@ impl Plan {
                 len: shape.iter().product(),
             });
         }
+        for &id in &bound.order {
+            if let Prim::Arg(i) = bound.op(id) {
+                let buffer = args
+                    .get(*i)
+                    .ok_or_else(|| format!("{} reads argument {i} of {}", bound.name(id), args.len()))?;
+                plan.buffers.insert(id, buffer.clone());
+            }
+        }
+        // The loops, now that every buffer they capture has its place.
+        for (root, at, live) in regions {
+            let looped = LoopPlan::new(fused, root, at, live, Some(&plan))?;
+            plan.loops.insert(root, looped);
+        }
         plan.total = placed
             .iter()
             .map(|(o, s, _, _)| o + s)
             .max()
             .unwrap_or(0)
-            .max(plan.persistent);
+            .max(plan.persistent)
+            .max(base);
         plan.unshared += plan.persistent;
         if crate::timing::enabled() {
             eprintln!(
@@ -366,39 +554,10 @@ fn updates_in_place(fused: &Fused, reads: &[Vec<super::fuse::Read>], new: NodeId
 }
 
 /// The plan as text: every buffer with its node, shape, place and life,
-/// then the totals.
+/// each loop's region with its body's buffers, then the totals.
 pub fn print(fused: &Fused, plan: &Plan) -> String {
-    let bound = &fused.bound;
-    let mut rows: Vec<(usize, String)> = Vec::new();
-    for (&id, buffer) in &plan.buffers {
-        let role = match &buffer.role {
-            Role::Home(name) => format!("home {name}"),
-            Role::Input(name) => format!("input {name}"),
-            Role::Computed { output: true } => "output".to_string(),
-            Role::Computed { output: false } => "temp".to_string(),
-            Role::Staged => "staged copy".to_string(),
-        };
-        let in_home = matches!(buffer.role, Role::Computed { .. }) && buffer.offset < plan.persistent;
-        let role = if in_home { format!("{role}, in place") } else { role };
-        rows.push((
-            bound.position[id.index()],
-            format!(
-                "{:>6}: {}{:?} {} B at {} live {}..{} ({role})",
-                bound.name(id),
-                bound.dtype(id).name(),
-                bound.shape(id),
-                4 * buffer.len,
-                4 * buffer.offset,
-                buffer.first,
-                buffer.last,
-            ),
-        ));
-    }
-    rows.sort();
     let mut out = String::new();
-    for (_, row) in rows {
-        let _ = writeln!(out, "{row}");
-    }
+    print_buffers(fused, plan, "", &mut out);
     for copy in &plan.stage {
         let _ = writeln!(
             out,
@@ -419,4 +578,61 @@ pub fn print(fused: &Fused, plan: &Plan) -> String {
         4 * plan.unshared
     );
     out
+}
+
+fn print_buffers(fused: &Fused, plan: &Plan, indent: &str, out: &mut String) {
+    let bound = &fused.bound;
+    let mut rows: Vec<(usize, String)> = Vec::new();
+    for (&id, buffer) in &plan.buffers {
+        let role = match &buffer.role {
+            Role::Home(name) => format!("home {name}"),
+            Role::Input(name) => format!("input {name}"),
+            Role::Computed { output: true } => "output".to_string(),
+            Role::Computed { output: false } => "temp".to_string(),
+            Role::Staged => "staged copy".to_string(),
+            Role::Argument(i) => format!("argument {i}"),
+        };
+        let in_home = matches!(buffer.role, Role::Computed { .. }) && buffer.offset < plan.persistent;
+        let role = if in_home { format!("{role}, in place") } else { role };
+        rows.push((
+            bound.position[id.index()],
+            format!(
+                "{indent}{:>6}: {}{:?} {} B at {} live {}..{} ({role})",
+                bound.name(id),
+                bound.dtype(id).name(),
+                bound.shape(id),
+                4 * buffer.len,
+                4 * buffer.offset,
+                buffer.first,
+                buffer.last,
+            ),
+        ));
+    }
+    rows.sort();
+    for (_, row) in rows {
+        let _ = writeln!(out, "{row}");
+    }
+    let mut loops: Vec<(&NodeId, &LoopPlan)> = plan.loops.iter().collect();
+    loops.sort_by_key(|(id, _)| bound.position[id.index()]);
+    for (id, looped) in loops {
+        let bytes = |offsets: &[usize]| {
+            offsets
+                .iter()
+                .map(|o| (4 * o).to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "{indent}loop {}: region {} B at {} live {}..{}; carries at [{}], steps at [{}]; its body:",
+            bound.name(*id),
+            4 * looped.region.1,
+            4 * looped.region.0,
+            looped.live,
+            looped.live,
+            bytes(&looped.carry_slots),
+            bytes(&looped.sequence_slots),
+        );
+        print_buffers(&fused.bodies[id], &looped.body, &format!("{indent}    "), out);
+    }
 }

@@ -4,8 +4,12 @@
 //! The stages: [`expand::Bound`] binds the sizes, [`fuse`] decides which
 //! nodes get buffers and groups them into kernels, [`memory`] places the
 //! buffers, [`kernels`] and [`emit`] write each kernel as CLIF (loops over
-//! its index space, vectorized with `f32x4`), and [`compile`] links the
-//! kernels, the GEMM calls and the final copies into one `step` function.
+//! its index space, vectorized with `f32x4`), [`compile`] compiles each
+//! kernel function once, and `step.rs` links the kernels, the GEMM calls
+//! and the copies into one `step` function. A loop node (`scan`) is one
+//! kernel whose body went through the same stages once
+//! ([`fuse::Fused::bodies`], [`memory::LoopPlan`]); the step runs it as a
+//! loop over its steps.
 //! [`Compiled`] owns the code and the arena and is what the runtime calls.
 //!
 //! Numbers: everything is computed in `f32`. Tensors of every dtype are
@@ -28,6 +32,7 @@ pub mod kernels;
 pub mod math;
 pub mod memory;
 pub mod share;
+mod step;
 pub mod subnormal;
 pub mod team;
 pub mod tune;
@@ -89,7 +94,7 @@ struct Slot {
 /// One compiled graph with its arena.
 pub struct Compiled {
     artifacts: Option<compile::Artifacts>,
-    arena: Vec<Line>,
+    arena: Arena,
     inputs: Vec<(String, Slot)>,
     homes: BTreeMap<String, Slot>,
     outputs: Vec<(String, Slot)>,
@@ -160,29 +165,75 @@ fn arena_lines(plan: &memory::Plan) -> usize {
     plan.total.div_ceil(16) + 1
 }
 
+/// The step's memory: `lines` zeroed 64-byte lines. It is allocated with
+/// the allocator's own alignment (16 bytes) and one line more, and starts
+/// at the first line boundary inside: with a 64-byte alignment the global
+/// allocator zeroes the memory itself (`posix_memalign` and a fill, which
+/// touches every page: a cost growing with the arena, at compile time),
+/// where a 16-byte one takes `calloc`'s fresh pages from the system, zero
+/// and untouched until the step writes them.
+struct Arena {
+    allocation: *mut u8,
+    layout: std::alloc::Layout,
+    lines: usize,
+}
+
+// Safety: the arena is plain memory owned by one `Compiled`.
+unsafe impl Send for Arena {}
+// Safety: shared references only read it.
+unsafe impl Sync for Arena {}
+
+impl Arena {
+    fn as_ptr(&self) -> *const Line {
+        self.allocation.wrapping_add(self.allocation.align_offset(64)) as *const Line
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut Line {
+        self.as_ptr() as *mut Line
+    }
+
+    fn len(&self) -> usize {
+        self.lines
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // Safety: allocated in `allocate_arena` with this layout.
+        unsafe { std::alloc::dealloc(self.allocation, self.layout) };
+    }
+}
+
 /// The zeroed arena for `plan`; an error, not an abort, if the memory
 /// cannot be had. The memory comes zeroed from the allocator (fresh pages
-/// from the system are zero and are not touched here), so a large arena
-/// costs nothing until the step writes it.
-fn allocate_arena(plan: &memory::Plan) -> Result<Vec<Line>, String> {
+/// from the system are zero and are not touched here, see [`Arena`]), so a
+/// large arena costs nothing until the step writes it.
+fn allocate_arena(plan: &memory::Plan) -> Result<Arena, String> {
     let lines = arena_lines(plan);
+    let line = std::mem::size_of::<Line>();
     let refused = || {
         format!(
             "cannot allocate the step's {} MB of memory (the machine refused it)",
-            (lines * std::mem::size_of::<Line>()).div_ceil(1 << 20)
+            (lines * line).div_ceil(1 << 20)
         )
     };
-    let layout = std::alloc::Layout::array::<Line>(lines).map_err(|_| refused())?;
-    // Safety: `lines >= 1` (one spare line), so the layout is not empty;
-    // all-zero bytes are a valid `Line` (sixteen 0.0 floats); the pointer
-    // comes from the global allocator with `Line`'s layout, as `Vec` needs.
-    unsafe {
-        let pointer = std::alloc::alloc_zeroed(layout) as *mut Line;
-        if pointer.is_null() {
-            return Err(refused());
-        }
-        Ok(Vec::from_raw_parts(pointer, lines, lines))
+    let bytes = lines
+        .checked_add(1)
+        .and_then(|n| n.checked_mul(line))
+        .ok_or_else(refused)?;
+    let layout = std::alloc::Layout::from_size_align(bytes, 16).map_err(|_| refused())?;
+    // Safety: the layout is not empty (`lines >= 1`, one spare line); the
+    // extra line leaves room for `lines` whole lines after the first line
+    // boundary; all-zero bytes are valid `f32`s.
+    let allocation = unsafe { std::alloc::alloc_zeroed(layout) };
+    if allocation.is_null() {
+        return Err(refused());
     }
+    Ok(Arena {
+        allocation,
+        layout,
+        lines,
+    })
 }
 
 impl Compiled {
@@ -252,9 +303,10 @@ impl Compiled {
             })
             .collect();
         let kernel_names = fused
-            .kernels
-            .iter()
-            .map(|k| match k {
+            .all_kernels()
+            .into_iter()
+            .map(|(fused, k)| (&fused.bound, &fused.kernels[k]))
+            .map(|(bound, k)| match k {
                 fuse::Kernel::Loop(l) => {
                     let roots: Vec<String> = l.phases.iter().flat_map(|p| p.roots()).map(|r| bound.name(r)).collect();
                     format!("loop computing {}", roots.join(", "))
@@ -264,6 +316,7 @@ impl Compiled {
                 fuse::Kernel::Scatter(r) => format!("scatter {}", bound.name(*r)),
                 fuse::Kernel::Concat(r) => format!("concat {}", bound.name(*r)),
                 fuse::Kernel::Window { root, .. } => format!("{} {}", bound.op(*root), bound.name(*root)),
+                fuse::Kernel::Scan(r) => format!("loop {}", bound.name(*r)),
             })
             .collect();
         let table = vec![0; artifacts.streams.len() + 2];
@@ -428,6 +481,12 @@ impl Compiled {
     /// Threads in the team.
     pub fn threads(&self) -> usize {
         self.team.threads()
+    }
+
+    /// Kernel functions compiled for the step (kernels of equal code,
+    /// and every step of a loop, share one).
+    pub fn functions(&self) -> usize {
+        self.artifacts.as_ref().map_or(0, |a| a.functions)
     }
 
     /// Bytes of the arena.

@@ -80,6 +80,17 @@ pub(crate) fn compare_outputs(name: &str, graph: &Graph, env: &Env, rtol: f64, a
     compare_outputs_with(name, graph, env, rtol, atol, &|_, _| 0.0)
 }
 
+/// [`compare_outputs`] compiled with `options`.
+pub(crate) fn compare_outputs_options(
+    name: &str,
+    graph: &Graph,
+    env: &Env,
+    (rtol, atol): (f64, f64),
+    options: &CompileOptions,
+) -> Compiled {
+    compare_compiled(name, graph, env, rtol, atol, &|_, _| 0.0, options)
+}
+
 /// [`compare_outputs`] with an extra absolute allowance per output element.
 fn compare_outputs_with(
     name: &str,
@@ -89,9 +100,20 @@ fn compare_outputs_with(
     atol: f64,
     allowance: &dyn Fn(&str, usize) -> f64,
 ) -> Compiled {
+    compare_compiled(name, graph, env, rtol, atol, allowance, &checked())
+}
+
+fn compare_compiled(
+    name: &str,
+    graph: &Graph,
+    env: &Env,
+    rtol: f64,
+    atol: f64,
+    allowance: &dyn Fn(&str, usize) -> f64,
+    options: &CompileOptions,
+) -> Compiled {
     let oracle = interp::run_outputs(graph, env).unwrap_or_else(|e| panic!("{name}: interpreter: {e}"));
-    let mut compiled =
-        Compiled::compile(graph, &env.dims, &checked()).unwrap_or_else(|e| panic!("{name}: compile: {e}"));
+    let mut compiled = Compiled::compile(graph, &env.dims, options).unwrap_or_else(|e| panic!("{name}: compile: {e}"));
     let mut inputs = HashMap::new();
     for (leaf, id) in graph.leaves(|op| match op {
         Prim::Input(n) | Prim::Param(n) | Prim::State(n) => Some(n),

@@ -16,6 +16,7 @@ mod grad;
 mod hessian;
 mod ir;
 mod jit;
+mod loops;
 mod lsp;
 mod pipeline_fuzz;
 mod programs;

@@ -14,8 +14,10 @@ use crate::codegen::index::Atom;
 use crate::ir::NodeId;
 use crate::prim::{Prim, UnaryOp};
 
+/// Nodes whose buffer no kernel computes: inputs, parameters, states, and
+/// the arguments of a loop body (placed by the loop, see `memory.rs`).
 pub fn is_leaf(op: &Prim) -> bool {
-    matches!(op, Prim::Input(_) | Prim::Param(_) | Prim::State(_))
+    matches!(op, Prim::Input(_) | Prim::Param(_) | Prim::State(_) | Prim::Arg(_))
 }
 
 /// Cost of inlining a node, in rough instruction counts.
@@ -42,6 +44,7 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
         let op = bound.op(id);
         let must = is_leaf(op)
             || outputs.contains(&id)
+            || matches!(op, Prim::Scan(_))
             || feeds_product(bound, id)
             || folded_into(bound, id).is_some()
             || matches!(
@@ -73,6 +76,13 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
         let shared = users >= 2 && inline_cost >= 3;
         let opened = matches!(op, Prim::Concat { .. }) && inside_concat(bound, id);
         materialized[id.index()] = must || (!opened && (shared || inline_cost > 48));
+        // A loop reads its operands from buffers: the captured ones in
+        // place at every step.
+        if matches!(op, Prim::Scan(_)) {
+            for &operand in bound.inputs(id) {
+                materialized[operand.index()] = true;
+            }
+        }
         if matches!(op, Prim::MatMul) {
             for &operand in bound.inputs(id) {
                 if materialized[operand.index()] {

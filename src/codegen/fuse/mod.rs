@@ -77,6 +77,9 @@ pub enum Kernel {
         root: NodeId,
         operand: Strided,
     },
+    /// A `scan`: its body (`Fused::bodies`) run once per step, in a region
+    /// of the arena reserved while it runs (`memory::LoopPlan`).
+    Scan(NodeId),
 }
 
 /// A tensor as a strided view of one buffer: offset and one stride per
@@ -147,6 +150,8 @@ pub struct Fused<'g> {
     /// Products summed straight into the buffer of a sum: product -> the
     /// sum (its last product computes the sum).
     pub sums: HashMap<NodeId, Accumulate>,
+    /// The body of every loop node, fused on its own.
+    pub bodies: HashMap<NodeId, Fused<'g>>,
     load_cache: LoadCache,
 }
 
@@ -220,7 +225,11 @@ pub fn reduced_axes(bound: &Bound, id: NodeId) -> Vec<usize> {
 }
 
 impl<'g> Fused<'g> {
-    pub fn new(bound: Bound<'g>) -> Fused<'g> {
+    pub fn new(mut bound: Bound<'g>) -> Fused<'g> {
+        let bodies = std::mem::take(&mut bound.bodies)
+            .into_iter()
+            .map(|(id, body)| (id, Fused::new(body)))
+            .collect();
         let mut materialized = choose_materialized(&bound);
         let sums = sums_of_products(&bound, &mut materialized);
         let mut fused = Fused {
@@ -229,6 +238,7 @@ impl<'g> Fused<'g> {
             kernels: Vec::new(),
             kernel_of: HashMap::default(),
             sums,
+            bodies,
             load_cache: RefCell::new(HashMap::default()),
         };
         fused.build_kernels();
@@ -237,6 +247,20 @@ impl<'g> Fused<'g> {
 
     pub fn is_materialized(&self, id: NodeId) -> bool {
         self.materialized[id.index()]
+    }
+
+    /// Kernels of this graph and of every loop body inside it, in the order
+    /// their functions are numbered (a loop's body right after the loop):
+    /// the graph (or body) and the kernel's number in it.
+    pub fn all_kernels(&self) -> Vec<(&Fused<'g>, usize)> {
+        let mut out = Vec::new();
+        for (k, kernel) in self.kernels.iter().enumerate() {
+            out.push((self, k));
+            if let Kernel::Scan(root) = kernel {
+                out.extend(self.bodies[root].all_kernels());
+            }
+        }
+        out
     }
 
     /// Nodes whose value a kernel computes into a buffer, in order.

@@ -78,6 +78,16 @@ pub fn print(fused: &Fused) -> String {
             Kernel::Concat(root) => {
                 let _ = writeln!(out, "k{k}: concat\n    {}{}", node(*root), inlined(*root));
             }
+            Kernel::Scan(root) => {
+                let looped = match bound.op(*root) {
+                    crate::prim::Prim::Scan(looped) => looped.to_string(),
+                    _ => String::new(),
+                };
+                let _ = writeln!(out, "k{k}: loop {} ({looped}), its body once:", node(*root));
+                for line in print(&fused.bodies[root]).lines() {
+                    let _ = writeln!(out, "    {line}");
+                }
+            }
             Kernel::Window { root, operand } => {
                 let _ = writeln!(
                     out,

@@ -51,6 +51,8 @@ impl Fused<'_> {
             }
             Kernel::MatMul { root, a, b, .. } => vec![read(*root, a.buffer), read(*root, b.buffer)],
             Kernel::Window { root, operand } => vec![read(*root, operand.buffer)],
+            // Every operand, read while the loop runs.
+            Kernel::Scan(root) => self.bound.inputs(*root).iter().map(|&o| read(*root, o)).collect(),
             Kernel::Accumulate(root) | Kernel::Scatter(root) | Kernel::Concat(root) => {
                 let mut exprs = Exprs::default();
                 let mut expander = Expander::new(&self.bound, &self.materialized, &mut exprs);

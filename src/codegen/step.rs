@@ -1,0 +1,556 @@
+//! The step function `(arena, random table, thread, threads, team) ->
+//! status`: the kernels of a graph called in order, with the GEMM and
+//! window calls and the copies between them, and each loop (`scan`) as a
+//! loop over its steps calling its body's kernels.
+//!
+//! Every thread of the team runs it with its own number, taking its share
+//! of each split kernel; kernels that are not split run on thread 0. A
+//! barrier follows every kernel that the next one may depend on across
+//! threads (everything except a run of kernels on thread 0 alone). With
+//! `threads` 1 (and no team) one thread runs it all, with the same
+//! results: rows are computed alike whichever thread takes them, and
+//! products are cut into the same parts.
+//!
+//! A loop, step `t` (from the last to the first when reversed): thread 0
+//! copies step `t` of every sequence into its slot, a barrier, the body's
+//! kernels as above, then thread 0 copies each stacked result into the
+//! loop's value at step `t` and each carry's next value into its slot. The
+//! carries start as copies of their initial values and end copied into
+//! the loop's value. Every thread runs the same steps, so they meet at the
+//! same barriers.
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::{I32, I64};
+use cranelift_codegen::ir::{FuncRef, InstBuilder, UserFuncName, Value};
+use cranelift_frontend::{FunctionBuilder, Variable};
+use cranelift_jit::JITModule;
+use cranelift_module::{FuncId, Linkage, Module};
+
+use super::compile::{matmul_descriptor, signature, window_descriptor, Builder, Functions};
+use super::fuse::{Fused, Kernel};
+use super::gemm::MatMulDesc;
+use super::memory::Plan;
+use super::window::WindowDesc;
+use crate::ir::NodeId;
+use crate::prim::Prim;
+
+/// The descriptors of the step's products and window kernels, boxed: the
+/// code holds their addresses, which must not move.
+#[allow(clippy::vec_box)]
+pub(super) struct Descriptors {
+    pub matmuls: Vec<Box<MatMulDesc>>,
+    pub windows: Vec<Box<WindowDesc>>,
+}
+
+/// What the step function's code refers to while it is built.
+struct Step<'m> {
+    module: &'m mut JITModule,
+    tables: &'m [Box<[i64]>],
+    arena: Value,
+    rng: Value,
+    thread: Value,
+    thread_count: Value,
+    team: Value,
+    copy: FuncRef,
+    copy_rows: FuncRef,
+    matmul: FuncRef,
+    unfold2d: FuncRef,
+    fold2d: FuncRef,
+    barrier_fn: FuncRef,
+    tick: FuncRef,
+    threads: usize,
+    check_bounds: bool,
+    profile: bool,
+    status: Variable,
+    kernel_refs: HashMap<FuncId, FuncRef>,
+    descriptors: Descriptors,
+}
+
+/// Builds and defines the step function of `fused`; returns it with the
+/// descriptors its code points to.
+pub(super) fn define(
+    builder: &mut Builder,
+    fused: &Fused,
+    plan: &Plan,
+    functions: &Functions,
+) -> Result<(FuncId, Descriptors), String> {
+    let step_sig = signature(&builder.module, &[I64, I64, I64, I64, I64], &[I32]);
+    let step_id = builder
+        .module
+        .declare_function("step", Linkage::Local, &step_sig)
+        .map_err(|e| e.to_string())?;
+    builder.ctx.func.signature = step_sig;
+    builder.ctx.func.name = UserFuncName::user(0, step_id.as_u32());
+    let threads = builder.options.threads.max(1);
+    let check_bounds = builder.options.check_bounds;
+    let descriptors = {
+        let mut b = FunctionBuilder::new(&mut builder.ctx.func, &mut builder.builder_ctx);
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        b.seal_block(entry);
+        let params = b.block_params(entry).to_vec();
+        let module = &mut builder.module;
+        let imports = &builder.imports;
+        let mut declare = |id: FuncId, b: &mut FunctionBuilder| module.declare_func_in_func(id, b.func);
+        let copy = declare(imports.copy, &mut b);
+        let copy_rows = declare(imports.copy_rows, &mut b);
+        let matmul = declare(imports.matmul, &mut b);
+        let unfold2d = declare(imports.unfold2d, &mut b);
+        let fold2d = declare(imports.fold2d, &mut b);
+        let barrier_fn = declare(imports.barrier, &mut b);
+        let tick = declare(imports.tick, &mut b);
+        let status = b.declare_var(I32);
+        let zero = b.ins().iconst(I32, 0);
+        b.def_var(status, zero);
+        let mut step = Step {
+            module: &mut builder.module,
+            tables: &builder.tables,
+            arena: params[0],
+            rng: params[1],
+            thread: params[2],
+            thread_count: params[3],
+            team: params[4],
+            copy,
+            copy_rows,
+            matmul,
+            unfold2d,
+            fold2d,
+            barrier_fn,
+            tick,
+            threads,
+            check_bounds,
+            profile: std::env::var_os("NNC_PROFILE").is_some(),
+            status,
+            kernel_refs: HashMap::new(),
+            descriptors: Descriptors {
+                matmuls: Vec::new(),
+                windows: Vec::new(),
+            },
+        };
+        if step.profile {
+            step.on_thread_0(&mut b, &mut |s, b| s.tick_at(b, -1));
+        }
+        if !plan.stage.is_empty() {
+            step.on_thread_0(&mut b, &mut |s, b| {
+                for c in &plan.stage {
+                    s.copy(b, c.from, c.to, c.len);
+                }
+            });
+            step.barrier(&mut b);
+        }
+        step.kernels(&mut b, fused, plan, functions, false)?;
+        step.on_thread_0(&mut b, &mut |s, b| {
+            for c in &plan.copies {
+                s.copy(b, c.from, c.to, c.len);
+            }
+        });
+        let result = b.use_var(status);
+        b.ins().return_(&[result]);
+        b.finalize(step.module.target_config());
+        step.descriptors
+    };
+    builder.define_step(step_id)?;
+    Ok((step_id, descriptors))
+}
+
+impl Step<'_> {
+    /// Emits `body` so that only thread 0 runs it.
+    fn on_thread_0(&mut self, b: &mut FunctionBuilder, body: &mut dyn FnMut(&mut Self, &mut FunctionBuilder)) {
+        if self.threads == 1 {
+            body(self, b);
+            return;
+        }
+        let (run, after) = (b.create_block(), b.create_block());
+        b.ins().brif(self.thread, after, &[], run, &[]);
+        b.seal_block(run);
+        b.switch_to_block(run);
+        body(self, b);
+        b.ins().jump(after, &[]);
+        b.seal_block(after);
+        b.switch_to_block(after);
+    }
+
+    fn barrier(&mut self, b: &mut FunctionBuilder) {
+        if self.threads > 1 {
+            b.ins().call(self.barrier_fn, &[self.team, self.thread]);
+        }
+    }
+
+    fn tick_at(&mut self, b: &mut FunctionBuilder, number: i64) {
+        let number = b.ins().iconst(I64, number);
+        b.ins().call(self.tick, &[number]);
+    }
+
+    /// Copies `len` elements of the arena from `from` to `to`.
+    fn copy(&mut self, b: &mut FunctionBuilder, from: usize, to: usize, len: usize) {
+        if from == to || len == 0 {
+            return;
+        }
+        let args = [
+            self.arena,
+            b.ins().iconst(I64, from as i64),
+            b.ins().iconst(I64, to as i64),
+            b.ins().iconst(I64, len as i64),
+        ];
+        b.ins().call(self.copy, &args);
+    }
+
+    /// Copies `rows` rows of `len` elements, strided (see `nnc_copy_rows`).
+    fn copy_rows(&mut self, b: &mut FunctionBuilder, from: (Value, i64), to: (Value, i64), rows: usize, len: usize) {
+        let args = [
+            self.arena,
+            from.0,
+            b.ins().iconst(I64, from.1),
+            to.0,
+            b.ins().iconst(I64, to.1),
+            b.ins().iconst(I64, rows as i64),
+            b.ins().iconst(I64, len as i64),
+        ];
+        b.ins().call(self.copy_rows, &args);
+    }
+
+    /// Calls every kernel of `fused` in order.
+    ///
+    /// In a loop's body (`body`), the last kernel is followed by a barrier
+    /// only if the threads share it: what thread 0 does after the body
+    /// (the copies, the next step's gathers, the kernels up to the next
+    /// shared one) needs no other thread, which waits at the barrier
+    /// before the next shared kernel.
+    fn kernels(
+        &mut self,
+        b: &mut FunctionBuilder,
+        fused: &Fused,
+        plan: &Plan,
+        functions: &Functions,
+        body: bool,
+    ) -> Result<(), String> {
+        let threads = self.threads;
+        let shared = shared(fused, plan, functions, threads, body)?;
+        // A product's parts are its rows, and `gemm` may sum in another
+        // order for fewer rows (`gemm::matmul` takes `A @ Bᵀ` through the
+        // transposed result by the row count): the per-step products of a
+        // loop's body, small, are not cut, so that a step compiled for one
+        // thread or for the team gives the same bits.
+        let product_threads = if body { 1 } else { threads };
+        for (k, kernel) in fused.kernels.iter().enumerate() {
+            let number = functions.numbers[k];
+            match kernel {
+                Kernel::MatMul { root, a, b: bv, into } => {
+                    let mut desc = matmul_descriptor(fused, plan, *root, a, bv, product_threads);
+                    desc.accumulate = usize::from(into.is_some_and(|i| i.add));
+                    let boxed = Box::new(desc);
+                    let address = b.ins().iconst(I64, &*boxed as *const MatMulDesc as i64);
+                    self.descriptors.matmuls.push(boxed);
+                    b.ins()
+                        .call(self.matmul, &[address, self.arena, self.thread, self.thread_count]);
+                }
+                Kernel::Window { root, operand } => {
+                    let boxed = Box::new(window_descriptor(fused, plan, *root, operand, threads)?);
+                    let address = b.ins().iconst(I64, &*boxed as *const WindowDesc as i64);
+                    self.descriptors.windows.push(boxed);
+                    let f = match fused.bound.op(*root) {
+                        Prim::Unfold2d(_) => self.unfold2d,
+                        _ => self.fold2d,
+                    };
+                    b.ins().call(f, &[address, self.arena, self.thread, self.thread_count]);
+                }
+                Kernel::Scan(root) => {
+                    let body = functions
+                        .bodies
+                        .get(root)
+                        .ok_or_else(|| format!("{}: a loop without its body's code", fused.bound.name(*root)))?;
+                    self.scan(b, fused, plan, *root, body)?;
+                }
+                _ => {
+                    let id = functions.ids[k].expect("a kernel function");
+                    let table = self.tables[functions.tables[k]].as_ptr() as i64;
+                    self.call_kernel(b, id, table, number, functions.splits[k].0, shared[k]);
+                }
+            }
+            let last = k + 1 == fused.kernels.len();
+            if shared[k] || (last && !body) || (!last && shared[k + 1]) {
+                self.barrier(b);
+            }
+            if self.profile {
+                self.on_thread_0(b, &mut |s, b| s.tick_at(b, number as i64));
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls kernel function `id` (kernel `number` of the step) with its
+    /// buffer table: split between the threads when `shared`, else on
+    /// thread 0 over its whole range.
+    fn call_kernel(
+        &mut self,
+        b: &mut FunctionBuilder,
+        id: FuncId,
+        table: i64,
+        number: usize,
+        split: i64,
+        shared: bool,
+    ) {
+        let module = &mut *self.module;
+        let f = *self
+            .kernel_refs
+            .entry(id)
+            .or_insert_with(|| module.declare_func_in_func(id, b.func));
+        let check_bounds = self.check_bounds;
+        let (arena, rng, status) = (self.arena, self.rng, self.status);
+        let call = move |b: &mut FunctionBuilder, start: Value, end: Value| {
+            let table = b.ins().iconst(I64, table);
+            let call = b.ins().call(f, &[arena, rng, start, end, table]);
+            if !check_bounds {
+                return;
+            }
+            let result = b.inst_results(call)[0];
+            // Keep the first failure; every thread goes on to the end so
+            // that none waits at a barrier forever.
+            let current = b.use_var(status);
+            let first = b.ins().icmp_imm_s(IntCC::Equal, current, 0);
+            let failed = b.ins().icmp_imm_s(IntCC::NotEqual, result, 0);
+            let record = b.ins().band(first, failed);
+            let code = b.ins().iconst(I32, number as i64 + 1);
+            let next = b.ins().select(record, code, current);
+            b.def_var(status, next);
+        };
+        if shared {
+            let (thread, thread_count) = (self.thread, self.thread_count);
+            let start = b.ins().imul_imm_s(thread, split);
+            let start = b.ins().udiv(start, thread_count);
+            let next = b.ins().iadd_imm_s(thread, 1);
+            let end = b.ins().imul_imm_s(next, split);
+            let end = b.ins().udiv(end, thread_count);
+            call(b, start, end);
+        } else {
+            self.on_thread_0(b, &mut |_, b| {
+                let start = b.ins().iconst(I64, 0);
+                let end = b.ins().iconst(I64, split);
+                call(b, start, end);
+            });
+        }
+    }
+
+    /// Emits loop node `root` of `fused`: a loop over its steps whose body
+    /// calls the body's kernels (module doc).
+    fn scan(
+        &mut self,
+        b: &mut FunctionBuilder,
+        fused: &Fused,
+        plan: &Plan,
+        root: NodeId,
+        functions: &Functions,
+    ) -> Result<(), String> {
+        let shape = LoopShape::new(fused, plan, root)?;
+        let looped = &plan.loops[&root];
+        let body = &fused.bodies[&root];
+        let length = shape.length as i64;
+        self.on_thread_0(b, &mut |s, b| {
+            for (c, &(init, len)) in shape.inits.iter().enumerate() {
+                s.copy(b, init, looped.carry_slots[c], len);
+            }
+        });
+        let counter = b.declare_var(I64);
+        let zero = b.ins().iconst(I64, 0);
+        b.def_var(counter, zero);
+        let (header, step_block, exit) = (b.create_block(), b.create_block(), b.create_block());
+        b.ins().jump(header, &[]);
+        b.switch_to_block(header);
+        let i = b.use_var(counter);
+        let done = b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, i, length);
+        b.ins().brif(done, exit, &[], step_block, &[]);
+        b.switch_to_block(step_block);
+        b.seal_block(step_block);
+        let t = if shape.reverse {
+            let last = b.ins().iconst(I64, length - 1);
+            b.ins().isub(last, i)
+        } else {
+            i
+        };
+        self.on_thread_0(b, &mut |s, b| {
+            for (k, sequence) in shape.sequences.iter().enumerate() {
+                let from = b.ins().imul_imm_s(t, sequence.row as i64);
+                let from = b.ins().iadd_imm_s(from, sequence.offset as i64);
+                let to = b.ins().iconst(I64, looped.sequence_slots[k] as i64);
+                let row = sequence.row as i64;
+                s.copy_rows(b, (from, length * row), (to, row), sequence.rows, sequence.row);
+            }
+        });
+        // The body's first kernel reads the slots on other threads only
+        // when it is shared.
+        if shared(body, &looped.body, functions, self.threads, true)?.first() == Some(&true) {
+            self.barrier(b);
+        }
+        self.kernels(b, body, &looped.body, functions, true)?;
+        self.on_thread_0(b, &mut |s, b| {
+            for y in &shape.ys {
+                let from = b.ins().iconst(I64, looped.body.buffer(y.node).offset as i64);
+                let to = b.ins().imul_imm_s(t, y.row as i64);
+                let to = b.ins().iadd_imm_s(to, y.offset as i64);
+                let row = y.row as i64;
+                s.copy_rows(b, (from, row), (to, length * row), y.rows, y.row);
+            }
+            // Carries passed round unchanged wait outside the slots.
+            let next: Vec<usize> = shape
+                .carries
+                .iter()
+                .zip(&looped.held)
+                .map(|(&(node, len), held)| {
+                    let value = looped.body.buffer(node).offset;
+                    match held {
+                        Some(at) => {
+                            s.copy(b, value, *at, len);
+                            *at
+                        }
+                        None => value,
+                    }
+                })
+                .collect();
+            for (c, (&from, &(_, len))) in next.iter().zip(&shape.carries).enumerate() {
+                s.copy(b, from, looped.carry_slots[c], len);
+            }
+        });
+        let next = b.ins().iadd_imm_s(i, 1);
+        b.def_var(counter, next);
+        b.ins().jump(header, &[]);
+        b.seal_block(header);
+        b.switch_to_block(exit);
+        b.seal_block(exit);
+        self.on_thread_0(b, &mut |s, b| {
+            for (c, &(_, len)) in shape.carries.iter().enumerate() {
+                s.copy(b, looped.carry_slots[c], shape.finals[c], len);
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Whether each kernel of `fused` (a loop's body if `body`) runs on every
+/// thread (or on thread 0 alone); a loop runs on all of them, and meets
+/// them at barriers.
+fn shared(fused: &Fused, plan: &Plan, functions: &Functions, threads: usize, body: bool) -> Result<Vec<bool>, String> {
+    let mut shared = Vec::new();
+    for (k, kernel) in fused.kernels.iter().enumerate() {
+        shared.push(match kernel {
+            Kernel::MatMul { .. } if body => false,
+            Kernel::MatMul { root, a, b: bv, .. } => matmul_descriptor(fused, plan, *root, a, bv, threads).parts > 1,
+            Kernel::Window { root, operand } => window_descriptor(fused, plan, *root, operand, threads)?.parts > 1,
+            Kernel::Scan(_) => true,
+            _ => functions.splits[k].1,
+        });
+    }
+    Ok(shared)
+}
+
+/// A sequence of a loop: where it lies, `rows` rows (axis 0) of `length`
+/// steps of `row` elements each.
+struct Sequence {
+    offset: usize,
+    rows: usize,
+    row: usize,
+}
+
+/// A stacked result of a loop: the body's node, where its rows (axis 0)
+/// start in the loop's value, `rows` rows of `length` steps of `row`
+/// elements each.
+struct Stacked {
+    node: NodeId,
+    offset: usize,
+    rows: usize,
+    row: usize,
+}
+
+/// Where a loop's copies read and write, checked against the buffers they
+/// touch.
+struct LoopShape {
+    length: usize,
+    reverse: bool,
+    /// Each carry's initial value (offset, length).
+    inits: Vec<(usize, usize)>,
+    sequences: Vec<Sequence>,
+    /// Each carry's next value (the body's node) and its length.
+    carries: Vec<(NodeId, usize)>,
+    /// Where each final carry goes in the loop's value.
+    finals: Vec<usize>,
+    ys: Vec<Stacked>,
+}
+
+impl LoopShape {
+    fn new(fused: &Fused, plan: &Plan, root: NodeId) -> Result<LoopShape, String> {
+        let bound = &fused.bound;
+        let name = bound.name(root);
+        let Prim::Scan(looped) = bound.op(root) else {
+            return Err(format!("{name} is not a loop"));
+        };
+        let body = &fused.bodies[&root];
+        let region = &plan.loops[&root];
+        let operands = bound.inputs(root);
+        let length = looped.length;
+        let fail = |what: &str| Err(format!("{name} = scan: {what}"));
+        let mut inits = Vec::new();
+        let mut carries = Vec::new();
+        let mut finals = Vec::new();
+        let own = plan.buffer(root);
+        let mut offset = own.offset;
+        for (c, &init) in operands[..looped.carries].iter().enumerate() {
+            let len = bound.count(init);
+            let Some(node) = looped.carry_output(c) else {
+                return fail(&format!("the body lacks `carry {c}`"));
+            };
+            if body.bound.count(node) != len || region.body.buffer(node).len < len {
+                return fail(&format!("`carry {c}` has another size than its initial value"));
+            }
+            inits.push((plan.buffer(init).offset, len));
+            carries.push((node, len));
+            finals.push(offset);
+            offset += len;
+        }
+        let mut sequences = Vec::new();
+        for &sequence in &operands[looped.carries..looped.carries + looped.sequences] {
+            let shape = bound.shape(sequence);
+            if shape.len() < 2 || shape[1] != length || plan.buffer(sequence).len < bound.count(sequence) {
+                return fail(&format!("a sequence is {shape:?}, not {length} steps"));
+            }
+            let rows = shape[0];
+            sequences.push(Sequence {
+                offset: plan.buffer(sequence).offset,
+                rows,
+                row: bound.count(sequence) / (rows * length),
+            });
+        }
+        let mut ys = Vec::new();
+        for k in 0..looped.ys {
+            let Some(node) = looped.y_output(k) else {
+                return fail(&format!("the body lacks `y {k}`"));
+            };
+            let step = body.bound.shape(node);
+            let count = body.bound.count(node);
+            let rows = step.first().copied().unwrap_or(1);
+            if region.body.buffer(node).len < count {
+                return fail(&format!("`y {k}` has no buffer of its size"));
+            }
+            ys.push(Stacked {
+                node,
+                offset,
+                rows,
+                row: count / rows.max(1),
+            });
+            offset += count * length;
+        }
+        if offset > own.offset + own.len {
+            return fail("its results do not fit its value");
+        }
+        Ok(LoopShape {
+            length,
+            reverse: looped.reverse,
+            inits,
+            sequences,
+            carries,
+            finals,
+            ys,
+        })
+    }
+}

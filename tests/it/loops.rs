@@ -1,0 +1,418 @@
+//! Loops compiled as loops: graphs that keep every `scan` one loop node
+//! (`ir::lower::lower_loops`) on the JIT against the interpreter on the
+//! same graph. Every recurrent layer of the standard library at T = 1, 2,
+//! 5 (the evaluation graph, and the training step with its backward
+//! loops), the `ctc` example (a loop with a captured tensor), on one
+//! thread and on a team of two (the same bits), with bounds checked; and
+//! the code compiled does not grow with the sequence length.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use nnc::codegen::{CompileOptions, Compiled};
+use nnc::interp::Env;
+use nnc::ir::Graph;
+use nnc::prim::Prim;
+
+use crate::common::{root, scratch};
+
+/// f32 against f64: `|jit - interp| <= ATOL + RTOL·|interp|`.
+const RTOL: f64 = 1e-4;
+const ATOL: f64 = 1e-5;
+
+const MODEL: &str = "\
+const V = 12
+const E = 3
+const H = 3
+const T = 2
+
+data plays = text(\"DATA\", context: T, vocab: V, val: 0.1)
+
+model recurrent(chars: i32[B, T]) -> f32[B, T, V] {
+    x = embed(chars, V, E)
+    linear(LAYER, V)
+}
+
+loss cross_entropy(recurrent(plays.x), plays.y)
+optimizer sgd(lr: 0.1)
+train { steps: 1, batch: 3, seed: 0 }
+";
+
+const LAYERS: &[(&str, &str)] = &[
+    ("rnn", "rnn(x, hidden: H)"),
+    ("rnn reversed", "rnn(x, hidden: H, reverse: true)"),
+    ("jordan", "jordan_rnn(x, hidden: H)"),
+    ("lstm", "lstm(x, hidden: H)"),
+    ("lstm with peepholes", "lstm(x, hidden: H, peephole: true)"),
+    ("lstm reversed", "lstm(x, hidden: H, reverse: true)"),
+    ("gru", "gru(x, hidden: H)"),
+    ("gru reversed", "gru(x, hidden: H, reverse: true)"),
+    ("bidirectional rnn", "bidirectional(x, hidden: H)"),
+    ("bidirectional gru", "bidirectional(x, hidden: H, layer: gru)"),
+    ("bidirectional lstm", "bidirectional_lstm(x, hidden: H)"),
+];
+
+const LENGTHS: [f64; 3] = [1.0, 2.0, 5.0];
+
+fn options(threads: usize) -> CompileOptions {
+    CompileOptions {
+        check_bounds: true,
+        threads,
+        adaptive: false,
+        flush_subnormals: true,
+    }
+}
+
+fn write_model(test: &str, label: &str, layer: &str) -> std::path::PathBuf {
+    let dir = scratch(test, &label.replace(' ', "_"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = root().join("examples/data/shakespeare.txt");
+    let text = MODEL.replace("DATA", data.to_str().unwrap()).replace("LAYER", layer);
+    std::fs::write(dir.join("model.nn"), text).unwrap();
+    dir
+}
+
+fn session(dir: &Path, file: &str, constants: &[(&str, f64)], batch: usize) -> nnc::runtime::Session {
+    let program = crate::common::checked_program(dir, file, constants);
+    let options = nnc::runtime::Overrides {
+        batch: Some(batch),
+        ..Default::default()
+    };
+    nnc::runtime::Session::new(program, dir, &options).unwrap_or_else(|d| panic!("{}", d.0.message))
+}
+
+fn loops(graph: &Graph) -> usize {
+    graph
+        .graph
+        .node_indices()
+        .filter(|&id| matches!(graph.node(id).op, Prim::Scan(_)))
+        .count()
+}
+
+/// The evaluation graph with its loops, optimized.
+fn eval_graph(session: &nnc::runtime::Session) -> Graph {
+    let mut graph = nnc::ir::lower::lower_loops(&session.program.eval_trace);
+    nnc::passes::optimize(&mut graph);
+    graph
+}
+
+/// The training step with its loops: forward loops and their gradients as
+/// backward loops, optimized.
+fn step_graph(session: &nnc::runtime::Session) -> Graph {
+    let forward = nnc::ir::lower::lower_loops(&session.program.train_trace);
+    let optimizer = session.program.optimizer.clone().expect("an optimizer");
+    let mut step = nnc::autodiff::optimizer::training_step(&forward, &optimizer);
+    nnc::passes::optimize(&mut step);
+    step
+}
+
+/// `graph` (which has loops) on the JIT against the interpreter, on one
+/// thread and on two, bounds checked; both give the same bits.
+fn check(name: &str, graph: &Graph, env: &Env) {
+    assert!(loops(graph) > 0, "{name}: the graph has no loop left");
+    let one = crate::jit::compare_outputs_options(&format!("{name}, 1 thread"), graph, env, (RTOL, ATOL), &options(1));
+    let two = crate::jit::compare_outputs_options(&format!("{name}, 2 threads"), graph, env, (RTOL, ATOL), &options(2));
+    for output in one.output_names() {
+        let (a, b) = (one.output(&output).unwrap(), two.output(&output).unwrap());
+        let same = a
+            .iter()
+            .zip(b.iter())
+            .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()));
+        assert!(same, "{name}: `{output}` differs between 1 and 2 threads");
+    }
+}
+
+#[test]
+fn every_recurrent_layer_as_a_loop_matches_the_interpreter() {
+    for (label, layer) in LAYERS {
+        let dir = write_model("loops-eval", label, layer);
+        for t in LENGTHS {
+            let session = session(&dir, "model.nn", &[("T", t)], 3);
+            let env = session.step_env(0);
+            check(&format!("{label}, T = {t}, evaluation"), &eval_graph(&session), &env);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
+fn every_recurrent_layer_trains_as_a_loop_like_the_interpreter() {
+    for (label, layer) in LAYERS {
+        let dir = write_model("loops-train", label, layer);
+        for t in LENGTHS {
+            let session = session(&dir, "model.nn", &[("T", t)], 3);
+            let env = session.step_env(0);
+            check(&format!("{label}, T = {t}, training step"), &step_graph(&session), &env);
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// The training step with loops (backward loops from `autodiff::loops`)
+/// against the unrolled step the runtime trains with (whose gradients
+/// `recurrent.rs` checks against finite differences), both on the
+/// interpreter in f64: every output within 1e-9 relative + 1e-12.
+#[test]
+fn the_training_step_with_loops_matches_the_unrolled_one() {
+    for (label, layer) in LAYERS {
+        let dir = write_model("loops-unrolled", label, layer);
+        for t in LENGTHS {
+            let session = session(&dir, "model.nn", &[("T", t)], 3);
+            let env = session.step_env(0);
+            let looped = nnc::interp::run_outputs(&step_graph(&session), &env).unwrap();
+            let unrolled = nnc::interp::run_outputs(&session.step_graph, &env).unwrap();
+            for (name, want) in &unrolled {
+                let got = &looped[name];
+                assert_eq!(got.shape(), want.shape(), "{label}, T = {t}: `{name}`");
+                for (g, w) in got.iter().zip(want.iter()) {
+                    assert!(
+                        (g - w).abs() <= 1e-12 + 1e-9 * w.abs(),
+                        "{label}, T = {t}: `{name}` is {g} with loops, {w} unrolled"
+                    );
+                }
+            }
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// The fused kernels, the memory plan and the CLIF list a loop's body
+/// once: the dumps of a char LSTM's evaluation graph are as long at T = 4
+/// as at T = 64, and show the loop with its body.
+#[test]
+fn dumps_show_the_body_once() {
+    let dir = root().join("examples");
+    let dumps = |t: f64| {
+        let session = session(&dir, "char_lstm.nn", &[("T", t)], 2);
+        let graph = eval_graph(&session);
+        let dims = HashMap::from([(nnc::check::data::BATCH.to_string(), 2)]);
+        (
+            nnc::codegen::dump_fused(&graph, &dims),
+            nnc::codegen::dump_memory(&graph, &dims),
+            nnc::codegen::dump_clif(&graph, &dims),
+        )
+    };
+    let (short, long) = (dumps(4.0), dumps(64.0));
+    assert!(
+        short.0.contains("= scan (length=4") && short.0.contains("its body once:"),
+        "{}",
+        short.0
+    );
+    assert!(
+        short.1.contains("loop %") && short.1.contains("(argument 0)"),
+        "{}",
+        short.1
+    );
+    assert_eq!(
+        short.0.lines().count(),
+        long.0.lines().count(),
+        "{}\n{}",
+        short.0,
+        long.0
+    );
+    assert_eq!(
+        short.1.lines().count(),
+        long.1.lines().count(),
+        "{}\n{}",
+        short.1,
+        long.1
+    );
+    let functions = |clif: &str| clif.matches("; kernel").count();
+    assert!(short.2.contains("; step") && functions(&short.2) > 0, "{}", short.2);
+    assert_eq!(functions(&short.2), functions(&long.2));
+}
+
+/// The CTC loss scans the frames with a captured tensor (`skip`).
+#[test]
+fn the_ctc_example_as_a_loop_matches_the_interpreter() {
+    let dir = root().join("examples");
+    let session = session(&dir, "ctc.nn", &[], 2);
+    let env = session.step_env(0);
+    check("ctc, evaluation", &eval_graph(&session), &env);
+}
+
+/// Kernel functions of a char LSTM's evaluation graph: as many at T = 4
+/// as at T = 64 (the body is compiled once, whatever the length).
+#[test]
+fn compiled_code_does_not_grow_with_the_sequence_length() {
+    let dir = root().join("examples");
+    let functions = |t: f64| {
+        let session = session(&dir, "char_lstm.nn", &[("T", t)], 2);
+        let graph = eval_graph(&session);
+        let dims = HashMap::from([(nnc::check::data::BATCH.to_string(), 2)]);
+        let planned = nnc::codegen::Planned::new(&graph, &dims).unwrap();
+        let compiled = Compiled::from_planned(planned, &options(2), std::time::Instant::now()).unwrap();
+        compiled.functions()
+    };
+    let (short, long) = (functions(4.0), functions(64.0));
+    assert_eq!(short, long, "kernel functions at T = 4 and at T = 64");
+}
+
+/// A char LSTM of the examples' widths (H = 128, batch 4), large enough
+/// that the team of two shares kernels and products inside the loops'
+/// bodies: evaluation and training step against the interpreter.
+#[test]
+fn a_wide_lstm_with_shared_kernels_in_its_loops_matches_the_interpreter() {
+    let dir = root().join("examples");
+    let session = session(&dir, "char_lstm.nn", &[("T", 3.0)], 4);
+    let env = session.step_env(0);
+    check("char lstm, evaluation", &eval_graph(&session), &env);
+    check("char lstm, training step", &step_graph(&session), &env);
+}
+
+/// A loop whose two carries trade places every step (each next value is
+/// the other's argument: one waits outside the slots while they are
+/// written), run in reverse, with an argument as a stacked result and a
+/// captured parameter read in place.
+#[test]
+fn carries_passed_round_and_arguments_as_results() {
+    use nnc::check::dims::Dim;
+    use nnc::prim::{BinaryOp, DType};
+    let dims = |shape: &[i64]| shape.iter().map(|&n| Dim::constant(n)).collect::<Vec<_>>();
+    let mut body = Graph::new();
+    let c0 = body.add(Prim::Arg(0), DType::F32, dims(&[2, 3]), &[]);
+    let c1 = body.add(Prim::Arg(1), DType::F32, dims(&[2, 3]), &[]);
+    let x = body.add(Prim::Arg(2), DType::F32, dims(&[2, 3]), &[]);
+    let w = body.add(Prim::Arg(3), DType::F32, dims(&[3]), &[]);
+    let wide = body.add(Prim::Broadcast, DType::F32, dims(&[2, 3]), &[w]);
+    let scaled = body.binary(BinaryOp::Mul, x, wide);
+    let next = body.binary(BinaryOp::Add, c0, scaled);
+    body.set_output("carry 0", c1);
+    body.set_output("carry 1", c0);
+    body.set_output("y 0", c0);
+    body.set_output("y 1", next);
+    let looped = nnc::ir::loops::Loop {
+        body,
+        length: 4,
+        reverse: true,
+        carries: 2,
+        sequences: 1,
+        captured: 1,
+        ys: 2,
+    };
+    let flat = looped.flat_shape().unwrap();
+    let mut graph = Graph::new();
+    let a = graph.add(Prim::Param("a".into()), DType::F32, dims(&[2, 3]), &[]);
+    let b = graph.add(Prim::Param("b".into()), DType::F32, dims(&[2, 3]), &[]);
+    let xs = graph.add(Prim::Param("xs".into()), DType::F32, dims(&[2, 4, 3]), &[]);
+    let w = graph.add(Prim::Param("w".into()), DType::F32, dims(&[3]), &[]);
+    let scan = graph.add(
+        Prim::Scan(std::sync::Arc::new(looped)),
+        DType::F32,
+        flat,
+        &[a, b, xs, w],
+    );
+    graph.set_output("out", scan);
+    let values = |shape: &[usize], seed: usize| {
+        let n: usize = shape.iter().product();
+        let data = (0..n).map(|i| ((i * 7 + seed * 13) % 11) as f64 / 4.0 - 1.0).collect();
+        ndarray::ArrayD::from_shape_vec(shape.to_vec(), data).unwrap()
+    };
+    let env = Env {
+        dims: HashMap::new(),
+        feeds: HashMap::from([
+            ("a".to_string(), values(&[2, 3], 1)),
+            ("b".to_string(), values(&[2, 3], 2)),
+            ("xs".to_string(), values(&[2, 4, 3], 3)),
+            ("w".to_string(), values(&[3], 4)),
+        ]),
+        seed: 0,
+        step: 0,
+    };
+    check("carries passed round", &graph, &env);
+}
+/// The backward loop of an LSTM computes its next carries (the carry's
+/// adjoint and the sums of the weights' gradients) straight into their
+/// slots: every read of the old value comes first, at the same element.
+#[test]
+fn next_carries_are_computed_in_their_slots() {
+    let dir = write_model("loops-in-place", "lstm", "lstm(x, hidden: H)");
+    let session = session(&dir, "model.nn", &[("T", 5.0)], 3);
+    let dims = HashMap::from([(nnc::check::data::BATCH.to_string(), 3)]);
+    let memory = nnc::codegen::dump_memory(&step_graph(&session), &dims);
+    let backward = memory.split("loop %").nth(2).expect("a backward loop");
+    assert!(backward.contains("carries at ["), "{memory}");
+    assert_eq!(backward.matches("(output, in place)").count(), 4, "{memory}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A loop inside a loop's body: the outer loop steps over `xs`, and each
+/// step runs an inner loop over the captured `s` that reads the outer
+/// step's argument (captured in turn).
+#[test]
+fn a_loop_inside_a_loop_matches_the_interpreter() {
+    use nnc::check::dims::Dim;
+    use nnc::prim::{BinaryOp, DType, UnaryOp};
+    let dims = |shape: &[i64]| shape.iter().map(|&n| Dim::constant(n)).collect::<Vec<_>>();
+    // Inner: acc' = acc + s_t * x, stacking acc'.
+    let mut inner = Graph::new();
+    let acc = inner.add(Prim::Arg(0), DType::F32, dims(&[2]), &[]);
+    let s_t = inner.add(Prim::Arg(1), DType::F32, dims(&[2]), &[]);
+    let x = inner.add(Prim::Arg(2), DType::F32, dims(&[2]), &[]);
+    let product = inner.binary(BinaryOp::Mul, s_t, x);
+    let next = inner.binary(BinaryOp::Add, acc, product);
+    inner.set_output("carry 0", next);
+    inner.set_output("y 0", next);
+    let inner = nnc::ir::loops::Loop {
+        body: inner,
+        length: 3,
+        reverse: false,
+        carries: 1,
+        sequences: 1,
+        captured: 1,
+        ys: 1,
+    };
+    let inner_flat = inner.flat_shape().unwrap();
+    // Outer: h' = tanh(final acc of the inner loop from h), stacking it.
+    let mut outer = Graph::new();
+    let h = outer.add(Prim::Arg(0), DType::F32, dims(&[2]), &[]);
+    let x_t = outer.add(Prim::Arg(1), DType::F32, dims(&[2]), &[]);
+    let s = outer.add(Prim::Arg(2), DType::F32, dims(&[2, 3]), &[]);
+    let scan = outer.add(
+        Prim::Scan(std::sync::Arc::new(inner)),
+        DType::F32,
+        inner_flat,
+        &[h, s, x_t],
+    );
+    let slice = Prim::Slice {
+        axis: 0,
+        start: Dim::constant(0),
+        step: 1,
+    };
+    let last = outer.add(slice, DType::F32, dims(&[2]), &[scan]);
+    let next = outer.unary(UnaryOp::Tanh, last);
+    outer.set_output("carry 0", next);
+    outer.set_output("y 0", last);
+    let outer = nnc::ir::loops::Loop {
+        body: outer,
+        length: 4,
+        reverse: true,
+        carries: 1,
+        sequences: 1,
+        captured: 1,
+        ys: 1,
+    };
+    let flat = outer.flat_shape().unwrap();
+    let mut graph = Graph::new();
+    let h0 = graph.add(Prim::Param("h0".into()), DType::F32, dims(&[2]), &[]);
+    let xs = graph.add(Prim::Param("xs".into()), DType::F32, dims(&[2, 4]), &[]);
+    let s = graph.add(Prim::Param("s".into()), DType::F32, dims(&[2, 3]), &[]);
+    let scan = graph.add(Prim::Scan(std::sync::Arc::new(outer)), DType::F32, flat, &[h0, xs, s]);
+    graph.set_output("out", scan);
+    let values = |shape: &[usize], seed: usize| {
+        let n: usize = shape.iter().product();
+        let data = (0..n).map(|i| ((i * 5 + seed * 3) % 7) as f64 / 3.0 - 1.0).collect();
+        ndarray::ArrayD::from_shape_vec(shape.to_vec(), data).unwrap()
+    };
+    let env = Env {
+        dims: HashMap::new(),
+        feeds: HashMap::from([
+            ("h0".to_string(), values(&[2], 1)),
+            ("xs".to_string(), values(&[2, 4], 2)),
+            ("s".to_string(), values(&[2, 3], 3)),
+        ]),
+        seed: 0,
+        step: 0,
+    };
+    check("a loop inside a loop", &graph, &env);
+}
