@@ -47,7 +47,7 @@ fn step_graph(program: &check::Program) -> crate::ir::Graph {
 /// The training step after the passes.
 pub(super) fn optimized_step(program: &check::Program) -> crate::ir::Graph {
     let mut graph = step_graph(program);
-    crate::passes::optimize(&mut graph);
+    crate::passes::optimize_loops(&mut graph);
     graph
 }
 

@@ -201,10 +201,10 @@ impl Session {
         let start = crate::timing::stage("prepare_forward", start);
         let mut step_graph = crate::autodiff::optimizer::training_step(&forward, &optimizer);
         let start = crate::timing::stage("autodiff", start);
-        crate::passes::optimize(&mut step_graph);
+        crate::passes::optimize_loops(&mut step_graph);
         let start = crate::timing::stage("optimize step", start);
         let mut eval_graph = crate::ir::lower::lower_loops(&program.eval_trace);
-        crate::passes::optimize(&mut eval_graph);
+        crate::passes::optimize_loops(&mut eval_graph);
         let start = crate::timing::stage("evaluation graph", start);
 
         let train = program.sections.get("train");

@@ -145,18 +145,25 @@ fn dump_prints_the_generated_code() {
     );
 }
 
-/// The steps of an unrolled recurrence are one kernel function each called
-/// with its own buffer table: the LSTM's dump lists most kernels as sharing
-/// an earlier kernel's code, and every step still matches the interpreter
-/// (`jit::one_training_step_of_every_example_matches_the_interpreter`).
+/// A recurrence is one loop: the LSTM's compiled step has the same kernels
+/// at T = 16 and T = 64, its loops' bodies listed once.
 #[test]
-fn the_steps_of_a_recurrence_share_kernel_code() {
-    let (code, clif, _) = nnc(&["dump", "--stage", "clif", "examples/char_lstm.nn"]);
+fn the_steps_of_a_recurrence_are_one_loop() {
+    let kernels = |t: &str| {
+        let (code, clif, _) = nnc(&["dump", "--stage", "clif", "examples/char_lstm.nn", "--set", t]);
+        assert_eq!(code, 0);
+        clif.matches("; kernel ").count()
+    };
+    let (short, long) = (kernels("T=16"), kernels("T=64"));
+    assert_eq!(short, long, "kernels at T = 16 and T = 64");
+    assert!(short < 60, "{short} kernels");
+    let (code, memory, _) = nnc(&["dump", "--stage", "memory", "examples/char_lstm.nn"]);
     assert_eq!(code, 0);
-    let kernels = clif.matches("; kernel ").count();
-    let shared = clif.matches(", with its own buffer table").count();
-    assert!(kernels > 100, "{kernels} kernels");
-    assert!(4 * shared > 3 * kernels, "{shared} of {kernels} kernels share code");
+    assert_eq!(
+        memory.matches("\nloop %").count(),
+        2,
+        "a forward and a backward loop:\n{memory}"
+    );
 }
 
 /// A panic is an internal error: the message says so, names the file and
