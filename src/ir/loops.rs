@@ -178,10 +178,16 @@ pub fn inline(graph: &mut Graph, body: &Graph, args: &[NodeId]) -> Result<HashMa
 /// Replaces every scan of the graph (and of the bodies) by its steps: the
 /// program the checker used to trace, step by step.
 pub fn unroll(graph: &mut Graph) -> Result<(), String> {
+    unroll_up_to(graph, usize::MAX)
+}
+
+/// [`unroll`] for the scans of at most `steps` steps (and every scan in
+/// their bodies); longer ones stay loops.
+pub fn unroll_up_to(graph: &mut Graph, steps: usize) -> Result<(), String> {
     let scans: Vec<NodeId> = graph
         .topo_order()
         .into_iter()
-        .filter(|&id| matches!(graph.node(id).op, Prim::Scan(_)))
+        .filter(|&id| matches!(&graph.node(id).op, Prim::Scan(l) if l.length <= steps))
         .collect();
     for id in scans {
         let Prim::Scan(looped) = graph.node(id).op.clone() else {

@@ -15,6 +15,8 @@
 //! right operand, slices, reshapes and reductions that keep the batch axis,
 //! gathers of invariant tables) and a product is among them; invariant
 //! operands are recomputed outside the loop and spread over the steps.
+//! Invariant work the loop reads (a transposed weight in a backward loop)
+//! is done once before the loop and captured.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -111,7 +113,25 @@ fn hoist(graph: &mut Graph, id: NodeId) -> bool {
             hoisted.push((n, outer));
         }
     }
-    if hoisted.is_empty() {
+    // Invariant work the loop reads (a transposed weight, a function of
+    // parameters) is done once before it and captured.
+    let invariants: Vec<NodeId> = order
+        .iter()
+        .copied()
+        .filter(|&n| {
+            kinds[&n] == Kind::Invariant
+                && !matches!(
+                    looped.body.node(n).op,
+                    Prim::Arg(_) | Prim::Const(_) | Prim::Broadcast | Prim::Reshape
+                )
+                && looped.body.users(n).iter().any(|u| kinds[u] != Kind::Invariant)
+        })
+        .collect();
+    let invariants: Vec<(NodeId, NodeId)> = invariants
+        .into_iter()
+        .map(|n| (n, stacker.invariant(graph, n)))
+        .collect();
+    if hoisted.is_empty() && invariants.is_empty() {
         return false;
     }
     // The hoisted values become sequences after the existing ones.
@@ -134,6 +154,14 @@ fn hoist(graph: &mut Graph, id: NodeId) -> bool {
     }
     new_operands.extend_from_slice(&operands[c + s..]);
     looped.sequences += shift;
+    for &(n, outer) in &invariants {
+        let node = looped.body.node(n);
+        let (dtype, shape) = (node.dtype, node.shape.clone());
+        let arg = looped.body.add(Prim::Arg(new_operands.len()), dtype, shape, &[]);
+        looped.body.replace_uses(n, arg);
+        new_operands.push(outer);
+        looped.captured += 1;
+    }
     super::Dce.run(&mut looped.body);
     let operands = drop_unread(&mut looped, new_operands);
     let flat = graph.node(id).shape.clone();

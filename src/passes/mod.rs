@@ -123,11 +123,29 @@ pub fn optimize(graph: &mut Graph) {
     run_pipeline(graph);
 }
 
-/// [`optimize`] keeping the loops: the pipeline runs on the graph and on
-/// every loop body (they are graphs of their own; their arguments are
-/// leaves).
+/// Loops of at most this many steps run unrolled: their step is faster
+/// so (the kernels of every step scheduled as one sequence, products split
+/// between threads) and they compile in under 0.1 s. Measured on the char
+/// LSTM (`BENCHMARKS.md`, "Loops").
+pub const UNROLL_STEPS: usize = 64;
+
+/// [`optimize`] keeping the loops longer than [`UNROLL_STEPS`]: the
+/// pipeline runs on the graph and on every loop body (they are graphs of
+/// their own; their arguments are leaves).
+/// `NNC_UNROLL_STEPS` overrides the bound, for measurement.
 pub fn optimize_loops(graph: &mut Graph) {
+    let steps = std::env::var("NNC_UNROLL_STEPS").ok().and_then(|s| s.parse().ok());
+    optimize_loops_up_to(graph, steps.unwrap_or(UNROLL_STEPS));
+}
+
+/// [`optimize_loops`] unrolling the loops of at most `steps` steps (0 keeps
+/// every loop).
+pub fn optimize_loops_up_to(graph: &mut Graph, steps: usize) {
+    HoistOutOfLoops.run(graph);
     SumProductsAfterLoops.run(graph);
+    if let Err(why) = crate::ir::loops::unroll_up_to(graph, steps) {
+        unreachable!("a verified graph's loops unroll: {why}");
+    }
     optimize_nested(graph);
 }
 

@@ -1,7 +1,8 @@
 //! Algebraic simplification: identities that remove work without changing
 //! values — `x + 0`, `x * 1`, `x * 0`, `x / 1`, `-(-x)`, no-op layout ops,
 //! `stop_grad` (the identity once gradients exist), reshape chains, slices
-//! of concatenations (the pieces they take), concatenations of
+//! of concatenations (the pieces they take) and of pads (the operand),
+//! concatenations of
 //! concatenations along one axis (one concatenation).
 
 use super::{Order, Pass};
@@ -82,6 +83,28 @@ fn simplify(graph: &mut Graph, id: NodeId, inputs: &mut Vec<NodeId>) -> Option<N
         {
             let (axis, start) = (*axis, start.as_const()?);
             slice_of_concat(graph, id, inputs[0], axis, start)
+        }
+        // A slice of a pad inside the padded operand is a slice of the
+        // operand (the adjoint of a loop's flat value, sliced again).
+        Prim::Slice { axis, start, step: 1 } if matches!(graph.node(inputs[0]).op, Prim::Pad { axis: a, .. } if a == *axis) =>
+        {
+            let Prim::Pad { before, .. } = &graph.node(inputs[0]).op else {
+                unreachable!()
+            };
+            let (axis, start, before) = (*axis, start.as_const()?, before.as_const()?);
+            let operand = graph.inputs(inputs[0])[0];
+            let len = graph.node(id).shape[axis].as_const()?;
+            let size = graph.node(operand).shape[axis].as_const()?;
+            if start < before || start + len > before + size {
+                return None;
+            }
+            let shape = graph.node(id).shape.clone();
+            let op = Prim::Slice {
+                axis,
+                start: crate::check::dims::Dim::constant(start - before),
+                step: 1,
+            };
+            Some(graph.add(op, dtype, shape, &[operand]))
         }
         // concat(a, concat(b, c), d) = concat(a, b, c, d) along one axis,
         // when nothing else reads the inner one.

@@ -92,7 +92,7 @@ fn loops(graph: &Graph) -> usize {
 /// The evaluation graph with its loops, optimized.
 fn eval_graph(session: &nnc::runtime::Session) -> Graph {
     let mut graph = nnc::ir::lower::lower_loops(&session.program.eval_trace);
-    nnc::passes::optimize_loops(&mut graph);
+    nnc::passes::optimize_loops_up_to(&mut graph, 0);
     graph
 }
 
@@ -103,7 +103,7 @@ fn step_graph(session: &nnc::runtime::Session) -> Graph {
     nnc::passes::prepare_forward(&mut forward);
     let optimizer = session.program.optimizer.clone().expect("an optimizer");
     let mut step = nnc::autodiff::optimizer::training_step(&forward, &optimizer);
-    nnc::passes::optimize_loops(&mut step);
+    nnc::passes::optimize_loops_up_to(&mut step, 0);
     step
 }
 
