@@ -45,8 +45,8 @@ pub fn vjp(graph: &mut Graph, id: NodeId, inputs: &[NodeId], wanted: &[bool], g:
     for &j in &wanted_captured {
         operands.push(graph.fill_like(captured[j], 0.0));
     }
-    for i in 0..c {
-        operands.push(carries_before(graph, id, &forward, &pieces, inits[i], i));
+    for (i, &init) in inits.iter().enumerate() {
+        operands.push(carries_before(graph, id, &forward, &pieces, init, i));
     }
     operands.extend_from_slice(sequences);
     for i in 0..forward.ys {
