@@ -81,8 +81,12 @@ fn simplify(graph: &mut Graph, id: NodeId, inputs: &mut Vec<NodeId>) -> Option<N
         }
         Prim::Slice { axis, start, step: 1 } if matches!(graph.node(inputs[0]).op, Prim::Concat { axis: a } if a == *axis) =>
         {
-            let (axis, start) = (*axis, start.as_const()?);
-            slice_of_concat(graph, id, inputs[0], axis, start)
+            let axis = *axis;
+            match start.as_const() {
+                Some(start) => slice_of_concat(graph, id, inputs[0], axis, start),
+                // Sizes with symbols (the batch): only a whole piece.
+                None => piece_at(graph, id, inputs[0], axis, &start.clone()),
+            }
         }
         // A slice of a pad inside the padded operand is a slice of the
         // operand (the adjoint of a loop's flat value, sliced again).
@@ -91,8 +95,12 @@ fn simplify(graph: &mut Graph, id: NodeId, inputs: &mut Vec<NodeId>) -> Option<N
             let Prim::Pad { before, .. } = &graph.node(inputs[0]).op else {
                 unreachable!()
             };
-            let (axis, start, before) = (*axis, start.as_const()?, before.as_const()?);
             let operand = graph.inputs(inputs[0])[0];
+            // Sizes with symbols (the batch): only the exact operand.
+            if start == before && graph.node(operand).shape == graph.node(id).shape {
+                return Some(operand);
+            }
+            let (axis, start, before) = (*axis, start.as_const()?, before.as_const()?);
             let len = graph.node(id).shape[axis].as_const()?;
             let size = graph.node(operand).shape[axis].as_const()?;
             if start < before || start + len > before + size {
@@ -226,4 +234,18 @@ fn slice_of_concat(graph: &mut Graph, id: NodeId, concat: NodeId, axis: usize, s
             Some(graph.add(Prim::Concat { axis }, dtype, shape, &parts))
         }
     }
+}
+
+/// The piece of a concatenation that a slice takes exactly (offsets
+/// compared as polynomials).
+fn piece_at(graph: &Graph, id: NodeId, concat: NodeId, axis: usize, start: &crate::check::dims::Dim) -> Option<NodeId> {
+    let mut offset = crate::check::dims::Dim::constant(0);
+    for piece in graph.inputs(concat) {
+        let node = graph.node(piece);
+        if &offset == start && node.shape == graph.node(id).shape {
+            return Some(piece);
+        }
+        offset = offset.add(&node.shape[axis]);
+    }
+    None
 }
