@@ -158,3 +158,19 @@ fn the_passes_keep_the_values_of_every_recurrent_step() {
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
+
+/// A loop has no length limit: the LSTM checks at T = 20,000 (traced once,
+/// one loop node), where an unrolled scan stops at 10,000 steps.
+#[test]
+fn a_long_sequence_checks_as_one_loop() {
+    let dir = write_model("recurrent-long", "lstm", "lstm(x, hidden: H)");
+    let program = crate::common::checked_program(&dir, "model.nn", &[("T", 20_000.0)]);
+    let scans = program
+        .train_trace
+        .nodes
+        .iter()
+        .filter(|n| matches!(&n.op, nnc::prim::Prim::Scan(l) if l.length == 20_000))
+        .count();
+    assert_eq!(scans, 1);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -44,18 +44,6 @@ pub(super) fn scan(checker: &mut Checker, a: &Args, forwarded: Vec<ArgValue>, ca
         return None;
     }
     let reverse = bool_arg(checker, a, 3, false)?;
-    const MAX_STEPS: i64 = 10_000;
-    if let Some(length) = xs.ty.shape[1].as_const().filter(|n| *n > MAX_STEPS) {
-        checker.report(
-            Diagnostic::error(
-                codes::BAD_VALUE,
-                format!("`scan` is unrolled when compiling and allows at most {MAX_STEPS} steps, found {length}"),
-                a.span(1),
-            )
-            .label("sequence too long"),
-        );
-        return None;
-    }
     let Some(length) = xs.ty.shape[1].as_const() else {
         checker.report(
             Diagnostic::error(
@@ -86,6 +74,22 @@ pub(super) fn scan(checker: &mut Checker, a: &Args, forwarded: Vec<ArgValue>, ca
     match traced_once(checker, &step_call, length, reverse) {
         Traced::Loop(out) => return out,
         Traced::Unroll => {}
+    }
+    // A loop has no length limit; an unrolled scan grows the program with
+    // every step.
+    const MAX_STEPS: i64 = 10_000;
+    if length > MAX_STEPS {
+        checker.report(
+            Diagnostic::error(
+                codes::BAD_VALUE,
+                format!(
+                    "a `scan` whose step draws random numbers or updates a state is unrolled when compiling and allows at most {MAX_STEPS} steps, found {length}"
+                ),
+                a.span(1),
+            )
+            .label("sequence too long"),
+        );
+        return None;
     }
     // Unrolled over time; every step is the same block instance, so its
     // parameters are shared.
