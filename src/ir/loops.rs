@@ -283,18 +283,9 @@ fn take_pieces(graph: &mut Graph, id: NodeId, looped: &Loop, nodes: &[NodeId]) {
         }
     };
     for user in graph.users(id) {
-        let node = graph.node(user);
-        let taken = match &node.op {
-            Prim::Slice {
-                axis: 0,
-                start,
-                step: 1,
-            } => pieces
-                .iter()
-                .position(|p| &p.offset == start && node.shape == [p.size()]),
-            _ => None,
+        let Some(k) = piece_taken(graph, user, &pieces) else {
+            continue;
         };
-        let Some(k) = taken else { continue };
         for reader in graph.users(user) {
             let reader_node = graph.node(reader);
             if matches!(reader_node.op, Prim::Reshape) && reader_node.shape == graph.node(nodes[k]).shape {
@@ -317,6 +308,22 @@ fn take_pieces(graph: &mut Graph, id: NodeId, looped: &Loop, nodes: &[NodeId]) {
         graph.replace_uses(id, flat);
     }
     graph.graph.remove_node(id);
+}
+
+/// The piece of a loop's value that `user` takes whole (a `slice` of
+/// exactly that range), if it is such a slice.
+fn piece_taken(graph: &Graph, user: NodeId, pieces: &[Piece]) -> Option<usize> {
+    let node = graph.node(user);
+    match &node.op {
+        Prim::Slice {
+            axis: 0,
+            start,
+            step: 1,
+        } => pieces
+            .iter()
+            .position(|p| &p.offset == start && node.shape == [p.size()]),
+        _ => None,
+    }
 }
 
 /// Every operand of a scan node must have the type its body argument has.
@@ -370,18 +377,7 @@ pub fn replace_scan(graph: &mut Graph, old: NodeId, looped: Loop, operands: &[No
         }
     };
     for user in graph.users(old) {
-        let node = graph.node(user);
-        let taken = match &node.op {
-            Prim::Slice {
-                axis: 0,
-                start,
-                step: 1,
-            } => old_pieces
-                .iter()
-                .position(|p| &p.offset == start && node.shape == [p.size()]),
-            _ => None,
-        };
-        if let Some(k) = taken {
+        if let Some(k) = piece_taken(graph, user, &old_pieces) {
             let replacement = piece(graph, k);
             graph.replace_uses(user, replacement);
             graph.remove(user);

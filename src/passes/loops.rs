@@ -35,18 +35,23 @@ impl Pass for HoistOutOfLoops {
     }
 
     fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
-        let scans: Vec<NodeId> = order
-            .get(graph)
-            .iter()
-            .copied()
-            .filter(|&id| matches!(graph.node(id).op, Prim::Scan(_)))
-            .collect();
+        let scans = scans(graph, order);
         let mut changed = false;
         for id in scans {
             changed |= hoist(graph, id);
         }
         changed
     }
+}
+
+/// The graph's scans, in topological order.
+fn scans(graph: &Graph, order: &mut Order) -> Vec<NodeId> {
+    order
+        .get(graph)
+        .iter()
+        .copied()
+        .filter(|&id| matches!(graph.node(id).op, Prim::Scan(_)))
+        .collect()
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -375,12 +380,7 @@ impl Pass for SumProductsAfterLoops {
     }
 
     fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
-        let scans: Vec<NodeId> = order
-            .get(graph)
-            .iter()
-            .copied()
-            .filter(|&id| matches!(graph.node(id).op, Prim::Scan(_)))
-            .collect();
+        let scans = scans(graph, order);
         let mut changed = false;
         for mut id in scans {
             while let Some(next) = sum_one_after(graph, id) {

@@ -445,11 +445,7 @@ pub(crate) fn gradients_match_finite_differences(
     nnc::passes::prepare_forward(&mut forward);
     let graph = nnc::autodiff::optimizer::training_step(&forward, session.program.optimizer.as_ref().unwrap());
     nnc::ir::verify::assert_valid(&graph, "autodiff");
-    let loops = graph
-        .graph
-        .node_weights()
-        .filter(|n| matches!(n.op, nnc::prim::Prim::Scan(_)))
-        .count();
+    let loops = crate::loops::loops(&graph);
     let env = session.step_env(0);
     let loss_at = |env: &Env| interp::run_outputs(&graph, env).unwrap()["loss"].sum();
     let outputs = interp::run_outputs(&graph, &env).unwrap();

@@ -7,52 +7,18 @@
 //! the code compiled does not grow with the sequence length.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use nnc::codegen::{CompileOptions, Compiled};
 use nnc::interp::Env;
 use nnc::ir::Graph;
 use nnc::prim::Prim;
 
-use crate::common::{root, scratch};
+use crate::common::root;
+use crate::recurrent::{session, step_with_loops, write_model, LAYERS, LENGTHS};
 
 /// f32 against f64: `|jit - interp| <= ATOL + RTOL·|interp|`.
 const RTOL: f64 = 1e-4;
 const ATOL: f64 = 1e-5;
-
-const MODEL: &str = "\
-const V = 12
-const E = 3
-const H = 3
-const T = 2
-
-data plays = text(\"DATA\", context: T, vocab: V, val: 0.1)
-
-model recurrent(chars: i32[B, T]) -> f32[B, T, V] {
-    x = embed(chars, V, E)
-    linear(LAYER, V)
-}
-
-loss cross_entropy(recurrent(plays.x), plays.y)
-optimizer sgd(lr: 0.1)
-train { steps: 1, batch: 3, seed: 0 }
-";
-
-const LAYERS: &[(&str, &str)] = &[
-    ("rnn", "rnn(x, hidden: H)"),
-    ("rnn reversed", "rnn(x, hidden: H, reverse: true)"),
-    ("jordan", "jordan_rnn(x, hidden: H)"),
-    ("lstm", "lstm(x, hidden: H)"),
-    ("lstm with peepholes", "lstm(x, hidden: H, peephole: true)"),
-    ("lstm reversed", "lstm(x, hidden: H, reverse: true)"),
-    ("gru", "gru(x, hidden: H)"),
-    ("gru reversed", "gru(x, hidden: H, reverse: true)"),
-    ("bidirectional rnn", "bidirectional(x, hidden: H)"),
-    ("bidirectional gru", "bidirectional(x, hidden: H, layer: gru)"),
-    ("bidirectional lstm", "bidirectional_lstm(x, hidden: H)"),
-];
-
-const LENGTHS: [f64; 3] = [1.0, 2.0, 5.0];
 
 fn options(threads: usize) -> CompileOptions {
     CompileOptions {
@@ -63,25 +29,8 @@ fn options(threads: usize) -> CompileOptions {
     }
 }
 
-fn write_model(test: &str, label: &str, layer: &str) -> std::path::PathBuf {
-    let dir = scratch(test, &label.replace(' ', "_"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let data = root().join("examples/data/shakespeare.txt");
-    let text = MODEL.replace("DATA", data.to_str().unwrap()).replace("LAYER", layer);
-    std::fs::write(dir.join("model.nn"), text).unwrap();
-    dir
-}
-
-fn session(dir: &Path, file: &str, constants: &[(&str, f64)], batch: usize) -> nnc::runtime::Session {
-    let program = crate::common::checked_program(dir, file, constants);
-    let options = nnc::runtime::Overrides {
-        batch: Some(batch),
-        ..Default::default()
-    };
-    nnc::runtime::Session::new(program, dir, &options).unwrap_or_else(|d| panic!("{}", d.0.message))
-}
-
-fn loops(graph: &Graph) -> usize {
+/// How many loop nodes a graph has.
+pub(crate) fn loops(graph: &Graph) -> usize {
     graph
         .graph
         .node_indices()
@@ -99,10 +48,7 @@ fn eval_graph(session: &nnc::runtime::Session) -> Graph {
 /// The training step with its loops: forward loops and their gradients as
 /// backward loops, optimized.
 fn step_graph(session: &nnc::runtime::Session) -> Graph {
-    let mut forward = nnc::ir::lower::lower_loops(&session.program.train_trace);
-    nnc::passes::prepare_forward(&mut forward);
-    let optimizer = session.program.optimizer.clone().expect("an optimizer");
-    let mut step = nnc::autodiff::optimizer::training_step(&forward, &optimizer);
+    let mut step = step_with_loops(session);
     nnc::passes::optimize_loops_up_to(&mut step, 0);
     step
 }

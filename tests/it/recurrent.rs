@@ -12,7 +12,7 @@ use crate::common::{root, scratch};
 /// A character model around `LAYER` (which reads `x: [B, T, E]`); plain
 /// SGD, so that the update does not amplify the rounding of near-zero
 /// gradients as Adam's division does.
-const MODEL: &str = "\
+pub(crate) const MODEL: &str = "\
 const V = 12
 const E = 3
 const H = 3
@@ -30,7 +30,7 @@ optimizer sgd(lr: 0.1)
 train { steps: 1, batch: 3, seed: 0 }
 ";
 
-const LAYERS: &[(&str, &str)] = &[
+pub(crate) const LAYERS: &[(&str, &str)] = &[
     ("rnn", "rnn(x, hidden: H)"),
     ("rnn reversed", "rnn(x, hidden: H, reverse: true)"),
     ("jordan", "jordan_rnn(x, hidden: H)"),
@@ -44,17 +44,36 @@ const LAYERS: &[(&str, &str)] = &[
     ("bidirectional lstm", "bidirectional_lstm(x, hidden: H)"),
 ];
 
-const LENGTHS: [f64; 3] = [1.0, 2.0, 5.0];
+pub(crate) const LENGTHS: [f64; 3] = [1.0, 2.0, 5.0];
 
 /// Writes the model around `layer` in a scratch directory of `test`;
 /// returns the directory.
-fn write_model(test: &str, label: &str, layer: &str) -> std::path::PathBuf {
+pub(crate) fn write_model(test: &str, label: &str, layer: &str) -> std::path::PathBuf {
     let dir = scratch(test, &label.replace(' ', "_"));
     std::fs::create_dir_all(&dir).unwrap();
     let data = root().join("examples/data/shakespeare.txt");
     let text = MODEL.replace("DATA", data.to_str().unwrap()).replace("LAYER", layer);
     std::fs::write(dir.join("model.nn"), text).unwrap();
     dir
+}
+
+/// The session of a model file with `constants` and batch `batch`.
+pub(crate) fn session(dir: &Path, file: &str, constants: &[(&str, f64)], batch: usize) -> nnc::runtime::Session {
+    let program = crate::common::checked_program(dir, file, constants);
+    let options = nnc::runtime::Overrides {
+        batch: Some(batch),
+        ..Default::default()
+    };
+    nnc::runtime::Session::new(program, dir, &options).unwrap_or_else(|d| panic!("{}", d.0.message))
+}
+
+/// The training step with every scan a loop, as the runtime builds it
+/// before the passes: forward loops and their gradients as backward loops.
+pub(crate) fn step_with_loops(session: &nnc::runtime::Session) -> nnc::ir::Graph {
+    let mut forward = nnc::ir::lower::lower_loops(&session.program.train_trace);
+    nnc::passes::prepare_forward(&mut forward);
+    let optimizer = session.program.optimizer.as_ref().expect("an optimizer");
+    nnc::autodiff::optimizer::training_step(&forward, optimizer)
 }
 
 /// One training step on the JIT (loss, output, gradients, updated
@@ -64,13 +83,7 @@ fn every_recurrent_layer_on_the_jit_matches_the_interpreter_at_every_length() {
     for (label, layer) in LAYERS {
         let dir = write_model("recurrent-jit", label, layer);
         for t in LENGTHS {
-            let program = crate::common::checked_program(&dir, "model.nn", &[("T", t)]);
-            let options = nnc::runtime::Overrides {
-                batch: Some(3),
-                ..Default::default()
-            };
-            let session =
-                nnc::runtime::Session::new(program, &dir, &options).unwrap_or_else(|d| panic!("{}", d.0.message));
+            let session = session(&dir, "model.nn", &[("T", t)], 3);
             let env = session.step_env(0);
             crate::jit::compare_outputs(&format!("{label}, T = {t}"), &session.step_graph, &env, 1e-3, 1e-4);
         }
@@ -119,16 +132,8 @@ fn the_passes_keep_the_values_of_every_recurrent_step() {
     for (label, layer) in LAYERS {
         let dir = write_model("recurrent-passes", label, layer);
         for t in LENGTHS {
-            let program = crate::common::checked_program(&dir, "model.nn", &[("T", t)]);
-            let options = nnc::runtime::Overrides {
-                batch: Some(3),
-                ..Default::default()
-            };
-            let session =
-                nnc::runtime::Session::new(program, &dir, &options).unwrap_or_else(|d| panic!("{}", d.0.message));
-            let mut forward = nnc::ir::lower::lower_loops(&session.program.train_trace);
-            nnc::passes::prepare_forward(&mut forward);
-            let step = nnc::autodiff::optimizer::training_step(&forward, session.program.optimizer.as_ref().unwrap());
+            let session = session(&dir, "model.nn", &[("T", t)], 3);
+            let step = step_with_loops(&session);
             let mut summed = step.clone();
             use nnc::passes::Pass;
             assert!(
