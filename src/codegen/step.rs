@@ -11,13 +11,13 @@
 //! results: rows are computed alike whichever thread takes them, and
 //! products are cut into the same parts.
 //!
-//! A loop, step `t` (from the last to the first when reversed): thread 0
-//! copies step `t` of every sequence into its slot, a barrier, the body's
-//! kernels as above, then thread 0 copies each stacked result into the
-//! loop's value at step `t` and each carry's next value into its slot. The
-//! carries start as copies of their initial values and end copied into
-//! the loop's value. Every thread runs the same steps, so they meet at the
-//! same barriers.
+//! A loop, step `t` (from the last to the first when reversed): the threads
+//! copy step `t` of every sequence into its slot (each its share of the
+//! rows), a barrier, the body's kernels as above, a barrier, then they copy
+//! each stacked result into the loop's value at step `t` and each carry's
+//! next value into its slot, and meet at a barrier again. The carries start
+//! as copies of their initial values and end copied into the loop's value.
+//! Every thread runs the same steps, so they meet at the same barriers.
 
 use std::collections::HashMap;
 
@@ -198,15 +198,46 @@ impl Step<'_> {
         b.ins().call(self.copy, &args);
     }
 
-    /// Copies `rows` rows of `len` elements, strided (see `nnc_copy_rows`).
+    /// This thread's share `[start, end)` of `count` items: the same cut
+    /// `call_kernel` makes, all of them on one thread.
+    fn share(&mut self, b: &mut FunctionBuilder, count: usize) -> (Value, Value) {
+        let start = b.ins().imul_imm_s(self.thread, count as i64);
+        let start = b.ins().udiv(start, self.thread_count);
+        let next = b.ins().iadd_imm_s(self.thread, 1);
+        let end = b.ins().imul_imm_s(next, count as i64);
+        let end = b.ins().udiv(end, self.thread_count);
+        (start, end)
+    }
+
+    /// Copies this thread's share of `len` elements of the arena from
+    /// `from` to `to`.
+    fn copy_shared(&mut self, b: &mut FunctionBuilder, from: usize, to: usize, len: usize) {
+        if from == to || len == 0 {
+            return;
+        }
+        let (start, end) = self.share(b, len);
+        let source = b.ins().iadd_imm_s(start, from as i64);
+        let target = b.ins().iadd_imm_s(start, to as i64);
+        let count = b.ins().isub(end, start);
+        b.ins().call(self.copy, &[self.arena, source, target, count]);
+    }
+
+    /// Copies this thread's share of `rows` rows of `len` elements, strided
+    /// (see `nnc_copy_rows`).
     fn copy_rows(&mut self, b: &mut FunctionBuilder, from: (Value, i64), to: (Value, i64), rows: usize, len: usize) {
+        let (start, end) = self.share(b, rows);
+        let skip = b.ins().imul_imm_s(start, from.1);
+        let source = b.ins().iadd(from.0, skip);
+        let skip = b.ins().imul_imm_s(start, to.1);
+        let target = b.ins().iadd(to.0, skip);
+        let count = b.ins().isub(end, start);
         let args = [
             self.arena,
-            from.0,
+            source,
             b.ins().iconst(I64, from.1),
-            to.0,
+            target,
             b.ins().iconst(I64, to.1),
-            b.ins().iconst(I64, rows as i64),
+            count,
             b.ins().iconst(I64, len as i64),
         ];
         b.ins().call(self.copy_rows, &args);
@@ -348,11 +379,9 @@ impl Step<'_> {
         let looped = &plan.loops[&root];
         let body = &fused.bodies[&root];
         let length = shape.length as i64;
-        self.on_thread_0(b, &mut |s, b| {
-            for (c, &(init, len)) in shape.inits.iter().enumerate() {
-                s.copy(b, init, looped.carry_slots[c], len);
-            }
-        });
+        for (c, &(init, len)) in shape.inits.iter().enumerate() {
+            self.copy_shared(b, init, looped.carry_slots[c], len);
+        }
         let counter = b.declare_var(I64);
         let zero = b.ins().iconst(I64, 0);
         b.def_var(counter, zero);
@@ -370,60 +399,61 @@ impl Step<'_> {
         } else {
             i
         };
-        self.on_thread_0(b, &mut |s, b| {
-            for (k, sequence) in shape.sequences.iter().enumerate() {
-                let from = b.ins().imul_imm_s(t, sequence.row as i64);
-                let from = b.ins().iadd_imm_s(from, sequence.offset as i64);
-                let to = b.ins().iconst(I64, looped.sequence_slots[k] as i64);
-                let row = sequence.row as i64;
-                s.copy_rows(b, (from, length * row), (to, row), sequence.rows, sequence.row);
-            }
-        });
-        // The body's first kernel reads the slots on other threads only
-        // when it is shared.
-        if shared(body, &looped.body, functions, self.threads, true)?.first() == Some(&true) {
+        // Every thread copies its share of the rows; the barrier after the
+        // copies orders them before the body (and the carries' first
+        // values before the first step).
+        for (k, sequence) in shape.sequences.iter().enumerate() {
+            let from = b.ins().imul_imm_s(t, sequence.row as i64);
+            let from = b.ins().iadd_imm_s(from, sequence.offset as i64);
+            let to = b.ins().iconst(I64, looped.sequence_slots[k] as i64);
+            let row = sequence.row as i64;
+            self.copy_rows(b, (from, length * row), (to, row), sequence.rows, sequence.row);
+        }
+        self.barrier(b);
+        self.kernels(b, body, &looped.body, functions, true)?;
+        // The body ends with a barrier when its last kernel is shared.
+        if shared(body, &looped.body, functions, self.threads, true)?.last() != Some(&true) {
             self.barrier(b);
         }
-        self.kernels(b, body, &looped.body, functions, true)?;
-        self.on_thread_0(b, &mut |s, b| {
-            for y in &shape.ys {
-                let from = b.ins().iconst(I64, looped.body.buffer(y.node).offset as i64);
-                let to = b.ins().imul_imm_s(t, y.row as i64);
-                let to = b.ins().iadd_imm_s(to, y.offset as i64);
-                let row = y.row as i64;
-                s.copy_rows(b, (from, row), (to, length * row), y.rows, y.row);
-            }
-            // Carries passed round unchanged wait outside the slots.
-            let next: Vec<usize> = shape
-                .carries
-                .iter()
-                .zip(&looped.held)
-                .map(|(&(node, len), held)| {
-                    let value = looped.body.buffer(node).offset;
-                    match held {
-                        Some(at) => {
-                            s.copy(b, value, *at, len);
-                            *at
-                        }
-                        None => value,
-                    }
-                })
-                .collect();
-            for (c, (&from, &(_, len))) in next.iter().zip(&shape.carries).enumerate() {
-                s.copy(b, from, looped.carry_slots[c], len);
-            }
-        });
+        for y in &shape.ys {
+            let from = b.ins().iconst(I64, looped.body.buffer(y.node).offset as i64);
+            let to = b.ins().imul_imm_s(t, y.row as i64);
+            let to = b.ins().iadd_imm_s(to, y.offset as i64);
+            let row = y.row as i64;
+            self.copy_rows(b, (from, row), (to, length * row), y.rows, y.row);
+        }
+        // Carries passed round unchanged wait outside the slots; every
+        // thread's share of them is out before any slot is written.
+        let mut next = Vec::new();
+        for (&(node, len), held) in shape.carries.iter().zip(&looped.held) {
+            let value = looped.body.buffer(node).offset;
+            next.push(match held {
+                Some(at) => {
+                    self.copy_shared(b, value, *at, len);
+                    *at
+                }
+                None => value,
+            });
+        }
+        if looped.held.iter().any(Option::is_some) {
+            self.barrier(b);
+        }
+        for (c, (&from, &(_, len))) in next.iter().zip(&shape.carries).enumerate() {
+            self.copy_shared(b, from, looped.carry_slots[c], len);
+        }
+        // No thread writes the next step's slots before every thread has
+        // read this step's.
+        self.barrier(b);
         let next = b.ins().iadd_imm_s(i, 1);
         b.def_var(counter, next);
         b.ins().jump(header, &[]);
         b.seal_block(header);
         b.switch_to_block(exit);
         b.seal_block(exit);
-        self.on_thread_0(b, &mut |s, b| {
-            for (c, &(_, len)) in shape.carries.iter().enumerate() {
-                s.copy(b, looped.carry_slots[c], shape.finals[c], len);
-            }
-        });
+        // The loop is a shared kernel: a barrier follows it.
+        for (c, &(_, len)) in shape.carries.iter().enumerate() {
+            self.copy_shared(b, looped.carry_slots[c], shape.finals[c], len);
+        }
         Ok(())
     }
 }
