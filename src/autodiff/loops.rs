@@ -14,9 +14,10 @@
 //! needs a gradient; it reads as sequences the carry before each step, the
 //! forward sequences and the adjoints of the stacked results; it stacks
 //! `dx_t`. Its body recomputes the forward step's element-wise work from
-//! the carry before it; the forward step's products are stored per step
-//! instead (the forward loop stacks them as extra results, and the
-//! backward loop reads them as sequences).
+//! the carry before it; the forward step's products (or the sums a product
+//! is added into, `x_t @ W + h @ U`) are stored per step instead (the
+//! forward loop stacks them as extra results, and the backward loop reads
+//! them as sequences).
 
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ use std::collections::HashMap;
 
 use crate::ir::loops::{inline, Loop, Piece};
 use crate::ir::{Graph, NodeId};
-use crate::prim::{DType, Prim};
+use crate::prim::{BinaryOp, DType, Prim};
 
 /// The adjoint contribution of scan node `id` to each operand where
 /// `wanted`, given the adjoint `g` of its flat value.
@@ -184,24 +185,50 @@ fn stack_values(graph: &mut Graph, id: NodeId, nodes: &[NodeId]) -> Vec<NodeId> 
         .collect()
 }
 
-/// The forward body's products that change from step to step: stored per
-/// step rather than recomputed by the backward loop.
+/// The forward body's values stored per step rather than recomputed by the
+/// backward loop: each product that changes from step to step — or, where
+/// the product's one use adds it to (or subtracts it from) values that do
+/// not depend on the carries, that sum: the input projection plus `h @ U`
+/// of a recurrent cell, so that the backward loop reads neither the
+/// product nor the sequence it was added to.
 fn products(forward: &Loop) -> Vec<NodeId> {
     let body = &forward.body;
     let mut varies: HashMap<NodeId, bool> = HashMap::with_capacity(body.len());
+    let mut carried: HashMap<NodeId, bool> = HashMap::with_capacity(body.len());
     let mut found = Vec::new();
     for n in body.topo_order() {
         let node = body.node(n);
-        let v = match node.op {
-            Prim::Arg(i) => i < forward.carries + forward.sequences,
-            _ => body.inputs(n).iter().any(|i| varies[i]),
+        let (v, k) = match node.op {
+            Prim::Arg(i) => (i < forward.carries + forward.sequences, i < forward.carries),
+            _ => (
+                body.inputs(n).iter().any(|i| varies[i]),
+                body.inputs(n).iter().any(|i| carried[i]),
+            ),
         };
         varies.insert(n, v);
+        carried.insert(n, k);
         if v && matches!(node.op, Prim::MatMul) {
             found.push(n);
         }
     }
     found
+        .into_iter()
+        .map(|mut n| {
+            loop {
+                let users = body.users(n);
+                let [user] = users[..] else { break };
+                let others_fixed = body.inputs(user).iter().all(|&i| i == n || !carried[&i]);
+                if body.is_output(n)
+                    || !matches!(body.node(user).op, Prim::Binary(BinaryOp::Add | BinaryOp::Sub))
+                    || !others_fixed
+                {
+                    break;
+                }
+                n = user;
+            }
+            n
+        })
+        .collect()
 }
 
 /// The backward body: arguments `dcarry` (one per forward carry), the sums

@@ -177,6 +177,37 @@ fn hoist(graph: &mut Graph, id: NodeId) -> bool {
     true
 }
 
+/// Drops from every scan of `graph` the sequences and captured values its
+/// body no longer reads (a backward loop is given every forward value its
+/// body might recompute from; once the dead recomputation is gone, it reads
+/// fewer), so that no step copies them; returns whether it dropped any.
+pub(super) fn drop_unread_operands(graph: &mut Graph) -> bool {
+    let scans: Vec<NodeId> = graph
+        .graph
+        .node_indices()
+        .filter(|&id| matches!(graph.node(id).op, Prim::Scan(_)))
+        .collect();
+    let mut changed = false;
+    for id in scans {
+        let Prim::Scan(looped) = graph.node(id).op.clone() else {
+            continue;
+        };
+        let operands = graph.inputs(id);
+        let mut looped = Arc::unwrap_or_clone(looped);
+        let kept = drop_unread(&mut looped, operands.clone());
+        if kept.len() == operands.len() {
+            continue;
+        }
+        let flat = graph.node(id).shape.clone();
+        let dtype = graph.node(id).dtype;
+        let replacement = graph.add(Prim::Scan(Arc::new(looped)), dtype, flat, &kept);
+        graph.replace_uses(id, replacement);
+        graph.remove(id);
+        changed = true;
+    }
+    changed
+}
+
 /// Removes the sequences and captured values the body no longer reads,
 /// numbering the arguments anew; returns the operands left.
 fn drop_unread(looped: &mut Loop, operands: Vec<NodeId>) -> Vec<NodeId> {
@@ -506,4 +537,109 @@ fn sum_one_after(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
     graph.replace_uses(later, sum);
     graph.remove(later);
     Some(new)
+}
+
+/// Sequences a loop copies in whole but reads in part, narrowed before it:
+/// a sequence whose body argument is only ever taken by one slice (the
+/// cell state out of a stacked `[h, c]` carry) becomes that slice of the
+/// stacked operand, and a sequence that is a zero-padded value (the
+/// adjoint of `h` padded to the width of `[h, c]`) becomes the value, padded
+/// inside the body where the padding fuses with its user. Each step then
+/// copies only what it reads.
+pub struct NarrowSequences;
+
+impl Pass for NarrowSequences {
+    fn name(&self) -> &'static str {
+        "narrow-sequences"
+    }
+
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
+        let mut changed = false;
+        for id in scans(graph, order) {
+            changed |= narrow(graph, id);
+        }
+        changed
+    }
+}
+
+/// Narrows the sequences of scan `id`; returns whether it did.
+fn narrow(graph: &mut Graph, id: NodeId) -> bool {
+    let Prim::Scan(looped) = graph.node(id).op.clone() else {
+        return false;
+    };
+    let mut looped = Arc::unwrap_or_clone(looped);
+    let mut operands = graph.inputs(id);
+    let c = looped.carries;
+    let mut changed = false;
+    for i in c..c + looped.sequences {
+        let args: Vec<NodeId> = looped
+            .body
+            .graph
+            .node_indices()
+            .filter(|&n| looped.body.node(n).op == Prim::Arg(i))
+            .collect();
+        let [arg] = args[..] else { continue };
+        let body = &mut looped.body;
+        // One slice of the argument, and nothing else, reads it.
+        let users = body.users(arg);
+        let slices: Vec<(usize, Dim, Vec<Dim>)> = users
+            .iter()
+            .filter_map(|&u| match &body.node(u).op {
+                Prim::Slice { axis, start, step: 1 } => Some((*axis, start.clone(), body.node(u).shape.clone())),
+                _ => None,
+            })
+            .collect();
+        let only_sliced = !users.is_empty() && slices.len() == users.len() && !body.is_output(arg);
+        if only_sliced && slices.iter().all(|s| *s == slices[0]) {
+            let (axis, start, shape) = slices[0].clone();
+            let outer = axis + usize::from(axis >= 1);
+            let len = shape[axis].clone();
+            operands[i] = graph.slice(operands[i], outer, start, len, 1);
+            body.node_mut(arg).shape = shape;
+            for u in users {
+                body.replace_uses(u, arg);
+                body.remove(u);
+            }
+            changed = true;
+            continue;
+        }
+        // A zero-padded sequence: the padding moves into the body.
+        if let Prim::Pad {
+            axis,
+            before,
+            after,
+            value,
+        } = graph.node(operands[i]).op.clone()
+        {
+            if axis < 2 || value != 0.0 {
+                continue;
+            }
+            let inner = graph.inputs(operands[i])[0];
+            let mut shape = graph.shape(inner);
+            shape.remove(1);
+            let padded = body.node(arg).shape.clone();
+            let dtype = body.node(arg).dtype;
+            body.node_mut(arg).shape = shape;
+            let op = Prim::Pad {
+                axis: axis - 1,
+                before,
+                after,
+                value,
+            };
+            let pad = body.add(op, dtype, padded, &[]);
+            body.replace_uses(arg, pad);
+            body.graph.add_edge(arg, pad, 0);
+            operands[i] = inner;
+            changed = true;
+        }
+    }
+    if !changed {
+        return false;
+    }
+    let flat = graph.node(id).shape.clone();
+    let dtype = graph.node(id).dtype;
+    let replacement = graph.add(Prim::Scan(Arc::new(looped)), dtype, flat, &operands);
+    graph.replace_uses(id, replacement);
+    graph.remove(id);
+    true
 }

@@ -24,7 +24,7 @@ pub use dce::Dce;
 pub use fold::ConstantFold;
 pub use hoist::HoistProducts;
 pub use layout::SinkPermutes;
-pub use loops::{HoistOutOfLoops, SumProductsAfterLoops};
+pub use loops::{HoistOutOfLoops, NarrowSequences, SumProductsAfterLoops};
 pub use pads::PadsToConcat;
 pub use simplify::Simplify;
 
@@ -81,6 +81,7 @@ pub fn pipeline() -> Vec<Box<dyn Pass>> {
         Box::new(PadsToConcat),
         Box::new(DistributeOverConcat),
         Box::new(HoistProducts),
+        Box::new(NarrowSequences),
         Box::new(Cse),
         Box::new(Dce),
     ]
@@ -160,6 +161,9 @@ fn optimize_nested(graph: &mut Graph) {
         if let crate::prim::Prim::Scan(looped) = &mut graph.node_mut(id).op {
             optimize_nested(&mut std::sync::Arc::make_mut(looped).body);
         }
+    }
+    if loops::drop_unread_operands(graph) {
+        run_pipeline(graph);
     }
 }
 

@@ -364,3 +364,38 @@ fn a_loop_inside_a_loop_matches_the_interpreter() {
     };
     check("a loop inside a loop", &graph, &env);
 }
+
+/// What each step of the LSTM's backward loop copies in: the cell state
+/// (not the stacked `[h, c]` carry), the adjoint of `h` (not padded to the
+/// carry's width) and the stored gate sums, and nothing wider. Sizes per
+/// step and batch row, H = 3.
+#[test]
+fn the_backward_lstm_loop_reads_only_what_it_needs() {
+    let dir = write_model("loops-narrow", "lstm", "lstm(x, hidden: H)");
+    let session = session(&dir, "model.nn", &[("T", 5.0)], 3);
+    let graph = step_graph(&session);
+    let scans: Vec<_> = graph
+        .graph
+        .node_indices()
+        .filter(|&id| matches!(graph.node(id).op, Prim::Scan(_)))
+        .collect();
+    assert_eq!(scans.len(), 2, "a forward and a backward loop");
+    let widths = |id| {
+        let Prim::Scan(looped) = &graph.node(id).op else {
+            unreachable!()
+        };
+        let operands = graph.inputs(id);
+        let mut widths: Vec<i64> = operands[looped.carries..looped.carries + looped.sequences]
+            .iter()
+            .map(|&s| graph.shape(s)[2..].iter().map(|d| d.as_const().unwrap()).product())
+            .collect();
+        widths.sort();
+        widths
+    };
+    // The forward loop reads the input projection of every step (4H).
+    assert_eq!(widths(scans[0]), [12]);
+    // The backward loop: c (H), the adjoint of h (H) and the gate sums
+    // (4H); before narrowing it read [h, c] (2H) and a padded adjoint (2H).
+    assert_eq!(widths(scans[1]), [3, 3, 12]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
