@@ -9,6 +9,9 @@
 
 use gemm::Parallelism;
 
+pub mod kernel;
+pub mod packed;
+
 /// Most batch axes a product's descriptor holds.
 pub const MAX_BATCH: usize = 4;
 
@@ -78,6 +81,28 @@ pub fn parts_for(m: usize, k: usize, n: usize, available: usize) -> usize {
 /// `arena` (the memory plan guarantees it), and no other thread writes what
 /// these parts read or write.
 pub unsafe extern "C" fn nnc_matmul(desc: *const MatMulDesc, arena: *mut f32, thread: usize, threads: usize) {
+    unsafe { run_parts(desc, arena, thread, threads, matmul) }
+}
+
+/// The signature of [`matmul`].
+pub type MatMul = unsafe fn(
+    usize,
+    usize,
+    usize,
+    *const f32,
+    (isize, isize),
+    *const f32,
+    (isize, isize),
+    *mut f32,
+    (isize, isize),
+    bool,
+);
+
+/// [`nnc_matmul`] with the single product computed by `product`.
+///
+/// # Safety
+/// As [`nnc_matmul`].
+pub unsafe fn run_parts(desc: *const MatMulDesc, arena: *mut f32, thread: usize, threads: usize, product: MatMul) {
     let d = unsafe { &*desc };
     let arena = arena as usize;
     let entries: usize = d.batch.iter().product();
@@ -87,7 +112,7 @@ pub unsafe extern "C" fn nnc_matmul(desc: *const MatMulDesc, arena: *mut f32, th
         for b in b0..b1 {
             let at = |o: &Operand, rows: usize| o.at(&d.batch, b) + rows as isize * o.row;
             unsafe {
-                matmul(
+                product(
                     i1 - i0,
                     d.k,
                     d.n,
@@ -127,6 +152,26 @@ pub unsafe fn matmul(
     k: usize,
     n: usize,
     a: *const f32,
+    a_s: (isize, isize),
+    b: *const f32,
+    b_s: (isize, isize),
+    c: *mut f32,
+    c_s: (isize, isize),
+    accumulate: bool,
+) {
+    unsafe { crate_matmul(m, k, n, a, a_s, b, b_s, c, c_s, accumulate) }
+}
+
+/// [`matmul`] through the `gemm` crate.
+///
+/// # Safety
+/// As [`matmul`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn crate_matmul(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
     (a_row, a_col): (isize, isize),
     b: *const f32,
     (b_row, b_col): (isize, isize),
@@ -156,7 +201,7 @@ pub unsafe fn matmul(
             }
             let t = scratch.as_mut_ptr();
             // Cᵀ into the scratch (element (i, j) at j·m + i), then C from it.
-            unsafe { matmul(m, k, n, a, (a_row, a_col), b, (b_row, b_col), t, (1, m as isize), false) };
+            unsafe { crate_matmul(m, k, n, a, (a_row, a_col), b, (b_row, b_col), t, (1, m as isize), false) };
             for i in 0..m {
                 let row = unsafe { c.offset(i as isize * c_row) };
                 for j in 0..n {
