@@ -4,7 +4,8 @@
 //! In: a [`Tile`]: `k` steps; the strip of `A` (`rows` rows of `k`
 //! elements, element `(i, p)` at `a + i·a_rs + p·a_cs`, either `a_rs` or
 //! `a_cs` being 1 as the kernel's `UNIT_RS` says); the panel of `B`
-//! (element `(p, j)` at `b + p·NR + j`, columns from `cols` to `NR` zero);
+//! (element `(p, j)` at `b + p·b_rs + j`, `NR` columns readable, those
+//! from `cols` on ignored);
 //! `C` (element `(i, j)` at `c + i·c_rs + j`) and whether to start from it.
 //! Out: the `rows×cols` elements of `C`, each
 //! `fma(a[i,k-1], b[k-1,j], ... fma(a[i,0], b[0,j], start))` with `start`
@@ -20,6 +21,8 @@ pub struct Tile {
     pub a_rs: isize,
     pub a_cs: isize,
     pub b: *const f32,
+    /// Distance between rows of `B`'s panel (`NR` when packed).
+    pub b_rs: isize,
     pub c: *mut f32,
     pub c_rs: isize,
     pub rows: usize,
@@ -102,7 +105,7 @@ unsafe fn scalar(t: &Tile) {
         }
     }
     for p in 0..t.k {
-        let b = unsafe { std::slice::from_raw_parts(t.b.add(p * NR), NR) };
+        let b = unsafe { std::slice::from_raw_parts(t.b.offset(p as isize * t.b_rs), NR) };
         for (i, row) in acc.iter_mut().enumerate().take(t.rows) {
             let a = unsafe { *t.a.offset(i as isize * t.a_rs + p as isize * t.a_cs) };
             for (x, &b) in row.iter_mut().zip(b) {
@@ -152,7 +155,6 @@ mod x86 {
     /// `R` rows of `16·V` columns (masked to `t.cols`).
     #[target_feature(enable = "avx512f")]
     unsafe fn tile512<const R: usize, const V: usize, const UNIT_RS: bool>(t: &Tile) {
-        const NR: usize = super::AVX512.nr;
         // Lanes of vector `v` that hold columns below `t.cols`.
         let masks: [__mmask16; 2] = std::array::from_fn(|v| {
             let valid = t.cols.saturating_sub(16 * v).min(16);
@@ -179,7 +181,7 @@ mod x86 {
                     }
                 }
                 a = a.offset(t.a_cs);
-                b = b.add(NR);
+                b = b.offset(t.b_rs);
             }
             for (i, row) in acc.iter().enumerate() {
                 let c = t.c.offset(i as isize * t.c_rs);
@@ -210,7 +212,6 @@ mod x86 {
     /// `R` rows of `8·V` columns (masked to `t.cols`).
     #[target_feature(enable = "avx2,fma")]
     unsafe fn tile256<const R: usize, const V: usize, const UNIT_RS: bool>(t: &Tile) {
-        const NR: usize = super::AVX2.nr;
         let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         let masks: [__m256i; 2] = std::array::from_fn(|v| {
             let valid = t.cols.saturating_sub(8 * v).min(8) as i32;
@@ -237,7 +238,7 @@ mod x86 {
                     }
                 }
                 a = a.offset(t.a_cs);
-                b = b.add(NR);
+                b = b.offset(t.b_rs);
             }
             for (i, row) in acc.iter().enumerate() {
                 let c = t.c.offset(i as isize * t.c_rs);

@@ -6,7 +6,9 @@
 //! (any, transposed views included), and whether to accumulate. Out: `C`.
 //!
 //! Loops: columns of `C` in blocks of `NC`, the inner dimension in blocks of
-//! `KC` (`B`'s block packed into `KC×NR` panels, zero-padded on the right),
+//! `KC` (`B`'s block packed into `KC×NR` panels, zero-padded on the right;
+//! a row-major `B` is read in place when `C` has at most `DIRECT_B_ROWS`
+//! rows, but for a ragged last panel),
 //! rows in blocks of `MC` (`A`'s block packed into `MR×KC` panels when it
 //! is read by more than one panel of `B`, or has no unit stride; else the
 //! microkernel reads `A` in place), then one microkernel call per `MR×NR`
@@ -32,6 +34,8 @@ const KC: usize = 256;
 const MC: usize = 144;
 /// Column block: a `KC×NC` block of packed `B` (1 MiB).
 const NC: usize = 1024;
+/// Products of at most this many rows read a row-major `B` in place.
+const DIRECT_B_ROWS: usize = 48;
 
 /// `C = A @ B` (or `C += A @ B`) with this CPU's widest microkernel.
 ///
@@ -107,6 +111,9 @@ pub unsafe fn gemm_with(
     }
     let (mr, nr) = (isa.mr, isa.nr);
     let pack_a = n > nr || (a_rs != 1 && a_cs != 1);
+    // Few rows read each panel of `B` a few times only: the kernel reads a
+    // row-major `B` in place (but for a ragged last panel).
+    let direct_b = b_cs == 1 && m <= DIRECT_B_ROWS;
     BUFFERS.with(|buffers| {
         let mut buffers = buffers.borrow_mut();
         let [pa, pb, pc] = &mut *buffers;
@@ -118,7 +125,8 @@ pub unsafe fn gemm_with(
             for pc in (0..k).step_by(KC) {
                 let kb = KC.min(k - pc);
                 let b_block = unsafe { b.offset(pc as isize * b_rs + jc as isize * b_cs) };
-                unsafe { pack_b(kb, nb, b_block, (b_rs, b_cs), nr, pb) };
+                let full = if direct_b { nb / nr * nr } else { 0 };
+                unsafe { pack_b(kb, nb - full, b_block.add(full), (b_rs, b_cs), nr, pb) };
                 let load_c = accumulate || pc > 0;
                 for ic in (0..m).step_by(MC) {
                     let mb = MC.min(m - ic);
@@ -128,7 +136,11 @@ pub unsafe fn gemm_with(
                     }
                     for jr in (0..nb).step_by(nr) {
                         let cols = nr.min(nb - jr);
-                        let b_panel = unsafe { pb.add(jr * kb) };
+                        let (b_panel, b_panel_rs) = if jr < full {
+                            (unsafe { b_block.add(jr) }, b_rs)
+                        } else {
+                            (unsafe { pb.add((jr - full) * kb) } as *const f32, nr as isize)
+                        };
                         for ir in (0..mb).step_by(mr) {
                             let rows = mr.min(mb - ir);
                             let (a, a_rs, a_cs) = if pack_a {
@@ -143,6 +155,7 @@ pub unsafe fn gemm_with(
                                 a_rs,
                                 a_cs,
                                 b: b_panel,
+                                b_rs: b_panel_rs,
                                 c,
                                 c_rs,
                                 rows,
@@ -201,19 +214,20 @@ unsafe fn pack_b(kb: usize, nb: usize, b: *const f32, (b_rs, b_cs): (isize, isiz
                 row[..cols].copy_from_slice(from);
                 row[cols..].fill(0.0);
             }
+        } else if b_rs == 1 {
+            // Columns of `B` are rows in memory.
+            unsafe { transpose(src, b_cs, cols, kb, panel.as_mut_ptr(), nr) };
         } else {
-            // Columns of `B` are rows in memory: read each column's run of
-            // `kb` elements in order, write it `nr` apart.
             for j in 0..cols {
                 let column = unsafe { src.offset(j as isize * b_cs) };
                 for p in 0..kb {
                     panel[p * nr + j] = unsafe { *column.offset(p as isize * b_rs) };
                 }
             }
-            if cols < nr {
-                for row in panel.chunks_exact_mut(nr) {
-                    row[cols..].fill(0.0);
-                }
+        }
+        if b_cs != 1 && cols < nr {
+            for row in panel.chunks_exact_mut(nr) {
+                row[cols..].fill(0.0);
             }
         }
     }
@@ -231,6 +245,8 @@ unsafe fn pack_a_block(mb: usize, kb: usize, a: *const f32, (a_rs, a_cs): (isize
                 let from = unsafe { std::slice::from_raw_parts(src.offset(p as isize * a_cs), rows) };
                 column[..rows].copy_from_slice(from);
             }
+        } else if a_cs == 1 {
+            unsafe { transpose(src, a_rs, rows, kb, panel.as_mut_ptr(), mr) };
         } else {
             for i in 0..rows {
                 let row = unsafe { src.offset(i as isize * a_rs) };
@@ -238,6 +254,61 @@ unsafe fn pack_a_block(mb: usize, kb: usize, a: *const f32, (a_rs, a_cs): (isize
                     panel[p * mr + i] = unsafe { *row.offset(p as isize * a_cs) };
                 }
             }
+        }
+    }
+}
+
+/// `to[p·width + r] = from[r·ld + p]` for `r < rows`, `p < len`: blocks of
+/// 8×8 with AVX when the CPU has it, the rest one by one.
+unsafe fn transpose(from: *const f32, ld: isize, rows: usize, len: usize, to: *mut f32, width: usize) {
+    let mut done = (0, 0);
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx") {
+        done = (rows / 8 * 8, len / 8 * 8);
+        for r in (0..done.0).step_by(8) {
+            for p in (0..done.1).step_by(8) {
+                unsafe { transpose8(from.offset(r as isize * ld + p as isize), ld, to.add(p * width + r), width) };
+            }
+        }
+    }
+    for r in 0..rows {
+        let row = unsafe { from.offset(r as isize * ld) };
+        let first = if r < done.0 { done.1 } else { 0 };
+        for p in first..len {
+            unsafe { *to.add(p * width + r) = *row.add(p) };
+        }
+    }
+}
+
+/// One 8×8 block of [`transpose`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn transpose8(from: *const f32, ld: isize, to: *mut f32, width: usize) {
+    use std::arch::x86_64::*;
+    unsafe {
+        let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(from.offset(i as isize * ld)));
+        let t: [__m256; 8] = std::array::from_fn(|i| {
+            let (x, y) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+            if i % 2 == 0 {
+                _mm256_unpacklo_ps(x, y)
+            } else {
+                _mm256_unpackhi_ps(x, y)
+            }
+        });
+        // s[q] for q in 0..4 holds columns q and q + 4 of rows 0-3, s[q + 4]
+        // of rows 4-7.
+        let s: [__m256; 8] = std::array::from_fn(|q| {
+            let base = q / 4 * 4;
+            let (x, y) = (t[base + (q % 4) / 2], t[base + (q % 4) / 2 + 2]);
+            if q % 2 == 0 {
+                _mm256_shuffle_ps::<0x44>(x, y)
+            } else {
+                _mm256_shuffle_ps::<0xEE>(x, y)
+            }
+        });
+        for q in 0..4 {
+            _mm256_storeu_ps(to.add(q * width), _mm256_permute2f128_ps::<0x20>(s[q], s[q + 4]));
+            _mm256_storeu_ps(to.add((q + 4) * width), _mm256_permute2f128_ps::<0x31>(s[q], s[q + 4]));
         }
     }
 }
