@@ -81,7 +81,13 @@ pub fn gemm_crates(threads: usize, only: Option<&str>) -> String {
             }
         );
         let (own, theirs): (MatMul, MatMul) = (packed::gemm, crate_matmul);
-        let runs = [(theirs, 1, false), (theirs, threads, false), (own, 1, false), (own, threads, false), (own, threads, true)];
+        let runs = [
+            (theirs, 1, false),
+            (theirs, threads, false),
+            (own, 1, false),
+            (own, threads, false),
+            (own, threads, true),
+        ];
         for (product, t, columns) in runs {
             let desc = MatMulDesc {
                 m,
@@ -111,7 +117,9 @@ pub fn gemm_crates(threads: usize, only: Option<&str>) -> String {
             };
             let pointer = arena.as_mut_ptr() as usize;
             let seconds = median_seconds(7, || {
-                team.run(t, &|p| unsafe { run_parts(&desc, pointer as *mut f32, p, t, product, columns) });
+                team.run(t, &|p| unsafe {
+                    run_parts(&desc, pointer as *mut f32, p, t, product, columns)
+                });
             });
             row += &format!(" {:.0} |", flops / seconds / 1e9);
         }

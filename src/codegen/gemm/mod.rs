@@ -1,9 +1,10 @@
 //! Matrix products for generated code: a descriptor per `MatMul` node,
 //! fixed at compile time, and one `extern "C"` entry point the JIT calls
 //! with the descriptor and the arena. Each single product is nnc's own
-//! (`packed.rs`, microkernels in `kernel.rs`) when it is thin (`n` at most
-//! 32) or has few rows (at most 48), the `gemm` crate's otherwise (see
-//! [`own_product`] and `BENCHMARKS.md` for why), single-threaded. A large
+//! (the `nnc-gemm` crate in `crates/`: `packed.rs`, microkernels in
+//! `kernel.rs`) when it is thin (`n` at most 32) or has few rows (at most
+//! 48), the `gemm` crate's otherwise (see [`own_product`] and
+//! `BENCHMARKS.md` for why), single-threaded. A large
 //! product is cut into a fixed number of parts by batch entries, by rows,
 //! or, when its rows are few, by columns (computed by nnc's own product,
 //! whose bits do not depend on the cut), and the threads that run the step
@@ -13,8 +14,10 @@
 
 use gemm::Parallelism;
 
-pub mod kernel;
-pub mod packed;
+pub use nnc_gemm::{kernel, packed};
+
+#[cfg(test)]
+mod packed_tests;
 
 /// Most batch axes a product's descriptor holds.
 pub const MAX_BATCH: usize = 4;
@@ -329,7 +332,9 @@ mod tests {
         }
         let (m, k, n, entries) = (20, 70, 100, 3);
         let (sa, sb, sc) = (m * k * entries, k * n * entries, m * n * entries);
-        let data: Vec<f32> = (0..sa + sb + sc).map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5).collect();
+        let data: Vec<f32> = (0..sa + sb + sc)
+            .map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5)
+            .collect();
         for (batched, accumulate) in [(false, 0), (true, 1)] {
             let run = |parts: usize| {
                 let mut arena = data.clone();
@@ -350,14 +355,20 @@ mod tests {
                     parts,
                     accumulate,
                 };
-                assert_eq!(by_columns(m, desc.batch[3], parts), parts > 1 && !(batched && parts <= entries));
+                assert_eq!(
+                    by_columns(m, desc.batch[3], parts),
+                    parts > 1 && !(batched && parts <= entries)
+                );
                 for thread in 0..parts {
                     unsafe { nnc_matmul(&desc, arena.as_mut_ptr(), thread, parts) };
                 }
                 arena.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
             };
             let whole = run(1);
-            assert_ne!(whole[sa + sb..], data[sa + sb..].iter().map(|x| x.to_bits()).collect::<Vec<_>>()[..]);
+            assert_ne!(
+                whole[sa + sb..],
+                data[sa + sb..].iter().map(|x| x.to_bits()).collect::<Vec<_>>()[..]
+            );
             for parts in [2, 3, 5] {
                 assert_eq!(run(parts), whole, "{parts} parts, batched {batched}");
             }

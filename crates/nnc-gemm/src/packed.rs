@@ -312,7 +312,3 @@ unsafe fn transpose8(from: *const f32, ld: isize, to: *mut f32, width: usize) {
         }
     }
 }
-
-#[cfg(test)]
-#[path = "tests.rs"]
-mod tests;

@@ -1,8 +1,8 @@
 //! Tests of the packed product: values against an f64 reference for every
 //! instruction set this CPU has, and the same bits however a product is cut.
 
-use super::*;
-use crate::codegen::gemm::kernel::{available, SCALAR};
+use super::kernel::{available, Isa, SCALAR};
+use super::packed::gemm_with;
 
 /// Numbers in [-1, 1) from a seed (a 64-bit LCG's high bits).
 fn numbers(len: usize, seed: u64) -> Vec<f32> {
@@ -101,7 +101,13 @@ const SHAPES: &[(usize, usize, usize)] = &[
 #[test]
 fn products_match_an_f64_reference_on_every_instruction_set() {
     use Layout::*;
-    let layouts = [(Rows, Rows, Rows), (Columns, Rows, Rows), (Rows, Columns, Rows), (Columns, Columns, Gapped), (Gapped, Gapped, Columns)];
+    let layouts = [
+        (Rows, Rows, Rows),
+        (Columns, Rows, Rows),
+        (Rows, Columns, Rows),
+        (Columns, Columns, Gapped),
+        (Gapped, Gapped, Columns),
+    ];
     for isa in available() {
         for (s, &(m, k, n)) in SHAPES.iter().enumerate() {
             for (l, &(la, lb, lc)) in layouts.iter().enumerate() {
@@ -131,11 +137,18 @@ fn products_match_an_f64_reference_on_every_instruction_set() {
                         }
                     }
                     // Elements of `C`'s storage outside the matrix are kept.
-                    let inside: std::collections::HashSet<usize> =
-                        (0..m).flat_map(|i| (0..n).map(move |j| (i, j))).map(|(i, j)| c.at(i, j)).collect();
+                    let inside: std::collections::HashSet<usize> = (0..m)
+                        .flat_map(|i| (0..n).map(move |j| (i, j)))
+                        .map(|(i, j)| c.at(i, j))
+                        .collect();
                     for (x, (&now, &before)) in c.data.iter().zip(&old).enumerate() {
                         if !inside.contains(&x) {
-                            assert_eq!(now.to_bits(), before.to_bits(), "{}: storage {x} outside C changed", isa.name);
+                            assert_eq!(
+                                now.to_bits(),
+                                before.to_bits(),
+                                "{}: storage {x} outside C changed",
+                                isa.name
+                            );
                         }
                     }
                 }
@@ -167,20 +180,35 @@ fn products_have_the_same_bits_however_they_are_cut() {
             };
             let reference = whole(&SCALAR);
             for isa in available() {
-                assert_eq!(bits(&whole(&isa)), bits(&reference), "{} against scalar, {m}x{k}x{n}", isa.name);
+                assert_eq!(
+                    bits(&whole(&isa)),
+                    bits(&reference),
+                    "{} against scalar, {m}x{k}x{n}",
+                    isa.name
+                );
                 for cuts in [[0, 1, m / 3, m / 2 + 1, m], [0, 5, 12, 13, m].map(|x| x.min(m))] {
                     let mut by_rows = Mat::new(m, n, Rows, 3);
                     for w in cuts.windows(2) {
                         product(&isa, &a, &b, &mut by_rows, k, (w[0], w[1]), (0, n), add);
                     }
-                    assert_eq!(bits(&by_rows.data), bits(&reference), "{} by rows {cuts:?}, {m}x{k}x{n}", isa.name);
+                    assert_eq!(
+                        bits(&by_rows.data),
+                        bits(&reference),
+                        "{} by rows {cuts:?}, {m}x{k}x{n}",
+                        isa.name
+                    );
                 }
                 for cuts in [[0, 1, n / 3, n / 2 + 1, n], [0, 7, 16, 17, n].map(|x| x.min(n))] {
                     let mut by_columns = Mat::new(m, n, Rows, 3);
                     for w in cuts.windows(2) {
                         product(&isa, &a, &b, &mut by_columns, k, (0, m), (w[0], w[1]), add);
                     }
-                    assert_eq!(bits(&by_columns.data), bits(&reference), "{} by columns {cuts:?}, {m}x{k}x{n}", isa.name);
+                    assert_eq!(
+                        bits(&by_columns.data),
+                        bits(&reference),
+                        "{} by columns {cuts:?}, {m}x{k}x{n}",
+                        isa.name
+                    );
                 }
             }
         }
@@ -202,7 +230,21 @@ fn each_element_is_one_chain_in_increasing_order() {
     for isa in available() {
         for (add, start) in [(false, 0.0f32), (true, 0.5)] {
             let mut c = [start];
-            unsafe { gemm_with(&isa, 1, k, 1, a.as_ptr(), (k as isize, 1), b.as_ptr(), (1, 1), c.as_mut_ptr(), (1, 1), add) };
+            unsafe {
+                gemm_with(
+                    &isa,
+                    1,
+                    k,
+                    1,
+                    a.as_ptr(),
+                    (k as isize, 1),
+                    b.as_ptr(),
+                    (1, 1),
+                    c.as_mut_ptr(),
+                    (1, 1),
+                    add,
+                )
+            };
             let want = a.iter().zip(&b).fold(start, |s, (&x, &y)| x.mul_add(y, s));
             assert_eq!(c[0].to_bits(), want.to_bits(), "{}: add {add}", isa.name);
             assert_eq!(c[0], 2.0, "{}", isa.name);
