@@ -48,18 +48,20 @@ const SHAPES: &[(usize, usize, usize, usize, bool, &str)] = &[
     (1024, 1024, 1024, 1, false, "square 1024"),
 ];
 
-/// GFLOP/s of `gemm` (one thread, and `threads` threads through the JIT's
-/// own split over a [`Team`]) and `matrixmultiply` (its own threading, set
+/// GFLOP/s of `gemm` and of nnc's own product (`gemm::packed`), each on
+/// one thread and on `threads` threads through the JIT's own split over a
+/// [`Team`] (nnc's own cut by rows only, and cut as `nnc_matmul` cuts it:
+/// by columns when the rows are few), and `matrixmultiply` (its own threading, set
 /// by `MATMUL_NUM_THREADS`) on the examples' shapes, as a Markdown table;
 /// with `only`, just the shapes whose "where" contains it (`"square 1024"`:
 /// the matmul peak benches/compare measures).
 ///
 /// [`Team`]: super::team::Team
 pub fn gemm_crates(threads: usize, only: Option<&str>) -> String {
-    use super::gemm::{nnc_matmul, MatMulDesc, Operand};
+    use super::gemm::{crate_matmul, packed, run_parts, MatMul, MatMulDesc, Operand};
     let team = super::team::Team::new(threads);
     let mut out = format!(
-        "| shape m×k×n (×batch) | where | gemm 1 thread | gemm {threads} threads (split) | matrixmultiply |\n| --- | --- | --- | --- | --- |\n"
+        "| shape m×k×n (×batch) | where | gemm 1 thread | gemm {threads} threads (split) | own 1 thread | own {threads} threads (rows) | own {threads} threads (split) | matrixmultiply |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n"
     );
     for &(m, k, n, batch, transposed, place) in SHAPES {
         if only.is_some_and(|only| !place.contains(only)) {
@@ -78,7 +80,15 @@ pub fn gemm_crates(threads: usize, only: Option<&str>) -> String {
                 String::new()
             }
         );
-        for t in [1, threads] {
+        let (own, theirs): (MatMul, MatMul) = (packed::gemm, crate_matmul);
+        let runs = [
+            (theirs, 1, false),
+            (theirs, threads, false),
+            (own, 1, false),
+            (own, threads, false),
+            (own, threads, true),
+        ];
+        for (product, t, columns) in runs {
             let desc = MatMulDesc {
                 m,
                 k,
@@ -107,7 +117,9 @@ pub fn gemm_crates(threads: usize, only: Option<&str>) -> String {
             };
             let pointer = arena.as_mut_ptr() as usize;
             let seconds = median_seconds(7, || {
-                team.run(t, &|p| unsafe { nnc_matmul(&desc, pointer as *mut f32, p, t) });
+                team.run(t, &|p| unsafe {
+                    run_parts(&desc, pointer as *mut f32, p, t, product, columns)
+                });
             });
             row += &format!(" {:.0} |", flops / seconds / 1e9);
         }

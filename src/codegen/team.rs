@@ -191,7 +191,7 @@ fn helper(s: &Shared, h: usize) {
             }
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
-            if spins % 256 == 0 && start.elapsed() > SPIN {
+            if spins.is_multiple_of(256) && start.elapsed() > SPIN {
                 let mut lock = s.lock.lock().unwrap_or_else(|e| e.into_inner());
                 s.sleeping.0.fetch_add(1, Ordering::SeqCst);
                 while s.job.0 .1.load(Ordering::SeqCst) == seen && !s.stop.load(Ordering::SeqCst) {

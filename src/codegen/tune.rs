@@ -113,7 +113,7 @@ impl Tuner {
             return;
         }
         let switching = match self.phase {
-            Phase::First(n) => n < SETTLE || (n - SETTLE) % BLOCK == 0,
+            Phase::First(n) => n < SETTLE || (n - SETTLE).is_multiple_of(BLOCK),
             Phase::Steady(n) | Phase::Probe(n) => n == 0,
         };
         if !switching {

@@ -144,7 +144,7 @@ impl Reporter {
             bar.set_position(step);
             bar.set_message(format!("{loss:.4}"));
         }
-        let periodic = step % self.every == 0;
+        let periodic = step.is_multiple_of(self.every);
         if periodic {
             self.event(json!({"event": "step", "step": step, "loss": loss, "lr": lr, "steps_per_s": steps_per_s}));
             if self.bar.is_none() {

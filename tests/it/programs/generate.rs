@@ -779,7 +779,7 @@ impl Generator {
         }
         for _ in 0..self.rng.range(1, 3) {
             let n = self.rng.range(1, 4);
-            let heads = if d % 2 == 0 { self.rng.pick(&[1, 2]) } else { 1 };
+            let heads = if d.is_multiple_of(2) { self.rng.pick(&[1, 2]) } else { 1 };
             let layer = self.sequence.draw(&mut self.rng);
             let (expr, out) = match layer {
                 "lstm" => (format!("lstm(h, hidden: {n})"), n),
@@ -805,7 +805,7 @@ impl Generator {
                     d,
                 ),
                 "positions" => (format!("h + positions({t}, {d})"), d),
-                "sinusoids" if d % 2 == 0 => (format!("h + sinusoids({t}, {d})"), d),
+                "sinusoids" if d.is_multiple_of(2) => (format!("h + sinusoids({t}, {d})"), d),
                 "layer_norm" => ("layer_norm(h)".to_string(), d),
                 "linear" => (self.activation(&format!("linear(h, {n})")), n),
                 "mlp" => (format!("h + mlp(h, hidden: {n}, act: {})", self.rng.pick(ACT_FNS)), d),

@@ -1,13 +1,23 @@
 //! Matrix products for generated code: a descriptor per `MatMul` node,
 //! fixed at compile time, and one `extern "C"` entry point the JIT calls
-//! with the descriptor and the arena. The products themselves are the
-//! `gemm` crate's (see `BENCHMARKS.md` for why), single-threaded. A large
-//! product is cut into a fixed number of parts by rows (or batch entries)
-//! and the threads that run the step share them out: each thread calls the
-//! entry point with its own number. The parts do not depend on how many
-//! threads run them, so a step gives the same bits on one thread or many.
+//! with the descriptor and the arena. Each single product is nnc's own
+//! (the `nnc-gemm` crate in `crates/`: `packed.rs`, microkernels in
+//! `kernel.rs`) when it is thin (`n` at most 32) or has few rows (at most
+//! 48), the `gemm` crate's otherwise (see [`own_product`] and
+//! `BENCHMARKS.md` for why), single-threaded. A large
+//! product is cut into a fixed number of parts by batch entries, by rows,
+//! or, when its rows are few, by columns (computed by nnc's own product,
+//! whose bits do not depend on the cut), and the threads that run the step
+//! share them out: each thread calls the entry point with its own number.
+//! The parts do not depend on how many threads run them, so a step gives
+//! the same bits on one thread or many.
 
 use gemm::Parallelism;
+
+pub use nnc_gemm::{kernel, packed};
+
+#[cfg(test)]
+mod packed_tests;
 
 /// Most batch axes a product's descriptor holds.
 pub const MAX_BATCH: usize = 4;
@@ -78,6 +88,43 @@ pub fn parts_for(m: usize, k: usize, n: usize, available: usize) -> usize {
 /// `arena` (the memory plan guarantees it), and no other thread writes what
 /// these parts read or write.
 pub unsafe extern "C" fn nnc_matmul(desc: *const MatMulDesc, arena: *mut f32, thread: usize, threads: usize) {
+    unsafe { run_parts(desc, arena, thread, threads, matmul, true) }
+}
+
+/// The signature of [`matmul`].
+pub type MatMul = unsafe fn(
+    usize,
+    usize,
+    usize,
+    *const f32,
+    (isize, isize),
+    *const f32,
+    (isize, isize),
+    *mut f32,
+    (isize, isize),
+    bool,
+);
+
+/// Whether a product cut into `parts` is cut by columns: it has fewer rows
+/// than two of the widest microkernel's tiles per part (and is not cut by
+/// batch entries). Its parts are then computed by [`packed::gemm`].
+pub fn by_columns(m: usize, entries: usize, parts: usize) -> bool {
+    parts > 1 && entries < parts && m < 2 * kernel::best().mr * parts && own_kernel()
+}
+
+/// [`nnc_matmul`] with the single products computed by `product` (and by
+/// [`packed::gemm`] when the parts are columns, if `columns` allows it).
+///
+/// # Safety
+/// As [`nnc_matmul`].
+pub unsafe fn run_parts(
+    desc: *const MatMulDesc,
+    arena: *mut f32,
+    thread: usize,
+    threads: usize,
+    product: MatMul,
+    columns: bool,
+) {
     let d = unsafe { &*desc };
     let arena = arena as usize;
     let entries: usize = d.batch.iter().product();
@@ -87,7 +134,7 @@ pub unsafe extern "C" fn nnc_matmul(desc: *const MatMulDesc, arena: *mut f32, th
         for b in b0..b1 {
             let at = |o: &Operand, rows: usize| o.at(&d.batch, b) + rows as isize * o.row;
             unsafe {
-                matmul(
+                product(
                     i1 - i0,
                     d.k,
                     d.n,
@@ -103,9 +150,33 @@ pub unsafe extern "C" fn nnc_matmul(desc: *const MatMulDesc, arena: *mut f32, th
         }
     };
     let parts = d.parts.max(1);
+    let columns = columns && by_columns(d.m, entries, parts);
     for p in (thread..parts).step_by(threads.max(1)) {
         let split = |n: usize| (n * p / parts, n * (p + 1) / parts);
-        if entries >= parts {
+        if columns {
+            // Columns `j0..j1` of every entry, in whole vectors of 16.
+            let vectors = d.n.div_ceil(16);
+            let (j0, j1) = split(vectors);
+            let (j0, j1) = (16 * j0, (16 * j1).min(d.n));
+            for b in 0..entries {
+                let at = |o: &Operand, cols: usize| o.at(&d.batch, b) + cols as isize * o.col;
+                let arena = arena as *mut f32;
+                unsafe {
+                    packed::gemm(
+                        d.m,
+                        d.k,
+                        j1 - j0,
+                        arena.offset(at(&d.a, 0)),
+                        (d.a.row, d.a.col),
+                        arena.offset(at(&d.b, j0)),
+                        (d.b.row, d.b.col),
+                        arena.offset(at(&d.c, j0)),
+                        (d.c.row, d.c.col),
+                        d.accumulate != 0,
+                    );
+                }
+            }
+        } else if entries >= parts {
             let (b0, b1) = split(entries);
             part((b0, b1, 0, d.m));
         } else {
@@ -116,13 +187,54 @@ pub unsafe extern "C" fn nnc_matmul(desc: *const MatMulDesc, arena: *mut f32, th
 }
 
 /// `C = A @ B` (or `C += A @ B` when `accumulate`) for one matrix,
-/// strides as `(row, col)`.
+/// strides as `(row, col)`: nnc's own product when [`own_product`] says so
+/// and the CPU has a vector microkernel, else the `gemm` crate's.
 ///
 /// # Safety
 /// Every pointer with its strides addresses valid, non-overlapping
 /// (for `c`) memory of the given sizes.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn matmul(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const f32,
+    a_s: (isize, isize),
+    b: *const f32,
+    b_s: (isize, isize),
+    c: *mut f32,
+    c_s: (isize, isize),
+    accumulate: bool,
+) {
+    if own_kernel() && own_product(m, n) {
+        unsafe { packed::gemm(m, k, n, a, a_s, b, b_s, c, c_s, accumulate) }
+    } else {
+        unsafe { crate_matmul(m, k, n, a, a_s, b, b_s, c, c_s, accumulate) }
+    }
+}
+
+/// Whether this CPU has a vector microkernel for [`packed::gemm`] (AVX2 or
+/// AVX-512; on others every product goes to the `gemm` crate).
+pub fn own_kernel() -> bool {
+    kernel::best().mr > kernel::SCALAR.mr
+}
+
+/// Whether an `m×k×n` product runs faster as nnc's own than in the `gemm`
+/// crate on an AVX-512 Xeon (measured, see `BENCHMARKS.md`): thin ones
+/// (one panel of `B`, `n ≤ 32`: the crate's blocking costs more there) and
+/// those with few rows (`m ≤ 48`: `B` read in place, a transposed `B`
+/// packed by 8×8 blocks). The crate stays ahead on the large square-ish
+/// ones.
+pub fn own_product(m: usize, n: usize) -> bool {
+    n <= 32 || m <= 48
+}
+
+/// [`matmul`] through the `gemm` crate.
+///
+/// # Safety
+/// As [`matmul`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn crate_matmul(
     m: usize,
     k: usize,
     n: usize,
@@ -156,7 +268,7 @@ pub unsafe fn matmul(
             }
             let t = scratch.as_mut_ptr();
             // Cᵀ into the scratch (element (i, j) at j·m + i), then C from it.
-            unsafe { matmul(m, k, n, a, (a_row, a_col), b, (b_row, b_col), t, (1, m as isize), false) };
+            unsafe { crate_matmul(m, k, n, a, (a_row, a_col), b, (b_row, b_col), t, (1, m as isize), false) };
             for i in 0..m {
                 let row = unsafe { c.offset(i as isize * c_row) };
                 for j in 0..n {
@@ -210,6 +322,58 @@ thread_local! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A product with few rows cut into 2 or 3 parts (by columns) gives
+    /// the same bits as uncut, written and accumulated, plain and batched.
+    #[test]
+    fn parts_by_columns_have_the_bits_of_the_whole() {
+        if !own_kernel() {
+            return;
+        }
+        let (m, k, n, entries) = (20, 70, 100, 3);
+        let (sa, sb, sc) = (m * k * entries, k * n * entries, m * n * entries);
+        let data: Vec<f32> = (0..sa + sb + sc)
+            .map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5)
+            .collect();
+        for (batched, accumulate) in [(false, 0), (true, 1)] {
+            let run = |parts: usize| {
+                let mut arena = data.clone();
+                let operand = |offset: usize, size: usize, row: usize| Operand {
+                    offset: offset as isize,
+                    batch: [0, 0, 0, if batched { size as isize } else { 0 }],
+                    row: row as isize,
+                    col: 1,
+                };
+                let desc = MatMulDesc {
+                    m,
+                    k,
+                    n,
+                    batch: [1, 1, 1, if batched { entries } else { 1 }],
+                    a: operand(0, m * k, k),
+                    b: operand(sa, k * n, n),
+                    c: operand(sa + sb, m * n, n),
+                    parts,
+                    accumulate,
+                };
+                assert_eq!(
+                    by_columns(m, desc.batch[3], parts),
+                    parts > 1 && !(batched && parts <= entries)
+                );
+                for thread in 0..parts {
+                    unsafe { nnc_matmul(&desc, arena.as_mut_ptr(), thread, parts) };
+                }
+                arena.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            };
+            let whole = run(1);
+            assert_ne!(
+                whole[sa + sb..],
+                data[sa + sb..].iter().map(|x| x.to_bits()).collect::<Vec<_>>()[..]
+            );
+            for parts in [2, 3, 5] {
+                assert_eq!(run(parts), whole, "{parts} parts, batched {batched}");
+            }
+        }
+    }
 
     /// `C = A @ B` with B stored transposed (every layer's input
     /// gradient), against the definition, directly and through a
