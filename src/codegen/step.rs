@@ -18,6 +18,9 @@
 //! next value into its slot, and meet at a barrier again. The carries start
 //! as copies of their initial values and end copied into the loop's value.
 //! Every thread runs the same steps, so they meet at the same barriers.
+//! The body's products are cut only where the cut keeps their bits (whole
+//! batch entries, or nnc's own product), so that a loop compiled for one
+//! thread or for the team gives the same bits.
 
 use std::collections::HashMap;
 
@@ -29,8 +32,8 @@ use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Linkage, Module};
 
 use super::compile::{matmul_descriptor, signature, window_descriptor, Builder, Functions};
-use super::fuse::{Fused, Kernel};
-use super::gemm::MatMulDesc;
+use super::fuse::{Fused, Kernel, View};
+use super::gemm::{self, MatMulDesc};
 use super::memory::Plan;
 use super::window::WindowDesc;
 use crate::ir::NodeId;
@@ -260,17 +263,11 @@ impl Step<'_> {
     ) -> Result<(), String> {
         let threads = self.threads;
         let shared = shared(fused, plan, functions, threads, body)?;
-        // A product's parts are its rows, and `gemm` may sum in another
-        // order for fewer rows (`gemm::matmul` takes `A @ Bᵀ` through the
-        // transposed result by the row count): the per-step products of a
-        // loop's body, small, are not cut, so that a step compiled for one
-        // thread or for the team gives the same bits.
-        let product_threads = if body { 1 } else { threads };
         for (k, kernel) in fused.kernels.iter().enumerate() {
             let number = functions.numbers[k];
             match kernel {
                 Kernel::MatMul { root, a, b: bv, into } => {
-                    let mut desc = matmul_descriptor(fused, plan, *root, a, bv, product_threads);
+                    let mut desc = body_matmul(fused, plan, *root, a, bv, threads, body);
                     desc.accumulate = usize::from(into.is_some_and(|i| i.add));
                     let boxed = Box::new(desc);
                     let address = b.ins().iconst(I64, &*boxed as *const MatMulDesc as i64);
@@ -465,14 +462,26 @@ fn shared(fused: &Fused, plan: &Plan, functions: &Functions, threads: usize, bod
     let mut shared = Vec::new();
     for (k, kernel) in fused.kernels.iter().enumerate() {
         shared.push(match kernel {
-            Kernel::MatMul { .. } if body => false,
-            Kernel::MatMul { root, a, b: bv, .. } => matmul_descriptor(fused, plan, *root, a, bv, threads).parts > 1,
+            Kernel::MatMul { root, a, b: bv, .. } => body_matmul(fused, plan, *root, a, bv, threads, body).parts > 1,
             Kernel::Window { root, operand } => window_descriptor(fused, plan, *root, operand, threads)?.parts > 1,
             Kernel::Scan(_) => true,
             _ => functions.splits[k].1,
         });
     }
     Ok(shared)
+}
+
+/// The descriptor of a product of `fused` (a loop's body if `body`). A
+/// product in a loop's body is cut only where the cut keeps its bits
+/// ([`gemm::cut_keeps_bits`]): the `gemm` crate may sum in another order
+/// for fewer rows, and a step compiled for one thread or for the team must
+/// give the same bits.
+fn body_matmul(fused: &Fused, plan: &Plan, root: NodeId, a: &View, b: &View, threads: usize, body: bool) -> MatMulDesc {
+    let desc = matmul_descriptor(fused, plan, root, a, b, threads);
+    if body && desc.parts > 1 && !gemm::cut_keeps_bits(&desc) {
+        return matmul_descriptor(fused, plan, root, a, b, 1);
+    }
+    desc
 }
 
 /// A sequence of a loop: where it lies, `rows` rows (axis 0) of `length`

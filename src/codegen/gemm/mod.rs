@@ -219,6 +219,16 @@ pub fn own_kernel() -> bool {
     kernel::best().mr > kernel::SCALAR.mr
 }
 
+/// Whether cutting the product of `desc` into any number of parts gives
+/// the bits of the uncut product: its parts are whole batch entries, or it
+/// and every piece of it go to nnc's own product (whose sums do not depend
+/// on the cut; rows and columns only ever shrink, so a piece of an own
+/// product is one too).
+pub fn cut_keeps_bits(desc: &MatMulDesc) -> bool {
+    let entries: usize = desc.batch.iter().product();
+    entries >= desc.parts || (own_kernel() && own_product(desc.m, desc.n))
+}
+
 /// Whether an `m×k×n` product runs faster as nnc's own than in the `gemm`
 /// crate on an AVX-512 Xeon (measured, see `BENCHMARKS.md`): thin ones
 /// (one panel of `B`, `n ≤ 32`: the crate's blocking costs more there) and
