@@ -571,7 +571,7 @@ fn narrow(graph: &mut Graph, id: NodeId) -> bool {
     let mut operands = graph.inputs(id);
     let c = looped.carries;
     let mut changed = false;
-    for i in c..c + looped.sequences {
+    for (i, operand) in operands.iter_mut().enumerate().skip(c).take(looped.sequences) {
         let args: Vec<NodeId> = looped
             .body
             .graph
@@ -594,7 +594,7 @@ fn narrow(graph: &mut Graph, id: NodeId) -> bool {
             let (axis, start, shape) = slices[0].clone();
             let outer = axis + usize::from(axis >= 1);
             let len = shape[axis].clone();
-            operands[i] = graph.slice(operands[i], outer, start, len, 1);
+            *operand = graph.slice(*operand, outer, start, len, 1);
             body.node_mut(arg).shape = shape;
             for u in users {
                 body.replace_uses(u, arg);
@@ -609,12 +609,12 @@ fn narrow(graph: &mut Graph, id: NodeId) -> bool {
             before,
             after,
             value,
-        } = graph.node(operands[i]).op.clone()
+        } = graph.node(*operand).op.clone()
         {
             if axis < 2 || value != 0.0 {
                 continue;
             }
-            let inner = graph.inputs(operands[i])[0];
+            let inner = graph.inputs(*operand)[0];
             let mut shape = graph.shape(inner);
             shape.remove(1);
             let padded = body.node(arg).shape.clone();
@@ -629,7 +629,7 @@ fn narrow(graph: &mut Graph, id: NodeId) -> bool {
             let pad = body.add(op, dtype, padded, &[]);
             body.replace_uses(arg, pad);
             body.graph.add_edge(arg, pad, 0);
-            operands[i] = inner;
+            *operand = inner;
             changed = true;
         }
     }
