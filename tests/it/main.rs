@@ -16,6 +16,7 @@ mod grad;
 mod hessian;
 mod ir;
 mod jit;
+mod jit_ops;
 mod loops;
 mod lsp;
 mod pipeline_fuzz;
