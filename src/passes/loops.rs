@@ -169,11 +169,7 @@ fn hoist(graph: &mut Graph, id: NodeId) -> bool {
     }
     super::Dce.run(&mut looped.body);
     let operands = drop_unread(&mut looped, new_operands);
-    let flat = graph.node(id).shape.clone();
-    let dtype = graph.node(id).dtype;
-    let replacement = graph.add(Prim::Scan(Arc::new(looped)), dtype, flat, &operands);
-    graph.replace_uses(id, replacement);
-    graph.remove(id);
+    same_value(graph, id, looped, &operands);
     true
 }
 
@@ -198,14 +194,20 @@ pub(super) fn drop_unread_operands(graph: &mut Graph) -> bool {
         if kept.len() == operands.len() {
             continue;
         }
-        let flat = graph.node(id).shape.clone();
-        let dtype = graph.node(id).dtype;
-        let replacement = graph.add(Prim::Scan(Arc::new(looped)), dtype, flat, &kept);
-        graph.replace_uses(id, replacement);
-        graph.remove(id);
+        same_value(graph, id, looped, &kept);
         changed = true;
     }
     changed
+}
+
+/// Replaces scan `id` by a scan of `looped` over `operands` whose value
+/// (every piece where it was) is the old one's.
+fn same_value(graph: &mut Graph, id: NodeId, looped: Loop, operands: &[NodeId]) {
+    let flat = graph.node(id).shape.clone();
+    let dtype = graph.node(id).dtype;
+    let replacement = graph.add(Prim::Scan(Arc::new(looped)), dtype, flat, operands);
+    graph.replace_uses(id, replacement);
+    graph.remove(id);
 }
 
 /// Removes the sequences and captured values the body no longer reads,
@@ -636,10 +638,6 @@ fn narrow(graph: &mut Graph, id: NodeId) -> bool {
     if !changed {
         return false;
     }
-    let flat = graph.node(id).shape.clone();
-    let dtype = graph.node(id).dtype;
-    let replacement = graph.add(Prim::Scan(Arc::new(looped)), dtype, flat, &operands);
-    graph.replace_uses(id, replacement);
-    graph.remove(id);
+    same_value(graph, id, looped, &operands);
     true
 }

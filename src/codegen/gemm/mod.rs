@@ -256,19 +256,10 @@ pub unsafe fn crate_matmul(
     (c_row, c_col): (isize, isize),
     accumulate: bool,
 ) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if accumulate {
-            return;
-        }
-        for i in 0..m {
-            for j in 0..n {
-                unsafe { *c.offset(i as isize * c_row + j as isize * c_col) = 0.0 };
-            }
-        }
-        return;
+    if m == 0 || n == 0 || k == 0 {
+        // Nothing to multiply: `C` is zeroed or kept, as nnc's own does it.
+        let (a_s, b_s, c_s) = ((a_row, a_col), (b_row, b_col), (c_row, c_col));
+        return unsafe { packed::gemm(m, k, n, a, a_s, b, b_s, c, c_s, accumulate) };
     }
     if b_row == 1 && b_col != 1 && c_col == 1 && through_transposed_result(m, k, n) {
         return SCRATCH.with(|scratch| {
@@ -422,5 +413,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// An empty inner size through the crate's path: `C` is zeroed when
+    /// written and kept when accumulated.
+    #[test]
+    fn an_empty_inner_size_zeroes_or_keeps_the_result() {
+        let (m, n) = (3, 4);
+        let mut c = vec![7f32; m * n];
+        let (a, b) = ([0f32; 0], [0f32; 0]);
+        let product = |c: &mut [f32], accumulate: bool| unsafe {
+            crate_matmul(
+                m,
+                0,
+                n,
+                a.as_ptr(),
+                (0, 1),
+                b.as_ptr(),
+                (n as isize, 1),
+                c.as_mut_ptr(),
+                (n as isize, 1),
+                accumulate,
+            )
+        };
+        product(&mut c, true);
+        assert_eq!(c, vec![7.0; m * n]);
+        product(&mut c, false);
+        assert_eq!(c, vec![0.0; m * n]);
     }
 }
