@@ -107,7 +107,7 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
                     .count()
                     >= 2;
                 match matmul_view(bound, &materialized, operand) {
-                    None => materialized[operand.index()] = true,
+                    None => materialize_under_layout(bound, &mut materialized, operand),
                     Some(view) if shared && view.strides.col != 1 && bound.count(operand) > 1 => {
                         materialized[operand.index()] = true;
                     }
@@ -141,6 +141,29 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
         }
     }
     materialized
+}
+
+/// Gives a product's operand that is no view a buffer: where it is a
+/// transposition (through reshapes) of a value computed for it alone, that
+/// value is written in its own order and the product reads it through the
+/// transposition — contiguous rows out rather than a strided scatter (the
+/// weight gradient of a recurrence reads the shifted hidden states
+/// transposed). Otherwise the operand itself.
+fn materialize_under_layout(bound: &Bound, materialized: &mut [bool], operand: NodeId) {
+    let mut source = operand;
+    let mut permuted = false;
+    while matches!(bound.op(source), Prim::Permute(_) | Prim::Reshape) && !materialized[source.index()] {
+        permuted |= matches!(bound.op(source), Prim::Permute(_));
+        source = bound.inputs(source)[0];
+    }
+    if permuted && !materialized[source.index()] && !is_leaf(bound.op(source)) {
+        materialized[source.index()] = true;
+        if matmul_view(bound, materialized, operand).is_some() {
+            return;
+        }
+        materialized[source.index()] = false;
+    }
+    materialized[operand.index()] = true;
 }
 
 /// Whether `id`, a concatenation, is read only by another concatenation,
