@@ -383,6 +383,14 @@ pub fn report(graph: &Graph, batch: usize, program: &crate::check::Program) -> S
     for (&id, buffer) in &plan.buffers {
         places.entry((buffer.offset, buffer.len)).or_default().push(id);
     }
+    // A loop's region (its carries, the current step of its sequences and
+    // its body's buffers) is reserved while the loop's kernel runs.
+    let regions: HashMap<(usize, usize), (NodeId, usize)> = plan
+        .loops
+        .iter()
+        .filter(|(_, looped)| looped.region.1 > 0)
+        .map(|(&root, looped)| (looped.region, (root, looped.live)))
+        .collect();
     let live_at = |t: usize| -> Vec<((usize, usize), NodeId)> {
         let mut live: Vec<((usize, usize), NodeId)> = places
             .iter()
@@ -394,6 +402,12 @@ pub fn report(graph: &Graph, batch: usize, program: &crate::check::Program) -> S
                 let id = *ids.iter().min_by_key(|id| bound.position[id.index()])?;
                 alive.then_some((place, id))
             })
+            .chain(
+                regions
+                    .iter()
+                    .filter(|(_, &(_, live))| live == t)
+                    .map(|(&region, &(root, _))| (region, root)),
+            )
             .collect();
         live.sort_by_key(|((offset, len), _)| (std::cmp::Reverse(*len), *offset));
         live
@@ -420,10 +434,20 @@ pub fn report(graph: &Graph, batch: usize, program: &crate::check::Program) -> S
     let _ = writeln!(out, "  peak {} live {when}; the largest:", bytes_text(peak_bytes));
     let live = live_at(peak_time);
     let shown = 8;
-    for ((_, len), id) in live.iter().take(shown) {
-        let what = describe(graph, bound, plan, *id, program);
-        let ty = format!("{}{:?}", bound.dtype(*id).name(), bound.shape(*id));
-        let _ = writeln!(out, "  {:>9}  {ty:<16} {what}", bytes_text(4 * *len as u64));
+    for (place, id) in live.iter().take(shown) {
+        let len = place.1;
+        let what = match regions.get(place) {
+            Some(_) => format!(
+                "the steps' working memory of the loop {}",
+                describe(graph, bound, plan, *id, program)
+            ),
+            None => describe(graph, bound, plan, *id, program),
+        };
+        let ty = match regions.get(place) {
+            Some(_) => format!("f32[{len}]"),
+            None => format!("{}{:?}", bound.dtype(*id).name(), bound.shape(*id)),
+        };
+        let _ = writeln!(out, "  {:>9}  {ty:<16} {what}", bytes_text(4 * len as u64));
     }
     if live.len() > shown {
         let rest: u64 = live[shown..].iter().map(|((_, len), _)| 4 * *len as u64).sum();

@@ -328,3 +328,62 @@ fn sigterm_checkpoints_and_the_resumed_run_matches() {
     std::fs::remove_dir_all(stopped).unwrap();
     std::fs::remove_dir_all(whole).unwrap();
 }
+
+/// `nnc check --memory` counts a loop's working memory (its carries, the
+/// current step of its sequences and its body's buffers) while the loop
+/// runs: for a scan whose step has a wide hidden layer, the peak it names
+/// is the planned total, at the backward loop, and the loop's region is
+/// among the largest buffers (without it, the peak was 786 of 822 MiB).
+#[test]
+fn the_memory_report_counts_a_loops_working_memory() {
+    let dir = scratch("loop-memory");
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = root().join("examples/data/shakespeare.txt");
+    let file = dir.join("wide_step.nn");
+    std::fs::write(
+        &file,
+        format!(
+            r#"const T = 16
+data plays = text("{}", context: T, vocab: 80, val: 0.1)
+
+block wide_step(x: f32[N, I], h: f32[N, S]) -> f32[N, S] {{
+    tanh(linear(relu(linear(concat([x, h], axis: 1), 8192)), S))
+}}
+
+model m(chars: i32[B, T]) -> f32[B, T, 80] {{
+    linear(scan(wide_step, embed(chars, 80, 8), zeros([B, 8])), 80)
+}}
+
+loss cross_entropy(m(plays.x), plays.y)
+optimizer sgd(lr: 0.1)
+train {{ steps: 10, batch: 512, seed: 0 }}
+"#,
+            data.display()
+        ),
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(["check", "--memory", file.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .env("NNC_UNROLL_STEPS", "0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let between = |start: &str, end: &str| -> String {
+        let from = stdout
+            .find(start)
+            .unwrap_or_else(|| panic!("no `{start}` in\n{stdout}"))
+            + start.len();
+        stdout[from..].split(end).next().unwrap().trim().to_string()
+    };
+    let planned = between("(f32): ", " planned");
+    let peak = between("peak ", " live");
+    assert_eq!(peak, planned, "{stdout}");
+    assert!(stdout.contains("the steps' working memory of the loop %"), "{stdout}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
