@@ -2,6 +2,7 @@
 //! arguments to parameters, unifying input shapes with the declared ones,
 //! elaborating the block with its own scope, `repeat`, and instance paths.
 
+use super::statements::initializer_call;
 use super::*;
 
 impl<'a> Checker<'a> {
