@@ -436,16 +436,14 @@ pub fn report(graph: &Graph, batch: usize, program: &crate::check::Program) -> S
     let shown = 8;
     for (place, id) in live.iter().take(shown) {
         let len = place.1;
-        let what = match regions.get(place) {
-            Some(_) => format!(
-                "the steps' working memory of the loop {}",
-                describe(graph, bound, plan, *id, program)
-            ),
-            None => describe(graph, bound, plan, *id, program),
-        };
-        let ty = match regions.get(place) {
-            Some(_) => format!("f32[{len}]"),
-            None => format!("{}{:?}", bound.dtype(*id).name(), bound.shape(*id)),
+        let described = describe(graph, bound, plan, *id, program);
+        let (ty, what) = if regions.contains_key(place) {
+            (
+                format!("f32[{len}]"),
+                format!("the steps' working memory of the loop {described}"),
+            )
+        } else {
+            (format!("{}{:?}", bound.dtype(*id).name(), bound.shape(*id)), described)
         };
         let _ = writeln!(out, "  {:>9}  {ty:<16} {what}", bytes_text(4 * len as u64));
     }

@@ -130,10 +130,7 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
             if strided_view(bound, &materialized, operand).is_some() {
                 continue;
             }
-            let mut source = operand;
-            while matches!(bound.op(source), Prim::Permute(_) | Prim::Reshape) && !materialized[source.index()] {
-                source = bound.inputs(source)[0];
-            }
+            let (source, _) = under_layout(bound, &materialized, operand);
             materialized[source.index()] = true;
             if strided_view(bound, &materialized, operand).is_none() {
                 materialized[operand.index()] = true;
@@ -150,12 +147,7 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
 /// weight gradient of a recurrence reads the shifted hidden states
 /// transposed). Otherwise the operand itself.
 fn materialize_under_layout(bound: &Bound, materialized: &mut [bool], operand: NodeId) {
-    let mut source = operand;
-    let mut permuted = false;
-    while matches!(bound.op(source), Prim::Permute(_) | Prim::Reshape) && !materialized[source.index()] {
-        permuted |= matches!(bound.op(source), Prim::Permute(_));
-        source = bound.inputs(source)[0];
-    }
+    let (source, permuted) = under_layout(bound, materialized, operand);
     if permuted && !materialized[source.index()] && !is_leaf(bound.op(source)) {
         materialized[source.index()] = true;
         if matmul_view(bound, materialized, operand).is_some() {
@@ -164,6 +156,18 @@ fn materialize_under_layout(bound: &Bound, materialized: &mut [bool], operand: N
         materialized[source.index()] = false;
     }
     materialized[operand.index()] = true;
+}
+
+/// The value under `node`'s chain of permutations and reshapes without
+/// buffers, and whether a permutation is among them.
+fn under_layout(bound: &Bound, materialized: &[bool], node: NodeId) -> (NodeId, bool) {
+    let mut source = node;
+    let mut permuted = false;
+    while matches!(bound.op(source), Prim::Permute(_) | Prim::Reshape) && !materialized[source.index()] {
+        permuted |= matches!(bound.op(source), Prim::Permute(_));
+        source = bound.inputs(source)[0];
+    }
+    (source, permuted)
 }
 
 /// Whether `id`, a concatenation, is read only by another concatenation,
