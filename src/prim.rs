@@ -150,6 +150,9 @@ pub enum UnaryOp {
     Log,
     Sqrt,
     Tanh,
+    /// The logistic function `1 / (1 + exp(-x))`, with `exp` capped at
+    /// `exp(80)` so that its gradient `y (1 - y)` stays finite.
+    Sigmoid,
     Sin,
     Cos,
     Abs,
@@ -195,6 +198,16 @@ fn truth(t: bool) -> f64 {
     f64::from(u8::from(t))
 }
 
+/// `1 / (1 + exp(min(-x, 80)))`: `sigmoid(-80)` is 1.8e-35, so the cap
+/// changes nothing visible and keeps `exp` finite in `f32` (uncapped it is
+/// infinite below about -88). NaN stays NaN.
+fn sigmoid(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    1.0 / (1.0 + (-x).min(80.0).exp())
+}
+
 impl UnaryOp {
     /// The op on one value, as every stage computes it (bools are 0/1).
     pub fn apply(self, x: f64) -> f64 {
@@ -204,6 +217,7 @@ impl UnaryOp {
             UnaryOp::Log => x.ln(),
             UnaryOp::Sqrt => x.sqrt(),
             UnaryOp::Tanh => x.tanh(),
+            UnaryOp::Sigmoid => sigmoid(x),
             UnaryOp::Sin => x.sin(),
             UnaryOp::Cos => x.cos(),
             UnaryOp::Abs => x.abs(),
@@ -218,6 +232,7 @@ impl UnaryOp {
             UnaryOp::Log => "log",
             UnaryOp::Sqrt => "sqrt",
             UnaryOp::Tanh => "tanh",
+            UnaryOp::Sigmoid => "sigmoid",
             UnaryOp::Sin => "sin",
             UnaryOp::Cos => "cos",
             UnaryOp::Abs => "abs",

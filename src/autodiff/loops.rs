@@ -13,20 +13,23 @@
 //! The backward loop carries `dcarry` and one sum per captured value that
 //! needs a gradient; it reads as sequences the carry before each step, the
 //! forward sequences and the adjoints of the stacked results; it stacks
-//! `dx_t`. Its body recomputes the forward step's element-wise work from
-//! the carry before it; the forward step's products (or the sums a product
-//! is added into, `x_t @ W + h @ U`) are stored per step instead (the
-//! forward loop stacks them as extra results, and the backward loop reads
-//! them as sequences).
+//! `dx_t`. Its body recomputes the forward step's cheap element-wise work
+//! from the carry before it; what is dear to recompute is stored per step
+//! instead (the forward loop stacks it as extra results, and the backward
+//! loop reads it as sequences): the products (or the sums a product is
+//! added into, `x_t @ W + h @ U`) and the values of `exp`, `tanh` and
+//! `sigmoid`, whose gradients read their value alone. Of these, only what
+//! the backward step reads is stored: once an LSTM's gates are stored, the
+//! sum they were computed from is not.
 
 use std::sync::Arc;
 
 use crate::check::dims::Dim;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::ir::loops::{inline, Loop, Piece};
 use crate::ir::{Graph, NodeId};
-use crate::prim::{BinaryOp, DType, Prim};
+use crate::prim::{BinaryOp, DType, Prim, UnaryOp};
 
 /// The adjoint contribution of scan node `id` to each operand where
 /// `wanted`, given the adjoint `g` of its flat value.
@@ -41,22 +44,6 @@ pub fn vjp(graph: &mut Graph, id: NodeId, inputs: &[NodeId], wanted: &[bool], g:
     let wanted_sequences: Vec<usize> = (0..s).filter(|&i| wanted[c + i]).collect();
     let wanted_captured: Vec<usize> = (0..k).filter(|&i| wanted[c + s + i]).collect();
 
-    // Operands of the backward loop, as its body reads them.
-    let mut operands: Vec<NodeId> = (0..c).map(|i| take(graph, g, &pieces[i])).collect();
-    for &j in &wanted_captured {
-        operands.push(graph.fill_like(captured[j], 0.0));
-    }
-    for (i, &init) in inits.iter().enumerate() {
-        operands.push(carries_before(graph, id, &forward, &pieces, init, i));
-    }
-    operands.extend_from_slice(sequences);
-    for i in 0..forward.ys {
-        operands.push(take(graph, g, &pieces[c + i]));
-    }
-    let residuals = products(&forward);
-    operands.extend(stack_values(graph, id, &residuals));
-    operands.extend_from_slice(captured);
-
     // The forward body's argument types, from the operands (the body may
     // not read every argument).
     let types: Vec<(DType, Vec<Dim>)> = inputs
@@ -70,8 +57,25 @@ pub fn vjp(graph: &mut Graph, id: NodeId, inputs: &[NodeId], wanted: &[bool], g:
             (graph.dtype(input), shape)
         })
         .collect();
+    let (body, residuals) = backward_body_and_residuals(&forward, &types, &wanted_sequences, &wanted_captured);
+
+    // Operands of the backward loop, as its body reads them.
+    let mut operands: Vec<NodeId> = (0..c).map(|i| take(graph, g, &pieces[i])).collect();
+    for &j in &wanted_captured {
+        operands.push(graph.fill_like(captured[j], 0.0));
+    }
+    for (i, &init) in inits.iter().enumerate() {
+        operands.push(carries_before(graph, id, &forward, &pieces, init, i));
+    }
+    operands.extend_from_slice(sequences);
+    for i in 0..forward.ys {
+        operands.push(take(graph, g, &pieces[c + i]));
+    }
+    operands.extend(stack_values(graph, id, &residuals));
+    operands.extend_from_slice(captured);
+
     let backward = Loop {
-        body: backward_body(&forward, &types, &residuals, &wanted_sequences, &wanted_captured),
+        body,
         length: forward.length,
         reverse: !forward.reverse,
         carries: c + wanted_captured.len(),
@@ -159,8 +163,10 @@ fn stack_carry(graph: &mut Graph, id: NodeId, i: usize) -> NodeId {
     stack_values(graph, id, &[arg])[0]
 }
 
-/// Makes scan `id` also stack body values `nodes` (new last results, so
-/// the scan's users read what they read before), and returns the stacks.
+/// The stacks of body values `nodes` over the steps of scan `id`: a value
+/// the scan stacks already (an RNN's new state) is read from its stack;
+/// the scan is made to stack the others too (as new last results, so the
+/// scan's users read what they read before).
 fn stack_values(graph: &mut Graph, id: NodeId, nodes: &[NodeId]) -> Vec<NodeId> {
     if nodes.is_empty() {
         return Vec::new();
@@ -169,24 +175,98 @@ fn stack_values(graph: &mut Graph, id: NodeId, nodes: &[NodeId]) -> Vec<NodeId> 
         unreachable!("a scan")
     };
     let mut looped = Arc::unwrap_or_clone(looped);
-    let first = looped.ys;
-    for &n in nodes {
-        looped.body.set_output(&format!("y {}", looped.ys), n);
-        looped.ys += 1;
-    }
+    let results: Vec<usize> = nodes
+        .iter()
+        .map(|&n| {
+            (0..looped.ys)
+                .find(|&k| looped.y_output(k) == Some(n))
+                .unwrap_or_else(|| {
+                    looped.body.set_output(&format!("y {}", looped.ys), n);
+                    looped.ys += 1;
+                    looped.ys - 1
+                })
+        })
+        .collect();
     let pieces = looped.pieces().expect("a verified loop has its outputs");
     let flat = looped.flat_shape().expect("a verified loop has its outputs");
     let carries = looped.carries;
     let node = graph.node_mut(id);
     node.op = Prim::Scan(Arc::new(looped));
     node.shape = flat;
-    (0..nodes.len())
-        .map(|k| take(graph, id, &pieces[carries + first + k]))
-        .collect()
+    results.iter().map(|&k| take(graph, id, &pieces[carries + k])).collect()
 }
 
-/// The forward body's values stored per step rather than recomputed by the
-/// backward loop: each product that changes from step to step — or, where
+/// The backward body, and the forward body's values it reads stored (in
+/// the order of its arguments): of the values dear to recompute
+/// ([`products`], [`activations`]), those the backward step still reads
+/// once they are all stored.
+fn backward_body_and_residuals(
+    forward: &Loop,
+    types: &[(DType, Vec<Dim>)],
+    wanted_sequences: &[usize],
+    wanted_captured: &[usize],
+) -> (Graph, Vec<NodeId>) {
+    let mut candidates = products(forward);
+    for n in activations(forward) {
+        if !candidates.contains(&n) {
+            candidates.push(n);
+        }
+    }
+    let body = backward_body(forward, types, &candidates, wanted_sequences, wanted_captured);
+    // The stored values are the backward body's last arguments but the
+    // captured ones.
+    let first = forward.carries * 2 + wanted_captured.len() + forward.sequences + forward.ys;
+    let read = read_arguments(&body);
+    let residuals: Vec<NodeId> = (candidates.iter().enumerate())
+        .filter(|&(n, _)| read.contains(&(first + n)))
+        .map(|(_, &r)| r)
+        .collect();
+    if residuals.len() == candidates.len() {
+        return (body, residuals);
+    }
+    let body = backward_body(forward, types, &residuals, wanted_sequences, wanted_captured);
+    (body, residuals)
+}
+
+/// The argument numbers that `body`'s outputs depend on.
+fn read_arguments(body: &Graph) -> HashSet<usize> {
+    let mut seen: HashSet<NodeId> = HashSet::new();
+    let mut stack: Vec<NodeId> = body.outputs.iter().map(|&(_, n)| n).collect();
+    let mut read = HashSet::new();
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n) {
+            continue;
+        }
+        if let Prim::Arg(i) = body.node(n).op {
+            read.insert(i);
+        }
+        stack.extend(body.inputs(n));
+    }
+    read
+}
+
+/// The forward body's values of `exp`, `tanh` and `sigmoid` that change
+/// from step to step: their gradients read their value alone, so that
+/// stored, the backward step computes none of them again.
+fn activations(forward: &Loop) -> Vec<NodeId> {
+    let body = &forward.body;
+    let mut varies: HashMap<NodeId, bool> = HashMap::with_capacity(body.len());
+    let mut found = Vec::new();
+    for n in body.topo_order() {
+        let node = body.node(n);
+        let v = match node.op {
+            Prim::Arg(i) => i < forward.carries + forward.sequences,
+            _ => body.inputs(n).iter().any(|i| varies[i]),
+        };
+        varies.insert(n, v);
+        if v && matches!(node.op, Prim::Unary(UnaryOp::Exp | UnaryOp::Tanh | UnaryOp::Sigmoid)) {
+            found.push(n);
+        }
+    }
+    found
+}
+
+/// The forward body's products that change from step to step — or, where
 /// the product's one use adds it to (or subtracts it from) values that do
 /// not depend on the carries, that sum: the input projection plus `h @ U`
 /// of a recurrent cell, so that the backward loop reads neither the

@@ -205,6 +205,14 @@ fn unary(graph: &mut Graph, op: UnaryOp, x: NodeId, y: NodeId, g: NodeId) -> Opt
             let slope = graph.sub(one, square);
             graph.mul(g, slope)
         }
+        // d sigmoid(x) = g * y * (1 - y): the value alone, so that a loop's
+        // backward step can read it stored instead of recomputing it
+        UnaryOp::Sigmoid => {
+            let one = graph.scalar(1.0, graph.dtype(y));
+            let rest = graph.sub(one, y);
+            let slope = graph.mul(y, rest);
+            graph.mul(g, slope)
+        }
         // d sin(x) = g * cos(x)
         UnaryOp::Sin => {
             let c = graph.unary(UnaryOp::Cos, x);

@@ -1,4 +1,4 @@
-//! `exp`, `log` and `tanh` in CLIF, for `f32` and `f32x4` alike (`exp`
+//! `exp`, `log`, `tanh` and `sigmoid` in CLIF, for `f32` and `f32x4` alike (`exp`
 //! and `log` Cephes' single-precision polynomials, ~1 ulp; `tanh` Eigen's
 //! rational function, ~2 ulp): Cranelift has no instructions
 //! for them, and a library call per element would cost more than the
@@ -242,5 +242,19 @@ impl Math<'_, '_> {
         let y = self.pick(tiny, x, y);
         let nan = self.cmp(FloatCC::Unordered, x, x);
         self.pick(nan, x, y)
+    }
+
+    /// `1 / (1 + exp(min(-x, 80)))`, as the interpreter computes it (the
+    /// cap keeps `exp` finite); NaN stays NaN (the comparison with the cap
+    /// is false for NaN, which `exp` and the division carry through).
+    pub fn sigmoid(&mut self, x: Value) -> Value {
+        let minus = self.b.ins().fneg(x);
+        let cap = self.f(80.0);
+        let over = self.cmp(FloatCC::GreaterThan, minus, cap);
+        let m = self.pick(over, cap, minus);
+        let e = self.exp(m);
+        let one = self.f(1.0);
+        let d = self.b.ins().fadd(one, e);
+        self.b.ins().fdiv(one, d)
     }
 }

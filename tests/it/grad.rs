@@ -173,6 +173,7 @@ pub(crate) fn cases() -> Vec<Case> {
         case("log", vec![positive(&s, 3)], vec![], unary(UnaryOp::Log)),
         case("sqrt", vec![positive(&s, 4)], vec![], unary(UnaryOp::Sqrt)),
         case("tanh", vec![f64s(&s, 5)], vec![], unary(UnaryOp::Tanh)),
+        case("sigmoid", vec![f64s(&s, 55)], vec![], unary(UnaryOp::Sigmoid)),
         case("sin", vec![f64s(&s, 6)], vec![], unary(UnaryOp::Sin)),
         case("cos", vec![f64s(&s, 7)], vec![], unary(UnaryOp::Cos)),
         case("abs", vec![f64s(&s, 8)], vec![], unary(UnaryOp::Abs)),

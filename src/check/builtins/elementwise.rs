@@ -1,4 +1,4 @@
-//! Element-wise builtins: `exp`, `log`, `sqrt`, `tanh`, `sin`, `cos`,
+//! Element-wise builtins: `exp`, `log`, `sqrt`, `tanh`, `sigmoid`, `sin`, `cos`,
 //! `abs`, `maximum`, `minimum`, `pow`, `where` and the casts `f32`, `i32`.
 
 use super::args::{float_tensor, tensor};
@@ -18,6 +18,7 @@ pub(super) fn unary_float(checker: &mut Checker, a: &Args) -> Out {
         "log" => UnaryOp::Log,
         "sqrt" => UnaryOp::Sqrt,
         "tanh" => UnaryOp::Tanh,
+        "sigmoid" => UnaryOp::Sigmoid,
         "sin" => UnaryOp::Sin,
         _ => UnaryOp::Cos,
     };

@@ -47,6 +47,7 @@ const BUILTINS: &[(&str, &[(&str, bool)])] = &[
     ("log", &[("x", true)]),
     ("sqrt", &[("x", true)]),
     ("tanh", &[("x", true)]),
+    ("sigmoid", &[("x", true)]),
     ("sin", &[("x", true)]),
     ("cos", &[("x", true)]),
     ("abs", &[("x", true)]),
@@ -173,7 +174,7 @@ pub fn call(
     }
     let a = Args { name, values, span };
     let result = match name {
-        "exp" | "log" | "sqrt" | "tanh" | "sin" | "cos" => unary_float(checker, &a),
+        "exp" | "log" | "sqrt" | "tanh" | "sigmoid" | "sin" | "cos" => unary_float(checker, &a),
         "abs" => unary_numeric(checker, &a),
         "maximum" | "minimum" | "pow" => binary(checker, &a),
         "where" => select(checker, &a),

@@ -195,6 +195,7 @@ impl<'b> Emitter<'_, 'b> {
             UnaryOp::Exp => self.math(vector).exp(x),
             UnaryOp::Log => self.math(vector).log(x),
             UnaryOp::Tanh => self.math(vector).tanh(x),
+            UnaryOp::Sigmoid => self.math(vector).sigmoid(x),
             UnaryOp::Sin | UnaryOp::Cos => {
                 let f = if op == UnaryOp::Sin {
                     self.calls.sin
