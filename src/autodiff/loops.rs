@@ -198,7 +198,7 @@ fn stack_values(graph: &mut Graph, id: NodeId, nodes: &[NodeId]) -> Vec<NodeId> 
 
 /// The backward body, and the forward body's values it reads stored (in
 /// the order of its arguments): of the values dear to recompute
-/// ([`products`], [`activations`]), those the backward step still reads
+/// ([`dear_values`]), those the backward step still reads
 /// once they are all stored.
 fn backward_body_and_residuals(
     forward: &Loop,
@@ -206,12 +206,7 @@ fn backward_body_and_residuals(
     wanted_sequences: &[usize],
     wanted_captured: &[usize],
 ) -> (Graph, Vec<NodeId>) {
-    let mut candidates = products(forward);
-    for n in activations(forward) {
-        if !candidates.contains(&n) {
-            candidates.push(n);
-        }
-    }
+    let candidates = dear_values(forward);
     let body = backward_body(forward, types, &candidates, wanted_sequences, wanted_captured);
     // The stored values are the backward body's last arguments but the
     // captured ones.
@@ -245,37 +240,19 @@ fn read_arguments(body: &Graph) -> HashSet<usize> {
     read
 }
 
-/// The forward body's values of `exp`, `tanh` and `sigmoid` that change
-/// from step to step: their gradients read their value alone, so that
-/// stored, the backward step computes none of them again.
-fn activations(forward: &Loop) -> Vec<NodeId> {
-    let body = &forward.body;
-    let mut varies: HashMap<NodeId, bool> = HashMap::with_capacity(body.len());
-    let mut found = Vec::new();
-    for n in body.topo_order() {
-        let node = body.node(n);
-        let v = match node.op {
-            Prim::Arg(i) => i < forward.carries + forward.sequences,
-            _ => body.inputs(n).iter().any(|i| varies[i]),
-        };
-        varies.insert(n, v);
-        if v && matches!(node.op, Prim::Unary(UnaryOp::Exp | UnaryOp::Tanh | UnaryOp::Sigmoid)) {
-            found.push(n);
-        }
-    }
-    found
-}
-
-/// The forward body's products that change from step to step — or, where
-/// the product's one use adds it to (or subtracts it from) values that do
-/// not depend on the carries, that sum: the input projection plus `h @ U`
-/// of a recurrent cell, so that the backward loop reads neither the
-/// product nor the sequence it was added to.
-fn products(forward: &Loop) -> Vec<NodeId> {
+/// The forward body's values dear to recompute that change from step to
+/// step: products, and the values of `exp`, `tanh` and `sigmoid` (their
+/// gradients read their value alone, so that stored, the backward step
+/// computes none of them again). In place of a product whose one use adds
+/// it to (or subtracts it from) values that do not depend on the carries,
+/// that sum: the input projection plus `h @ U` of a recurrent cell, so
+/// that the backward loop reads neither the product nor the sequence it
+/// was added to.
+fn dear_values(forward: &Loop) -> Vec<NodeId> {
     let body = &forward.body;
     let mut varies: HashMap<NodeId, bool> = HashMap::with_capacity(body.len());
     let mut carried: HashMap<NodeId, bool> = HashMap::with_capacity(body.len());
-    let mut found = Vec::new();
+    let (mut products, mut activations) = (Vec::new(), Vec::new());
     for n in body.topo_order() {
         let node = body.node(n);
         let (v, k) = match node.op {
@@ -287,11 +264,13 @@ fn products(forward: &Loop) -> Vec<NodeId> {
         };
         varies.insert(n, v);
         carried.insert(n, k);
-        if v && matches!(node.op, Prim::MatMul) {
-            found.push(n);
+        match node.op {
+            Prim::MatMul if v => products.push(n),
+            Prim::Unary(UnaryOp::Exp | UnaryOp::Tanh | UnaryOp::Sigmoid) if v => activations.push(n),
+            _ => {}
         }
     }
-    found
+    let mut found: Vec<NodeId> = products
         .into_iter()
         .map(|mut n| {
             loop {
@@ -308,7 +287,13 @@ fn products(forward: &Loop) -> Vec<NodeId> {
             }
             n
         })
-        .collect()
+        .collect();
+    for n in activations {
+        if !found.contains(&n) {
+            found.push(n);
+        }
+    }
+    found
 }
 
 /// The backward body: arguments `dcarry` (one per forward carry), the sums
@@ -374,7 +359,7 @@ fn backward_body(
     wrt.extend(wanted_captured.iter().map(|&j| forward_args[c + s + j]));
     wrt.extend(wanted_sequences.iter().map(|&i| forward_args[c + i]));
     let grads = super::seeded_gradients(&mut body, &seeds, &wrt);
-    // The stored products stand for their recomputation (which stays only
+    // The stored values stand for their recomputation (which stays only
     // as the structure the gradients were taken through).
     for (r, &value) in residuals.iter().zip(&stored) {
         body.replace_uses(copies[r], value);
