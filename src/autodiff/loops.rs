@@ -207,37 +207,29 @@ fn backward_body_and_residuals(
     wanted_captured: &[usize],
 ) -> (Graph, Vec<NodeId>) {
     let candidates = dear_values(forward);
-    let body = backward_body(forward, types, &candidates, wanted_sequences, wanted_captured);
-    // The stored values are the backward body's last arguments but the
-    // captured ones.
-    let first = forward.carries * 2 + wanted_captured.len() + forward.sequences + forward.ys;
-    let read = read_arguments(&body);
-    let residuals: Vec<NodeId> = (candidates.iter().enumerate())
-        .filter(|&(n, _)| read.contains(&(first + n)))
-        .map(|(_, &r)| r)
+    let (body, stored) = backward_body(forward, types, &candidates, wanted_sequences, wanted_captured);
+    let live = live_nodes(&body);
+    let residuals: Vec<NodeId> = (candidates.iter().zip(&stored))
+        .filter(|&(_, arg)| live.contains(arg))
+        .map(|(&r, _)| r)
         .collect();
     if residuals.len() == candidates.len() {
         return (body, residuals);
     }
-    let body = backward_body(forward, types, &residuals, wanted_sequences, wanted_captured);
+    let (body, _) = backward_body(forward, types, &residuals, wanted_sequences, wanted_captured);
     (body, residuals)
 }
 
-/// The argument numbers that `body`'s outputs depend on.
-fn read_arguments(body: &Graph) -> HashSet<usize> {
-    let mut seen: HashSet<NodeId> = HashSet::new();
+/// The nodes of `body` that its outputs depend on.
+fn live_nodes(body: &Graph) -> HashSet<NodeId> {
+    let mut live: HashSet<NodeId> = HashSet::new();
     let mut stack: Vec<NodeId> = body.outputs.iter().map(|&(_, n)| n).collect();
-    let mut read = HashSet::new();
     while let Some(n) = stack.pop() {
-        if !seen.insert(n) {
-            continue;
+        if live.insert(n) {
+            stack.extend(body.inputs(n));
         }
-        if let Prim::Arg(i) = body.node(n).op {
-            read.insert(i);
-        }
-        stack.extend(body.inputs(n));
     }
-    read
+    live
 }
 
 /// The forward body's values dear to recompute that change from step to
@@ -288,27 +280,25 @@ fn dear_values(forward: &Loop) -> Vec<NodeId> {
             n
         })
         .collect();
-    for n in activations {
-        if !found.contains(&n) {
-            found.push(n);
-        }
-    }
+    // A product's sum is an addition, never an activation.
+    found.extend(activations);
     found
 }
 
 /// The backward body: arguments `dcarry` (one per forward carry), the sums
 /// of the wanted captured values' gradients, then the carries before the
-/// step, the forward step's sequences, the adjoints of its results, then
-/// the forward captured values. Outputs: the adjoints of the carries
-/// before the step and the sums (carries), the wanted sequences' adjoints
-/// (results).
+/// step, the forward step's sequences, the adjoints of its results, the
+/// stored `residuals`, then the forward captured values. Outputs: the
+/// adjoints of the carries before the step and the sums (carries), the
+/// wanted sequences' adjoints (results). Returned with the arguments that
+/// stand for the residuals.
 fn backward_body(
     forward: &Loop,
     types: &[(DType, Vec<Dim>)],
     residuals: &[NodeId],
     wanted_sequences: &[usize],
     wanted_captured: &[usize],
-) -> Graph {
+) -> (Graph, Vec<NodeId>) {
     let (c, s, k) = (forward.carries, forward.sequences, forward.captured);
     let mut body = Graph::new();
     let arg = |body: &mut Graph, index: usize, like: usize| -> NodeId {
@@ -374,5 +364,5 @@ fn backward_body(
     for (n, &grad) in grads[c + sums.len()..].iter().enumerate() {
         body.set_output(&format!("y {n}"), grad);
     }
-    body
+    (body, stored)
 }
