@@ -254,6 +254,24 @@ pub fn find_schema(
     None
 }
 
+/// `expr` as a call of one of `schemas` (an optimizer, a schedule),
+/// checked, or a diagnostic: "expected a {what} such as `...(...)`".
+pub fn checked_call(checker: &mut Checker, expr: &Expr, schemas: &'static [Schema], what: &str) -> Option<Config> {
+    let Some((name, span, args)) = as_call(expr) else {
+        checker.report(
+            Diagnostic::error(
+                codes::WRONG_KIND,
+                format!("expected a {what} such as `{}(...)`", schemas[0].name),
+                expr.span,
+            )
+            .label(format!("not a {what}")),
+        );
+        return None;
+    };
+    let schema = find_schema(checker, schemas, name, span, what)?;
+    validate(checker, schema, &args, expr.span, &mut Scope::new())
+}
+
 /// A call expression `name(args)` or a bare `name`, as (name, span, args).
 pub fn as_call(expr: &Expr) -> Option<(&str, Span, Vec<RawArg<'_>>)> {
     match &expr.kind {

@@ -520,9 +520,9 @@ fn check_items(
                 .with_help("e.g. `optimizer adam(lr: 1e-3)`"),
         ),
         Some(decl) => {
-            program.optimizer = setting_call(&mut checker, &decl.value, schemas::OPTIMIZERS, "optimizer");
+            program.optimizer = config::checked_call(&mut checker, &decl.value, schemas::OPTIMIZERS, "optimizer");
             for (i, part) in decl.schedule.iter().enumerate() {
-                if let Some(config) = setting_call(&mut checker, part, schemas::SCHEDULES, "schedule") {
+                if let Some(config) = config::checked_call(&mut checker, part, schemas::SCHEDULES, "schedule") {
                     if config.name == "warmup" && i > 0 {
                         checker.report(
                             Diagnostic::error(codes::BAD_VALUE, "`warmup` must come first in a schedule", part.span)
@@ -764,27 +764,6 @@ fn check_loss_value(checker: &mut Checker, value: &Value, loss: &ast::LossDecl) 
             .label("not a tensor"),
         ),
     }
-}
-
-fn setting_call(
-    checker: &mut Checker,
-    expr: &ast::Expr,
-    schemas: &'static [config::Schema],
-    what: &str,
-) -> Option<config::Config> {
-    let Some((name, span, args)) = config::as_call(expr) else {
-        checker.report(
-            Diagnostic::error(
-                codes::WRONG_KIND,
-                format!("expected a {what} such as `{}(...)`", schemas[0].name),
-                expr.span,
-            )
-            .label(format!("not a {what}")),
-        );
-        return None;
-    };
-    let schema = config::find_schema(checker, schemas, name, span, what)?;
-    config::validate(checker, schema, &args, expr.span, &mut Scope::new())
 }
 
 #[cfg(test)]

@@ -256,7 +256,7 @@ impl Kind {
 fn choice(checker: &mut Checker, name: &str, kind: Kind, item: &Expr, text: &str) -> Option<Choice> {
     match kind {
         Kind::Optimizer => {
-            let config = call(checker, item, schemas::OPTIMIZERS, "optimizer")?;
+            let config = config::checked_call(checker, item, schemas::OPTIMIZERS, "optimizer")?;
             Some(Choice {
                 label: call_label(item, text),
                 value: ChoiceValue::Optimizer(config),
@@ -278,7 +278,7 @@ fn choice(checker: &mut Checker, name: &str, kind: Kind, item: &Expr, text: &str
             };
             let mut chain = Vec::new();
             for (i, part) in parts.iter().enumerate() {
-                let config = call(checker, part, schemas::SCHEDULES, "schedule")?;
+                let config = config::checked_call(checker, part, schemas::SCHEDULES, "schedule")?;
                 if config.name == "warmup" && i > 0 {
                     checker.report(
                         Diagnostic::error(codes::BAD_VALUE, "`warmup` must come first in a schedule", part.span)
@@ -347,23 +347,6 @@ fn choice(checker: &mut Checker, name: &str, kind: Kind, item: &Expr, text: &str
             })
         }
     }
-}
-
-/// A call checked against `schemas`, or a diagnostic.
-fn call(checker: &mut Checker, expr: &Expr, schemas: &'static [config::Schema], what: &str) -> Option<Config> {
-    let Some((name, span, args)) = config::as_call(expr) else {
-        checker.report(
-            Diagnostic::error(
-                codes::WRONG_KIND,
-                format!("expected a {what} such as `{}(...)`", schemas[0].name),
-                expr.span,
-            )
-            .label(format!("not a {what}")),
-        );
-        return None;
-    };
-    let schema = config::find_schema(checker, schemas, name, span, what)?;
-    config::validate(checker, schema, &args, expr.span, &mut Scope::new())
 }
 
 /// A call as written, without spaces and with `=` for `:`, so that it can
