@@ -272,6 +272,20 @@ pub fn checked_call(checker: &mut Checker, expr: &Expr, schemas: &'static [Schem
     validate(checker, schema, &args, expr.span, &mut Scope::new())
 }
 
+/// Part `i` of a schedule chain, checked; with whether it may stand there
+/// (`warmup` only first; a diagnostic says so otherwise).
+pub fn checked_schedule(checker: &mut Checker, part: &Expr, i: usize) -> Option<(Config, bool)> {
+    let config = checked_call(checker, part, super::schemas::SCHEDULES, "schedule")?;
+    let in_order = config.name != "warmup" || i == 0;
+    if !in_order {
+        checker.report(
+            Diagnostic::error(codes::BAD_VALUE, "`warmup` must come first in a schedule", part.span)
+                .label("warm-up after another schedule"),
+        );
+    }
+    Some((config, in_order))
+}
+
 /// A call expression `name(args)` or a bare `name`, as (name, span, args).
 pub fn as_call(expr: &Expr) -> Option<(&str, Span, Vec<RawArg<'_>>)> {
     match &expr.kind {

@@ -522,13 +522,7 @@ fn check_items(
         Some(decl) => {
             program.optimizer = config::checked_call(&mut checker, &decl.value, schemas::OPTIMIZERS, "optimizer");
             for (i, part) in decl.schedule.iter().enumerate() {
-                if let Some(config) = config::checked_call(&mut checker, part, schemas::SCHEDULES, "schedule") {
-                    if config.name == "warmup" && i > 0 {
-                        checker.report(
-                            Diagnostic::error(codes::BAD_VALUE, "`warmup` must come first in a schedule", part.span)
-                                .label("warm-up after another schedule"),
-                        );
-                    }
+                if let Some((config, _)) = config::checked_schedule(&mut checker, part, i) {
                     program.schedule.push(config);
                 }
             }

@@ -278,12 +278,8 @@ fn choice(checker: &mut Checker, name: &str, kind: Kind, item: &Expr, text: &str
             };
             let mut chain = Vec::new();
             for (i, part) in parts.iter().enumerate() {
-                let config = config::checked_call(checker, part, schemas::SCHEDULES, "schedule")?;
-                if config.name == "warmup" && i > 0 {
-                    checker.report(
-                        Diagnostic::error(codes::BAD_VALUE, "`warmup` must come first in a schedule", part.span)
-                            .label("warm-up after another schedule"),
-                    );
+                let (config, in_order) = config::checked_schedule(checker, part, i)?;
+                if !in_order {
                     return None;
                 }
                 chain.push(config);
