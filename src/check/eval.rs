@@ -66,6 +66,8 @@ pub struct Checker<'a> {
     /// In the probe pass: the block whose first output becomes the trace's
     /// `hidden` output.
     pub probe: Option<String>,
+    /// In the decoding pass: the scans' carries so far ([`super::decode`]).
+    pub decode: Option<super::decode::Carries>,
     /// Random ops created so far (each gets its own stream).
     pub random_streams: u32,
     /// Names declared by items that did not parse: using them is not a new error.
@@ -136,6 +138,7 @@ impl<'a> Checker<'a> {
             poisoned: HashSet::new(),
             trace: Default::default(),
             probe: None,
+            decode: None,
             random_streams: 0,
             depth: 0,
             block_calls: 0,

@@ -13,6 +13,7 @@ pub mod builtins;
 pub mod config;
 pub mod data;
 mod data_file;
+pub mod decode;
 pub mod dims;
 mod emit;
 pub mod eval;
@@ -84,6 +85,10 @@ pub struct Program {
     /// inputs `probe.<input>`, with outputs `model_output` and `hidden`
     /// (the probed block's output at its first call), for `nnc embeddings`.
     pub probe_trace: Option<trace::Trace>,
+    /// The model at a context of one position with its recurrent state
+    /// carried in and out, for generating text a token at a time
+    /// ([`decode`]); `None` when the model cannot run so.
+    pub decode_trace: Option<trace::Trace>,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -157,6 +162,8 @@ pub struct Options {
     /// A block whose output to record when the model runs alone
     /// ([`Program::probe_trace`]).
     pub probe: Option<String>,
+    /// Trace the decoder ([`Program::decode_trace`]) instead of the probe.
+    pub decode: bool,
 }
 
 /// Reads and checks a file. A missing or unreadable file is an `Err` with a
@@ -173,6 +180,7 @@ pub fn check_file_with(path: &Path, overrides: Vec<(String, f64)>) -> Result<Pro
         base_dir: Some(path.parent().map(Path::to_path_buf).unwrap_or_default()),
         overrides,
         probe: None,
+        decode: false,
     };
     Ok(check_source(&path.display().to_string(), &text, &options))
 }
@@ -232,7 +240,9 @@ fn check_source_here(
     let start = crate::timing::stage("check", start);
     if !diagnostics.iter().any(Diagnostic::is_error) {
         check_variants(&files, user, options, &mut program, &mut diagnostics);
-        crate::timing::stage("check the sweep's variants", start);
+        let start = crate::timing::stage("check the sweep's variants", start);
+        check_decoder(&files, user, options, &mut program);
+        crate::timing::stage("check the decoder", start);
     }
     program.files = files;
     program.diagnostics = diagnostics;
@@ -260,6 +270,7 @@ fn check_variants(
             base_dir: options.base_dir.clone(),
             overrides,
             probe: None,
+            decode: false,
         };
         let mut variant = Program::empty(std::mem::take(&mut program.sources));
         let mut found = Vec::new();
@@ -268,6 +279,29 @@ fn check_variants(
         found
     });
     diagnostics.extend(reports);
+}
+
+/// Checks the file again at a context of one position for the decoder
+/// ([`decode`]); a program that does not check so has no decoder.
+fn check_decoder(files: &[ast::File], user: u32, options: &Options, program: &mut Program) {
+    let Some(context) = decode::context_constant(program, files) else {
+        return;
+    };
+    let mut overrides = vec![(context.clone(), 1.0)];
+    overrides.extend(options.overrides.iter().filter(|(name, _)| *name != context).cloned());
+    let options = Options {
+        base_dir: options.base_dir.clone(),
+        overrides,
+        probe: None,
+        decode: true,
+    };
+    let mut decoder = Program::empty(std::mem::take(&mut program.sources));
+    let mut found = Vec::new();
+    check_items(files, user, &options, &mut decoder, &mut found, false);
+    program.sources = decoder.sources;
+    if !found.iter().any(Diagnostic::is_error) {
+        program.decode_trace = decoder.decode_trace;
+    }
 }
 
 impl Program {
@@ -288,6 +322,7 @@ impl Program {
             train_trace: Default::default(),
             eval_trace: Default::default(),
             probe_trace: None,
+            decode_trace: None,
             diagnostics: Vec::new(),
         }
     }
@@ -476,6 +511,9 @@ fn check_items(
             program.eval_trace = finish_trace(&mut checker, &value);
             if let (Some(block), Some((name, inputs, _))) = (&options.probe, &signature) {
                 program.probe_trace = Some(probe(&mut checker, block, name, inputs, loss.span));
+            }
+            if let (true, Some((name, inputs, _))) = (options.decode, &signature) {
+                program.decode_trace = decode::trace(&mut checker, name, inputs, loss.span);
             }
             checker.params = params;
             checker.states = states;

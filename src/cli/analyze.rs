@@ -115,6 +115,7 @@ pub(super) fn run_embeddings(
         base_dir: Some(base.to_path_buf()),
         overrides: settings.to_vec(),
         probe: Some(block.to_string()),
+        decode: false,
     };
     let program = check::check_source(&path.display().to_string(), &String::from_utf8_lossy(&bytes), &options);
     if !program.diagnostics.is_empty() {

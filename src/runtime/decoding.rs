@@ -212,13 +212,17 @@ pub fn text(
 ) -> Result<(), RunError> {
     for method in methods {
         let label = method.label();
+        let start = Instant::now();
         let text = generate::continue_text(session, data, prompt, length, method)?;
+        let ms_per_char = start.elapsed().as_secs_f64() * 1e3 / length.max(1) as f64;
         if methods.len() > 1 {
             let title = format!("sample ({label})");
-            reporter.event(json!({"event": "sample", "method": label, "title": title, "prompt": prompt, "text": text}));
+            reporter.event(json!({"event": "sample", "method": label, "title": title, "prompt": prompt, "text": text, "ms_per_char": ms_per_char}));
             reporter.say(&format!("{title}:\n{prompt}{text}\n"));
         } else {
-            reporter.event(json!({"event": "sample", "method": label, "prompt": prompt, "text": text}));
+            reporter.event(
+                json!({"event": "sample", "method": label, "prompt": prompt, "text": text, "ms_per_char": ms_per_char}),
+            );
             reporter.say(&format!("sample:\n{prompt}{text}\n"));
         }
     }

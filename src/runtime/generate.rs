@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use ndarray::{ArrayD, IxDyn};
 
+use super::carry::Carried;
 use super::data::{Data, Split};
 use super::{RunError, Session};
 use crate::check::config::Config;
@@ -195,6 +196,10 @@ pub fn continue_text(
         w
     };
     let input = format!("{}.x", data.name);
+    if let Some((carried, logits)) = Carried::start(session, &ids, &input, context, space, method.width())? {
+        let ids = continue_carried(session, carried, logits, ids, length, method)?;
+        return Ok(text_after(&ids, prompt_len, data));
+    }
     match method {
         Method::Beam { width, length_penalty } => {
             let mut beams = vec![Beam {
@@ -216,10 +221,62 @@ pub fn continue_text(
             }
         }
     }
-    Ok(ids[prompt_len..]
+    Ok(text_after(&ids, prompt_len, data))
+}
+
+/// The characters of `ids` after the prompt's `prompt_len`.
+fn text_after(ids: &[u32], prompt_len: usize, data: &Data) -> String {
+    ids[prompt_len..]
         .iter()
         .map(|&i| data.vocab.get(i as usize).copied().unwrap_or('?'))
-        .collect())
+        .collect()
+}
+
+/// [`continue_text`] with a decoder that has read the prompt `ids` and
+/// gave `logits` for the next token: one step of the recurrence per token.
+fn continue_carried(
+    session: &mut Session,
+    mut carried: Carried,
+    logits: Vec<f64>,
+    ids: Vec<u32>,
+    length: usize,
+    method: &Method,
+) -> Result<Vec<u32>, RunError> {
+    if let Method::Beam { width, length_penalty } = method {
+        let mut beams = vec![Beam {
+            tokens: ids.clone(),
+            log_prob: 0.0,
+            done: false,
+        }];
+        let mut logits = vec![logits];
+        for i in 0..length {
+            let next = beam_step(beams.clone(), &logits, *width, *length_penalty, None);
+            if i + 1 < length {
+                // Every hypothesis extends one of the last step's by a token.
+                let parents: Vec<usize> = next
+                    .iter()
+                    .map(|b| {
+                        let before = &b.tokens[..b.tokens.len() - 1];
+                        beams.iter().position(|p| p.tokens == before).unwrap_or(0)
+                    })
+                    .collect();
+                carried.select(&parents);
+                let tokens: Vec<u32> = next.iter().map(|b| b.tokens[b.tokens.len() - 1]).collect();
+                logits = carried.step(session, &tokens)?;
+            }
+            beams = next;
+        }
+        return Ok(beams.into_iter().next().map_or(ids, |b| b.tokens));
+    }
+    let (mut ids, mut logits) = (ids, logits);
+    for i in 0..length {
+        let token = choose(&logits, method, session.seed, i as u64);
+        ids.push(token);
+        if i + 1 < length {
+            logits = carried.step(session, &[token])?.remove(0);
+        }
+    }
+    Ok(ids)
 }
 
 /// Logits at the last position for each row of a `[rows, context]` batch,

@@ -5,6 +5,7 @@
 
 pub mod analyze;
 pub mod budget;
+pub mod carry;
 pub mod checkpoint;
 pub mod csv;
 pub mod ctc;
@@ -58,6 +59,9 @@ pub struct Session {
     pub data: Vec<data::Data>,
     pub step_graph: Graph,
     pub eval_graph: Graph,
+    /// The model at one position with its recurrent state carried, for
+    /// generating text a token at a time ([`crate::check::decode`]).
+    pub decode_graph: Option<Graph>,
     /// Parameters, model states and optimizer slots, by name.
     pub tensors: BTreeMap<String, ArrayD<f64>>,
     /// Steps completed.
@@ -94,13 +98,23 @@ impl Backend {
 /// training; `ahead` says they are newer than `Session::tensors`.
 struct Jit {
     step: crate::codegen::Compiled,
-    /// Evaluation graphs by batch size.
-    eval: HashMap<usize, crate::codegen::Compiled>,
-    /// The batch sizes whose evaluation graph holds the current tensors.
-    eval_loaded: std::collections::HashSet<usize>,
+    /// Evaluation graphs (and the decoder) by batch size.
+    eval: HashMap<(Model, usize), crate::codegen::Compiled>,
+    /// Those of them that hold the current tensors.
+    eval_loaded: std::collections::HashSet<(Model, usize)>,
     ahead: bool,
     /// The step at which `Session::tensors` last matched the JIT's.
     synced_at: u64,
+}
+
+/// Which of the session's evaluation-mode graphs runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Model {
+    /// The evaluation graph: the loss and the model's output on a batch.
+    Eval,
+    /// The decoder: one position, the recurrent state carried
+    /// ([`crate::check::decode`]).
+    Decode,
 }
 
 impl Jit {
@@ -110,9 +124,10 @@ impl Jit {
         &mut self,
         graph: &Graph,
         tensors: &BTreeMap<String, ArrayD<f64>>,
-        n: usize,
+        key: (Model, usize),
     ) -> Result<&mut crate::codegen::Compiled, RunError> {
-        let compiled = match self.eval.entry(n) {
+        let n = key.1;
+        let compiled = match self.eval.entry(key) {
             std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
             std::collections::hash_map::Entry::Vacant(entry) => {
                 let dims = HashMap::from([(crate::check::data::BATCH.to_string(), n as i64)]);
@@ -121,7 +136,7 @@ impl Jit {
                 entry.insert(compiled)
             }
         };
-        if self.eval_loaded.insert(n) {
+        if self.eval_loaded.insert(key) {
             for (name, value) in tensors {
                 let _ = compiled.set_tensor(name, value);
             }
@@ -205,6 +220,11 @@ impl Session {
         let start = crate::timing::stage("optimize step", start);
         let mut eval_graph = crate::ir::lower::lower_loops(&program.eval_trace);
         crate::passes::optimize_loops(&mut eval_graph);
+        let decode_graph = program.decode_trace.as_ref().map(|trace| {
+            let mut graph = crate::ir::lower::lower_loops(trace);
+            crate::passes::optimize_loops(&mut graph);
+            graph
+        });
         let start = crate::timing::stage("evaluation graph", start);
 
         let train = program.sections.get("train");
@@ -246,6 +266,7 @@ impl Session {
             data: loaded,
             step_graph,
             eval_graph,
+            decode_graph,
             tensors,
             step: 0,
             total_steps,
@@ -449,7 +470,7 @@ impl Session {
         for rows in data::eval_rows(split, self.batch, limit) {
             if let Some(jit) = &mut self.jit {
                 let n = rows.len();
-                let compiled = jit.eval_graph(&self.eval_graph, &self.tensors, n)?;
+                let compiled = jit.eval_graph(&self.eval_graph, &self.tensors, (Model::Eval, n))?;
                 let batch = data::batch(data, split, &rows, None);
                 let target = metrics::target_of(data, &batch);
                 compiled.run(&batch, self.seed, self.step).map_err(RunError::Backend)?;
@@ -508,35 +529,67 @@ impl Session {
         rows: usize,
         capacity: usize,
     ) -> Result<ArrayD<f64>, RunError> {
+        let mut outputs = self.run_model(Model::Eval, inputs, rows, capacity, &["model_output"])?;
+        Ok(outputs.remove(0))
+    }
+
+    /// [`Session::forward`] of `model`, with the outputs named (each an
+    /// error if the graph lacks it).
+    pub fn run_model(
+        &mut self,
+        model: Model,
+        inputs: HashMap<String, ArrayD<f64>>,
+        rows: usize,
+        capacity: usize,
+        names: &[&str],
+    ) -> Result<Vec<ArrayD<f64>>, RunError> {
+        self.sync();
+        let graph = match model {
+            Model::Eval => &self.eval_graph,
+            Model::Decode => self
+                .decode_graph
+                .as_ref()
+                .ok_or_else(|| RunError::Backend("the model has no decoder".into()))?,
+        };
         let batch = capacity.max(rows);
         let dims = HashMap::from([(crate::check::data::BATCH.to_string(), batch as i64)]);
         let mut feeds: HashMap<String, ArrayD<f64>> = inputs
             .into_iter()
             .map(|(name, value)| (name, pad_rows(value, batch)))
             .collect();
-        for (name, id) in self.eval_graph.leaves(crate::ir::input_name) {
+        for (name, id) in graph.leaves(crate::ir::input_name) {
             if let std::collections::hash_map::Entry::Vacant(entry) = feeds.entry(name) {
-                let shape = interp::eval_shape(&self.eval_graph.node(id).shape, &dims)
-                    .map_err(|e| RunError::Backend(e.to_string()))?;
+                let shape =
+                    interp::eval_shape(&graph.node(id).shape, &dims).map_err(|e| RunError::Backend(e.to_string()))?;
                 entry.insert(ArrayD::zeros(shape));
             }
         }
-        let missing = || RunError::Backend("the evaluation graph has no model output".into());
-        self.sync();
-        let output = if let Some(jit) = &mut self.jit {
-            let compiled = jit.eval_graph(&self.eval_graph, &self.tensors, batch)?;
+        let missing = |name: &str| RunError::Backend(format!("the evaluation graph has no output `{name}`"));
+        let outputs: Vec<ArrayD<f64>> = if let Some(jit) = &mut self.jit {
+            let compiled = jit.eval_graph(graph, &self.tensors, (model, batch))?;
             compiled.run(&feeds, self.seed, self.step).map_err(RunError::Backend)?;
-            compiled.output("model_output").ok_or_else(missing)?
+            names
+                .iter()
+                .map(|name| compiled.output(name).ok_or_else(|| missing(name)))
+                .collect::<Result<_, _>>()?
         } else {
             let mut env = self.env(self.step);
             env.dims = dims;
             env.feeds.extend(feeds);
-            let values = interp::run(&self.eval_graph, &env).map_err(|e| RunError::Backend(e.to_string()))?;
-            values.output("model_output").cloned().ok_or_else(missing)?
+            let values = interp::run(graph, &env).map_err(|e| RunError::Backend(e.to_string()))?;
+            names
+                .iter()
+                .map(|name| values.output(name).cloned().ok_or_else(|| missing(name)))
+                .collect::<Result<_, _>>()?
         };
-        Ok(output
-            .slice_axis(ndarray::Axis(0), ndarray::Slice::from(0..rows))
-            .to_owned())
+        Ok(outputs
+            .into_iter()
+            .map(|output| {
+                output
+                    .slice_axis(ndarray::Axis(0), ndarray::Slice::from(0..rows))
+                    .to_owned()
+            })
+            .collect())
     }
 }
 

@@ -161,7 +161,7 @@ fn small_session(example: &str) -> nnc::runtime::Session {
     small_session_on(example, nnc::runtime::Backend::Interp)
 }
 
-fn small_session_on(example: &str, backend: nnc::runtime::Backend) -> nnc::runtime::Session {
+pub(crate) fn small_session_on(example: &str, backend: nnc::runtime::Backend) -> nnc::runtime::Session {
     let small: &[(&str, &[(&str, f64)])] = &[
         ("views_linear.nn", &[]),
         ("digits_mlp.nn", &[("H", 24.0)]),

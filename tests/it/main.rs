@@ -2,6 +2,7 @@
 //! bad programs, robustness on mutated input, and the command line.
 
 mod attention_examples;
+mod carried;
 mod cli;
 mod common;
 mod ctc;

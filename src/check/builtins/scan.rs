@@ -31,7 +31,7 @@ pub(super) fn scan(checker: &mut Checker, a: &Args, forwarded: Vec<ArgValue>, ca
         return None;
     }
     let xs = tensor(checker, a, 1)?;
-    let init = tensor(checker, a, 2)?;
+    let mut init = tensor(checker, a, 2)?;
     if xs.ty.rank() < 2 || init.ty.rank() < 1 {
         checker.report(
             Diagnostic::error(
@@ -58,6 +58,8 @@ pub(super) fn scan(checker: &mut Checker, a: &Args, forwarded: Vec<ArgValue>, ca
         );
         return None;
     };
+    // Decoding one step at a time: the initial carry comes from outside.
+    let carry = crate::check::decode::carry_in(checker, &mut init, reverse, length);
     let mut x_shape = xs.ty.shape.clone();
     x_shape.remove(1);
     let x_ty = TensorType::new(xs.ty.dtype, x_shape);
@@ -71,7 +73,25 @@ pub(super) fn scan(checker: &mut Checker, a: &Args, forwarded: Vec<ArgValue>, ca
         x_ty: &x_ty,
         instances: &instances,
     };
-    match traced_once(checker, &step_call, length, reverse) {
+    let out = scan_over(checker, &step_call, length, reverse);
+    let _ = callee_span;
+    crate::check::decode::carry_out(checker, carry, &init, &out);
+    out
+}
+
+/// The stacked carries of `call`'s step over `length` steps: a loop node,
+/// or the steps unrolled.
+fn scan_over(checker: &mut Checker, call: &StepCall, length: i64, reverse: bool) -> Out {
+    let StepCall {
+        a,
+        step,
+        forwarded,
+        xs,
+        init,
+        x_ty,
+        instances,
+    } = *call;
+    match traced_once(checker, call, length, reverse) {
         Traced::Loop(out) => return out,
         Traced::Unroll => {}
     }
@@ -111,7 +131,7 @@ pub(super) fn scan(checker: &mut Checker, a: &Args, forwarded: Vec<ArgValue>, ca
             step: 1,
         };
         let sliced = checker.emit(op, &slice_ty, &[xs.node]);
-        let x_t = checker.emit(Prim::Reshape, &x_ty, &[sliced]);
+        let x_t = checker.emit(Prim::Reshape, x_ty, &[sliced]);
         let mut args = vec![
             ArgValue {
                 name: None,
@@ -137,10 +157,9 @@ pub(super) fn scan(checker: &mut Checker, a: &Args, forwarded: Vec<ArgValue>, ca
                 stacked[t as usize] = checker.emit(Prim::Reshape, &row, &[next.node]);
                 carry = next;
             }
-            other => return scan_mismatch(checker, a, &init, other),
+            other => return scan_mismatch(checker, a, init, other),
         }
     }
-    let _ = callee_span;
     let mut shape = init.ty.shape.clone();
     shape.insert(1, xs.ty.shape[1].clone());
     let ty = TensorType::new(init.ty.dtype, shape);
