@@ -360,6 +360,13 @@ fn largest_batch(session: &Session, at: &Estimate, room: u64) -> Option<usize> {
     if per_example <= 0.0 {
         return Some(at.batch);
     }
+    // A twentieth spare: what the process holds when the next run checks
+    // (its data, its code) differs by some MiB from now, and the estimate
+    // is linear between two plans.
+    let room = room - room / 20;
+    if one.total() > room {
+        return Some(1);
+    }
     let fits = 1.0 + (room - one.total()) as f64 / per_example;
     // Two significant figures, rounded down: an estimate, not a promise.
     let fits = fits.floor().max(1.0) as u64;
