@@ -550,12 +550,13 @@ impl LoopShape {
         let mut sequences = Vec::new();
         for &sequence in &operands[looped.carries..looped.carries + looped.sequences] {
             let shape = bound.shape(sequence);
-            if shape.len() < 2 || shape[1] != length || plan.buffer(sequence).len < bound.count(sequence) {
+            let (buffer, start) = fused.place(sequence);
+            if shape.len() < 2 || shape[1] != length || plan.buffer(buffer).len < start + bound.count(sequence) {
                 return fail(&format!("a sequence is {shape:?}, not {length} steps"));
             }
             let rows = shape[0];
             sequences.push(Sequence {
-                offset: plan.buffer(sequence).offset,
+                offset: plan.buffer(buffer).offset + start,
                 rows,
                 row: bound.count(sequence) / (rows * length),
             });

@@ -77,10 +77,14 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
         let opened = matches!(op, Prim::Concat { .. }) && inside_concat(bound, id);
         materialized[id.index()] = must || (!opened && (shared || inline_cost > 48));
         // A loop reads its operands from buffers: the captured ones in
-        // place at every step.
-        if matches!(op, Prim::Scan(_)) {
-            for &operand in bound.inputs(id) {
-                materialized[operand.index()] = true;
+        // place at every step; a sequence that is a dense view of a buffer
+        // (one result of an earlier loop) is read there, not copied first.
+        if let Prim::Scan(looped) = op {
+            let sequences = looped.carries..looped.carries + looped.sequences;
+            for (i, &operand) in bound.inputs(id).iter().enumerate() {
+                if !sequences.contains(&i) || dense_view(bound, &materialized, operand).is_none() {
+                    materialized[operand.index()] = true;
+                }
             }
         }
         if matches!(op, Prim::MatMul) {
@@ -253,6 +257,25 @@ pub fn strided_view(bound: &Bound, materialized: &[bool], node: NodeId) -> Optio
         offset: offset.constant as isize,
         strides,
     })
+}
+
+/// `node` as a row-major block of one buffer that is not its own: the
+/// buffer and the block's first element (a loop's sequence read where it
+/// lies).
+pub fn dense_view(bound: &Bound, materialized: &[bool], node: NodeId) -> Option<(NodeId, usize)> {
+    if materialized[node.index()] {
+        return None;
+    }
+    let view = strided_view(bound, materialized, node)?;
+    let shape = bound.shape(node);
+    let mut stride = 1isize;
+    for axis in (0..shape.len()).rev() {
+        if shape[axis] > 1 && view.strides[axis] != stride {
+            return None;
+        }
+        stride *= shape[axis] as isize;
+    }
+    Some((view.buffer, view.offset as usize))
 }
 
 /// Finds sums of matrix products (`add(add(p1, p2), p3)`, each product and

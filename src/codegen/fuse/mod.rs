@@ -263,6 +263,12 @@ impl<'g> Fused<'g> {
         out
     }
 
+    /// Where a loop's operand lies: its own buffer, or the buffer it is a
+    /// dense view of and its first element there.
+    pub fn place(&self, operand: NodeId) -> (NodeId, usize) {
+        materialize::dense_view(&self.bound, &self.materialized, operand).unwrap_or((operand, 0))
+    }
+
     /// Nodes whose value a kernel computes into a buffer, in order.
     pub fn roots(&self) -> Vec<NodeId> {
         self.bound

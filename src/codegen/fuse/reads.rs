@@ -51,8 +51,14 @@ impl Fused<'_> {
             }
             Kernel::MatMul { root, a, b, .. } => vec![read(*root, a.buffer), read(*root, b.buffer)],
             Kernel::Window { root, operand } => vec![read(*root, operand.buffer)],
-            // Every operand, read while the loop runs.
-            Kernel::Scan(root) => self.bound.inputs(*root).iter().map(|&o| read(*root, o)).collect(),
+            // Every operand, read while the loop runs (a sequence read in
+            // place: the buffer it lies in).
+            Kernel::Scan(root) => self
+                .bound
+                .inputs(*root)
+                .iter()
+                .map(|&o| read(*root, self.place(o).0))
+                .collect(),
             Kernel::Accumulate(root) | Kernel::Scatter(root) | Kernel::Concat(root) => {
                 let mut exprs = Exprs::default();
                 let mut expander = Expander::new(&self.bound, &self.materialized, &mut exprs);
