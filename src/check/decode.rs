@@ -14,7 +14,7 @@
 
 use super::eval::Checker;
 use super::types::{Tensor, TensorType, Value};
-use super::{eval, trace, types, Program};
+use super::{trace, types, Program};
 use crate::diagnostics::Span;
 use crate::prim::Prim;
 use crate::syntax::ast;
@@ -97,26 +97,8 @@ pub(crate) fn trace(
     inputs: &[(String, types::TensorType)],
     span: Span,
 ) -> Option<trace::Trace> {
-    checker.training = false;
-    checker.instantiated_models.clear();
-    checker.trace = Default::default();
     checker.decode = Some(Carries::default());
-    let args = inputs
-        .iter()
-        .map(|(name, ty)| {
-            let value = checker.tensor_value(Prim::Input(format!("decode.{name}")), ty.clone(), &[], span);
-            eval::ArgValue {
-                name: Some(ast::Ident {
-                    name: name.clone(),
-                    span,
-                }),
-                value,
-                span,
-            }
-        })
-        .collect();
-    let callee = Value::Fn(types::Callable::Block(model.to_string()));
-    let output = checker.call(callee, span, args, span);
+    let output = super::call_model_alone(checker, model, inputs, "decode", span);
     let carries = checker.decode.take()?;
     let trace = std::mem::take(&mut checker.trace);
     let usable = matches!(output, Value::Tensor(_))

@@ -717,14 +717,29 @@ fn probe(
     inputs: &[(String, types::TensorType)],
     span: Span,
 ) -> trace::Trace {
+    checker.probe = Some(block.to_string());
+    call_model_alone(checker, model, inputs, "probe", span);
+    checker.probe = None;
+    std::mem::take(&mut checker.trace)
+}
+
+/// Calls the model alone in evaluation mode, in a fresh trace, on inputs
+/// `<prefix>.<name>`; returns its value (the trace stays in the checker).
+pub(crate) fn call_model_alone(
+    checker: &mut Checker,
+    model: &str,
+    inputs: &[(String, types::TensorType)],
+    prefix: &str,
+    span: Span,
+) -> Value {
     checker.training = false;
     checker.instantiated_models.clear();
     checker.trace = Default::default();
-    checker.probe = Some(block.to_string());
     let args = inputs
         .iter()
         .map(|(name, ty)| {
-            let value = checker.tensor_value(crate::prim::Prim::Input(format!("probe.{name}")), ty.clone(), &[], span);
+            let input = crate::prim::Prim::Input(format!("{prefix}.{name}"));
+            let value = checker.tensor_value(input, ty.clone(), &[], span);
             eval::ArgValue {
                 name: Some(ast::Ident {
                     name: name.clone(),
@@ -736,9 +751,7 @@ fn probe(
         })
         .collect();
     let callee = types::Value::Fn(types::Callable::Block(model.to_string()));
-    checker.call(callee, span, args, span);
-    checker.probe = None;
-    std::mem::take(&mut checker.trace)
+    checker.call(callee, span, args, span)
 }
 
 fn finish_trace(checker: &mut Checker, loss: &Value) -> trace::Trace {
