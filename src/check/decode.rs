@@ -24,7 +24,8 @@ use crate::syntax::ast;
 pub struct Carries {
     /// Scans seen (each has input `decode.carry.<k>`).
     pub count: usize,
-    /// Why this model cannot decode step by step, if it cannot.
+    /// A scan that cannot carry its state from call to call was seen
+    /// (reverse, or longer than one step): the model gets no decoder.
     pub blocked: bool,
 }
 

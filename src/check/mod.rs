@@ -162,7 +162,7 @@ pub struct Options {
     /// A block whose output to record when the model runs alone
     /// ([`Program::probe_trace`]).
     pub probe: Option<String>,
-    /// Trace the decoder ([`Program::decode_trace`]) instead of the probe.
+    /// Trace the decoder as well ([`Program::decode_trace`]).
     pub decode: bool,
 }
 
