@@ -27,7 +27,15 @@ use crate::ir::loops::{Loop, Source};
 use crate::ir::{Graph, NodeId};
 use crate::prim::Prim;
 
-pub struct HoistOutOfLoops;
+pub struct HoistOutOfLoops {
+    /// Loops of at most this many steps will be unrolled (see
+    /// [`super::unroll_bound`]): their element-wise work after a product is
+    /// hoisted with it, where the unrolled steps share one kernel for it
+    /// (and the backward pass one sum for a bias's gradient). A loop kept
+    /// as a loop keeps it in its body, fused with the cell's element-wise
+    /// work.
+    pub unrolled_up_to: usize,
+}
 
 impl Pass for HoistOutOfLoops {
     fn name(&self) -> &'static str {
@@ -38,7 +46,7 @@ impl Pass for HoistOutOfLoops {
         let scans = scans(graph, order);
         let mut changed = false;
         for id in scans {
-            changed |= hoist(graph, id);
+            changed |= hoist(graph, id, self.unrolled_up_to);
         }
         changed
     }
@@ -85,8 +93,40 @@ fn classify(looped: &Loop, order: &[NodeId]) -> (HashMap<NodeId, Kind>, HashMap<
     (kinds, has_product)
 }
 
-/// Hoists what it can out of scan `id`; returns whether it did.
-fn hoist(graph: &mut Graph, id: NodeId) -> bool {
+/// The values to hoist out of a loop kept as a loop for per-step value
+/// `n`: `n` itself, or, when `n` is element-wise, the per-step values with
+/// products under it. An
+/// element-wise op after the product (the bias of `x_t @ w + b`) stays in
+/// the body, fused with the cell's own element-wise work, where hoisted it
+/// would write a stacked array and the loop read it back (two passes over
+/// `[N, T, ...]` memory for no arithmetic saved).
+fn products_under(
+    looped: &Loop,
+    kinds: &HashMap<NodeId, Kind>,
+    has_product: &HashMap<NodeId, bool>,
+    n: NodeId,
+    found: &mut Vec<NodeId>,
+) {
+    let elementwise = matches!(
+        looped.body.node(n).op,
+        Prim::Unary(_) | Prim::Binary(_) | Prim::Select | Prim::Cast(_)
+    );
+    if !elementwise {
+        if !found.contains(&n) {
+            found.push(n);
+        }
+        return;
+    }
+    for i in looped.body.inputs(n) {
+        if kinds[&i] == Kind::PerStep && has_product[&i] {
+            products_under(looped, kinds, has_product, i, found);
+        }
+    }
+}
+
+/// Hoists what it can out of scan `id` (to be unrolled if it has at most
+/// `unrolled_up_to` steps); returns whether it did.
+fn hoist(graph: &mut Graph, id: NodeId, unrolled_up_to: usize) -> bool {
     let Prim::Scan(looped) = graph.node(id).op.clone() else {
         return false;
     };
@@ -96,15 +136,19 @@ fn hoist(graph: &mut Graph, id: NodeId) -> bool {
     let (kinds, has_product) = classify(&looped, &order);
     // Per-step values read by what stays in the loop (or returned by it).
     let outputs: Vec<NodeId> = looped.body.outputs.iter().map(|(_, o)| *o).collect();
-    let frontier: Vec<NodeId> = order
-        .iter()
-        .copied()
-        .filter(|&n| {
-            kinds[&n] == Kind::PerStep
-                && has_product[&n]
-                && (outputs.contains(&n) || looped.body.users(n).iter().any(|u| kinds[u] == Kind::Carried))
-        })
-        .collect();
+    let mut frontier: Vec<NodeId> = Vec::new();
+    for &n in &order {
+        if kinds[&n] == Kind::PerStep
+            && has_product[&n]
+            && (outputs.contains(&n) || looped.body.users(n).iter().any(|u| kinds[u] == Kind::Carried))
+        {
+            if looped.length > unrolled_up_to {
+                products_under(&looped, &kinds, &has_product, n, &mut frontier);
+            } else if !frontier.contains(&n) {
+                frontier.push(n);
+            }
+        }
+    }
     let mut stacker = Stacker {
         looped: &looped,
         operands: &operands,

@@ -90,10 +90,17 @@ pub fn pipeline() -> Vec<Box<dyn Pass>> {
 /// The passes that shape the forward graph before autodiff differentiates
 /// it.
 pub fn prepare_forward(graph: &mut Graph) {
+    prepare_forward_up_to(graph, unroll_bound());
+}
+
+/// [`prepare_forward`] for a step whose loops of at most `steps` steps
+/// will be unrolled (as [`optimize_loops_up_to`] does).
+pub fn prepare_forward_up_to(graph: &mut Graph, steps: usize) {
     // (Each pass orders the graph anew: every round changes it.)
-    HoistOutOfLoops.run(graph);
+    let hoist = HoistOutOfLoops { unrolled_up_to: steps };
+    hoist.run(graph);
     if cfg!(debug_assertions) {
-        crate::ir::verify::assert_valid(graph, HoistOutOfLoops.name());
+        crate::ir::verify::assert_valid(graph, hoist.name());
     }
     HoistProducts.run(graph);
     if cfg!(debug_assertions) {
@@ -135,14 +142,20 @@ pub const UNROLL_STEPS: usize = 64;
 /// their own; their arguments are leaves).
 /// `NNC_UNROLL_STEPS` overrides the bound, for measurement.
 pub fn optimize_loops(graph: &mut Graph) {
+    optimize_loops_up_to(graph, unroll_bound());
+}
+
+/// The loops of at most this many steps [`optimize_loops`] unrolls:
+/// [`UNROLL_STEPS`] or `NNC_UNROLL_STEPS`.
+pub fn unroll_bound() -> usize {
     let steps = std::env::var("NNC_UNROLL_STEPS").ok().and_then(|s| s.parse().ok());
-    optimize_loops_up_to(graph, steps.unwrap_or(UNROLL_STEPS));
+    steps.unwrap_or(UNROLL_STEPS)
 }
 
 /// [`optimize_loops`] unrolling the loops of at most `steps` steps (0 keeps
 /// every loop).
 pub fn optimize_loops_up_to(graph: &mut Graph, steps: usize) {
-    HoistOutOfLoops.run(graph);
+    HoistOutOfLoops { unrolled_up_to: steps }.run(graph);
     SumProductsAfterLoops.run(graph);
     if let Err(why) = crate::ir::loops::unroll_up_to(graph, steps) {
         unreachable!("a verified graph's loops unroll: {why}");

@@ -68,10 +68,11 @@ pub(crate) fn session(dir: &Path, file: &str, constants: &[(&str, f64)], batch: 
 }
 
 /// The training step with every scan a loop, as the runtime builds it
-/// before the passes: forward loops and their gradients as backward loops.
+/// before the passes for loops it keeps (`NNC_UNROLL_STEPS=0`): forward
+/// loops and their gradients as backward loops.
 pub(crate) fn step_with_loops(session: &nnc::runtime::Session) -> nnc::ir::Graph {
     let mut forward = nnc::ir::lower::lower_loops(&session.program.train_trace);
-    nnc::passes::prepare_forward(&mut forward);
+    nnc::passes::prepare_forward_up_to(&mut forward, 0);
     let optimizer = session.program.optimizer.as_ref().expect("an optimizer");
     nnc::autodiff::optimizer::training_step(&forward, optimizer)
 }
