@@ -99,7 +99,7 @@ pub(crate) fn trace(
     span: Span,
 ) -> Option<trace::Trace> {
     checker.decode = Some(Carries::default());
-    let output = super::call_model_alone(checker, model, inputs, "decode", span);
+    let output = super::again::call_model_alone(checker, model, inputs, "decode", span);
     let carries = checker.decode.take()?;
     let trace = std::mem::take(&mut checker.trace);
     let usable = matches!(output, Value::Tensor(_))

@@ -9,6 +9,7 @@
 //! twice, with `training` true and false, so both branches of a
 //! train/eval conditional are checked.
 
+mod again;
 pub mod builtins;
 pub mod config;
 pub mod data;
@@ -166,6 +167,20 @@ pub struct Options {
     pub decode: bool,
 }
 
+impl Options {
+    /// The options of a second check of the same files (a sweep's variant,
+    /// the decoder): the same directory, `overrides` for the constants, no
+    /// probe, the decoder traced if `decode`.
+    fn again(&self, overrides: Vec<(String, f64)>, decode: bool) -> Options {
+        Options {
+            base_dir: self.base_dir.clone(),
+            overrides,
+            probe: None,
+            decode,
+        }
+    }
+}
+
 /// Reads and checks a file. A missing or unreadable file is an `Err` with a
 /// message naming the path.
 pub fn check_file(path: &Path) -> Result<Program, String> {
@@ -239,69 +254,14 @@ fn check_source_here(
     let observed = check_items(&files, user, options, &mut program, &mut diagnostics, observe);
     let start = crate::timing::stage("check", start);
     if !diagnostics.iter().any(Diagnostic::is_error) {
-        check_variants(&files, user, options, &mut program, &mut diagnostics);
+        again::check_variants(&files, user, options, &mut program, &mut diagnostics);
         let start = crate::timing::stage("check the sweep's variants", start);
-        check_decoder(&files, user, options, &mut program);
+        again::check_decoder(&files, user, options, &mut program);
         crate::timing::stage("check the decoder", start);
     }
     program.files = files;
     program.diagnostics = diagnostics;
     (program, observed)
-}
-
-/// Checks the file again with the constants of the sweep's variants
-/// ([`variants`]); the lists `--set` fixes are not swept.
-fn check_variants(
-    files: &[ast::File],
-    user: u32,
-    options: &Options,
-    program: &mut Program,
-    diagnostics: &mut Vec<Diagnostic>,
-) {
-    let mut sweep = program.sweep.clone();
-    sweep
-        .axes
-        .retain(|axis| !options.overrides.iter().any(|(name, _)| *name == axis.name));
-    let (chosen, _) = variants::selection(&sweep);
-    let reports = variants::check_all(&chosen, |constants| {
-        let mut overrides = options.overrides.clone();
-        overrides.extend_from_slice(constants);
-        let options = Options {
-            base_dir: options.base_dir.clone(),
-            overrides,
-            probe: None,
-            decode: false,
-        };
-        let mut variant = Program::empty(std::mem::take(&mut program.sources));
-        let mut found = Vec::new();
-        check_items(files, user, &options, &mut variant, &mut found, false);
-        program.sources = variant.sources;
-        found
-    });
-    diagnostics.extend(reports);
-}
-
-/// Checks the file again at a context of one position for the decoder
-/// ([`decode`]); a program that does not check so has no decoder.
-fn check_decoder(files: &[ast::File], user: u32, options: &Options, program: &mut Program) {
-    let Some(context) = decode::context_constant(program, files) else {
-        return;
-    };
-    let mut overrides = vec![(context.clone(), 1.0)];
-    overrides.extend(options.overrides.iter().filter(|(name, _)| *name != context).cloned());
-    let options = Options {
-        base_dir: options.base_dir.clone(),
-        overrides,
-        probe: None,
-        decode: true,
-    };
-    let mut decoder = Program::empty(std::mem::take(&mut program.sources));
-    let mut found = Vec::new();
-    check_items(files, user, &options, &mut decoder, &mut found, false);
-    program.sources = decoder.sources;
-    if !found.iter().any(Diagnostic::is_error) {
-        program.decode_trace = decoder.decode_trace;
-    }
 }
 
 impl Program {
@@ -328,7 +288,7 @@ impl Program {
     }
 }
 
-fn check_items(
+pub(super) fn check_items(
     files: &[ast::File],
     user: u32,
     options: &Options,
@@ -510,7 +470,7 @@ fn check_items(
             let value = checker.eval(&loss.value, &mut Scope::new());
             program.eval_trace = finish_trace(&mut checker, &value);
             if let (Some(block), Some((name, inputs, _))) = (&options.probe, &signature) {
-                program.probe_trace = Some(probe(&mut checker, block, name, inputs, loss.span));
+                program.probe_trace = Some(again::probe(&mut checker, block, name, inputs, loss.span));
             }
             if let (true, Some((name, inputs, _))) = (options.decode, &signature) {
                 program.decode_trace = decode::trace(&mut checker, name, inputs, loss.span);
@@ -708,52 +668,6 @@ fn check_items(
 }
 
 /// Takes the pass's trace, naming the loss as an output.
-/// The model called alone in evaluation mode on inputs `probe.<name>`,
-/// recording the output of the first call of `block` as `hidden`.
-fn probe(
-    checker: &mut Checker,
-    block: &str,
-    model: &str,
-    inputs: &[(String, types::TensorType)],
-    span: Span,
-) -> trace::Trace {
-    checker.probe = Some(block.to_string());
-    call_model_alone(checker, model, inputs, "probe", span);
-    checker.probe = None;
-    std::mem::take(&mut checker.trace)
-}
-
-/// Calls the model alone in evaluation mode, in a fresh trace, on inputs
-/// `<prefix>.<name>`; returns its value (the trace stays in the checker).
-pub(crate) fn call_model_alone(
-    checker: &mut Checker,
-    model: &str,
-    inputs: &[(String, types::TensorType)],
-    prefix: &str,
-    span: Span,
-) -> Value {
-    checker.training = false;
-    checker.instantiated_models.clear();
-    checker.trace = Default::default();
-    let args = inputs
-        .iter()
-        .map(|(name, ty)| {
-            let input = crate::prim::Prim::Input(format!("{prefix}.{name}"));
-            let value = checker.tensor_value(input, ty.clone(), &[], span);
-            eval::ArgValue {
-                name: Some(ast::Ident {
-                    name: name.clone(),
-                    span,
-                }),
-                value,
-                span,
-            }
-        })
-        .collect();
-    let callee = types::Value::Fn(types::Callable::Block(model.to_string()));
-    checker.call(callee, span, args, span)
-}
-
 fn finish_trace(checker: &mut Checker, loss: &Value) -> trace::Trace {
     let mut trace = std::mem::take(&mut checker.trace);
     if let Value::Tensor(types::Tensor { node: Some(node), .. }) = loss {
