@@ -233,9 +233,10 @@ fn live_nodes(body: &Graph) -> HashSet<NodeId> {
 }
 
 /// The forward body's values dear to recompute that change from step to
-/// step: products, and the values of `exp`, `tanh` and `sigmoid` (their
-/// gradients read their value alone, so that stored, the backward step
-/// computes none of them again). In place of a product whose one use adds
+/// step: products, and the values of `exp`, `tanh` and `sigmoid` that a
+/// product reaches through no other activation (their gradients read their
+/// value alone, so that stored, the backward step computes none of them
+/// again). In place of a product whose one use adds
 /// it to (or subtracts it from) values that do not depend on the carries,
 /// that sum: the input projection plus `h @ U` of a recurrent cell, so
 /// that the backward loop reads neither the product nor the sequence it
@@ -244,6 +245,8 @@ fn dear_values(forward: &Loop) -> Vec<NodeId> {
     let body = &forward.body;
     let mut varies: HashMap<NodeId, bool> = HashMap::with_capacity(body.len());
     let mut carried: HashMap<NodeId, bool> = HashMap::with_capacity(body.len());
+    // Whether a product reaches the value through no activation.
+    let mut after_product: HashMap<NodeId, bool> = HashMap::with_capacity(body.len());
     let (mut products, mut activations) = (Vec::new(), Vec::new());
     for n in body.topo_order() {
         let node = body.node(n);
@@ -256,9 +259,16 @@ fn dear_values(forward: &Loop) -> Vec<NodeId> {
         };
         varies.insert(n, v);
         carried.insert(n, k);
+        let fed = body.inputs(n).iter().any(|i| after_product[i]);
+        let activation = matches!(node.op, Prim::Unary(UnaryOp::Exp | UnaryOp::Tanh | UnaryOp::Sigmoid));
+        after_product.insert(n, matches!(node.op, Prim::MatMul) || (fed && !activation));
         match node.op {
             Prim::MatMul if v => products.push(n),
-            Prim::Unary(UnaryOp::Exp | UnaryOp::Tanh | UnaryOp::Sigmoid) if v => activations.push(n),
+            // An activation of values made element-wise from other
+            // activations and the carries (an LSTM's `tanh(c_t)`) is
+            // recomputed: they are stored or read anyway, and storing it
+            // would cost a write and a read of memory per step.
+            _ if activation && v && fed => activations.push(n),
             _ => {}
         }
     }

@@ -368,9 +368,10 @@ fn a_loop_inside_a_loop_matches_the_interpreter() {
 
 /// What each step of the LSTM's backward loop copies in: the cell state
 /// (not the stacked `[h, c]` carry), the adjoint of `h` (not padded to the
-/// carry's width) and the stored activations (three sigmoid gates, the
-/// tanh of the candidate and of the new cell state), and nothing wider:
-/// not the gate sums the activations were computed from. Sizes per step
+/// carry's width) and the stored activations (three sigmoid gates and the
+/// tanh of the candidate; the tanh of the new cell state is recomputed
+/// from them and `c`), and nothing wider: not the gate sums the
+/// activations were computed from. Sizes per step
 /// and batch row, H = 3.
 #[test]
 fn the_backward_lstm_loop_reads_only_what_it_needs() {
@@ -397,9 +398,9 @@ fn the_backward_lstm_loop_reads_only_what_it_needs() {
     };
     // The forward loop reads the input projection of every step (4H).
     assert_eq!(widths(scans[0]), [12]);
-    // The backward loop: c (H), the adjoint of h (H) and five activations
+    // The backward loop: c (H), the adjoint of h (H) and four activations
     // (H each); before narrowing it read [h, c] (2H) and a padded adjoint
     // (2H), and before activations were stored, the gate sums (4H).
-    assert_eq!(widths(scans[1]), [3; 7]);
+    assert_eq!(widths(scans[1]), [3; 6]);
     std::fs::remove_dir_all(dir).unwrap();
 }
