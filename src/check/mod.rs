@@ -163,8 +163,14 @@ pub struct Options {
     /// A block whose output to record when the model runs alone
     /// ([`Program::probe_trace`]).
     pub probe: Option<String>,
-    /// Trace the decoder as well ([`Program::decode_trace`]).
+    /// Trace the decoder as well ([`Program::decode_trace`]): set in the
+    /// second check that makes the decoder.
     pub decode: bool,
+    /// Check the file a second time for the decoder of generation (a text
+    /// model with a `generate` section; [`Program::decode_trace`]). Runs
+    /// ask for it ([`check_file_with`]); an editor's check of every edit
+    /// does not.
+    pub decoder: bool,
 }
 
 impl Options {
@@ -177,6 +183,7 @@ impl Options {
             overrides,
             probe: None,
             decode,
+            decoder: false,
         }
     }
 }
@@ -196,6 +203,7 @@ pub fn check_file_with(path: &Path, overrides: Vec<(String, f64)>) -> Result<Pro
         overrides,
         probe: None,
         decode: false,
+        decoder: true,
     };
     Ok(check_source(&path.display().to_string(), &text, &options))
 }
@@ -256,8 +264,10 @@ fn check_source_here(
     if !diagnostics.iter().any(Diagnostic::is_error) {
         again::check_variants(&files, user, options, &mut program, &mut diagnostics);
         let start = crate::timing::stage("check the sweep's variants", start);
-        again::check_decoder(&files, user, options, &mut program);
-        crate::timing::stage("check the decoder", start);
+        if options.decoder {
+            again::check_decoder(&files, user, options, &mut program);
+            crate::timing::stage("check the decoder", start);
+        }
     }
     program.files = files;
     program.diagnostics = diagnostics;

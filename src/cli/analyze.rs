@@ -116,6 +116,7 @@ pub(super) fn run_embeddings(
         overrides: settings.to_vec(),
         probe: Some(block.to_string()),
         decode: false,
+        decoder: false,
     };
     let program = check::check_source(&path.display().to_string(), &String::from_utf8_lossy(&bytes), &options);
     if !program.diagnostics.is_empty() {

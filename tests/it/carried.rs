@@ -63,12 +63,35 @@ fn a_reverse_scan_has_no_decoder() {
     );
     assert!(text.contains("reverse: true"));
     let options = nnc::check::Options {
-        base_dir: Some(dir),
+        base_dir: Some(dir.clone()),
+        decoder: true,
         ..Default::default()
     };
     let program = nnc::check::check_source("reverse.nn", &text, &options);
     assert!(!program.has_errors(), "{:?}", program.diagnostics);
     assert!(program.decode_trace.is_none());
+    // The same options make a decoder for the forward model.
+    let forward = std::fs::read_to_string(dir.join("char_lstm.nn")).unwrap();
+    assert!(nnc::check::check_source("forward.nn", &forward, &options)
+        .decode_trace
+        .is_some());
+}
+
+/// The decoder is checked only when asked for (a run's check does): an
+/// editor checking every edit does not pay for a second pass.
+#[test]
+fn only_a_run_checks_the_decoder() {
+    let dir = root().join("examples");
+    let text = std::fs::read_to_string(dir.join("char_lstm.nn")).unwrap();
+    let editor = nnc::check::Options {
+        base_dir: Some(dir.clone()),
+        ..Default::default()
+    };
+    let program = nnc::check::check_source("char_lstm.nn", &text, &editor);
+    assert!(!program.has_errors(), "{:?}", program.diagnostics);
+    assert!(program.decode_trace.is_none());
+    let run = nnc::check::check_file_with(&dir.join("char_lstm.nn"), Vec::new()).unwrap();
+    assert!(run.decode_trace.is_some());
 }
 
 /// Logits of the whole-window model at every position of one window.
