@@ -88,6 +88,34 @@ fn simplify(graph: &mut Graph, id: NodeId, inputs: &mut Vec<NodeId>) -> Option<N
                 None => piece_at(graph, id, inputs[0], axis, &start.clone()),
             }
         }
+        // slice(concat(a, b) along one axis) along another axis, when
+        // every reader of the concatenation slices it so, is the
+        // concatenation of the pieces' slices (views): the concatenation
+        // then copies only what is read (a backward loop's `c_{t-1}` out
+        // of the stacked `[h, c]` carries shifted by a step).
+        Prim::Slice { axis, .. }
+            if matches!(graph.node(inputs[0]).op, Prim::Concat { axis: a } if a != *axis)
+                && !graph.is_output(inputs[0])
+                && graph.users(inputs[0]).iter().all(
+                    |&u| matches!(graph.node(u).op, Prim::Slice { axis: b, .. } if b != concat_axis(graph, inputs[0])),
+                ) =>
+        {
+            let (axis, op) = (*axis, op.clone());
+            let concat = inputs[0];
+            let width = graph.node(id).shape[axis].clone();
+            let pieces: Vec<NodeId> = graph
+                .inputs(concat)
+                .into_iter()
+                .map(|piece| {
+                    let mut shape = graph.node(piece).shape.clone();
+                    shape[axis] = width.clone();
+                    graph.add(op.clone(), dtype, shape, &[piece])
+                })
+                .collect();
+            let shape = graph.node(id).shape.clone();
+            let along = concat_axis(graph, concat);
+            Some(graph.add(Prim::Concat { axis: along }, dtype, shape, &pieces))
+        }
         // A slice of a pad inside the padded operand is a slice of the
         // operand (the adjoint of a loop's flat value, sliced again).
         Prim::Slice { axis, start, step: 1 } if matches!(graph.node(inputs[0]).op, Prim::Pad { axis: a, .. } if a == *axis) =>
@@ -193,6 +221,14 @@ fn simplify(graph: &mut Graph, id: NodeId, inputs: &mut Vec<NodeId>) -> Option<N
     }
 }
 
+/// The axis concatenation `concat` joins along.
+fn concat_axis(graph: &Graph, concat: NodeId) -> usize {
+    match graph.node(concat).op {
+        Prim::Concat { axis } => axis,
+        _ => unreachable!("a concatenation"),
+    }
+}
+
 /// `slice(concat(pieces), start..start + len)` along the concatenation's
 /// axis: the piece the range lies in (sliced if it is part of it), or the
 /// concatenation of the pieces it covers. Sizes must be known.
@@ -248,4 +284,75 @@ fn piece_at(graph: &Graph, id: NodeId, concat: NodeId, axis: usize, start: &crat
         offset = offset.add(&node.shape[axis]);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::dims::Dim;
+    use crate::passes::Pass;
+    use crate::prim::DType;
+
+    fn dims(sizes: &[i64]) -> Vec<Dim> {
+        sizes.iter().map(|&s| Dim::constant(s)).collect()
+    }
+
+    /// The carries before each step, `concat(init, states[:, :-1])` along
+    /// time, sliced into `h` and `c` along the features: two narrower
+    /// concatenations of views, with the same values.
+    #[test]
+    fn slices_across_a_concatenation_become_a_concatenation_of_slices() {
+        let mut graph = Graph::default();
+        let init = graph.add(Prim::Input("init".into()), DType::F32, dims(&[2, 1, 4]), &[]);
+        let states = graph.add(Prim::Input("states".into()), DType::F32, dims(&[2, 3, 4]), &[]);
+        let before = graph.add(Prim::Concat { axis: 1 }, DType::F32, dims(&[2, 4, 4]), &[init, states]);
+        let h = graph.slice(before, 2, Dim::constant(0), Dim::constant(2), 1);
+        let c = graph.slice(before, 2, Dim::constant(2), Dim::constant(2), 1);
+        graph.outputs.push(("h".into(), h));
+        graph.outputs.push(("c".into(), c));
+        let original = graph.clone();
+        assert!(Simplify.run(&mut graph));
+        super::super::Dce.run(&mut graph);
+        for (_, out) in &graph.outputs {
+            assert_eq!(graph.node(*out).op, Prim::Concat { axis: 1 });
+            assert_eq!(graph.node(*out).shape, dims(&[2, 4, 2]));
+        }
+        assert!(!graph
+            .graph
+            .node_indices()
+            .any(|n| graph.node(n).shape == dims(&[2, 4, 4])));
+        let values = |sizes: &[usize], seed: usize| {
+            let n: usize = sizes.iter().product();
+            let data = (0..n).map(|i| ((i * 7 + seed) % 13) as f64 - 6.0).collect();
+            ndarray::ArrayD::from_shape_vec(sizes.to_vec(), data).unwrap()
+        };
+        let env = crate::interp::Env {
+            dims: Default::default(),
+            feeds: [
+                ("init".to_string(), values(&[2, 1, 4], 1)),
+                ("states".to_string(), values(&[2, 3, 4], 2)),
+            ]
+            .into_iter()
+            .collect(),
+            seed: 0,
+            step: 0,
+        };
+        let expected = crate::interp::run_outputs(&original, &env).unwrap();
+        let got = crate::interp::run_outputs(&graph, &env).unwrap();
+        assert_eq!(expected, got);
+    }
+
+    /// A concatenation also read whole is left alone: slicing its pieces
+    /// would copy the data twice.
+    #[test]
+    fn a_concatenation_read_whole_is_not_split() {
+        let mut graph = Graph::default();
+        let a = graph.add(Prim::Input("a".into()), DType::F32, dims(&[2, 1, 4]), &[]);
+        let b = graph.add(Prim::Input("b".into()), DType::F32, dims(&[2, 3, 4]), &[]);
+        let both = graph.add(Prim::Concat { axis: 1 }, DType::F32, dims(&[2, 4, 4]), &[a, b]);
+        let h = graph.slice(both, 2, Dim::constant(0), Dim::constant(2), 1);
+        graph.outputs.push(("h".into(), h));
+        graph.outputs.push(("both".into(), both));
+        assert!(!Simplify.run(&mut graph));
+    }
 }
