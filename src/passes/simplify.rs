@@ -93,28 +93,9 @@ fn simplify(graph: &mut Graph, id: NodeId, inputs: &mut Vec<NodeId>) -> Option<N
         // concatenation of the pieces' slices (views): the concatenation
         // then copies only what is read (a backward loop's `c_{t-1}` out
         // of the stacked `[h, c]` carries shifted by a step).
-        Prim::Slice { axis, .. }
-            if matches!(graph.node(inputs[0]).op, Prim::Concat { axis: a } if a != *axis)
-                && !graph.is_output(inputs[0])
-                && graph.users(inputs[0]).iter().all(
-                    |&u| matches!(graph.node(u).op, Prim::Slice { axis: b, .. } if b != concat_axis(graph, inputs[0])),
-                ) =>
-        {
+        Prim::Slice { axis, .. } if matches!(graph.node(inputs[0]).op, Prim::Concat { .. }) => {
             let (axis, op) = (*axis, op.clone());
-            let concat = inputs[0];
-            let width = graph.node(id).shape[axis].clone();
-            let pieces: Vec<NodeId> = graph
-                .inputs(concat)
-                .into_iter()
-                .map(|piece| {
-                    let mut shape = graph.node(piece).shape.clone();
-                    shape[axis] = width.clone();
-                    graph.add(op.clone(), dtype, shape, &[piece])
-                })
-                .collect();
-            let shape = graph.node(id).shape.clone();
-            let along = concat_axis(graph, concat);
-            Some(graph.add(Prim::Concat { axis: along }, dtype, shape, &pieces))
+            slices_across_concat(graph, id, inputs[0], axis, op)
         }
         // A slice of a pad inside the padded operand is a slice of the
         // operand (the adjoint of a loop's flat value, sliced again).
@@ -221,12 +202,29 @@ fn simplify(graph: &mut Graph, id: NodeId, inputs: &mut Vec<NodeId>) -> Option<N
     }
 }
 
-/// The axis concatenation `concat` joins along.
-fn concat_axis(graph: &Graph, concat: NodeId) -> usize {
-    match graph.node(concat).op {
-        Prim::Concat { axis } => axis,
-        _ => unreachable!("a concatenation"),
+/// Slice `id` (op `op`, along `axis`) of `concat` as the concatenation of
+/// the pieces sliced so, if `concat` joins along another axis, is not an
+/// output, and is read only by slices along other axes than its own.
+fn slices_across_concat(graph: &mut Graph, id: NodeId, concat: NodeId, axis: usize, op: Prim) -> Option<NodeId> {
+    let Prim::Concat { axis: along } = graph.node(concat).op else {
+        return None;
+    };
+    let sliced_across = |u: NodeId| matches!(graph.node(u).op, Prim::Slice { axis: b, .. } if b != along);
+    if along == axis || graph.is_output(concat) || !graph.users(concat).into_iter().all(sliced_across) {
+        return None;
     }
+    let (dtype, width) = (graph.node(id).dtype, graph.node(id).shape[axis].clone());
+    let pieces: Vec<NodeId> = graph
+        .inputs(concat)
+        .into_iter()
+        .map(|piece| {
+            let mut shape = graph.node(piece).shape.clone();
+            shape[axis] = width.clone();
+            graph.add(op.clone(), dtype, shape, &[piece])
+        })
+        .collect();
+    let shape = graph.node(id).shape.clone();
+    Some(graph.add(Prim::Concat { axis: along }, dtype, shape, &pieces))
 }
 
 /// `slice(concat(pieces), start..start + len)` along the concatenation's
