@@ -192,7 +192,38 @@ impl Ix {
         if lo.div_euclid(d) == hi.div_euclid(d) {
             return q.add_constant(lo.div_euclid(d));
         }
+        if let Some((g, high, _)) = r.common_factor(d) {
+            // floor((g·high + low) / d) with 0 <= low < g is floor(high / (d/g)).
+            return q.add(&high.div(d / g));
+        }
         q.add(&Ix::atom(Atom::Div(Box::new(r), d)))
+    }
+
+    /// `self` as `g·high + low` with `g` a factor of `d` (`1 < g < d`, the
+    /// largest that works) and `0 <= low < g`: a flat index `128·row +
+    /// column` split at a multiple of 128 (a reshape of a strided slice)
+    /// divides as `row` alone does.
+    fn common_factor(&self, d: i64) -> Option<(i64, Ix, Ix)> {
+        fn gcd(a: i64, b: i64) -> i64 {
+            if b == 0 {
+                a.abs()
+            } else {
+                gcd(b, a % b)
+            }
+        }
+        let mut factors: Vec<i64> = self
+            .terms
+            .iter()
+            .map(|(_, c)| gcd(d, *c))
+            .filter(|&g| 1 < g && g < d)
+            .collect();
+        factors.sort_unstable_by(|a, b| b.cmp(a));
+        factors.dedup();
+        factors.into_iter().find_map(|g| {
+            let (high, low) = self.split(g);
+            let (lo, hi) = low.range();
+            (lo >= 0 && hi < g).then_some((g, high, low))
+        })
     }
 
     /// `self mod d`, in `0..d`.
@@ -208,6 +239,10 @@ impl Ix {
         }
         if lo.div_euclid(d) == hi.div_euclid(d) {
             return r.add_constant(-lo.div_euclid(d) * d);
+        }
+        if let Some((g, high, low)) = r.common_factor(d) {
+            // (g·high + low) mod d with 0 <= low < g is g·(high mod d/g) + low.
+            return high.rem(d / g).scale(g).add(&low);
         }
         Ix::atom(Atom::Rem(Box::new(r), d))
     }
@@ -370,6 +405,61 @@ mod tests {
         let f = Ix::var(2, 24);
         let multi = unflatten(&f, &[4, 6]);
         assert_eq!(flat(&multi, &[4, 6]), f);
+    }
+
+    /// The value of `ix` with loop variable `v` set to `values[v]`.
+    fn eval(ix: &Ix, values: &[i64]) -> i64 {
+        let atom = |a: &Atom| match a {
+            Atom::Var { id, .. } => values[*id as usize],
+            Atom::Div(x, d) => eval(x, values).div_euclid(*d),
+            Atom::Rem(x, d) => eval(x, values).rem_euclid(*d),
+            Atom::Clamp(x, n) => eval(x, values).clamp(0, n - 1),
+            Atom::Dyn { .. } => unreachable!(),
+        };
+        ix.constant + ix.terms.iter().map(|(a, c)| c * atom(a)).sum::<i64>()
+    }
+
+    /// A row of a strided slice, flattened and split again at a multiple
+    /// of the row (`[B·T, 128]` read from `[B, T, 256]`): plain strides.
+    #[test]
+    fn reshapes_of_strided_rows_divide_by_the_row() {
+        let (r, c) = (Ix::var(0, 64), Ix::var(1, 128));
+        let f = r.scale(128).add(&c);
+        assert_eq!(f.div(128 * 16), r.div(16));
+        assert_eq!(f.rem(128 * 16), r.rem(16).scale(128).add(&c));
+        let multi = unflatten(&f, &[4, 16, 128]);
+        let offset = multi[0]
+            .scale(16 * 256)
+            .add(&multi[1].scale(256))
+            .add(&multi[2])
+            .add_constant(7);
+        assert_eq!(offset.to_string(), "256*i0 + i1 + 7");
+    }
+
+    /// Divisions and remainders by every divisor of a few affine indices
+    /// (some with a constant, one not splittable), against the integers.
+    #[test]
+    fn divisions_and_remainders_agree_with_the_integers() {
+        let (a, b) = (Ix::var(0, 12), Ix::var(1, 6));
+        let cases = [
+            a.scale(6).add(&b),
+            a.scale(6).add(&b).add_constant(3),
+            a.scale(4).add(&b),
+            a.scale(12).add(&b.scale(2)).add_constant(1),
+            a.scale(-6).add(&b).add_constant(100),
+        ];
+        for x in &cases {
+            for d in 1..=80 {
+                let (q, r) = (x.div(d), x.rem(d));
+                for i in 0..12 {
+                    for j in 0..6 {
+                        let v = eval(x, &[i, j]);
+                        assert_eq!(eval(&q, &[i, j]), v.div_euclid(d), "({x}) / {d} at {i}, {j}: {q}");
+                        assert_eq!(eval(&r, &[i, j]), v.rem_euclid(d), "({x}) % {d} at {i}, {j}: {r}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
