@@ -121,6 +121,18 @@ pub enum Prim {
     Scan(Arc<Loop>),
 }
 
+impl Prim {
+    /// Element-wise: each output element from the operands' elements at
+    /// the same index (after broadcasting), so the op commutes with
+    /// stacking steps or moving a layout around it.
+    pub fn is_elementwise(&self) -> bool {
+        matches!(
+            self,
+            Prim::Unary(_) | Prim::Binary(_) | Prim::Select | Prim::Cast(_) | Prim::StopGrad
+        )
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Window {
     pub kernel: usize,

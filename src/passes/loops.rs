@@ -107,11 +107,7 @@ fn products_under(
     n: NodeId,
     found: &mut Vec<NodeId>,
 ) {
-    let elementwise = matches!(
-        looped.body.node(n).op,
-        Prim::Unary(_) | Prim::Binary(_) | Prim::Select | Prim::Cast(_)
-    );
-    if !elementwise {
+    if !looped.body.node(n).op.is_elementwise() {
         if !found.contains(&n) {
             found.push(n);
         }
@@ -382,7 +378,7 @@ impl Stacker<'_> {
         let shifted = |axis: usize| if axis == 0 { 0 } else { axis + 1 };
         Some(match &node.op {
             Prim::Arg(i) => self.operands[*i],
-            Prim::Unary(_) | Prim::Cast(_) | Prim::StopGrad | Prim::Binary(_) | Prim::Select => {
+            op if op.is_elementwise() => {
                 let operands: Option<Vec<NodeId>> = inputs.iter().map(|&i| self.operand(graph, i)).collect();
                 graph.add(node.op.clone(), dtype, shape, &operands?)
             }
