@@ -73,7 +73,7 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
         }
         cost[id.index()] = inline_cost;
         let users = bound.users(id).len();
-        let shared = users >= 2 && inline_cost >= 3;
+        let shared = users >= 2 && inline_cost >= 3 && !disjoint_slices(bound, id);
         let opened = matches!(op, Prim::Concat { .. }) && inside_concat(bound, id);
         materialized[id.index()] = must || (!opened && (shared || inline_cost > 48));
         // A loop reads its operands from buffers: the captured ones in
@@ -172,6 +172,31 @@ fn under_layout(bound: &Bound, materialized: &[bool], node: NodeId) -> (NodeId, 
         source = bound.inputs(source)[0];
     }
     (source, permuted)
+}
+
+/// Whether every reader of `id` slices it along one axis (step 1) and no
+/// two of them overlap, so inlining `id` into them computes each element
+/// once: an LSTM's gate sums `x_t @ w + b + h @ u`, read as four gates,
+/// are then added in the cell's kernel rather than written by a kernel of
+/// their own and read back.
+fn disjoint_slices(bound: &Bound, id: NodeId) -> bool {
+    let mut ranges = Vec::new();
+    let mut along = None;
+    for &user in bound.users(id) {
+        let Prim::Slice { axis, step: 1, .. } = bound.op(user) else {
+            return false;
+        };
+        if along.is_some_and(|a| a != *axis) || bound.inputs(user).len() != 1 {
+            return false;
+        }
+        along = Some(*axis);
+        let (Some(&start), Some(&len)) = (bound.sizes[user.index()].first(), bound.shape(user).get(*axis)) else {
+            return false;
+        };
+        ranges.push((start, start + len as i64));
+    }
+    ranges.sort_unstable();
+    ranges.windows(2).all(|w| w[0].1 <= w[1].0)
 }
 
 /// Whether `id`, a concatenation, is read only by another concatenation,
