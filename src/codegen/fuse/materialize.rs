@@ -381,3 +381,44 @@ pub fn matmul_view(bound: &Bound, materialized: &[bool], node: NodeId) -> Option
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::dims::Dim;
+    use crate::ir::Graph;
+    use crate::prim::{BinaryOp, DType};
+
+    /// Whether `exp(x) + x` (`[4, 8]`) gets a buffer when two outputs
+    /// slice it along its columns at `first` and `second` (four columns
+    /// each).
+    fn sum_is_stored(first: i64, second: i64) -> bool {
+        let mut graph = Graph::new();
+        let shape = |cols: i64| vec![Dim::constant(4), Dim::constant(cols)];
+        let x = graph.add(Prim::Param("x".into()), DType::F32, shape(8), &[]);
+        let e = graph.add(Prim::Unary(UnaryOp::Exp), DType::F32, shape(8), &[x]);
+        let sum = graph.add(Prim::Binary(BinaryOp::Add), DType::F32, shape(8), &[e, x]);
+        for (name, start) in [("a", first), ("b", second)] {
+            let slice = Prim::Slice {
+                axis: 1,
+                start: Dim::constant(start),
+                step: 1,
+            };
+            let piece = graph.add(slice, DType::F32, shape(4), &[sum]);
+            graph.set_output(name, piece);
+        }
+        let bound = Bound::new(&graph, &std::collections::HashMap::new()).unwrap();
+        choose_materialized(&bound)[sum.index()]
+    }
+
+    /// Read through slices that do not overlap, the sum is computed in
+    /// them (each element once); through overlapping ones it is stored,
+    /// so that no element is computed twice.
+    #[test]
+    fn values_read_through_disjoint_slices_are_computed_in_them() {
+        assert!(!sum_is_stored(0, 4));
+        assert!(!sum_is_stored(4, 0));
+        assert!(sum_is_stored(0, 3));
+        assert!(sum_is_stored(2, 2));
+    }
+}
