@@ -17,7 +17,11 @@
 //! the team, the way expected to win, is left only when one thread is
 //! faster by a margin, and the way taken is tried against the other one
 //! soon after every switch: the probes start `FIRST_PROBE` steps apart and
-//! double in distance while the choice holds, up to `PROBE_EVERY`.
+//! double in distance while the choice holds, up to `PROBE_EVERY`. A block
+//! on the other way ends as soon as its outcome is decided: once enough of
+//! its steps miss the bar that its median cannot get under it, the rest of
+//! the block would only spend more steps on the slower way (the wide MLP's
+//! probes of one thread take 3 steps instead of 5).
 //!
 //! In: the seconds each step took. Out: how many threads run the next one.
 //! It allocates nothing.
@@ -59,6 +63,9 @@ pub struct Tuner {
     phase: Phase,
     /// Steps on the chosen way before the next probe.
     probe_after: usize,
+    /// Timed steps of the current block on the other way that missed the
+    /// bar (see [`Tuner::lost`]).
+    missed: usize,
     /// Steps run by the team, and in all.
     on_team: u64,
     steps: u64,
@@ -75,6 +82,7 @@ impl Tuner {
             counts: [0; 2],
             chosen: 0,
             probe_after: FIRST_PROBE,
+            missed: 0,
             phase: if adaptive && team > 1 {
                 Phase::First(0)
             } else {
@@ -116,28 +124,46 @@ impl Tuner {
             Phase::First(n) => n < SETTLE || (n - SETTLE).is_multiple_of(BLOCK),
             Phase::Steady(n) | Phase::Probe(n) => n == 0,
         };
+        // The way a block on the other way must beat: the team in the
+        // first comparison, the chosen way in a probe.
+        let reference = match self.phase {
+            Phase::First(n) if n >= SETTLE + BLOCK => Some(0),
+            Phase::Probe(_) => Some(self.chosen),
+            _ => None,
+        };
         if !switching {
             self.samples[way][self.counts[way] % WINDOW] = seconds;
             self.counts[way] += 1;
+            if let Some(reference) = reference {
+                self.missed += usize::from(seconds >= MARGIN * self.median(reference));
+            }
         }
         self.phase = match self.phase {
-            Phase::First(n) if n + 1 < SETTLE + 2 * BLOCK => Phase::First(n + 1),
+            Phase::First(n) if n + 1 < SETTLE + 2 * BLOCK && !self.lost() => Phase::First(n + 1),
+            Phase::First(_) if self.lost() => {
+                self.missed = 0;
+                self.chosen = 0;
+                self.log("first comparison, decided early");
+                Phase::Steady(0)
+            }
             Phase::First(_) => {
+                self.missed = 0;
                 self.chosen = usize::from(self.median(1) < MARGIN * self.median(0));
                 self.log("first comparison");
                 Phase::Steady(usize::from(self.chosen == 1))
             }
             Phase::Steady(n) if n + 1 < self.probe_after => Phase::Steady(n + 1),
             Phase::Steady(_) => Phase::Probe(0),
-            Phase::Probe(n) if n + 1 < BLOCK => Phase::Probe(n + 1),
+            Phase::Probe(n) if n + 1 < BLOCK && !self.lost() => Phase::Probe(n + 1),
             Phase::Probe(_) => {
-                if self.median(1 - self.chosen) < MARGIN * self.median(self.chosen) {
+                if !self.lost() && self.median(1 - self.chosen) < MARGIN * self.median(self.chosen) {
                     self.chosen = 1 - self.chosen;
                     self.probe_after = FIRST_PROBE;
                 } else {
                     self.probe_after = (2 * self.probe_after).min(PROBE_EVERY);
                 }
-                self.log("probe");
+                self.log(if self.lost() { "probe, decided early" } else { "probe" });
+                self.missed = 0;
                 Phase::Steady(0)
             }
         };
@@ -155,6 +181,13 @@ impl Tuner {
                 if self.chosen == 0 { "team" } else { "one thread" }
             );
         }
+    }
+
+    /// Whether the current block on the other way has lost already: its
+    /// median (element `WINDOW / 2` of its `WINDOW` sorted times) stays at
+    /// or above the bar once `WINDOW - WINDOW / 2` of its times are.
+    fn lost(&self) -> bool {
+        self.missed >= WINDOW - WINDOW / 2
     }
 
     fn median(&self, way: usize) -> f64 {
@@ -195,8 +228,12 @@ mod tests {
         let mut tuner = Tuner::new(2, true);
         // The team is faster at first, slower after step 1000.
         let threads = drive(&mut tuner, 2000, |s| if s < 1000 { 0.6 } else { 2.0 });
-        // Settling and a block on the team, then a block on one thread.
-        assert_eq!(threads[..SETTLE + 2 * BLOCK], [2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1]);
+        // Settling and a block on the team, then a block on one thread
+        // that has lost after its switching step and two timed steps.
+        assert_eq!(
+            threads[..SETTLE + BLOCK + LOSING + 1],
+            [2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 2]
+        );
         // Then the team, but for probes of WINDOW steps every PROBE_EVERY.
         let team_share =
             |r: std::ops::Range<usize>| threads[r.clone()].iter().filter(|&&t| t == 2).count() as f64 / r.len() as f64;
@@ -205,12 +242,16 @@ mod tests {
         assert!(team_share(1000 + PROBE_EVERY + 2 * BLOCK..2000) < 0.05);
     }
 
-    /// Probes in `steps` steps of a choice that holds: they start
+    /// Steps of a block on the other way that loses every timed step: the
+    /// switching step and the misses that decide it.
+    const LOSING: usize = 1 + WINDOW - WINDOW / 2;
+
+    /// Losing probes in `steps` steps of a choice that holds: they start
     /// `FIRST_PROBE` apart and double in distance up to `PROBE_EVERY`.
     fn probes_within(steps: usize) -> usize {
         let (mut at, mut gap, mut probes) = (0, FIRST_PROBE, 0);
-        while at + gap + BLOCK <= steps {
-            at += gap + BLOCK;
+        while at + gap + LOSING <= steps {
+            at += gap + LOSING;
             gap = (2 * gap).min(PROBE_EVERY);
             probes += 1;
         }
@@ -221,12 +262,10 @@ mod tests {
     fn noise_below_the_margin_does_not_flip() {
         let mut tuner = Tuner::new(2, true);
         let threads = drive(&mut tuner, 3000, |s| if s % 2 == 0 { 0.97 } else { 0.99 });
-        let switches = threads[SETTLE + 2 * BLOCK..]
-            .windows(2)
-            .filter(|w| w[0] != w[1])
-            .count();
+        let first = SETTLE + BLOCK + LOSING;
+        let switches = threads[first..].windows(2).filter(|w| w[0] != w[1]).count();
         // Only the probes switch, twice each.
-        assert_eq!(switches, 2 * probes_within(3000 - SETTLE - 2 * BLOCK), "{threads:?}");
+        assert_eq!(switches, 2 * probes_within(3000 - first), "{threads:?}");
     }
 
     #[test]
@@ -265,14 +304,40 @@ mod tests {
             } else if threads == 2 {
                 0.6
             } else {
-                1.0
+                0.5
             };
             last = threads;
             tuner.record(time);
         }
         assert_eq!(tuner.counts, [WINDOW, WINDOW]);
-        assert_eq!((tuner.median(0), tuner.median(1)), (0.6, 1.0), "{:?}", tuner.samples);
-        assert_eq!(tuner.threads(), 2);
+        assert_eq!((tuner.median(0), tuner.median(1)), (0.6, 0.5), "{:?}", tuner.samples);
+        assert_eq!(tuner.threads(), 1);
+    }
+
+    /// A block on the other way stops once it cannot win, and the one that
+    /// still can runs whole: the first comparison's block on one thread
+    /// with times 0.9, 1.5, 0.9, 0.9 against the team's 1.0 misses the bar
+    /// (0.95) once, runs its four timed steps and wins.
+    #[test]
+    fn a_block_runs_until_its_outcome_is_decided() {
+        let mut tuner = Tuner::new(2, true);
+        let one_thread = [0.9, 1.5, 0.9, 0.9];
+        let mut threads = Vec::new();
+        for step in 0..SETTLE + 2 * BLOCK + 1 {
+            let t = tuner.threads();
+            threads.push(t);
+            let timed = step.saturating_sub(SETTLE + BLOCK + 1);
+            tuner.record(if t == 2 { 1.0 } else { one_thread[timed.min(3)] });
+        }
+        assert_eq!(threads, [2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1]);
+        // Against a team twice as fast, the probes of one thread take
+        // `LOSING` steps each, and nothing else leaves the team.
+        let mut tuner = Tuner::new(2, true);
+        let steps = 1000;
+        let threads = drive(&mut tuner, steps, |_| 0.5);
+        let first = SETTLE + BLOCK + LOSING;
+        let alone = threads.iter().filter(|&&t| t == 1).count();
+        assert_eq!(alone, LOSING * (1 + probes_within(steps - first)), "{threads:?}");
     }
 
     #[test]
