@@ -30,7 +30,7 @@ fn main() {
         match nnc::codegen::bench::bench(
             std::path::Path::new(&example),
             &backend,
-            steps,
+            (0, steps),
             repeats,
             &Default::default(),
         ) {

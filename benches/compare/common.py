@@ -22,8 +22,8 @@ ADAM = dict(name="adam", lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay
 
 # Every workload: its model kind and sizes, batch, optimizer, and how nnc
 # runs it (file, `--set` constants, `--batch`). `steps` is the default count
-# of timed steps (`--steps-scale` multiplies it), `warmup` the peers'
-# untimed steps after compiling.
+# of timed steps (`--steps-scale` multiplies it), `warmup` the untimed
+# steps every system runs after compiling (nnc's `bench --warmup`).
 WORKLOADS = {
     "mlp": dict(
         kind="mlp", sizes=[64, 128, 10], batch=64, data="digits8", optimizer=dict(ADAM),

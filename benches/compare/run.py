@@ -75,7 +75,7 @@ class Harness:
         if system == "nnc":
             n = spec["nnc"]
             cmd = [self.nnc, "bench", os.path.join(HERE, n["file"]), "--backend", "jit", "--json",
-                   "--steps", str(steps), "--repeats", "1"]
+                   "--steps", str(steps), "--warmup", str(spec["warmup"]), "--repeats", "1"]
             for key, value in n["set"].items():
                 cmd += ["--set", f"{key}={value}"]
             if n["batch"]:

@@ -10,7 +10,7 @@ use crate::check;
 pub(super) fn run_bench(
     path: &std::path::Path,
     backend: BenchBackend,
-    steps: usize,
+    (warmup, steps): (usize, usize),
     repeats: usize,
     sizes: &crate::codegen::bench::Sizes,
     json: bool,
@@ -42,7 +42,7 @@ pub(super) fn run_bench(
         BenchBackend::Jit => "jit",
         BenchBackend::Both => "both",
     };
-    match crate::codegen::bench::bench(path, name, steps, repeats, sizes) {
+    match crate::codegen::bench::bench(path, name, (warmup, steps), repeats, sizes) {
         Ok(reports) => {
             for report in &reports {
                 if json {

@@ -186,6 +186,10 @@ pub enum Command {
         /// Training steps per repeat.
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
         steps: u32,
+        /// Untimed steps before them in each repeat (the first steps also
+        /// fault the memory in and let the thread tuner settle).
+        #[arg(long, default_value_t = 0)]
+        warmup: u32,
         /// Repeats (the median is reported).
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
         repeats: u32,
@@ -413,6 +417,7 @@ pub fn main() -> ExitCode {
             file,
             backend,
             steps,
+            warmup,
             repeats,
             batch,
             settings,
@@ -426,7 +431,7 @@ pub fn main() -> ExitCode {
             run_bench(
                 &file,
                 backend,
-                steps as usize,
+                (warmup as usize, steps as usize),
                 repeats as usize,
                 &sizes,
                 json,

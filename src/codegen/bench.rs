@@ -310,13 +310,14 @@ pub fn compile_step(
     Ok((compiled, inputs))
 }
 
-/// Trains `path` for `steps` steps, `repeats` times over (each repeat
-/// starts from the same initial state and compiles again), on `backend`
-/// (`interp`, `jit` or `both`), and reports each backend.
+/// Trains `path` for `warmup` untimed steps and then `steps` timed ones,
+/// `repeats` times over (each repeat starts from the same initial state
+/// and compiles again), on `backend` (`interp`, `jit` or `both`), and
+/// reports each backend.
 pub fn bench(
     path: &std::path::Path,
     backend: &str,
-    steps: usize,
+    (warmup, steps): (usize, usize),
     repeats: usize,
     sizes: &Sizes,
 ) -> Result<Vec<BenchReport>, String> {
@@ -341,7 +342,7 @@ pub fn bench(
             work = flops(&session.step_graph, &dims);
             if backend == "interp" {
                 compile.push(start.elapsed().as_secs_f64());
-                for i in 0..steps {
+                for i in 0..warmup + steps {
                     let env = session.step_env(i as u64);
                     let t = Instant::now();
                     let values = crate::interp::run(&session.step_graph, &env).map_err(|e| e.to_string())?;
@@ -350,22 +351,30 @@ pub fn bench(
                             session.tensors.insert(target.to_string(), value.clone());
                         }
                     }
-                    times.push(t.elapsed().as_secs_f64());
+                    if i >= warmup {
+                        times.push(t.elapsed().as_secs_f64());
+                    }
                     session.step += 1;
                 }
             } else {
                 let (mut compiled, inputs) = compile_step(&session, &super::CompileOptions::default())?;
                 compile.push(start.elapsed().as_secs_f64());
-                for i in 0..steps {
+                // The tuner counts every step; the warm-up ones are not timed.
+                let mut team_warmup = 0.0;
+                for i in 0..warmup + steps {
                     let mut env = session.step_env(i as u64);
                     env.feeds.retain(|k, _| inputs.contains(k));
                     let t = Instant::now();
                     compiled.run(&env.feeds, session.seed, i as u64)?;
-                    times.push(t.elapsed().as_secs_f64());
+                    if i >= warmup {
+                        times.push(t.elapsed().as_secs_f64());
+                    } else if i + 1 == warmup {
+                        team_warmup = (compiled.team_share() * warmup as f64).round();
+                    }
                     session.step += 1;
                 }
                 threads = compiled.threads();
-                team_steps += compiled.team_share() * steps as f64;
+                team_steps += (compiled.team_share() * (warmup + steps) as f64).round() - team_warmup;
             }
         }
         let team_share = team_steps / times.len().max(1) as f64;

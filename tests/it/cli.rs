@@ -112,6 +112,41 @@ fn bench_takes_other_sizes() {
     assert!(stderr.contains("has no constant `HH` (did you mean `H`?)"), "{stderr}");
 }
 
+/// `nnc bench --warmup W` runs W untimed steps first, and the share of
+/// steps on the team counts the timed ones only. The tuner's first steps
+/// do not depend on timings: 8 on the team (3 settling, a block of 5),
+/// then at least 3 on one thread (a switching step and the two timed
+/// steps that can decide the block). So 5 timed steps after 3 all ran on
+/// the team, and 3 after 8 all on one thread.
+#[test]
+fn bench_warmup_steps_are_not_timed() {
+    let share = |warmup: &str, steps: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_nnc"))
+            .args([
+                "bench",
+                "examples/digits_mlp.nn",
+                "--backend",
+                "jit",
+                "--json",
+                "--repeats",
+                "1",
+            ])
+            .args(["--warmup", warmup, "--steps", steps])
+            .current_dir(crate::common::root())
+            .env("NNC_THREADS", "2")
+            .env_remove("NNC_ADAPTIVE")
+            .output()
+            .expect("nnc runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["threads"], 2);
+        report["team_share"].as_f64().unwrap()
+    };
+    assert_eq!(share("3", "5"), 1.0);
+    assert_eq!(share("8", "3"), 0.0);
+    assert_eq!(share("0", "11"), 8.0 / 11.0, "the first 11 steps, timed");
+}
+
 /// `nnc dump --set` prints the program with a constant changed, and names
 /// the constants when one is unknown.
 #[test]
