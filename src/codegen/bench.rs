@@ -334,7 +334,7 @@ pub fn bench(
         let mut compile = Vec::new();
         let mut times = Vec::new();
         let mut work = 0.0;
-        let (mut threads, mut team_steps) = (1, 0.0);
+        let (mut threads, mut team_steps) = (1, 0u64);
         for _ in 0..repeats.max(1) {
             let start = Instant::now();
             let mut session = session(path, sizes)?;
@@ -360,7 +360,7 @@ pub fn bench(
                 let (mut compiled, inputs) = compile_step(&session, &super::CompileOptions::default())?;
                 compile.push(start.elapsed().as_secs_f64());
                 // The tuner counts every step; the warm-up ones are not timed.
-                let mut team_warmup = 0.0;
+                let mut team_warmup = 0;
                 for i in 0..warmup + steps {
                     let mut env = session.step_env(i as u64);
                     env.feeds.retain(|k, _| inputs.contains(k));
@@ -369,15 +369,15 @@ pub fn bench(
                     if i >= warmup {
                         times.push(t.elapsed().as_secs_f64());
                     } else if i + 1 == warmup {
-                        team_warmup = (compiled.team_share() * warmup as f64).round();
+                        team_warmup = compiled.team_steps();
                     }
                     session.step += 1;
                 }
                 threads = compiled.threads();
-                team_steps += (compiled.team_share() * (warmup + steps) as f64).round() - team_warmup;
+                team_steps += compiled.team_steps() - team_warmup;
             }
         }
-        let team_share = team_steps / times.len().max(1) as f64;
+        let team_share = team_steps as f64 / times.len().max(1) as f64;
         let runs = times.len().max(1) as f64;
         let fastest = times.iter().copied().fold(f64::INFINITY, f64::min);
         let per_step = median(times);

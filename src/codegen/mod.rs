@@ -478,6 +478,11 @@ impl Compiled {
         self.tuner.team_share()
     }
 
+    /// How many of the steps so far ran on the whole team.
+    pub fn team_steps(&self) -> u64 {
+        self.tuner.team_steps()
+    }
+
     /// Threads in the team.
     pub fn threads(&self) -> usize {
         self.team.threads()

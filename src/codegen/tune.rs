@@ -205,6 +205,11 @@ impl Tuner {
     pub fn team_share(&self) -> f64 {
         self.on_team as f64 / self.steps.max(1) as f64
     }
+
+    /// How many of the steps so far ran on more than one thread.
+    pub fn team_steps(&self) -> u64 {
+        self.on_team
+    }
 }
 
 #[cfg(test)]

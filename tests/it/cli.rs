@@ -121,24 +121,12 @@ fn bench_takes_other_sizes() {
 #[test]
 fn bench_warmup_steps_are_not_timed() {
     let share = |warmup: &str, steps: &str| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_nnc"))
-            .args([
-                "bench",
-                "examples/digits_mlp.nn",
-                "--backend",
-                "jit",
-                "--json",
-                "--repeats",
-                "1",
-            ])
-            .args(["--warmup", warmup, "--steps", steps])
-            .current_dir(crate::common::root())
-            .env("NNC_THREADS", "2")
-            .env_remove("NNC_ADAPTIVE")
-            .output()
-            .expect("nnc runs");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let args = ["bench", "examples/digits_mlp.nn", "--backend", "jit", "--json"];
+        let args = [&args[..], &["--repeats", "1", "--warmup", warmup, "--steps", steps]].concat();
+        let env = [("NNC_THREADS", Some("2")), ("NNC_ADAPTIVE", None)];
+        let (code, stdout, stderr) = crate::common::nnc_with_env(&args, &env);
+        assert_eq!(code, 0, "{stderr}");
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
         assert_eq!(report["threads"], 2);
         report["team_share"].as_f64().unwrap()
     };
@@ -206,14 +194,9 @@ fn the_steps_of_a_recurrence_are_one_loop() {
 /// asks for a report, and the exit code is 3 (not Rust's 101).
 #[test]
 fn a_panic_is_an_internal_error_with_exit_code_3() {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(["check", "examples/digits_mlp.nn"])
-        .current_dir(crate::common::root())
-        .env("NNC_TEST_PANIC", "1")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    let env = [("NNC_TEST_PANIC", Some("1"))];
+    let (code, _, stderr) = crate::common::nnc_with_env(&["check", "examples/digits_mlp.nn"], &env);
+    assert_eq!(code, 3, "{stderr}");
     assert!(
         stderr.starts_with("internal error: a panic asked for by NNC_TEST_PANIC at src/cli/mod.rs:"),
         "{stderr}"

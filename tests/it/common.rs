@@ -22,12 +22,20 @@ pub fn examples() -> Vec<PathBuf> {
 /// Runs the `nnc` binary in the repository root without colour: exit code,
 /// stdout, stderr.
 pub fn nnc(args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(args)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("nnc runs");
+    nnc_with_env(args, &[])
+}
+
+/// [`nnc`] with environment variables set (`Some`) or removed (`None`).
+pub fn nnc_with_env(args: &[&str], env: &[(&str, Option<&str>)]) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nnc"));
+    command.args(args).current_dir(root()).env("NO_COLOR", "1");
+    for &(key, value) in env {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    let output = command.output().expect("nnc runs");
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).into_owned(),

@@ -362,18 +362,9 @@ train {{ steps: 10, batch: 512, seed: 0 }}
         ),
     )
     .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_nnc"))
-        .args(["check", "--memory", file.to_str().unwrap()])
-        .env("NO_COLOR", "1")
-        .env("NNC_UNROLL_STEPS", "0")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let env = [("NNC_UNROLL_STEPS", Some("0"))];
+    let (code, stdout, stderr) = crate::common::nnc_with_env(&["check", "--memory", file.to_str().unwrap()], &env);
+    assert_eq!(code, 0, "{stdout}{stderr}");
     let between = |start: &str, end: &str| -> String {
         let from = stdout
             .find(start)
