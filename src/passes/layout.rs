@@ -74,10 +74,7 @@ fn compose(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
 fn sink(graph: &mut Graph, id: NodeId) -> Option<NodeId> {
     // The kind and a permuted operand first: most nodes have neither, and
     // cloning a shape costs.
-    if !matches!(
-        graph.node(id).op,
-        Prim::Unary(_) | Prim::Binary(_) | Prim::Select | Prim::Cast(_)
-    ) {
+    if !graph.node(id).op.is_elementwise() {
         return None;
     }
     let inputs = graph.inputs(id);
