@@ -199,7 +199,8 @@ pub enum Command {
         /// Override a constant of the file, e.g. `--set D=384` (repeatable).
         #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_setting)]
         settings: Vec<(String, f64)>,
-        /// Print one JSON object per backend.
+        /// Print one JSON object per backend (with every timed step's
+        /// time, `step_ms`).
         #[arg(long)]
         json: bool,
         /// Refuse to start if the plan needs more memory than this (e.g.

@@ -177,6 +177,10 @@ pub struct BenchReport {
     /// the step-time tuner).
     pub threads: usize,
     pub team_share: f64,
+    /// Every timed step's time (ms), in order, repeats one after another:
+    /// for the spread the median hides (a neighbour's load comes in
+    /// stretches of steps).
+    pub step_ms: Vec<f64>,
 }
 
 impl std::fmt::Display for BenchReport {
@@ -220,6 +224,7 @@ impl BenchReport {
             "peak_rss_bytes": self.peak_rss_bytes,
             "threads": self.threads,
             "team_share": self.team_share,
+            "step_ms": self.step_ms,
         })
         .to_string()
     }
@@ -380,6 +385,7 @@ pub fn bench(
         let team_share = team_steps as f64 / times.len().max(1) as f64;
         let runs = times.len().max(1) as f64;
         let fastest = times.iter().copied().fold(f64::INFINITY, f64::min);
+        let step_ms: Vec<f64> = times.iter().map(|t| 1e3 * t).collect();
         let per_step = median(times);
         let profile = super::calls::take_profile();
         if !profile.is_empty() {
@@ -406,6 +412,7 @@ pub fn bench(
             peak_rss_bytes: peak_rss(),
             threads,
             team_share,
+            step_ms,
         });
     }
     Ok(reports)

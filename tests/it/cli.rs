@@ -117,7 +117,8 @@ fn bench_takes_other_sizes() {
 /// do not depend on timings: 8 on the team (3 settling, a block of 5),
 /// then at least 3 on one thread (a switching step and the two timed
 /// steps that can decide the block). So 5 timed steps after 3 all ran on
-/// the team, and 3 after 8 all on one thread.
+/// the team, and 3 after 8 all on one thread. The JSON lists each timed
+/// step's time.
 #[test]
 fn bench_warmup_steps_are_not_timed() {
     let share = |warmup: &str, steps: &str| {
@@ -128,6 +129,9 @@ fn bench_warmup_steps_are_not_timed() {
         assert_eq!(code, 0, "{stderr}");
         let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
         assert_eq!(report["threads"], 2);
+        let times = report["step_ms"].as_array().unwrap();
+        assert_eq!(times.len(), steps.parse::<usize>().unwrap(), "one time per timed step");
+        assert!(times.iter().all(|t| t.as_f64().unwrap() > 0.0), "{times:?}");
         report["team_share"].as_f64().unwrap()
     };
     assert_eq!(share("3", "5"), 1.0);
