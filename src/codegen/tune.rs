@@ -141,46 +141,59 @@ impl Tuner {
         self.phase = match self.phase {
             Phase::First(n) if n + 1 < SETTLE + 2 * BLOCK && !self.lost() => Phase::First(n + 1),
             Phase::First(_) if self.lost() => {
-                self.missed = 0;
                 self.chosen = 0;
-                self.log("first comparison, decided early");
+                self.log("first comparison, decided early", Some(1));
+                self.missed = 0;
                 Phase::Steady(0)
             }
             Phase::First(_) => {
                 self.missed = 0;
                 self.chosen = usize::from(self.median(1) < MARGIN * self.median(0));
-                self.log("first comparison");
+                self.log("first comparison", None);
                 Phase::Steady(usize::from(self.chosen == 1))
             }
             Phase::Steady(n) if n + 1 < self.probe_after => Phase::Steady(n + 1),
             Phase::Steady(_) => Phase::Probe(0),
             Phase::Probe(n) if n + 1 < BLOCK && !self.lost() => Phase::Probe(n + 1),
             Phase::Probe(_) => {
-                if !self.lost() && self.median(1 - self.chosen) < MARGIN * self.median(self.chosen) {
-                    self.chosen = 1 - self.chosen;
+                let probed = 1 - self.chosen;
+                if !self.lost() && self.median(probed) < MARGIN * self.median(self.chosen) {
+                    self.chosen = probed;
                     self.probe_after = FIRST_PROBE;
                 } else {
                     self.probe_after = (2 * self.probe_after).min(PROBE_EVERY);
                 }
-                self.log(if self.lost() { "probe, decided early" } else { "probe" });
+                if self.lost() {
+                    self.log("probe, decided early", Some(probed));
+                } else {
+                    self.log("probe", None);
+                }
                 self.missed = 0;
                 Phase::Steady(0)
             }
         };
     }
 
-    /// With `NNC_TUNE_LOG` set, prints a decision and what it was based on.
-    fn log(&self, what: &str) {
-        if std::env::var_os("NNC_TUNE_LOG").is_some() {
-            eprintln!(
-                "tune: {what} at step {}: {} threads {:.1} us, 1 thread {:.1} us: {}",
-                self.steps,
-                self.team,
-                1e6 * self.median(0),
-                1e6 * self.median(1),
-                if self.chosen == 0 { "team" } else { "one thread" }
-            );
+    /// With `NNC_TUNE_LOG` set, prints a decision and what it was based on:
+    /// each way's median, or for a block ended early (`early`: its way)
+    /// how many of its times missed the bar (its ring of times then still
+    /// holds older ones, so its median would mislead).
+    fn log(&self, what: &str, early: Option<usize>) {
+        if std::env::var_os("NNC_TUNE_LOG").is_none() {
+            return;
         }
+        let way = |w: usize| match early {
+            Some(e) if e == w => format!("{} of its times over the bar", self.missed),
+            _ => format!("{:.1} us", 1e6 * self.median(w)),
+        };
+        eprintln!(
+            "tune: {what} at step {}: {} threads {}, 1 thread {}: {}",
+            self.steps,
+            self.team,
+            way(0),
+            way(1),
+            if self.chosen == 0 { "team" } else { "one thread" }
+        );
     }
 
     /// Whether the current block on the other way has lost already: its
