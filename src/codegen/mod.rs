@@ -472,13 +472,8 @@ impl Compiled {
         self.outputs.iter().map(|(n, _)| n.clone()).collect()
     }
 
-    /// The share of the steps so far that ran on the whole team (the rest
-    /// ran on the calling thread alone, see [`CompileOptions::adaptive`]).
-    pub fn team_share(&self) -> f64 {
-        self.tuner.team_share()
-    }
-
-    /// How many of the steps so far ran on the whole team.
+    /// How many of the steps so far ran on the whole team (the rest ran on
+    /// the calling thread alone, see [`CompileOptions::adaptive`]).
     pub fn team_steps(&self) -> u64 {
         self.tuner.team_steps()
     }

@@ -214,11 +214,6 @@ impl Tuner {
         v[n / 2]
     }
 
-    /// The share of the steps so far that ran on more than one thread.
-    pub fn team_share(&self) -> f64 {
-        self.on_team as f64 / self.steps.max(1) as f64
-    }
-
     /// How many of the steps so far ran on more than one thread.
     pub fn team_steps(&self) -> u64 {
         self.on_team
@@ -362,9 +357,9 @@ mod tests {
     fn not_adaptive_means_always_the_team() {
         let mut tuner = Tuner::new(2, false);
         assert!(drive(&mut tuner, 600, |_| 5.0).iter().all(|&t| t == 2));
-        assert_eq!(tuner.team_share(), 1.0);
+        assert_eq!(tuner.team_steps(), 600);
         let mut single = Tuner::new(1, true);
         assert!(drive(&mut single, 10, |_| 1.0).iter().all(|&t| t == 1));
-        assert_eq!(single.team_share(), 0.0);
+        assert_eq!(single.team_steps(), 0);
     }
 }
