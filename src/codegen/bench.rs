@@ -37,11 +37,19 @@ const SHAPES: &[(usize, usize, usize, usize, bool, &str)] = &[
     (1024, 144, 32, 1, false, "cnn conv2"),
     (144, 1024, 32, 1, true, "cnn conv2 dW"),
     (32, 128, 512, 1, false, "lstm h@Wh"),
+    (1024, 64, 512, 1, false, "lstm T32 x@Wx"),
+    (16384, 64, 512, 1, false, "lstm T512 x@Wx"),
+    (64, 1024, 512, 1, true, "lstm T32 dWx"),
+    (64, 16384, 512, 1, true, "lstm T512 dWx"),
     (2048, 128, 128, 1, false, "gpt q/k/v/o"),
     (2048, 128, 512, 1, false, "gpt mlp up"),
     (2048, 512, 128, 1, false, "gpt mlp down"),
     (128, 2048, 512, 1, true, "gpt mlp up dW"),
     (64, 32, 64, 128, false, "gpt attention q@k^T"),
+    (2048, 384, 1536, 1, false, "gpt-small mlp up"),
+    (2048, 1536, 384, 1, false, "gpt-small mlp down"),
+    (1536, 2048, 384, 1, true, "gpt-small mlp dW"),
+    (2048, 384, 384, 1, false, "gpt-small q/k/v/o"),
     (128, 784, 1024, 1, false, "mlp-wide fwd x@w1"),
     (128, 1024, 1024, 1, false, "mlp-wide fwd h@w2"),
     (1024, 128, 1024, 1, true, "mlp-wide bwd h^T@dy"),
@@ -114,6 +122,7 @@ pub fn gemm_crates(threads: usize, only: Option<&str>) -> String {
                 },
                 parts: t,
                 accumulate: 0,
+                claims: [0; 2],
             };
             let pointer = arena.as_mut_ptr() as usize;
             let seconds = median_seconds(7, || {

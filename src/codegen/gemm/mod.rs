@@ -8,9 +8,14 @@
 //! product is cut into a fixed number of parts by batch entries, by rows,
 //! or, when its rows are few, by columns (computed by nnc's own product,
 //! whose bits do not depend on the cut), and the threads that run the step
-//! share them out: each thread calls the entry point with its own number.
-//! The parts do not depend on how many threads run them, so a step gives
-//! the same bits on one thread or many.
+//! share them out: each thread calls the entry point with its own number
+//! and takes its own parts, then, for a large product, any part another
+//! thread has not started (so a thread the host slows down holds the step
+//! back less). The parts do not depend on how many threads run them or
+//! which one computes a part, so a step gives the same bits on one thread
+//! or many.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gemm::Parallelism;
 
@@ -39,6 +44,10 @@ pub struct MatMulDesc {
     pub parts: usize,
     /// 1: add the product to `C` instead of overwriting it.
     pub accumulate: usize,
+    /// While the team runs the product: which parts are taken (bit `p`)
+    /// and how many threads are done; both back to 0 when the last thread
+    /// is done (see [`run_parts`]). Only touched atomically.
+    pub claims: [usize; 2],
 }
 
 /// A strided matrix: element `(b0, b1, .., i, j)` is at
@@ -69,6 +78,11 @@ impl Operand {
 /// the split costs more than it saves (measured, see `BENCHMARKS.md`).
 pub const PARALLEL_MIN_FLOPS: usize = 1 << 16;
 
+/// Parts of fewer multiply-adds than this (about 0.1 ms on one core) are
+/// not taken over by another thread: a thread that arrives a microsecond
+/// late would find its part gone and the other doing twice the work.
+const STEAL_MIN: usize = 1 << 22;
+
 /// Parts to cut an `m×k×n` product into when `available` threads may run
 /// the step.
 pub fn parts_for(m: usize, k: usize, n: usize, available: usize) -> usize {
@@ -81,12 +95,15 @@ pub fn parts_for(m: usize, k: usize, n: usize, available: usize) -> usize {
 
 /// The entry point generated code calls: the parts `thread`,
 /// `thread + threads`, ... of the product, for thread `thread` of
-/// `threads`.
+/// `threads`, and of a large product also the parts the other threads have
+/// not started (see [`run_parts`]).
 ///
 /// # Safety
 /// `desc` points to a live descriptor whose views lie inside the arena at
-/// `arena` (the memory plan guarantees it), and no other thread writes what
-/// these parts read or write.
+/// `arena` (the memory plan guarantees it), no other thread writes what
+/// the product reads or writes, every thread of the team calls it once
+/// for this product, and the threads meet at a barrier before any of them
+/// calls it for this descriptor again.
 pub unsafe extern "C" fn nnc_matmul(desc: *const MatMulDesc, arena: *mut f32, thread: usize, threads: usize) {
     unsafe { run_parts(desc, arena, thread, threads, matmul, true) }
 }
@@ -151,7 +168,7 @@ pub unsafe fn run_parts(
     };
     let parts = d.parts.max(1);
     let columns = columns && by_columns(d.m, entries, parts);
-    for p in (thread..parts).step_by(threads.max(1)) {
+    let run = |p: usize| {
         let split = |n: usize| (n * p / parts, n * (p + 1) / parts);
         if columns {
             // Columns `j0..j1` of every entry, in whole vectors of 16.
@@ -183,6 +200,35 @@ pub unsafe fn run_parts(
             let (i0, i1) = split(d.m);
             part((0, entries, i0, i1));
         }
+    };
+    let part_size = d.m * d.k * d.n * entries / parts;
+    if threads <= 1 || parts <= 1 || parts > usize::BITS as usize || part_size < STEAL_MIN {
+        (thread..parts).step_by(threads.max(1)).for_each(run);
+        return;
+    }
+    // Safety: the counters are only ever accessed atomically, and the
+    // descriptor lives as long as the step that calls this.
+    let (taken, done) = unsafe {
+        let claims = &raw const (*desc).claims as *mut usize;
+        (AtomicUsize::from_ptr(claims), AtomicUsize::from_ptr(claims.add(1)))
+    };
+    // This thread's own parts first (the rows the next kernel's share of
+    // this thread reads), then any part another thread has not started:
+    // a thread the machine has slowed leaves its parts to the others.
+    // Which thread computes a part does not change its bits.
+    let own = (thread..parts).step_by(threads);
+    let others = (0..parts).rev().filter(|p| p % threads != thread);
+    for p in own.chain(others) {
+        let bit = 1usize << p;
+        if taken.load(Ordering::Relaxed) & bit == 0 && taken.fetch_or(bit, Ordering::Relaxed) & bit == 0 {
+            run(p);
+        }
+    }
+    // The last thread out resets the claims for the next call, which comes
+    // after a barrier every thread passes once done here.
+    if done.fetch_add(1, Ordering::AcqRel) + 1 == threads {
+        taken.store(0, Ordering::Relaxed);
+        done.store(0, Ordering::Relaxed);
     }
 }
 
@@ -355,6 +401,7 @@ mod tests {
                     c: operand(sa + sb, m * n, n),
                     parts,
                     accumulate,
+                    claims: [0; 2],
                 };
                 assert_eq!(
                     by_columns(m, desc.batch[3], parts),
@@ -440,5 +487,96 @@ mod tests {
         assert_eq!(c, vec![7.0; m * n]);
         product(&mut c, false);
         assert_eq!(c, vec![0.0; m * n]);
+    }
+
+    thread_local! {
+        /// Whether this thread is the team's caller (thread 0).
+        static CALLER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    static ON_CALLER: AtomicUsize = AtomicUsize::new(0);
+
+    /// [`matmul`], counting the parts the caller's thread computes.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn counted(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: *const f32,
+        a_s: (isize, isize),
+        b: *const f32,
+        b_s: (isize, isize),
+        c: *mut f32,
+        c_s: (isize, isize),
+        accumulate: bool,
+    ) {
+        if CALLER.get() {
+            ON_CALLER.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { matmul(m, k, n, a, a_s, b, b_s, c, c_s, accumulate) }
+    }
+
+    /// A thread that comes late to a large product finds its part taken
+    /// by the other, and the result has the bits of the product on one
+    /// thread; the claims are back to zero after every call, so the next
+    /// call is shared afresh.
+    #[test]
+    fn a_late_threads_part_is_taken_by_the_other_with_the_same_bits() {
+        let (m, k, n) = (512, 256, 64);
+        assert!(m * k * n / 2 >= STEAL_MIN);
+        let (sa, sb) = (m * k, k * n);
+        let data: Vec<f32> = (0..sa + sb + m * n)
+            .map(|i| ((i * 29) % 13) as f32 * 0.25 - 1.5)
+            .collect();
+        let desc = MatMulDesc {
+            m,
+            k,
+            n,
+            batch: [1; MAX_BATCH],
+            a: Operand {
+                offset: 0,
+                batch: [0; MAX_BATCH],
+                row: k as isize,
+                col: 1,
+            },
+            b: Operand {
+                offset: sa as isize,
+                batch: [0; MAX_BATCH],
+                row: n as isize,
+                col: 1,
+            },
+            c: Operand {
+                offset: (sa + sb) as isize,
+                batch: [0; MAX_BATCH],
+                row: n as isize,
+                col: 1,
+            },
+            parts: 2,
+            accumulate: 0,
+            claims: [0; 2],
+        };
+        let mut alone = data.clone();
+        unsafe { run_parts(&desc, alone.as_mut_ptr(), 0, 1, matmul, true) };
+        let team = crate::codegen::team::Team::new(2);
+        for late in [None, Some(1), Some(0)] {
+            let mut arena = data.clone();
+            let pointer = arena.as_mut_ptr() as usize;
+            ON_CALLER.store(0, Ordering::Relaxed);
+            team.run(2, &|thread| {
+                CALLER.set(thread == 0);
+                team.barrier(thread);
+                if late == Some(thread) {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                }
+                unsafe { run_parts(&desc, pointer as *mut f32, thread, 2, counted, true) };
+            });
+            assert_eq!(arena, alone, "late thread {late:?}");
+            assert_eq!(desc.claims, [0, 0], "late thread {late:?}");
+            // With neither late, who computes what depends on the host's
+            // load; a thread 300 ms late always finds both parts taken.
+            if let Some(late) = late {
+                let expected = if late == 1 { 2 } else { 0 };
+                assert_eq!(ON_CALLER.load(Ordering::Relaxed), expected, "late thread {late}");
+            }
+        }
     }
 }
