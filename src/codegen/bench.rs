@@ -37,6 +37,8 @@ const SHAPES: &[(usize, usize, usize, usize, bool, &str)] = &[
     (1024, 144, 32, 1, false, "cnn conv2"),
     (144, 1024, 32, 1, true, "cnn conv2 dW"),
     (32, 128, 512, 1, false, "lstm h@Wh"),
+    (16, 128, 512, 1, false, "lstm h@Wh half"),
+    (16, 512, 128, 1, false, "lstm dg@Whᵀ half"),
     (1024, 64, 512, 1, false, "lstm T32 x@Wx"),
     (16384, 64, 512, 1, false, "lstm T512 x@Wx"),
     (64, 1024, 512, 1, true, "lstm T32 dWx"),
