@@ -151,16 +151,56 @@ def batches(spec, count=8, seed=0):
 def time_steps(run_step, sync, data, warmup, steps):
     """Runs `warmup` untimed steps, then `steps` timed ones; each step's
     time is from handing over its (ready) batch to its results being
-    computed (`sync`). Returns the per-step times in seconds."""
+    computed (`sync`). Returns the per-step times in seconds and the share
+    of the timed steps' thread time spent waiting for a CPU (see
+    `cpu_wait_share`)."""
     for i in range(warmup):
         sync(run_step(*data[i % len(data)]))
     times = []
+    before = thread_times()
     for i in range(steps):
         x, y = data[(warmup + i) % len(data)]
         start = time.perf_counter()
         sync(run_step(x, y))
         times.append(time.perf_counter() - start)
-    return times
+    return times, cpu_wait_share(before, thread_times(), sum(times))
+
+
+def thread_times():
+    """Per thread of this process: (ns on a CPU, ns ready to run but waiting
+    for a CPU), from /proc/self/task/TID/schedstat; None where the kernel
+    does not say. As `nnc bench` measures it (src/codegen/bench.rs)."""
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    times = {}
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                on_cpu, waiting = f.read().split()[:2]
+            times[tid] = (int(on_cpu), int(waiting))
+        except OSError:
+            pass  # the thread ended since the listing
+        except ValueError:
+            return None
+    return times or None
+
+
+def cpu_wait_share(before, after, seconds):
+    """The waits of every thread between two `thread_times`, over `seconds`
+    times the threads that ran: the share of the running threads' time
+    other processes held their CPU."""
+    if before is None or after is None or seconds <= 0:
+        return None
+    wait, ran = 0, 0
+    for tid, (on_cpu, waiting) in after.items():
+        on_cpu0, waiting0 = before.get(tid, (0, 0))
+        wait += max(0, waiting - waiting0)
+        ran += on_cpu > on_cpu0
+    # A running thread's counters move at ticks and switches: over a short
+    # run none may have moved (no wait).
+    return wait / 1e9 / (seconds * max(ran, 1))
 
 
 def rss_now():
@@ -171,11 +211,13 @@ def rss_now():
     return None
 
 
-def summary(times):
+def summary(timed):
+    times, wait = timed
     return dict(
         ms_per_step_median=1e3 * statistics.median(times),
         ms_per_step_min=1e3 * min(times),
         steps_timed=len(times),
+        cpu_wait_share=wait,
     )
 
 

@@ -282,6 +282,15 @@ def main():
           " and reduced element) over its time; share of peak: of the best 1024³ rate of the sitting."
           + " Peak RSS: the process's, the largest over the repeats; (+N): above the"
           " process's resident memory once the framework was imported.")
+    waits = []
+    for w in workloads:
+        cells = []
+        for s in systems:
+            share = med(w, s, "cpu_wait_share")
+            cells.append(f"{NAMES[s]} {100 * share:.0f} %" if share is not None else f"{NAMES[s]} —")
+        waits.append(f"{w} " + " / ".join(cells))
+    print("Threads kept waiting for a CPU by other processes (share of the timed steps' running threads' "
+          "time, from /proc/self/task/*/schedstat; median over repeats): " + "; ".join(waits) + ".")
     if args.verbose:
         for w in workloads:
             for s in systems:

@@ -1,6 +1,7 @@
 //! Benchmarks: the GEMM crates on the examples' matrix shapes, and whole
 //! training steps of an example on the interpreter and the JIT.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 /// Median seconds per call of `f`, over `rounds` rounds of enough calls to
@@ -192,6 +193,11 @@ pub struct BenchReport {
     /// for the spread the median hides (a neighbour's load comes in
     /// stretches of steps).
     pub step_ms: Vec<f64>,
+    /// The share of the timed steps' time that the threads that ran them
+    /// were ready to run but waited for a CPU (other processes had them):
+    /// their waits summed, over the steps' time × those threads. `None`
+    /// where the kernel does not say (`/proc/self/task/*/schedstat`).
+    pub cpu_wait_share: Option<f64>,
 }
 
 impl std::fmt::Display for BenchReport {
@@ -216,6 +222,14 @@ impl std::fmt::Display for BenchReport {
                 self.threads
             )?;
         }
+        // Waits under 2 % are the scheduler's ordinary noise.
+        if let Some(wait) = self.cpu_wait_share.filter(|w| *w >= 0.02) {
+            write!(
+                f,
+                "; its threads waited for a CPU {:.0} % of the time (other processes ran)",
+                100.0 * wait
+            )?;
+        }
         Ok(())
     }
 }
@@ -236,6 +250,7 @@ impl BenchReport {
             "threads": self.threads,
             "team_share": self.team_share,
             "step_ms": self.step_ms,
+            "cpu_wait_share": self.cpu_wait_share,
         })
         .to_string()
     }
@@ -351,6 +366,22 @@ pub fn bench(
         let mut times = Vec::new();
         let mut work = 0.0;
         let (mut threads, mut team_steps) = (1, 0u64);
+        // Time the process's threads waited for a CPU during timed steps,
+        // and the threads that ran then (the most of any repeat).
+        let (mut wait, mut ran, mut measured) = (0u64, 0usize, true);
+        let mut wait_from = None;
+        let mut note_wait = |timed: bool, from: &mut Option<HashMap<String, (u64, u64)>>| {
+            if timed && from.is_none() {
+                *from = thread_times();
+                measured &= from.is_some();
+            } else if !timed {
+                if let (Some(start), Some(now)) = (from.take(), thread_times()) {
+                    let (w, r) = waited(&start, &now);
+                    wait += w;
+                    ran = ran.max(r);
+                }
+            }
+        };
         for _ in 0..repeats.max(1) {
             let start = Instant::now();
             let mut session = session(path, sizes)?;
@@ -360,6 +391,7 @@ pub fn bench(
                 compile.push(start.elapsed().as_secs_f64());
                 for i in 0..warmup + steps {
                     let env = session.step_env(i as u64);
+                    note_wait(i >= warmup, &mut wait_from);
                     let t = Instant::now();
                     let values = crate::interp::run(&session.step_graph, &env).map_err(|e| e.to_string())?;
                     for (name, value) in values.outputs() {
@@ -372,6 +404,7 @@ pub fn bench(
                     }
                     session.step += 1;
                 }
+                note_wait(false, &mut wait_from);
             } else {
                 let (mut compiled, inputs) = compile_step(&session, &super::CompileOptions::default())?;
                 compile.push(start.elapsed().as_secs_f64());
@@ -380,6 +413,7 @@ pub fn bench(
                 for i in 0..warmup + steps {
                     let mut env = session.step_env(i as u64);
                     env.feeds.retain(|k, _| inputs.contains(k));
+                    note_wait(i >= warmup, &mut wait_from);
                     let t = Instant::now();
                     compiled.run(&env.feeds, session.seed, i as u64)?;
                     if i >= warmup {
@@ -389,10 +423,16 @@ pub fn bench(
                     }
                     session.step += 1;
                 }
+                // Before the team's threads end with `compiled`.
+                note_wait(false, &mut wait_from);
                 threads = compiled.threads();
                 team_steps += compiled.team_steps() - team_warmup;
             }
         }
+        let timed: f64 = times.iter().sum();
+        // The kernel updates a running thread's counters at ticks and
+        // switches: over a few short steps none may have moved (no wait).
+        let cpu_wait_share = (measured && timed > 0.0).then(|| wait as f64 / 1e9 / (timed * ran.max(1) as f64));
         let team_share = team_steps as f64 / times.len().max(1) as f64;
         let runs = times.len().max(1) as f64;
         let fastest = times.iter().copied().fold(f64::INFINITY, f64::min);
@@ -424,7 +464,67 @@ pub fn bench(
             threads,
             team_share,
             step_ms,
+            cpu_wait_share,
         });
     }
     Ok(reports)
+}
+
+/// Each thread of the process (alive now) by id: nanoseconds on a CPU and
+/// nanoseconds ready to run but waiting for one (the first two fields of
+/// `/proc/self/task/TID/schedstat`). `None` where there is no such file
+/// (not Linux, or a kernel without schedstats).
+fn thread_times() -> Option<HashMap<String, (u64, u64)>> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    let mut times = HashMap::new();
+    for task in tasks.flatten() {
+        // A thread that ended since the listing has no file any more.
+        if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) {
+            times.insert(task.file_name().to_string_lossy().into_owned(), run_and_delay(&text)?);
+        }
+    }
+    (!times.is_empty()).then_some(times)
+}
+
+/// Between two [`thread_times`]: the waits summed over the threads, and
+/// how many threads ran.
+fn waited(before: &HashMap<String, (u64, u64)>, after: &HashMap<String, (u64, u64)>) -> (u64, usize) {
+    let (mut wait, mut ran) = (0, 0);
+    for (id, &(cpu, delay)) in after {
+        let (cpu0, delay0) = before.get(id).copied().unwrap_or((0, 0));
+        wait += delay.saturating_sub(delay0);
+        ran += usize::from(cpu > cpu0);
+    }
+    (wait, ran)
+}
+
+/// The time on a CPU and the run delay (ns) of a `schedstat` line:
+/// `on-CPU ns, waiting ns, time slices`.
+fn run_and_delay(schedstat: &str) -> Option<(u64, u64)> {
+    let mut fields = schedstat.split_whitespace().map(|f| f.parse().ok());
+    Some((fields.next()??, fields.next()??))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_run_delay_is_the_second_field_of_schedstat() {
+        assert_eq!(run_and_delay("975990 41250 2\n"), Some((975990, 41250)));
+        assert_eq!(run_and_delay("975990"), None);
+        assert_eq!(run_and_delay("975990 x 2"), None);
+        let before = HashMap::from([("1".to_string(), (10, 5)), ("2".to_string(), (7, 0))]);
+        let after = HashMap::from([
+            ("1".to_string(), (20, 9)),
+            ("2".to_string(), (7, 3)),
+            ("3".to_string(), (4, 2)),
+        ]);
+        // Threads 1 and 3 ran; every thread's wait counts.
+        assert_eq!(waited(&before, &after), (4 + 3 + 2, 2));
+        if std::path::Path::new("/proc/self/task").exists() {
+            let times = thread_times().expect("schedstat on Linux");
+            assert!(!times.is_empty());
+        }
+    }
 }

@@ -118,7 +118,7 @@ fn bench_takes_other_sizes() {
 /// then at least 3 on one thread (a switching step and the two timed
 /// steps that can decide the block). So 5 timed steps after 3 all ran on
 /// the team, and 3 after 8 all on one thread. The JSON lists each timed
-/// step's time.
+/// step's time and the share of it the threads waited for a CPU.
 #[test]
 fn bench_warmup_steps_are_not_timed() {
     let share = |warmup: &str, steps: &str| {
@@ -132,6 +132,11 @@ fn bench_warmup_steps_are_not_timed() {
         let times = report["step_ms"].as_array().unwrap();
         assert_eq!(times.len(), steps.parse::<usize>().unwrap(), "one time per timed step");
         assert!(times.iter().all(|t| t.as_f64().unwrap() > 0.0), "{times:?}");
+        // Linux says how long the threads waited for a CPU: a share of
+        // their time (a little over 1 at most: waits between timed steps
+        // count too).
+        let wait = report["cpu_wait_share"].as_f64().expect("a CPU wait share on Linux");
+        assert!((0.0..1.5).contains(&wait), "{wait}");
         report["team_share"].as_f64().unwrap()
     };
     assert_eq!(share("3", "5"), 1.0);
