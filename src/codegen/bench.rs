@@ -370,6 +370,8 @@ pub fn bench(
         // and the threads that ran then (the most of any repeat).
         let (mut wait, mut ran, mut measured) = (0u64, 0usize, true);
         let mut wait_from = None;
+        // Each kernel's time over the timed steps (`NNC_PROFILE`).
+        let mut profile = Vec::new();
         let mut note_wait = |timed: bool, from: &mut Option<HashMap<String, (u64, u64)>>| {
             if timed && from.is_none() {
                 *from = thread_times();
@@ -414,6 +416,10 @@ pub fn bench(
                     let mut env = session.step_env(i as u64);
                     env.feeds.retain(|k, _| inputs.contains(k));
                     note_wait(i >= warmup, &mut wait_from);
+                    if i == warmup {
+                        // The profile covers the timed steps only.
+                        super::calls::take_profile();
+                    }
                     let t = Instant::now();
                     compiled.run(&env.feeds, session.seed, i as u64)?;
                     if i >= warmup {
@@ -425,6 +431,12 @@ pub fn bench(
                 }
                 // Before the team's threads end with `compiled`.
                 note_wait(false, &mut wait_from);
+                for (k, t) in super::calls::take_profile().into_iter().enumerate() {
+                    if profile.len() <= k {
+                        profile.resize(k + 1, std::time::Duration::ZERO);
+                    }
+                    profile[k] += t;
+                }
                 threads = compiled.threads();
                 team_steps += compiled.team_steps() - team_warmup;
             }
@@ -438,7 +450,6 @@ pub fn bench(
         let fastest = times.iter().copied().fold(f64::INFINITY, f64::min);
         let step_ms: Vec<f64> = times.iter().map(|t| 1e3 * t).collect();
         let per_step = median(times);
-        let profile = super::calls::take_profile();
         if !profile.is_empty() {
             let total: f64 = profile.iter().map(|d| d.as_secs_f64()).sum();
             let mut ranked: Vec<(usize, f64)> = profile.iter().map(|d| d.as_secs_f64()).enumerate().collect();

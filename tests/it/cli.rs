@@ -144,6 +144,45 @@ fn bench_warmup_steps_are_not_timed() {
     assert_eq!(share("0", "11"), 8.0 / 11.0, "the first 11 steps, timed");
 }
 
+/// `NNC_PROFILE=1` times each kernel over the timed steps alone: the
+/// kernels' times add up to the steps' (they once counted the warm-up
+/// steps too, here three times the timed ones).
+#[test]
+fn the_kernel_profile_covers_the_timed_steps() {
+    let args = ["bench", "examples/digits_mlp.nn", "--backend", "jit", "--json"];
+    let args = [&args[..], &["--repeats", "2", "--warmup", "30", "--steps", "15"]].concat();
+    let env = [
+        ("NNC_PROFILE", Some("1")),
+        ("NNC_PROFILE_ALL", Some("1")),
+        ("NNC_THREADS", Some("1")),
+    ];
+    let (code, stdout, stderr) = crate::common::nnc_with_env(&args, &env);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let times: Vec<f64> = report["step_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_f64().unwrap())
+        .collect();
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    let kernels: f64 = stderr
+        .lines()
+        .filter_map(|line| {
+            line.trim()
+                .strip_prefix("kernel ")?
+                .split(", ")
+                .nth(1)?
+                .strip_suffix(" ms/step")
+        })
+        .map(|ms| ms.parse::<f64>().unwrap())
+        .sum();
+    assert!(
+        kernels > 0.6 * mean && kernels < 1.2 * mean,
+        "kernels {kernels} ms against steps of {mean} ms on average\n{stderr}"
+    );
+}
+
 /// `nnc dump --set` prints the program with a constant changed, and names
 /// the constants when one is unknown.
 #[test]
