@@ -367,23 +367,23 @@ pub fn bench(
         let mut work = 0.0;
         let (mut threads, mut team_steps) = (1, 0u64);
         // Time the process's threads waited for a CPU during timed steps,
-        // and the threads that ran then (the most of any repeat).
-        let (mut wait, mut ran, mut measured) = (0u64, 0usize, true);
+        // and the threads that ran then (the most of any repeat): the
+        // threads' counters when timing started, read again when it stops.
+        let (mut wait, mut ran) = (0u64, 0usize);
         let mut wait_from = None;
-        // Each kernel's time over the timed steps (`NNC_PROFILE`).
-        let mut profile = Vec::new();
-        let mut note_wait = |timed: bool, from: &mut Option<HashMap<String, (u64, u64)>>| {
-            if timed && from.is_none() {
-                *from = thread_times();
-                measured &= from.is_some();
+        let mut note_wait = |timed: bool| {
+            if timed && wait_from.is_none() {
+                wait_from = thread_times();
             } else if !timed {
-                if let (Some(start), Some(now)) = (from.take(), thread_times()) {
+                if let (Some(start), Some(now)) = (wait_from.take(), thread_times()) {
                     let (w, r) = waited(&start, &now);
                     wait += w;
                     ran = ran.max(r);
                 }
             }
         };
+        // Each kernel's time over the timed steps (`NNC_PROFILE`).
+        let mut profile = Vec::new();
         for _ in 0..repeats.max(1) {
             let start = Instant::now();
             let mut session = session(path, sizes)?;
@@ -393,7 +393,7 @@ pub fn bench(
                 compile.push(start.elapsed().as_secs_f64());
                 for i in 0..warmup + steps {
                     let env = session.step_env(i as u64);
-                    note_wait(i >= warmup, &mut wait_from);
+                    note_wait(i >= warmup);
                     let t = Instant::now();
                     let values = crate::interp::run(&session.step_graph, &env).map_err(|e| e.to_string())?;
                     for (name, value) in values.outputs() {
@@ -406,7 +406,7 @@ pub fn bench(
                     }
                     session.step += 1;
                 }
-                note_wait(false, &mut wait_from);
+                note_wait(false);
             } else {
                 let (mut compiled, inputs) = compile_step(&session, &super::CompileOptions::default())?;
                 compile.push(start.elapsed().as_secs_f64());
@@ -415,7 +415,7 @@ pub fn bench(
                 for i in 0..warmup + steps {
                     let mut env = session.step_env(i as u64);
                     env.feeds.retain(|k, _| inputs.contains(k));
-                    note_wait(i >= warmup, &mut wait_from);
+                    note_wait(i >= warmup);
                     if i == warmup {
                         // The profile covers the timed steps only.
                         super::calls::take_profile();
@@ -430,7 +430,7 @@ pub fn bench(
                     session.step += 1;
                 }
                 // Before the team's threads end with `compiled`.
-                note_wait(false, &mut wait_from);
+                note_wait(false);
                 for (k, t) in super::calls::take_profile().into_iter().enumerate() {
                     if profile.len() <= k {
                         profile.resize(k + 1, std::time::Duration::ZERO);
@@ -444,6 +444,7 @@ pub fn bench(
         let timed: f64 = times.iter().sum();
         // The kernel updates a running thread's counters at ticks and
         // switches: over a few short steps none may have moved (no wait).
+        let measured = thread_times().is_some();
         let cpu_wait_share = (measured && timed > 0.0).then(|| wait as f64 / 1e9 / (timed * ran.max(1) as f64));
         let team_share = team_steps as f64 / times.len().max(1) as f64;
         let runs = times.len().max(1) as f64;
