@@ -99,6 +99,12 @@ pub struct LoopPlan {
     pub held: Vec<Option<usize>>,
     /// The body's plan, with absolute offsets.
     pub body: Plan,
+    /// Whether the sequences' slots are apart from all that the copies
+    /// after a step touch (the stacked results' and next carries' buffers,
+    /// the carries' slots, where carries passed round wait): then the next
+    /// step's sequences are copied in right after those copies, with no
+    /// barrier between (`step.rs`).
+    pub early_steps: bool,
 }
 
 impl LoopPlan {
@@ -173,6 +179,28 @@ impl LoopPlan {
         if !plan.stage.is_empty() || !plan.copies.is_empty() {
             return Err(format!("{}: a loop body with copies of its own", bound.name(root)));
         }
+        let steps: Vec<(usize, usize)> = operands[looped.carries..looped.carries + looped.sequences]
+            .iter()
+            .zip(&sequence_slots)
+            .map(|(&operand, &at)| (at, at + bound.count(operand) / looped.length.max(1)))
+            .collect();
+        let mut touched: Vec<(usize, usize)> = Vec::new();
+        for output in (0..looped.carries)
+            .filter_map(|k| looped.carry_output(k))
+            .chain((0..looped.ys).filter_map(|k| looped.y_output(k)))
+        {
+            let buffer = plan.buffer(output);
+            touched.push((buffer.offset, buffer.offset + buffer.len));
+        }
+        for (k, &at) in carry_slots.iter().enumerate() {
+            let len = bound.count(operands[k]);
+            touched.push((at, at + len));
+            if let Some(Some(wait)) = held.get(k) {
+                touched.push((*wait, *wait + len));
+            }
+        }
+        let apart = |(a0, a1): (usize, usize), (b0, b1): (usize, usize)| a1 <= b0 || b1 <= a0 || a0 == a1 || b0 == b1;
+        let early_steps = steps.iter().all(|&s| touched.iter().all(|&t| apart(s, t)));
         Ok(LoopPlan {
             region: (base, plan.total - base),
             live,
@@ -180,6 +208,7 @@ impl LoopPlan {
             sequence_slots,
             held,
             body: plan,
+            early_steps,
         })
     }
 }
@@ -624,7 +653,7 @@ fn print_buffers(fused: &Fused, plan: &Plan, indent: &str, out: &mut String) {
         };
         let _ = writeln!(
             out,
-            "{indent}loop {}: region {} B at {} live {}..{}; carries at [{}], steps at [{}]; its body:",
+            "{indent}loop {}: region {} B at {} live {}..{}; carries at [{}], steps at [{}]{}; its body:",
             bound.name(*id),
             4 * looped.region.1,
             4 * looped.region.0,
@@ -632,6 +661,11 @@ fn print_buffers(fused: &Fused, plan: &Plan, indent: &str, out: &mut String) {
             looped.live,
             bytes(&looped.carry_slots),
             bytes(&looped.sequence_slots),
+            if looped.early_steps && !looped.sequence_slots.is_empty() {
+                ", copied in as the step before ends"
+            } else {
+                ""
+            },
         );
         print_buffers(&fused.bodies[id], &looped.body, &format!("{indent}    "), out);
     }

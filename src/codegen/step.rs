@@ -15,8 +15,13 @@
 //! copy step `t` of every sequence into its slot (each its share of the
 //! rows), a barrier, the body's kernels as above, a barrier, then they copy
 //! each stacked result into the loop's value at step `t` and each carry's
-//! next value into its slot, and meet at a barrier again. The carries start
-//! as copies of their initial values and end copied into the loop's value.
+//! next value into its slot, and meet at a barrier again. When the
+//! sequences' slots are apart from all that those copies touch (they are
+//! unless a result or carry is a sequence's step itself), each thread
+//! copies the next step's sequences in right after them instead, and the
+//! barrier at the top of the next step is the only one between two bodies.
+//! The carries start as copies of their initial values and end copied into
+//! the loop's value.
 //! Every thread runs the same steps, so they meet at the same barriers.
 //! The body's products are cut only where the cut keeps their bits (whole
 //! batch entries, or nnc's own product), so that a loop compiled for one
@@ -34,7 +39,7 @@ use cranelift_module::{FuncId, Linkage, Module};
 use super::compile::{matmul_descriptor, signature, window_descriptor, Builder, Functions};
 use super::fuse::{Fused, Kernel, View};
 use super::gemm::{self, MatMulDesc};
-use super::memory::Plan;
+use super::memory::{LoopPlan, Plan};
 use super::window::WindowDesc;
 use crate::ir::NodeId;
 use crate::prim::Prim;
@@ -362,6 +367,19 @@ impl Step<'_> {
         }
     }
 
+    /// Copies this thread's share of step `t` of every sequence of the
+    /// loop into its slot.
+    fn copy_sequences_in(&mut self, b: &mut FunctionBuilder, shape: &LoopShape, looped: &LoopPlan, t: Value) {
+        let length = shape.length as i64;
+        for (k, sequence) in shape.sequences.iter().enumerate() {
+            let from = b.ins().imul_imm_s(t, sequence.row as i64);
+            let from = b.ins().iadd_imm_s(from, sequence.offset as i64);
+            let to = b.ins().iconst(I64, looped.sequence_slots[k] as i64);
+            let row = sequence.row as i64;
+            self.copy_rows(b, (from, length * row), (to, row), sequence.rows, sequence.row);
+        }
+    }
+
     /// Emits loop node `root` of `fused`: a loop over its steps whose body
     /// calls the body's kernels (module doc).
     fn scan(
@@ -378,6 +396,15 @@ impl Step<'_> {
         let length = shape.length as i64;
         for (c, &(init, len)) in shape.inits.iter().enumerate() {
             self.copy_shared(b, init, looped.carry_slots[c], len);
+        }
+        // The next step's sequences are copied in right after this step's
+        // copies out, with no barrier between: the barrier at the top of
+        // the next step orders them before its body. That needs the
+        // sequences' slots apart from everything the copies out touch.
+        let early = looped.early_steps;
+        if early && length > 0 {
+            let first = b.ins().iconst(I64, if shape.reverse { length - 1 } else { 0 });
+            self.copy_sequences_in(b, &shape, looped, first);
         }
         let counter = b.declare_var(I64);
         let zero = b.ins().iconst(I64, 0);
@@ -399,12 +426,8 @@ impl Step<'_> {
         // Every thread copies its share of the rows; the barrier after the
         // copies orders them before the body (and the carries' first
         // values before the first step).
-        for (k, sequence) in shape.sequences.iter().enumerate() {
-            let from = b.ins().imul_imm_s(t, sequence.row as i64);
-            let from = b.ins().iadd_imm_s(from, sequence.offset as i64);
-            let to = b.ins().iconst(I64, looped.sequence_slots[k] as i64);
-            let row = sequence.row as i64;
-            self.copy_rows(b, (from, length * row), (to, row), sequence.rows, sequence.row);
+        if !early {
+            self.copy_sequences_in(b, &shape, looped, t);
         }
         self.barrier(b);
         self.kernels(b, body, &looped.body, functions, true)?;
@@ -438,15 +461,39 @@ impl Step<'_> {
         for (c, (&from, &(_, len))) in next.iter().zip(&shape.carries).enumerate() {
             self.copy_shared(b, from, looped.carry_slots[c], len);
         }
-        // No thread writes the next step's slots before every thread has
-        // read this step's.
-        self.barrier(b);
         let next = b.ins().iadd_imm_s(i, 1);
+        if early {
+            // The next step's sequences (none after the last step).
+            let (copy, skip) = (b.create_block(), b.create_block());
+            let more = b.ins().icmp_imm_s(IntCC::SignedLessThan, next, length);
+            b.ins().brif(more, copy, &[], skip, &[]);
+            b.switch_to_block(copy);
+            b.seal_block(copy);
+            let t_next = if shape.reverse {
+                let last = b.ins().iconst(I64, length - 1);
+                b.ins().isub(last, next)
+            } else {
+                next
+            };
+            self.copy_sequences_in(b, &shape, looped, t_next);
+            b.ins().jump(skip, &[]);
+            b.switch_to_block(skip);
+            b.seal_block(skip);
+        } else {
+            // No thread writes the next step's slots before every thread
+            // has read this step's.
+            self.barrier(b);
+        }
         b.def_var(counter, next);
         b.ins().jump(header, &[]);
         b.seal_block(header);
         b.switch_to_block(exit);
         b.seal_block(exit);
+        if early {
+            // Every thread's carries are in their slots before the final
+            // values are copied out of them.
+            self.barrier(b);
+        }
         // The loop is a shared kernel: a barrier follows it.
         for (c, &(_, len)) in shape.carries.iter().enumerate() {
             self.copy_shared(b, looped.carry_slots[c], shape.finals[c], len);

@@ -268,6 +268,64 @@ fn carries_passed_round_and_arguments_as_results() {
     };
     check("carries passed round", &graph, &env);
 }
+/// A loop whose stacked result and next carry are the sequence's step
+/// itself: the copies out read the sequence's slot, so the next step's
+/// sequence is copied in only after every thread has read it, where an
+/// LSTM's loops copy theirs in as the step before ends.
+#[test]
+fn a_sequence_step_as_result_and_next_carry() {
+    use nnc::check::dims::Dim;
+    use nnc::prim::{BinaryOp, DType};
+    let dims = |shape: &[i64]| shape.iter().map(|&n| Dim::constant(n)).collect::<Vec<_>>();
+    let mut body = Graph::new();
+    let c0 = body.add(Prim::Arg(0), DType::F32, dims(&[64, 8]), &[]);
+    let x = body.add(Prim::Arg(1), DType::F32, dims(&[64, 8]), &[]);
+    let sum = body.binary(BinaryOp::Add, c0, x);
+    body.set_output("carry 0", x);
+    body.set_output("y 0", x);
+    body.set_output("y 1", sum);
+    let looped = nnc::ir::loops::Loop {
+        body,
+        length: 70,
+        reverse: false,
+        carries: 1,
+        sequences: 1,
+        captured: 0,
+        ys: 2,
+    };
+    let flat = looped.flat_shape().unwrap();
+    let mut graph = Graph::new();
+    let a = graph.add(Prim::Param("a".into()), DType::F32, dims(&[64, 8]), &[]);
+    let xs = graph.add(Prim::Param("xs".into()), DType::F32, dims(&[64, 70, 8]), &[]);
+    let scan = graph.add(Prim::Scan(std::sync::Arc::new(looped)), DType::F32, flat, &[a, xs]);
+    graph.set_output("out", scan);
+    let values = |shape: &[usize], seed: usize| {
+        let n: usize = shape.iter().product();
+        let data = (0..n).map(|i| ((i * 7 + seed * 13) % 11) as f64 / 4.0 - 1.0).collect();
+        ndarray::ArrayD::from_shape_vec(shape.to_vec(), data).unwrap()
+    };
+    let env = Env {
+        dims: HashMap::new(),
+        feeds: HashMap::from([
+            ("a".to_string(), values(&[64, 8], 1)),
+            ("xs".to_string(), values(&[64, 70, 8], 3)),
+        ]),
+        seed: 0,
+        step: 0,
+    };
+    check("a sequence step as result", &graph, &env);
+    let early = ", copied in as the step before ends";
+    let memory = nnc::codegen::dump_memory(&graph, &HashMap::new());
+    assert!(memory.contains("steps at [") && !memory.contains(early), "{memory}");
+
+    let dir = write_model("loops-early-steps", "lstm", "lstm(x, hidden: H)");
+    let session = session(&dir, "model.nn", &[("T", 5.0)], 3);
+    let dims = HashMap::from([(nnc::check::data::BATCH.to_string(), 3)]);
+    let memory = nnc::codegen::dump_memory(&step_graph(&session), &dims);
+    assert_eq!(memory.matches(early).count(), 2, "{memory}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// The backward loop of a peephole LSTM computes the sums of the
 /// peepholes' and the bias's gradients (carries of their own: element-wise
 /// products and a column sum, not summed by one product after the loop)
