@@ -125,7 +125,7 @@ pub fn gemm_crates(threads: usize, only: Option<&str>) -> String {
                 },
                 parts: t,
                 accumulate: 0,
-                claims: [0; 2],
+                claims: Default::default(),
             };
             let pointer = arena.as_mut_ptr() as usize;
             let seconds = median_seconds(7, || {

@@ -589,7 +589,7 @@ pub(super) fn matmul_descriptor(
         },
         parts: gemm::parts_for(m * entries, k, n, threads),
         accumulate: 0,
-        claims: [0; 2],
+        claims: Default::default(),
     }
 }
 

@@ -30,7 +30,7 @@ pub const MAX_BATCH: usize = 4;
 /// One (batched) product `C[b] = A[b] @ B[b]`, every operand a strided
 /// view into the arena (offsets and strides in f32 elements).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MatMulDesc {
     pub m: usize,
     pub k: usize,
@@ -46,8 +46,44 @@ pub struct MatMulDesc {
     pub accumulate: usize,
     /// While the team runs the product: which parts are taken (bit `p`)
     /// and how many threads are done; both back to 0 when the last thread
-    /// is done (see [`run_parts`]). Only touched atomically.
-    pub claims: [usize; 2],
+    /// is done (see [`run_parts`]).
+    pub claims: Claims,
+}
+
+/// The counters of a product's parts while the team runs it: atomics, so
+/// the threads change them through a shared descriptor. Not part of what
+/// the descriptor describes: a clone starts at zero, and any two compare
+/// equal.
+#[repr(C)]
+#[derive(Default)]
+pub struct Claims {
+    pub taken: AtomicUsize,
+    pub done: AtomicUsize,
+}
+
+impl Clone for Claims {
+    fn clone(&self) -> Claims {
+        Claims::default()
+    }
+}
+
+impl PartialEq for Claims {
+    fn eq(&self, _: &Claims) -> bool {
+        true
+    }
+}
+
+impl Eq for Claims {}
+
+impl std::fmt::Debug for Claims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Claims {{ taken: {:#b}, done: {} }}",
+            self.taken.load(Ordering::Relaxed),
+            self.done.load(Ordering::Relaxed)
+        )
+    }
 }
 
 /// A strided matrix: element `(b0, b1, .., i, j)` is at
@@ -206,12 +242,7 @@ pub unsafe fn run_parts(
         (thread..parts).step_by(threads.max(1)).for_each(run);
         return;
     }
-    // Safety: the counters are only ever accessed atomically, and the
-    // descriptor lives as long as the step that calls this.
-    let (taken, done) = unsafe {
-        let claims = &raw const (*desc).claims as *mut usize;
-        (AtomicUsize::from_ptr(claims), AtomicUsize::from_ptr(claims.add(1)))
-    };
+    let (taken, done) = (&d.claims.taken, &d.claims.done);
     // This thread's own parts first (the rows the next kernel's share of
     // this thread reads), then any part another thread has not started:
     // a thread the machine has slowed leaves its parts to the others.
@@ -401,7 +432,7 @@ mod tests {
                     c: operand(sa + sb, m * n, n),
                     parts,
                     accumulate,
-                    claims: [0; 2],
+                    claims: Default::default(),
                 };
                 assert_eq!(
                     by_columns(m, desc.batch[3], parts),
@@ -552,7 +583,7 @@ mod tests {
             },
             parts: 2,
             accumulate: 0,
-            claims: [0; 2],
+            claims: Default::default(),
         };
         let mut alone = data.clone();
         unsafe { run_parts(&desc, alone.as_mut_ptr(), 0, 1, matmul, true) };
@@ -570,7 +601,8 @@ mod tests {
                 unsafe { run_parts(&desc, pointer as *mut f32, thread, 2, counted, true) };
             });
             assert_eq!(arena, alone, "late thread {late:?}");
-            assert_eq!(desc.claims, [0, 0], "late thread {late:?}");
+            let claims = [&desc.claims.taken, &desc.claims.done].map(|c| c.load(Ordering::Relaxed));
+            assert_eq!(claims, [0, 0], "late thread {late:?}");
             // With neither late, who computes what depends on the host's
             // load; a thread 300 ms late always finds both parts taken.
             if let Some(late) = late {
