@@ -417,12 +417,7 @@ impl Step<'_> {
         b.ins().brif(done, exit, &[], step_block, &[]);
         b.switch_to_block(step_block);
         b.seal_block(step_block);
-        let t = if shape.reverse {
-            let last = b.ins().iconst(I64, length - 1);
-            b.ins().isub(last, i)
-        } else {
-            i
-        };
+        let t = shape.step_at(b, i);
         // Every thread copies its share of the rows; the barrier after the
         // copies orders them before the body (and the carries' first
         // values before the first step).
@@ -469,12 +464,7 @@ impl Step<'_> {
             b.ins().brif(more, copy, &[], skip, &[]);
             b.switch_to_block(copy);
             b.seal_block(copy);
-            let t_next = if shape.reverse {
-                let last = b.ins().iconst(I64, length - 1);
-                b.ins().isub(last, next)
-            } else {
-                next
-            };
+            let t_next = shape.step_at(b, next);
             self.copy_sequences_in(b, &shape, looped, t_next);
             b.ins().jump(skip, &[]);
             b.switch_to_block(skip);
@@ -565,6 +555,16 @@ struct LoopShape {
 }
 
 impl LoopShape {
+    /// The step the `i`-th iteration runs (from the last when reversed).
+    fn step_at(&self, b: &mut FunctionBuilder, i: Value) -> Value {
+        if self.reverse {
+            let last = b.ins().iconst(I64, self.length as i64 - 1);
+            b.ins().isub(last, i)
+        } else {
+            i
+        }
+    }
+
     fn new(fused: &Fused, plan: &Plan, root: NodeId) -> Result<LoopShape, String> {
         let bound = &fused.bound;
         let name = bound.name(root);

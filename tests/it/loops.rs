@@ -207,6 +207,26 @@ fn a_wide_lstm_with_shared_kernels_in_its_loops_matches_the_interpreter() {
     check("char lstm, training step", &step_graph(&session), &env);
 }
 
+/// Inputs named and shaped as given, each filled with a pattern of its
+/// own (values in [-1, 1.5]).
+fn feeds(inputs: &[(&str, &[usize])]) -> Env {
+    let values = |shape: &[usize], seed: usize| {
+        let n: usize = shape.iter().product();
+        let data = (0..n).map(|i| ((i * 7 + seed * 13) % 11) as f64 / 4.0 - 1.0).collect();
+        ndarray::ArrayD::from_shape_vec(shape.to_vec(), data).unwrap()
+    };
+    Env {
+        dims: HashMap::new(),
+        feeds: inputs
+            .iter()
+            .enumerate()
+            .map(|(k, (name, shape))| (name.to_string(), values(shape, k + 1)))
+            .collect(),
+        seed: 0,
+        step: 0,
+    }
+}
+
 /// A loop whose two carries trade places every step (each next value is
 /// the other's argument: one waits outside the slots while they are
 /// written), run in reverse, with an argument as a stacked result and a
@@ -250,22 +270,7 @@ fn carries_passed_round_and_arguments_as_results() {
         &[a, b, xs, w],
     );
     graph.set_output("out", scan);
-    let values = |shape: &[usize], seed: usize| {
-        let n: usize = shape.iter().product();
-        let data = (0..n).map(|i| ((i * 7 + seed * 13) % 11) as f64 / 4.0 - 1.0).collect();
-        ndarray::ArrayD::from_shape_vec(shape.to_vec(), data).unwrap()
-    };
-    let env = Env {
-        dims: HashMap::new(),
-        feeds: HashMap::from([
-            ("a".to_string(), values(&[2, 3], 1)),
-            ("b".to_string(), values(&[2, 3], 2)),
-            ("xs".to_string(), values(&[2, 4, 3], 3)),
-            ("w".to_string(), values(&[3], 4)),
-        ]),
-        seed: 0,
-        step: 0,
-    };
+    let env = feeds(&[("a", &[2, 3]), ("b", &[2, 3]), ("xs", &[2, 4, 3]), ("w", &[3])]);
     check("carries passed round", &graph, &env);
 }
 /// A loop whose stacked result and next carry are the sequence's step
@@ -299,20 +304,7 @@ fn a_sequence_step_as_result_and_next_carry() {
     let xs = graph.add(Prim::Param("xs".into()), DType::F32, dims(&[64, 70, 8]), &[]);
     let scan = graph.add(Prim::Scan(std::sync::Arc::new(looped)), DType::F32, flat, &[a, xs]);
     graph.set_output("out", scan);
-    let values = |shape: &[usize], seed: usize| {
-        let n: usize = shape.iter().product();
-        let data = (0..n).map(|i| ((i * 7 + seed * 13) % 11) as f64 / 4.0 - 1.0).collect();
-        ndarray::ArrayD::from_shape_vec(shape.to_vec(), data).unwrap()
-    };
-    let env = Env {
-        dims: HashMap::new(),
-        feeds: HashMap::from([
-            ("a".to_string(), values(&[64, 8], 1)),
-            ("xs".to_string(), values(&[64, 70, 8], 3)),
-        ]),
-        seed: 0,
-        step: 0,
-    };
+    let env = feeds(&[("a", &[64, 8]), ("xs", &[64, 70, 8])]);
     check("a sequence step as result", &graph, &env);
     let early = ", copied in as the step before ends";
     let memory = nnc::codegen::dump_memory(&graph, &HashMap::new());
