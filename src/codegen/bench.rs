@@ -432,10 +432,7 @@ pub fn bench(
                 // Before the team's threads end with `compiled`.
                 note_wait(false);
                 for (k, t) in super::calls::take_profile().into_iter().enumerate() {
-                    if profile.len() <= k {
-                        profile.resize(k + 1, std::time::Duration::ZERO);
-                    }
-                    profile[k] += t;
+                    super::calls::add_kernel_time(&mut profile, k, t);
                 }
                 threads = compiled.threads();
                 team_steps += compiled.team_steps() - team_warmup;

@@ -91,13 +91,17 @@ pub extern "C" fn nnc_tick(kernel: i64) {
         let since = now - p.last;
         p.last = now;
         if kernel >= 0 {
-            let k = kernel as usize;
-            if p.totals.len() <= k {
-                p.totals.resize(k + 1, std::time::Duration::ZERO);
-            }
-            p.totals[k] += since;
+            add_kernel_time(&mut p.totals, kernel as usize, since);
         }
     });
+}
+
+/// Adds `time` to kernel `k`'s total in `totals`, growing it as needed.
+pub fn add_kernel_time(totals: &mut Vec<std::time::Duration>, k: usize, time: std::time::Duration) {
+    if totals.len() <= k {
+        totals.resize(k + 1, std::time::Duration::ZERO);
+    }
+    totals[k] += time;
 }
 
 struct Profile {

@@ -403,7 +403,8 @@ impl Step<'_> {
         // sequences' slots apart from everything the copies out touch.
         let early = looped.early_steps;
         if early && length > 0 {
-            let first = b.ins().iconst(I64, if shape.reverse { length - 1 } else { 0 });
+            let zero = b.ins().iconst(I64, 0);
+            let first = shape.step_at(b, zero);
             self.copy_sequences_in(b, &shape, looped, first);
         }
         let counter = b.declare_var(I64);
