@@ -61,6 +61,18 @@ pub unsafe extern "C" fn nnc_copy_rows(
     }
 }
 
+/// Zeroes `rows` rows of `len` floats inside the arena, row `r` at `to +
+/// r·to_stride` (a loop's step that lies before or after the steps of a
+/// shifted sequence).
+///
+/// # Safety
+/// Every row lies inside the arena.
+pub unsafe extern "C" fn nnc_zero_rows(arena: *mut f32, to: i64, to_stride: i64, rows: i64, len: i64) {
+    for r in 0..rows {
+        unsafe { std::ptr::write_bytes(arena.add((to + r * to_stride) as usize), 0, len as usize) };
+    }
+}
+
 /// A kernel function: `(arena, random table, start, end) -> status`.
 pub type KernelFn = unsafe extern "C" fn(*mut f32, *const u64, i64, i64) -> i32;
 

@@ -50,6 +50,7 @@ pub struct Artifacts {
 
 pub(super) struct Imports {
     pub copy_rows: FuncId,
+    pub zero_rows: FuncId,
     pub normal: FuncId,
     pub sin: FuncId,
     pub cos: FuncId,
@@ -101,6 +102,7 @@ fn new_module() -> Result<JITModule, String> {
     builder.symbol("nnc_barrier", super::team::nnc_barrier as *const u8);
     builder.symbol("nnc_copy", calls::nnc_copy as *const u8);
     builder.symbol("nnc_copy_rows", calls::nnc_copy_rows as *const u8);
+    builder.symbol("nnc_zero_rows", calls::nnc_zero_rows as *const u8);
     builder.symbol("nnc_tick", calls::nnc_tick as *const u8);
     Ok(JITModule::new(builder))
 }
@@ -123,6 +125,7 @@ fn declare_imports(module: &mut JITModule) -> Result<Imports, String> {
         barrier: import("nnc_barrier", &[I64, I64], &[])?,
         copy: import("nnc_copy", &[I64, I64, I64, I64], &[])?,
         copy_rows: import("nnc_copy_rows", &[I64; 7], &[])?,
+        zero_rows: import("nnc_zero_rows", &[I64; 5], &[])?,
         tick: import("nnc_tick", &[I64], &[])?,
     })
 }

@@ -651,6 +651,34 @@ fn print_buffers(fused: &Fused, plan: &Plan, indent: &str, out: &mut String) {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        // Each sequence's slot, and where its steps are read from when
+        // that is not its own buffer.
+        let Prim::Scan(scan) = bound.op(*id) else {
+            continue;
+        };
+        let sequences = &bound.inputs(*id)[scan.carries..scan.carries + scan.sequences];
+        let steps: Vec<String> = looped
+            .sequence_slots
+            .iter()
+            .zip(sequences)
+            .map(|(slot, &sequence)| match fused.sequence_view(sequence) {
+                Some(view) if view.buffer != sequence => {
+                    let zeros = |n: usize, at: &str| match n {
+                        0 => String::new(),
+                        1 => format!(", a step of zeros {at}"),
+                        n => format!(", {n} steps of zeros {at}"),
+                    };
+                    format!(
+                        "{} (read from {}{}{})",
+                        4 * slot,
+                        bound.name(view.buffer),
+                        zeros(view.before, "first"),
+                        zeros(view.after, "last")
+                    )
+                }
+                _ => (4 * slot).to_string(),
+            })
+            .collect();
         let _ = writeln!(
             out,
             "{indent}loop {}: region {} B at {} live {}..{}; carries at [{}], steps at [{}]{}; its body:",
@@ -660,7 +688,7 @@ fn print_buffers(fused: &Fused, plan: &Plan, indent: &str, out: &mut String) {
             looped.live,
             looped.live,
             bytes(&looped.carry_slots),
-            bytes(&looped.sequence_slots),
+            steps.join(", "),
             if looped.early_steps && !looped.sequence_slots.is_empty() {
                 ", copied in as the step before ends"
             } else {

@@ -63,6 +63,7 @@ struct Step<'m> {
     team: Value,
     copy: FuncRef,
     copy_rows: FuncRef,
+    zero_rows: FuncRef,
     matmul: FuncRef,
     unfold2d: FuncRef,
     fold2d: FuncRef,
@@ -105,6 +106,7 @@ pub(super) fn define(
         let mut declare = |id: FuncId, b: &mut FunctionBuilder| module.declare_func_in_func(id, b.func);
         let copy = declare(imports.copy, &mut b);
         let copy_rows = declare(imports.copy_rows, &mut b);
+        let zero_rows = declare(imports.zero_rows, &mut b);
         let matmul = declare(imports.matmul, &mut b);
         let unfold2d = declare(imports.unfold2d, &mut b);
         let fold2d = declare(imports.fold2d, &mut b);
@@ -123,6 +125,7 @@ pub(super) fn define(
             team: params[4],
             copy,
             copy_rows,
+            zero_rows,
             matmul,
             unfold2d,
             fold2d,
@@ -251,6 +254,23 @@ impl Step<'_> {
         b.ins().call(self.copy_rows, &args);
     }
 
+    /// Zeroes this thread's share of `rows` rows of `len` elements,
+    /// strided (see `nnc_zero_rows`): the same share `copy_rows` takes.
+    fn zero_rows(&mut self, b: &mut FunctionBuilder, to: (Value, i64), rows: usize, len: usize) {
+        let (start, end) = self.share(b, rows);
+        let skip = b.ins().imul_imm_s(start, to.1);
+        let target = b.ins().iadd(to.0, skip);
+        let count = b.ins().isub(end, start);
+        let args = [
+            self.arena,
+            target,
+            b.ins().iconst(I64, to.1),
+            count,
+            b.ins().iconst(I64, len as i64),
+        ];
+        b.ins().call(self.zero_rows, &args);
+    }
+
     /// Calls every kernel of `fused` in order.
     ///
     /// In a loop's body (`body`), the last kernel is followed by a barrier
@@ -370,13 +390,40 @@ impl Step<'_> {
     /// Copies this thread's share of step `t` of every sequence of the
     /// loop into its slot.
     fn copy_sequences_in(&mut self, b: &mut FunctionBuilder, shape: &LoopShape, looped: &LoopPlan, t: Value) {
-        let length = shape.length as i64;
         for (k, sequence) in shape.sequences.iter().enumerate() {
-            let from = b.ins().imul_imm_s(t, sequence.row as i64);
-            let from = b.ins().iadd_imm_s(from, sequence.offset as i64);
             let to = b.ins().iconst(I64, looped.sequence_slots[k] as i64);
             let row = sequence.row as i64;
-            self.copy_rows(b, (from, length * row), (to, row), sequence.rows, sequence.row);
+            let stored = shape.length - sequence.before - sequence.after;
+            let (copy, zero, next) = (b.create_block(), b.create_block(), b.create_block());
+            if stored == shape.length {
+                b.ins().jump(copy, &[]);
+            } else {
+                // Steps `before..before + stored` lie in the buffer.
+                let s = b.ins().iadd_imm_s(t, -(sequence.before as i64));
+                let inside = b.ins().icmp_imm_s(IntCC::UnsignedLessThan, s, stored as i64);
+                b.ins().brif(inside, copy, &[], zero, &[]);
+            }
+            b.switch_to_block(copy);
+            b.seal_block(copy);
+            let s = b.ins().iadd_imm_s(t, -(sequence.before as i64));
+            let from = b.ins().imul_imm_s(s, sequence.step_stride as i64);
+            let from = b.ins().iadd_imm_s(from, sequence.offset as i64);
+            self.copy_rows(
+                b,
+                (from, sequence.row_stride as i64),
+                (to, row),
+                sequence.rows,
+                sequence.row,
+            );
+            b.ins().jump(next, &[]);
+            b.switch_to_block(zero);
+            b.seal_block(zero);
+            if stored != shape.length {
+                self.zero_rows(b, (to, row), sequence.rows, sequence.row);
+            }
+            b.ins().jump(next, &[]);
+            b.switch_to_block(next);
+            b.seal_block(next);
         }
     }
 
@@ -522,12 +569,18 @@ fn body_matmul(fused: &Fused, plan: &Plan, root: NodeId, a: &View, b: &View, thr
     desc
 }
 
-/// A sequence of a loop: where it lies, `rows` rows (axis 0) of `length`
-/// steps of `row` elements each.
+/// A sequence of a loop: `rows` rows (axis 0) of `row` elements a step,
+/// row `r` of step `t` at `offset + r·row_stride + (t − before)·step_stride`
+/// (see `SequenceView`); the `before` first and `after` last steps are
+/// zeros.
 struct Sequence {
     offset: usize,
     rows: usize,
     row: usize,
+    row_stride: usize,
+    step_stride: usize,
+    before: usize,
+    after: usize,
 }
 
 /// A stacked result of a loop: the body's node, where its rows (axis 0)
@@ -598,15 +651,26 @@ impl LoopShape {
         let mut sequences = Vec::new();
         for &sequence in &operands[looped.carries..looped.carries + looped.sequences] {
             let shape = bound.shape(sequence);
-            let (buffer, start) = fused.place(sequence);
-            if shape.len() < 2 || shape[1] != length || plan.buffer(buffer).len < start + bound.count(sequence) {
+            let Some(view) = fused.sequence_view(sequence).filter(|_| shape[1] == length) else {
                 return fail(&format!("a sequence is {shape:?}, not {length} steps"));
+            };
+            let (rows, row) = (shape[0], bound.count(sequence) / (shape[0] * length));
+            let stored = length.checked_sub(view.before + view.after);
+            // The last element read, past the view's first.
+            let last = stored
+                .filter(|&s| s > 0)
+                .map(|s| (rows - 1) * view.row_stride + (s - 1) * view.step_stride + row);
+            if last.is_some_and(|last| plan.buffer(view.buffer).len < view.offset + last) || stored.is_none() {
+                return fail(&format!("a sequence of {shape:?} does not lie in its buffer"));
             }
-            let rows = shape[0];
             sequences.push(Sequence {
-                offset: plan.buffer(buffer).offset + start,
+                offset: plan.buffer(view.buffer).offset + view.offset,
                 rows,
-                row: bound.count(sequence) / (rows * length),
+                row,
+                row_stride: view.row_stride,
+                step_stride: view.step_stride,
+                before: view.before,
+                after: view.after,
             });
         }
         let mut ys = Vec::new();

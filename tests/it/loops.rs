@@ -335,6 +335,43 @@ fn next_carries_are_computed_in_their_slots() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// The backward loop of an LSTM reads the cell state of the step before,
+/// `concat(zeros, c[:, ..T − 1])` (of the step after, `concat(c[:, 1..],
+/// zeros)`, when reversed), from where the forward loop stacked `c`:
+/// the concatenation gets no buffer and the first step reads zeros.
+/// The values against the interpreter, on one thread and two.
+#[test]
+fn the_backward_loop_reads_the_shifted_state_in_place() {
+    for (label, layer, zeros) in [
+        ("lstm", "lstm(x, hidden: H)", "a step of zeros first"),
+        (
+            "lstm reversed",
+            "lstm(x, hidden: H, reverse: true)",
+            "a step of zeros last",
+        ),
+    ] {
+        let dir = write_model("loops-shifted", label, layer);
+        let session = session(&dir, "model.nn", &[("T", 5.0)], 3);
+        let graph = step_graph(&session);
+        let dims = HashMap::from([(nnc::check::data::BATCH.to_string(), 3)]);
+        let memory = nnc::codegen::dump_memory(&graph, &dims);
+        let backward = memory.split("loop %").nth(2).expect("a backward loop");
+        let steps = backward.split("steps at [").nth(1).unwrap().split(']').next().unwrap();
+        assert_eq!(steps.matches(zeros).count(), 1, "{label}: {memory}");
+        let fused = nnc::codegen::dump_fused(&graph, &dims);
+        let concats = fused
+            .lines()
+            .filter(|l| l.starts_with('k') && l.contains(": concat"))
+            .count();
+        assert!(
+            concats <= 1,
+            "{label}: only the product's operand `h` is concatenated: {fused}"
+        );
+        check(&format!("{label}, shifted state"), &graph, &session.step_env(0));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
 /// A loop inside a loop's body: the outer loop steps over `xs`, and each
 /// step runs an inner loop over the captured `s` that reads the outer
 /// step's argument (captured in turn).

@@ -51,7 +51,9 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
                 op,
                 Prim::Reduce { .. } | Prim::ArgMax { .. } | Prim::MatMul | Prim::ScatterRows { .. }
             )
-            || (matches!(op, Prim::Concat { .. }) && !inside_concat(bound, id))
+            || (matches!(op, Prim::Concat { .. })
+                && !inside_concat(bound, id)
+                && !read_by_loop_in_place(bound, &materialized, id))
             || (matches!(op, Prim::Fold2d(_)) && permuted_fold(bound, id).is_none());
         // A fold reads its operand at k·k places.
         let reads = match op {
@@ -77,12 +79,13 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
         let opened = matches!(op, Prim::Concat { .. }) && inside_concat(bound, id);
         materialized[id.index()] = must || (!opened && (shared || inline_cost > 48));
         // A loop reads its operands from buffers: the captured ones in
-        // place at every step; a sequence that is a dense view of a buffer
-        // (one result of an earlier loop) is read there, not copied first.
+        // place at every step; a sequence that lies in a buffer (one result
+        // of an earlier loop, or a step-shifted view of it) is read there,
+        // not copied first.
         if let Prim::Scan(looped) = op {
             let sequences = looped.carries..looped.carries + looped.sequences;
             for (i, &operand) in bound.inputs(id).iter().enumerate() {
-                if !sequences.contains(&i) || dense_view(bound, &materialized, operand).is_none() {
+                if !sequences.contains(&i) || sequence_view(bound, &materialized, operand).is_none() {
                     materialized[operand.index()] = true;
                 }
             }
@@ -284,23 +287,96 @@ pub fn strided_view(bound: &Bound, materialized: &[bool], node: NodeId) -> Optio
     })
 }
 
-/// `node` as a row-major block of one buffer that is not its own: the
-/// buffer and the block's first element (a loop's sequence read where it
-/// lies).
-pub fn dense_view(bound: &Bound, materialized: &[bool], node: NodeId) -> Option<(NodeId, usize)> {
-    if materialized[node.index()] {
+/// Where the steps of a loop's sequence lie when the loop reads them in
+/// place: step `t` is `rows` rows of `row` contiguous elements, row `r`
+/// at `offset + r·row_stride + (t − before)·step_stride` of `buffer`; the
+/// `before` first and `after` last steps are zeros. A sequence with its
+/// own buffer is that buffer, row-major; a strided view of another buffer
+/// (a result of an earlier loop) is read where it lies; a sequence shifted
+/// by a step, `concat(zeros, x[:, ..T − 1])` along the steps, is read from
+/// `x` (the previous step's state for a backward loop).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SequenceView {
+    pub buffer: NodeId,
+    pub offset: usize,
+    pub row_stride: usize,
+    pub step_stride: usize,
+    pub before: usize,
+    pub after: usize,
+}
+
+/// `node` (`[rows, steps, ...]`) as a sequence a loop reads in place, if
+/// it is one (see [`SequenceView`]).
+pub fn sequence_view(bound: &Bound, materialized: &[bool], node: NodeId) -> Option<SequenceView> {
+    let shape = bound.shape(node);
+    if shape.len() < 2 || shape[0] == 0 || shape[1] == 0 {
         return None;
     }
+    if materialized[node.index()] {
+        let row = bound.count(node) / (shape[0] * shape[1]);
+        return Some(SequenceView {
+            buffer: node,
+            offset: 0,
+            row_stride: shape[1] * row,
+            step_stride: row,
+            before: 0,
+            after: 0,
+        });
+    }
+    if let Prim::Concat { axis: 1 } = bound.op(node) {
+        let pieces = bound.inputs(node);
+        let zero = |p: &NodeId| matches!(bound.op(*p), Prim::Const(v) if *v == 0.0);
+        let mut read = (0..pieces.len()).filter(|&i| !zero(&pieces[i]));
+        let (Some(k), None) = (read.next(), read.next()) else {
+            return None;
+        };
+        let steps = |ps: &[NodeId]| ps.iter().map(|&p| bound.shape(p)[1]).sum::<usize>();
+        let inner = sequence_view(bound, materialized, pieces[k])?;
+        if inner.before + inner.after > 0 {
+            return None;
+        }
+        return Some(SequenceView {
+            before: steps(&pieces[..k]),
+            after: steps(&pieces[k + 1..]),
+            ..inner
+        });
+    }
     let view = strided_view(bound, materialized, node)?;
-    let shape = bound.shape(node);
     let mut stride = 1isize;
-    for axis in (0..shape.len()).rev() {
+    for axis in (2..shape.len()).rev() {
         if shape[axis] > 1 && view.strides[axis] != stride {
             return None;
         }
         stride *= shape[axis] as isize;
     }
-    Some((view.buffer, view.offset as usize))
+    Some(SequenceView {
+        buffer: view.buffer,
+        offset: view.offset as usize,
+        row_stride: view.strides[0] as usize,
+        step_stride: view.strides[1] as usize,
+        before: 0,
+        after: 0,
+    })
+}
+
+/// A concatenation along the steps that a loop reads only as one of its
+/// sequences, in place (see [`SequenceView`]): it gets no buffer.
+fn read_by_loop_in_place(bound: &Bound, materialized: &[bool], id: NodeId) -> bool {
+    let [user] = bound.users(id) else {
+        return false;
+    };
+    let Prim::Scan(looped) = bound.op(*user) else {
+        return false;
+    };
+    let sequences = looped.carries..looped.carries + looped.sequences;
+    let inputs = bound.inputs(*user);
+    inputs.iter().filter(|&&i| i == id).count() == 1
+        && inputs
+            .iter()
+            .position(|&i| i == id)
+            .is_some_and(|i| sequences.contains(&i))
+        && !bound.graph.outputs.iter().any(|(_, o)| *o == id)
+        && sequence_view(bound, materialized, id).is_some()
 }
 
 /// Finds sums of matrix products (`add(add(p1, p2), p3)`, each product and

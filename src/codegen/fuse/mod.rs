@@ -34,7 +34,7 @@ use crate::ir::NodeId;
 use crate::prim::Prim;
 
 use materialize::{choose_materialized, sums_of_products};
-pub use materialize::{folded_into, is_leaf, matmul_view, strided_view};
+pub use materialize::{folded_into, is_leaf, matmul_view, strided_view, SequenceView};
 pub use print::print;
 pub use reads::Read;
 
@@ -263,10 +263,9 @@ impl<'g> Fused<'g> {
         out
     }
 
-    /// Where a loop's operand lies: its own buffer, or the buffer it is a
-    /// dense view of and its first element there.
-    pub fn place(&self, operand: NodeId) -> (NodeId, usize) {
-        materialize::dense_view(&self.bound, &self.materialized, operand).unwrap_or((operand, 0))
+    /// Where the steps of a loop's sequence lie (see [`SequenceView`]).
+    pub fn sequence_view(&self, operand: NodeId) -> Option<SequenceView> {
+        materialize::sequence_view(&self.bound, &self.materialized, operand)
     }
 
     /// Nodes whose value a kernel computes into a buffer, in order.

@@ -57,7 +57,7 @@ impl Fused<'_> {
                 .bound
                 .inputs(*root)
                 .iter()
-                .map(|&o| read(*root, self.place(o).0))
+                .map(|&o| read(*root, self.sequence_view(o).map_or(o, |v| v.buffer)))
                 .collect(),
             Kernel::Accumulate(root) | Kernel::Scatter(root) | Kernel::Concat(root) => {
                 let mut exprs = Exprs::default();
