@@ -14,6 +14,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{FuncId, Linkage, Module};
 
+use super::accumulate;
 use super::calls;
 use super::emit::{Calls, Emitter, Streams};
 use super::fuse::{Fused, Kernel};
@@ -348,7 +349,7 @@ impl Builder<'_> {
             _ => None,
         };
         let accumulate = match kernel {
-            Kernel::Accumulate(root) => Some(kernels::plan_accumulate(fused, *root)),
+            Kernel::Accumulate(root) => Some(accumulate::plan_accumulate(fused, *root)),
             _ => None,
         };
         self.planning_time += planning.elapsed();
@@ -432,7 +433,7 @@ impl Builder<'_> {
                     params[2],
                     params[3],
                 ),
-                Kernel::Accumulate(root) => kernels::emit_accumulate(
+                Kernel::Accumulate(root) => accumulate::emit_accumulate(
                     &mut em,
                     accumulate.as_ref().expect("accumulate code"),
                     *root,

@@ -205,6 +205,7 @@ pub fn split_size(fused: &Fused, k: usize, code: Option<&LoopCode>) -> i64 {
             (None, [only]) if !only.loops.is_empty() && only_map(fused, k) => only.loops[0].1,
             _ => 1,
         },
+        (Kernel::Accumulate(root), _) if super::accumulate::in_registers(fused, *root) => 1,
         (Kernel::Accumulate(root), _) => {
             let operand = fused.bound.inputs(*root)[0];
             let columns = fused.bound.shape(operand).last().copied().unwrap_or(1) as i64;
@@ -352,7 +353,7 @@ fn emit_phase(em: &mut Emitter, code: &PhaseCode, fused: &Fused, phase: &Phase, 
 }
 
 /// The identity of a reduction.
-fn identity(op: ReduceOp) -> f32 {
+pub(super) fn identity(op: ReduceOp) -> f32 {
     match op {
         ReduceOp::Sum | ReduceOp::Mean => 0.0,
         ReduceOp::Max => f32::NEG_INFINITY,
@@ -442,126 +443,6 @@ fn fill(em: &mut Emitter, buffer: NodeId, count: usize, value: f32) {
     });
 }
 
-/// A reduction over leading axes, planned: the output's loops and index,
-/// the identity it starts from, the operand's value, loops and where each
-/// element goes, and for a mean the division that ends it.
-pub struct AccumulateCode {
-    pub exprs: Exprs,
-    pub op: ReduceOp,
-    /// Columns of the operand (the last axis, always kept).
-    pub columns: i64,
-    pub out_loops: Vec<(u32, i64)>,
-    pub out_offset: Ix,
-    pub identity: E,
-    pub value: E,
-    pub loops: Vec<(u32, i64)>,
-    pub out: Ix,
-    /// The output element divided by the count (a mean).
-    pub mean: Option<E>,
-}
-
-/// A reduction over leading axes: out[kept] ⊕= x[...] for every element
-/// of the operand, in memory order.
-pub fn plan_accumulate(fused: &Fused, root: NodeId) -> AccumulateCode {
-    let bound = &fused.bound;
-    let operand = bound.inputs(root)[0];
-    let shape = bound.shape(operand).to_vec();
-    let out_shape = bound.shape(root).to_vec();
-    let axes = reduced_axes(bound, root);
-    let Prim::Reduce { op, keepdims, .. } = bound.op(root).clone() else {
-        unreachable!("accumulate kernels reduce")
-    };
-    let mut exprs = Exprs::default();
-    let out_index = vars(200, &out_shape);
-    let out_offset = flat(&out_index, &out_shape);
-    let out_loops: Vec<(u32, i64)> = out_shape
-        .iter()
-        .enumerate()
-        .map(|(k, &n)| (200 + k as u32, n as i64))
-        .collect();
-    // The output element, read back by a mean's division.
-    let load = exprs.add(Expr::Load {
-        buffer: root,
-        offset: out_offset.clone(),
-    });
-    let identity = exprs.constant(identity(op));
-    let index = vars(0, &shape);
-    let value = {
-        let mut expander = Expander::new(bound, &fused.materialized, &mut exprs);
-        let v = expander.value(operand, &index);
-        expander.exprs.as_f32(v)
-    };
-    let mut kept = Vec::new();
-    for (a, ix) in index.iter().enumerate() {
-        if !axes.contains(&a) {
-            kept.push(ix.clone());
-        } else if keepdims {
-            kept.push(Ix::constant(0));
-        }
-    }
-    let out = flat(&kept, &out_shape);
-    let loops: Vec<(u32, i64)> = shape.iter().enumerate().map(|(k, &n)| (k as u32, n as i64)).collect();
-    let mean = (op == ReduceOp::Mean).then(|| {
-        let count: usize = axes.iter().map(|&a| shape[a]).product();
-        let c = exprs.constant(count as f32);
-        exprs.add(Expr::Binary(crate::prim::BinaryOp::Div, load, c))
-    });
-    AccumulateCode {
-        exprs,
-        op,
-        columns: *shape.last().expect("the last axis is kept") as i64,
-        out_loops,
-        out_offset,
-        identity,
-        value,
-        loops,
-        out,
-        mean,
-    }
-}
-
-/// Emits a planned reduction over leading axes into `root`. The kernel
-/// splits between threads by columns: part `start..end` (in groups of
-/// [`LANES`] columns, see [`split_size`]) fills, sums and scales its
-/// columns of every row, in the same order whatever the split.
-pub fn emit_accumulate(em: &mut Emitter, code: &AccumulateCode, root: NodeId, start: Value, end: Value) {
-    let first = em.b.ins().imul_imm_s(start, LANES);
-    let last = em.b.ins().imul_imm_s(end, LANES);
-    let all = em.iconst(code.columns);
-    let last = em.b.ins().smin(last, all);
-    let range = Some((first, last));
-    let over_output = |em: &mut Emitter, v: E| {
-        let loops = &code.out_loops;
-        nest_at(em, loops, loops.len() - 1, range, &[v], &mut |em, vector| {
-            let lanes = if vector { LANES } else { 1 };
-            let x = em.eval(v, vector);
-            let address = em.address(root, &code.out_offset, lanes);
-            em.store(x, address);
-        });
-    };
-    over_output(em, code.identity);
-    let value = code.value;
-    em.hoist(&[value]);
-    nest_at(
-        em,
-        &code.loops,
-        code.loops.len() - 1,
-        range,
-        &[value],
-        &mut |em, vector| {
-            let lanes = if vector { LANES } else { 1 };
-            let x = em.eval(value, vector);
-            let address = em.address(root, &code.out, lanes);
-            let acc = em.load(address, vector);
-            let next = combine(em, code.op, acc, x, vector);
-            em.store(next, address);
-        },
-    );
-    if let Some(mean) = code.mean {
-        over_output(em, mean);
-    }
-}
-
 /// `scatter_rows`: zero the output, then add each value row to the row
 /// its id names (rows of invalid ids are dropped).
 pub fn emit_scatter(em: &mut Emitter, fused: &Fused, root: NodeId) {
@@ -635,7 +516,7 @@ pub fn emit_scatter(em: &mut Emitter, fused: &Fused, root: NodeId) {
 }
 
 /// Loops one element at a time over `loops`.
-fn scalar_nest(em: &mut Emitter, loops: &[(u32, i64)], body: &mut dyn FnMut(&mut Emitter)) {
+pub(super) fn scalar_nest(em: &mut Emitter, loops: &[(u32, i64)], body: &mut dyn FnMut(&mut Emitter)) {
     let Some((&(var, size), rest)) = loops.split_first() else {
         body(em);
         return;

@@ -19,6 +19,7 @@
 //! [`Compiled::set_tensor`], [`Compiled::tensor`], the inputs of
 //! [`Compiled::run`] and [`Compiled::output`].
 
+pub mod accumulate;
 pub mod bench;
 pub mod calls;
 pub mod compile;

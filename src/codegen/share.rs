@@ -14,11 +14,12 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
+use super::accumulate::AccumulateCode;
 use super::emit::Streams;
 use super::expr::{Expr, Exprs};
 use super::fuse::{Fused, LoopKernel, Phase};
 use super::index::Ix;
-use super::kernels::{AccumulateCode, ConcatCode, LoopCode};
+use super::kernels::{ConcatCode, LoopCode};
 use super::memory::Plan;
 use crate::ir::NodeId;
 use crate::prim::{Distribution, Prim};

@@ -340,6 +340,22 @@ fn primitive_cases() -> Vec<Case> {
             vec![0],
             false,
         ),
+        // Every axis but a narrow last one: sums kept in registers (four
+        // lanes, and single columns left over).
+        (
+            "max of rows of 16 in registers",
+            ReduceOp::Max,
+            [30, 4, 16],
+            vec![0, 1],
+            true,
+        ),
+        (
+            "mean of rows of 10 in registers",
+            ReduceOp::Mean,
+            [64, 1, 10],
+            vec![0, 1],
+            false,
+        ),
     ] {
         cases.push(case(name, vec![f32s(&shape, 85)], vec![], move |g, x, _| {
             g.reduce(op, x[0], axes.clone(), keep)

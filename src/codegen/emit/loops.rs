@@ -75,6 +75,21 @@ impl Emitter<'_, '_> {
         self.b.switch_to_block(exit);
     }
 
+    /// `body` at `var = at` in its own scope: vectorized along `var` (the
+    /// four elements from `at`) when `vector`.
+    pub fn at(&mut self, var: u32, size: i64, at: i64, vector: bool, body: &mut dyn FnMut(&mut Self)) {
+        self.sizes.insert(var, size);
+        self.push_scope();
+        let i = self.iconst(at);
+        self.vars.insert(var, i);
+        let previous = self.vector;
+        self.vector = vector.then_some(var);
+        body(self);
+        self.vector = previous;
+        self.pop_scope();
+        self.vars.remove(&var);
+    }
+
     pub fn iconst(&mut self, value: i64) -> Value {
         self.b.ins().iconst(I64, value)
     }
