@@ -260,7 +260,11 @@ unsafe fn pack_a_block(mb: usize, kb: usize, a: *const f32, (a_rs, a_cs): (isize
 
 /// `to[p·width + r] = from[r·ld + p]` for `r < rows`, `p < len`: blocks of
 /// 8×8 with AVX when the CPU has it, the rest one by one.
-unsafe fn transpose(from: *const f32, ld: isize, rows: usize, len: usize, to: *mut f32, width: usize) {
+///
+/// # Safety
+/// Every element named lies in its allocation, and the two ranges do not
+/// overlap.
+pub unsafe fn transpose(from: *const f32, ld: isize, rows: usize, len: usize, to: *mut f32, width: usize) {
     let mut done = (0, 0);
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx") {

@@ -345,13 +345,17 @@ pub unsafe fn crate_matmul(
                 scratch.resize(m * n, 0.0);
             }
             let t = scratch.as_mut_ptr();
-            // Cᵀ into the scratch (element (i, j) at j·m + i), then C from it.
+            // Cᵀ into the scratch (element (i, j) at j·m + i), then C from it:
+            // transposed in blocks of 8×8 when written, added one by one.
             unsafe { crate_matmul(m, k, n, a, (a_row, a_col), b, (b_row, b_col), t, (1, m as isize), false) };
+            if !accumulate {
+                return unsafe { nnc_gemm::packed::transpose(t, m as isize, n, m, c, c_row as usize) };
+            }
             for i in 0..m {
                 let row = unsafe { c.offset(i as isize * c_row) };
                 for j in 0..n {
                     let value = unsafe { *t.add(j * m + i) };
-                    unsafe { *row.add(j) = if accumulate { *row.add(j) + value } else { value } };
+                    unsafe { *row.add(j) += value };
                 }
             }
         });
