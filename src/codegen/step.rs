@@ -237,10 +237,7 @@ impl Step<'_> {
     /// (see `nnc_copy_rows`).
     fn copy_rows(&mut self, b: &mut FunctionBuilder, from: (Value, i64), to: (Value, i64), rows: usize, len: usize) {
         let (start, end) = self.share(b, rows);
-        let skip = b.ins().imul_imm_s(start, from.1);
-        let source = b.ins().iadd(from.0, skip);
-        let skip = b.ins().imul_imm_s(start, to.1);
-        let target = b.ins().iadd(to.0, skip);
+        let (source, target) = (row_at(b, from, start), row_at(b, to, start));
         let count = b.ins().isub(end, start);
         let args = [
             self.arena,
@@ -258,8 +255,7 @@ impl Step<'_> {
     /// strided (see `nnc_zero_rows`): the same share `copy_rows` takes.
     fn zero_rows(&mut self, b: &mut FunctionBuilder, to: (Value, i64), rows: usize, len: usize) {
         let (start, end) = self.share(b, rows);
-        let skip = b.ins().imul_imm_s(start, to.1);
-        let target = b.ins().iadd(to.0, skip);
+        let target = row_at(b, to, start);
         let count = b.ins().isub(end, start);
         let args = [
             self.arena,
@@ -391,36 +387,33 @@ impl Step<'_> {
     /// loop into its slot.
     fn copy_sequences_in(&mut self, b: &mut FunctionBuilder, shape: &LoopShape, looped: &LoopPlan, t: Value) {
         for (k, sequence) in shape.sequences.iter().enumerate() {
-            let to = b.ins().iconst(I64, looped.sequence_slots[k] as i64);
-            let row = sequence.row as i64;
-            let stored = shape.length - sequence.before - sequence.after;
-            let (copy, zero, next) = (b.create_block(), b.create_block(), b.create_block());
-            if stored == shape.length {
-                b.ins().jump(copy, &[]);
-            } else {
-                // Steps `before..before + stored` lie in the buffer.
-                let s = b.ins().iadd_imm_s(t, -(sequence.before as i64));
-                let inside = b.ins().icmp_imm_s(IntCC::UnsignedLessThan, s, stored as i64);
-                b.ins().brif(inside, copy, &[], zero, &[]);
-            }
-            b.switch_to_block(copy);
-            b.seal_block(copy);
+            let to = (
+                b.ins().iconst(I64, looped.sequence_slots[k] as i64),
+                sequence.row as i64,
+            );
+            // Step `t` lies in the buffer as its step `t − before`.
             let s = b.ins().iadd_imm_s(t, -(sequence.before as i64));
             let from = b.ins().imul_imm_s(s, sequence.step_stride as i64);
-            let from = b.ins().iadd_imm_s(from, sequence.offset as i64);
-            self.copy_rows(
-                b,
-                (from, sequence.row_stride as i64),
-                (to, row),
-                sequence.rows,
-                sequence.row,
+            let from = (
+                b.ins().iadd_imm_s(from, sequence.offset as i64),
+                sequence.row_stride as i64,
             );
+            let stored = shape.length - sequence.before - sequence.after;
+            if stored == shape.length {
+                self.copy_rows(b, from, to, sequence.rows, sequence.row);
+                continue;
+            }
+            // The steps before and after those are zeros.
+            let (copy, zero, next) = (b.create_block(), b.create_block(), b.create_block());
+            let inside = b.ins().icmp_imm_s(IntCC::UnsignedLessThan, s, stored as i64);
+            b.ins().brif(inside, copy, &[], zero, &[]);
+            b.switch_to_block(copy);
+            b.seal_block(copy);
+            self.copy_rows(b, from, to, sequence.rows, sequence.row);
             b.ins().jump(next, &[]);
             b.switch_to_block(zero);
             b.seal_block(zero);
-            if stored != shape.length {
-                self.zero_rows(b, (to, row), sequence.rows, sequence.row);
-            }
+            self.zero_rows(b, to, sequence.rows, sequence.row);
             b.ins().jump(next, &[]);
             b.switch_to_block(next);
             b.seal_block(next);
@@ -567,6 +560,12 @@ fn body_matmul(fused: &Fused, plan: &Plan, root: NodeId, a: &View, b: &View, thr
         return matmul_descriptor(fused, plan, root, a, b, 1);
     }
     desc
+}
+
+/// Where row `row` of rows starting at `base`, `stride` apart, begins.
+fn row_at(b: &mut FunctionBuilder, (base, stride): (Value, i64), row: Value) -> Value {
+    let skip = b.ins().imul_imm_s(row, stride);
+    b.ins().iadd(base, skip)
 }
 
 /// A sequence of a loop: `rows` rows (axis 0) of `row` elements a step,
