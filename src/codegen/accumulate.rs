@@ -1,7 +1,11 @@
 //! Reductions over leading axes (`Kernel::Accumulate`): the reduction node
 //! in, the planned code and its Cranelift emission out. Every element of
 //! the operand is combined into its output element in memory order, so the
-//! result's bits do not depend on how the threads split the columns.
+//! result's bits do not depend on how the threads split the columns. A sum
+//! or mean of every axis but the last over rows that lie in a buffer (a
+//! bias's gradient) calls the native `calls::nnc_column_sums`, which keeps
+//! blocks of columns in vector registers through the rows; a narrow one
+//! computed on the fly keeps its sums in Cranelift registers.
 
 use cranelift_codegen::ir::types::{F32, F32X4};
 use cranelift_codegen::ir::{InstBuilder, Value};
@@ -34,6 +38,10 @@ pub struct AccumulateCode {
     /// Every axis but the last summed, in registers (see
     /// [`in_registers`]).
     pub in_registers: bool,
+    /// A sum or mean of every axis but the last of rows that lie in a
+    /// buffer (the buffer and its first element): summed by the native
+    /// `nnc_column_sums`.
+    pub native: Option<(NodeId, i64)>,
 }
 
 /// A reduction over leading axes: out[kept] ⊕= x[...] for every element
@@ -76,6 +84,19 @@ pub fn plan_accumulate(fused: &Fused, root: NodeId) -> AccumulateCode {
         }
     }
     let out = flat(&kept, &out_shape);
+    // Rows read as they lie: the value is a load at the dense index.
+    let leading = (0..shape.len().saturating_sub(1)).all(|a| axes.contains(&a)) && shape.len() >= 2;
+    let native = match exprs.get(value) {
+        Expr::Load { buffer, offset }
+            if leading
+                && matches!(op, ReduceOp::Sum | ReduceOp::Mean)
+                && offset.constant >= 0
+                && offset.terms == flat(&index, &shape).terms =>
+        {
+            Some((*buffer, offset.constant))
+        }
+        _ => None,
+    };
     let loops: Vec<(u32, i64)> = shape.iter().enumerate().map(|(k, &n)| (k as u32, n as i64)).collect();
     let mean = (op == ReduceOp::Mean).then(|| {
         let count: usize = axes.iter().map(|&a| shape[a]).product();
@@ -84,6 +105,7 @@ pub fn plan_accumulate(fused: &Fused, root: NodeId) -> AccumulateCode {
     });
     AccumulateCode {
         in_registers: in_registers(fused, root),
+        native,
         exprs,
         op,
         columns: *shape.last().expect("the last axis is kept") as i64,
@@ -120,14 +142,19 @@ pub fn in_registers(fused: &Fused, root: NodeId) -> bool {
 /// memory, each row's sum waited for the last one's store, and two
 /// threads each read every row's cache line for half of it.
 pub fn emit_accumulate(em: &mut Emitter, code: &AccumulateCode, root: NodeId, start: Value, end: Value) {
-    if code.in_registers {
+    if code.in_registers && code.native.is_none() {
         emit_accumulate_in_registers(em, code, root);
         return;
     }
-    let first = em.b.ins().imul_imm_s(start, LANES);
-    let last = em.b.ins().imul_imm_s(end, LANES);
     let all = em.iconst(code.columns);
-    let last = em.b.ins().smin(last, all);
+    let (first, last) = if code.in_registers {
+        // Not split: every column.
+        (em.iconst(0), all)
+    } else {
+        let first = em.b.ins().imul_imm_s(start, LANES);
+        let last = em.b.ins().imul_imm_s(end, LANES);
+        (first, em.b.ins().smin(last, all))
+    };
     let range = Some((first, last));
     let over_output = |em: &mut Emitter, v: E| {
         let loops = &code.out_loops;
@@ -138,6 +165,21 @@ pub fn emit_accumulate(em: &mut Emitter, code: &AccumulateCode, root: NodeId, st
             em.store(x, address);
         });
     };
+    if let Some((buffer, at)) = code.native {
+        let rows = code.loops.iter().map(|&(_, n)| n).product::<i64>() / code.columns.max(1);
+        let skip = em.b.ins().imul_imm_s(first, 4);
+        let x = em.address(buffer, &Ix::constant(at), 1);
+        let x = em.b.ins().iadd(x, skip);
+        let out = em.address(root, &Ix::constant(0), 1);
+        let out = em.b.ins().iadd(out, skip);
+        let count = em.b.ins().isub(last, first);
+        let (rows, stride) = (em.iconst(rows), em.iconst(code.columns));
+        em.b.ins().call(em.calls.column_sums, &[x, rows, stride, out, count]);
+        if let Some(mean) = code.mean {
+            over_output(em, mean);
+        }
+        return;
+    }
     over_output(em, code.identity);
     let value = code.value;
     em.hoist(&[value]);

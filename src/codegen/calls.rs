@@ -73,6 +73,78 @@ pub unsafe extern "C" fn nnc_zero_rows(arena: *mut f32, to: i64, to_stride: i64,
     }
 }
 
+/// Sums `columns` columns of `rows` rows, `stride` floats apart, from `x`
+/// into `out`: each column's sum in row order (the order of every other
+/// path of a reduction over leading axes, so the same bits), blocks of 64
+/// columns kept in vector registers through all the rows.
+///
+/// # Safety
+/// Every element named lies in its allocation; `out` does not overlap `x`.
+pub unsafe extern "C" fn nnc_column_sums(x: *const f32, rows: i64, stride: i64, out: *mut f32, columns: i64) {
+    let (rows, stride, columns) = (rows as usize, stride as isize, columns as usize);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F; the ranges are the caller's.
+            return unsafe { column_sums_avx512(x, rows, stride, out, columns) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above, with AVX2.
+            return unsafe { column_sums_avx2(x, rows, stride, out, columns) };
+        }
+    }
+    unsafe { column_sums(x, rows, stride, out, columns) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn column_sums_avx512(x: *const f32, rows: usize, stride: isize, out: *mut f32, columns: usize) {
+    unsafe { column_sums(x, rows, stride, out, columns) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn column_sums_avx2(x: *const f32, rows: usize, stride: isize, out: *mut f32, columns: usize) {
+    unsafe { column_sums(x, rows, stride, out, columns) }
+}
+
+#[inline(always)]
+unsafe fn column_sums(x: *const f32, rows: usize, stride: isize, out: *mut f32, columns: usize) {
+    let mut first = 0;
+    while columns - first >= 64 {
+        unsafe { column_block::<64>(x.add(first), rows, stride, out.add(first), 64) };
+        first += 64;
+    }
+    for width in [32, 16, 8] {
+        if columns - first >= width {
+            unsafe {
+                match width {
+                    32 => column_block::<32>(x.add(first), rows, stride, out.add(first), 32),
+                    16 => column_block::<16>(x.add(first), rows, stride, out.add(first), 16),
+                    _ => column_block::<8>(x.add(first), rows, stride, out.add(first), 8),
+                }
+            };
+            first += width;
+        }
+    }
+    if first < columns {
+        unsafe { column_block::<8>(x.add(first), rows, stride, out.add(first), columns - first) };
+    }
+}
+
+/// The sums of `width ≤ W` columns, kept in `W` lanes through the rows.
+#[inline(always)]
+unsafe fn column_block<const W: usize>(x: *const f32, rows: usize, stride: isize, out: *mut f32, width: usize) {
+    let mut sums = [0.0f32; W];
+    for r in 0..rows {
+        let row = unsafe { std::slice::from_raw_parts(x.offset(r as isize * stride), width) };
+        for (sum, &value) in sums.iter_mut().zip(row) {
+            *sum += value;
+        }
+    }
+    unsafe { std::ptr::copy_nonoverlapping(sums.as_ptr(), out, width) };
+}
+
 /// A kernel function: `(arena, random table, start, end) -> status`.
 pub type KernelFn = unsafe extern "C" fn(*mut f32, *const u64, i64, i64) -> i32;
 

@@ -52,6 +52,7 @@ pub struct Artifacts {
 pub(super) struct Imports {
     pub copy_rows: FuncId,
     pub zero_rows: FuncId,
+    pub column_sums: FuncId,
     pub normal: FuncId,
     pub sin: FuncId,
     pub cos: FuncId,
@@ -103,6 +104,7 @@ fn new_module() -> Result<JITModule, String> {
     builder.symbol("nnc_barrier", super::team::nnc_barrier as *const u8);
     builder.symbol("nnc_copy", calls::nnc_copy as *const u8);
     builder.symbol("nnc_copy_rows", calls::nnc_copy_rows as *const u8);
+    builder.symbol("nnc_column_sums", calls::nnc_column_sums as *const u8);
     builder.symbol("nnc_zero_rows", calls::nnc_zero_rows as *const u8);
     builder.symbol("nnc_tick", calls::nnc_tick as *const u8);
     Ok(JITModule::new(builder))
@@ -127,6 +129,7 @@ fn declare_imports(module: &mut JITModule) -> Result<Imports, String> {
         copy: import("nnc_copy", &[I64, I64, I64, I64], &[])?,
         copy_rows: import("nnc_copy_rows", &[I64; 7], &[])?,
         zero_rows: import("nnc_zero_rows", &[I64; 5], &[])?,
+        column_sums: import("nnc_column_sums", &[I64; 5], &[])?,
         tick: import("nnc_tick", &[I64], &[])?,
     })
 }
@@ -406,6 +409,7 @@ impl Builder<'_> {
                 sin: module.declare_func_in_func(imports.sin, b.func),
                 cos: module.declare_func_in_func(imports.cos, b.func),
                 pow: module.declare_func_in_func(imports.pow, b.func),
+                column_sums: module.declare_func_in_func(imports.column_sums, b.func),
             };
             let exprs = match (&code, &concat, &accumulate) {
                 (Some(code), ..) => code.exprs.clone(),

@@ -38,6 +38,7 @@ pub struct Calls {
     pub sin: FuncRef,
     pub cos: FuncRef,
     pub pow: FuncRef,
+    pub column_sums: FuncRef,
 }
 
 #[derive(Default)]
