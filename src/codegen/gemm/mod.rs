@@ -165,6 +165,18 @@ pub fn by_columns(m: usize, entries: usize, parts: usize) -> bool {
     parts > 1 && entries < parts && m < 2 * kernel::best().mr * parts && own_kernel()
 }
 
+/// Whether a product that is not [`by_columns`] is still cut by columns,
+/// each part by the `gemm` crate: one matrix with few rows (at most 256)
+/// and a wide, row-major `B` (at least 256 columns, so each part is at
+/// least 128 wide). Cut by rows, every thread would pack all of `B` (a
+/// layer's weight, 3-4 MB for mlp-wide) for its few rows; by columns each
+/// packs its share (mlp-wide's forward products: 15 % less time, see
+/// `BENCHMARKS.md`). A transposed `B` keeps the row cut: its product goes
+/// through a transposed result, which is slower cut by columns.
+fn crate_columns(d: &MatMulDesc, entries: usize, parts: usize) -> bool {
+    parts > 1 && entries == 1 && d.b.col == 1 && d.m <= 256 && d.n >= 256
+}
+
 /// [`nnc_matmul`] with the single products computed by `product` (and by
 /// [`packed::gemm`] when the parts are columns, if `columns` allows it).
 ///
@@ -232,6 +244,26 @@ pub unsafe fn run_parts(
         } else if entries >= parts {
             let (b0, b1) = split(entries);
             part((b0, b1, 0, d.m));
+        } else if crate_columns(d, entries, parts) {
+            // Columns `j0..j1`, in whole vectors of 16, by `product`.
+            let vectors = d.n.div_ceil(16);
+            let (j0, j1) = split(vectors);
+            let (j0, j1) = (16 * j0, (16 * j1).min(d.n));
+            let arena = arena as *mut f32;
+            unsafe {
+                product(
+                    d.m,
+                    d.k,
+                    j1 - j0,
+                    arena.offset(d.a.offset),
+                    (d.a.row, d.a.col),
+                    arena.offset(d.b.offset + j0 as isize * d.b.col),
+                    (d.b.row, d.b.col),
+                    arena.offset(d.c.offset + j0 as isize * d.c.col),
+                    (d.c.row, d.c.col),
+                    d.accumulate != 0,
+                );
+            }
         } else {
             let (i0, i1) = split(d.m);
             part((0, entries, i0, i1));
@@ -454,6 +486,50 @@ mod tests {
             );
             for parts in [2, 3, 5] {
                 assert_eq!(run(parts), whole, "{parts} parts, batched {batched}");
+            }
+        }
+    }
+
+    /// A product with few rows and a wide `B`, cut by columns between
+    /// the threads and computed by the `gemm` crate (`crate_columns`),
+    /// gives the bits of the uncut product, written and accumulated.
+    #[test]
+    fn crate_parts_by_columns_have_the_bits_of_the_whole() {
+        let (m, k, n) = (200, 700, 600);
+        let (sa, sb, sc) = (m * k, k * n, m * n);
+        let data: Vec<f32> = (0..sa + sb + sc)
+            .map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5)
+            .collect();
+        for accumulate in [0, 1] {
+            let run = |parts: usize| {
+                let mut arena = data.clone();
+                let operand = |offset: usize, row: usize| Operand {
+                    offset: offset as isize,
+                    batch: [0; MAX_BATCH],
+                    row: row as isize,
+                    col: 1,
+                };
+                let desc = MatMulDesc {
+                    m,
+                    k,
+                    n,
+                    batch: [1; MAX_BATCH],
+                    a: operand(0, k),
+                    b: operand(sa, n),
+                    c: operand(sa + sb, n),
+                    parts,
+                    accumulate,
+                    claims: Default::default(),
+                };
+                assert!(!by_columns(m, 1, parts) && crate_columns(&desc, 1, parts) == (parts > 1));
+                for thread in 0..parts {
+                    unsafe { nnc_matmul(&desc, arena.as_mut_ptr(), thread, parts) };
+                }
+                arena.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            };
+            let whole = run(1);
+            for parts in [2, 3] {
+                assert_eq!(run(parts), whole, "{parts} parts, accumulate {accumulate}");
             }
         }
     }
