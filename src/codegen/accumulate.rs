@@ -85,10 +85,9 @@ pub fn plan_accumulate(fused: &Fused, root: NodeId) -> AccumulateCode {
     }
     let out = flat(&kept, &out_shape);
     // Rows read as they lie: the value is a load at the dense index.
-    let leading = (0..shape.len().saturating_sub(1)).all(|a| axes.contains(&a)) && shape.len() >= 2;
     let native = match exprs.get(value) {
         Expr::Load { buffer, offset }
-            if leading
+            if sums_rows(&shape, &axes)
                 && matches!(op, ReduceOp::Sum | ReduceOp::Mean)
                 && offset.constant >= 0
                 && offset.terms == flat(&index, &shape).terms =>
@@ -128,9 +127,14 @@ const REGISTER_COLUMNS: i64 = 8 * LANES;
 /// of an image, `[N·H·W, C]` rows summed to `[C]`.
 pub fn in_registers(fused: &Fused, root: NodeId) -> bool {
     let shape = fused.bound.shape(fused.bound.inputs(root)[0]);
-    let axes = reduced_axes(&fused.bound, root);
+    sums_rows(shape, &reduced_axes(&fused.bound, root)) && shape[shape.len() - 1] as i64 <= REGISTER_COLUMNS
+}
+
+/// Whether a reduction of `axes` of `shape` reduces every axis before the
+/// last (an accumulate kernel always keeps the last): rows summed to one.
+fn sums_rows(shape: &[usize], axes: &[usize]) -> bool {
     let rank = shape.len();
-    rank >= 2 && (0..rank - 1).all(|a| axes.contains(&a)) && shape[rank - 1] as i64 <= REGISTER_COLUMNS
+    rank >= 2 && (0..rank - 1).all(|a| axes.contains(&a))
 }
 
 /// Emits a planned reduction over leading axes into `root`. The kernel

@@ -215,7 +215,11 @@ pub unsafe fn run_parts(
         }
     };
     let parts = d.parts.max(1);
-    let columns = columns && by_columns(d.m, entries, parts);
+    // Cut by columns: nnc's own product when `by_columns`, else the `gemm`
+    // crate's (through `product`) when `crate_columns`.
+    let own_columns = columns && by_columns(d.m, entries, parts);
+    let columns = own_columns || crate_columns(d, entries, parts);
+    let column_product: MatMul = if own_columns { packed::gemm } else { product };
     let run = |p: usize| {
         let split = |n: usize| (n * p / parts, n * (p + 1) / parts);
         if columns {
@@ -227,7 +231,7 @@ pub unsafe fn run_parts(
                 let at = |o: &Operand, cols: usize| o.at(&d.batch, b) + cols as isize * o.col;
                 let arena = arena as *mut f32;
                 unsafe {
-                    packed::gemm(
+                    column_product(
                         d.m,
                         d.k,
                         j1 - j0,
@@ -244,26 +248,6 @@ pub unsafe fn run_parts(
         } else if entries >= parts {
             let (b0, b1) = split(entries);
             part((b0, b1, 0, d.m));
-        } else if crate_columns(d, entries, parts) {
-            // Columns `j0..j1`, in whole vectors of 16, by `product`.
-            let vectors = d.n.div_ceil(16);
-            let (j0, j1) = split(vectors);
-            let (j0, j1) = (16 * j0, (16 * j1).min(d.n));
-            let arena = arena as *mut f32;
-            unsafe {
-                product(
-                    d.m,
-                    d.k,
-                    j1 - j0,
-                    arena.offset(d.a.offset),
-                    (d.a.row, d.a.col),
-                    arena.offset(d.b.offset + j0 as isize * d.b.col),
-                    (d.b.row, d.b.col),
-                    arena.offset(d.c.offset + j0 as isize * d.c.col),
-                    (d.c.row, d.c.col),
-                    d.accumulate != 0,
-                );
-            }
         } else {
             let (i0, i1) = split(d.m);
             part((0, entries, i0, i1));
