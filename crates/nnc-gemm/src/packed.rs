@@ -7,12 +7,13 @@
 //!
 //! Loops: columns of `C` in blocks of `NC`, the inner dimension in blocks of
 //! `KC` (`B`'s block packed into `KC×NR` panels, zero-padded on the right;
-//! a row-major `B` is read in place when `C` has at most `DIRECT_B_ROWS`
+//! a row-major `B` is read in place when `C` has at most `DIRECT_ROWS`
 //! rows, but for a ragged last panel),
 //! rows in blocks of `MC` (`A`'s block packed into `MR×KC` panels when it
-//! is read by more than one panel of `B`, or has no unit stride; else the
-//! microkernel reads `A` in place), then one microkernel call per `MR×NR`
-//! tile. The packing buffers are each thread's own and reused.
+//! has no unit stride, or more than `DIRECT_ROWS` rows and is read by more
+//! than one panel of `B`; else the microkernel reads `A` in place), then
+//! one microkernel call per `MR×NR` tile. The packing buffers are each
+//! thread's own and reused.
 //!
 //! **Sum order.** Every `C[i, j]` is one chain of fused multiply-adds over
 //! `p = 0, 1, .., k-1` in increasing order, starting from `0.0`, or from
@@ -34,8 +35,9 @@ const KC: usize = 256;
 const MC: usize = 144;
 /// Column block: a `KC×NC` block of packed `B` (1 MiB).
 const NC: usize = 1024;
-/// Products of at most this many rows read a row-major `B` in place.
-const DIRECT_B_ROWS: usize = 48;
+/// Products of at most this many rows read a row-major `B` in place, and
+/// `A` in place when one of its strides is 1.
+const DIRECT_ROWS: usize = 48;
 
 /// `C = A @ B` (or `C += A @ B`) with this CPU's widest microkernel.
 ///
@@ -110,10 +112,12 @@ pub unsafe fn gemm_with(
         return;
     }
     let (mr, nr) = (isa.mr, isa.nr);
-    let pack_a = n > nr || (a_rs != 1 && a_cs != 1);
+    // A few rows of `A` stay in L1 across the panels of `B`: read in place
+    // (packing them cost the LSTM's steps 3 %, see `BENCHMARKS.md`).
+    let pack_a = (n > nr && m > DIRECT_ROWS) || (a_rs != 1 && a_cs != 1);
     // Few rows read each panel of `B` a few times only: the kernel reads a
     // row-major `B` in place (but for a ragged last panel).
-    let direct_b = b_cs == 1 && m <= DIRECT_B_ROWS;
+    let direct_b = b_cs == 1 && m <= DIRECT_ROWS;
     BUFFERS.with(|buffers| {
         let mut buffers = buffers.borrow_mut();
         let [pa, pb, pc] = &mut *buffers;
