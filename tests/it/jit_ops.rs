@@ -151,6 +151,14 @@ fn primitive_cases() -> Vec<Case> {
     let mut cases = vec![
         case("neg", vec![f32s(&odd, 1)], vec![], unary(UnaryOp::Neg)),
         case("exp", vec![array(&odd, 2, -20.0, 20.0)], vec![], unary(UnaryOp::Exp)),
+        // Its whole finite range: 2^n built from two halves of n near the
+        // ends of the exponent.
+        case(
+            "exp to the ends of its range",
+            vec![array(&odd, 56, -87.0, 88.5)],
+            vec![],
+            unary(UnaryOp::Exp),
+        ),
         case("log", vec![array(&odd, 3, 1e-3, 50.0)], vec![], unary(UnaryOp::Log)),
         case("sqrt", vec![positive(&odd, 4)], vec![], unary(UnaryOp::Sqrt)),
         case("tanh", vec![array(&odd, 5, -6.0, 6.0)], vec![], unary(UnaryOp::Tanh)),
