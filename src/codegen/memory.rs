@@ -552,13 +552,19 @@ impl Plan {
 /// Whether `new` (an update of the persistent tensor read through
 /// `readers`) can be computed straight into the tensor's home: every read
 /// of the old value is in an earlier kernel, or in `new`'s own map phase
-/// at the element being written, by `new` or a root before it.
+/// at the element being written, by `new` or a root before it (a kernel
+/// other than a loop of element-wise phases must not read it at all).
 fn updates_in_place(fused: &Fused, reads: &[Vec<super::fuse::Read>], new: NodeId, readers: &[NodeId]) -> bool {
     let Some(&k) = fused.kernel_of.get(&new) else {
         return false;
     };
-    let Kernel::Loop(kernel) = &fused.kernels[k] else {
+    if reads[k + 1..].iter().flatten().any(|r| readers.contains(&r.buffer)) {
         return false;
+    }
+    let Kernel::Loop(kernel) = &fused.kernels[k] else {
+        // Any other kernel (a concatenation, a product, ...) may write its
+        // value in any order: only if it does not read the old one.
+        return !reads[k].iter().any(|r| readers.contains(&r.buffer));
     };
     let Some((phase_number, position)) = kernel.phases.iter().enumerate().find_map(|(p, phase)| match phase {
         Phase::Map { roots, .. } => roots.iter().position(|&r| r == new).map(|i| (p, i)),
@@ -571,11 +577,6 @@ fn updates_in_place(fused: &Fused, reads: &[Vec<super::fuse::Read>], new: NodeId
     let index = super::fuse::phase_index(bound, &kernel.outer, phase_number, phase);
     let space = super::fuse::phase_space(&kernel.outer, phase);
     let own = flat(&super::fuse::root_index(bound, new, &index, &space), bound.shape(new));
-    for later in &reads[k + 1..] {
-        if later.iter().any(|r| readers.contains(&r.buffer)) {
-            return false;
-        }
-    }
     reads[k]
         .iter()
         .filter(|r| readers.contains(&r.buffer))
