@@ -552,8 +552,9 @@ impl Plan {
 /// Whether `new` (an update of the persistent tensor read through
 /// `readers`) can be computed straight into the tensor's home: every read
 /// of the old value is in an earlier kernel, or in `new`'s own map phase
-/// at the element being written, by `new` or a root before it (a kernel
-/// other than a loop of element-wise phases must not read it at all).
+/// at the element being written, by `new` or a root before it (a
+/// concatenation must not read it at all; other kernels never update in
+/// place).
 fn updates_in_place(fused: &Fused, reads: &[Vec<super::fuse::Read>], new: NodeId, readers: &[NodeId]) -> bool {
     let Some(&k) = fused.kernel_of.get(&new) else {
         return false;
@@ -561,10 +562,13 @@ fn updates_in_place(fused: &Fused, reads: &[Vec<super::fuse::Read>], new: NodeId
     if reads[k + 1..].iter().flatten().any(|r| readers.contains(&r.buffer)) {
         return false;
     }
-    let Kernel::Loop(kernel) = &fused.kernels[k] else {
-        // Any other kernel (a concatenation, a product, ...) may write its
-        // value in any order: only if it does not read the old one.
-        return !reads[k].iter().any(|r| readers.contains(&r.buffer));
+    let kernel = match &fused.kernels[k] {
+        Kernel::Loop(kernel) => kernel,
+        // A concatenation writes its value in any order: only if it does
+        // not read the old one. (A product may be one of a sum's, which
+        // the sum's earlier products write before this kernel.)
+        Kernel::Concat(_) => return !reads[k].iter().any(|r| readers.contains(&r.buffer)),
+        _ => return false,
     };
     let Some((phase_number, position)) = kernel.phases.iter().enumerate().find_map(|(p, phase)| match phase {
         Phase::Map { roots, .. } => roots.iter().position(|&r| r == new).map(|i| (p, i)),
