@@ -16,8 +16,9 @@
 //! team and 14 ms on one thread) and one disturbed block can cause it, so
 //! the team, the way expected to win, is left only when one thread is
 //! faster by a margin, and the way taken is tried against the other one
-//! soon after every switch: the probes start `FIRST_PROBE` steps apart and
-//! double in distance while the choice holds, up to `PROBE_EVERY`. A block
+//! soon after every switch: the probes start `FIRST_PROBE` steps apart
+//! (`LEFT_TEAM_PROBE` after leaving the team) and double in distance while
+//! the choice holds, up to `PROBE_EVERY`. A block
 //! on the other way ends as soon as its outcome is decided: once enough of
 //! its steps miss the bar that its median cannot get under it, the rest of
 //! the block would only spend more steps on the slower way (the wide MLP's
@@ -38,6 +39,10 @@ const PROBE_EVERY: usize = 256;
 /// Steps before the first trial after a switch (then twice as many after
 /// each trial that keeps the choice).
 const FIRST_PROBE: usize = 16;
+/// The same after leaving the team, the way expected to win: a block the
+/// host disturbed is the likelier reason, and every step on one thread
+/// then costs up to twice the team's.
+const LEFT_TEAM_PROBE: usize = 4;
 /// The other way must be this much faster to be taken.
 const MARGIN: f64 = 0.95;
 
@@ -149,6 +154,7 @@ impl Tuner {
             Phase::First(_) => {
                 self.missed = 0;
                 self.chosen = usize::from(self.median(1) < MARGIN * self.median(0));
+                self.probe_after = self.first_probe();
                 self.log("first comparison", None);
                 Phase::Steady(usize::from(self.chosen == 1))
             }
@@ -159,7 +165,7 @@ impl Tuner {
                 let probed = 1 - self.chosen;
                 if !self.lost() && self.median(probed) < MARGIN * self.median(self.chosen) {
                     self.chosen = probed;
-                    self.probe_after = FIRST_PROBE;
+                    self.probe_after = self.first_probe();
                 } else {
                     self.probe_after = (2 * self.probe_after).min(PROBE_EVERY);
                 }
@@ -194,6 +200,15 @@ impl Tuner {
             way(1),
             if self.chosen == 0 { "team" } else { "one thread" }
         );
+    }
+
+    /// Steps before the first trial after switching to the chosen way.
+    fn first_probe(&self) -> usize {
+        if self.chosen == 1 {
+            LEFT_TEAM_PROBE
+        } else {
+            FIRST_PROBE
+        }
     }
 
     /// Whether the current block on the other way has lost already: its
@@ -289,9 +304,9 @@ mod tests {
         let first = SETTLE + 2 * BLOCK;
         let threads = drive(&mut tuner, 200, |s| if s < SETTLE + BLOCK { 1.2 } else { 0.5 });
         assert_eq!(threads[first], 1);
-        // The first probe, within `FIRST_PROBE` steps, finds the team
-        // faster and takes it.
-        let back = first + FIRST_PROBE + BLOCK;
+        // The first probe, `LEFT_TEAM_PROBE` steps later, finds the team
+        // faster and takes it: at most a few steps run on one thread.
+        let back = first + 2 * BLOCK;
         assert!(threads[first..back].contains(&2), "{threads:?}");
         let team = threads[back..].iter().filter(|&&t| t == 2).count();
         assert!(team as f64 > 0.9 * (threads.len() - back) as f64, "{threads:?}");
