@@ -205,3 +205,53 @@ thread_local! {
 pub fn take_profile() -> Vec<std::time::Duration> {
     PROFILE.with(|p| std::mem::take(&mut p.borrow_mut().totals))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every instruction set's column sums give the bits of each column
+    /// summed in row order, for widths that take every block (64, 32, 16,
+    /// 8 and a ragged rest) and rows `stride` apart: a host with AVX-512
+    /// would otherwise never run the AVX2 path the AVX2-only hosts take.
+    #[test]
+    fn column_sums_are_row_order_sums_on_every_instruction_set() {
+        for columns in [1usize, 7, 8, 16, 29, 64, 100, 125] {
+            let (rows, stride) = (9usize, columns + 3);
+            let x: Vec<f32> = (0..rows * stride)
+                .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.37 + (i % 3) as f32 * 1e5)
+                .collect();
+            let want: Vec<u32> = (0..columns)
+                .map(|c| {
+                    let mut sum = 0.0f32;
+                    for r in 0..rows {
+                        sum += x[r * stride + c];
+                    }
+                    sum.to_bits()
+                })
+                .collect();
+            let run = |f: &dyn Fn(*mut f32)| {
+                let mut out = vec![f32::NAN; columns + 1];
+                f(out.as_mut_ptr());
+                assert!(out[columns].is_nan(), "{columns} columns: wrote past the end");
+                out[..columns].iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+            };
+            let (p, s) = (x.as_ptr(), stride as isize);
+            let scalar = run(&|out| unsafe { column_sums(p, rows, s, out, columns) });
+            assert_eq!(scalar, want, "scalar, {columns} columns");
+            let dispatched = run(&|out| unsafe { nnc_column_sums(p, rows as i64, stride as i64, out, columns as i64) });
+            assert_eq!(dispatched, want, "dispatched, {columns} columns");
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::is_x86_feature_detected!("avx2") {
+                    let avx2 = run(&|out| unsafe { column_sums_avx2(p, rows, s, out, columns) });
+                    assert_eq!(avx2, want, "AVX2, {columns} columns");
+                }
+                if std::is_x86_feature_detected!("avx512f") {
+                    let avx512 = run(&|out| unsafe { column_sums_avx512(p, rows, s, out, columns) });
+                    assert_eq!(avx512, want, "AVX-512, {columns} columns");
+                }
+            }
+        }
+    }
+}
