@@ -57,15 +57,8 @@ impl Emitter<'_, '_> {
         self.b.ins().brif(more, inside, &[], exit, &[]);
         self.b.seal_block(inside);
         self.b.switch_to_block(inside);
-        self.push_scope();
-        self.vars.insert(var, i);
-        let previous = self.vector;
-        if step > 1 {
-            self.vector = Some(var);
-        }
-        body(self, step > 1);
-        self.vector = previous;
-        self.pop_scope();
+        let vector = if step > 1 { Some(var) } else { self.vector };
+        self.bound(var, i, vector, &mut |em| body(em, step > 1));
         let i = self.b.use_var(counter);
         let next = self.b.ins().iadd_imm_s(i, step);
         self.b.def_var(counter, next);
@@ -79,15 +72,20 @@ impl Emitter<'_, '_> {
     /// four elements from `at`) when `vector`.
     pub fn at(&mut self, var: u32, size: i64, at: i64, vector: bool, body: &mut dyn FnMut(&mut Self)) {
         self.sizes.insert(var, size);
-        self.push_scope();
         let i = self.iconst(at);
-        self.vars.insert(var, i);
-        let previous = self.vector;
-        self.vector = vector.then_some(var);
+        self.bound(var, i, vector.then_some(var), body);
+        self.vars.remove(&var);
+    }
+
+    /// `body` in its own scope with `var` bound to `value` and the
+    /// vectorized variable `vector`.
+    fn bound(&mut self, var: u32, value: Value, vector: Option<u32>, body: &mut dyn FnMut(&mut Self)) {
+        self.push_scope();
+        self.vars.insert(var, value);
+        let previous = std::mem::replace(&mut self.vector, vector);
         body(self);
         self.vector = previous;
         self.pop_scope();
-        self.vars.remove(&var);
     }
 
     pub fn iconst(&mut self, value: i64) -> Value {
