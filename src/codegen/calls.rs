@@ -84,7 +84,7 @@ pub unsafe extern "C" fn nnc_column_sums(x: *const f32, rows: i64, stride: i64, 
     let (rows, stride, columns) = (rows as usize, stride as isize, columns as usize);
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") {
+        if nnc_gemm::kernel::avx512() {
             // SAFETY: the CPU has AVX-512F; the ranges are the caller's.
             return unsafe { column_sums_avx512(x, rows, stride, out, columns) };
         }

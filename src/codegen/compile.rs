@@ -89,10 +89,20 @@ fn new_module() -> Result<JITModule, String> {
     flags
         .set("enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })
         .map_err(|e| e.to_string())?;
-    let isa = cranelift_native::builder()
-        .map_err(|e| format!("this machine is not supported: {e}"))?
-        .finish(settings::Flags::new(flags))
-        .map_err(|e| e.to_string())?;
+    let mut isa = cranelift_native::builder().map_err(|e| format!("this machine is not supported: {e}"))?;
+    if cfg!(target_arch = "x86_64") && !nnc_gemm::kernel::avx512() {
+        // `NNC_ISA=avx2`: the JIT's instructions capped like the kernels'.
+        for flag in [
+            "has_avx512f",
+            "has_avx512vl",
+            "has_avx512dq",
+            "has_avx512bitalg",
+            "has_avx512vbmi",
+        ] {
+            isa.set(flag, "false").map_err(|e| e.to_string())?;
+        }
+    }
+    let isa = isa.finish(settings::Flags::new(flags)).map_err(|e| e.to_string())?;
     let mut builder = JITBuilder::with_isa(isa, cranelift_module::default_libcall_names());
     builder.symbol("nnc_normal", calls::nnc_normal as *const u8);
     builder.symbol("nnc_sin", calls::nnc_sin as *const u8);

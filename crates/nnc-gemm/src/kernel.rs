@@ -71,12 +71,29 @@ pub const AVX512: Isa = Isa {
     kernel: x86::avx512,
 };
 
-/// The instruction sets this CPU runs, widest first (the scalar one last).
+/// Whether to use AVX-512: the CPU has AVX-512F and `NNC_ISA` is not
+/// `avx2`. `NNC_ISA=avx2` caps nnc's code at AVX2 and FMA (its own kernels
+/// and the JIT's instructions), to measure on an AVX-512 host what an
+/// AVX2-only one runs; decided once per process.
+pub fn avx512() -> bool {
+    static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVX512.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            is_x86_feature_detected!("avx512f") && std::env::var("NNC_ISA").map_or(true, |isa| isa != "avx2")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    })
+}
+
+/// The instruction sets this process uses, widest first (the scalar one
+/// last): those the CPU runs, AVX-512 only if [`avx512`].
 pub fn available() -> Vec<Isa> {
     let mut isas = Vec::new();
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx512f") {
+        if avx512() {
             isas.push(AVX512);
         }
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
