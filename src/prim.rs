@@ -109,9 +109,11 @@ pub enum Prim {
     /// `[..., m, k] @ [..., k, n]`; batch dimensions are equal (broadcast
     /// explicitly before).
     MatMul,
-    /// `[N, C, H, W] -> [N, OH, OW, C·k·k]`: every patch as a row, channel-major.
+    /// `[N, C, H, W] -> [N, OH, OW, k·k·C]`: every patch as a row, tap-major
+    /// (feature `(ki·k + kj)·C + c`: each tap's channels side by side, as a
+    /// channels-last image holds them).
     Unfold2d(Window),
-    /// The adjoint of `Unfold2d`: `[N, OH, OW, C·k·k] -> [N, C, H, W]`,
+    /// The adjoint of `Unfold2d`: `[N, OH, OW, k·k·C] -> [N, C, H, W]`,
     /// adding overlapping patches.
     Fold2d(Window),
 

@@ -411,12 +411,12 @@ impl<'a, 'g> Expander<'a, 'g> {
                     let s = self.bound.shape(input);
                     (s[1] as i64, s[2] as i64, s[3] as i64)
                 };
-                let _ = c_in;
                 let (k, s, p) = (w.kernel as i64, w.stride as i64, w.padding as i64);
+                // Tap-major features: `(ki·k + kj)·C + c`.
                 let f = &index[3];
-                let c = f.div(k * k);
-                let ki = f.div(k).rem(k);
-                let kj = f.rem(k);
+                let c = f.rem(c_in);
+                let ki = f.div(c_in * k);
+                let kj = f.div(c_in).rem(k);
                 let y = index[1].scale(s).add(&ki).add_constant(-p);
                 let x = index[2].scale(s).add(&kj).add_constant(-p);
                 let in_y = self.exprs.add(Expr::InRange {
@@ -441,6 +441,7 @@ impl<'a, 'g> Expander<'a, 'g> {
                     let s = self.bound.shape(patches);
                     (s[1] as i64, s[2] as i64)
                 };
+                let channels = self.bound.shape(id)[1] as i64;
                 let (k, s, p) = (w.kernel as i64, w.stride as i64, w.padding as i64);
                 let mut total: Option<E> = None;
                 for ki in 0..k {
@@ -479,7 +480,7 @@ impl<'a, 'g> Expander<'a, 'g> {
                         if *self.exprs.get(inside) == Expr::False {
                             continue;
                         }
-                        let feature = index[1].scale(k * k).add_constant(ki * k + kj);
+                        let feature = index[1].add_constant((ki * k + kj) * channels);
                         let at = [
                             index[0].clone(),
                             ty.div(s).clamp_to(oh),

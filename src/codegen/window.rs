@@ -3,12 +3,14 @@
 //! fixed at compile time, like the matrix products.
 //!
 //! As generated loops these are gathers: each output element divides its
-//! feature index by `k·k` and `k` and loads from a place its neighbour does
+//! feature index by `C` and `k` and loads from a place its neighbour does
 //! not, four lanes at a time (measured at 27 % of a 28×28 CNN's step, see
 //! `BENCHMARKS.md`). Here the loops nest in the order that keeps the
 //! written side contiguous and the read side in cache: `unfold` writes each
 //! patch row in order, reading the few image rows it covers; `fold` reads
 //! each patch row in order, adding into one image that stays in L1/L2.
+//! Features are tap-major (`(ki·k + kj)·C + c`), so from a channels-last
+//! image each tap is one contiguous run of `C` elements on both sides.
 //!
 //! Both take their operands as strided views (offset and one stride per
 //! axis, in elements), so a permuted buffer (a pooled `NHWC` map seen as
@@ -17,8 +19,8 @@
 //! gives the same bits on one thread or many.
 
 /// One `unfold2d` or `fold2d`: `image` is `[N, C, H, W]`, `patches` is
-/// `[N, OH, OW, C·k·k]` (channel-major features), both strided views into
-/// the arena.
+/// `[N, OH, OW, k·k·C]` (tap-major features), both strided views into the
+/// arena.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WindowDesc {
@@ -81,9 +83,8 @@ impl WindowDesc {
 /// Walks the patches of the parts `thread`, `thread + threads`, ... in
 /// memory order, one call per tap (kernel position) of each patch:
 /// `image` gets each image's offset before its patches, `tap` the offset of
-/// the tap's channel-0 patch element (channel `c` is `c·k·k` features
-/// further) and of its pixel's channel 0 in the image, or `None` in the
-/// padding. Where each tap lands is worked out once per patch, not per
+/// the tap's channel-0 patch element (channel `c` is `c` features further)
+/// and of its pixel's channel 0 in the image, or `None` in the padding. Where each tap lands is worked out once per patch, not per
 /// element, and each image element receives its patches in the same order
 /// on any number of threads.
 fn walk(
@@ -94,6 +95,7 @@ fn walk(
     mut tap: impl FnMut(isize, Option<isize>),
 ) {
     let (k, s, p) = (d.kernel as isize, d.stride as isize, d.padding as isize);
+    let c = d.c as isize;
     let [i0, i_n, _, i_y, i_x] = d.image;
     let [p0, p_n, p_y, p_x, p_f] = d.patches;
     for part in (thread..d.parts.max(1)).step_by(threads.max(1)) {
@@ -106,7 +108,7 @@ fn walk(
                     for q in 0..k * k {
                         let (y, x) = (oy * s + q / k - p, ox * s + q % k - p);
                         let inside = (0..d.h as isize).contains(&y) && (0..d.w as isize).contains(&x);
-                        tap(at + q * p_f, inside.then_some(base + y * i_y + x * i_x));
+                        tap(at + q * c * p_f, inside.then_some(base + y * i_y + x * i_x));
                     }
                 }
             }
@@ -122,20 +124,36 @@ fn walk(
 /// `arena`, and no other thread writes what these parts read or write.
 pub unsafe extern "C" fn nnc_unfold2d(desc: *const WindowDesc, arena: *mut f32, thread: usize, threads: usize) {
     let d = unsafe { &*desc };
-    let copy = |patch: isize, pixel: Option<isize>, (image, feature): (isize, isize)| {
-        for c in 0..d.c as isize {
-            let value = pixel.map_or(0.0, |at| unsafe { *arena.offset(at + c * image) });
-            unsafe { *arena.offset(patch + c * feature) = value };
-        }
-    };
-    let kk = (d.kernel * d.kernel) as isize;
     if d.c == 1 {
         unsafe { unfold_one_channel(d, arena, thread, threads) };
     } else if fast(d) {
-        walk(d, thread, threads, |_| {}, |patch, pixel| copy(patch, pixel, (1, kk)));
+        // A tap is `C` contiguous elements on both sides.
+        walk(
+            d,
+            thread,
+            threads,
+            |_| {},
+            |patch, pixel| unsafe {
+                match pixel {
+                    Some(at) => std::ptr::copy_nonoverlapping(arena.offset(at), arena.offset(patch), d.c),
+                    None => std::ptr::write_bytes(arena.offset(patch), 0, d.c),
+                }
+            },
+        );
     } else {
-        let strides = (d.image[2], kk * d.patches[4]);
-        walk(d, thread, threads, |_| {}, |patch, pixel| copy(patch, pixel, strides));
+        let (image, feature) = (d.image[2], d.patches[4]);
+        walk(
+            d,
+            thread,
+            threads,
+            |_| {},
+            |patch, pixel| {
+                for c in 0..d.c as isize {
+                    let value = pixel.map_or(0.0, |at| unsafe { *arena.offset(at + c * image) });
+                    unsafe { *arena.offset(patch + c * feature) = value };
+                }
+            },
+        );
     }
 }
 
@@ -209,12 +227,26 @@ pub unsafe extern "C" fn nnc_fold2d(desc: *const WindowDesc, arena: *mut f32, th
             }
         }
     };
-    let kk = (d.kernel * d.kernel) as isize;
     if fast(d) {
-        walk(d, thread, threads, zero, |patch, pixel| add(patch, pixel, (1, kk)));
+        // A tap is `C` contiguous elements on both sides (apart, by the
+        // contract above).
+        walk(d, thread, threads, zero, |patch, pixel| {
+            if let Some(at) = pixel {
+                let (image, taps) = unsafe {
+                    (
+                        std::slice::from_raw_parts_mut(arena.offset(at), d.c),
+                        std::slice::from_raw_parts(arena.offset(patch), d.c),
+                    )
+                };
+                for (x, g) in image.iter_mut().zip(taps) {
+                    *x += g;
+                }
+            }
+        });
     } else {
-        let strides = (i_c, kk * d.patches[4]);
-        walk(d, thread, threads, zero, |patch, pixel| add(patch, pixel, strides));
+        walk(d, thread, threads, zero, |patch, pixel| {
+            add(patch, pixel, (i_c, d.patches[4]))
+        });
     }
 }
 
@@ -267,7 +299,8 @@ mod tests {
 
     /// The definition, element by element (the image through its view).
     fn patch(d: &WindowDesc, image: &[f32], n: usize, oy: usize, ox: usize, f: usize) -> f32 {
-        let (c, ki, kj) = (f / (d.kernel * d.kernel), f / d.kernel % d.kernel, f % d.kernel);
+        // Tap-major: feature `(ki·k + kj)·C + c`.
+        let (c, ki, kj) = (f % d.c, f / d.c / d.kernel, f / d.c % d.kernel);
         let y = (oy * d.stride + ki) as isize - d.padding as isize;
         let x = (ox * d.stride + kj) as isize - d.padding as isize;
         if y < 0 || x < 0 || y >= d.h as isize || x >= d.w as isize {

@@ -164,7 +164,7 @@ impl Geometry {
         })
     }
 
-    /// `[N, OH, OW, C·k·k]`, or an error if `C·k·k` overflows.
+    /// `[N, OH, OW, k·k·C]`, or an error if `k·k·C` overflows.
     fn patches_shape(&self) -> Result<Vec<usize>, String> {
         let features = self
             .k
@@ -193,7 +193,7 @@ impl Geometry {
                             };
                             for kj in 0..k {
                                 if let Some(x) = coordinate(j, kj, self.w) {
-                                    f(row + ch * k * k + ki * k + kj, (plane + y) * self.w + x);
+                                    f(row + (ki * k + kj) * self.c + ch, (plane + y) * self.w + x);
                                 }
                             }
                         }
@@ -204,8 +204,8 @@ impl Geometry {
     }
 }
 
-/// `[N, C, H, W] -> [N, OH, OW, C·k·k]`: every patch as a row, feature
-/// `c·k·k + ki·k + kj`; the padding reads zeros.
+/// `[N, C, H, W] -> [N, OH, OW, k·k·C]`: every patch as a row, tap-major:
+/// feature `(ki·k + kj)·C + c`; the padding reads zeros.
 pub fn unfold2d(x: &ArrayD<f64>, window: Window, node: &[usize]) -> KResult {
     let g = Geometry::new(x.shape(), window)?;
     let shape = g.patches_shape()?;
@@ -216,7 +216,7 @@ pub fn unfold2d(x: &ArrayD<f64>, window: Window, node: &[usize]) -> KResult {
     array(shape, out)
 }
 
-/// The adjoint of `unfold2d`: `[N, OH, OW, C·k·k] -> [N, C, H, W]` (the
+/// The adjoint of `unfold2d`: `[N, OH, OW, k·k·C] -> [N, C, H, W]` (the
 /// node's shape), adding overlapping entries and dropping the padding.
 pub fn fold2d(patches: &ArrayD<f64>, window: Window, shape: &[usize]) -> KResult {
     let g = Geometry::new(shape, window)?;

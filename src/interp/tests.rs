@@ -382,7 +382,7 @@ fn matmul_loops_over_batch_dimensions() {
 }
 
 #[test]
-fn unfold2d_is_channel_major_with_zero_padding() {
+fn unfold2d_is_tap_major_with_zero_padding() {
     let mut case = Case::new();
     let data: Vec<f64> = (1..=18).map(f64::from).collect();
     let x = case.f("x", &[1, 2, 3, 3], &data);
@@ -399,8 +399,8 @@ fn unfold2d_is_channel_major_with_zero_padding() {
     let counts = case.op(Prim::Fold2d(window(2, 1, 0)), DType::F32, &[1, 1, 3, 3], &[windows]);
     #[rustfmt::skip]
     let expected = [
-        1., 2., 4., 5., 10., 11., 13., 14.,   2., 3., 5., 6., 11., 12., 14., 15.,
-        4., 5., 7., 8., 13., 14., 16., 17.,   5., 6., 8., 9., 14., 15., 17., 18.,
+        1., 10., 2., 11., 4., 13., 5., 14.,   2., 11., 3., 12., 5., 14., 6., 15.,
+        4., 13., 5., 14., 7., 16., 8., 17.,   5., 14., 6., 15., 8., 17., 9., 18.,
     ];
     assert_exact(&case.eval(patches), &[1, 2, 2, 8], &expected);
     #[rustfmt::skip]

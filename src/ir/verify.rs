@@ -268,7 +268,7 @@ fn check_node(graph: &Graph, id: NodeId) -> Result<(), String> {
             let x = &inputs[0].shape;
             expect(
                 x.len() == 4 && shape.len() == 4,
-                "unfold2d maps [N, C, H, W] to [N, OH, OW, C*k*k]",
+                "unfold2d maps [N, C, H, W] to [N, OH, OW, k*k*C]",
             )?;
             let size = |d: &Dim| d.as_const().map(|n| window.out_size(n as usize) as i64);
             let ok = shape[0] == x[0]
@@ -282,7 +282,7 @@ fn check_node(graph: &Graph, id: NodeId) -> Result<(), String> {
             let p = &inputs[0].shape;
             expect(
                 p.len() == 4 && shape.len() == 4,
-                "fold2d maps [N, OH, OW, C*k*k] to [N, C, H, W]",
+                "fold2d maps [N, OH, OW, k*k*C] to [N, C, H, W]",
             )?;
             let size = |d: &Dim| d.as_const().map(|n| window.out_size(n as usize) as i64);
             let ok = shape[0] == p[0]

@@ -10,7 +10,8 @@ use crate::diagnostics::{codes, Diagnostic};
 use crate::prim::{Prim, Window};
 
 /// `unfold2d(x[N, C, H, W], kernel, stride, padding)`: every `kernel x
-/// kernel` patch as a row, `[N, OH, OW, C * kernel * kernel]`, channel-major.
+/// kernel` patch as a row, `[N, OH, OW, kernel * kernel * C]`, tap-major
+/// (feature `(ki * kernel + kj) * C + c`).
 pub(super) fn unfold2d(checker: &mut Checker, a: &Args) -> Out {
     let x = float_tensor(checker, a, 0)?;
     if x.ty.rank() != 4 {
