@@ -39,7 +39,8 @@ const NC: usize = 1024;
 /// `A` in place when one of its strides is 1.
 const DIRECT_ROWS: usize = 48;
 
-/// `C = A @ B` (or `C += A @ B`) with this CPU's widest microkernel.
+/// `C = A @ B` (or `C += A @ B`) with this CPU's microkernel for `n`
+/// columns ([`kernel::for_columns`]).
 ///
 /// # Safety
 /// Every pointer with its strides addresses valid memory of the given
@@ -57,7 +58,7 @@ pub unsafe fn gemm(
     c_s: (isize, isize),
     accumulate: bool,
 ) {
-    unsafe { gemm_with(kernel::best(), m, k, n, a, a_s, b, b_s, c, c_s, accumulate) }
+    unsafe { gemm_with(kernel::for_columns(n), m, k, n, a, a_s, b, b_s, c, c_s, accumulate) }
 }
 
 /// 64-byte aligned scratch that grows and is kept.
@@ -114,7 +115,7 @@ pub unsafe fn gemm_with(
     let (mr, nr) = (isa.mr, isa.nr);
     // A few rows of `A` stay in L1 across the panels of `B`: read in place
     // (packing them cost the LSTM's steps 3 %, see `BENCHMARKS.md`).
-    let pack_a = (n > nr && m > DIRECT_ROWS) || (a_rs != 1 && a_cs != 1);
+    let pack_a = (n > 2 * nr && m > DIRECT_ROWS) || (a_rs != 1 && a_cs != 1);
     // Few rows read each panel of `B` a few times only: the kernel reads a
     // row-major `B` in place (but for a ragged last panel).
     let direct_b = b_cs == 1 && m <= DIRECT_ROWS;

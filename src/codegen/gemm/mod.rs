@@ -159,10 +159,12 @@ pub type MatMul = unsafe fn(
 );
 
 /// Whether a product cut into `parts` is cut by columns: it has fewer rows
-/// than two of the widest microkernel's tiles per part (and is not cut by
-/// batch entries). Its parts are then computed by [`packed::gemm`].
-pub fn by_columns(m: usize, entries: usize, parts: usize) -> bool {
-    parts > 1 && entries < parts && m < 2 * kernel::best().mr * parts && own_kernel()
+/// than two of the widest microkernel's tiles per part, at least a vector
+/// of 16 columns per part (the cut is by whole vectors: a 16-wide product
+/// cut by columns left one part empty), and is not cut by batch entries.
+/// Its parts are then computed by [`packed::gemm`].
+pub fn by_columns(m: usize, n: usize, entries: usize, parts: usize) -> bool {
+    parts > 1 && entries < parts && m < 2 * kernel::best().mr * parts && n.div_ceil(16) >= parts && own_kernel()
 }
 
 /// Whether a product that is not [`by_columns`] is still cut by columns,
@@ -217,7 +219,7 @@ pub unsafe fn run_parts(
     let parts = d.parts.max(1);
     // Cut by columns: nnc's own product when `by_columns`, else the `gemm`
     // crate's (through `product`) when `crate_columns`.
-    let own_columns = columns && by_columns(d.m, entries, parts);
+    let own_columns = columns && by_columns(d.m, d.n, entries, parts);
     let columns = own_columns || crate_columns(d, entries, parts);
     let column_product: MatMul = if own_columns { packed::gemm } else { product };
     let run = |p: usize| {
@@ -421,6 +423,56 @@ thread_local! {
 mod tests {
     use super::*;
 
+    /// A product 16 columns wide with few rows (the first convolution's
+    /// weight gradient) is cut by rows: cut by whole vectors of 16 columns
+    /// one of two parts was empty and one thread did all the work. Each
+    /// part writes its own rows, and together they give the bits of the
+    /// whole.
+    #[test]
+    fn a_product_one_vector_wide_is_cut_by_rows() {
+        let (m, k, n) = (9, 300, 16);
+        assert!(!by_columns(m, n, 1, 2));
+        assert_eq!(by_columns(m, 2 * n, 1, 2), own_kernel());
+        let (sa, sb) = (m * k, k * n);
+        let data: Vec<f32> = (0..sa + sb)
+            .map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5)
+            .chain(std::iter::repeat_n(f32::NAN, m * n))
+            .collect();
+        let operand = |offset: usize, row: usize| Operand {
+            offset: offset as isize,
+            row: row as isize,
+            col: 1,
+            ..Default::default()
+        };
+        let desc = |parts| MatMulDesc {
+            m,
+            k,
+            n,
+            batch: [1; MAX_BATCH],
+            a: operand(0, k),
+            b: operand(sa, n),
+            c: operand(sa + sb, n),
+            parts,
+            ..Default::default()
+        };
+        let run = |parts: usize, threads: std::ops::Range<usize>| {
+            let mut arena = data.clone();
+            let desc = desc(parts);
+            for thread in threads {
+                unsafe { nnc_matmul(&desc, arena.as_mut_ptr(), thread, parts) };
+            }
+            arena[sa + sb..].iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        };
+        let whole = run(1, 0..1);
+        assert!(whole.iter().all(|&x| !f32::from_bits(x).is_nan()));
+        assert_eq!(run(2, 0..2), whole);
+        // Thread 0 alone writes the first rows, and only those.
+        let first = run(2, 0..1);
+        let written = first.iter().filter(|&&x| !f32::from_bits(x).is_nan()).count();
+        assert_eq!(written, m / 2 * n, "thread 0 wrote {written} of {}", m * n);
+        assert_eq!(first[..m / 2 * n], whole[..m / 2 * n]);
+    }
+
     /// A product with few rows cut into 2 or 3 parts (by columns) gives
     /// the same bits as uncut, written and accumulated, plain and batched.
     #[test]
@@ -455,7 +507,7 @@ mod tests {
                     claims: Default::default(),
                 };
                 assert_eq!(
-                    by_columns(m, desc.batch[3], parts),
+                    by_columns(m, desc.n, desc.batch[3], parts),
                     parts > 1 && !(batched && parts <= entries)
                 );
                 for thread in 0..parts {
@@ -505,7 +557,7 @@ mod tests {
                     accumulate,
                     claims: Default::default(),
                 };
-                assert!(!by_columns(m, 1, parts) && crate_columns(&desc, 1, parts) == (parts > 1));
+                assert!(!by_columns(m, desc.n, 1, parts) && crate_columns(&desc, 1, parts) == (parts > 1));
                 for thread in 0..parts {
                     unsafe { nnc_matmul(&desc, arena.as_mut_ptr(), thread, parts) };
                 }
