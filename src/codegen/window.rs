@@ -84,9 +84,10 @@ impl WindowDesc {
 /// memory order, one call per tap (kernel position) of each patch:
 /// `image` gets each image's offset before its patches, `tap` the offset of
 /// the tap's channel-0 patch element (channel `c` is `c` features further)
-/// and of its pixel's channel 0 in the image, or `None` in the padding. Where each tap lands is worked out once per patch, not per
-/// element, and each image element receives its patches in the same order
-/// on any number of threads.
+/// and of its pixel's channel 0 in the image, or `None` in the padding.
+/// Where each tap lands is worked out once per patch, not per element, and
+/// each image element receives its patches in the same order on any number
+/// of threads.
 fn walk(
     d: &WindowDesc,
     thread: usize,
