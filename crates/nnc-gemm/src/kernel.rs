@@ -104,10 +104,15 @@ pub fn available() -> Vec<Isa> {
     isas
 }
 
-/// The widest instruction set of this CPU, detected once.
+/// [`available`], detected once.
+fn detected() -> &'static [Isa] {
+    static ISAS: std::sync::OnceLock<Vec<Isa>> = std::sync::OnceLock::new();
+    ISAS.get_or_init(available)
+}
+
+/// The widest instruction set of this CPU.
 pub fn best() -> &'static Isa {
-    static BEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
-    BEST.get_or_init(|| available()[0])
+    &detected()[0]
 }
 
 /// The instruction set for a product `n` columns wide: the widest, but
@@ -116,11 +121,9 @@ pub fn best() -> &'static Isa {
 /// one runs the first convolution's weight gradient, `9×50176×16`, 40 %
 /// faster). Every kernel gives the same bits.
 pub fn for_columns(n: usize) -> &'static Isa {
-    static NARROW: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
-    let narrow = NARROW.get_or_init(|| {
-        let isas = available();
-        *isas.iter().rev().find(|isa| isa.name != "scalar").unwrap_or(&isas[0])
-    });
+    let isas = detected();
+    // The narrowest vector set: the last before the scalar one.
+    let narrow = &isas[isas.len().saturating_sub(2)];
     if n <= narrow.nr {
         narrow
     } else {

@@ -158,13 +158,21 @@ pub type MatMul = unsafe fn(
     bool,
 );
 
+/// Columns a cut by columns keeps together: a part takes whole vectors of
+/// this many.
+const COLUMN_VECTOR: usize = 16;
+
 /// Whether a product cut into `parts` is cut by columns: it has fewer rows
-/// than two of the widest microkernel's tiles per part, at least a vector
-/// of 16 columns per part (the cut is by whole vectors: a 16-wide product
-/// cut by columns left one part empty), and is not cut by batch entries.
-/// Its parts are then computed by [`packed::gemm`].
+/// than two of the widest microkernel's tiles per part, at least one
+/// [`COLUMN_VECTOR`] per part (a product one vector wide cut by columns
+/// left one part empty), and is not cut by batch entries. Its parts are
+/// then computed by [`packed::gemm`].
 pub fn by_columns(m: usize, n: usize, entries: usize, parts: usize) -> bool {
-    parts > 1 && entries < parts && m < 2 * kernel::best().mr * parts && n.div_ceil(16) >= parts && own_kernel()
+    parts > 1
+        && entries < parts
+        && m < 2 * kernel::best().mr * parts
+        && n.div_ceil(COLUMN_VECTOR) >= parts
+        && own_kernel()
 }
 
 /// Whether a product that is not [`by_columns`] is still cut by columns,
@@ -225,10 +233,10 @@ pub unsafe fn run_parts(
     let run = |p: usize| {
         let split = |n: usize| (n * p / parts, n * (p + 1) / parts);
         if columns {
-            // Columns `j0..j1` of every entry, in whole vectors of 16.
-            let vectors = d.n.div_ceil(16);
+            // Columns `j0..j1` of every entry, in whole vectors.
+            let vectors = d.n.div_ceil(COLUMN_VECTOR);
             let (j0, j1) = split(vectors);
-            let (j0, j1) = (16 * j0, (16 * j1).min(d.n));
+            let (j0, j1) = (COLUMN_VECTOR * j0, (COLUMN_VECTOR * j1).min(d.n));
             for b in 0..entries {
                 let at = |o: &Operand, cols: usize| o.at(&d.batch, b) + cols as isize * o.col;
                 let arena = arena as *mut f32;
