@@ -13,6 +13,7 @@ pub mod autodiff;
 pub mod check;
 pub mod cli;
 pub mod codegen;
+pub mod collective;
 pub mod diagnostics;
 pub mod fmt;
 pub mod interp;

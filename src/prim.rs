@@ -117,6 +117,12 @@ pub enum Prim {
     /// adding overlapping patches.
     Fold2d(Window),
 
+    // ---- data parallelism
+    /// The sum of the operand over every process of a data-parallel run
+    /// (`crate::collective`), the same in each; the identity in a run of
+    /// one process. The step graph sums its gradients with it.
+    AllReduce,
+
     // ---- control
     /// `scan`: a body graph run over time steps; operands and the flat
     /// value are described in [`crate::ir::loops`].
@@ -367,6 +373,7 @@ impl fmt::Display for Prim {
             Prim::Pick => write!(f, "pick"),
             Prim::Place { classes } => write!(f, "place classes={classes}"),
             Prim::MatMul => write!(f, "matmul"),
+            Prim::AllReduce => write!(f, "all_reduce"),
             Prim::Unfold2d(w) => write!(
                 f,
                 "unfold2d kernel={} stride={} padding={}",

@@ -10,18 +10,33 @@
 //! statistics, and optimizer slots such as `optimizer.m.<param>`).
 
 use crate::check::config::Config;
+use crate::check::dims::Dim;
 use crate::ir::{param_name, Graph, NodeId};
 use crate::prim::{BinaryOp, DType, Prim, UnaryOp};
 
 /// Builds the whole training step from the forward (training-mode) graph.
 pub fn training_step(forward: &Graph, optimizer: &Config) -> Graph {
+    replicated_training_step(forward, optimizer, 1)
+}
+
+/// The training step of one of `replicas` processes that train one model
+/// on their own shares of each batch (data parallelism, `mpirun`): the
+/// loss, the gradients and the model states' updates are averaged over the
+/// processes by one `all_reduce` before clipping and the update, so every
+/// process applies the same update, the one a single process would apply
+/// to the whole batch (the mean of equal shares' means is the batch's
+/// mean). With one replica, [`training_step`].
+pub fn replicated_training_step(forward: &Graph, optimizer: &Config, replicas: usize) -> Graph {
     let mut graph = forward.clone();
     let Some(loss) = graph.output("loss") else {
         return graph;
     };
     let params = graph.leaves(param_name);
     let ids: Vec<NodeId> = params.iter().map(|(_, id)| *id).collect();
-    let grads = super::gradients(&mut graph, loss, &ids);
+    let mut grads = super::gradients(&mut graph, loss, &ids);
+    if replicas > 1 {
+        grads = average_over_replicas(&mut graph, loss, grads, replicas);
+    }
     for ((path, _), &g) in params.iter().zip(&grads) {
         graph.set_output(&format!("grad {path}"), g);
     }
@@ -51,6 +66,48 @@ pub fn training_step(forward: &Graph, optimizer: &Config) -> Graph {
         graph.set_output(&format!("new {path}"), new);
     }
     graph
+}
+
+/// Replaces the loss output, `grads` and the model states' updates with
+/// their means over `replicas` processes: every value flattened into one
+/// vector (a concatenation the gradients are computed into), summed by one
+/// `all_reduce`, scaled, and sliced back. Returns the averaged gradients.
+fn average_over_replicas(graph: &mut Graph, loss: NodeId, grads: Vec<NodeId>, replicas: usize) -> Vec<NodeId> {
+    let updates: Vec<(String, NodeId)> = graph
+        .outputs
+        .iter()
+        .filter(|(name, _)| name.starts_with("update "))
+        .cloned()
+        .collect();
+    let mut values = vec![loss];
+    values.extend(&grads);
+    values.extend(updates.iter().map(|(_, id)| *id));
+    let mut sizes = Vec::with_capacity(values.len());
+    let mut flat = Vec::with_capacity(values.len());
+    for &value in &values {
+        let size = graph
+            .shape(value)
+            .iter()
+            .fold(Dim::constant(1), |size, dim| size.mul(dim));
+        flat.push(graph.reshape(value, vec![size.clone()]));
+        sizes.push(size);
+    }
+    let total = sizes.iter().fold(Dim::constant(0), |total, size| total.add(size));
+    let all = graph.add(Prim::Concat { axis: 0 }, DType::F32, vec![total.clone()], &flat);
+    let sum = graph.add(Prim::AllReduce, DType::F32, vec![total], &[all]);
+    let mean = graph.scale(sum, 1.0 / replicas as f64);
+    let mut start = Dim::constant(0);
+    let mut averaged = Vec::with_capacity(values.len());
+    for (&value, size) in values.iter().zip(sizes) {
+        let piece = graph.slice(mean, 0, start.clone(), size.clone(), 1);
+        averaged.push(graph.reshape(piece, graph.shape(value)));
+        start = start.add(&size);
+    }
+    graph.set_output("loss", averaged[0]);
+    for ((name, _), &value) in updates.iter().zip(&averaged[1 + grads.len()..]) {
+        graph.set_output(name, value);
+    }
+    averaged[1..=grads.len()].to_vec()
 }
 
 /// Clipping by global norm (`clip_norm`), then by value (`clip_value`).

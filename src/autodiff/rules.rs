@@ -173,6 +173,12 @@ pub fn vjp(graph: &mut Graph, y: NodeId, inputs: &[NodeId], position: usize, g: 
                 graph.matmul(at, g)
             }
         }
+        // y = Σ_processes x  =>  dx = Σ_processes g (each process's loss
+        // reads every process's x).
+        Prim::AllReduce => {
+            let (dtype, shape) = (graph.dtype(x), graph.shape(x));
+            graph.add(Prim::AllReduce, dtype, shape, &[g])
+        }
         // unfold2d and fold2d are each other's adjoints.
         Prim::Unfold2d(window) => {
             let (dtype, shape) = (graph.dtype(x), graph.shape(x));

@@ -25,6 +25,28 @@ pub(super) fn run_run(args: &RunArgs, color: bool) -> ExitCode {
         .sweep
         .axes
         .retain(|axis| !args.settings.iter().any(|(name, _)| *name == axis.name));
+    // Under `mpirun`, one of several processes: process 0 writes the run
+    // directory and prints; the others train quietly in a scratch
+    // directory removed at the end.
+    let world = match crate::runtime::distributed::join() {
+        Ok(world) => world,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    if world.size > 1 && args.resume.is_some() {
+        eprintln!("error: --resume is not supported under mpirun yet: resume the run in one process");
+        return ExitCode::from(2);
+    }
+    let scratch = (!world.is_root()).then(|| {
+        std::env::temp_dir().join(format!(
+            "nnc-process-{}-of-{}-{}",
+            world.rank,
+            world.size,
+            std::process::id()
+        ))
+    });
     let options = crate::runtime::run::RunOptions {
         overrides: crate::runtime::Overrides {
             steps: args.steps,
@@ -34,13 +56,14 @@ pub(super) fn run_run(args: &RunArgs, color: bool) -> ExitCode {
             fold: None,
             backend: args.backend.backend(),
             memory_limit: args.memory_limit,
+            collective: world.handle.clone(),
         },
-        out: args.out.clone(),
+        out: scratch.clone().or_else(|| args.out.clone()),
         resume: args.resume.clone(),
         init_from: args.init_from.clone(),
         scratch: false,
-        json: args.json,
-        quiet: args.quiet,
+        json: args.json && world.is_root(),
+        quiet: args.quiet || !world.is_root(),
         stop_after: args.stop_after,
         overwrite: args.overwrite,
         eval_train: false,
@@ -75,6 +98,9 @@ pub(super) fn run_run(args: &RunArgs, color: bool) -> ExitCode {
         }
         None => crate::runtime::run::run(&args.file, program, &text, &options),
     };
+    if let Some(dir) = &scratch {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     match result {
         Ok(_) => ExitCode::from(crate::runtime::run::interrupted_exit_code().unwrap_or(0)),
         Err(crate::runtime::run::RunFailure::Diagnostic(diagnostic, program)) => {

@@ -61,6 +61,25 @@ pub unsafe extern "C" fn nnc_copy_rows(
     }
 }
 
+/// Sums the `len` floats at `offset` of the arena over the processes of a
+/// data-parallel run, in place (`all_reduce`, `crate::collective`); with no
+/// collective (one process) the sum is the buffer itself.
+///
+/// # Safety
+/// `collective` is null or points to a live handle; the range lies inside
+/// the arena.
+pub unsafe extern "C" fn nnc_all_reduce(
+    collective: *const crate::collective::Handle,
+    arena: *mut f32,
+    offset: i64,
+    len: i64,
+) {
+    if let Some(handle) = unsafe { collective.as_ref() } {
+        let values = unsafe { std::slice::from_raw_parts_mut(arena.add(offset as usize), len as usize) };
+        handle.0.sum_f32(values);
+    }
+}
+
 /// Zeroes `rows` rows of `len` floats inside the arena, row `r` at `to +
 /// r·to_stride` (a loop's step that lies before or after the steps of a
 /// shifted sequence).

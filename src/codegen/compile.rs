@@ -35,6 +35,8 @@ pub struct Artifacts {
     pub descriptors: Vec<Box<MatMulDesc>>,
     /// Window kernel descriptors, likewise.
     pub windows: Vec<Box<WindowDesc>>,
+    /// The collective of the `all_reduce` kernels, likewise.
+    pub collective: Option<Box<crate::collective::Handle>>,
     /// Each kernel call's buffer table (byte offsets in the arena; the
     /// code holds their addresses).
     pub tables: Vec<Box<[i64]>>,
@@ -51,6 +53,7 @@ pub struct Artifacts {
 
 pub(super) struct Imports {
     pub copy_rows: FuncId,
+    pub all_reduce: FuncId,
     pub zero_rows: FuncId,
     pub column_sums: FuncId,
     pub normal: FuncId,
@@ -121,6 +124,7 @@ fn new_module() -> Result<JITModule, String> {
     builder.symbol("nnc_barrier", super::team::nnc_barrier as *const u8);
     builder.symbol("nnc_copy", calls::nnc_copy as *const u8);
     builder.symbol("nnc_copy_rows", calls::nnc_copy_rows as *const u8);
+    builder.symbol("nnc_all_reduce", calls::nnc_all_reduce as *const u8);
     builder.symbol("nnc_column_sums", calls::nnc_column_sums as *const u8);
     builder.symbol("nnc_zero_rows", calls::nnc_zero_rows as *const u8);
     builder.symbol("nnc_tick", calls::nnc_tick as *const u8);
@@ -145,6 +149,7 @@ fn declare_imports(module: &mut JITModule) -> Result<Imports, String> {
         barrier: import("nnc_barrier", &[I64, I64], &[])?,
         copy: import("nnc_copy", &[I64, I64, I64, I64], &[])?,
         copy_rows: import("nnc_copy_rows", &[I64; 7], &[])?,
+        all_reduce: import("nnc_all_reduce", &[I64; 4], &[])?,
         zero_rows: import("nnc_zero_rows", &[I64; 5], &[])?,
         column_sums: import("nnc_column_sums", &[I64; 5], &[])?,
         tick: import("nnc_tick", &[I64], &[])?,
@@ -269,6 +274,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
         super::step::Descriptors {
             matmuls: descriptors,
             windows,
+            collective,
         },
     ) = super::step::define(&mut builder, fused, plan, &functions)?;
     if crate::timing::enabled() {
@@ -299,6 +305,7 @@ pub fn compile(fused: &Fused, plan: &Plan, options: &CompileOptions, keep_text: 
         step,
         descriptors,
         windows,
+        collective,
         functions: sizes.len() - 1,
         tables,
         streams,
@@ -354,7 +361,10 @@ impl Builder<'_> {
         let kernel = &fused.kernels[k];
         let options = self.options;
         let table_index = self.tables.len();
-        if matches!(kernel, Kernel::MatMul { .. } | Kernel::Window { .. }) {
+        if matches!(
+            kernel,
+            Kernel::MatMul { .. } | Kernel::Window { .. } | Kernel::AllReduce(_)
+        ) {
             self.tables.push(Box::new([]));
             return Ok((None, (1, false), table_index));
         }
@@ -469,7 +479,9 @@ impl Builder<'_> {
                     params[2],
                     params[3],
                 ),
-                Kernel::MatMul { .. } | Kernel::Window { .. } | Kernel::Scan(_) => unreachable!("no function"),
+                Kernel::MatMul { .. } | Kernel::Window { .. } | Kernel::Scan(_) | Kernel::AllReduce(_) => {
+                    unreachable!("no function")
+                }
             }
             let zero = em.b.ins().iconst(I32, 0);
             em.b.ins().return_(&[zero]);

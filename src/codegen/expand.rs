@@ -209,8 +209,9 @@ impl<'a, 'g> Expander<'a, 'g> {
         let shape = self.bound.shape(id).to_vec();
         let dtype = self.bound.dtype(id);
         match self.bound.op(id).clone() {
-            // A loop's value and a body's arguments are always in buffers.
-            Prim::Input(_) | Prim::Param(_) | Prim::State(_) | Prim::Arg(_) | Prim::Scan(_) => {
+            // A loop's value, a sum over processes and a body's arguments
+            // are always in buffers.
+            Prim::Input(_) | Prim::Param(_) | Prim::State(_) | Prim::Arg(_) | Prim::Scan(_) | Prim::AllReduce => {
                 let offset = flat(index, &shape);
                 self.exprs.add(Expr::Load { buffer: id, offset })
             }

@@ -217,7 +217,7 @@ pub fn split_size(fused: &Fused, k: usize, code: Option<&LoopCode>) -> i64 {
             _ => 1,
         },
         (Kernel::Scatter(_) | Kernel::Loop(_) | Kernel::Scan(_), _) => 1,
-        (Kernel::MatMul { .. } | Kernel::Window { .. }, _) => 1,
+        (Kernel::MatMul { .. } | Kernel::Window { .. } | Kernel::AllReduce(_), _) => 1,
     }
 }
 

@@ -63,6 +63,9 @@ pub struct CompileOptions {
     /// Run the step with subnormal floats flushed to zero (see
     /// `subnormal.rs`); the default is on unless `NNC_FLUSH_SUBNORMALS=0`.
     pub flush_subnormals: bool,
+    /// The processes a data-parallel step's `all_reduce` sums over
+    /// (`crate::collective`); `None` for one process.
+    pub collective: Option<crate::collective::Handle>,
 }
 
 impl Default for CompileOptions {
@@ -76,6 +79,7 @@ impl Default for CompileOptions {
                 .max(1),
             adaptive: std::env::var("NNC_ADAPTIVE").map_or(true, |v| v != "0"),
             flush_subnormals: std::env::var("NNC_FLUSH_SUBNORMALS").map_or(true, |v| v != "0"),
+            collective: None,
         }
     }
 }
@@ -318,6 +322,7 @@ impl Compiled {
                 fuse::Kernel::Concat(r) => format!("concat {}", bound.name(*r)),
                 fuse::Kernel::Window { root, .. } => format!("{} {}", bound.op(*root), bound.name(*root)),
                 fuse::Kernel::Scan(r) => format!("loop {}", bound.name(*r)),
+                fuse::Kernel::AllReduce(r) => format!("all_reduce {}", bound.name(*r)),
             })
             .collect();
         let table = vec![0; artifacts.streams.len() + 2];
@@ -687,6 +692,7 @@ mod tests {
                 threads: 1,
                 adaptive: false,
                 flush_subnormals,
+                collective: None,
             };
             let mut compiled = Compiled::compile(&graph, &HashMap::new(), &options).unwrap();
             compiled
@@ -720,6 +726,7 @@ mod tests {
                 threads: 1,
                 adaptive: false,
                 flush_subnormals: true,
+                collective: None,
             };
             let artifacts = compile::compile(&fused, &plan, &options, false).unwrap();
             let step: StepFn = unsafe { std::mem::transmute::<*const u8, StepFn>(artifacts.step) };

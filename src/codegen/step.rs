@@ -44,12 +44,14 @@ use super::window::WindowDesc;
 use crate::ir::NodeId;
 use crate::prim::Prim;
 
-/// The descriptors of the step's products and window kernels, boxed: the
-/// code holds their addresses, which must not move.
+/// The descriptors of the step's products and window kernels, and the
+/// collective its `all_reduce` kernels sum over, boxed: the code holds their
+/// addresses, which must not move.
 #[allow(clippy::vec_box)]
 pub(super) struct Descriptors {
     pub matmuls: Vec<Box<MatMulDesc>>,
     pub windows: Vec<Box<WindowDesc>>,
+    pub collective: Option<Box<crate::collective::Handle>>,
 }
 
 /// What the step function's code refers to while it is built.
@@ -64,6 +66,7 @@ struct Step<'m> {
     copy: FuncRef,
     copy_rows: FuncRef,
     zero_rows: FuncRef,
+    all_reduce: FuncRef,
     matmul: FuncRef,
     unfold2d: FuncRef,
     fold2d: FuncRef,
@@ -107,6 +110,7 @@ pub(super) fn define(
         let copy = declare(imports.copy, &mut b);
         let copy_rows = declare(imports.copy_rows, &mut b);
         let zero_rows = declare(imports.zero_rows, &mut b);
+        let all_reduce = declare(imports.all_reduce, &mut b);
         let matmul = declare(imports.matmul, &mut b);
         let unfold2d = declare(imports.unfold2d, &mut b);
         let fold2d = declare(imports.fold2d, &mut b);
@@ -126,6 +130,7 @@ pub(super) fn define(
             copy,
             copy_rows,
             zero_rows,
+            all_reduce,
             matmul,
             unfold2d,
             fold2d,
@@ -139,6 +144,7 @@ pub(super) fn define(
             descriptors: Descriptors {
                 matmuls: Vec::new(),
                 windows: Vec::new(),
+                collective: builder.options.collective.clone().map(Box::new),
             },
         };
         if step.profile {
@@ -305,6 +311,26 @@ impl Step<'_> {
                         _ => self.fold2d,
                     };
                     b.ins().call(f, &[address, self.arena, self.thread, self.thread_count]);
+                }
+                Kernel::AllReduce(root) => {
+                    let operand = fused.bound.inputs(*root)[0];
+                    let (from, to) = (plan.buffer(operand).offset, plan.buffer(*root).offset);
+                    let len = fused.bound.count(*root);
+                    let collective = self
+                        .descriptors
+                        .collective
+                        .as_deref()
+                        .map_or(0, |c| c as *const crate::collective::Handle as i64);
+                    self.on_thread_0(b, &mut |s, b| {
+                        s.copy(b, from, to, len);
+                        let args = [
+                            b.ins().iconst(I64, collective),
+                            s.arena,
+                            b.ins().iconst(I64, to as i64),
+                            b.ins().iconst(I64, len as i64),
+                        ];
+                        b.ins().call(s.all_reduce, &args);
+                    });
                 }
                 Kernel::Scan(root) => {
                     let body = functions

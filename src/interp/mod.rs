@@ -42,6 +42,8 @@ pub struct Env {
     /// Seed and step of the random numbers ([`random`]).
     pub seed: u64,
     pub step: u64,
+    /// The processes `all_reduce` sums over; `None` for one process.
+    pub collective: Option<crate::collective::Handle>,
 }
 
 /// Why a run failed; `node` is the node at fault, if there is one, and the
@@ -206,6 +208,7 @@ fn arity(op: &Prim) -> Option<usize> {
         Prim::Unary(_)
         | Prim::Cast(_)
         | Prim::StopGrad
+        | Prim::AllReduce
         | Prim::Reduce { .. }
         | Prim::ArgMax { .. }
         | Prim::Reshape
@@ -262,6 +265,13 @@ fn eval_node(
         Prim::Select => kernels::select(inputs[0], inputs[1], inputs[2])?,
         // The dtype conversion below is the cast.
         Prim::Cast(_) | Prim::StopGrad => inputs[0].clone(),
+        Prim::AllReduce => {
+            let mut sum = inputs[0].as_standard_layout().into_owned();
+            if let Some(crate::collective::Handle(collective)) = &env.collective {
+                collective.sum_f64(sum.as_slice_mut().expect("a standard layout"));
+            }
+            sum
+        }
         Prim::Reduce { op, axes, keepdims } => kernels::reduce(*op, axes, *keepdims, inputs[0])?,
         Prim::ArgMax { axis } => kernels::argmax(*axis, inputs[0])?,
         Prim::MatMul => kernels::matmul(inputs[0], inputs[1], &shape)?,

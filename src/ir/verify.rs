@@ -128,6 +128,14 @@ fn check_node(graph: &Graph, id: NodeId) -> Result<(), String> {
             arity(1)?;
             same_shape(0)
         }
+        Prim::AllReduce => {
+            arity(1)?;
+            same_shape(0)?;
+            expect(
+                node.dtype == inputs[0].dtype && node.dtype.is_float(),
+                "all_reduce sums floats into their own dtype",
+            )
+        }
         Prim::Reduce { op, axes, keepdims } => {
             arity(1)?;
             let input = &inputs[0].shape;

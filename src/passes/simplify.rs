@@ -334,6 +334,7 @@ mod tests {
             .collect(),
             seed: 0,
             step: 0,
+            collective: None,
         };
         let expected = crate::interp::run_outputs(&original, &env).unwrap();
         let got = crate::interp::run_outputs(&graph, &env).unwrap();

@@ -133,6 +133,7 @@ pub fn embed(session: &Session, block: &str, probes: Vec<Probe>) -> Result<Embed
         feeds,
         seed: session.seed,
         step: session.step,
+        collective: None,
     };
     let values = interp::run(&graph, &env).map_err(|e| e.to_string())?;
     let hidden = values.output("hidden").ok_or("the probe has no hidden output")?;

@@ -11,6 +11,7 @@ pub mod csv;
 pub mod ctc;
 pub mod data;
 pub mod decoding;
+pub mod distributed;
 pub mod embeddings;
 pub mod finetune;
 pub mod generate;
@@ -52,6 +53,9 @@ pub struct Overrides {
     pub backend: Backend,
     /// At most this many bytes for the run (besides what the machine has).
     pub memory_limit: Option<u64>,
+    /// The processes of a data-parallel run (`distributed.rs`): the batch
+    /// is shared out among them and the step sums over them.
+    pub collective: Option<crate::collective::Handle>,
 }
 
 pub struct Session {
@@ -67,7 +71,11 @@ pub struct Session {
     /// Steps completed.
     pub step: u64,
     pub total_steps: u64,
+    /// This process's share of each batch (the whole batch in a run of one
+    /// process).
     pub batch: usize,
+    /// The processes of a data-parallel run; `None` for one.
+    pub collective: Option<crate::collective::Handle>,
     pub seed: u64,
     pub lr: f64,
     pub backend: Backend,
@@ -214,7 +222,8 @@ impl Session {
         let start = crate::timing::stage("lower", start);
         crate::passes::prepare_forward(&mut forward);
         let start = crate::timing::stage("prepare_forward", start);
-        let mut step_graph = crate::autodiff::optimizer::training_step(&forward, &optimizer);
+        let replicas = overrides.collective.as_ref().map_or(1, |c| c.0.size());
+        let mut step_graph = crate::autodiff::optimizer::replicated_training_step(&forward, &optimizer, replicas);
         let start = crate::timing::stage("autodiff", start);
         crate::passes::optimize_loops(&mut step_graph);
         let start = crate::timing::stage("optimize step", start);
@@ -248,6 +257,14 @@ impl Session {
             _ => 1,
         };
         let lr = overrides.lr.or(optimizer.float("lr")).unwrap_or(1e-3);
+        if !batch.is_multiple_of(replicas) {
+            let diagnostic = Diagnostic::error(
+                codes::BAD_VALUE,
+                format!("the batch ({batch}) must divide evenly among the {replicas} processes of this run"),
+                Default::default(),
+            );
+            return Err((diagnostic, program));
+        }
 
         let mut tensors = BTreeMap::new();
         for info in program.params.iter().chain(&program.states) {
@@ -270,7 +287,8 @@ impl Session {
             tensors,
             step: 0,
             total_steps,
-            batch,
+            batch: batch / replicas,
+            collective: overrides.collective.clone(),
             seed,
             lr,
             backend: overrides.backend,
@@ -305,7 +323,13 @@ impl Session {
         planned: crate::codegen::Planned<'_>,
         start: std::time::Instant,
     ) -> Result<crate::codegen::Compiled, String> {
-        let options = crate::codegen::CompileOptions::default();
+        let mut options = crate::codegen::CompileOptions {
+            collective: self.collective.clone(),
+            ..Default::default()
+        };
+        if self.collective.is_some() {
+            options.threads = distributed::threads_per_process().unwrap_or(options.threads);
+        }
         crate::codegen::Compiled::from_planned(planned, &options, start)
             .map_err(|message| format!("the JIT cannot compile this program ({message}); try --backend interp"))
     }
@@ -350,8 +374,14 @@ impl Session {
     /// by input name.
     pub fn step_inputs(&self, step: u64) -> HashMap<String, ArrayD<f64>> {
         let mut env = Env::default();
+        let (rank, size) = self.collective.as_ref().map_or((0, 1), |c| (c.0.rank(), c.0.size()));
         for (index, data) in self.data.iter().enumerate() {
-            let rows = data::train_rows(&data.train, self.batch, step, self.seed + index as u64);
+            // The whole batch's rows, drawn as one process draws them; this
+            // process trains on its share.
+            let mut rows = data::train_rows(&data.train, self.batch * size, step, self.seed + index as u64);
+            if size > 1 {
+                rows = rows[distributed::share(rows.len(), rank, size)].to_vec();
+            }
             env.feeds
                 .extend(data::batch(data, &data.train, &rows, Some((self.seed, step))));
         }
@@ -432,6 +462,7 @@ impl Session {
             feeds: self.tensors.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             seed: self.seed,
             step,
+            collective: self.collective.clone(),
         }
     }
 

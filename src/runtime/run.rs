@@ -223,6 +223,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         .open(out.join("metrics.jsonl"))
         .map_err(|e| RunFailure::Message(format!("cannot write `{}`: {e}", out.display())))?;
     let mut reporter = Reporter::new(mode, Some(log), session.total_steps, session.step);
+    let processes = session.collective.as_ref().map_or(1, |c| c.0.size());
     reporter.event(json!({
         "event": "start",
         "file": path.display().to_string(),
@@ -230,14 +231,24 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         "parameters": session.program.param_count(),
         "steps": session.total_steps,
         "first_step": session.step,
-        "batch": session.batch,
+        "batch": session.batch * processes,
+        "processes": processes,
         "seed": session.seed,
         "compile_ms": compile_ms,
         "planned_bytes": estimate.total(),
         "memory": estimate.to_json(),
         "out": out.display().to_string(),
     }));
-    reporter.attach(&out, &report::record::info(path, text, &session));
+    let mut info = report::record::info(path, text, &session);
+    info["batch"] = json!(session.batch * processes);
+    reporter.attach(&out, &info);
+    if processes > 1 {
+        reporter.say(&format!(
+            "{processes} processes (mpirun): each trains on {} of every batch's {} examples",
+            session.batch,
+            session.batch * processes
+        ));
+    }
     if let Some(event) = init {
         reporter.event(event);
     }

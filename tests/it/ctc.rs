@@ -88,6 +88,7 @@ fn env(examples: &[Example], x: &ArrayD<f64>, w: &ArrayD<f64>, w_path: &str, max
         feeds,
         seed: 0,
         step: 0,
+        collective: None,
     }
 }
 

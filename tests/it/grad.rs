@@ -232,6 +232,16 @@ pub(crate) fn cases() -> Vec<Case> {
             let narrow = g.cast(x[0], DType::F32);
             g.cast(narrow, DType::F64)
         }),
+        case(
+            "all_reduce in one process",
+            vec![f64s(&[3, 2], 27)],
+            vec![],
+            |g, x, _| {
+                let summed = g.add(Prim::AllReduce, DType::F64, g.shape(x[0]), &[x[0]]);
+                let squared = g.mul(summed, x[0]);
+                g.unary(UnaryOp::Tanh, squared)
+            },
+        ),
         case("stop_grad blocks", vec![f64s(&[3], 26)], vec![], |g, x, _| {
             let stopped = g.add(Prim::StopGrad, DType::F64, g.shape(x[0]), &[x[0]]);
             let sum = g.add_nodes(stopped, x[0]);

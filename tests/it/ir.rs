@@ -122,3 +122,21 @@ fn the_verifier_points_at_the_bad_node() {
     output y = %3
     ");
 }
+
+/// The step of one of two data-parallel processes: the loss and the
+/// gradients flattened into one vector, summed over the processes by one
+/// `all_reduce`, halved, and sliced back before the update.
+#[test]
+fn a_data_parallel_step_sums_over_the_processes_once() {
+    let program = program(&root().join("examples/views_linear.nn"));
+    let mut forward = nnc::ir::lower::lower_loops(&program.train_trace);
+    nnc::passes::prepare_forward(&mut forward);
+    let optimizer = program.optimizer.as_ref().unwrap();
+    let mut graph = nnc::autodiff::optimizer::replicated_training_step(&forward, optimizer, 2);
+    nnc::ir::verify::assert_valid(&graph, "autodiff");
+    nnc::passes::optimize_loops(&mut graph);
+    nnc::ir::verify::assert_valid(&graph, "passes");
+    let text = nnc::ir::print::print(&graph);
+    assert_eq!(text.matches("= all_reduce").count(), 1, "{text}");
+    insta::assert_snapshot!("opt@views_linear@2_processes", text);
+}

@@ -26,6 +26,7 @@ fn checked() -> CompileOptions {
         threads: 2,
         adaptive: false,
         flush_subnormals: true,
+        collective: None,
     }
 }
 
@@ -312,6 +313,7 @@ fn one_thread_and_the_team_give_the_same_bits() {
                 threads,
                 adaptive: false,
                 flush_subnormals: true,
+                collective: None,
             };
             train_compiled(session, &options, 3)
         };

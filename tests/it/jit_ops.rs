@@ -254,6 +254,20 @@ fn primitive_cases() -> Vec<Case> {
             let stopped = g.add(Prim::StopGrad, DType::F32, g.shape(x[0]), &[x[0]]);
             g.mul(stopped, x[0])
         }),
+        // One process: the sum over the processes is the value itself (the
+        // sum over several is tested in `distributed.rs`).
+        case(
+            "all_reduce in one process",
+            vec![f32s(&[3, 5], 78)],
+            vec![],
+            |g, x, _| {
+                let e = g.unary(UnaryOp::Exp, x[0]);
+                let summed = g.add(Prim::AllReduce, DType::F32, g.shape(x[0]), &[e]);
+                let direct = g.add(Prim::AllReduce, DType::F32, g.shape(x[0]), &[x[0]]);
+                let both = g.mul(summed, direct);
+                g.mul(both, x[0])
+            },
+        ),
         case("const, count and iota", vec![f32s(&[3, 5], 77)], vec![], |g, x, _| {
             let iota = g.add(Prim::Iota { axis: 1 }, DType::I32, dims(&[3, 5]), &[]);
             let iota = g.cast(iota, DType::F32);

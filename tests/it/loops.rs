@@ -26,6 +26,7 @@ fn options(threads: usize) -> CompileOptions {
         threads,
         adaptive: false,
         flush_subnormals: true,
+        collective: None,
     }
 }
 
@@ -224,6 +225,7 @@ fn feeds(inputs: &[(&str, &[usize])]) -> Env {
             .collect(),
         seed: 0,
         step: 0,
+        collective: None,
     }
 }
 
@@ -453,6 +455,7 @@ fn a_loop_inside_a_loop_matches_the_interpreter() {
         ]),
         seed: 0,
         step: 0,
+        collective: None,
     };
     check("a loop inside a loop", &graph, &env);
 }

@@ -8,6 +8,7 @@ mod common;
 mod ctc;
 mod decoding_examples;
 mod decoding_methods;
+mod distributed;
 mod errors;
 mod examples;
 mod finetune;

@@ -156,6 +156,7 @@ fn first_losses(path: &Path, batch: Option<usize>) -> Result<Option<Losses>, Str
         threads: 2,
         adaptive: false,
         flush_subnormals: true,
+        collective: None,
     };
     let (mut compiled, inputs) =
         nnc::codegen::bench::compile_step(&session, &options).map_err(|e| format!("JIT compile: {e}"))?;

@@ -122,6 +122,7 @@ fn evaluation_reads_the_teachers_tokens() {
         feeds,
         seed: 0,
         step: 999,
+        collective: None,
     };
     let outputs = nnc::interp::run_outputs(&session.eval_graph, &env).unwrap();
     let output = &outputs.iter().find(|(n, _)| n.as_str() == "model_output").unwrap().1;

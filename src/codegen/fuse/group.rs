@@ -44,6 +44,7 @@ impl Fused<'_> {
                 }
                 Prim::ScatterRows { .. } => Some(Kernel::Scatter(root)),
                 Prim::Scan(_) => Some(Kernel::Scan(root)),
+                Prim::AllReduce => Some(Kernel::AllReduce(root)),
                 Prim::Concat { .. } => Some(Kernel::Concat(root)),
                 Prim::Unfold2d(_) | Prim::Fold2d(_) => {
                     let operand = strided_view(&self.bound, &self.materialized, self.bound.inputs(root)[0])

@@ -44,7 +44,7 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
         let op = bound.op(id);
         let must = is_leaf(op)
             || outputs.contains(&id)
-            || matches!(op, Prim::Scan(_))
+            || matches!(op, Prim::Scan(_) | Prim::AllReduce)
             || feeds_product(bound, id)
             || folded_into(bound, id).is_some()
             || matches!(
@@ -89,6 +89,10 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
                     materialized[operand.index()] = true;
                 }
             }
+        }
+        // The collective sums a whole buffer, row-major.
+        if matches!(op, Prim::AllReduce) {
+            materialized[bound.inputs(id)[0].index()] = true;
         }
         if matches!(op, Prim::MatMul) {
             for &operand in bound.inputs(id) {

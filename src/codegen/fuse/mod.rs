@@ -80,6 +80,10 @@ pub enum Kernel {
     /// A `scan`: its body (`Fused::bodies`) run once per step, in a region
     /// of the arena reserved while it runs (`memory::LoopPlan`).
     Scan(NodeId),
+    /// `all_reduce`: the operand's buffer copied into the root's, then
+    /// summed over the run's processes in place (`crate::collective`), on
+    /// thread 0.
+    AllReduce(NodeId),
 }
 
 /// A tensor as a strided view of one buffer: offset and one stride per

@@ -88,6 +88,10 @@ pub fn print(fused: &Fused) -> String {
                     let _ = writeln!(out, "    {line}");
                 }
             }
+            Kernel::AllReduce(root) => {
+                let operand = bound.inputs(*root)[0];
+                let _ = writeln!(out, "k{k}: all_reduce {} = {}", node(*root), bound.name(operand));
+            }
             Kernel::Window { root, operand } => {
                 let _ = writeln!(
                     out,

@@ -51,6 +51,7 @@ impl Fused<'_> {
             }
             Kernel::MatMul { root, a, b, .. } => vec![read(*root, a.buffer), read(*root, b.buffer)],
             Kernel::Window { root, operand } => vec![read(*root, operand.buffer)],
+            Kernel::AllReduce(root) => vec![read(*root, self.bound.inputs(*root)[0])],
             // Every operand, read while the loop runs (a sequence read in
             // place: the buffer it lies in).
             Kernel::Scan(root) => self

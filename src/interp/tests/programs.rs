@@ -86,6 +86,7 @@ fn digits_mlp_with_zero_weights_has_loss_ln_10() {
         dims,
         seed: 0,
         step: 1,
+        collective: None,
     };
     let outputs = run_outputs(&graph, &env).unwrap_or_else(|e| panic!("{e}"));
     let loss = outputs["loss"].first().copied().expect("a scalar loss");
@@ -121,6 +122,7 @@ fn every_example_runs_with_random_weights() {
             dims,
             seed: 1,
             step: 1,
+            collective: None,
         };
         let values = run(&graph, &env).unwrap_or_else(|e| panic!("{file}: {e}"));
         let loss = values.output("loss").expect("a loss output");
@@ -236,6 +238,7 @@ fn training_digits_mlp_lowers_the_loss() {
         dims,
         seed: 0,
         step: 0,
+        collective: None,
     };
     for (name, value) in env.feeds.iter_mut() {
         if name.starts_with("optimizer.") {

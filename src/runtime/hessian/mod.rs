@@ -109,6 +109,7 @@ impl Products {
             feeds: HashMap::new(),
             seed: session.seed,
             step: session.step,
+            collective: None,
         };
         for data in &session.data {
             let rows = data::eval_rows(&data.train, n, n)

@@ -1,0 +1,219 @@
+//! Data parallelism: processes that share out each batch and sum their
+//! gradients train the model one process trains on the whole batch. The
+//! processes are simulated by threads (`collective::Threads`); under the
+//! `mpi` feature the same run goes through `mpirun` too.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ndarray::ArrayD;
+use nnc::collective::{Handle, Threads};
+use nnc::runtime::{Backend, Overrides, Session};
+
+#[cfg(feature = "mpi")]
+use crate::common::nnc;
+#[cfg(not(feature = "mpi"))]
+use crate::common::nnc_with_env;
+use crate::common::{root, scratch};
+
+/// The digits MLP without dropout (a random draw per process would differ
+/// from one process's draw), trained by `optimizer`.
+fn program_text(optimizer: &str) -> String {
+    let data = root().join("examples/data/digits.csv");
+    format!(
+        r#"
+data digits = csv("{}", x: "p0".."p63", y: "label", classes: 10, scale: 1 / 16, val: 0.2, seed: 0)
+
+model mlp(x: f32[B, 64]) -> f32[B, 10] {{
+    linear(relu(linear(x, 32)), 10)
+}}
+
+loss cross_entropy(mlp(digits.x), digits.y)
+optimizer {optimizer}
+train {{ steps: 6, batch: 24, seed: 3 }}
+eval {{ metrics: [loss, accuracy] }}
+"#,
+        data.display()
+    )
+}
+
+fn session(dir: &std::path::Path, backend: Backend, collective: Option<Handle>) -> Session {
+    let program = nnc::check::check_file(&dir.join("mlp.nn")).unwrap();
+    assert!(
+        !program.has_errors(),
+        "{}",
+        program.sources.render(&program.diagnostics, false)
+    );
+    let overrides = Overrides {
+        backend,
+        collective,
+        ..Default::default()
+    };
+    Session::new(program, dir, &overrides).unwrap_or_else(|d| panic!("{}", d.0.message))
+}
+
+/// The tensors after `steps` steps, and every step's loss.
+fn train(mut session: Session, steps: usize) -> (BTreeMap<String, ArrayD<f64>>, Vec<f64>) {
+    let losses = (0..steps).map(|_| session.train_step().unwrap()).collect();
+    session.sync();
+    (session.tensors, losses)
+}
+
+fn largest_difference(a: &ArrayD<f64>, b: &ArrayD<f64>) -> f64 {
+    assert_eq!(a.shape(), b.shape());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+#[test]
+fn processes_sharing_each_batch_train_like_one_process() {
+    let dir = scratch("distributed", "threads");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Plain SGD's update is as large as the gradient (a sum that is not
+    // averaged would double it); Adam's is not, but clipping by global norm
+    // must see the averaged gradient, not each process's.
+    for (optimizer, backend, tolerance) in [
+        ("sgd(lr: 0.5)", Backend::Interp, 1e-9),
+        ("adam(lr: 1e-2, clip_norm: 0.5)", Backend::Interp, 1e-9),
+        ("sgd(lr: 0.5)", Backend::Jit, 2e-5),
+        ("adam(lr: 1e-2, clip_norm: 0.5)", Backend::Jit, 2e-5),
+    ] {
+        std::fs::write(dir.join("mlp.nn"), program_text(optimizer)).unwrap();
+        let (alone, alone_losses) = train(session(&dir, backend, None), 6);
+        for size in [2, 3] {
+            let members = Threads::team(size);
+            let results: Vec<_> = std::thread::scope(|scope| {
+                let handles: Vec<_> = members
+                    .into_iter()
+                    .map(|member| {
+                        let dir = &dir;
+                        scope.spawn(move || train(session(dir, backend, Some(Handle(Arc::new(member)))), 6))
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for (rank, (tensors, losses)) in results.iter().enumerate() {
+                // Every process applies the same update: the same bits.
+                assert_eq!(
+                    tensors, &results[0].0,
+                    "{optimizer}, {backend:?}: process {rank} of {size} drifted"
+                );
+                assert_eq!(losses, &results[0].1);
+                for (name, value) in &alone {
+                    let difference = largest_difference(value, &tensors[name]);
+                    assert!(
+                        difference <= tolerance,
+                        "{optimizer}, {backend:?}, {size} processes: {name} differs by {difference:e} from one process"
+                    );
+                }
+                for (step, (a, b)) in alone_losses.iter().zip(losses).enumerate() {
+                    assert!(
+                        (a - b).abs() <= tolerance * a.abs().max(1.0),
+                        "{optimizer}, {backend:?}, {size} processes: the loss of step {step} is {b}, one process {a}"
+                    );
+                }
+            }
+            // The parameters moved: the comparison is not of two
+            // untrained models.
+            let (initial, _) = train(session(&dir, backend, None), 0);
+            let moved = alone
+                .iter()
+                .filter(|(name, _)| !name.starts_with("optimizer."))
+                .map(|(name, value)| largest_difference(value, &initial[name]))
+                .fold(0.0, f64::max);
+            assert!(moved > 1e-3, "{backend:?}: training moved no parameter ({moved:e})");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_batch_that_does_not_divide_among_the_processes_is_an_error() {
+    let dir = scratch("distributed", "divide");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("mlp.nn"),
+        program_text("sgd(lr: 0.5)").replace("batch: 24", "batch: 25"),
+    )
+    .unwrap();
+    let program = nnc::check::check_file(&dir.join("mlp.nn")).unwrap();
+    let member = Threads::team(2).remove(0);
+    let overrides = Overrides {
+        backend: Backend::Interp,
+        collective: Some(Handle(Arc::new(member))),
+        ..Default::default()
+    };
+    let Err((diagnostic, _)) = Session::new(program, &dir, &overrides) else {
+        panic!("a batch of 25 was shared among 2 processes");
+    };
+    assert_eq!(
+        diagnostic.message,
+        "the batch (25) must divide evenly among the 2 processes of this run"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A launch by `mpirun` (its environment) of a build without MPI says how
+/// to build one, and trains nothing.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn a_build_without_mpi_launched_by_mpirun_says_how_to_build_one() {
+    let (code, _, stderr) = nnc_with_env(
+        &["run", "examples/digits_mlp.nn", "--steps", "1"],
+        &[("OMPI_COMM_WORLD_SIZE", Some("2"))],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("built without MPI") && stderr.contains("--features mpi"),
+        "{stderr}"
+    );
+}
+
+/// `mpirun -np 2 nnc run`: one run directory, written by process 0, whose
+/// final metrics are those of one process on the whole batch.
+#[cfg(feature = "mpi")]
+#[test]
+fn mpirun_with_two_processes_trains_like_one_process() {
+    let dir = scratch("distributed", "mpirun");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mlp.nn");
+    std::fs::write(&file, program_text("adam(lr: 1e-2, clip_norm: 0.5)")).unwrap();
+    let file = file.to_str().unwrap();
+    let (one, two) = (dir.join("one"), dir.join("two"));
+    let (code, stdout, stderr) = nnc(&["run", file, "--json", "--out", one.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let alone = summary(&stdout);
+    let output = std::process::Command::new("mpirun")
+        .args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
+        .arg(env!("CARGO_BIN_EXE_nnc"))
+        .args(["run", file, "--json", "--out", two.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("mpirun runs (the test command installs Open MPI)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    // Process 0 alone prints: one start event, one summary.
+    let events = crate::common::events(&stdout);
+    let starts: Vec<_> = events.iter().filter(|e| e["event"] == "start").collect();
+    assert_eq!(starts.len(), 1, "{stdout}");
+    assert_eq!(starts[0]["processes"], 2);
+    assert_eq!(starts[0]["batch"], 24);
+    let shared = summary(&stdout);
+    for key in ["train_loss", "val_loss"] {
+        let (a, b) = (alone[key].as_f64().unwrap(), shared[key].as_f64().unwrap());
+        assert!(
+            (a - b).abs() <= 1e-4 * a.abs().max(1.0),
+            "{key}: one process {a}, two {b}"
+        );
+    }
+    assert!(two.join("checkpoint.safetensors").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(feature = "mpi")]
+fn summary(stdout: &str) -> serde_json::Value {
+    crate::common::events(stdout)
+        .into_iter()
+        .find(|e| e["event"] == "summary")
+        .unwrap_or_else(|| panic!("no summary in {stdout}"))
+}
