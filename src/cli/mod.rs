@@ -227,7 +227,7 @@ pub enum Command {
     },
 }
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct RunArgs {
     /// The `.nn` file.
     #[arg(value_name = "FILE")]

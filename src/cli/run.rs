@@ -8,6 +8,22 @@ use super::RunArgs;
 use crate::check;
 
 pub(super) fn run_run(args: &RunArgs, color: bool) -> ExitCode {
+    // A resumed run trains with the settings it was started with (its
+    // `run.json`), except those given again.
+    let resumed;
+    let args = match &args.resume {
+        Some(dir) => match with_recorded_settings(args, dir) {
+            Ok(merged) => {
+                resumed = merged;
+                &resumed
+            }
+            Err(message) => {
+                eprintln!("error: {message}");
+                return ExitCode::from(2);
+            }
+        },
+        None => args,
+    };
     let text = match std::fs::read(&args.file) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(error) => {
@@ -67,6 +83,7 @@ pub(super) fn run_run(args: &RunArgs, color: bool) -> ExitCode {
         stop_after: args.stop_after,
         overwrite: args.overwrite,
         eval_train: false,
+        constants: args.settings.clone(),
     };
     let folds = program
         .datasets
@@ -116,4 +133,33 @@ pub(super) fn run_run(args: &RunArgs, color: bool) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `args` with the settings a run directory's `run.json` recorded (steps,
+/// batch, seed, learning rate, `--set` constants) where `args` does not
+/// give them; a directory without one (a run of an older nnc) leaves them.
+fn with_recorded_settings(args: &RunArgs, dir: &std::path::Path) -> Result<RunArgs, String> {
+    let path = dir.join(crate::runtime::report::record::INFO_FILE);
+    let mut merged = args.clone();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(merged),
+        Err(error) => return Err(format!("cannot read `{}`: {error}", path.display())),
+    };
+    let record: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("`{}` is not the record of a run: {e}", path.display()))?;
+    merged.steps = args.steps.or(record["steps"].as_u64());
+    merged.batch = args
+        .batch
+        .or(record["batch"].as_u64().and_then(|b| u32::try_from(b).ok()));
+    merged.seed = args.seed.or(record["seed"].as_u64());
+    merged.lr = args.lr.or(record["lr"].as_f64());
+    if let Some(constants) = record["constants"].as_object() {
+        for (name, value) in constants {
+            if let Some(value) = value.as_f64().filter(|_| !args.settings.iter().any(|(n, _)| n == name)) {
+                merged.settings.push((name.clone(), value));
+            }
+        }
+    }
+    Ok(merged)
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
+use ndarray::ArrayD;
 use serde_json::{json, Map, Value};
 
 use super::budget;
@@ -47,6 +48,9 @@ pub struct RunOptions {
     /// Also evaluate on the training split after training (in evaluation
     /// mode): the summary's `train_metrics`, as sweeps compare them.
     pub eval_train: bool,
+    /// The constants `--set` gave, recorded in `run.json` so that
+    /// `--resume` checks the file with them again.
+    pub constants: Vec<(String, f64)>,
 }
 
 /// Why a run stopped early.
@@ -202,6 +206,12 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
                 path.display()
             ));
         }
+        fits(&saved.tensors, &session.tensors).map_err(|problem| {
+            RunFailure::Refused(format!(
+                "the checkpoint in `{}` does not fit this program ({problem}); nothing was changed: resume with the settings it was trained with, or start a new run",
+                dir.display()
+            ))
+        })?;
         for (name, value) in saved.tensors {
             session.tensors.insert(name, value);
         }
@@ -241,6 +251,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
     }));
     let mut info = report::record::info(path, text, &session);
     info["batch"] = json!(session.batch * processes);
+    info["constants"] = Value::Object(options.constants.iter().map(|(n, v)| (n.clone(), json!(v))).collect());
     reporter.attach(&out, &info);
     if processes > 1 {
         reporter.say(&format!(
@@ -395,6 +406,32 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
     }
     let curves = Curves::of(&reporter);
     Ok(Summary { out, event, curves })
+}
+
+/// Whether a checkpoint's tensors are this session's, name for name and
+/// shape for shape; else the first few that differ.
+fn fits(saved: &BTreeMap<String, ArrayD<f64>>, current: &BTreeMap<String, ArrayD<f64>>) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for (name, value) in current {
+        match saved.get(name) {
+            None => problems.push(format!("no `{name}`")),
+            Some(old) if old.shape() != value.shape() => {
+                problems.push(format!("`{name}` is {:?} there, {:?} here", old.shape(), value.shape()))
+            }
+            Some(_) => {}
+        }
+    }
+    problems.extend(
+        saved
+            .keys()
+            .filter(|name| !current.contains_key(*name))
+            .map(|name| format!("`{name}` is not in this program")),
+    );
+    match problems.len() {
+        0 => Ok(()),
+        n if n <= 3 => Err(problems.join("; ")),
+        n => Err(format!("{}; and {} more", problems[..3].join("; "), n - 3)),
+    }
 }
 
 /// The Hessian analysis of the trained model, if the `analyze` section

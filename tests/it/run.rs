@@ -156,6 +156,78 @@ fn a_resumed_run_matches_an_uninterrupted_one() {
     std::fs::remove_dir_all(parts).unwrap();
 }
 
+/// Resuming with settings that change the model's shapes is refused
+/// before anything is written: the checkpoint stays as it was.
+#[test]
+fn a_checkpoint_that_does_not_fit_is_refused_and_kept() {
+    let dir = scratch("misfit");
+    let file = "examples/digits_mlp.nn";
+    let (code, _, stderr) = nnc(&[
+        "run",
+        file,
+        "--steps",
+        "40",
+        "--quiet",
+        "--stop-after",
+        "5",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let checkpoint = dir.join("checkpoint.safetensors");
+    let before = std::fs::read(&checkpoint).unwrap();
+    let (code, _, stderr) = nnc(&[
+        "run",
+        file,
+        "--steps",
+        "40",
+        "--quiet",
+        "--set",
+        "H=32",
+        "--resume",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("does not fit this program")
+            && stderr.contains("`mlp_classifier.linear.w` is [64, 128] there, [64, 32] here"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&checkpoint).unwrap(), before, "the checkpoint changed");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `--resume DIR` alone continues with the settings the run started with
+/// (steps, learning rate, batch, seed, `--set` constants, from its
+/// `run.json`), to the parameters of the uninterrupted run.
+#[test]
+fn a_resumed_run_keeps_the_settings_it_started_with() {
+    let whole = scratch("settings-whole");
+    let parts = scratch("settings-parts");
+    let file = "examples/digits_mlp.nn";
+    let settings = [
+        "--steps", "30", "--lr", "0.02", "--batch", "16", "--seed", "7", "--set", "H=24", "--quiet",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", file];
+        args.extend(extra);
+        let (code, _, stderr) = nnc(&args);
+        assert_eq!(code, 0, "{stderr}");
+    };
+    run(&[&settings[..], &["--out", whole.to_str().unwrap()]].concat());
+    run(&[&settings[..], &["--stop-after", "11", "--out", parts.to_str().unwrap()]].concat());
+    run(&["--quiet", "--resume", parts.to_str().unwrap()]);
+    let a = nnc::runtime::checkpoint::load(&whole.join("checkpoint.safetensors")).unwrap();
+    let b = nnc::runtime::checkpoint::load(&parts.join("checkpoint.safetensors")).unwrap();
+    assert_eq!((a.step, b.step), (30, 30));
+    assert_eq!(a.tensors["mlp_classifier.linear.b"].len(), 24);
+    for (name, tensor) in &a.tensors {
+        assert_eq!(tensor, &b.tensors[name], "{name} differs after resuming");
+    }
+    std::fs::remove_dir_all(whole).unwrap();
+    std::fs::remove_dir_all(parts).unwrap();
+}
+
 #[test]
 fn init_from_reports_what_matched() {
     let first = scratch("init-a");
