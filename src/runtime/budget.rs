@@ -346,6 +346,40 @@ pub fn check(session: &Session, estimate: &Estimate, limit: Option<u64>) -> Resu
     Err(message)
 }
 
+/// Checks, before anything of the model's size is allocated, that the
+/// host's `f64` copy of the step's persistent tensors (parameters, model
+/// states, optimizer slots) fits in what the machine has: a model far too
+/// large for the machine fails at once, not after minutes of allocating.
+pub fn check_tensors(step: &Graph, limit: Option<u64>) -> Result<(), String> {
+    let mut values: u64 = 0;
+    fn persistent(op: &crate::prim::Prim) -> Option<&str> {
+        match op {
+            crate::prim::Prim::Param(name) | crate::prim::Prim::State(name) => Some(name),
+            _ => None,
+        }
+    }
+    for (_, id) in step.leaves(persistent) {
+        let count = step.node(id).shape.iter().try_fold(1u64, |count, dim| {
+            count.checked_mul(u64::try_from(dim.as_const()?).ok()?)
+        });
+        values = values.saturating_add(count.unwrap_or(u64::MAX));
+    }
+    let bytes = values.saturating_mul(8);
+    let Some(available) = available(limit) else {
+        return Ok(());
+    };
+    if bytes <= available.bytes {
+        return Ok(());
+    }
+    Err(format!(
+        "the model's parameters, states and optimizer slots ({} values) need {} on the host alone; {} is {}: make the model smaller (fewer or narrower layers)",
+        group_thousands(values.min(i64::MAX as u64) as i64),
+        bytes_text(bytes),
+        bytes_text(available.bytes),
+        available.source
+    ))
+}
+
 /// The largest batch whose plan fits in `room`, from the plan at batch 1
 /// and at the requested batch (memory grows about linearly with the batch).
 fn largest_batch(session: &Session, at: &Estimate, room: u64) -> Option<usize> {

@@ -266,6 +266,21 @@ impl Session {
             return Err((diagnostic, program));
         }
 
+        // The host's copy of every persistent tensor is the first thing
+        // allocated: checked before, as the step's plan is checked later.
+        if let Err(message) = budget::check_tensors(&step_graph, overrides.memory_limit) {
+            // Pointed at the largest parameter, where the model makes it.
+            let largest = program
+                .params
+                .iter()
+                .max_by_key(|p| p.ty.num_elements().unwrap_or(i64::MAX));
+            let span = largest.map(|p| p.span).unwrap_or_default();
+            let mut diagnostic = Diagnostic::error(codes::BAD_VALUE, message, span);
+            if let Some(p) = largest {
+                diagnostic = diagnostic.label(format!("the largest, `{}`, is {}", p.path, p.ty));
+            }
+            return Err((diagnostic, program));
+        }
         let mut tensors = BTreeMap::new();
         for info in program.params.iter().chain(&program.states) {
             tensors.insert(info.path.clone(), init::initialize(info, seed));

@@ -136,6 +136,36 @@ fn memory_limit_refuses_a_plan_over_it_and_suggests_a_batch_that_fits() {
     std::fs::remove_dir_all(out).unwrap();
 }
 
+/// A model whose parameters alone do not fit is refused before they are
+/// allocated: at once, pointed at the largest parameter, with nothing of
+/// its size in memory (the process stays small).
+#[test]
+fn a_model_too_large_for_the_machine_is_refused_before_its_parameters_exist() {
+    let out = scratch("too-large");
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = nnc(&[
+        "run",
+        "examples/digits_mlp.nn",
+        "--set",
+        "H=4000000",
+        "--memory-limit",
+        "1G",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "the model's parameters, states and optimizer slots (900,000,030 values) need 6.7 GiB on the host alone"
+        ) && stderr.contains("left under --memory-limit 1.0 GiB")
+            && stderr.contains("the largest, `mlp_classifier.linear.w`, is f32[64, 4000000]"),
+        "{stderr}"
+    );
+    assert!(started.elapsed().as_secs_f64() < 10.0, "took {:?}", started.elapsed());
+    assert!(!out.join("checkpoint.safetensors").exists());
+    let _ = std::fs::remove_dir_all(out);
+}
+
 /// A batch larger than the training split runs, with a warning that says
 /// so with the numbers (on stderr, and as a JSON event).
 #[test]
