@@ -141,6 +141,10 @@ pub mod codes {
     pub const INDEX_OUT_OF_RANGE: &str = "E0310";
     /// A tensor with a size of zero (`linear(x, 0)`): nothing to compute.
     pub const ZERO_SIZE: &str = "E0311";
+    /// A tensor with more elements than can be addressed (`const H =
+    /// 9223372036854775807` used as a width), or parameters that together
+    /// have more.
+    pub const TOO_LARGE: &str = "E0312";
 
     /// Program structure.
     pub const MISSING_LOSS: &str = "E0401";

@@ -38,6 +38,21 @@ impl Dim {
         }
     }
 
+    /// The least value the size can take with every symbol at least 1: the
+    /// constant, or for a polynomial whose coefficients are all positive
+    /// their sum (saturating); 0 when a negative coefficient could make it
+    /// anything.
+    pub fn least(&self) -> i64 {
+        if let Some(n) = self.as_const() {
+            return n;
+        }
+        if self.terms.values().all(|&c| c > 0) {
+            self.terms.values().fold(0i64, |acc, &c| acc.saturating_add(c))
+        } else {
+            0
+        }
+    }
+
     pub fn is_symbolic(&self) -> bool {
         self.as_const().is_none()
     }

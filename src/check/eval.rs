@@ -101,6 +101,16 @@ const ZERO_SIZE_MESSAGE: &str = "a tensor would have a size of zero";
 
 const ZERO_SIZE_HELP: &str = "sizes must be at least 1: check the constants and arguments that give this size";
 
+/// The same for a tensor with more elements than can be addressed.
+const TOO_LARGE_MESSAGE: &str = "a tensor would be too large";
+
+fn too_large_help() -> String {
+    format!(
+        "a tensor holds at most {} elements: check the constants and arguments that give this size",
+        super::group_thousands(super::types::MAX_ELEMENTS)
+    )
+}
+
 /// An argument after evaluation.
 #[derive(Clone)]
 pub struct ArgValue {
@@ -278,6 +288,11 @@ impl<'a> Checker<'a> {
                 Diagnostic::error(codes::ZERO_SIZE, ZERO_SIZE_MESSAGE, expr.span)
                     .label(format!("this would be {}", t.ty))
                     .with_help(ZERO_SIZE_HELP),
+            ),
+            Value::Tensor(t) if t.ty.is_too_large() => self.error(
+                Diagnostic::error(codes::TOO_LARGE, TOO_LARGE_MESSAGE, expr.span)
+                    .label(format!("this would be {}", t.ty))
+                    .with_help(too_large_help()),
             ),
             value => value,
         }

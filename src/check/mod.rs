@@ -102,8 +102,14 @@ impl Program {
         &self.files[0]
     }
 
+    /// The parameters' elements together (saturating; the checker rejects
+    /// a program whose parameters and states exceed
+    /// [`types::MAX_ELEMENTS`]).
     pub fn param_count(&self) -> i64 {
-        self.params.iter().filter_map(|p| p.ty.num_elements()).sum()
+        self.params
+            .iter()
+            .filter_map(|p| p.ty.num_elements())
+            .fold(0i64, i64::saturating_add)
     }
 
     /// One line about a well-formed program, for `nnc check`.
@@ -138,7 +144,7 @@ impl Program {
 }
 
 pub fn group_thousands(n: i64) -> String {
-    let digits = n.abs().to_string();
+    let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {
@@ -370,7 +376,22 @@ pub(super) fn check_items(
                 let mut value = checker.eval(&decl.value, &mut globals);
                 if let Some((_, x)) = options.overrides.iter().find(|(n, _)| n == name) {
                     value = match value {
-                        Value::Int(_) if x.fract() == 0.0 => Value::Int(dims::Dim::constant(*x as i64)),
+                        Value::Int(_) if x.fract() == 0.0 => match whole_number(*x) {
+                            Some(n) => Value::Int(dims::Dim::constant(n)),
+                            None => checker.error(
+                                Diagnostic::error(
+                                    codes::BAD_VALUE,
+                                    format!("`--set {name}={x:e}` is out of range for the integer constant `{name}`"),
+                                    decl.name.span,
+                                )
+                                .label(format!("an integer constant, given {x:e} by `--set`"))
+                                .with_help(format!(
+                                    "an integer constant is between {} and {}",
+                                    group_thousands(i64::MIN),
+                                    group_thousands(i64::MAX)
+                                )),
+                            ),
+                        },
                         Value::Bool(_) => Value::Bool(*x != 0.0),
                         _ => Value::Float(*x),
                     };
@@ -664,10 +685,36 @@ pub(super) fn check_items(
         _ => None,
     });
     if let (Some(section), Some(config)) = (analyze, program.sections.get("analyze")) {
-        let parameters = checker.params.iter().filter_map(|p| p.ty.num_elements()).sum();
+        let parameters = checker
+            .params
+            .iter()
+            .filter_map(|p| p.ty.num_elements())
+            .fold(0i64, i64::saturating_add);
         for diagnostic in hessian::check(section, config, parameters) {
             checker.report(diagnostic);
         }
+    }
+
+    // Each tensor fits (`eval` and `param` check it); together they must too.
+    let tensors = checker.params.iter().chain(&checker.states).map(|p| &p.ty);
+    if let (Some(model), None) = (model, types::TensorType::total_elements(tensors)) {
+        let largest = checker
+            .params
+            .iter()
+            .chain(&checker.states)
+            .max_by_key(|p| p.ty.num_elements().unwrap_or(i64::MAX));
+        let mut diagnostic = Diagnostic::error(
+            codes::TOO_LARGE,
+            "the model's parameters and states would be too large together",
+            model.name.span,
+        )
+        .label(format!("more than {} elements", group_thousands(types::MAX_ELEMENTS)))
+        .with_help("check the constants and arguments that give the sizes");
+        if let Some(largest) = largest {
+            diagnostic =
+                diagnostic.with_secondary(largest.span, format!("the largest, `{}`: {}", largest.path, largest.ty));
+        }
+        checker.report(diagnostic);
     }
 
     program.datasets = std::mem::take(&mut checker.datasets);
@@ -675,6 +722,14 @@ pub(super) fn check_items(
     program.states = std::mem::take(&mut checker.states);
     diagnostics.append(&mut checker.diagnostics);
     checker.observed.take()
+}
+
+/// `x` as an `i64` if it is a whole number in the range (not saturated, as
+/// `as` would).
+fn whole_number(x: f64) -> Option<i64> {
+    // -2^63 and 2^63 are exact in f64; the range is [-2^63, 2^63).
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    (x.fract() == 0.0 && (-LIMIT..LIMIT).contains(&x)).then_some(x as i64)
 }
 
 /// Takes the pass's trace, naming the loss as an output.
@@ -740,9 +795,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn whole_numbers_in_range_only() {
+        assert_eq!(whole_number(3.0), Some(3));
+        assert_eq!(whole_number(i64::MIN as f64), Some(i64::MIN));
+        assert_eq!(whole_number(-(i64::MIN as f64)), None);
+        assert_eq!(whole_number(1e30), None);
+        assert_eq!(whole_number(2.5), None);
+    }
+
+    #[test]
     fn thousands_are_grouped() {
         assert_eq!(group_thousands(8970), "8,970");
         assert_eq!(group_thousands(123), "123");
         assert_eq!(group_thousands(1234567), "1,234,567");
+        assert_eq!(group_thousands(i64::MIN), "-9,223,372,036,854,775,808");
     }
 }

@@ -30,11 +30,46 @@ impl TensorType {
         self.shape.len()
     }
 
-    /// Number of elements, when every dimension is known.
+    /// Number of elements, when every dimension is known and the product
+    /// fits in an `i64`.
     pub fn num_elements(&self) -> Option<i64> {
         self.shape
             .iter()
-            .try_fold(1i64, |acc, d| d.as_const().map(|n| acc.saturating_mul(n)))
+            .try_fold(1i64, |acc, d| d.as_const().and_then(|n| acc.checked_mul(n)))
+    }
+
+    /// Whether the tensor would have more than [`MAX_ELEMENTS`] elements
+    /// whatever its symbolic sizes are (each at least 1), counting a
+    /// product that overflows as too large.
+    pub fn is_too_large(&self) -> bool {
+        self.shape
+            .iter()
+            .try_fold(1i64, |acc, d| acc.checked_mul(d.least()))
+            .is_none_or(|count| count > MAX_ELEMENTS)
+    }
+}
+
+/// The most elements a tensor (or the parameters and states together) may
+/// have: the host keeps values as `f64`, and the bytes of an array must be
+/// addressable (`isize::MAX`), as the interpreter also requires.
+pub const MAX_ELEMENTS: i64 = i64::MAX / std::mem::size_of::<f64>() as i64;
+
+impl TensorType {
+    /// The elements of tensors of these types together (symbolic shapes,
+    /// after an error, not counted): `None` if the total would exceed
+    /// [`MAX_ELEMENTS`].
+    pub fn total_elements<'a>(types: impl IntoIterator<Item = &'a TensorType>) -> Option<i64> {
+        types
+            .into_iter()
+            .try_fold(0i64, |acc, ty| {
+                let count = if ty.is_too_large() {
+                    None
+                } else {
+                    Some(ty.num_elements().unwrap_or(0))
+                };
+                acc.checked_add(count?)
+            })
+            .filter(|&total| total <= MAX_ELEMENTS)
     }
 }
 

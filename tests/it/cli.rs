@@ -80,6 +80,39 @@ fn run_refuses_bad_overrides() {
     assert_eq!(nnc(&["run", "examples/digits_mlp.nn", "--set", "H=abc"]).0, 2);
 }
 
+/// A size too large for any tensor is a check error, so the commands that
+/// run the program stop with it (exit code 1) instead of overflowing, and
+/// a `--set` value outside the integers is refused, naming the constant.
+#[test]
+fn sizes_too_large_are_check_errors() {
+    let file = "tests/data/err/too_large_width.nn";
+    for args in [
+        &["check", file][..],
+        &["run", file, "--steps", "1"],
+        &["bench", file, "--steps", "1", "--repeats", "1"],
+        &["analyze", file],
+        &["dump", file, "--stage", "memory"],
+    ] {
+        let (code, stdout, stderr) = nnc(args);
+        assert_eq!(code, 1, "{args:?}: {stdout}{stderr}");
+        assert!(
+            stderr.contains("error[E0312]: a tensor would be too large"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("internal error"), "{args:?}: {stderr}");
+    }
+    let (code, _, stderr) = nnc(&["dump", "examples/digits_mlp.nn", "--set", "H=1e30"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("error[E0501]: `--set H=1e30` is out of range for the integer constant `H`"),
+        "{stderr}"
+    );
+    // In range, but too large for a tensor.
+    let (code, _, stderr) = nnc(&["dump", "examples/digits_mlp.nn", "--set", "H=9e18"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("error[E0312]"), "{stderr}");
+}
+
 /// `nnc bench` measures the file at other sizes (`--set`, `--batch`) and
 /// refuses a constant the file does not have.
 #[test]

@@ -47,7 +47,15 @@ impl Checker<'_> {
                                 .with_help(ZERO_SIZE_HELP),
                         );
                     }
-                    !empty
+                    let large = !empty && t.is_too_large();
+                    if large {
+                        self.report(
+                            Diagnostic::error(codes::TOO_LARGE, TOO_LARGE_MESSAGE, ty.span)
+                                .label(format!("`{}` would be {t}", name.name))
+                                .with_help(too_large_help()),
+                        );
+                    }
+                    !empty && !large
                 });
                 let Some(tensor_type) = tensor_type else {
                     scope.bind(
