@@ -374,7 +374,8 @@ pub(super) fn check_items(
             Item::Const(decl) => {
                 let name = &decl.name.name;
                 let mut value = checker.eval(&decl.value, &mut globals);
-                if let Some((_, x)) = options.overrides.iter().find(|(n, _)| n == name) {
+                // The last `--set` of a name wins, as with any repeated flag.
+                if let Some((_, x)) = options.overrides.iter().rfind(|(n, _)| n == name) {
                     value = match value {
                         Value::Int(_) if x.fract() == 0.0 => match whole_number(*x) {
                             Some(n) => Value::Int(dims::Dim::constant(n)),

@@ -136,7 +136,8 @@ pub enum Command {
         /// checkpoint.safetensors); every parameter must be in it.
         #[arg(long, value_name = "FILE")]
         checkpoint: Option<PathBuf>,
-        /// Override a constant of the file, e.g. `--set H=8` (repeatable).
+        /// Override a constant of the file, e.g. `--set H=8` (repeatable; the last value
+        /// given for a name wins).
         #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_setting)]
         settings: Vec<(String, f64)>,
         /// Print the analysis as JSON lines (`{"event":"hessian",...}`).
@@ -165,7 +166,8 @@ pub enum Command {
         /// hidden vector, e.g. `bert_encoder`.
         #[arg(long, value_name = "NAME")]
         block: String,
-        /// Override a constant of the file, e.g. `--set D=64` (repeatable).
+        /// Override a constant of the file, e.g. `--set D=64` (repeatable; the last value
+        /// given for a name wins).
         #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_setting)]
         settings: Vec<(String, f64)>,
         /// Print the result as one JSON line (with the vectors).
@@ -196,7 +198,8 @@ pub enum Command {
         /// Examples per step (overrides `train.batch`).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         batch: Option<u32>,
-        /// Override a constant of the file, e.g. `--set D=384` (repeatable).
+        /// Override a constant of the file, e.g. `--set D=384` (repeatable; the last value
+        /// given for a name wins).
         #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_setting)]
         settings: Vec<(String, f64)>,
         /// Print one JSON object per backend (with every timed step's
@@ -221,7 +224,8 @@ pub enum Command {
         /// Which stage to print.
         #[arg(long, value_enum, default_value_t = Stage::Ir)]
         stage: Stage,
-        /// Override a constant of the file, e.g. `--set T=512` (repeatable).
+        /// Override a constant of the file, e.g. `--set T=512` (repeatable; the last value
+        /// given for a name wins).
         #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_setting)]
         settings: Vec<(String, f64)>,
     },
@@ -244,7 +248,8 @@ pub struct RunArgs {
     /// Learning rate before the schedule (overrides the optimizer's `lr`).
     #[arg(long, value_parser = parse_positive)]
     pub lr: Option<f64>,
-    /// Override a constant of the file, e.g. `--set H=256` (repeatable).
+    /// Override a constant of the file, e.g. `--set H=256` (repeatable; the last value
+    /// given for a name wins).
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_setting)]
     pub settings: Vec<(String, f64)>,
     /// The run directory [default: runs/<file>-<time>/].
@@ -291,8 +296,12 @@ fn parse_memory(text: &str) -> Result<u64, String> {
 
 fn parse_setting(text: &str) -> Result<(String, f64), String> {
     let (name, value) = text.split_once('=').ok_or("expected NAME=VALUE")?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(format!("the NAME of NAME=VALUE is empty in `{text}`"));
+    }
     let value: f64 = value.trim().parse().map_err(|_| format!("`{value}` is not a number"))?;
-    Ok((name.trim().to_string(), value))
+    Ok((name.to_string(), value))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -113,6 +113,18 @@ fn sizes_too_large_are_check_errors() {
     assert!(stderr.contains("error[E0312]"), "{stderr}");
 }
 
+/// A repeated `--set` takes the last value given for the name, as a
+/// repeated flag does; an empty name is refused as one.
+#[test]
+fn the_last_set_of_a_name_wins() {
+    let (code, ir, stderr) = nnc(&["dump", "examples/digits_mlp.nn", "--set", "H=3", "--set", "H=4"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(ir.contains("f32[64, 4] = param mlp_classifier.linear.w"), "{ir}");
+    let (code, _, stderr) = nnc(&["run", "examples/digits_mlp.nn", "--set", "=3"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("the NAME of NAME=VALUE is empty in `=3`"), "{stderr}");
+}
+
 /// `nnc bench` measures the file at other sizes (`--set`, `--batch`) and
 /// refuses a constant the file does not have.
 #[test]
