@@ -34,7 +34,7 @@ pub(super) fn check_variants(
         let mut variant = Program::empty(std::mem::take(&mut program.sources));
         let mut found = Vec::new();
         check_items(files, user, &options, &mut variant, &mut found, false);
-        program.sources = variant.sources;
+        program.sources = std::mem::take(&mut variant.sources);
         found
     });
     diagnostics.extend(reports);
@@ -52,9 +52,9 @@ pub(super) fn check_decoder(files: &[ast::File], user: u32, options: &Options, p
     let mut decoder = Program::empty(std::mem::take(&mut program.sources));
     let mut found = Vec::new();
     check_items(files, user, &options, &mut decoder, &mut found, false);
-    program.sources = decoder.sources;
+    program.sources = std::mem::take(&mut decoder.sources);
     if !found.iter().any(Diagnostic::is_error) {
-        program.decode_trace = decoder.decode_trace;
+        program.decode_trace = decoder.decode_trace.take();
     }
 }
 

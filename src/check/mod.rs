@@ -234,14 +234,7 @@ fn check_source_observing(
     options: &Options,
     observe: bool,
 ) -> (Program, Option<observe::Observations>) {
-    std::thread::scope(|scope| {
-        std::thread::Builder::new()
-            .name("nnc-check".into())
-            .stack_size(256 << 20)
-            .spawn_scoped(scope, || check_source_here(name, text, options, observe))
-            .map(|handle| handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .unwrap_or_else(|_| check_source_here(name, text, options, observe))
-    })
+    crate::syntax::on_deep_stack("nnc-check", || check_source_here(name, text, options, observe))
 }
 
 fn check_source_here(
@@ -278,6 +271,18 @@ fn check_source_here(
     program.files = files;
     program.diagnostics = diagnostics;
     (program, observed)
+}
+
+/// The syntax trees are dropped on a thread with a deep stack, as they were
+/// made: dropping recurses as deep as the longest expression, deeper than
+/// the main thread's stack allows.
+impl Drop for Program {
+    fn drop(&mut self) {
+        let files = std::mem::take(&mut self.files);
+        if !files.is_empty() {
+            crate::syntax::on_deep_stack("nnc-drop", move || drop(files));
+        }
+    }
 }
 
 impl Program {

@@ -34,8 +34,14 @@ pub struct Formatted {
     pub unchanged: usize,
 }
 
-/// Formats a whole file.
+/// Formats a whole file. Runs on a thread with a deep stack, as checking
+/// does: an item's syntax tree is as deep as its longest expression, and
+/// comparing and dropping trees recurses.
 pub fn format(source: &str) -> Formatted {
+    syntax::on_deep_stack("nnc-fmt", || format_here(source))
+}
+
+fn format_here(source: &str) -> Formatted {
     let mut lines = Vec::new();
     let (mut broken, mut unchanged) = (0, 0);
     for (start, end) in syntax::item_chunks(source) {
@@ -79,6 +85,10 @@ pub fn format(source: &str) -> Formatted {
 /// diagnostics without their positions: equal for two texts that mean the
 /// same program (what the formatter must preserve).
 pub fn fingerprint(source: &str) -> String {
+    syntax::on_deep_stack("nnc-fmt", || fingerprint_here(source))
+}
+
+fn fingerprint_here(source: &str) -> String {
     let (file, diagnostics) = syntax::parse(0, source);
     let mut out = ast_fingerprint(&file);
     for d in &diagnostics {

@@ -15,8 +15,8 @@ use crate::jit::{small_session_on, ATOL, RTOL};
 
 /// The decoder's inputs and outputs, sorted, or `None` without one.
 fn decoder_of(example: &str, constants: &[(&str, f64)]) -> Option<(Vec<String>, Vec<String>)> {
-    let program = checked_program(&root().join("examples"), example, constants);
-    let trace = program.decode_trace?;
+    let mut program = checked_program(&root().join("examples"), example, constants);
+    let trace = program.decode_trace.take()?;
     let mut inputs: Vec<String> = trace
         .nodes
         .iter()

@@ -113,6 +113,25 @@ fn sizes_too_large_are_check_errors() {
     assert!(stderr.contains("error[E0312]"), "{stderr}");
 }
 
+/// An expression of 200,000 terms is too deep to check: the error is
+/// reported (exit code 1), and dropping its syntax tree after the report
+/// does not overflow the main thread's stack.
+#[test]
+fn a_very_long_expression_is_an_error_not_a_crash() {
+    let dir = crate::common::scratch("cli", "long");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("long.nn");
+    std::fs::write(&path, format!("const H = {}\n", vec!["1"; 200_000].join(" + "))).unwrap();
+    let (code, _, stderr) = nnc(&["check", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("error[E0001]: the expression is nested more than 5000 levels deep"),
+        "{stderr}"
+    );
+    assert!(stderr.trim_end().ends_with("errors"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A repeated `--set` takes the last value given for the name, as a
 /// repeated flag does; an empty name is refused as one.
 #[test]

@@ -133,3 +133,20 @@ fn check_flag_reports_unformatted_files() {
     assert_eq!(nnc(&["fmt", "no/such/file.nn"]).0, 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An expression of 20,000 terms is a syntax tree 20,000 deep: formatting
+/// it (comparing and dropping trees) runs on a deep stack, as checking
+/// does, instead of overflowing the main thread's.
+#[test]
+fn a_long_flat_expression_is_formatted() {
+    let dir = crate::common::scratch("fmt", "long");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("long.nn");
+    let terms = vec!["1"; 20_000];
+    std::fs::write(&path, format!("const H = {}\n", terms.join("+"))).unwrap();
+    let (code, _, stderr) = nnc(&["fmt", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let formatted = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(formatted, format!("const H = {}\n", terms.join(" + ")));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
