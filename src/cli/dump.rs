@@ -13,11 +13,15 @@ pub(super) fn run_dump(path: &std::path::Path, stage: Stage, settings: &[(String
         Err(code) => return code,
     };
     let text = match stage {
-        Stage::Ast => format!("{:#?}\n", program.user_file()),
-        Stage::Ir => crate::ir::print::print(&crate::ir::lower::lower_loops(&program.train_trace)),
-        Stage::Eval => crate::ir::print::print(&crate::ir::lower::lower_loops(&program.eval_trace)),
-        Stage::Grad => crate::ir::print::print(&step_graph(&program)),
-        Stage::Opt => crate::ir::print::print(&optimized_step(&program)),
+        Stage::Ast => Ok(format!("{:#?}\n", program.user_file())),
+        Stage::Ir => Ok(crate::ir::print::print(&crate::ir::lower::lower_loops(
+            &program.train_trace,
+        ))),
+        Stage::Eval => Ok(crate::ir::print::print(&crate::ir::lower::lower_loops(
+            &program.eval_trace,
+        ))),
+        Stage::Grad => Ok(crate::ir::print::print(&step_graph(&program))),
+        Stage::Opt => Ok(crate::ir::print::print(&optimized_step(&program))),
         Stage::Fused | Stage::Memory | Stage::Clif | Stage::Asm => {
             let graph = optimized_step(&program);
             let batch = program.sections.get("train").and_then(|t| t.int("batch")).unwrap_or(32);
@@ -30,8 +34,18 @@ pub(super) fn run_dump(path: &std::path::Path, stage: Stage, settings: &[(String
             }
         }
     };
-    print!("{text}");
-    ExitCode::SUCCESS
+    match text {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        // The program checks but cannot be compiled at these sizes: like
+        // `run`, the error on stderr and exit code 1.
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// The training step's graph: forward, gradients, update.

@@ -510,20 +510,18 @@ impl Drop for Compiled {
     }
 }
 
-/// The kernels of the graph's fused form, as text.
-pub fn dump_fused(graph: &Graph, dims: &HashMap<String, i64>) -> String {
-    match prepare(graph, dims) {
-        Ok((fused, _)) => fuse::print(&fused),
-        Err(e) => format!("error: {e}\n"),
-    }
+/// The kernels of the graph's fused form, as text; `Err` when the graph
+/// cannot be fused and planned at these sizes.
+pub fn dump_fused(graph: &Graph, dims: &HashMap<String, i64>) -> Result<String, String> {
+    let (fused, _) = prepare(graph, dims)?;
+    Ok(fuse::print(&fused))
 }
 
-/// The memory plan (every buffer's place and life, peak bytes), as text.
-pub fn dump_memory(graph: &Graph, dims: &HashMap<String, i64>) -> String {
-    match prepare(graph, dims) {
-        Ok((fused, plan)) => memory::print(&fused, &plan),
-        Err(e) => format!("error: {e}\n"),
-    }
+/// The memory plan (every buffer's place and life, peak bytes), as text;
+/// `Err` when the graph cannot be planned at these sizes.
+pub fn dump_memory(graph: &Graph, dims: &HashMap<String, i64>) -> Result<String, String> {
+    let (fused, plan) = prepare(graph, dims)?;
+    Ok(memory::print(&fused, &plan))
 }
 
 /// The sizes of a step's memory plan, in bytes.
@@ -554,26 +552,23 @@ impl MemorySizes {
 }
 
 /// The CLIF of every generated function, as text.
-pub fn dump_clif(graph: &Graph, dims: &HashMap<String, i64>) -> String {
+pub fn dump_clif(graph: &Graph, dims: &HashMap<String, i64>) -> Result<String, String> {
     dump_code(graph, dims, false)
 }
 
 /// The x86-64 code of every generated function, as Cranelift lists it
 /// (registers allocated, before encoding).
-pub fn dump_asm(graph: &Graph, dims: &HashMap<String, i64>) -> String {
+pub fn dump_asm(graph: &Graph, dims: &HashMap<String, i64>) -> Result<String, String> {
     dump_code(graph, dims, true)
 }
 
-fn dump_code(graph: &Graph, dims: &HashMap<String, i64>, asm: bool) -> String {
-    let run = || -> Result<String, String> {
-        let (fused, plan) = prepare(graph, dims)?;
-        let artifacts = compile::compile(&fused, &plan, &CompileOptions::default(), true)?;
-        let text = if asm { &artifacts.asm } else { &artifacts.clif }.join("\n");
-        // Safety: the code is never called.
-        unsafe { artifacts.module.free_memory() };
-        Ok(text)
-    };
-    run().unwrap_or_else(|e| format!("error: {e}\n"))
+fn dump_code(graph: &Graph, dims: &HashMap<String, i64>, asm: bool) -> Result<String, String> {
+    let (fused, plan) = prepare(graph, dims)?;
+    let artifacts = compile::compile(&fused, &plan, &CompileOptions::default(), true)?;
+    let text = if asm { &artifacts.asm } else { &artifacts.clif }.join("\n");
+    // Safety: the code is never called.
+    unsafe { artifacts.module.free_memory() };
+    Ok(text)
 }
 
 #[cfg(test)]

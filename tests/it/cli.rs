@@ -280,6 +280,34 @@ fn dump_prints_the_generated_code() {
     );
 }
 
+/// A program that checks but cannot be compiled at its batch size (a
+/// product of 10²¹ elements): the code stages print the error on stderr
+/// and exit with 1, as `run` does, rather than print it as the dump.
+#[test]
+fn dump_stages_that_cannot_compile_fail() {
+    let dir = crate::common::scratch("cli", "dump-fails");
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(crate::common::root().join("examples/digits_mlp.nn")).unwrap();
+    let data = crate::common::root().join("examples/data/digits.csv");
+    let text = text
+        .replace("\"data/digits.csv\"", &format!("{:?}", data.to_str().unwrap()))
+        .replace("batch: 64", "batch: 100000");
+    let path = dir.join("wide.nn");
+    std::fs::write(&path, text).unwrap();
+    let path = path.to_str().unwrap();
+    assert_eq!(nnc(&["check", path]).0, 0);
+    for stage in ["fused", "memory", "clif", "asm"] {
+        let (code, stdout, stderr) = nnc(&["dump", path, "--stage", stage, "--set", "H=10000000000000000"]);
+        assert_eq!(code, 1, "{stage}: {stdout}{stderr}");
+        assert!(stdout.is_empty(), "{stage}: {stdout}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains("is too large"),
+            "{stage}: {stderr}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A long recurrence is one loop: the LSTM's compiled step has the same
 /// kernels at T = 128 and T = 512, its loops' bodies listed once; a short
 /// one (the example's T = 32) runs unrolled.

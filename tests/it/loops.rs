@@ -135,9 +135,9 @@ fn dumps_show_the_body_once() {
         let graph = eval_graph(&session);
         let dims = HashMap::from([(nnc::check::data::BATCH.to_string(), 2)]);
         (
-            nnc::codegen::dump_fused(&graph, &dims),
-            nnc::codegen::dump_memory(&graph, &dims),
-            nnc::codegen::dump_clif(&graph, &dims),
+            nnc::codegen::dump_fused(&graph, &dims).unwrap(),
+            nnc::codegen::dump_memory(&graph, &dims).unwrap(),
+            nnc::codegen::dump_clif(&graph, &dims).unwrap(),
         )
     };
     let (short, long) = (dumps(4.0), dumps(64.0));
@@ -309,13 +309,13 @@ fn a_sequence_step_as_result_and_next_carry() {
     let env = feeds(&[("a", &[64, 8]), ("xs", &[64, 70, 8])]);
     check("a sequence step as result", &graph, &env);
     let early = ", copied in as the step before ends";
-    let memory = nnc::codegen::dump_memory(&graph, &HashMap::new());
+    let memory = nnc::codegen::dump_memory(&graph, &HashMap::new()).unwrap();
     assert!(memory.contains("steps at [") && !memory.contains(early), "{memory}");
 
     let dir = write_model("loops-early-steps", "lstm", "lstm(x, hidden: H)");
     let session = session(&dir, "model.nn", &[("T", 5.0)], 3);
     let dims = HashMap::from([(nnc::check::data::BATCH.to_string(), 3)]);
-    let memory = nnc::codegen::dump_memory(&step_graph(&session), &dims);
+    let memory = nnc::codegen::dump_memory(&step_graph(&session), &dims).unwrap();
     assert_eq!(memory.matches(early).count(), 2, "{memory}");
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -332,7 +332,7 @@ fn next_carries_are_computed_in_their_slots() {
     let dir = write_model("loops-in-place", "lstm", "lstm(x, hidden: H, peephole: true)");
     let session = session(&dir, "model.nn", &[("T", 5.0)], 3);
     let dims = HashMap::from([(nnc::check::data::BATCH.to_string(), 3)]);
-    let memory = nnc::codegen::dump_memory(&step_graph(&session), &dims);
+    let memory = nnc::codegen::dump_memory(&step_graph(&session), &dims).unwrap();
     let backward = memory.split("loop %").nth(2).expect("a backward loop");
     assert!(backward.contains("carries at ["), "{memory}");
     assert_eq!(backward.matches("(output, in place)").count(), 5, "{memory}");
@@ -360,11 +360,11 @@ fn the_backward_loop_reads_the_shifted_state_in_place() {
         let session = session(&dir, "model.nn", &[("T", 5.0)], 3);
         let graph = step_graph(&session);
         let dims = HashMap::from([(nnc::check::data::BATCH.to_string(), 3)]);
-        let memory = nnc::codegen::dump_memory(&graph, &dims);
+        let memory = nnc::codegen::dump_memory(&graph, &dims).unwrap();
         let backward = memory.split("loop %").nth(2).expect("a backward loop");
         let steps = backward.split("steps at [").nth(1).unwrap().split(']').next().unwrap();
         assert_eq!(steps.matches(zeros).count(), 1, "{label}: {memory}");
-        let fused = nnc::codegen::dump_fused(&graph, &dims);
+        let fused = nnc::codegen::dump_fused(&graph, &dims).unwrap();
         let concats = fused
             .lines()
             .filter(|l| l.starts_with('k') && l.contains(": concat"))
