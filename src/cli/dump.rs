@@ -75,7 +75,15 @@ pub(super) fn run_grad(path: &std::path::Path, dump_ir: bool, color: bool) -> Ex
         print!("{}", crate::ir::print::print(&graph));
         return ExitCode::SUCCESS;
     }
-    let forward = crate::ir::lower::lower(&program.train_trace).len();
+    // The forward pass as the step has it: loops kept as loop nodes, then
+    // the same passes (which unroll the same short loops), so the counts
+    // compare.
+    let forward = {
+        let mut forward = crate::ir::lower::lower_loops(&program.train_trace);
+        crate::passes::prepare_forward(&mut forward);
+        crate::passes::optimize_loops(&mut forward);
+        forward.len()
+    };
     println!(
         "{}: training step of {} nodes after optimization ({forward} in the forward pass)",
         path.display(),

@@ -132,6 +132,26 @@ fn a_very_long_expression_is_an_error_not_a_crash() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `nnc grad` counts the forward pass as the step has it (loops kept, the
+/// same passes): the whole step is larger than its forward pass, also for
+/// a recurrent model whose loop the unrolled forward graph would repeat.
+#[test]
+fn grad_counts_comparable_graphs() {
+    for example in ["examples/text_classify.nn", "examples/digits_mlp.nn"] {
+        let (code, stdout, stderr) = nnc(&["grad", example]);
+        assert_eq!(code, 0, "{stderr}");
+        let first = stdout.lines().next().unwrap();
+        let numbers: Vec<usize> = first
+            .split(|c: char| !c.is_ascii_digit())
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let [step, forward] = numbers[..] else {
+            panic!("two counts expected in {first}");
+        };
+        assert!(forward < step, "{first}");
+    }
+}
+
 /// A repeated `--set` takes the last value given for the name, as a
 /// repeated flag does; an empty name is refused as one.
 #[test]
