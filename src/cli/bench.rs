@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use super::check::unknown_setting;
+use super::check::checked_program;
 use super::BenchBackend;
 use crate::check;
 
@@ -13,29 +13,18 @@ pub(super) fn run_bench(
     (warmup, steps): (usize, usize),
     repeats: usize,
     sizes: &crate::codegen::bench::Sizes,
-    json: bool,
     memory_limit: Option<u64>,
+    (json, color): (bool, bool),
 ) -> ExitCode {
-    if !path.exists() {
-        eprintln!("error: cannot read `{}`: no such file", path.display());
-        return ExitCode::from(2);
-    }
-    if let Err(message) = bench_fits(path, backend, sizes, memory_limit) {
+    // As `run`: 2 for an unreadable file or an unknown `--set`, 1 with the
+    // diagnostics for a program with errors.
+    let program = match checked_program(path, &sizes.settings, color) {
+        Ok(program) => program,
+        Err(code) => return code,
+    };
+    if let Err(message) = bench_fits(program, path, backend, sizes, memory_limit) {
         eprintln!("error: {message}");
         return ExitCode::from(1);
-    }
-    if !sizes.settings.is_empty() {
-        let program = match check::check_file_with(path, sizes.settings.clone()) {
-            Ok(program) => program,
-            Err(message) => {
-                eprintln!("error: {message}");
-                return ExitCode::from(2);
-            }
-        };
-        if let Some(message) = unknown_setting(&program, &sizes.settings, path) {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
     }
     let name = match backend {
         BenchBackend::Interp => "interp",
@@ -71,16 +60,12 @@ pub(super) fn run_bench(
 /// Refuses a benchmark whose step (on the JIT, or the interpreter's values,
 /// whichever is larger with `both`) does not fit in memory.
 fn bench_fits(
+    program: check::Program,
     path: &std::path::Path,
     backend: BenchBackend,
     sizes: &crate::codegen::bench::Sizes,
     memory_limit: Option<u64>,
 ) -> Result<(), String> {
-    let program = check::check_file_with(path, sizes.settings.clone())?;
-    if program.has_errors() {
-        // bench reports the diagnostics itself.
-        return Ok(());
-    }
     let base = path.parent().unwrap_or(std::path::Path::new("."));
     let backends: &[crate::runtime::Backend] = match backend {
         BenchBackend::Interp => &[crate::runtime::Backend::Interp],

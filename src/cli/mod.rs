@@ -444,8 +444,8 @@ pub fn main() -> ExitCode {
                 (warmup as usize, steps as usize),
                 repeats as usize,
                 &sizes,
-                json,
                 memory_limit,
+                (json, color),
             )
         }
         Command::Report { dirs, out } => match crate::runtime::report::compare::compare(&dirs, &out) {

@@ -164,6 +164,29 @@ fn the_last_set_of_a_name_wins() {
     assert!(stderr.contains("the NAME of NAME=VALUE is empty in `=3`"), "{stderr}");
 }
 
+/// `nnc bench` fails as `run` does: 2 for a file it cannot read (a
+/// directory), 1 for a program with errors, printed once as diagnostics
+/// (coloured with `--color always`).
+#[test]
+fn bench_fails_as_run_does() {
+    for command in ["run", "bench"] {
+        let (code, _, stderr) = nnc(&[command, "tests/data"]);
+        assert_eq!(code, 2, "{command}: {stderr}");
+        assert!(
+            stderr.starts_with("error: cannot read `tests/data`"),
+            "{command}: {stderr}"
+        );
+        let (code, _, stderr) = nnc(&[command, "tests/data/err/missing_model.nn"]);
+        assert_eq!(code, 1, "{command}: {stderr}");
+        assert!(
+            stderr.starts_with("error[E0405]: the program has no `model`"),
+            "{command}: {stderr}"
+        );
+        let (_, _, coloured) = nnc(&[command, "--color", "always", "tests/data/err/missing_model.nn"]);
+        assert!(coloured.contains('\u{1b}'), "{command}: {coloured}");
+    }
+}
+
 /// `nnc bench` measures the file at other sizes (`--set`, `--batch`) and
 /// refuses a constant the file does not have.
 #[test]
