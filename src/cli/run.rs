@@ -31,6 +31,20 @@ pub(super) fn run_run(args: &RunArgs, color: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A checkpoint named on the command line that cannot be read is a bad
+    // argument, like the file itself: exit code 2 before anything runs.
+    if let Some(init_from) = &args.init_from {
+        if let Err(error) = std::fs::File::open(init_from).and_then(|file| {
+            if file.metadata()?.is_dir() {
+                Err(std::io::Error::other("it is a directory"))
+            } else {
+                Ok(())
+            }
+        }) {
+            eprintln!("error: cannot read checkpoint `{}`: {error}", init_from.display());
+            return ExitCode::from(2);
+        }
+    }
     let mut program = match checked_program(&args.file, &args.settings, color) {
         Ok(program) => program,
         Err(code) => return code,

@@ -152,6 +152,20 @@ fn grad_counts_comparable_graphs() {
     }
 }
 
+/// An `--init-from` checkpoint that cannot be read is a bad argument (exit
+/// code 2, as the README says), found before the run starts.
+#[test]
+fn an_unreadable_init_from_is_a_usage_error() {
+    for path in ["no/such/checkpoint.safetensors", "tests/data"] {
+        let (code, _, stderr) = nnc(&["run", "examples/digits_mlp.nn", "--steps", "1", "--init-from", path]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("error: cannot read checkpoint `{path}`")),
+            "{stderr}"
+        );
+    }
+}
+
 /// A repeated `--set` takes the last value given for the name, as a
 /// repeated flag does; an empty name is refused as one.
 #[test]
