@@ -70,5 +70,14 @@ fn out_of_memory(size: usize) -> ! {
 }
 
 fn main() -> std::process::ExitCode {
+    // Output into a closed pipe (`nnc grad FILE | head -1`) ends the process
+    // quietly, as it does any Unix filter; Rust's runtime ignores SIGPIPE,
+    // which made every `println!` after `head` exited a panic.
+    // Safety: called before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     nnc::cli::main()
 }

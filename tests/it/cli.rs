@@ -439,3 +439,35 @@ fn an_avx2_cap_changes_no_bit() {
     assert_eq!(native.0.to_bits(), capped.0.to_bits(), "{native:?} against {capped:?}");
     assert_eq!(native.1.to_bits(), capped.1.to_bits(), "{native:?} against {capped:?}");
 }
+
+/// Output into a pipe its reader closed (`nnc dump ... | head -1`) ends
+/// the process quietly, as any Unix filter: no "internal error".
+#[cfg(unix)]
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nnc"))
+        .args(["dump", "--stage", "clif", "examples/gpt.nn"])
+        .current_dir(crate::common::root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(!first.is_empty());
+    // The reader is gone: the rest (hundreds of KB) meets a closed pipe.
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("internal error"), "{stderr}");
+    assert_eq!(
+        output.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?}: {stderr}",
+        output.status
+    );
+}
