@@ -98,6 +98,7 @@ pub(super) fn run_run(args: &RunArgs, color: bool) -> ExitCode {
         overwrite: args.overwrite,
         eval_train: false,
         constants: args.settings.clone(),
+        resume_hint: None,
     };
     let folds = program
         .datasets
@@ -149,17 +150,20 @@ pub(super) fn run_run(args: &RunArgs, color: bool) -> ExitCode {
     }
 }
 
-/// `args` with the settings a run directory's `run.json` recorded (steps,
-/// batch, seed, learning rate, `--set` constants) where `args` does not
-/// give them; a directory without one (a run of an older nnc) leaves them.
+/// `args` with the settings a run directory's `run.json` (a sweep's
+/// `sweep.json`) recorded (steps, batch, seed, learning rate, `--set`
+/// constants) where `args` does not give them; a directory without one (a
+/// run of an older nnc) leaves them.
 fn with_recorded_settings(args: &RunArgs, dir: &std::path::Path) -> Result<RunArgs, String> {
-    let path = dir.join(crate::runtime::report::record::INFO_FILE);
     let mut merged = args.clone();
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(merged),
-        Err(error) => return Err(format!("cannot read `{}`: {error}", path.display())),
+    let records = [
+        crate::runtime::report::record::INFO_FILE,
+        crate::runtime::sweep::SETTINGS_FILE,
+    ];
+    let Some(path) = records.iter().map(|name| dir.join(name)).find(|path| path.exists()) else {
+        return Ok(merged);
     };
+    let text = std::fs::read_to_string(&path).map_err(|error| format!("cannot read `{}`: {error}", path.display()))?;
     let record: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("`{}` is not the record of a run: {e}", path.display()))?;
     merged.steps = args.steps.or(record["steps"].as_u64());

@@ -51,6 +51,9 @@ pub struct RunOptions {
     /// The constants `--set` gave, recorded in `run.json` so that
     /// `--resume` checks the file with them again.
     pub constants: Vec<(String, f64)>,
+    /// The directory an interrupted run tells to resume (a sweep's, for a
+    /// run of one of its variants); `None`: the run's own.
+    pub resume_hint: Option<PathBuf>,
 }
 
 /// Why a run stopped early.
@@ -69,6 +72,10 @@ impl From<RunError> for RunFailure {
         RunFailure::Message(error.to_string())
     }
 }
+
+/// A run directory's checkpoint and event log.
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+pub const METRICS_FILE: &str = "metrics.jsonl";
 
 /// The end of a run, as the summary event reports it.
 #[derive(Clone, Debug)]
@@ -178,7 +185,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         session.install_step(compiled);
     }
     let compile_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let checkpoint_path = out.join("checkpoint.safetensors");
+    let checkpoint_path = out.join(CHECKPOINT_FILE);
 
     let mode = if options.json {
         Mode::Json
@@ -199,7 +206,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         }
     }
     if let Some(dir) = &options.resume {
-        let saved = checkpoint::load(&dir.join("checkpoint.safetensors")).map_err(RunFailure::Message)?;
+        let saved = checkpoint::load(&dir.join(CHECKPOINT_FILE)).map_err(RunFailure::Message)?;
         if saved.file_hash != file_hash {
             notes.push(format!(
                 "warning: `{}` changed since the checkpoint was written",
@@ -230,7 +237,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
     let log = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(out.join("metrics.jsonl"))
+        .open(out.join(METRICS_FILE))
         .map_err(|e| RunFailure::Message(format!("cannot write `{}`: {e}", out.display())))?;
     let mut reporter = Reporter::new(mode, Some(log), session.total_steps, session.step);
     let processes = session.collective.as_ref().map_or(1, |c| c.0.size());
@@ -302,10 +309,11 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
                 .map_err(RunFailure::Message)?;
             let event = json!({"event": "interrupted", "step": session.step, "out": out.display().to_string()});
             reporter.event(event.clone());
+            let hint = options.resume_hint.as_ref().unwrap_or(&out);
             reporter.say(&format!(
                 "stopped at step {}; resume with --resume {}",
                 session.step,
-                out.display()
+                report::record::shell_word(&hint.display().to_string())
             ));
             let curves = Curves::of(&reporter);
             return Ok(Summary { out, event, curves });

@@ -28,6 +28,8 @@ use crate::check::Program;
 
 /// The table of a sweep, in its directory.
 pub const TABLE_FILE: &str = "sweep.md";
+/// The command line's settings of a sweep, which `--resume` uses again.
+pub const SETTINGS_FILE: &str = "sweep.json";
 /// The curves of every variant, in the sweep's directory.
 pub const PLOT_FILE: &str = "sweep.svg";
 
@@ -165,6 +167,24 @@ fn run_variant(
                 eprintln!("fold {} of {k}", fold + 1);
             }
         }
+        // Resuming the sweep: a run that finished is read back, one that
+        // was interrupted goes on from its checkpoint, one that left no
+        // checkpoint starts again.
+        let run_dir = run_options.out.clone().expect("set above");
+        if options.resume.is_some() {
+            if let Some(summary) = finished(&run_dir) {
+                if !options.quiet && !options.json {
+                    eprintln!("{label}: finished before, read from {}", run_dir.display());
+                }
+                summaries.push(summary);
+                continue;
+            }
+            if run_dir.join(run::CHECKPOINT_FILE).is_file() {
+                run_options.resume = Some(run_dir);
+            } else {
+                run_options.overwrite = true;
+            }
+        }
         let summary = run::run(path, program()?, text, &run_options)?;
         if summary.event["event"] == "interrupted" {
             return Ok(Ran::Interrupted(summary));
@@ -202,6 +222,65 @@ fn run_variant(
             .filter(|b| !b.is_null()),
     };
     Ok(Ran::Done(outcome, summaries))
+}
+
+/// The directory of a sweep or a cross-validation (the one `--resume` or
+/// `--out` names, else a fresh one), with the command line's settings in
+/// its `sweep.json` for `--resume` to use again (each run's `run.json`
+/// has its own, swept ones included).
+fn base_dir(path: &Path, options: &RunOptions) -> Result<PathBuf, RunFailure> {
+    let base = match (&options.resume, &options.out) {
+        (Some(dir), _) => return Ok(dir.clone()),
+        (None, Some(dir)) => dir.clone(),
+        (None, None) => rundir::fresh(path).map_err(RunFailure::Message)?,
+    };
+    if base.join(SETTINGS_FILE).exists() && !options.overwrite {
+        return Err(RunFailure::Refused(format!(
+            "`{}` holds a sweep already: continue it with --resume, replace it with --overwrite, or choose another --out",
+            base.display()
+        )));
+    }
+    let o = &options.overrides;
+    let constants: serde_json::Map<String, Value> =
+        options.constants.iter().map(|(n, v)| (n.clone(), json!(v))).collect();
+    let record = json!({"steps": o.steps, "batch": o.batch, "seed": o.seed, "lr": o.lr, "constants": constants});
+    std::fs::create_dir_all(&base)
+        .and_then(|()| std::fs::write(base.join(SETTINGS_FILE), format!("{record:#}\n")))
+        .map_err(|error| RunFailure::Message(format!("cannot write `{}`: {error}", base.display())))?;
+    Ok(base)
+}
+
+/// The summary of a run that finished in `dir` and its curves (the steps
+/// logged, every evaluation), read back from its `metrics.jsonl`; `None` if
+/// its last event is not a summary.
+fn finished(dir: &Path) -> Option<Summary> {
+    let text = std::fs::read_to_string(dir.join(run::METRICS_FILE)).ok()?;
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let last = events.last().filter(|e| e["event"] == "summary")?;
+    let mut curves = Curves::default();
+    for event in &events {
+        let step = event["step"].as_u64();
+        match (event["event"].as_str(), step) {
+            (Some("step"), Some(step)) => {
+                curves.train.extend(event["loss"].as_f64().map(|loss| (step, loss)));
+                curves.lr.extend(event["lr"].as_f64().map(|lr| (step, lr)));
+            }
+            (Some("eval"), Some(step)) => {
+                let metrics = event["metrics"].as_object()?;
+                let numbers = metrics.iter().filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)));
+                curves.evals.push((step, numbers.collect()));
+            }
+            _ => {}
+        }
+    }
+    Some(Summary {
+        out: dir.to_path_buf(),
+        event: last.clone(),
+        curves,
+    })
 }
 
 /// The pointwise mean of curves over the same steps (the folds of one
@@ -252,10 +331,10 @@ pub fn cross_validate(
     folds: usize,
     check: impl Fn() -> Result<Program, String>,
 ) -> Result<Summary, RunFailure> {
-    let base = match &options.out {
-        Some(dir) => dir.clone(),
-        None => rundir::fresh(path).map_err(RunFailure::Message)?,
-    };
+    let base = base_dir(path, options)?;
+    let mut options = options.clone();
+    options.resume_hint = Some(base.clone());
+    let options = &options;
     let program = || check().map_err(RunFailure::Message);
     let (outcome, summaries) = match run_variant(path, text, options, base.clone(), "", Some(folds), &program)? {
         Ran::Done(outcome, summaries) => (outcome, summaries),
@@ -310,10 +389,7 @@ pub fn sweep(
     settings: &[(String, f64)],
     check: impl Fn(Vec<(String, f64)>) -> Result<Program, String>,
 ) -> Result<Summary, RunFailure> {
-    let base = match &options.out {
-        Some(dir) => dir.clone(),
-        None => rundir::fresh(path).map_err(RunFailure::Message)?,
-    };
+    let base = base_dir(path, options)?;
     // The checker checked some variants, or all; every one checks before
     // the first trains.
     if !variants::selection(sweep).1 {
@@ -335,6 +411,7 @@ pub fn sweep(
     for combination in sweep.combinations() {
         let label = plan::label(&combination);
         let mut variant_options = options.clone();
+        variant_options.resume_hint = Some(base.clone());
         let mut constants = settings.to_vec();
         apply(&combination, &mut variant_options, &mut constants);
         if options.json {

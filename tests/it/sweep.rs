@@ -442,3 +442,62 @@ fn batch_norm_trains_at_a_high_rate() {
     check_plot(&out, 2);
     std::fs::remove_dir_all(out).unwrap();
 }
+
+/// An interrupted sweep resumed with `--resume DIR` alone (the hint it
+/// prints, shell-quoted) ends as the uninterrupted sweep: the finished
+/// variants read back, the interrupted one continued from its checkpoint,
+/// the rest run, with the command line's settings from `sweep.json`.
+#[test]
+fn an_interrupted_sweep_resumes_to_the_uninterrupted_one() {
+    let (whole, parts) = (scratch("resume-whole"), scratch("resume-parts"));
+    let file = "examples/optimizers.nn";
+    let settings = ["--steps", "30", "--set", "H=16", "--json"];
+    let variants = |stdout: &str| -> Vec<Value> {
+        // The sweep's summary is the last (each variant's run has one too).
+        let summary = crate::common::events(stdout)
+            .into_iter()
+            .rfind(|e| e["event"] == "summary");
+        summary.expect("a summary")["variants"].as_array().unwrap().clone()
+    };
+    let run = |extra: &[&str]| {
+        let args: Vec<&str> = ["run", file].iter().chain(extra).copied().collect();
+        let (code, stdout, stderr) = nnc(&args);
+        assert_eq!(code, 0, "{stderr}");
+        (stdout, stderr)
+    };
+    let (stdout, _) = run(&[&settings[..], &["--out", whole.to_str().unwrap()]].concat());
+    let expected = variants(&stdout);
+    // Stopped in the first variant.
+    let (_, stderr) = run(&[
+        "--steps",
+        "30",
+        "--set",
+        "H=16",
+        "--stop-after",
+        "12",
+        "--out",
+        parts.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr.contains(&format!("resume with --resume {}", parts.display())),
+        "{stderr}"
+    );
+    let (stdout, _) = run(&["--json", "--resume", parts.to_str().unwrap()]);
+    let resumed = variants(&stdout);
+    assert_eq!(resumed.len(), 5);
+    for (a, b) in expected.iter().zip(&resumed) {
+        assert_eq!(a["settings"], b["settings"]);
+        assert_eq!(a["steps"], 30);
+        assert_eq!(a["val_loss"], b["val_loss"], "{}", a["settings"]);
+        assert_eq!(a["metrics"], b["metrics"], "{}", a["settings"]);
+    }
+    // A finished sweep resumed reads every variant back.
+    let (_, stderr) = run(&["--resume", parts.to_str().unwrap()]);
+    assert_eq!(stderr.matches("finished before").count(), 5, "{stderr}");
+    // A sweep directory is not run into again without --resume.
+    let (code, _, stderr) = nnc(&["run", file, "--steps", "30", "--out", parts.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("holds a sweep already"), "{stderr}");
+    std::fs::remove_dir_all(whole).unwrap();
+    std::fs::remove_dir_all(parts).unwrap();
+}

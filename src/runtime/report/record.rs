@@ -212,18 +212,24 @@ pub fn command_line() -> String {
             } else {
                 word
             };
-            let plain = !word.is_empty()
-                && word
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
-            if plain {
-                word
-            } else {
-                format!("'{}'", word.replace('\'', "'\\''"))
-            }
+            shell_word(&word)
         })
         .collect();
     words.join(" ")
+}
+
+/// `word` as a shell reads it back: as it is if it is plain, else in
+/// single quotes.
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 /// A UTC time as `2026-11-25 13:04:12 UTC`.
