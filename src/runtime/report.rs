@@ -180,6 +180,8 @@ fn format_metric(value: &Value) -> String {
     match value.as_f64() {
         Some(x) if x.abs() >= 1000.0 || (x != 0.0 && x.abs() < 1e-3) => format!("{x:.3e}"),
         Some(x) => format!("{x:.4}"),
+        // No value (a run of no steps has no training loss).
+        None if value.is_null() => "-".to_string(),
         None => value.to_string(),
     }
 }

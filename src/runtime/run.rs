@@ -307,6 +307,16 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
             session.sync();
             checkpoint::save(&checkpoint_path, &session.tensors, session.step, &file_hash)
                 .map_err(RunFailure::Message)?;
+            reporter.event(
+                json!({"event": "checkpoint", "step": session.step, "path": checkpoint_path.display().to_string()}),
+            );
+            let title = format!("{}: loss", path.display());
+            let _ = report::write_svg(
+                &out.join("loss.svg"),
+                &reporter.train_curve,
+                &reporter.val_curve,
+                &title,
+            );
             let event = json!({"event": "interrupted", "step": session.step, "out": out.display().to_string()});
             reporter.event(event.clone());
             let hint = options.resume_hint.as_ref().unwrap_or(&out);
@@ -341,6 +351,14 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         }
     }
     reporter.finish_bar();
+    // A run that took no step here (`--steps 0`, or resumed at its end)
+    // still leaves its checkpoint, so it can be resumed or reused.
+    if !checkpoint_path.exists() {
+        session.sync();
+        checkpoint::save(&checkpoint_path, &session.tensors, session.step, &file_hash).map_err(RunFailure::Message)?;
+        reporter
+            .event(json!({"event": "checkpoint", "step": session.step, "path": checkpoint_path.display().to_string()}));
+    }
     let steps_done = session.step - first_step;
     let steps_per_s = steps_done as f64 / loop_start.elapsed().as_secs_f64().max(1e-9);
 

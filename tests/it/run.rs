@@ -670,3 +670,51 @@ fn a_narrow_gpt_reaches_2_75_nats_in_400_steps() {
     // (2.52; the full model and 5,000 steps reach about 1.77)
     assert!(summary["val_loss"].as_f64().unwrap() < 2.75, "{summary}");
 }
+
+/// A run of no steps leaves a checkpoint (so `--resume` and `--init-from`
+/// take its directory) and no `null` in the table; an interrupted run
+/// leaves its plot and logs its last checkpoint.
+#[test]
+fn runs_of_no_steps_and_interrupted_runs_leave_their_files() {
+    let empty = scratch("no-steps");
+    let (code, _, stderr) = nnc(&[
+        "run",
+        "examples/digits_mlp.nn",
+        "--steps",
+        "0",
+        "--out",
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("null"), "{stderr}");
+    let loss_row = stderr.lines().find(|l| l.starts_with("loss ")).expect("a loss row");
+    assert_eq!(loss_row.split_whitespace().nth(1), Some("-"), "{stderr}");
+    assert_eq!(
+        nnc::runtime::checkpoint::load(&empty.join("checkpoint.safetensors"))
+            .unwrap()
+            .step,
+        0
+    );
+    let stopped = scratch("stopped-files");
+    let (code, stdout, stderr) = nnc(&[
+        "run",
+        "examples/digits_mlp.nn",
+        "--steps",
+        "40",
+        "--stop-after",
+        "7",
+        "--json",
+        "--out",
+        stopped.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stopped.join("loss.svg").is_file());
+    let events = crate::common::events(&stdout);
+    let last_checkpoint = events
+        .iter()
+        .rfind(|e| e["event"] == "checkpoint")
+        .expect("a checkpoint event");
+    assert_eq!(last_checkpoint["step"], 7);
+    std::fs::remove_dir_all(empty).unwrap();
+    std::fs::remove_dir_all(stopped).unwrap();
+}
