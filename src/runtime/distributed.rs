@@ -125,24 +125,25 @@ impl Collective for Mpi {
     }
 
     fn sum_f32(&self, values: &mut [f32]) {
-        use mpi::traits::CommunicatorCollectives;
-        let mine = values.to_vec();
-        mpi::topology::SimpleCommunicator::world().all_reduce_into(
-            &mine[..],
-            values,
-            mpi::collective::SystemOperation::sum(),
-        );
+        sum_over_world(values);
     }
 
     fn sum_f64(&self, values: &mut [f64]) {
-        use mpi::traits::CommunicatorCollectives;
-        let mine = values.to_vec();
-        mpi::topology::SimpleCommunicator::world().all_reduce_into(
-            &mine[..],
-            values,
-            mpi::collective::SystemOperation::sum(),
-        );
+        sum_over_world(values);
     }
+}
+
+/// `MPI_Allreduce` of `values` with `MPI_SUM` over `MPI_COMM_WORLD`, the
+/// sum left in `values`.
+#[cfg(feature = "mpi")]
+fn sum_over_world<T: mpi::datatype::Equivalence + Clone>(values: &mut [T]) {
+    use mpi::traits::CommunicatorCollectives;
+    let mine = values.to_vec();
+    mpi::topology::SimpleCommunicator::world().all_reduce_into(
+        &mine[..],
+        values,
+        mpi::collective::SystemOperation::sum(),
+    );
 }
 
 /// The share of a batch of `batch` examples that process `rank` of `size`

@@ -305,18 +305,8 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
             // Interrupted: keep everything needed to resume.
             reporter.finish_bar();
             session.sync();
-            checkpoint::save(&checkpoint_path, &session.tensors, session.step, &file_hash)
-                .map_err(RunFailure::Message)?;
-            reporter.event(
-                json!({"event": "checkpoint", "step": session.step, "path": checkpoint_path.display().to_string()}),
-            );
-            let title = format!("{}: loss", path.display());
-            let _ = report::write_svg(
-                &out.join("loss.svg"),
-                &reporter.train_curve,
-                &reporter.val_curve,
-                &title,
-            );
+            save_checkpoint(&session, &checkpoint_path, &file_hash, &mut reporter)?;
+            plot_losses(&reporter, &out, path);
             let event = json!({"event": "interrupted", "step": session.step, "out": out.display().to_string()});
             reporter.event(event.clone());
             let hint = options.resume_hint.as_ref().unwrap_or(&out);
@@ -343,11 +333,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         }
         if session.step % checkpoint_every == 0 || session.step == session.total_steps {
             session.sync();
-            checkpoint::save(&checkpoint_path, &session.tensors, session.step, &file_hash)
-                .map_err(RunFailure::Message)?;
-            reporter.event(
-                json!({"event": "checkpoint", "step": session.step, "path": checkpoint_path.display().to_string()}),
-            );
+            save_checkpoint(&session, &checkpoint_path, &file_hash, &mut reporter)?;
         }
     }
     reporter.finish_bar();
@@ -355,9 +341,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
     // still leaves its checkpoint, so it can be resumed or reused.
     if !checkpoint_path.exists() {
         session.sync();
-        checkpoint::save(&checkpoint_path, &session.tensors, session.step, &file_hash).map_err(RunFailure::Message)?;
-        reporter
-            .event(json!({"event": "checkpoint", "step": session.step, "path": checkpoint_path.display().to_string()}));
+        save_checkpoint(&session, &checkpoint_path, &file_hash, &mut reporter)?;
     }
     let steps_done = session.step - first_step;
     let steps_per_s = steps_done as f64 / loop_start.elapsed().as_secs_f64().max(1e-9);
@@ -400,13 +384,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
             eprintln!("{line}");
         }
     }
-    let title = format!("{}: loss", path.display());
-    let _ = report::write_svg(
-        &out.join("loss.svg"),
-        &reporter.train_curve,
-        &reporter.val_curve,
-        &title,
-    );
+    plot_losses(&reporter, &out, path);
     let val_loss = val.get("loss").copied().unwrap_or(f64::NAN);
     let event = json!({
         "event": "summary",
@@ -432,6 +410,24 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
     }
     let curves = Curves::of(&reporter);
     Ok(Summary { out, event, curves })
+}
+
+/// Saves the session's tensors (synced) as the run's checkpoint and logs it.
+fn save_checkpoint(session: &Session, at: &Path, file_hash: &str, reporter: &mut Reporter) -> Result<(), RunFailure> {
+    checkpoint::save(at, &session.tensors, session.step, file_hash).map_err(RunFailure::Message)?;
+    reporter.event(json!({"event": "checkpoint", "step": session.step, "path": at.display().to_string()}));
+    Ok(())
+}
+
+/// The run's `loss.svg`: training and validation loss so far (best effort).
+fn plot_losses(reporter: &Reporter, out: &Path, file: &Path) {
+    let title = format!("{}: loss", file.display());
+    let _ = report::write_svg(
+        &out.join("loss.svg"),
+        &reporter.train_curve,
+        &reporter.val_curve,
+        &title,
+    );
 }
 
 /// Whether a checkpoint's tensors are this session's, name for name and
