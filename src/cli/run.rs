@@ -65,8 +65,9 @@ pub(super) fn run_run(args: &RunArgs, color: bool) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if world.size > 1 && args.resume.is_some() {
-        eprintln!("error: --resume is not supported under mpirun yet: resume the run in one process");
+    let repeated = !program.sweep.is_empty() || program.datasets.iter().any(|d| d.source.int("folds").is_some());
+    if world.size > 1 && args.resume.is_some() && repeated {
+        eprintln!("error: a sweep or a cross-validation cannot be resumed under mpirun yet: resume it in one process");
         return ExitCode::from(2);
     }
     let scratch = (!world.is_root()).then(|| {
@@ -99,6 +100,7 @@ pub(super) fn run_run(args: &RunArgs, color: bool) -> ExitCode {
         eval_train: false,
         constants: args.settings.clone(),
         resume_hint: None,
+        follower: !world.is_root(),
     };
     let folds = program
         .datasets

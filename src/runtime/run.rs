@@ -54,6 +54,10 @@ pub struct RunOptions {
     /// The directory an interrupted run tells to resume (a sweep's, for a
     /// run of one of its variants); `None`: the run's own.
     pub resume_hint: Option<PathBuf>,
+    /// A process other than the first of a data-parallel run: it writes
+    /// into `out` (a scratch directory) and reads the checkpoint `resume`
+    /// names without claiming its directory (process 0 does).
+    pub follower: bool,
 }
 
 /// Why a run stopped early.
@@ -150,13 +154,17 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
     let resident_at_start = budget::resident();
     // The run directory first: refusing costs nothing yet.
     let intent = match (&options.resume, options.overwrite) {
-        (Some(_), _) => Intent::Resume,
-        (None, true) => Intent::Overwrite,
-        (None, false) => Intent::New,
+        (Some(_), _) if !options.follower => Intent::Resume,
+        (_, true) => Intent::Overwrite,
+        (_, false) => Intent::New,
     };
-    let run_dir = match (&options.resume, &options.out) {
-        (Some(dir), _) | (None, Some(dir)) => rundir::claim(dir, intent).map_err(RunFailure::Refused)?,
-        (None, None) => rundir::claim_fresh(path).map_err(RunFailure::Message)?,
+    let claimed = match (options.follower, &options.resume) {
+        (false, Some(dir)) => Some(dir),
+        _ => options.out.as_ref(),
+    };
+    let run_dir = match claimed {
+        Some(dir) => rundir::claim(dir, intent).map_err(RunFailure::Refused)?,
+        None => rundir::claim_fresh(path).map_err(RunFailure::Message)?,
     };
     let out = run_dir.path.clone();
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();

@@ -210,6 +210,53 @@ fn mpirun_with_two_processes_trains_like_one_process() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `mpirun -np 2 nnc run ... --stop-after`, then `mpirun -np 2 nnc run
+/// --resume DIR`: the parameters of the uninterrupted two-process run, bit
+/// for bit (process 1 reads the checkpoint process 0 claimed).
+#[cfg(feature = "mpi")]
+#[test]
+fn a_run_under_mpirun_resumes_under_mpirun() {
+    let dir = scratch("distributed", "mpirun-resume");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mlp.nn");
+    std::fs::write(&file, program_text("adam(lr: 1e-2, clip_norm: 0.5)")).unwrap();
+    let file = file.to_str().unwrap();
+    let (whole, parts) = (dir.join("whole"), dir.join("parts"));
+    let mpirun = |args: &[&str]| {
+        let output = std::process::Command::new("mpirun")
+            .args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
+            .arg(env!("CARGO_BIN_EXE_nnc"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("mpirun runs (the test command installs Open MPI)");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{args:?}: {stderr}");
+    };
+    mpirun(&["run", file, "--quiet", "--out", whole.to_str().unwrap()]);
+    mpirun(&[
+        "run",
+        file,
+        "--quiet",
+        "--stop-after",
+        "2",
+        "--out",
+        parts.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        nnc::runtime::checkpoint::load(&parts.join("checkpoint.safetensors"))
+            .unwrap()
+            .step,
+        2
+    );
+    mpirun(&["run", file, "--quiet", "--resume", parts.to_str().unwrap()]);
+    let a = nnc::runtime::checkpoint::load(&whole.join("checkpoint.safetensors")).unwrap();
+    let b = nnc::runtime::checkpoint::load(&parts.join("checkpoint.safetensors")).unwrap();
+    assert_eq!((a.step, b.step), (6, 6));
+    assert_eq!(a.tensors, b.tensors);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[cfg(feature = "mpi")]
 fn summary(stdout: &str) -> serde_json::Value {
     crate::common::events(stdout)

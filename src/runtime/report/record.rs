@@ -300,10 +300,13 @@ pub fn info(path: &Path, text: &str, session: &Session) -> Value {
     })
 }
 
-/// Writes `run.json` into the run directory.
+/// Writes `run.json` into the run directory, whole or not at all (another
+/// process may read it meanwhile: `--resume` under `mpirun`).
 pub fn write_info(dir: &Path, info: &Value) -> std::io::Result<()> {
     let text = serde_json::to_string_pretty(info).unwrap_or_default();
-    std::fs::write(dir.join(INFO_FILE), text + "\n")
+    let temporary = dir.join(format!("{INFO_FILE}.tmp"));
+    std::fs::write(&temporary, text + "\n")?;
+    std::fs::rename(&temporary, dir.join(INFO_FILE))
 }
 
 #[cfg(test)]
