@@ -38,9 +38,13 @@ pub enum Prim {
         axis: usize,
     },
     /// Random numbers, a fresh draw each step; `stream` tells draws apart.
+    /// Element `i` is draw `offset + i` of the stream: a data-parallel
+    /// process's share of a batch draws what one process draws for those
+    /// rows (`offset` 0 but there).
     Random {
         dist: Distribution,
         stream: u32,
+        offset: u64,
     },
     /// Argument `i` of a loop body (see [`crate::ir::loops`]).
     Arg(usize),
@@ -332,14 +336,17 @@ impl fmt::Display for Prim {
             Prim::Const(value) => write!(f, "const {}", *value as f32),
             Prim::Count(dim) => write!(f, "count {dim}"),
             Prim::Iota { axis } => write!(f, "iota axis={axis}"),
-            Prim::Random { dist, stream } => write!(
-                f,
-                "random {} stream={stream}",
-                match dist {
+            Prim::Random { dist, stream, offset } => {
+                let dist = match dist {
                     Distribution::Uniform => "uniform",
                     Distribution::Normal => "normal",
+                };
+                write!(f, "random {dist} stream={stream}")?;
+                if *offset > 0 {
+                    write!(f, " offset={offset}")?;
                 }
-            ),
+                Ok(())
+            }
             Prim::Unary(op) => write!(f, "{}", op.name()),
             Prim::Binary(op) => write!(f, "{}", op.name()),
             Prim::Select => write!(f, "select"),

@@ -228,8 +228,9 @@ impl<'a, 'g> Expander<'a, 'g> {
                 self.exprs.constant(value as f32)
             }
             Prim::Iota { axis } => self.exprs.add(Expr::Index(index[axis].clone())),
-            Prim::Random { dist, stream } => {
-                let flat = flat(index, &shape);
+            Prim::Random { dist, stream, offset } => {
+                let mut flat = flat(index, &shape);
+                flat.constant += offset as i64;
                 self.exprs.add(Expr::Random { dist, stream, flat })
             }
             Prim::Unary(UnaryOp::Not) => {

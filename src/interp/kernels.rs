@@ -46,12 +46,13 @@ pub fn iota(shape: &[usize], axis: usize) -> KResult {
 }
 
 /// Element `i` (row-major) is draw `i` of the stream.
-pub fn random(shape: &[usize], dist: Distribution, seed: u64, step: u64, stream: u64) -> ArrayD<f64> {
+/// Draws `offset..offset + count` of `stream` at `(seed, step)`.
+pub fn random(shape: &[usize], dist: Distribution, (seed, step): (u64, u64), stream: u64, offset: u64) -> ArrayD<f64> {
     let draw = match dist {
         Distribution::Uniform => random::tensor_uniform,
         Distribution::Normal => random::tensor_normal,
     };
-    from_flat(shape, |i| draw(seed, step, stream, i as u64))
+    from_flat(shape, |i| draw(seed, step, stream, offset + i as u64))
 }
 
 pub fn unary(op: UnaryOp, x: &ArrayD<f64>) -> ArrayD<f64> {

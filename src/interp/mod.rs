@@ -254,7 +254,9 @@ fn eval_node(
         Prim::Const(value) => kernels::fill(&shape, *value),
         Prim::Count(dim) => kernels::fill(&shape, size(dim)? as f64),
         Prim::Iota { axis } => kernels::iota(&shape, *axis)?,
-        Prim::Random { dist, stream } => kernels::random(&shape, *dist, env.seed, env.step, u64::from(*stream)),
+        Prim::Random { dist, stream, offset } => {
+            kernels::random(&shape, *dist, (env.seed, env.step), u64::from(*stream), *offset)
+        }
         Prim::Arg(i) => (*args
             .get(*i)
             .ok_or_else(|| format!("no argument {i} (the body of a scan has {})", args.len()))?)

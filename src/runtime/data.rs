@@ -566,8 +566,16 @@ const SHUFFLE_STREAM: u64 = 1 << 40;
 const AUGMENT_STREAM: u64 = (1 << 40) + 1;
 const WINDOW_STREAM: u64 = (1 << 40) + 2;
 
-/// A batch of examples `rows` from a split: input name → array.
-pub fn batch(data: &Data, split: &Split, rows: &[usize], augment: Option<(u64, u64)>) -> HashMap<String, ArrayD<f64>> {
+/// A batch of examples `rows` from a split: input name → array. With
+/// `augment` (seed, step, and where `rows` start in the whole batch: a
+/// data-parallel process's share is augmented as one process augments
+/// those rows), images are augmented.
+pub fn batch(
+    data: &Data,
+    split: &Split,
+    rows: &[usize],
+    augment: Option<(u64, u64, usize)>,
+) -> HashMap<String, ArrayD<f64>> {
     let mut out = HashMap::new();
     match split {
         Split::Table { fields, .. } => {
@@ -594,9 +602,9 @@ pub fn batch(data: &Data, split: &Split, rows: &[usize], augment: Option<(u64, u
             );
         }
     }
-    if let (Some((seed, step)), Some(image)) = (augment, data.image) {
+    if let (Some((seed, step, first)), Some(image)) = (augment, data.image) {
         if let Some(x) = out.get_mut(&format!("{}.x", data.name)) {
-            augment_images(x, image, &data.augment, seed, step);
+            augment_images(x, image, &data.augment, (seed, step), first);
         }
     }
     out
@@ -645,8 +653,8 @@ fn augment_images(
     x: &mut ArrayD<f64>,
     [c, h, w]: [usize; 3],
     augments: &[crate::check::config::Config],
-    seed: u64,
-    step: u64,
+    (seed, step): (u64, u64),
+    first: usize,
 ) {
     let n = x.shape()[0];
     let Some(flat) = x.as_slice_mut() else { return };
@@ -654,7 +662,8 @@ fn augment_images(
     for e in 0..n {
         let image = &mut flat[e * size..(e + 1) * size];
         for (k, augment) in augments.iter().enumerate() {
-            let draw = |j: u64| random::uniform(seed, step, AUGMENT_STREAM, (e as u64) * 64 + (k as u64) * 8 + j);
+            let row = (first + e) as u64;
+            let draw = |j: u64| random::uniform(seed, step, AUGMENT_STREAM, row * 64 + (k as u64) * 8 + j);
             let original = image.to_vec();
             match augment.name.as_str() {
                 "flip" if draw(0) < 0.5 => {

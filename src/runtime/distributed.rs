@@ -13,7 +13,13 @@
 //! the `mpi` cargo feature (rsmpi); without it a launch by `mpirun` is an
 //! error that says how to build with it.
 
+use std::collections::HashMap;
+
+use crate::check::data::BATCH;
+use crate::check::dims::Dim;
 use crate::collective::Handle;
+use crate::ir::Graph;
+use crate::prim::Prim;
 #[cfg(feature = "mpi")]
 use {crate::collective::Collective, std::sync::Arc};
 
@@ -151,4 +157,31 @@ fn sum_over_world<T: mpi::datatype::Equivalence + Clone>(values: &mut [T]) {
 pub fn share(batch: usize, rank: usize, size: usize) -> std::ops::Range<usize> {
     let each = batch / size.max(1);
     rank * each..(rank + 1) * each
+}
+
+/// Makes the random draws of process `rank`'s step (its share of `local`
+/// examples of every batch) those one process draws for the same rows:
+/// each draw over the batch (a `Random` node whose first axis is the batch,
+/// dropout's mask) starts at the draw of the share's first row. Draws of
+/// other shapes are the same in every process already.
+pub fn draw_as_one_process(step: &mut Graph, rank: usize, local: usize) {
+    let dims = HashMap::from([(BATCH.to_string(), local as i64)]);
+    for id in step.topo_order() {
+        let node = step.node(id);
+        let Prim::Random { dist, stream, .. } = node.op else {
+            continue;
+        };
+        if node.shape.first() != Some(&Dim::symbol(BATCH)) {
+            continue;
+        }
+        let Ok(shape) = crate::interp::eval_shape(&node.shape, &dims) else {
+            continue;
+        };
+        let count: usize = shape.iter().product();
+        step.node_mut(id).op = Prim::Random {
+            dist,
+            stream,
+            offset: (rank * count) as u64,
+        };
+    }
 }

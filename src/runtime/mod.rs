@@ -265,6 +265,9 @@ impl Session {
             );
             return Err((diagnostic, program));
         }
+        if let Some(collective) = &overrides.collective {
+            distributed::draw_as_one_process(&mut step_graph, collective.0.rank(), batch / replicas);
+        }
 
         // The host's copy of every persistent tensor is the first thing
         // allocated: checked before, as the step's plan is checked later.
@@ -394,11 +397,13 @@ impl Session {
             // The whole batch's rows, drawn as one process draws them; this
             // process trains on its share.
             let mut rows = data::train_rows(&data.train, self.batch * size, step, self.seed + index as u64);
+            let share = distributed::share(rows.len(), rank, size);
+            let first = share.start;
             if size > 1 {
-                rows = rows[distributed::share(rows.len(), rank, size)].to_vec();
+                rows = rows[share].to_vec();
             }
             env.feeds
-                .extend(data::batch(data, &data.train, &rows, Some((self.seed, step))));
+                .extend(data::batch(data, &data.train, &rows, Some((self.seed, step, first))));
         }
         let lr = schedule::learning_rate(self.lr, &self.program.schedule, step, self.total_steps);
         env.feeds.insert("lr".into(), ArrayD::from_elem(vec![], lr));

@@ -16,8 +16,8 @@ use crate::common::nnc;
 use crate::common::nnc_with_env;
 use crate::common::{root, scratch};
 
-/// The digits MLP without dropout (a random draw per process would differ
-/// from one process's draw), trained by `optimizer`.
+/// The digits MLP trained by `optimizer` (with dropout: each process draws
+/// the masks of its rows as one process draws them).
 fn program_text(optimizer: &str) -> String {
     let data = root().join("examples/data/digits.csv");
     format!(
@@ -25,7 +25,7 @@ fn program_text(optimizer: &str) -> String {
 data digits = csv("{}", x: "p0".."p63", y: "label", classes: 10, scale: 1 / 16, val: 0.2, seed: 0)
 
 model mlp(x: f32[B, 64]) -> f32[B, 10] {{
-    linear(relu(linear(x, 32)), 10)
+    linear(dropout(relu(linear(x, 32)), p: 0.3), 10)
 }}
 
 loss cross_entropy(mlp(digits.x), digits.y)

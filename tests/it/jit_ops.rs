@@ -287,6 +287,7 @@ fn primitive_cases() -> Vec<Case> {
                     Prim::Random {
                         dist: Distribution::Uniform,
                         stream: 3,
+                        offset: 0,
                     },
                     DType::F32,
                     dims(&[4, 7]),
@@ -296,6 +297,7 @@ fn primitive_cases() -> Vec<Case> {
                     Prim::Random {
                         dist: Distribution::Normal,
                         stream: 9,
+                        offset: 0,
                     },
                     DType::F32,
                     dims(&[4, 7]),
@@ -305,11 +307,31 @@ fn primitive_cases() -> Vec<Case> {
                 g.mul(s, x[0])
             },
         ),
+        // A data-parallel process's share draws from an offset.
+        case(
+            "random draws from an offset",
+            vec![f32s(&[3, 8], 80)],
+            vec![],
+            |g, x, _| {
+                let mut draw = |dist, stream| {
+                    let op = Prim::Random {
+                        dist,
+                        stream,
+                        offset: 1000,
+                    };
+                    g.add(op, DType::F32, dims(&[3, 8]), &[])
+                };
+                let (u, n) = (draw(Distribution::Uniform, 4), draw(Distribution::Normal, 5));
+                let s = g.add_nodes(u, n);
+                g.mul(s, x[0])
+            },
+        ),
         case("dropout mask", vec![f32s(&[5, 13], 79)], vec![], |g, x, _| {
             let u = g.add(
                 Prim::Random {
                     dist: Distribution::Uniform,
                     stream: 0,
+                    offset: 0,
                 },
                 DType::F32,
                 dims(&[5, 13]),

@@ -20,10 +20,12 @@ pub(super) fn filled(checker: &mut Checker, a: &Args) -> Out {
             "rand" => Prim::Random {
                 dist: Distribution::Uniform,
                 stream: checker.random_stream(),
+                offset: 0,
             },
             _ => Prim::Random {
                 dist: Distribution::Normal,
                 stream: checker.random_stream(),
+                offset: 0,
             },
         };
         let node = checker.emit(op, &ty, &[]);

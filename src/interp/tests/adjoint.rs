@@ -97,10 +97,14 @@ fn fold2d_is_the_adjoint_of_unfold2d() {
 }
 
 fn draws(dist: Distribution, stream: u32, seed: u64, step: u64, count: usize) -> Vec<f64> {
+    draws_from(dist, stream, (seed, step), 0, count)
+}
+
+fn draws_from(dist: Distribution, stream: u32, (seed, step): (u64, u64), offset: u64, count: usize) -> Vec<f64> {
     let mut case = Case::new();
     let id = case
         .graph
-        .add(Prim::Random { dist, stream }, DType::F32, dims(&[count]), &[]);
+        .add(Prim::Random { dist, stream, offset }, DType::F32, dims(&[count]), &[]);
     case.env.seed = seed;
     case.env.step = step;
     case.eval(id).iter().copied().collect()
@@ -113,8 +117,10 @@ fn random_numbers_are_deterministic_per_seed_step_and_stream() {
     assert_ne!(base, draws(Distribution::Uniform, 1, 1, 1, 64), "another stream");
     assert_ne!(base, draws(Distribution::Uniform, 0, 1, 2, 64), "another step");
     assert_ne!(base, draws(Distribution::Uniform, 0, 2, 1, 64), "another seed");
-    // Element i is draw i of the stream, whatever the shape.
+    // Element i is draw i of the stream, whatever the shape; from an
+    // offset, draw offset + i.
     assert_eq!(base[..8], draws(Distribution::Uniform, 0, 1, 1, 8)[..]);
+    assert_eq!(base[40..], draws_from(Distribution::Uniform, 0, (1, 1), 40, 24)[..]);
     assert_eq!(base[5], random::tensor_uniform(1, 1, 0, 5));
     let normals = draws(Distribution::Normal, 3, 1, 1, 16);
     assert_eq!(normals[9], random::tensor_normal(1, 1, 3, 9));
@@ -123,6 +129,7 @@ fn random_numbers_are_deterministic_per_seed_step_and_stream() {
     let uniform = Prim::Random {
         dist: Distribution::Uniform,
         stream: 2,
+        offset: 0,
     };
     let a = case.op(uniform.clone(), DType::F32, &[4], &[]);
     let b = case.op(uniform, DType::F32, &[2, 2], &[]);
