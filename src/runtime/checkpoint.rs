@@ -44,10 +44,39 @@ pub fn save(path: &Path, tensors: &BTreeMap<String, ArrayD<f64>>, step: u64, fil
         ("step".to_string(), step.to_string()),
         ("file_hash".to_string(), file_hash.to_string()),
     ]);
-    let buffer = safetensors::serialize(views, Some(metadata)).map_err(|e| e.to_string())?;
+    let buffer = sorted_header(safetensors::serialize(views, Some(metadata)).map_err(|e| e.to_string())?);
     let temporary = path.with_extension("safetensors.tmp");
     std::fs::write(&temporary, buffer).map_err(|e| format!("cannot write `{}`: {e}", temporary.display()))?;
     std::fs::rename(&temporary, path).map_err(|e| format!("cannot move the checkpoint into `{}`: {e}", path.display()))
+}
+
+/// The file with its JSON header's keys in order (the metadata is a
+/// `HashMap`, which the `safetensors` crate writes in a random order), so
+/// that equal tensors give equal bytes; the header keeps its length (the
+/// same keys, the same compact JSON), so the data does not move. Returned
+/// as it was if the header cannot be read back.
+fn sorted_header(mut file: Vec<u8>) -> Vec<u8> {
+    let Some(length) = file
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+    else {
+        return file;
+    };
+    let Some(header) = file.get(8..8 + length) else {
+        return file;
+    };
+    // serde_json's maps are ordered by key.
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(header) else {
+        return file;
+    };
+    let sorted = value.to_string().into_bytes();
+    if sorted.len() > length {
+        return file;
+    }
+    let room = &mut file[8..8 + length];
+    room[..sorted.len()].copy_from_slice(&sorted);
+    room[sorted.len()..].fill(b' ');
+    file
 }
 
 /// Reads a checkpoint written by [`save`] (or any safetensors file of F32
@@ -92,6 +121,26 @@ pub fn load(path: &Path) -> Result<Checkpoint, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn equal_tensors_give_equal_bytes() {
+        let dir = std::env::temp_dir().join(format!("nnc-checkpoint-bytes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tensors = BTreeMap::from([
+            ("a".to_string(), ArrayD::from_elem(vec![2, 3], 0.5)),
+            ("b".to_string(), ArrayD::from_elem(vec![4], -1.25)),
+        ]);
+        let path = dir.join("c.safetensors");
+        let mut files = Vec::new();
+        for _ in 0..12 {
+            save(&path, &tensors, 7, "abc").unwrap();
+            files.push(std::fs::read(&path).unwrap());
+        }
+        assert!(files.windows(2).all(|w| w[0] == w[1]), "the bytes differ between saves");
+        let loaded = load(&path).unwrap();
+        assert_eq!((loaded.step, loaded.tensors), (7, tensors));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn checkpoints_round_trip_exactly() {
