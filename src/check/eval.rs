@@ -61,6 +61,9 @@ pub struct Checker<'a> {
     depth: usize,
     /// Block calls elaborated so far, bounded by [`MAX_BLOCK_CALLS`].
     block_calls: usize,
+    /// `require`s that did not hold so far: a body stops at one, since
+    /// what follows it would fail because of it (dropout's `1 / (1 - p)`).
+    pub unmet_requirements: usize,
     /// The program as primitive ops, for the current pass.
     pub trace: super::trace::Trace,
     /// In the probe pass: the block whose first output becomes the trace's
@@ -152,6 +155,7 @@ impl<'a> Checker<'a> {
             random_streams: 0,
             depth: 0,
             block_calls: 0,
+            unmet_requirements: 0,
             user_span: None,
             observed: None,
         }
@@ -367,11 +371,17 @@ impl<'a> Checker<'a> {
             .collect()
     }
 
-    /// Evaluates statements then the result, in a nested scope.
+    /// Evaluates statements then the result, in a nested scope; a
+    /// `require` that does not hold ends the body with an error value.
     pub fn eval_body(&mut self, body: &ast::Body, scope: &mut Scope) -> Value {
         scope.push();
+        let unmet = self.unmet_requirements;
         for stmt in &body.stmts {
             self.statement(stmt, scope);
+            if self.unmet_requirements > unmet {
+                scope.pop();
+                return Value::Error;
+            }
         }
         let result = self.eval(&body.result, scope);
         scope.pop();

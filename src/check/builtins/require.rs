@@ -27,6 +27,7 @@ pub(super) fn require(checker: &mut Checker, a: &Args) -> Value {
     match a.value(0) {
         Value::Bool(true) => Value::Bool(true),
         Value::Bool(false) => {
+            checker.unmet_requirements += 1;
             checker.error(Diagnostic::error(codes::BAD_VALUE, message, a.span).label("this requirement does not hold"))
         }
         other => {
