@@ -10,6 +10,9 @@ use ndarray::{ArrayD, IxDyn};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use sha2::{Digest, Sha256};
 
+/// A run directory's checkpoint.
+pub const FILE: &str = "checkpoint.safetensors";
+
 /// A loaded checkpoint.
 pub struct Checkpoint {
     pub tensors: BTreeMap<String, ArrayD<f64>>,
@@ -146,7 +149,7 @@ mod tests {
     fn checkpoints_round_trip_exactly() {
         let dir = std::env::temp_dir().join(format!("nnc-checkpoint-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("checkpoint.safetensors");
+        let path = dir.join(FILE);
         let mut tensors = BTreeMap::new();
         tensors.insert(
             "a.w".to_string(),

@@ -77,10 +77,6 @@ impl From<RunError> for RunFailure {
     }
 }
 
-/// A run directory's checkpoint and event log.
-pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
-pub const METRICS_FILE: &str = "metrics.jsonl";
-
 /// The end of a run, as the summary event reports it.
 #[derive(Clone, Debug)]
 pub struct Summary {
@@ -193,7 +189,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         session.install_step(compiled);
     }
     let compile_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let checkpoint_path = out.join(CHECKPOINT_FILE);
+    let checkpoint_path = out.join(checkpoint::FILE);
 
     let mode = if options.json {
         Mode::Json
@@ -214,7 +210,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         }
     }
     if let Some(dir) = &options.resume {
-        let saved = checkpoint::load(&dir.join(CHECKPOINT_FILE)).map_err(RunFailure::Message)?;
+        let saved = checkpoint::load(&dir.join(checkpoint::FILE)).map_err(RunFailure::Message)?;
         if saved.file_hash != file_hash {
             notes.push(format!(
                 "warning: `{}` changed since the checkpoint was written",
@@ -245,7 +241,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
     let log = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(out.join(METRICS_FILE))
+        .open(out.join(report::record::EVENTS_FILE))
         .map_err(|e| RunFailure::Message(format!("cannot write `{}`: {e}", out.display())))?;
     let mut reporter = Reporter::new(mode, Some(log), session.total_steps, session.step);
     let processes = session.collective.as_ref().map_or(1, |c| c.0.size());

@@ -15,11 +15,14 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use super::checkpoint;
+use super::report::record;
+
 /// The files of a run that `--overwrite` replaces.
 const RUN_FILES: [&str; 4] = [
-    "checkpoint.safetensors",
+    checkpoint::FILE,
     "checkpoint.safetensors.tmp",
-    "metrics.jsonl",
+    record::EVENTS_FILE,
     "loss.svg",
 ];
 
@@ -140,7 +143,7 @@ pub fn claim_fresh(file: &Path) -> Result<RunDir, String> {
 /// with one.
 pub fn claim(path: &Path, intent: Intent) -> Result<RunDir, String> {
     let shown = path.display();
-    if intent == Intent::Resume && !path.join("checkpoint.safetensors").exists() {
+    if intent == Intent::Resume && !path.join(checkpoint::FILE).exists() {
         return Err(format!(
             "`{shown}` holds no checkpoint to resume (`{shown}/checkpoint.safetensors` is missing)"
         ));
@@ -262,8 +265,8 @@ fn holder_text(text: &str) -> Option<String> {
 /// What the run in `dir` is, if it holds one: its file, step and date;
 /// and the program it ran, if its log says.
 pub fn describe(dir: &Path) -> Option<(String, Option<String>)> {
-    let checkpoint = dir.join("checkpoint.safetensors");
-    let log = dir.join("metrics.jsonl");
+    let checkpoint = dir.join(checkpoint::FILE);
+    let log = dir.join(record::EVENTS_FILE);
     if !checkpoint.exists() && !log.exists() {
         return None;
     }

@@ -181,7 +181,7 @@ fn run_variant(
                 summaries.push(summary);
                 continue;
             }
-            if run_dir.join(run::CHECKPOINT_FILE).is_file() {
+            if run_dir.join(super::checkpoint::FILE).is_file() {
                 run_options.resume = Some(run_dir);
             } else {
                 run_options.overwrite = true;
@@ -253,34 +253,19 @@ fn base_dir(path: &Path, options: &RunOptions) -> Result<PathBuf, RunFailure> {
 }
 
 /// The summary of a run that finished in `dir` and its curves (the steps
-/// logged, every evaluation), read back from its `metrics.jsonl`; `None` if
-/// its last event is not a summary.
+/// logged, every evaluation), read back from its events; `None` if its
+/// last invocation has no summary.
 fn finished(dir: &Path) -> Option<Summary> {
-    let text = std::fs::read_to_string(dir.join(run::METRICS_FILE)).ok()?;
-    let events: Vec<Value> = text
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect();
-    let last = events.last().filter(|e| e["event"] == "summary")?;
-    let mut curves = Curves::default();
-    for event in &events {
-        let step = event["step"].as_u64();
-        match (event["event"].as_str(), step) {
-            (Some("step"), Some(step)) => {
-                curves.train.extend(event["loss"].as_f64().map(|loss| (step, loss)));
-                curves.lr.extend(event["lr"].as_f64().map(|lr| (step, lr)));
-            }
-            (Some("eval"), Some(step)) => {
-                let metrics = event["metrics"].as_object()?;
-                let numbers = metrics.iter().filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)));
-                curves.evals.push((step, numbers.collect()));
-            }
-            _ => {}
-        }
-    }
+    let record = report::record::load(dir).ok()?;
+    let event = record.summary?;
+    let curves = Curves {
+        train: record.steps.iter().map(|p| (p.step, p.loss)).collect(),
+        lr: record.steps.iter().map(|p| (p.step, p.lr)).collect(),
+        evals: record.evals,
+    };
     Some(Summary {
         out: dir.to_path_buf(),
-        event: last.clone(),
+        event,
         curves,
     })
 }
