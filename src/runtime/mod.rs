@@ -374,6 +374,12 @@ impl Session {
         });
     }
 
+    /// This process's place among the processes of a data-parallel run:
+    /// (rank, size); (0, 1) for a run of one.
+    pub fn place(&self) -> (usize, usize) {
+        self.collective.as_ref().map_or((0, 1), |c| (c.0.rank(), c.0.size()))
+    }
+
     /// The learning rate of the next step.
     pub fn current_lr(&self) -> f64 {
         schedule::learning_rate(self.lr, &self.program.schedule, self.step, self.total_steps)
@@ -392,7 +398,7 @@ impl Session {
     /// by input name.
     pub fn step_inputs(&self, step: u64) -> HashMap<String, ArrayD<f64>> {
         let mut env = Env::default();
-        let (rank, size) = self.collective.as_ref().map_or((0, 1), |c| (c.0.rank(), c.0.size()));
+        let (rank, size) = self.place();
         for (index, data) in self.data.iter().enumerate() {
             // The whole batch's rows, drawn as one process draws them; this
             // process trains on its share.

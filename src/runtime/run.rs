@@ -244,7 +244,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         .open(out.join(report::record::EVENTS_FILE))
         .map_err(|e| RunFailure::Message(format!("cannot write `{}`: {e}", out.display())))?;
     let mut reporter = Reporter::new(mode, Some(log), session.total_steps, session.step);
-    let processes = session.collective.as_ref().map_or(1, |c| c.0.size());
+    let processes = session.place().1;
     reporter.event(json!({
         "event": "start",
         "file": path.display().to_string(),
@@ -261,7 +261,6 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         "out": out.display().to_string(),
     }));
     let mut info = report::record::info(path, text, &session);
-    info["batch"] = json!(session.batch * processes);
     info["constants"] = Value::Object(options.constants.iter().map(|(n, v)| (n.clone(), json!(v))).collect());
     reporter.attach(&out, &info);
     if processes > 1 {
@@ -308,8 +307,7 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
         if interrupted || options.stop_after.is_some_and(|n| session.step - first_step >= n) {
             // Interrupted: keep everything needed to resume.
             reporter.finish_bar();
-            session.sync();
-            save_checkpoint(&session, &checkpoint_path, &file_hash, &mut reporter)?;
+            save_checkpoint(&mut session, &checkpoint_path, &file_hash, &mut reporter)?;
             plot_losses(&reporter, &out, path);
             let event = json!({"event": "interrupted", "step": session.step, "out": out.display().to_string()});
             reporter.event(event.clone());
@@ -336,16 +334,14 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
             reporter.eval(session.step, &metrics_json(&metrics));
         }
         if session.step % checkpoint_every == 0 || session.step == session.total_steps {
-            session.sync();
-            save_checkpoint(&session, &checkpoint_path, &file_hash, &mut reporter)?;
+            save_checkpoint(&mut session, &checkpoint_path, &file_hash, &mut reporter)?;
         }
     }
     reporter.finish_bar();
     // A run that took no step here (`--steps 0`, or resumed at its end)
     // still leaves its checkpoint, so it can be resumed or reused.
     if !checkpoint_path.exists() {
-        session.sync();
-        save_checkpoint(&session, &checkpoint_path, &file_hash, &mut reporter)?;
+        save_checkpoint(&mut session, &checkpoint_path, &file_hash, &mut reporter)?;
     }
     let steps_done = session.step - first_step;
     let steps_per_s = steps_done as f64 / loop_start.elapsed().as_secs_f64().max(1e-9);
@@ -416,8 +412,15 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
     Ok(Summary { out, event, curves })
 }
 
-/// Saves the session's tensors (synced) as the run's checkpoint and logs it.
-fn save_checkpoint(session: &Session, at: &Path, file_hash: &str, reporter: &mut Reporter) -> Result<(), RunFailure> {
+/// Saves the session's tensors (brought back from the compiled step
+/// first) as the run's checkpoint and logs it.
+fn save_checkpoint(
+    session: &mut Session,
+    at: &Path,
+    file_hash: &str,
+    reporter: &mut Reporter,
+) -> Result<(), RunFailure> {
+    session.sync();
     checkpoint::save(at, &session.tensors, session.step, file_hash).map_err(RunFailure::Message)?;
     reporter.event(json!({"event": "checkpoint", "step": session.step, "path": at.display().to_string()}));
     Ok(())

@@ -284,7 +284,9 @@ pub fn info(path: &Path, text: &str, session: &Session) -> Value {
         "host": gethostname::gethostname().to_string_lossy(),
         "started": utc_now(),
         "backend": session.backend.name(),
-        "batch": session.batch,
+        // The whole batch (each of a data-parallel run's processes trains
+        // on its share).
+        "batch": session.batch * session.place().1,
         "seed": session.seed,
         "steps": session.total_steps,
         "lr": session.lr,
