@@ -246,14 +246,7 @@ pub fn compare_with_scratch(
         "wall_s": started.elapsed().as_secs_f64(),
         "out": base.display().to_string(),
     });
-    if options.json {
-        println!("{event}");
-    }
-    Ok(Summary {
-        out: base,
-        event,
-        curves: curves.unwrap_or_default(),
-    })
+    Ok(Summary::of_group(options, base, event, curves.unwrap_or_default()))
 }
 
 /// The validation metrics of both runs, one row per metric.

@@ -85,6 +85,18 @@ pub struct Summary {
     pub curves: Curves,
 }
 
+impl Summary {
+    /// The end of a group of runs (a sweep, the folds of a
+    /// cross-validation, a fine-tuning comparison): with `--json`, its event
+    /// is the last line printed, as a run's own summary is.
+    pub fn of_group(options: &RunOptions, out: PathBuf, event: Value, curves: Curves) -> Summary {
+        if options.json {
+            println!("{event}");
+        }
+        Summary { out, event, curves }
+    }
+}
+
 /// What a run traced over its steps, for plots over several runs.
 #[derive(Clone, Debug, Default)]
 pub struct Curves {

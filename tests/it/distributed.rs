@@ -182,16 +182,7 @@ fn mpirun_with_two_processes_trains_like_one_process() {
     let (code, stdout, stderr) = nnc(&["run", file, "--json", "--out", one.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
     let alone = summary(&stdout);
-    let output = std::process::Command::new("mpirun")
-        .args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
-        .arg(env!("CARGO_BIN_EXE_nnc"))
-        .args(["run", file, "--json", "--out", two.to_str().unwrap()])
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("mpirun runs (the test command installs Open MPI)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let stdout = mpirun(&["run", file, "--json", "--out", two.to_str().unwrap()]);
     // Process 0 alone prints: one start event, one summary.
     let events = crate::common::events(&stdout);
     let starts: Vec<_> = events.iter().filter(|e| e["event"] == "start").collect();
@@ -222,17 +213,6 @@ fn a_run_under_mpirun_resumes_under_mpirun() {
     std::fs::write(&file, program_text("adam(lr: 1e-2, clip_norm: 0.5)")).unwrap();
     let file = file.to_str().unwrap();
     let (whole, parts) = (dir.join("whole"), dir.join("parts"));
-    let mpirun = |args: &[&str]| {
-        let output = std::process::Command::new("mpirun")
-            .args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
-            .arg(env!("CARGO_BIN_EXE_nnc"))
-            .args(args)
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("mpirun runs (the test command installs Open MPI)");
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert!(output.status.success(), "{args:?}: {stderr}");
-    };
     mpirun(&["run", file, "--quiet", "--out", whole.to_str().unwrap()]);
     mpirun(&[
         "run",
@@ -255,6 +235,22 @@ fn a_run_under_mpirun_resumes_under_mpirun() {
     assert_eq!((a.step, b.step), (6, 6));
     assert_eq!(a.tensors, b.tensors);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `mpirun -np 2 nnc ARGS`, which must succeed: its standard output.
+#[cfg(feature = "mpi")]
+fn mpirun(args: &[&str]) -> String {
+    let output = std::process::Command::new("mpirun")
+        .args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
+        .arg(env!("CARGO_BIN_EXE_nnc"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("mpirun runs (the test command installs Open MPI)");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{args:?}: {stdout}\n{stderr}");
+    stdout
 }
 
 #[cfg(feature = "mpi")]

@@ -351,14 +351,7 @@ pub fn cross_validate(
         "wall_s": outcome.wall_s,
         "out": base.display().to_string(),
     });
-    if options.json {
-        println!("{event}");
-    }
-    Ok(Summary {
-        out: base,
-        event,
-        curves: outcome.curves,
-    })
+    Ok(Summary::of_group(options, base, event, outcome.curves))
 }
 
 /// A sweep: one variant per combination of the listed values, each in
@@ -515,15 +508,8 @@ pub fn sweep(
         "wall_s": started.elapsed().as_secs_f64(),
         "out": base.display().to_string(),
     });
-    if options.json {
-        println!("{event}");
-    }
     let curves = outcomes[order[0]].curves.clone();
-    Ok(Summary {
-        out: base,
-        event,
-        curves,
-    })
+    Ok(Summary::of_group(options, base, event, curves))
 }
 
 /// Sets a variant's values: training settings as overrides, constants to
