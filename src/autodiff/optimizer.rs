@@ -85,10 +85,7 @@ fn average_over_replicas(graph: &mut Graph, loss: NodeId, grads: Vec<NodeId>, re
     let mut sizes = Vec::with_capacity(values.len());
     let mut flat = Vec::with_capacity(values.len());
     for &value in &values {
-        let size = graph
-            .shape(value)
-            .iter()
-            .fold(Dim::constant(1), |size, dim| size.mul(dim));
+        let size = crate::ir::loops::element_count(&graph.shape(value));
         flat.push(graph.reshape(value, vec![size.clone()]));
         sizes.push(size);
     }

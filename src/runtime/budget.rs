@@ -352,13 +352,11 @@ pub fn check(session: &Session, estimate: &Estimate, limit: Option<u64>) -> Resu
 /// large for the machine fails at once, not after minutes of allocating.
 pub fn check_tensors(step: &Graph, limit: Option<u64>) -> Result<(), String> {
     let mut values: u64 = 0;
-    fn persistent(op: &crate::prim::Prim) -> Option<&str> {
-        match op {
-            crate::prim::Prim::Param(name) | crate::prim::Prim::State(name) => Some(name),
-            _ => None,
-        }
-    }
-    for (_, id) in step.leaves(persistent) {
+    let persistent = step
+        .leaves(crate::ir::param_name)
+        .into_iter()
+        .chain(step.leaves(crate::ir::state_name));
+    for (_, id) in persistent {
         let count = step.node(id).shape.iter().try_fold(1u64, |count, dim| {
             count.checked_mul(u64::try_from(dim.as_const()?).ok()?)
         });
