@@ -1,7 +1,7 @@
-//! The JIT against the interpreter on whole programs (every primitive and
-//! fused pattern alone: `jit_ops.rs`): one training step of every example,
-//! training the digits MLP to the same accuracy, and snapshots of the fused
-//! kernels and memory plans.
+//! The JIT against the interpreter on whole programs (every primitive
+//! alone: `jit_ops.rs`; fused patterns: `jit_patterns.rs`): one training
+//! step of every example, training the digits MLP to the same accuracy, and
+//! snapshots of the fused kernels and memory plans.
 //!
 //! Tolerance: f32 (JIT) against f64 (interpreter). An element passes when
 //! `|jit - interp| <= ATOL + RTOL * |interp|`.

@@ -19,6 +19,7 @@ mod hessian;
 mod ir;
 mod jit;
 mod jit_ops;
+mod jit_patterns;
 mod loops;
 mod lsp;
 mod pipeline_fuzz;
