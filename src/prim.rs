@@ -124,7 +124,9 @@ pub enum Prim {
     // ---- data parallelism
     /// The sum of the operand over every process of a data-parallel run
     /// (`crate::collective`), the same in each; the identity in a run of
-    /// one process. The step graph sums its gradients with it.
+    /// one process. The step graph sums its gradients with it; `sync_mean`
+    /// (batch statistics) traces a share's mean followed by one, which the
+    /// training step divides by the number of processes.
     AllReduce,
 
     // ---- control

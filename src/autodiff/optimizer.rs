@@ -28,6 +28,7 @@ pub fn training_step(forward: &Graph, optimizer: &Config) -> Graph {
 /// mean). With one replica, [`training_step`].
 pub fn replicated_training_step(forward: &Graph, optimizer: &Config, replicas: usize) -> Graph {
     let mut graph = forward.clone();
+    share_means(&mut graph, replicas);
     let Some(loss) = graph.output("loss") else {
         return graph;
     };
@@ -66,6 +67,46 @@ pub fn replicated_training_step(forward: &Graph, optimizer: &Config, replicas: u
         graph.set_output(&format!("new {path}"), new);
     }
     graph
+}
+
+/// The model's `sync_mean`s (batch statistics), traced as this process's
+/// mean summed over the processes, become means over the whole batch: the
+/// sum divided by `replicas` (the shares are equal, so the mean of their
+/// means is the batch's), or for one process the share's mean alone (the
+/// sum dropped, so a single process's step is what `mean` gives). The
+/// gradient of the sum is the sum of the gradients, so every process's
+/// share receives what the other processes' losses owe its rows.
+fn share_means(graph: &mut Graph, replicas: usize) {
+    for id in graph.topo_order() {
+        match &graph.node(id).op {
+            Prim::AllReduce => {
+                let share = graph.inputs(id)[0];
+                let mean = if replicas == 1 {
+                    share
+                } else {
+                    let (dtype, shape) = (graph.dtype(id), graph.shape(id));
+                    let sum = graph.add(Prim::AllReduce, dtype, shape, &[share]);
+                    graph.scale(sum, 1.0 / replicas as f64)
+                };
+                graph.replace_uses(id, mean);
+                graph.remove(id);
+            }
+            Prim::Scan(looped) if sums_over_processes(&looped.body) => {
+                let mut looped = (**looped).clone();
+                share_means(&mut looped.body, replicas);
+                graph.node_mut(id).op = Prim::Scan(std::sync::Arc::new(looped));
+            }
+            _ => {}
+        }
+    }
+}
+
+fn sums_over_processes(graph: &Graph) -> bool {
+    graph.graph.node_weights().any(|node| match &node.op {
+        Prim::AllReduce => true,
+        Prim::Scan(looped) => sums_over_processes(&looped.body),
+        _ => false,
+    })
 }
 
 /// Replaces the loss output, `grads` and the model states' updates with

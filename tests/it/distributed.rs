@@ -19,13 +19,18 @@ use crate::common::{root, scratch};
 /// The digits MLP trained by `optimizer` (with dropout: each process draws
 /// the masks of its rows as one process draws them).
 fn program_text(optimizer: &str) -> String {
+    model_text("linear(dropout(relu(linear(x, 32)), p: 0.3), 10)", optimizer)
+}
+
+/// A digits classifier `x -> body` trained by `optimizer`, 6 steps of 24.
+fn model_text(body: &str, optimizer: &str) -> String {
     let data = root().join("examples/data/digits.csv");
     format!(
         r#"
 data digits = csv("{}", x: "p0".."p63", y: "label", classes: 10, scale: 1 / 16, val: 0.2, seed: 0)
 
 model mlp(x: f32[B, 64]) -> f32[B, 10] {{
-    linear(dropout(relu(linear(x, 32)), p: 0.3), 10)
+    {body}
 }}
 
 loss cross_entropy(mlp(digits.x), digits.y)
@@ -78,52 +83,78 @@ fn processes_sharing_each_batch_train_like_one_process() {
         ("adam(lr: 1e-2, clip_norm: 0.5)", Backend::Jit, 2e-5),
     ] {
         std::fs::write(dir.join("mlp.nn"), program_text(optimizer)).unwrap();
-        let (alone, alone_losses) = train(session(&dir, backend, None), 6);
-        for size in [2, 3] {
-            let members = Threads::team(size);
-            let results: Vec<_> = std::thread::scope(|scope| {
-                let handles: Vec<_> = members
-                    .into_iter()
-                    .map(|member| {
-                        let dir = &dir;
-                        scope.spawn(move || train(session(dir, backend, Some(Handle(Arc::new(member)))), 6))
-                    })
-                    .collect();
-                handles.into_iter().map(|h| h.join().unwrap()).collect()
-            });
-            for (rank, (tensors, losses)) in results.iter().enumerate() {
-                // Every process applies the same update: the same bits.
-                assert_eq!(
-                    tensors, &results[0].0,
-                    "{optimizer}, {backend:?}: process {rank} of {size} drifted"
-                );
-                assert_eq!(losses, &results[0].1);
-                for (name, value) in &alone {
-                    let difference = largest_difference(value, &tensors[name]);
-                    assert!(
-                        difference <= tolerance,
-                        "{optimizer}, {backend:?}, {size} processes: {name} differs by {difference:e} from one process"
-                    );
-                }
-                for (step, (a, b)) in alone_losses.iter().zip(losses).enumerate() {
-                    assert!(
-                        (a - b).abs() <= tolerance * a.abs().max(1.0),
-                        "{optimizer}, {backend:?}, {size} processes: the loss of step {step} is {b}, one process {a}"
-                    );
-                }
-            }
-            // The parameters moved: the comparison is not of two
-            // untrained models.
-            let (initial, _) = train(session(&dir, backend, None), 0);
-            let moved = alone
-                .iter()
-                .filter(|(name, _)| !name.starts_with("optimizer."))
-                .map(|(name, value)| largest_difference(value, &initial[name]))
-                .fold(0.0, f64::max);
-            assert!(moved > 1e-3, "{backend:?}: training moved no parameter ({moved:e})");
-        }
+        assert_trains_like_one_process(&dir, optimizer, backend, tolerance);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Batch normalization's statistics are the whole batch's in every
+/// process (`sync_mean`), so its parameters, its running statistics and
+/// the losses are one process's too (with each share's own statistics
+/// `beta` ends 3e-2 away from one process's).
+#[test]
+fn batch_norm_under_data_parallelism_normalizes_by_the_whole_batch() {
+    let dir = scratch("distributed", "batch_norm");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (optimizer, backend, tolerance) in [
+        ("sgd(lr: 0.5)", Backend::Interp, 1e-9),
+        ("sgd(lr: 0.5)", Backend::Jit, 2e-5),
+        ("adam(lr: 1e-2)", Backend::Interp, 1e-9),
+        ("adam(lr: 1e-2)", Backend::Jit, 2e-5),
+    ] {
+        // No bias before the normalization: its gradient is zero up to
+        // rounding, and Adam would step it by `lr` in the rounding's sign.
+        let text = model_text("linear(relu(batch_norm(linear(x, 32, bias: false))), 10)", optimizer);
+        std::fs::write(dir.join("mlp.nn"), text).unwrap();
+        assert_trains_like_one_process(&dir, optimizer, backend, tolerance);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Trains `dir/mlp.nn` 6 steps in one process and in teams of 2 and 3
+/// simulated processes: every process ends with the same bits, and those
+/// are one process's tensors and losses within `tolerance`.
+fn assert_trains_like_one_process(dir: &std::path::Path, optimizer: &str, backend: Backend, tolerance: f64) {
+    let (alone, alone_losses) = train(session(dir, backend, None), 6);
+    for size in [2, 3] {
+        let members = Threads::team(size);
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = members
+                .into_iter()
+                .map(|member| scope.spawn(move || train(session(dir, backend, Some(Handle(Arc::new(member)))), 6)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (rank, (tensors, losses)) in results.iter().enumerate() {
+            // Every process applies the same update: the same bits.
+            assert_eq!(
+                tensors, &results[0].0,
+                "{optimizer}, {backend:?}: process {rank} of {size} drifted"
+            );
+            assert_eq!(losses, &results[0].1);
+            for (name, value) in &alone {
+                let difference = largest_difference(value, &tensors[name]);
+                assert!(
+                    difference <= tolerance,
+                    "{optimizer}, {backend:?}, {size} processes: {name} differs by {difference:e} from one process"
+                );
+            }
+            for (step, (a, b)) in alone_losses.iter().zip(losses).enumerate() {
+                assert!(
+                    (a - b).abs() <= tolerance * a.abs().max(1.0),
+                    "{optimizer}, {backend:?}, {size} processes: the loss of step {step} is {b}, one process {a}"
+                );
+            }
+        }
+    }
+    // The parameters moved: the comparison is not of two untrained models.
+    let (initial, _) = train(session(dir, backend, None), 0);
+    let moved = alone
+        .iter()
+        .filter(|(name, _)| !name.starts_with("optimizer."))
+        .map(|(name, value)| largest_difference(value, &initial[name]))
+        .fold(0.0, f64::max);
+    assert!(moved > 1e-3, "{backend:?}: training moved no parameter ({moved:e})");
 }
 
 #[test]

@@ -140,3 +140,46 @@ fn a_data_parallel_step_sums_over_the_processes_once() {
     assert_eq!(text.matches("= all_reduce").count(), 1, "{text}");
     insta::assert_snapshot!("opt@views_linear@2_processes", text);
 }
+
+/// Batch normalization's statistics (`sync_mean`) are traced as a share's
+/// mean summed over the processes: the step of one of two processes halves
+/// each sum, and its gradient is summed too; the step of one process has
+/// no sum at all.
+#[test]
+fn batch_statistics_are_summed_over_the_processes_only_when_there_are_several() {
+    let data = root().join("examples/data/views.csv");
+    let text = format!(
+        r#"
+data views = series("{}", column: "views", window: 7, val_last: 28, normalize: true)
+model norm(x: f32[B, 7]) -> f32[B] {{
+    reshape(linear(batch_norm(linear(x, 4, bias: false)), 1), [B])
+}}
+loss mse(norm(views.x), views.y)
+optimizer sgd(lr: 0.1)
+train {{ steps: 1, batch: 8 }}
+"#,
+        data.display()
+    );
+    let program = nnc::check::check_source("norm.nn", &text, &Default::default());
+    assert!(
+        !program.has_errors(),
+        "{}",
+        program.sources.render(&program.diagnostics, false)
+    );
+    let mut forward = nnc::ir::lower::lower_loops(&program.train_trace);
+    nnc::passes::prepare_forward(&mut forward);
+    let forward_text = nnc::ir::print::print(&forward);
+    assert_eq!(forward_text.matches("= all_reduce").count(), 2, "{forward_text}");
+    let optimizer = program.optimizer.as_ref().unwrap();
+    let alone = nnc::autodiff::optimizer::training_step(&forward, optimizer);
+    let alone_text = nnc::ir::print::print(&alone);
+    assert_eq!(alone_text.matches("= all_reduce").count(), 0, "{alone_text}");
+    let mut graph = nnc::autodiff::optimizer::replicated_training_step(&forward, optimizer, 2);
+    nnc::ir::verify::assert_valid(&graph, "autodiff");
+    nnc::passes::optimize_loops(&mut graph);
+    nnc::ir::verify::assert_valid(&graph, "passes");
+    let text = nnc::ir::print::print(&graph);
+    // Mean and variance, their gradients, and the step's one sum.
+    assert_eq!(text.matches("= all_reduce").count(), 5, "{text}");
+    insta::assert_snapshot!("opt@batch_norm@2_processes", text);
+}

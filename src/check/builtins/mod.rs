@@ -61,6 +61,7 @@ const BUILTINS: &[(&str, &[(&str, bool)])] = &[
     ("sum", &[("x", true), ("axis", false), ("keepdims", false)]),
     ("max", &[("x", true), ("axis", false), ("keepdims", false)]),
     ("mean", &[("x", true), ("axis", false), ("keepdims", false)]),
+    ("sync_mean", &[("x", true), ("axis", false), ("keepdims", false)]),
     ("argmax", &[("x", true), ("axis", false)]),
     ("reshape", &[("x", true), ("shape", true)]),
     ("transpose", &[("x", true), ("a", false), ("b", false)]),
@@ -184,7 +185,7 @@ pub fn call(
             let node = checker.emit(Prim::StopGrad, &t.ty, &[t.node]);
             (t.ty, node)
         }),
-        "sum" | "max" | "mean" => reduce(checker, &a),
+        "sum" | "max" | "mean" | "sync_mean" => reduce(checker, &a),
         "argmax" => argmax(checker, &a),
         "reshape" => reshape(checker, &a),
         "transpose" => transpose(checker, &a),

@@ -1,5 +1,6 @@
 //! Reductions: `sum`, `max`, `mean` over one axis, a list or all of them,
-//! and `argmax`.
+//! `sync_mean` (the mean over every data-parallel process's share of the
+//! batch) and `argmax`.
 
 use super::args::{self, bad_axis, bool_arg, float_tensor, tensor};
 use super::{Args, Out};
@@ -89,7 +90,15 @@ pub(super) fn reduce(checker: &mut Checker, a: &Args) -> Out {
     };
     let mut axes = reduced;
     axes.sort_unstable();
-    let node = checker.emit(Prim::Reduce { op, axes, keepdims }, &ty, &[t.node]);
+    let mut node = checker.emit(Prim::Reduce { op, axes, keepdims }, &ty, &[t.node]);
+    // While training, `sync_mean` is this process's mean summed over the
+    // processes; the training step of one of P divides by P (the shares are
+    // equal), that of a single process drops the sum
+    // (`autodiff::optimizer::replicated_training_step`). In evaluation it is
+    // `mean`: the processes evaluate alike.
+    if a.name == "sync_mean" && checker.training {
+        node = checker.emit(Prim::AllReduce, &ty, &[node]);
+    }
     Some((ty, node))
 }
 
