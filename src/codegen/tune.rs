@@ -45,6 +45,15 @@ const FIRST_PROBE: usize = 16;
 const LEFT_TEAM_PROBE: usize = 4;
 /// The other way must be this much faster to be taken.
 const MARGIN: f64 = 0.95;
+/// A probe that lost by a factor `r` cost about `(r - 1)` steps of the
+/// chosen way for each of its steps; the next probe waits until that is
+/// at most this share of the steps in between. On a busy machine the team
+/// can be ten or twenty times slower than one thread (its threads wait at
+/// every barrier for a core), where probes at the usual distances would
+/// spend more time than the steps between them.
+const PROBE_SHARE: f64 = 0.1;
+/// Most steps between two trials after a costly one.
+const PROBE_MOST: usize = 2048;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Phase {
@@ -71,6 +80,8 @@ pub struct Tuner {
     /// Timed steps of the current block on the other way that missed the
     /// bar (see [`Tuner::lost`]).
     missed: usize,
+    /// The fastest timed step of the current block on the other way.
+    probe_best: f64,
     /// Steps run by the team, and in all.
     on_team: u64,
     steps: u64,
@@ -88,6 +99,7 @@ impl Tuner {
             chosen: 0,
             probe_after: FIRST_PROBE,
             missed: 0,
+            probe_best: f64::INFINITY,
             phase: if adaptive && team > 1 {
                 Phase::First(0)
             } else {
@@ -141,6 +153,7 @@ impl Tuner {
             self.counts[way] += 1;
             if let Some(reference) = reference {
                 self.missed += usize::from(seconds >= MARGIN * self.median(reference));
+                self.probe_best = self.probe_best.min(seconds);
             }
         }
         self.phase = match self.phase {
@@ -149,10 +162,12 @@ impl Tuner {
                 self.chosen = 0;
                 self.log("first comparison, decided early", Some(1));
                 self.missed = 0;
+                self.probe_best = f64::INFINITY;
                 Phase::Steady(0)
             }
             Phase::First(_) => {
                 self.missed = 0;
+                self.probe_best = f64::INFINITY;
                 self.chosen = usize::from(self.median(1) < MARGIN * self.median(0));
                 self.probe_after = self.first_probe();
                 self.log("first comparison", None);
@@ -167,7 +182,8 @@ impl Tuner {
                     self.chosen = probed;
                     self.probe_after = self.first_probe();
                 } else {
-                    self.probe_after = (2 * self.probe_after).min(PROBE_EVERY);
+                    let lost_by = self.probe_best / self.median(self.chosen);
+                    self.probe_after = (2 * self.probe_after).min(PROBE_EVERY).max(gap_after_losing(lost_by));
                 }
                 if self.lost() {
                     self.log("probe, decided early", Some(probed));
@@ -175,6 +191,7 @@ impl Tuner {
                     self.log("probe", None);
                 }
                 self.missed = 0;
+                self.probe_best = f64::INFINITY;
                 Phase::Steady(0)
             }
         };
@@ -235,6 +252,18 @@ impl Tuner {
     }
 }
 
+/// Steps before the next probe after one that lost by `lost_by` (its
+/// fastest step over the chosen way's median), so that probes cost at most
+/// `PROBE_SHARE` of the time.
+fn gap_after_losing(lost_by: f64) -> usize {
+    let excess = BLOCK_LOST as f64 * (lost_by - 1.0).max(0.0);
+    ((excess / PROBE_SHARE).ceil() as usize).min(PROBE_MOST)
+}
+
+/// Steps of a block on the other way that loses every timed step: the
+/// switching step and the misses that decide it.
+const BLOCK_LOST: usize = 1 + WINDOW - WINDOW / 2;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,17 +299,16 @@ mod tests {
         assert!(team_share(1000 + PROBE_EVERY + 2 * BLOCK..2000) < 0.05);
     }
 
-    /// Steps of a block on the other way that loses every timed step: the
-    /// switching step and the misses that decide it.
-    const LOSING: usize = 1 + WINDOW - WINDOW / 2;
+    const LOSING: usize = BLOCK_LOST;
 
-    /// Losing probes in `steps` steps of a choice that holds: they start
-    /// `FIRST_PROBE` apart and double in distance up to `PROBE_EVERY`.
-    fn probes_within(steps: usize) -> usize {
+    /// Losing probes in `steps` steps of a choice that holds, each losing
+    /// by `lost_by`: they start `FIRST_PROBE` apart and double in distance
+    /// up to `PROBE_EVERY`, or wait longer after a costly loss.
+    fn probes_within(steps: usize, lost_by: f64) -> usize {
         let (mut at, mut gap, mut probes) = (0, FIRST_PROBE, 0);
         while at + gap + LOSING <= steps {
             at += gap + LOSING;
-            gap = (2 * gap).min(PROBE_EVERY);
+            gap = (2 * gap).min(PROBE_EVERY).max(gap_after_losing(lost_by));
             probes += 1;
         }
         probes
@@ -293,7 +321,7 @@ mod tests {
         let first = SETTLE + BLOCK + LOSING;
         let switches = threads[first..].windows(2).filter(|w| w[0] != w[1]).count();
         // Only the probes switch, twice each.
-        assert_eq!(switches, 2 * probes_within(3000 - first), "{threads:?}");
+        assert_eq!(switches, 2 * probes_within(3000 - first, 1.0), "{threads:?}");
     }
 
     #[test]
@@ -365,7 +393,36 @@ mod tests {
         let threads = drive(&mut tuner, steps, |_| 0.5);
         let first = SETTLE + BLOCK + LOSING;
         let alone = threads.iter().filter(|&&t| t == 1).count();
-        assert_eq!(alone, LOSING * (1 + probes_within(steps - first)), "{threads:?}");
+        assert_eq!(alone, LOSING * (1 + probes_within(steps - first, 2.0)), "{threads:?}");
+    }
+
+    /// On a busy machine the team can be far slower than one thread; its
+    /// probes then come rarely enough to cost about `PROBE_SHARE` of the
+    /// time (at the doubling distances alone they would cost more than
+    /// the steps between them: 7 probes of 3 steps at 20 in 500 steps).
+    #[test]
+    fn probes_of_a_team_far_slower_cost_a_bounded_share() {
+        for slower in [3.0, 20.0] {
+            let mut tuner = Tuner::new(2, true);
+            let steps = 3000;
+            let threads = drive(&mut tuner, steps, |_| slower);
+            let first = SETTLE + 2 * BLOCK;
+            assert_eq!(threads[first], 1, "{threads:?}");
+            let time: f64 = threads[first..]
+                .iter()
+                .map(|&t| if t == 2 { slower } else { 1.0 })
+                .sum();
+            let alone = (steps - first) as f64;
+            // The first probe comes `LEFT_TEAM_PROBE` steps after leaving
+            // the team whatever it cost (a disturbed block is likelier).
+            let first_probe = LOSING as f64 * (slower - 1.0);
+            assert!(
+                time <= (1.0 + 1.1 * PROBE_SHARE) * alone + first_probe,
+                "team {slower}x slower: {time} against {alone} on one thread"
+            );
+            // Still probed: a machine that becomes quiet again is noticed.
+            assert!(threads[first..].contains(&2), "{slower}");
+        }
     }
 
     #[test]
