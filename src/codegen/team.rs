@@ -223,3 +223,36 @@ impl Drop for Team {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// Every thread sees every other thread's writes from before a
+    /// barrier, job after job, also with more threads than cores (then
+    /// the waiters yield: a test machine has two).
+    #[test]
+    fn barriers_order_the_threads_writes() {
+        for threads in [2, 4] {
+            let team = Team::new(threads);
+            let slots: Vec<AtomicUsize> = (0..threads).map(|_| AtomicUsize::new(0)).collect();
+            let errors = AtomicUsize::new(0);
+            for job in 0..10 {
+                team.run(threads, &|part| {
+                    for round in 1..=50 {
+                        let value = job * 1000 + round;
+                        slots[part].store(value, Ordering::Relaxed);
+                        team.barrier(part);
+                        let seen = slots.iter().filter(|s| s.load(Ordering::Relaxed) == value).count();
+                        if seen != threads {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                        team.barrier(part);
+                    }
+                });
+            }
+            assert_eq!(errors.load(Ordering::Relaxed), 0, "{threads} threads");
+        }
+    }
+}
