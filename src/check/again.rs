@@ -8,7 +8,8 @@
 //! [`Program::probe_trace`].
 
 use super::eval::{self, Checker};
-use super::{check_items, decode, trace, types, variants, Options, Program};
+use super::items::check_items;
+use super::{decode, trace, types, variants, Options, Program};
 use crate::diagnostics::{Diagnostic, Span};
 use crate::syntax::ast;
 use types::Value;
