@@ -142,8 +142,8 @@ pub mod codes {
     /// A tensor with a size of zero (`linear(x, 0)`): nothing to compute.
     pub const ZERO_SIZE: &str = "E0311";
     /// A tensor with more elements than can be addressed (`const H =
-    /// 9223372036854775807` used as a width), or parameters that together
-    /// have more.
+    /// 9223372036854775807` used as a width), parameters that together
+    /// have more, or a size whose arithmetic overflows an `i64` (`H * 16`).
     pub const TOO_LARGE: &str = "E0312";
 
     /// Program structure.

@@ -105,12 +105,24 @@ const ZERO_SIZE_MESSAGE: &str = "a tensor would have a size of zero";
 const ZERO_SIZE_HELP: &str = "sizes must be at least 1: check the constants and arguments that give this size";
 
 /// The same for a tensor with more elements than can be addressed.
-const TOO_LARGE_MESSAGE: &str = "a tensor would be too large";
+pub(super) const TOO_LARGE_MESSAGE: &str = "a tensor would be too large";
 
-fn too_large_help() -> String {
+pub(super) fn too_large_help() -> String {
     format!(
         "a tensor holds at most {} elements: check the constants and arguments that give this size",
         super::group_thousands(super::types::MAX_ELEMENTS)
+    )
+}
+
+/// The same for an integer (a size) whose arithmetic overflowed
+/// ([`Dim::is_overflow`]), reported at the expression that overflowed.
+const INTEGER_TOO_LARGE_MESSAGE: &str = "an integer would be too large";
+
+fn integer_too_large_help() -> String {
+    format!(
+        "integers lie between {} and {}: check the constants and arguments that give this value",
+        super::group_thousands(i64::MIN),
+        super::group_thousands(i64::MAX)
     )
 }
 
@@ -297,6 +309,11 @@ impl<'a> Checker<'a> {
                 Diagnostic::error(codes::TOO_LARGE, TOO_LARGE_MESSAGE, expr.span)
                     .label(format!("this would be {}", t.ty))
                     .with_help(too_large_help()),
+            ),
+            Value::Int(d) if d.is_overflow() => self.error(
+                Diagnostic::error(codes::TOO_LARGE, INTEGER_TOO_LARGE_MESSAGE, expr.span)
+                    .label("this overflows a 64-bit integer")
+                    .with_help(integer_too_large_help()),
             ),
             value => value,
         }
