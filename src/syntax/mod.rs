@@ -4,13 +4,15 @@
 pub mod ast;
 mod parser;
 
-pub use parser::{item_chunks, parse, CONTEXTUAL_KEYWORDS, KEYWORDS};
+pub use parser::{item_chunks, parse, CONTEXTUAL_KEYWORDS, KEYWORDS, MAX_OPERATORS};
 
 /// The stack of the threads that check, format and drop syntax trees. A
 /// tree is as deep as an expression is long (`1 + 1 + ...` nests to the
-/// left), and what walks it recurses: the checker (which bounds its own
-/// depth, but only after parsing), the formatter's comparison of trees,
-/// and dropping the tree.
+/// left), and what walks it recurses: building it, the checker (which
+/// bounds its own depth, but only after parsing), the formatter's
+/// comparison of trees, and dropping the tree. The parser refuses an
+/// expression of more than [`MAX_OPERATORS`] operators, so no tree is
+/// deeper than the stack holds.
 pub const DEEP_STACK: usize = 256 << 20;
 
 /// Runs `work` on a thread named `name` with a [`DEEP_STACK`], or on this

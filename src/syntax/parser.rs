@@ -62,6 +62,19 @@ pub fn parse(file: u32, source: &str) -> (File, Vec<Diagnostic>) {
         match NnParser::parse(Rule::item_only, chunk) {
             Ok(mut pairs) => {
                 let item_only = pairs.next().expect("item_only matched");
+                if let Some((at, to)) = too_long(&item_only) {
+                    diagnostics.push(
+                        Diagnostic::error(
+                            codes::SYNTAX,
+                            format!("the expression has more than {MAX_OPERATORS} operators"),
+                            Span::new(file, start + at, start + to),
+                        )
+                        .label("too long")
+                        .with_help("split it with intermediate names"),
+                    );
+                    broken.push(broken_item(chunk));
+                    continue;
+                }
                 for pair in item_only.into_inner() {
                     if pair.as_rule() == Rule::EOI {
                         continue;
@@ -107,6 +120,61 @@ fn too_deep(chunk: &str) -> Option<usize> {
                 ')' | ']' | '}' => depth = depth.saturating_sub(1),
                 _ => {}
             }
+        }
+    }
+    None
+}
+
+/// Most operators one expression may have, those inside its brackets
+/// included. Its syntax tree is about as deep as it has operators (`1 + 1 +
+/// ...` nests to the left, `- - ... 1` to the right), and building,
+/// comparing and dropping the tree recurse that deep, so a longer one is
+/// refused before its tree is built, as deeper brackets are. No written
+/// program comes near. Measured on the thread with
+/// [`crate::syntax::DEEP_STACK`] (256 MiB) without this bound, the first
+/// expression to overflow it had about 254,000 operators (a prefix chain
+/// built in a release build: 1 KiB of stack per operator; 400,000 for
+/// `1 + 1 + ...` formatted), so the bound uses a twelfth of the stack.
+pub const MAX_OPERATORS: usize = 20_000;
+
+/// Where the first operator beyond [`MAX_OPERATORS`] in one expression of
+/// the item is (a call's or an index's opening bracket): the pairs in
+/// order, each outermost `expr` starting a new count.
+fn too_long(item: &Pair<Rule>) -> Option<(usize, usize)> {
+    let (mut end, mut count) = (0, 0);
+    for pair in item.clone().into_inner().flatten() {
+        match pair.as_rule() {
+            Rule::expr if pair.as_span().start() >= end => {
+                end = pair.as_span().end();
+                count = 0;
+            }
+            Rule::range
+            | Rule::or
+            | Rule::and
+            | Rule::eq
+            | Rule::ne
+            | Rule::le
+            | Rule::ge
+            | Rule::lt
+            | Rule::gt
+            | Rule::add
+            | Rule::sub
+            | Rule::mul
+            | Rule::div
+            | Rule::matmul
+            | Rule::neg
+            | Rule::not
+            | Rule::call_args
+            | Rule::index
+            | Rule::field => {
+                count += 1;
+                if count > MAX_OPERATORS {
+                    let span = pair.as_span();
+                    let bracket = matches!(pair.as_rule(), Rule::call_args | Rule::index);
+                    return Some((span.start(), if bracket { span.start() + 1 } else { span.end() }));
+                }
+            }
+            _ => {}
         }
     }
     None

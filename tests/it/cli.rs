@@ -113,15 +113,16 @@ fn sizes_too_large_are_check_errors() {
     assert!(stderr.contains("error[E0312]"), "{stderr}");
 }
 
-/// An expression of 200,000 terms is too deep to check: the error is
-/// reported (exit code 1), and dropping its syntax tree after the report
-/// does not overflow the main thread's stack.
+/// The longest expression the parser builds (`syntax::MAX_OPERATORS`
+/// operators, a tree as deep) is too deep to check: the error is reported
+/// (exit code 1), and its syntax tree is dropped after the report.
 #[test]
 fn a_very_long_expression_is_an_error_not_a_crash() {
     let dir = crate::common::scratch("cli", "long");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("long.nn");
-    std::fs::write(&path, format!("const H = {}\n", vec!["1"; 200_000].join(" + "))).unwrap();
+    let terms = vec!["1"; nnc::syntax::MAX_OPERATORS + 1];
+    std::fs::write(&path, format!("const H = {}\n", terms.join(" + "))).unwrap();
     let (code, _, stderr) = nnc(&["check", path.to_str().unwrap()]);
     assert_eq!(code, 1, "{stderr}");
     assert!(
@@ -129,6 +130,36 @@ fn a_very_long_expression_is_an_error_not_a_crash() {
         "{stderr}"
     );
     assert!(stderr.trim_end().ends_with("errors"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An expression of a million operators, whose syntax tree would overflow
+/// even the deep stack, is a syntax error before the tree is built:
+/// `nnc check` reports it (exit code 1) and `nnc fmt` leaves it as written,
+/// for a left-nested chain (`1 + 1 + ...`) and a right-nested one (`- - ... 1`).
+#[test]
+fn an_expression_of_a_million_operators_is_a_syntax_error() {
+    let dir = crate::common::scratch("cli", "million");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("long.nn");
+    let file = path.to_str().unwrap();
+    let message = format!(
+        "error[E0001]: the expression has more than {} operators",
+        nnc::syntax::MAX_OPERATORS
+    );
+    for text in [
+        format!("const H = 1{}\n", " + 1".repeat(1_000_000)),
+        format!("const H = {}1\n", "- ".repeat(1_000_000)),
+    ] {
+        std::fs::write(&path, &text).unwrap();
+        let (code, _, stderr) = nnc(&["check", file]);
+        assert_eq!(code, 1, "{}", &stderr[..stderr.len().min(2000)]);
+        assert!(stderr.contains(&message), "{}", &stderr[..stderr.len().min(2000)]);
+        let (code, _, stderr) = nnc(&["fmt", file]);
+        assert_eq!(code, 0, "{}", &stderr[..stderr.len().min(2000)]);
+        assert!(stderr.contains("1 item with syntax errors left as written"), "{stderr}");
+        assert!(std::fs::read_to_string(&path).unwrap() == text, "the file changed");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -187,6 +187,59 @@ fn mutated_programs_never_panic() {
     }
 }
 
+/// An expression may have `syntax::MAX_OPERATORS` operators, those inside
+/// its brackets counted: a program with one of exactly that many checks
+/// and formats (its terms in groups, so the tree is shallow); one more
+/// operator is a syntax error at that operator, the item left as written,
+/// and nothing else is reported.
+#[test]
+fn expressions_have_at_most_max_operators() {
+    let max = nnc::syntax::MAX_OPERATORS;
+    let program = |operators: usize| {
+        // Groups of 100 terms (99 operators) joined by `+` (at least 100),
+        // then as many `+ 1` as make the count.
+        let groups = operators / 100;
+        let group = format!("({})", vec!["1"; 100].join(" + "));
+        let mut expression = vec![group; groups].join(" + ");
+        expression.push_str(&" + 1".repeat(operators + 1 - 100 * groups));
+        format!(
+            "const N = {expression}\n\
+             data digits = csv(\"examples/data/digits.csv\", x: \"p0\"..\"p63\", y: \"label\", classes: 10)\n\
+             model tiny(x: f32[B, 64]) -> f32[B, 10] {{\n    linear(x, 10)\n}}\n\
+             loss cross_entropy(tiny(digits.x), digits.y)\n\
+             optimizer sgd(lr: 0.1)\n\
+             train {{ steps: 1, batch: 8 }}\n"
+        )
+    };
+    let options = nnc::check::Options {
+        base_dir: Some(crate::common::root().to_path_buf()),
+        ..Default::default()
+    };
+
+    let text = program(max);
+    let operators = text.lines().next().unwrap().matches('+').count();
+    assert_eq!(operators, max);
+    let checked = nnc::check::check_source("long.nn", &text, &options);
+    let rendered = checked.sources.render(&checked.diagnostics, false);
+    assert!(checked.diagnostics.is_empty(), "{rendered}");
+    assert_eq!(checked.constants[0].1.as_const_int(), Some(max as i64 + 1));
+    let formatted = nnc::fmt::format(&text);
+    assert_eq!((formatted.broken, formatted.unchanged), (0, 0));
+
+    let text = program(max + 1);
+    let checked = nnc::check::check_source("long.nn", &text, &options);
+    let [error] = &checked.diagnostics[..] else {
+        panic!("{}", checked.sources.render(&checked.diagnostics, false));
+    };
+    assert_eq!(error.code, "E0001");
+    assert_eq!(error.message, format!("the expression has more than {max} operators"));
+    let last = text.lines().next().unwrap().rfind('+').unwrap() as u32;
+    assert_eq!((error.primary.span.start, error.primary.span.end), (last, last + 1));
+    let formatted = nnc::fmt::format(&text);
+    assert_eq!((formatted.broken, formatted.unchanged), (1, 0));
+    assert!(formatted.text.starts_with(text.lines().next().unwrap()));
+}
+
 /// Deeply nested input must not overflow the stack.
 #[test]
 fn deep_nesting_is_an_error_not_a_crash() {
