@@ -4,7 +4,7 @@
 use super::args::{const_int, float_tensor};
 use super::{Args, Out};
 use crate::check::dims::Dim;
-use crate::check::eval::{plural, Checker};
+use crate::check::eval::{plural, too_large_help, Checker, TOO_LARGE_MESSAGE};
 use crate::check::types::TensorType;
 use crate::diagnostics::{codes, Diagnostic};
 use crate::prim::{Prim, Window};
@@ -69,15 +69,17 @@ pub(super) fn unfold2d(checker: &mut Checker, a: &Args) -> Out {
             );
             return None;
         };
-        let span = size + 2 * padding - kernel;
+        // Each is at most i64::MAX; the padded size may not be.
+        let Some(padded) = padding.checked_mul(2).and_then(|p| p.checked_add(size)) else {
+            checker.report(too_large(a, &format!("the padded image {name}")));
+            return None;
+        };
+        let span = padded - kernel;
         if span < 0 {
             checker.report(
                 Diagnostic::error(
                     codes::SHAPE_MISMATCH,
-                    format!(
-                        "the kernel {kernel} is larger than the padded image {name} {}",
-                        size + 2 * padding
-                    ),
+                    format!("the kernel {kernel} is larger than the padded image {name} {padded}"),
                     a.span,
                 )
                 .label("kernel does not fit")
@@ -87,7 +89,16 @@ pub(super) fn unfold2d(checker: &mut Checker, a: &Args) -> Out {
         }
         out.push(Dim::constant(span / stride + 1));
     }
-    out.push(x.ty.shape[1].mul(&Dim::constant(kernel * kernel)));
+    let features = kernel
+        .checked_mul(kernel)
+        .map(|taps| x.ty.shape[1].mul(&Dim::constant(taps)));
+    match features {
+        Some(features) if !features.is_overflow() => out.push(features),
+        _ => {
+            checker.report(too_large(a, "a patch's features"));
+            return None;
+        }
+    }
     let ty = TensorType::new(x.ty.dtype, out);
     let window = Window {
         kernel: kernel as usize,
@@ -96,4 +107,11 @@ pub(super) fn unfold2d(checker: &mut Checker, a: &Args) -> Out {
     };
     let node = checker.emit(Prim::Unfold2d(window), &ty, &[x.node]);
     Some((ty, node))
+}
+
+/// E0312 for a size of `unfold2d` that does not fit in 64 bits.
+fn too_large(a: &Args, what: &str) -> Diagnostic {
+    Diagnostic::error(codes::TOO_LARGE, TOO_LARGE_MESSAGE, a.span)
+        .label(format!("{what} would not fit in 64 bits"))
+        .with_help(too_large_help())
 }
