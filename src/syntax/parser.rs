@@ -81,7 +81,14 @@ pub fn parse(file: u32, source: &str) -> (File, Vec<Diagnostic>) {
                     }
                     match builder.item(pair) {
                         Ok(item) => items.push(item),
-                        Err(diagnostic) => diagnostics.push(diagnostic),
+                        // An item that failed while being built (a literal
+                        // too large) is broken like one that failed to
+                        // parse: its name is known, so its uses are not
+                        // also "unknown name".
+                        Err(diagnostic) => {
+                            diagnostics.push(diagnostic);
+                            broken.push(broken_item(chunk));
+                        }
                     }
                 }
             }
