@@ -225,6 +225,17 @@ fn aligned(n: usize) -> usize {
     n.div_ceil(ALIGN) * ALIGN
 }
 
+/// Most elements an arena may span: its bytes must be addressable
+/// (`isize::MAX`), whatever a plan that is never run prints.
+const MAX_ARENA_ELEMENTS: usize = isize::MAX as usize / 4;
+
+fn too_large() -> String {
+    format!(
+        "the step's buffers would need more than {} bytes of memory",
+        crate::check::group_thousands((MAX_ARENA_ELEMENTS * 4) as i64)
+    )
+}
+
 impl Plan {
     pub fn new(fused: &Fused) -> Result<Plan, String> {
         Plan::place(fused, 0, &[], 0)
@@ -280,7 +291,10 @@ impl Plan {
                     },
                 );
             }
-            offset += aligned(len);
+            offset = offset
+                .checked_add(aligned(len))
+                .filter(|&end| end <= MAX_ARENA_ELEMENTS)
+                .ok_or_else(too_large)?;
         }
         plan.persistent = offset;
 
@@ -443,6 +457,16 @@ impl Plan {
         // walk sees the conflicts in the order sorting them gave).
         let mut placed: Vec<(usize, usize, usize, usize)> = Vec::new();
         let mut staged_offsets: Vec<usize> = Vec::new();
+        // Every offset below is at most the persistent part plus every
+        // request: bounded here, the sums that place them cannot overflow.
+        requests
+            .iter()
+            .try_fold(plan.persistent, |total, request| {
+                total
+                    .checked_add(aligned(request.0.max(1)))
+                    .filter(|&end| end <= MAX_ARENA_ELEMENTS)
+            })
+            .ok_or_else(too_large)?;
         for (len, first, last, id, role) in requests {
             let size = aligned(len.max(1));
             let mut at = plan.persistent;

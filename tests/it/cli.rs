@@ -381,7 +381,7 @@ fn dump_stages_that_cannot_compile_fail() {
         .replace("\"data/digits.csv\"", &format!("{:?}", data.to_str().unwrap()))
         .replace("batch: 64", "batch: 100000");
     let path = dir.join("wide.nn");
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, &text).unwrap();
     let path = path.to_str().unwrap();
     assert_eq!(nnc(&["check", path]).0, 0);
     for stage in ["fused", "memory", "clif", "asm"] {
@@ -393,6 +393,16 @@ fn dump_stages_that_cannot_compile_fail() {
             "{stage}: {stderr}"
         );
     }
+    // Every tensor fits, but all of them together (parameters, optimizer
+    // slots, gradients) would need more memory than can be addressed: the
+    // plan says so (its offsets wrapped around before).
+    let small_batch = dir.join("wide_small_batch.nn");
+    std::fs::write(&small_batch, text.replace("batch: 100000", "batch: 4")).unwrap();
+    let small_batch = small_batch.to_str().unwrap();
+    let (code, stdout, stderr) = nnc(&["dump", small_batch, "--stage", "memory", "--set", "H=10000000000000000"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("bytes of memory"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
