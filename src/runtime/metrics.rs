@@ -100,7 +100,6 @@ impl Totals {
                     }
                     self.exact += f64::from(u8::from(all));
                 }
-                self.correct += self.correct_tokens;
             }
         } else if output.shape() == target.shape() {
             for (o, t) in output.iter().zip(target.iter()) {
@@ -123,6 +122,29 @@ impl Totals {
         for (reference, decoded) in transcribe(output, batch, data, blank, decoder) {
             self.label_edits += edit_distance(&decoded, &reference) as f64;
             self.labels += reference.len() as f64;
+        }
+    }
+
+    /// Sums the totals of every process of a data-parallel run (each
+    /// evaluated its share of the batches), so each holds the whole split's.
+    pub fn sum_over(&mut self, collective: &dyn crate::collective::Collective) {
+        let fields = [
+            &mut self.examples,
+            &mut self.loss,
+            &mut self.correct,
+            &mut self.tokens,
+            &mut self.correct_tokens,
+            &mut self.exact,
+            &mut self.abs_error,
+            &mut self.sq_error,
+            &mut self.values,
+            &mut self.label_edits,
+            &mut self.labels,
+        ];
+        let mut sums: Vec<f64> = fields.iter().map(|f| **f).collect();
+        collective.sum_f64(&mut sums);
+        for (field, sum) in fields.into_iter().zip(sums) {
+            *field = sum;
         }
     }
 

@@ -524,7 +524,12 @@ impl Session {
             .and_then(|d| d.attr("blank"))
             .map(|b| b as usize);
         let decoder = ctc::Decoder::from_config(self.program.sections.get("eval").and_then(|e| e.call("decode")));
-        for rows in data::eval_rows(split, self.batch, limit) {
+        // Under `mpirun` each process evaluates every P-th of the batches
+        // one process would (of the whole batch) and the totals are summed:
+        // every process ends with the whole split's.
+        let (rank, processes) = self.place();
+        let batches = data::eval_rows(split, self.batch * processes, limit);
+        for rows in batches.into_iter().skip(rank).step_by(processes) {
             if let Some(jit) = &mut self.jit {
                 let n = rows.len();
                 let compiled = jit.eval_graph(&self.eval_graph, &self.tensors, (Model::Eval, n))?;
@@ -568,6 +573,9 @@ impl Session {
             if let (Some(output), Some(blank)) = (output, blank) {
                 totals.add_transcriptions(output, &batch, &data.name, blank, decoder);
             }
+        }
+        if let Some(crate::collective::Handle(collective)) = &self.collective {
+            totals.sum_over(collective.as_ref());
         }
         Ok(totals.finish(names))
     }

@@ -111,6 +111,51 @@ fn batch_norm_under_data_parallelism_normalizes_by_the_whole_batch() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Evaluation is shared out too: each process evaluates every P-th batch
+/// (of the whole batch) and the totals are summed, so every process
+/// reports one process's metrics, up to the order of the sums (without the
+/// sum each would report its own batches' metrics).
+#[test]
+fn processes_share_the_evaluation_and_report_one_processs_metrics() {
+    let dir = scratch("distributed", "evaluate");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("mlp.nn"), program_text("sgd(lr: 0.5)")).unwrap();
+    let names: Vec<String> = ["loss", "accuracy"].map(String::from).to_vec();
+    // The model as initialized (the same in every process): trained, the
+    // JIT's processes would hold parameters 1e-6 apart (sums in f32 in
+    // another order), which this comparison is not about.
+    let evaluate = |mut session: Session| session.evaluate(&names, usize::MAX).unwrap();
+    for backend in [Backend::Interp, Backend::Jit] {
+        let alone = evaluate(session(&dir, backend, None));
+        // 359 validation rows: 15 batches of 24, shared out unevenly by 2
+        // and evenly by 3.
+        for size in [2, 3] {
+            let members = Threads::team(size);
+            let results: Vec<_> = std::thread::scope(|scope| {
+                let handles: Vec<_> = members
+                    .into_iter()
+                    .map(|member| {
+                        let (dir, evaluate) = (&dir, &evaluate);
+                        scope.spawn(move || evaluate(session(dir, backend, Some(Handle(Arc::new(member))))))
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for (rank, metrics) in results.iter().enumerate() {
+                for (name, value) in &alone {
+                    let shared = metrics[name];
+                    assert!(
+                        (shared - value).abs() <= 1e-12 * value.abs().max(1.0),
+                        "{backend:?}, process {rank} of {size}: {name} {shared}, one process {value}"
+                    );
+                }
+            }
+        }
+        assert!(alone["loss"] > 1.0 && alone["accuracy"] > 0.0, "{alone:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Trains `dir/mlp.nn` 6 steps in one process and in teams of 2 and 3
 /// simulated processes: every process ends with the same bits, and those
 /// are one process's tensors and losses within `tolerance`.
