@@ -374,6 +374,20 @@ impl Session {
         });
     }
 
+    /// Whether any process of a data-parallel run says `yes` (this one's
+    /// answer alone in a run of one). Every process must ask at the same
+    /// point of its loop: it is a sum over the processes, and a barrier.
+    pub fn any_process(&self, yes: bool) -> bool {
+        match &self.collective {
+            Some(crate::collective::Handle(collective)) => {
+                let mut votes = [f64::from(u8::from(yes))];
+                collective.sum_f64(&mut votes);
+                votes[0] > 0.0
+            }
+            None => yes,
+        }
+    }
+
     /// This process's place among the processes of a data-parallel run:
     /// (rank, size); (0, 1) for a run of one.
     pub fn place(&self) -> (usize, usize) {

@@ -315,11 +315,17 @@ pub fn run(path: &Path, program: Program, text: &str, options: &RunOptions) -> R
     let first_step = session.step;
     let mut recent = Vec::new();
     while session.step < session.total_steps {
-        let interrupted = was_interrupted();
+        // Under `mpirun` a signal may reach one process only, or each at
+        // another step: they stop together, after the same step, or the
+        // others would wait in the step's sum for one that left.
+        let interrupted = session.any_process(was_interrupted());
         if interrupted || options.stop_after.is_some_and(|n| session.step - first_step >= n) {
             // Interrupted: keep everything needed to resume.
             reporter.finish_bar();
             save_checkpoint(&mut session, &checkpoint_path, &file_hash, &mut reporter)?;
+            // No process leaves before process 0's checkpoint is written
+            // (`mpirun` ends the others once one exits with an error).
+            session.any_process(false);
             plot_losses(&reporter, &out, path);
             let event = json!({"event": "interrupted", "step": session.step, "out": out.display().to_string()});
             reporter.event(event.clone());

@@ -313,6 +313,75 @@ fn a_run_under_mpirun_resumes_under_mpirun() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A signal that reaches one process only (here process 1, which prints
+/// nothing) stops both after the same step: process 0 logs the
+/// interruption and writes its checkpoint at that step. (Alone, process 1
+/// left while process 0 waited in the step's sum, and `mpirun` then killed
+/// process 0 with nothing saved.)
+#[cfg(feature = "mpi")]
+#[test]
+fn a_signal_to_one_process_stops_every_process_after_the_same_step() {
+    use std::io::Read;
+    let dir = scratch("distributed", "mpirun-signal");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mlp.nn");
+    let text = program_text("sgd(lr: 0.1)").replace("steps: 6,", "steps: 100000000,");
+    std::fs::write(&file, text).unwrap();
+    let out = dir.join("run");
+    let mut child = std::process::Command::new("mpirun")
+        .args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
+        .arg(env!("CARGO_BIN_EXE_nnc"))
+        .args(["run", file.to_str().unwrap(), "--json", "--out", out.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("mpirun runs (the test command installs Open MPI)");
+    // Process 1, found by the rank Open MPI gives it, once training runs.
+    let start = std::time::Instant::now();
+    let follower = loop {
+        assert!(start.elapsed().as_secs() < 60, "process 1 never started");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        if !out.join("metrics.jsonl").exists() {
+            continue;
+        }
+        let found = std::fs::read_dir("/proc").unwrap().flatten().find(|entry| {
+            let read = |name: &str| std::fs::read(entry.path().join(name)).unwrap_or_default();
+            let environ = String::from_utf8_lossy(&read("environ")).into_owned();
+            let cmdline = String::from_utf8_lossy(&read("cmdline")).into_owned();
+            cmdline.contains(env!("CARGO_BIN_EXE_nnc")) && environ.split('\0').any(|v| v == "OMPI_COMM_WORLD_RANK=1")
+        });
+        if let Some(entry) = found {
+            break entry.file_name().to_string_lossy().into_owned();
+        }
+    };
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &follower])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed().as_secs() > 60 {
+            let _ = child.kill();
+            panic!("mpirun did not end after process 1 was signalled");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    let stopped = crate::common::events(&stdout)
+        .into_iter()
+        .find(|e| e["event"] == "interrupted")
+        .unwrap_or_else(|| panic!("process 0 logged no interruption: {stdout}"));
+    let step = stopped["step"].as_u64().unwrap();
+    assert!(step > 0, "{stopped}");
+    let saved = nnc::runtime::checkpoint::load(&out.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(saved.step, step);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `mpirun -np 2 nnc ARGS`, which must succeed: its standard output.
 #[cfg(feature = "mpi")]
 fn mpirun(args: &[&str]) -> String {
