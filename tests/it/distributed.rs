@@ -64,6 +64,19 @@ fn train(mut session: Session, steps: usize) -> (BTreeMap<String, ArrayD<f64>>, 
     (session.tensors, losses)
 }
 
+/// `work` run by `size` threads standing for processes (each given its
+/// member of one team), and what each returned, by rank.
+fn in_processes<T: Send>(size: usize, work: impl Fn(Handle) -> T + Sync) -> Vec<T> {
+    let work = &work;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = Threads::team(size)
+            .into_iter()
+            .map(|member| scope.spawn(move || work(Handle(Arc::new(member)))))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 fn largest_difference(a: &ArrayD<f64>, b: &ArrayD<f64>) -> f64 {
     assert_eq!(a.shape(), b.shape());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
@@ -130,17 +143,7 @@ fn processes_share_the_evaluation_and_report_one_processs_metrics() {
         // 359 validation rows: 15 batches of 24, shared out unevenly by 2
         // and evenly by 3.
         for size in [2, 3] {
-            let members = Threads::team(size);
-            let results: Vec<_> = std::thread::scope(|scope| {
-                let handles: Vec<_> = members
-                    .into_iter()
-                    .map(|member| {
-                        let (dir, evaluate) = (&dir, &evaluate);
-                        scope.spawn(move || evaluate(session(dir, backend, Some(Handle(Arc::new(member))))))
-                    })
-                    .collect();
-                handles.into_iter().map(|h| h.join().unwrap()).collect()
-            });
+            let results = in_processes(size, |member| evaluate(session(&dir, backend, Some(member))));
             for (rank, metrics) in results.iter().enumerate() {
                 for (name, value) in &alone {
                     let shared = metrics[name];
@@ -162,14 +165,7 @@ fn processes_share_the_evaluation_and_report_one_processs_metrics() {
 fn assert_trains_like_one_process(dir: &std::path::Path, optimizer: &str, backend: Backend, tolerance: f64) {
     let (alone, alone_losses) = train(session(dir, backend, None), 6);
     for size in [2, 3] {
-        let members = Threads::team(size);
-        let results: Vec<_> = std::thread::scope(|scope| {
-            let handles: Vec<_> = members
-                .into_iter()
-                .map(|member| scope.spawn(move || train(session(dir, backend, Some(Handle(Arc::new(member)))), 6)))
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
+        let results = in_processes(size, |member| train(session(dir, backend, Some(member)), 6));
         for (rank, (tensors, losses)) in results.iter().enumerate() {
             // Every process applies the same update: the same bits.
             assert_eq!(
