@@ -104,14 +104,15 @@ const ZERO_SIZE_MESSAGE: &str = "a tensor would have a size of zero";
 
 const ZERO_SIZE_HELP: &str = "sizes must be at least 1: check the constants and arguments that give this size";
 
-/// The same for a tensor with more elements than can be addressed.
-pub(super) const TOO_LARGE_MESSAGE: &str = "a tensor would be too large";
-
-pub(super) fn too_large_help() -> String {
-    format!(
-        "a tensor holds at most {} elements: check the constants and arguments that give this size",
-        super::group_thousands(super::types::MAX_ELEMENTS)
-    )
+/// The error for a tensor with more elements than can be addressed, at
+/// `span`, its label saying which size.
+pub(super) fn tensor_too_large(span: Span, label: impl Into<String>) -> Diagnostic {
+    Diagnostic::error(codes::TOO_LARGE, "a tensor would be too large", span)
+        .label(label)
+        .with_help(format!(
+            "a tensor holds at most {} elements: check the constants and arguments that give this size",
+            super::group_thousands(super::types::MAX_ELEMENTS)
+        ))
 }
 
 /// The same for an integer (a size) whose arithmetic overflowed
@@ -305,11 +306,9 @@ impl<'a> Checker<'a> {
                     .label(format!("this would be {}", t.ty))
                     .with_help(ZERO_SIZE_HELP),
             ),
-            Value::Tensor(t) if t.ty.is_too_large() => self.error(
-                Diagnostic::error(codes::TOO_LARGE, TOO_LARGE_MESSAGE, expr.span)
-                    .label(format!("this would be {}", t.ty))
-                    .with_help(too_large_help()),
-            ),
+            Value::Tensor(t) if t.ty.is_too_large() => {
+                self.error(tensor_too_large(expr.span, format!("this would be {}", t.ty)))
+            }
             Value::Int(d) if d.is_overflow() => self.error(
                 Diagnostic::error(codes::TOO_LARGE, INTEGER_TOO_LARGE_MESSAGE, expr.span)
                     .label("this overflows a 64-bit integer")

@@ -5,7 +5,7 @@ use super::args::{axis, int_arg, shape_arg, tensor};
 use super::reduce::axes;
 use super::{Args, Out};
 use crate::check::dims::{format_shape, Dim};
-use crate::check::eval::{too_large_help, Checker, TOO_LARGE_MESSAGE};
+use crate::check::eval::{tensor_too_large, Checker};
 use crate::check::ops;
 use crate::check::types::{TensorType, Value};
 use crate::diagnostics::{codes, Diagnostic};
@@ -68,14 +68,10 @@ pub(super) fn reshape(checker: &mut Checker, a: &Args) -> Out {
         format!("[{}]", parts.join(", "))
     };
     if known.is_overflow() {
-        checker.report(
-            Diagnostic::error(codes::TOO_LARGE, TOO_LARGE_MESSAGE, span)
-                .label(format!(
-                    "{} would have more elements than an integer holds",
-                    written(&shape)
-                ))
-                .with_help(too_large_help()),
-        );
+        checker.report(tensor_too_large(
+            span,
+            format!("{} would have more elements than an integer holds", written(&shape)),
+        ));
         return None;
     }
     if let Some(i) = inferred {

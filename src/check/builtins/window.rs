@@ -4,7 +4,7 @@
 use super::args::{const_int, float_tensor};
 use super::{Args, Out};
 use crate::check::dims::Dim;
-use crate::check::eval::{plural, too_large_help, Checker, TOO_LARGE_MESSAGE};
+use crate::check::eval::{plural, tensor_too_large, Checker};
 use crate::check::types::TensorType;
 use crate::diagnostics::{codes, Diagnostic};
 use crate::prim::{Prim, Window};
@@ -111,7 +111,5 @@ pub(super) fn unfold2d(checker: &mut Checker, a: &Args) -> Out {
 
 /// E0312 for a size of `unfold2d` that does not fit in 64 bits.
 fn too_large(a: &Args, what: &str) -> Diagnostic {
-    Diagnostic::error(codes::TOO_LARGE, TOO_LARGE_MESSAGE, a.span)
-        .label(format!("{what} would not fit in 64 bits"))
-        .with_help(too_large_help())
+    tensor_too_large(a.span, format!("{what} would not fit in 64 bits"))
 }

@@ -49,11 +49,7 @@ impl Checker<'_> {
                     }
                     let large = !empty && t.is_too_large();
                     if large {
-                        self.report(
-                            Diagnostic::error(codes::TOO_LARGE, TOO_LARGE_MESSAGE, ty.span)
-                                .label(format!("`{}` would be {t}", name.name))
-                                .with_help(too_large_help()),
-                        );
+                        self.report(tensor_too_large(ty.span, format!("`{}` would be {t}", name.name)));
                     }
                     !empty && !large
                 });
