@@ -345,7 +345,11 @@ fn a_signal_to_one_process_stops_every_process_after_the_same_step() {
             let read = |name: &str| std::fs::read(entry.path().join(name)).unwrap_or_default();
             let environ = String::from_utf8_lossy(&read("environ")).into_owned();
             let cmdline = String::from_utf8_lossy(&read("cmdline")).into_owned();
-            cmdline.contains(env!("CARGO_BIN_EXE_nnc")) && environ.split('\0').any(|v| v == "OMPI_COMM_WORLD_RANK=1")
+            // This run's process (its `--out` is this test's), not one of
+            // another test's `mpirun` running beside it.
+            cmdline.contains(env!("CARGO_BIN_EXE_nnc"))
+                && cmdline.split('\0').any(|arg| std::path::Path::new(arg) == out)
+                && environ.split('\0').any(|v| v == "OMPI_COMM_WORLD_RANK=1")
         });
         if let Some(entry) = found {
             break entry.file_name().to_string_lossy().into_owned();
