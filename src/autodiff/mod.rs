@@ -1,7 +1,7 @@
 //! Reverse-mode autodiff as a graph-to-graph transform: a forward graph and
 //! a scalar loss in, the same graph with the backward pass (and, through
 //! [`optimizer`], the parameter update) appended. One gradient rule per
-//! primitive, in [`rules`]; broadcasting is undone by `Graph::sum_to_shape`.
+//! primitive, in `rules.rs`; broadcasting is undone by `Graph::sum_to_shape`.
 
 mod loops;
 pub mod optimizer;

@@ -44,7 +44,7 @@ pub struct AccumulateCode {
     pub native: Option<(NodeId, i64)>,
 }
 
-/// A reduction over leading axes: out[kept] ⊕= x[...] for every element
+/// A reduction over leading axes: `out[kept] ⊕= x[...]` for every element
 /// of the operand, in memory order.
 pub fn plan_accumulate(fused: &Fused, root: NodeId) -> AccumulateCode {
     let bound = &fused.bound;
@@ -139,7 +139,7 @@ fn sums_rows(shape: &[usize], axes: &[usize]) -> bool {
 
 /// Emits a planned reduction over leading axes into `root`. The kernel
 /// splits between threads by columns: part `start..end` (in groups of
-/// [`LANES`] columns, see [`split_size`]) fills, sums and scales its
+/// [`LANES`] columns, see `split_size`) fills, sums and scales its
 /// columns of every row, in the same order whatever the split. A narrow
 /// reduction of every axis but the last runs whole on one thread with its
 /// sums in registers, row after row (the same order): going through

@@ -2,21 +2,21 @@
 //! generator. A checked `passages(path, task: ..., context, vocab)` source
 //! in, train and validation splits of token ids out. The vocabulary is the
 //! one `text(path, vocab, val)` gives the same file (so a model pre-trained
-//! on the text reads the same ids), and three ids follow it: [MASK]
-//! (`vocab`, used by pre-training), [CLS] (`vocab + 1`) and [SEP]
+//! on the text reads the same ids), and three ids follow it: `[MASK]`
+//! (`vocab`, used by pre-training), `[CLS]` (`vocab + 1`) and `[SEP]`
 //! (`vocab + 2`). Training examples come from the text `text` trains on,
 //! validation examples from its held-out end — except for `classify`,
 //! which holds out the end of every document instead.
 //!
-//! - `classify(marker)`: `x` = [CLS] and a passage; `y` = which document
+//! - `classify(marker)`: `x` = `[CLS]` and a passage; `y` = which document
 //!   (the text cut before each line holding `marker`) it comes from.
 //! - `tag`: `x` = a lower-cased passage; `y` per character: 1 where the
 //!   original was upper case, 0 for lower case, -1 (ignored) for anything
 //!   not a letter.
-//! - `pair`: `x` = [CLS] a [SEP] b [SEP] with `segments` 0 then 1; `y` = 1
+//! - `pair`: `x` = `[CLS]` a `[SEP]` b `[SEP]` with `segments` 0 then 1; `y` = 1
 //!   when b is the text right after a, 0 when b comes from elsewhere (half
 //!   of the pairs each).
-//! - `qa`: `x` = [CLS] a word [SEP] a passage holding the word once [SEP],
+//! - `qa`: `x` = `[CLS]` a word `[SEP]` a passage holding the word once `[SEP]`,
 //!   `segments` 0 then 1; `y` = `[start, end]`, the positions in `x` of the
 //!   first and last letter of the word that follows it in the passage.
 

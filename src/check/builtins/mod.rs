@@ -9,7 +9,7 @@
 //! kinds shared by all), `elementwise.rs`, `reduce.rs`, `layout.rs`,
 //! `gather.rs`, `create.rs` (constants, `arange`, random numbers,
 //! `progress()`), `window.rs` (`unfold2d`), `scan.rs`, `require.rs`; and
-//! `index.rs` checks `x[...]` ([`slice`]).
+//! `index.rs` checks `x[...]` ([`slice()`]).
 
 mod args;
 mod create;

@@ -229,7 +229,7 @@ fn permuted_fold(bound: &Bound, fold: NodeId) -> Option<NodeId> {
 }
 
 /// The `fold2d` that `id`, a permutation, is the written layout of
-/// (see [`permuted_fold`]).
+/// (see `permuted_fold`).
 pub fn folded_into(bound: &Bound, id: NodeId) -> Option<NodeId> {
     if !matches!(bound.op(id), Prim::Permute(_)) {
         return None;

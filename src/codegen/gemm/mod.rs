@@ -164,7 +164,7 @@ const COLUMN_VECTOR: usize = 16;
 
 /// Whether a product cut into `parts` is cut by columns: it has fewer rows
 /// than two of the widest microkernel's tiles per part, at least one
-/// [`COLUMN_VECTOR`] per part (a product one vector wide cut by columns
+/// `COLUMN_VECTOR` per part (a product one vector wide cut by columns
 /// left one part empty), and is not cut by batch entries. Its parts are
 /// then computed by [`packed::gemm`].
 pub fn by_columns(m: usize, n: usize, entries: usize, parts: usize) -> bool {
