@@ -580,8 +580,7 @@ pub fn batch(
     match split {
         Split::Table { fields, .. } => {
             for (field, array) in fields {
-                let picked = array.select(ndarray::Axis(0), rows);
-                out.insert(format!("{}.{field}", data.name), picked);
+                out.insert(format!("{}.{field}", data.name), take_rows(array, rows));
             }
         }
         Split::Stream { ids, context } => {
@@ -610,15 +609,33 @@ pub fn batch(
     out
 }
 
+/// Rows `rows` of `array` (along its first axis), in that order: what
+/// `select(Axis(0), rows)` gives, by copying each row whole (`select` built
+/// a view per row and concatenated them, a few microseconds a batch).
+fn take_rows(array: &ArrayD<f64>, rows: &[usize]) -> ArrayD<f64> {
+    let mut shape = array.shape().to_vec();
+    let Some(slice) = array.as_slice().filter(|_| !shape.is_empty()) else {
+        return array.select(ndarray::Axis(0), rows);
+    };
+    let width: usize = shape[1..].iter().product();
+    let mut values = Vec::with_capacity(rows.len() * width);
+    for &row in rows {
+        values.extend_from_slice(&slice[row * width..(row + 1) * width]);
+    }
+    shape[0] = rows.len();
+    ArrayD::from_shape_vec(IxDyn(&shape), values).expect("rows of the array's width")
+}
+
 /// Row starts (tables: example indices; streams: window offsets) for step
-/// `step` of training with `batch` examples: epochs of a seeded permutation.
-pub fn train_rows(split: &Split, batch: usize, step: u64, seed: u64) -> Vec<usize> {
+/// `step` of training with `batch` examples: epochs of a seeded permutation
+/// (kept in `shuffle` while its epoch lasts).
+pub fn train_rows(split: &Split, batch: usize, step: u64, seed: u64, shuffle: &mut Shuffle) -> Vec<usize> {
     match split {
         Split::Table { len, .. } => {
             let len = (*len).max(1);
             let per_epoch = (len / batch).max(1) as u64;
             let epoch = step / per_epoch;
-            let order = permutation(len, seed, epoch);
+            let order = shuffle.order(len, seed, epoch);
             let start = ((step % per_epoch) as usize * batch) % len;
             (0..batch).map(|i| order[(start + i) % len]).collect()
         }
@@ -628,6 +645,28 @@ pub fn train_rows(split: &Split, batch: usize, step: u64, seed: u64) -> Vec<usiz
                 .map(|i| (random::bits(seed, step, WINDOW_STREAM, i) % room) as usize)
                 .collect()
         }
+    }
+}
+
+/// One epoch's order of a table's examples, kept for the steps of that
+/// epoch: drawing the permutation costs a hash per example, which once a
+/// step made a step's cost grow with the size of the data set.
+#[derive(Clone, Debug, Default)]
+pub struct Shuffle {
+    /// `(len, seed, epoch)` of `order`.
+    drawn: Option<(usize, u64, u64)>,
+    order: Vec<usize>,
+}
+
+impl Shuffle {
+    /// [`permutation`]`(len, seed, epoch)`, drawn again only when one of
+    /// them changed.
+    pub fn order(&mut self, len: usize, seed: u64, epoch: u64) -> &[usize] {
+        if self.drawn != Some((len, seed, epoch)) {
+            self.order = permutation(len, seed, epoch);
+            self.drawn = Some((len, seed, epoch));
+        }
+        &self.order
     }
 }
 
@@ -708,6 +747,44 @@ mod tests {
     fn digit_sums_carry() {
         assert_eq!(add_digits(&[9, 9], &[0, 1], 10), vec![1.0, 0.0, 0.0]);
         assert_eq!(add_digits(&[1, 2], &[3, 4], 10), vec![4.0, 6.0]);
+    }
+
+    #[test]
+    fn rows_taken_whole_are_those_select_gives() {
+        let rows = [3, 0, 3, 1];
+        for shape in [vec![4], vec![4, 3], vec![4, 2, 5]] {
+            let count: usize = shape.iter().product();
+            let array = ArrayD::from_shape_vec(IxDyn(&shape), (0..count).map(|v| v as f64 * 0.5 - 1.0).collect())
+                .expect("sizes match");
+            let taken = take_rows(&array, &rows);
+            assert_eq!(taken, array.select(ndarray::Axis(0), &rows), "shape {shape:?}");
+            assert_eq!(taken.shape()[0], 4);
+        }
+        // Not in standard layout: through `select`.
+        let transposed = ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+            .expect("sizes match")
+            .reversed_axes();
+        assert_eq!(
+            take_rows(&transposed, &[2, 0]),
+            transposed.select(ndarray::Axis(0), &[2, 0])
+        );
+    }
+
+    #[test]
+    fn a_kept_shuffle_is_the_permutation_of_its_epoch() {
+        let split = Split::Table {
+            fields: vec![],
+            len: 10,
+        };
+        let mut shuffle = Shuffle::default();
+        // Batches of 4 from 10 examples: epochs of 2 steps.
+        for step in [0, 1, 2, 3, 1, 0, 7] {
+            let rows = train_rows(&split, 4, step, 5, &mut shuffle);
+            let order = permutation(10, 5, step / 2);
+            let start = (step % 2) as usize * 4;
+            assert_eq!(rows, order[start..start + 4], "step {step}");
+        }
+        assert_eq!(shuffle.order(10, 6, 0), &permutation(10, 6, 0)[..]);
     }
 
     #[test]

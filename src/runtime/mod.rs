@@ -81,6 +81,8 @@ pub struct Session {
     pub backend: Backend,
     /// The compiled step and evaluation graphs, with the JIT backend.
     jit: Option<Jit>,
+    /// Each data set's order of examples for the current epoch.
+    shuffles: std::sync::Mutex<Vec<data::Shuffle>>,
 }
 
 /// What runs the graphs.
@@ -311,6 +313,7 @@ impl Session {
             lr,
             backend: overrides.backend,
             jit: None,
+            shuffles: Default::default(),
         })
     }
 
@@ -416,7 +419,13 @@ impl Session {
         for (index, data) in self.data.iter().enumerate() {
             // The whole batch's rows, drawn as one process draws them; this
             // process trains on its share.
-            let mut rows = data::train_rows(&data.train, self.batch * size, step, self.seed + index as u64);
+            let mut shuffles = self.shuffles.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if shuffles.len() <= index {
+                shuffles.resize_with(index + 1, Default::default);
+            }
+            let seed = self.seed + index as u64;
+            let mut rows = data::train_rows(&data.train, self.batch * size, step, seed, &mut shuffles[index]);
+            drop(shuffles);
             let share = distributed::share(rows.len(), rank, size);
             let first = share.start;
             if size > 1 {
