@@ -1,11 +1,11 @@
 //! Algebraic simplification: identities that remove work without changing
 //! values — `x + 0`, `x * 1`, `x * 0`, `x / 1`, `-(-x)`, no-op layout ops,
 //! `stop_grad` (the identity once gradients exist), reshape chains, slices
-//! of concatenations (the pieces they take) and of pads (the operand),
-//! concatenations of
-//! concatenations along one axis (one concatenation).
-
+//! of concatenations (the pieces they take; also through a reshape that
+//! only adds or drops axes of size 1) and of pads (the operand),
+//! concatenations of concatenations along one axis (one concatenation).
 use super::{Order, Pass};
+use crate::check::dims::Dim;
 use crate::ir::{Graph, NodeId};
 use crate::prim::{BinaryOp, Prim, UnaryOp};
 
@@ -144,6 +144,16 @@ fn simplify(graph: &mut Graph, id: NodeId, inputs: &mut Vec<NodeId>) -> Option<N
             let shape = graph.node(id).shape.clone();
             Some(graph.add(Prim::Concat { axis }, dtype, shape, &flat))
         }
+        // reshape(concat(a, b)) = concat(reshape(a), reshape(b)) when the
+        // reshape only adds or drops axes of size 1 and nothing else reads
+        // the concatenation: slices of it then take the pieces.
+        Prim::Reshape
+            if matches!(graph.node(inputs[0]).op, Prim::Concat { .. })
+                && graph.sole_user(inputs[0]) == Some(id)
+                && !graph.is_output(inputs[0]) =>
+        {
+            reshape_of_concat(graph, id, inputs[0])
+        }
         // reshape(reshape(x)) = reshape(x)
         Prim::Reshape if matches!(graph.node(inputs[0]).op, Prim::Reshape) => {
             let inner = graph.inputs(inputs[0])[0];
@@ -200,6 +210,37 @@ fn simplify(graph: &mut Graph, id: NodeId, inputs: &mut Vec<NodeId>) -> Option<N
         }
         _ => None,
     }
+}
+
+/// `reshape(concat(pieces))` as the concatenation of the reshaped pieces,
+/// if the reshape (`id`) only adds or drops axes of size 1: the order of
+/// the elements is the same either way. An unrolled LSTM step builds its
+/// carry `[h, c]` and the output stack reads `h` back through a reshape to
+/// `[B, 1, 2H]` and a slice; once the slice reads the piece itself, the
+/// step's concatenation is read by nothing and is not built (a copy and a
+/// kernel per step).
+fn reshape_of_concat(graph: &mut Graph, id: NodeId, concat: NodeId) -> Option<NodeId> {
+    let Prim::Concat { axis } = graph.node(concat).op else {
+        return None;
+    };
+    let (from, to) = (&graph.node(concat).shape, &graph.node(id).shape);
+    let kept = |shape: &[Dim]| -> Vec<usize> { (0..shape.len()).filter(|&i| shape[i].as_const() != Some(1)).collect() };
+    let (kept_from, kept_to) = (kept(from), kept(to));
+    if kept_from.len() != kept_to.len() || kept_from.iter().zip(&kept_to).any(|(&a, &b)| from[a] != to[b]) {
+        return None;
+    }
+    let along = kept_to[kept_from.iter().position(|&a| a == axis)?];
+    let (dtype, to) = (graph.node(id).dtype, to.clone());
+    let pieces: Vec<NodeId> = graph.inputs(concat);
+    let reshaped: Vec<NodeId> = pieces
+        .into_iter()
+        .map(|piece| {
+            let mut shape = to.clone();
+            shape[along] = graph.node(piece).shape[axis].clone();
+            graph.add(Prim::Reshape, dtype, shape, &[piece])
+        })
+        .collect();
+    Some(graph.add(Prim::Concat { axis: along }, dtype, to, &reshaped))
 }
 
 /// Slice `id` (op `op`, along `axis`) of `concat` as the concatenation of
@@ -287,7 +328,6 @@ fn piece_at(graph: &Graph, id: NodeId, concat: NodeId, axis: usize, start: &crat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::dims::Dim;
     use crate::passes::Pass;
     use crate::prim::DType;
 
@@ -339,6 +379,45 @@ mod tests {
         let expected = crate::interp::run_outputs(&original, &env).unwrap();
         let got = crate::interp::run_outputs(&graph, &env).unwrap();
         assert_eq!(expected, got);
+    }
+
+    /// An unrolled LSTM step's `[h, c]`, reshaped to `[B, 1, 2H]` and
+    /// sliced back to `h` for the stack of outputs: the slice is `h`
+    /// reshaped, and nothing reads the concatenation any more.
+    #[test]
+    fn a_slice_through_a_unit_reshape_of_a_concatenation_takes_the_piece() {
+        let mut graph = Graph::default();
+        let h = graph.add(Prim::Input("h".into()), DType::F32, dims(&[2, 3]), &[]);
+        let c = graph.add(Prim::Input("c".into()), DType::F32, dims(&[2, 3]), &[]);
+        let both = graph.add(Prim::Concat { axis: 1 }, DType::F32, dims(&[2, 6]), &[h, c]);
+        let step = graph.add(Prim::Reshape, DType::F32, dims(&[2, 1, 6]), &[both]);
+        let sliced = graph.slice(step, 2, Dim::constant(3), Dim::constant(3), 1);
+        graph.outputs.push(("c".into(), sliced));
+        assert!(Simplify.run(&mut graph));
+        super::super::Dce.run(&mut graph);
+        let out = graph.outputs[0].1;
+        assert_eq!(graph.node(out).op, Prim::Reshape);
+        assert_eq!(graph.inputs(out), vec![c]);
+        assert!(!graph
+            .graph
+            .node_indices()
+            .any(|n| matches!(graph.node(n).op, Prim::Concat { .. })));
+    }
+
+    /// A reshape that merges axes, or a concatenation read also by
+    /// something else, is left alone.
+    #[test]
+    fn other_reshapes_of_a_concatenation_are_left_alone() {
+        let mut graph = Graph::default();
+        let h = graph.add(Prim::Input("h".into()), DType::F32, dims(&[2, 3]), &[]);
+        let c = graph.add(Prim::Input("c".into()), DType::F32, dims(&[2, 3]), &[]);
+        let both = graph.add(Prim::Concat { axis: 1 }, DType::F32, dims(&[2, 6]), &[h, c]);
+        let flat = graph.add(Prim::Reshape, DType::F32, dims(&[12]), &[both]);
+        graph.outputs.push(("flat".into(), flat));
+        assert!(!Simplify.run(&mut graph));
+        let step = graph.add(Prim::Reshape, DType::F32, dims(&[2, 1, 6]), &[both]);
+        graph.outputs.push(("step".into(), step));
+        assert!(!Simplify.run(&mut graph));
     }
 
     /// A concatenation also read whole is left alone: slicing its pieces
