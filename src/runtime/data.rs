@@ -31,6 +31,19 @@ pub enum Split {
 }
 
 impl Split {
+    /// A table of `len` examples from each field's name, shape (examples
+    /// first) and values in row-major order.
+    pub fn table<'a>(len: usize, fields: impl IntoIterator<Item = (&'a str, Vec<usize>, Vec<f64>)>) -> Split {
+        let fields = fields
+            .into_iter()
+            .map(|(name, shape, values)| {
+                let array = ArrayD::from_shape_vec(IxDyn(&shape), values).expect("a field's values fill its shape");
+                (name.to_string(), array)
+            })
+            .collect();
+        Split::Table { fields, len }
+    }
+
     /// Examples in one pass over the split (an epoch).
     pub fn len(&self) -> usize {
         match self {
@@ -253,19 +266,7 @@ fn load_csv(
         }
         let mut x_shape = vec![rows.len()];
         x_shape.extend_from_slice(shape);
-        Split::Table {
-            fields: vec![
-                (
-                    "x".to_string(),
-                    ArrayD::from_shape_vec(IxDyn(&x_shape), xs).expect("sizes match"),
-                ),
-                (
-                    "y".to_string(),
-                    ArrayD::from_shape_vec(IxDyn(&[rows.len()]), ys).expect("sizes match"),
-                ),
-            ],
-            len: rows.len(),
-        }
+        Split::table(rows.len(), [("x", x_shape, xs), ("y", vec![rows.len()], ys)])
     };
     data.train = take(train_rows, &mut example_shape);
     data.val = take(val_rows, &mut example_shape);
@@ -394,20 +395,13 @@ fn load_series(dataset: &Dataset, base_dir: &Path, sources: &mut SourceMap, data
             xs.extend_from_slice(&values[start..start + window]);
             ys.push(values[start + window + horizon - 1]);
         }
-        let column = |values: Vec<f64>| ArrayD::from_shape_vec(IxDyn(&[range.len()]), values).expect("sizes match");
-        let mut fields = vec![(
-            "x".to_string(),
-            ArrayD::from_shape_vec(IxDyn(&[range.len(), window]), xs).expect("sizes match"),
-        )];
-        if let Some(days) = &days {
+        let n = range.len();
+        let days = days.as_ref().map(|days| {
             let targets = range.clone().map(|start| days[start + window + horizon - 1]);
-            fields.push(("day".to_string(), column(targets.collect())));
-        }
-        fields.push(("y".to_string(), column(ys)));
-        Split::Table {
-            fields,
-            len: range.len(),
-        }
+            ("day", vec![n], targets.collect())
+        });
+        let fields = [Some(("x", vec![n, window], xs)), days, Some(("y", vec![n], ys))];
+        Split::table(n, fields.into_iter().flatten())
     };
     data.train = make(0..train_count);
     data.val = make(train_count..examples);
@@ -512,24 +506,15 @@ fn synthesize(dataset: &Dataset, task: &str, data: &mut Data) {
             tgt_out[t0..t0 + output.len()].copy_from_slice(&output);
             tgt_out[t0 + output.len()] = eos;
         }
-        let shape = |len: i64| IxDyn(&[count, len as usize]);
-        Split::Table {
-            fields: vec![
-                (
-                    "src".to_string(),
-                    ArrayD::from_shape_vec(shape(src_len), src).expect("sizes match"),
-                ),
-                (
-                    "tgt_in".to_string(),
-                    ArrayD::from_shape_vec(shape(tgt_len), tgt_in).expect("sizes match"),
-                ),
-                (
-                    "tgt_out".to_string(),
-                    ArrayD::from_shape_vec(shape(tgt_len), tgt_out).expect("sizes match"),
-                ),
+        let (src_len, tgt_len) = (src_len as usize, tgt_len as usize);
+        Split::table(
+            count,
+            [
+                ("src", vec![count, src_len], src),
+                ("tgt_in", vec![count, tgt_len], tgt_in),
+                ("tgt_out", vec![count, tgt_len], tgt_out),
             ],
-            len: count,
-        }
+        )
     };
     data.train = make(source.int("train").unwrap_or(1000) as usize, 0);
     data.val = make(source.int("val").unwrap_or(100) as usize, 1);

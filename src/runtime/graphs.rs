@@ -16,8 +16,6 @@
 //! Everything is drawn from the seed, the two splits from different
 //! streams.
 
-use ndarray::{ArrayD, IxDyn};
-
 use super::data::{Data, Split};
 use crate::check::data::Dataset;
 use crate::interp::random;
@@ -106,16 +104,14 @@ impl Graphs {
             edges.extend(graph.edges.iter().map(|&e| if e { 1.0 } else { 0.0 }));
             y.extend(graph.labels.iter().map(|&l| l as f64));
         }
-        let array =
-            |shape: &[usize], values: Vec<f64>| ArrayD::from_shape_vec(IxDyn(shape), values).expect("sizes match");
-        Split::Table {
-            fields: vec![
-                ("x".to_string(), array(&[count, n], x)),
-                ("edges".to_string(), array(&[count, n, n], edges)),
-                ("y".to_string(), array(&[count, n], y)),
+        Split::table(
+            count,
+            [
+                ("x", vec![count, n], x),
+                ("edges", vec![count, n, n], edges),
+                ("y", vec![count, n], y),
             ],
-            len: count,
-        }
+        )
     }
 }
 

@@ -22,8 +22,6 @@
 
 use std::collections::HashMap;
 
-use ndarray::{ArrayD, IxDyn};
-
 use super::data::{Data, Split};
 use crate::check::data::{document_starts, Dataset};
 use crate::interp::random;
@@ -305,20 +303,8 @@ fn table(examples: Vec<Example>, context: usize) -> Split {
         segments.extend(example.segments);
         y.extend(example.y);
     }
-    let mut fields = vec![(
-        "x".to_string(),
-        ArrayD::from_shape_vec(IxDyn(&[n, context]), x).expect("sizes match"),
-    )];
-    if has_segments {
-        fields.push((
-            "segments".to_string(),
-            ArrayD::from_shape_vec(IxDyn(&[n, context]), segments).expect("sizes match"),
-        ));
-    }
     let y_shape: Vec<usize> = if width == 1 { vec![n] } else { vec![n, width] };
-    fields.push((
-        "y".to_string(),
-        ArrayD::from_shape_vec(IxDyn(&y_shape), y).expect("sizes match"),
-    ));
-    Split::Table { fields, len: n }
+    let segments = has_segments.then_some(("segments", vec![n, context], segments));
+    let fields = [Some(("x", vec![n, context], x)), segments, Some(("y", y_shape, y))];
+    Split::table(n, fields.into_iter().flatten())
 }

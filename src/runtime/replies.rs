@@ -14,8 +14,6 @@
 //! `vocab` counts words and names). Everything is drawn from the seed, the
 //! two splits from different streams.
 
-use ndarray::{ArrayD, IxDyn};
-
 use super::data::{Data, Split};
 use crate::check::data::Dataset;
 use crate::interp::random;
@@ -194,16 +192,14 @@ impl Replies {
             }
             tgt_out[row + t.len()] = eos;
         }
-        let array =
-            |values: Vec<f64>, len: usize| ArrayD::from_shape_vec(IxDyn(&[count, len]), values).expect("sizes match");
-        Split::Table {
-            fields: vec![
-                ("src".to_string(), array(src, src_len)),
-                ("tgt_in".to_string(), array(tgt_in, tgt_len)),
-                ("tgt_out".to_string(), array(tgt_out, tgt_len)),
+        Split::table(
+            count,
+            [
+                ("src", vec![count, src_len], src),
+                ("tgt_in", vec![count, tgt_len], tgt_in),
+                ("tgt_out", vec![count, tgt_len], tgt_out),
             ],
-            len: count,
-        }
+        )
     }
 }
 

@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::ArrayD;
 
 use super::data::{Data, Split};
 use crate::check::data::{Dataset, SLOT_WORDS};
@@ -346,11 +346,7 @@ fn table(requests: &[Request], index: &HashMap<&'static str, usize>) -> Split {
             y[e * len + i] = *tag as f64;
         }
     }
-    let array = |values: Vec<f64>| ArrayD::from_shape_vec(IxDyn(&[count, len]), values).expect("sizes match");
-    Split::Table {
-        fields: vec![("x".to_string(), array(x)), ("y".to_string(), array(y))],
-        len: count,
-    }
+    Split::table(count, [("x", vec![count, len], x), ("y", vec![count, len], y)])
 }
 
 /// Request `row` of a batch with the tags of `scores` (`[N, L, tags]`):
@@ -412,6 +408,7 @@ pub fn synthesize(dataset: &Dataset, data: &mut Data) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::IxDyn;
 
     fn task() -> Slots {
         Slots { vocab: 100, seed: 3 }

@@ -8,8 +8,6 @@
 //! are zeros. Everything is drawn from the seed: prototypes are shared by
 //! both splits, examples are drawn per split.
 
-use ndarray::{ArrayD, IxDyn};
-
 use super::data::{Data, Split};
 use crate::check::data::{speech_frames, Dataset};
 use crate::interp::random;
@@ -124,17 +122,15 @@ impl Speech {
             }
             label_lengths.push(example.labels.len() as f64);
         }
-        let array =
-            |shape: &[usize], values: Vec<f64>| ArrayD::from_shape_vec(IxDyn(shape), values).expect("sizes match");
-        Split::Table {
-            fields: vec![
-                ("x".to_string(), array(&[count, frames, f], x)),
-                ("input_lengths".to_string(), array(&[count], input_lengths)),
-                ("labels".to_string(), array(&[count, max_len], labels)),
-                ("label_lengths".to_string(), array(&[count], label_lengths)),
+        Split::table(
+            count,
+            [
+                ("x", vec![count, frames, f], x),
+                ("input_lengths", vec![count], input_lengths),
+                ("labels", vec![count, max_len], labels),
+                ("label_lengths", vec![count], label_lengths),
             ],
-            len: count,
-        }
+        )
     }
 }
 
