@@ -279,6 +279,48 @@ impl Ix {
         (coefficient, nested)
     }
 
+    /// How much the index moves per lane of vector variable `v` when `v`
+    /// takes only multiples of `lanes` and may appear inside `div` and
+    /// `rem`: an operand `x` of `x / d` or `x mod d` that moves by `c` per
+    /// lane and is otherwise a multiple of `lanes·c`, with `d` one too,
+    /// stays within one block of `d` across the lanes, so its quotient is
+    /// the same in every lane and its remainder moves by `c`. (A head's
+    /// columns read through `merge_heads`: `[B, T, H·D]` as `[B, H, T, D]`,
+    /// column `j` at `(j / D)·T·D + j mod D`.) `None` when some lane could
+    /// cross a block, or `v` is inside another atom.
+    pub fn lane_step_aligned(&self, v: u32, lanes: i64) -> Option<i64> {
+        let mut step = 0;
+        for (atom, c) in &self.terms {
+            match atom {
+                Atom::Var { id, .. } if *id == v => step += c,
+                Atom::Var { .. } | Atom::Dyn { .. } => {}
+                Atom::Div(x, d) | Atom::Rem(x, d) => {
+                    let (per_lane, nested) = x.coefficient(v);
+                    if nested || per_lane < 0 {
+                        return None;
+                    }
+                    if per_lane == 0 {
+                        continue;
+                    }
+                    let block = lanes * per_lane;
+                    let rest_aligned = x.constant % block == 0
+                        && x.terms
+                            .iter()
+                            .all(|(a, k)| matches!(a, Atom::Var { id, .. } if *id == v) || k % block == 0);
+                    if !rest_aligned || d % block != 0 {
+                        return None;
+                    }
+                    if matches!(atom, Atom::Rem(..)) {
+                        step += c * per_lane;
+                    }
+                }
+                Atom::Clamp(x, _) if x.mentions(v) => return None,
+                Atom::Clamp(..) => {}
+            }
+        }
+        Some(step)
+    }
+
     /// Whether loop variable `id` appears anywhere.
     pub fn mentions(&self, id: u32) -> bool {
         let (c, nested) = self.coefficient(id);
@@ -391,6 +433,29 @@ impl fmt::Display for Ix {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Column `j` of `[T, H·D]` read from `[H, T, D]` (a head's columns,
+    /// D = 32, T = 64): lanes from a multiple of four stay in one head, so
+    /// the offset moves by one per lane; other blocks or strides do not.
+    #[test]
+    fn lanes_move_through_div_and_rem_of_an_aligned_variable() {
+        let (j, t) = (Ix::var(0, 128), Ix::var(1, 64));
+        let heads = |j: &Ix, d: i64| j.div(d).scale(64 * d).add(&t.scale(d)).add(&j.rem(d));
+        let offset = heads(&j, 32);
+        assert!(offset.coefficient(0).1, "j is inside a div and a rem");
+        assert_eq!(offset.lane_step_aligned(0, 4), Some(1));
+        // Heads of 6 columns: four lanes from column 4 cross into head 1.
+        assert_eq!(heads(&j, 6).lane_step_aligned(0, 4), None);
+        // Moved by 2 within the block: lane 3 of column 30 is in the next.
+        assert_eq!(heads(&j.add_constant(2), 32).lane_step_aligned(0, 4), None);
+        // Two per lane through blocks of 64: a step of 2.
+        assert_eq!(j.scale(2).rem(64).lane_step_aligned(0, 4), Some(2));
+        assert_eq!(j.scale(2).rem(36).lane_step_aligned(0, 4), None);
+        // A quotient alone is the same in every lane.
+        assert_eq!(j.div(8).scale(5).lane_step_aligned(0, 4), Some(0));
+        // Not through a clamp.
+        assert_eq!(j.clamp_to(100).lane_step_aligned(0, 4), None);
+    }
 
     #[test]
     fn reshape_round_trip_simplifies_to_the_variables() {

@@ -32,10 +32,39 @@ impl Emitter<'_, '_> {
         self.b.def_var(counter, start);
         self.sizes.insert(var, size);
         if vectorize {
-            self.counted_loop(counter, var, end, LANES, body);
+            let aligned = self.multiple_of_lanes(start);
+            self.counted_loop(counter, var, end, LANES, aligned, body);
         }
-        self.counted_loop(counter, var, end, 1, body);
+        self.counted_loop(counter, var, end, 1, false, body);
         self.vars.remove(&var);
+    }
+
+    /// Whether `value` is known, from the instructions that made it, to be
+    /// a multiple of `LANES`: a constant that is one, or a product with one
+    /// (a thread's range counted in groups of `LANES`).
+    fn multiple_of_lanes(&self, value: Value) -> bool {
+        use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
+        let dfg = &self.b.func.dfg;
+        let constant_multiple = |v: Value| match dfg.value_def(v) {
+            ValueDef::Result(inst, _) => matches!(
+                dfg.insts[inst],
+                InstructionData::UnaryImm { opcode: Opcode::Iconst, imm } if imm.bits() % LANES == 0
+            ),
+            _ => false,
+        };
+        if constant_multiple(value) {
+            return true;
+        }
+        match dfg.value_def(value) {
+            ValueDef::Result(inst, _) => match dfg.insts[inst] {
+                InstructionData::Binary {
+                    opcode: Opcode::Imul,
+                    args,
+                } => args.iter().any(|&a| constant_multiple(a)),
+                _ => false,
+            },
+            _ => false,
+        }
     }
 
     fn counted_loop(
@@ -44,6 +73,7 @@ impl Emitter<'_, '_> {
         var: u32,
         end: Value,
         step: i64,
+        aligned: bool,
         body: &mut dyn FnMut(&mut Self, bool),
     ) {
         let header = self.b.create_block();
@@ -57,8 +87,12 @@ impl Emitter<'_, '_> {
         self.b.ins().brif(more, inside, &[], exit, &[]);
         self.b.seal_block(inside);
         self.b.switch_to_block(inside);
-        let vector = if step > 1 { Some(var) } else { self.vector };
-        self.bound(var, i, vector, &mut |em| body(em, step > 1));
+        let (vector, aligned) = if step > 1 {
+            (Some(var), aligned)
+        } else {
+            (self.vector, self.aligned)
+        };
+        self.bound(var, i, vector, aligned, &mut |em| body(em, step > 1));
         let i = self.b.use_var(counter);
         let next = self.b.ins().iadd_imm_s(i, step);
         self.b.def_var(counter, next);
@@ -73,18 +107,20 @@ impl Emitter<'_, '_> {
     pub fn at(&mut self, var: u32, size: i64, at: i64, vector: bool, body: &mut dyn FnMut(&mut Self)) {
         self.sizes.insert(var, size);
         let i = self.iconst(at);
-        self.bound(var, i, vector.then_some(var), body);
+        self.bound(var, i, vector.then_some(var), vector && at % LANES == 0, body);
         self.vars.remove(&var);
     }
 
     /// `body` in its own scope with `var` bound to `value` and the
     /// vectorized variable `vector`.
-    fn bound(&mut self, var: u32, value: Value, vector: Option<u32>, body: &mut dyn FnMut(&mut Self)) {
+    fn bound(&mut self, var: u32, value: Value, vector: Option<u32>, aligned: bool, body: &mut dyn FnMut(&mut Self)) {
         self.push_scope();
         self.vars.insert(var, value);
         let previous = std::mem::replace(&mut self.vector, vector);
+        let was_aligned = std::mem::replace(&mut self.aligned, aligned);
         body(self);
         self.vector = previous;
+        self.aligned = was_aligned;
         self.pop_scope();
     }
 

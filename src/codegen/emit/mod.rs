@@ -78,6 +78,12 @@ pub struct Emitter<'a, 'b> {
     sizes: HashMap<u32, i64>,
     /// The variable of the vectorized loop being emitted, if any.
     vector: Option<u32>,
+    /// Whether the vectorized variable only takes multiples of `LANES`
+    /// (its loop starts at one): then an index through `div` or `rem` of
+    /// it can still move by a fixed step per lane ([`Ix::lane_step_aligned`]).
+    ///
+    /// [`Ix::lane_step_aligned`]: crate::codegen::index::Ix::lane_step_aligned
+    aligned: bool,
     deps: HashMap<E, BTreeSet<u32>>,
     /// Buffers each expression loads.
     loads: HashMap<E, BTreeSet<NodeId>>,
@@ -127,6 +133,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
             vars: HashMap::default(),
             sizes: HashMap::default(),
             vector: None,
+            aligned: false,
             deps: HashMap::default(),
             loads: HashMap::default(),
             pending: BTreeSet::new(),

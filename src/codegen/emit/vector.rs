@@ -12,14 +12,17 @@ use crate::codegen::expr::{Kind, E};
 use crate::codegen::index::{Atom, Ix};
 
 impl Emitter<'_, '_> {
-    /// Whether `ix` moves by exactly `step` per lane of the vector variable,
-    /// and nothing else in it depends on the lane.
+    /// How much `ix` moves per lane of the vector variable, if it moves by
+    /// a fixed step (also through `div` and `rem` of a variable whose loop
+    /// starts at a multiple of `LANES`) and nothing else in it depends on
+    /// the lane.
     pub(super) fn lane_step(&mut self, ix: &Ix) -> Option<i64> {
         let v = self.vector?;
-        let (c, nested) = ix.coefficient(v);
-        if nested {
-            return None;
-        }
+        let c = match ix.coefficient(v) {
+            (c, false) => c,
+            _ if self.aligned => ix.lane_step_aligned(v, LANES)?,
+            _ => return None,
+        };
         let dyn_depends = dyn_atoms(ix).into_iter().any(|e| self.depends(e).contains(&v));
         (!dyn_depends).then_some(c)
     }
