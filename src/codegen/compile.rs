@@ -592,20 +592,34 @@ pub(super) fn matmul_descriptor(
     b: &super::fuse::View,
     threads: usize,
 ) -> MatMulDesc {
-    let shape = fused.bound.shape(root);
+    // A product written through its permutation (`fuse::written_product`)
+    // lies in the permutation's buffer, each of its axes with the stride
+    // of the axis it became.
+    let product = super::fuse::written_product(&fused.bound, root).unwrap_or(root);
+    let shape = fused.bound.shape(product);
     let rank = shape.len();
     let (m, n) = (shape[rank - 2], shape[rank - 1]);
-    let a_shape = fused.bound.shape(fused.bound.inputs(root)[0]);
+    let a_shape = fused.bound.shape(fused.bound.inputs(product)[0]);
     let k = a_shape[a_shape.len() - 1];
+    let strides: Vec<isize> = match fused.bound.op(root) {
+        crate::prim::Prim::Permute(perm) => {
+            let written = fused.bound.shape(root);
+            let row_major: Vec<isize> = (0..rank)
+                .map(|a| written[a + 1..].iter().product::<usize>() as isize)
+                .collect();
+            (0..rank)
+                .map(|axis| row_major[perm.iter().position(|&p| p == axis).expect("a permutation")])
+                .collect()
+        }
+        _ => (0..rank)
+            .map(|a| shape[a + 1..].iter().product::<usize>() as isize)
+            .collect(),
+    };
     let mut batch = [1usize; gemm::MAX_BATCH];
     let mut c_batch = [0isize; gemm::MAX_BATCH];
     let first = gemm::MAX_BATCH - (rank - 2);
-    let mut stride = (m * n) as isize;
-    for axis in (0..rank - 2).rev() {
-        batch[first + axis] = shape[axis];
-        c_batch[first + axis] = stride;
-        stride *= shape[axis] as isize;
-    }
+    batch[first..].copy_from_slice(&shape[..rank - 2]);
+    c_batch[first..].copy_from_slice(&strides[..rank - 2]);
     let entries: usize = batch.iter().product();
     let placed = |v: &super::fuse::View| Operand {
         offset: v.strides.offset + plan.buffer(v.buffer).offset as isize,
@@ -621,8 +635,8 @@ pub(super) fn matmul_descriptor(
         c: Operand {
             offset: plan.buffer(root).offset as isize,
             batch: c_batch,
-            row: n as isize,
-            col: 1,
+            row: strides[rank - 2],
+            col: strides[rank - 1],
         },
         parts: gemm::parts_for(m * entries, k, n, threads),
         accumulate: 0,

@@ -544,6 +544,37 @@ fn primitive_cases() -> Vec<Case> {
                 g.matmul(e, x[1])
             },
         ),
+        // Heads merged: the product is written straight into the
+        // permutation's buffer (`fuse::written_product`).
+        case(
+            "matmul written through a permutation",
+            vec![f32s(&[2, 3, 4, 5], 112), f32s(&[2, 3, 5, 6], 113)],
+            vec![],
+            |g, x, _| {
+                let p = g.matmul(x[0], x[1]);
+                g.permute(p, vec![0, 2, 1, 3])
+            },
+        ),
+        case(
+            "matmul written through a permutation, read merged",
+            vec![f32s(&[2, 3, 4, 5], 114), f32s(&[2, 3, 5, 6], 115)],
+            vec![],
+            |g, x, _| {
+                let p = g.matmul(x[0], x[1]);
+                let merged = g.permute(p, vec![0, 2, 1, 3]);
+                let merged = g.add(Prim::Reshape, DType::F32, dims(&[2, 4, 18]), &[merged]);
+                g.unary(UnaryOp::Tanh, merged)
+            },
+        ),
+        case(
+            "matmul transposed by a permutation",
+            vec![f32s(&[2, 3, 4, 5], 116), f32s(&[2, 3, 5, 6], 117)],
+            vec![],
+            |g, x, _| {
+                let p = g.matmul(x[0], x[1]);
+                g.permute(p, vec![0, 1, 3, 2])
+            },
+        ),
         case(
             "matmul with a size-1 dimension",
             vec![f32s(&[1, 7], 110), f32s(&[7, 1], 111)],

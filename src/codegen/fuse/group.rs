@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use rustc_hash::FxHashMap as HashMap;
 
 use super::{
-    folded_into, matmul_view, phase_index, phase_space, reduced_axes, root_index, strided_view, Fused, Kernel,
-    LoopKernel, Phase, MAX_ROOTS, SCAN, SMALL_MAP,
+    folded_into, matmul_view, phase_index, phase_space, reduced_axes, root_index, strided_view, written_product, Fused,
+    Kernel, LoopKernel, Phase, MAX_ROOTS, SCAN, SMALL_MAP,
 };
 use crate::codegen::expand::vars;
 use crate::codegen::index::flat;
@@ -50,6 +50,16 @@ impl Fused<'_> {
                     let operand = strided_view(&self.bound, &self.materialized, self.bound.inputs(root)[0])
                         .expect("window operands are views");
                     Some(Kernel::Window { root, operand })
+                }
+                // A product written through its permutation.
+                Prim::Permute(_) if written_product(&self.bound, root).is_some() => {
+                    let product = written_product(&self.bound, root).expect("a product");
+                    let operands = self.bound.inputs(product);
+                    let a =
+                        matmul_view(&self.bound, &self.materialized, operands[0]).expect("matmul operands are views");
+                    let b =
+                        matmul_view(&self.bound, &self.materialized, operands[1]).expect("matmul operands are views");
+                    Some(Kernel::MatMul { root, a, b, into: None })
                 }
                 // A fold written through its permutation.
                 Prim::Permute(_) if folded_into(&self.bound, root).is_some() => {

@@ -47,10 +47,9 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
             || matches!(op, Prim::Scan(_) | Prim::AllReduce)
             || feeds_product(bound, id)
             || folded_into(bound, id).is_some()
-            || matches!(
-                op,
-                Prim::Reduce { .. } | Prim::ArgMax { .. } | Prim::MatMul | Prim::ScatterRows { .. }
-            )
+            || written_product(bound, id).is_some()
+            || matches!(op, Prim::Reduce { .. } | Prim::ArgMax { .. } | Prim::ScatterRows { .. })
+            || (matches!(op, Prim::MatMul) && permuted_product(bound, id).is_none())
             || (matches!(op, Prim::Concat { .. })
                 && !inside_concat(bound, id)
                 && !read_by_loop_in_place(bound, &materialized, id))
@@ -236,6 +235,35 @@ pub fn folded_into(bound: &Bound, id: NodeId) -> Option<NodeId> {
     }
     let fold = bound.inputs(id)[0];
     (matches!(bound.op(fold), Prim::Fold2d(_)) && permuted_fold(bound, fold) == Some(id)).then_some(fold)
+}
+
+/// The permutation a matrix product is written through, if it is the
+/// product's only reader and keeps the last axis last (the product's rows
+/// stay contiguous): the product's kernel then writes the permuted buffer
+/// (`[B, H, T, D]` per head written as the merged `[B, T, H, D]`, which the
+/// layers after attention read as `[B, T, H·D]`), and the product itself
+/// gets no buffer.
+fn permuted_product(bound: &Bound, product: NodeId) -> Option<NodeId> {
+    if !matches!(bound.op(product), Prim::MatMul) || bound.graph.outputs.iter().any(|(_, o)| *o == product) {
+        return None;
+    }
+    match bound.users(product) {
+        [user] => match bound.op(*user) {
+            Prim::Permute(p) if p.last() == Some(&(p.len() - 1)) && p.len() <= MAX_BATCH + 2 => Some(*user),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The matrix product that `id`, a permutation, is the written layout of
+/// (see `permuted_product`).
+pub fn written_product(bound: &Bound, id: NodeId) -> Option<NodeId> {
+    if !matches!(bound.op(id), Prim::Permute(_)) {
+        return None;
+    }
+    let product = bound.inputs(id)[0];
+    (permuted_product(bound, product) == Some(id)).then_some(product)
 }
 
 /// Whether `id` is an `unfold2d` whose patches a matrix product reads

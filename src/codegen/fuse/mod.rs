@@ -34,7 +34,7 @@ use crate::ir::NodeId;
 use crate::prim::Prim;
 
 use materialize::{choose_materialized, sums_of_products};
-pub use materialize::{folded_into, is_leaf, matmul_view, strided_view, SequenceView};
+pub use materialize::{folded_into, is_leaf, matmul_view, strided_view, written_product, SequenceView};
 pub use print::print;
 pub use reads::Read;
 
