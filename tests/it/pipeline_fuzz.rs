@@ -96,6 +96,7 @@ fn run_bounded(args: &[&str], dir: &Path, limit: Duration) -> Result<(Option<i32
 /// rounding alone can cause. A loss that cancels (the mean of a centred
 /// vector fed to a softmax) can move by more than the fixed tolerance in
 /// every f32 computation; the comparison allows for what this measures.
+#[derive(Clone, Copy)]
 struct Losses {
     jit: f64,
     interp: f64,
@@ -103,6 +104,59 @@ struct Losses {
     /// Whether a value of the interpreter's step is finite but too large
     /// for f32.
     beyond_f32: bool,
+}
+
+impl Losses {
+    /// Whether the two backends' first-step losses agree: within the fixed
+    /// tolerance widened by what f32 rounding of the inputs alone moves the
+    /// loss (times a margin for the rounding inside); both NaN, or the same
+    /// infinity (a loss whose exact value is infinite, `exp` of a raw
+    /// series); or the JIT's not finite where the exact step leaves f32's
+    /// range (the run stops with that diagnostic instead).
+    fn agree(&self) -> Result<(), String> {
+        let Losses {
+            jit,
+            interp,
+            sensitivity,
+            beyond_f32,
+        } = *self;
+        let tolerance = ATOL + RTOL * interp.abs() + SENSITIVITY_MARGIN * sensitivity;
+        let overflowed = !jit.is_finite() && beyond_f32;
+        let close = if interp.is_finite() {
+            (jit - interp).abs() <= tolerance
+        } else {
+            // An infinite tolerance would take anything.
+            jit == interp || (jit.is_nan() && interp.is_nan())
+        };
+        if close || overflowed {
+            return Ok(());
+        }
+        Err(format!(
+            "first-step loss: JIT {jit:.9}, interpreter {interp:.9} (tolerance {tolerance:.3e}: \
+             {RTOL} relative + {ATOL} + {SENSITIVITY_MARGIN} x {sensitivity:.3e}, the loss's move under \
+             f32-sized nudges of the inputs)"
+        ))
+    }
+}
+
+/// Seed 777's case 588 (`exp` of an unnormalized series): both backends'
+/// loss is +inf, which agrees; opposite infinities, or a finite loss
+/// against an infinite one (either way round), do not.
+#[test]
+fn equal_infinite_losses_agree() {
+    let losses = |jit: f64, interp: f64| Losses {
+        jit,
+        interp,
+        sensitivity: 0.0,
+        beyond_f32: false,
+    };
+    assert!(losses(f64::INFINITY, f64::INFINITY).agree().is_ok());
+    assert!(losses(f64::NAN, f64::NAN).agree().is_ok());
+    assert!(losses(1.0, 1.0 + 1e-6).agree().is_ok());
+    assert!(losses(f64::INFINITY, f64::NEG_INFINITY).agree().is_err());
+    assert!(losses(f64::INFINITY, 3.0).agree().is_err());
+    assert!(losses(3.0, f64::INFINITY).agree().is_err());
+    assert!(losses(1.0, 1.1).agree().is_err());
 }
 
 /// `env` with every f32 leaf of `graph` scaled element by element by
@@ -236,28 +290,8 @@ fn exercise(
     if !matches!(outcome, Outcome::Rejected(_)) {
         let compared = std::panic::catch_unwind(|| first_losses(path, batch))
             .map_err(|_| "panic while comparing the backends".to_string())??;
-        if let Some(Losses {
-            jit,
-            interp,
-            sensitivity,
-            beyond_f32,
-        }) = compared
-        {
-            // The fixed tolerance, widened by what f32 rounding of the
-            // inputs alone moves the loss (times a margin for the rounding
-            // inside).
-            let tolerance = ATOL + RTOL * interp.abs() + SENSITIVITY_MARGIN * sensitivity;
-            // A step whose exact values leave f32's range cannot be
-            // computed in f32: the run stops with that diagnostic instead.
-            let overflowed = !jit.is_finite() && beyond_f32;
-            let agree = (jit.is_nan() && interp.is_nan()) || overflowed || (jit - interp).abs() <= tolerance;
-            if !agree {
-                return Err(format!(
-                    "first-step loss: JIT {jit:.9}, interpreter {interp:.9} (tolerance {tolerance:.3e}: \
-                     {RTOL} relative + {ATOL} + {SENSITIVITY_MARGIN} x {sensitivity:.3e}, the loss's move under \
-                     f32-sized nudges of the inputs)"
-                ));
-            }
+        if let Some(losses) = compared {
+            losses.agree()?;
         }
     }
     Ok(outcome)
