@@ -213,28 +213,46 @@ fn inside_concat(bound: &Bound, id: NodeId) -> bool {
         && !outputs.iter().any(|(_, o)| *o == id)
 }
 
+/// The permutation that is `id`'s only reader, and its axes, when `id` is
+/// not an output.
+fn sole_permutation<'b>(bound: &'b Bound, id: NodeId) -> Option<(NodeId, &'b [usize])> {
+    if bound.graph.is_output(id) {
+        return None;
+    }
+    match bound.users(id) {
+        [user] => match bound.op(*user) {
+            Prim::Permute(axes) => Some((*user, axes.as_slice())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The value that `id`, a permutation, is the written layout of: the one
+/// `through` says is written through it.
+fn written_through(bound: &Bound, id: NodeId, through: fn(&Bound, NodeId) -> Option<NodeId>) -> Option<NodeId> {
+    if !matches!(bound.op(id), Prim::Permute(_)) {
+        return None;
+    }
+    let source = bound.inputs(id)[0];
+    (through(bound, source) == Some(id)).then_some(source)
+}
+
 /// The permutation a `fold2d` is written through, if its only use is one:
 /// the native kernel then adds the patches straight into the permuted
 /// buffer (a convolution's input gradient channels-last, where the layers
 /// around it read it), and the fold itself gets no buffer.
 fn permuted_fold(bound: &Bound, fold: NodeId) -> Option<NodeId> {
-    let outputs = &bound.graph.outputs;
-    match bound.users(fold) {
-        [user] if matches!(bound.op(*user), Prim::Permute(_)) && !outputs.iter().any(|(_, o)| *o == fold) => {
-            Some(*user)
-        }
-        _ => None,
+    if !matches!(bound.op(fold), Prim::Fold2d(_)) {
+        return None;
     }
+    sole_permutation(bound, fold).map(|(permutation, _)| permutation)
 }
 
 /// The `fold2d` that `id`, a permutation, is the written layout of
 /// (see `permuted_fold`).
 pub fn folded_into(bound: &Bound, id: NodeId) -> Option<NodeId> {
-    if !matches!(bound.op(id), Prim::Permute(_)) {
-        return None;
-    }
-    let fold = bound.inputs(id)[0];
-    (matches!(bound.op(fold), Prim::Fold2d(_)) && permuted_fold(bound, fold) == Some(id)).then_some(fold)
+    written_through(bound, id, permuted_fold)
 }
 
 /// The permutation a matrix product is written through, if it is the
@@ -244,26 +262,17 @@ pub fn folded_into(bound: &Bound, id: NodeId) -> Option<NodeId> {
 /// layers after attention read as `[B, T, H·D]`), and the product itself
 /// gets no buffer.
 fn permuted_product(bound: &Bound, product: NodeId) -> Option<NodeId> {
-    if !matches!(bound.op(product), Prim::MatMul) || bound.graph.outputs.iter().any(|(_, o)| *o == product) {
+    if !matches!(bound.op(product), Prim::MatMul) {
         return None;
     }
-    match bound.users(product) {
-        [user] => match bound.op(*user) {
-            Prim::Permute(p) if p.last() == Some(&(p.len() - 1)) && p.len() <= MAX_BATCH + 2 => Some(*user),
-            _ => None,
-        },
-        _ => None,
-    }
+    let (permutation, axes) = sole_permutation(bound, product)?;
+    (axes.last() == Some(&(axes.len() - 1)) && axes.len() <= MAX_BATCH + 2).then_some(permutation)
 }
 
 /// The matrix product that `id`, a permutation, is the written layout of
 /// (see `permuted_product`).
 pub fn written_product(bound: &Bound, id: NodeId) -> Option<NodeId> {
-    if !matches!(bound.op(id), Prim::Permute(_)) {
-        return None;
-    }
-    let product = bound.inputs(id)[0];
-    (permuted_product(bound, product) == Some(id)).then_some(product)
+    written_through(bound, id, permuted_product)
 }
 
 /// Whether `id` is an `unfold2d` whose patches a matrix product reads
