@@ -239,23 +239,37 @@ fn constant_value(checker: &mut Checker, decl: &ast::ConstDecl, options: &Option
 
 /// The first `loss`, reporting any other.
 fn the_loss<'a>(checker: &mut Checker, user_file: &'a ast::File) -> Option<&'a ast::LossDecl> {
-    let losses: Vec<&ast::LossDecl> = user_file
-        .items
-        .iter()
-        .filter_map(|i| match i {
-            Item::Loss(l) => Some(l),
-            _ => None,
-        })
-        .collect();
-    for extra in losses.iter().skip(1) {
-        checker.report(
-            Diagnostic::error(codes::DUPLICATE_ITEM, "a program has one `loss`", extra.span)
-                .label("second loss")
-                .with_secondary(losses[0].span, "the loss is declared here")
-                .with_help("add terms to combine losses: `loss mse(a, b) + 0.1 * mae(a, b)`"),
-        );
+    let losses = user_file.items.iter().filter_map(|i| match i {
+        Item::Loss(l) => Some((l, l.span)),
+        _ => None,
+    });
+    let help = "add terms to combine losses: `loss mse(a, b) + 0.1 * mae(a, b)`";
+    the_only(checker, losses, "loss", Some(help))
+}
+
+/// The first of the items of a kind a program has one of (`loss`,
+/// `optimizer`), reporting each other one as a duplicate of it.
+fn the_only<'a, T>(
+    checker: &mut Checker,
+    items: impl Iterator<Item = (&'a T, Span)>,
+    kind: &str,
+    help: Option<&str>,
+) -> Option<&'a T> {
+    let mut first: Option<(&'a T, Span)> = None;
+    for (item, span) in items {
+        let Some((_, first_span)) = first else {
+            first = Some((item, span));
+            continue;
+        };
+        let mut duplicate = Diagnostic::error(codes::DUPLICATE_ITEM, format!("a program has one `{kind}`"), span)
+            .label(format!("second {kind}"))
+            .with_secondary(first_span, format!("the {kind} is declared here"));
+        if let Some(help) = help {
+            duplicate = duplicate.with_help(help);
+        }
+        checker.report(duplicate);
     }
-    losses.first().copied()
+    first.map(|(item, _)| item)
 }
 
 /// The loss in a training pass ([`Program::train_trace`], the model's
@@ -332,22 +346,11 @@ fn check_optimizer(
     broken: bool,
     file_start: Span,
 ) {
-    let optimizers: Vec<&ast::OptimizerDecl> = user_file
-        .items
-        .iter()
-        .filter_map(|i| match i {
-            Item::Optimizer(o) => Some(o),
-            _ => None,
-        })
-        .collect();
-    for extra in optimizers.iter().skip(1) {
-        checker.report(
-            Diagnostic::error(codes::DUPLICATE_ITEM, "a program has one `optimizer`", extra.span)
-                .label("second optimizer")
-                .with_secondary(optimizers[0].span, "the optimizer is declared here"),
-        );
-    }
-    match optimizers.first() {
+    let optimizers = user_file.items.iter().filter_map(|i| match i {
+        Item::Optimizer(o) => Some((o, o.span)),
+        _ => None,
+    });
+    match the_only(checker, optimizers, "optimizer", None) {
         None if broken => {}
         None => checker.report(
             Diagnostic::error(codes::MISSING_OPTIMIZER, "the program has no `optimizer`", file_start)
