@@ -4,6 +4,7 @@
 //! of concatenations (the pieces they take; also through a reshape that
 //! only adds or drops axes of size 1) and of pads (the operand),
 //! concatenations of concatenations along one axis (one concatenation).
+
 use super::{Order, Pass};
 use crate::check::dims::Dim;
 use crate::ir::{Graph, NodeId};

@@ -45,26 +45,14 @@ impl Emitter<'_, '_> {
     fn multiple_of_lanes(&self, value: Value) -> bool {
         use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
         let dfg = &self.b.func.dfg;
-        let constant_multiple = |v: Value| match dfg.value_def(v) {
-            ValueDef::Result(inst, _) => matches!(
-                dfg.insts[inst],
-                InstructionData::UnaryImm { opcode: Opcode::Iconst, imm } if imm.bits() % LANES == 0
-            ),
-            _ => false,
+        let made_by = |v: Value| match dfg.value_def(v) {
+            ValueDef::Result(inst, _) => Some(dfg.insts[inst]),
+            _ => None,
         };
-        if constant_multiple(value) {
-            return true;
-        }
-        match dfg.value_def(value) {
-            ValueDef::Result(inst, _) => match dfg.insts[inst] {
-                InstructionData::Binary {
-                    opcode: Opcode::Imul,
-                    args,
-                } => args.iter().any(|&a| constant_multiple(a)),
-                _ => false,
-            },
-            _ => false,
-        }
+        let constant_multiple = |v: Value| matches!(made_by(v), Some(InstructionData::UnaryImm { opcode: Opcode::Iconst, imm }) if imm.bits() % LANES == 0);
+        constant_multiple(value)
+            || matches!(made_by(value), Some(InstructionData::Binary { opcode: Opcode::Imul, args })
+                if args.iter().any(|&a| constant_multiple(a)))
     }
 
     fn counted_loop(
