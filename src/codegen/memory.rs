@@ -229,11 +229,18 @@ fn aligned(n: usize) -> usize {
 /// (`isize::MAX`), whatever a plan that is never run prints.
 const MAX_ARENA_ELEMENTS: usize = isize::MAX as usize / 4;
 
-fn too_large() -> String {
-    format!(
-        "the step's buffers would need more than {} bytes of memory",
-        crate::check::group_thousands((MAX_ARENA_ELEMENTS * 4) as i64)
-    )
+/// Where `len` elements placed at `start` end, if the arena can still
+/// address them (see `MAX_ARENA_ELEMENTS`).
+fn end_within_arena(start: usize, len: usize) -> Result<usize, String> {
+    start
+        .checked_add(len)
+        .filter(|&end| end <= MAX_ARENA_ELEMENTS)
+        .ok_or_else(|| {
+            format!(
+                "the step's buffers would need more than {} bytes of memory",
+                crate::check::group_thousands((MAX_ARENA_ELEMENTS * 4) as i64)
+            )
+        })
 }
 
 impl Plan {
@@ -291,10 +298,7 @@ impl Plan {
                     },
                 );
             }
-            offset = offset
-                .checked_add(aligned(len))
-                .filter(|&end| end <= MAX_ARENA_ELEMENTS)
-                .ok_or_else(too_large)?;
+            offset = end_within_arena(offset, aligned(len))?;
         }
         plan.persistent = offset;
 
@@ -459,14 +463,9 @@ impl Plan {
         let mut staged_offsets: Vec<usize> = Vec::new();
         // Every offset below is at most the persistent part plus every
         // request: bounded here, the sums that place them cannot overflow.
-        requests
-            .iter()
-            .try_fold(plan.persistent, |total, request| {
-                total
-                    .checked_add(aligned(request.0.max(1)))
-                    .filter(|&end| end <= MAX_ARENA_ELEMENTS)
-            })
-            .ok_or_else(too_large)?;
+        requests.iter().try_fold(plan.persistent, |total, request| {
+            end_within_arena(total, aligned(request.0.max(1)))
+        })?;
         for (len, first, last, id, role) in requests {
             let size = aligned(len.max(1));
             let mut at = plan.persistent;
