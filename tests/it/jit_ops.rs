@@ -575,6 +575,17 @@ fn primitive_cases() -> Vec<Case> {
                 g.permute(p, vec![0, 1, 3, 2])
             },
         ),
+        // A layer's input gradient at a training batch (`dY·Wᵀ`, few rows,
+        // wide): cut between the threads by columns (`wide_transposed`).
+        case(
+            "matmul of a wide transposed weight",
+            vec![f32s(&[64, 260], 118), f32s(&[300, 260], 119)],
+            vec![],
+            |g, x, _| {
+                let t = g.transpose_last(x[1]);
+                g.matmul(x[0], t)
+            },
+        ),
         case(
             "matmul with a size-1 dimension",
             vec![f32s(&[1, 7], 110), f32s(&[7, 1], 111)],

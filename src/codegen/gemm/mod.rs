@@ -2,8 +2,9 @@
 //! fixed at compile time, and one `extern "C"` entry point the JIT calls
 //! with the descriptor and the arena. Each single product is nnc's own
 //! (the `nnc-gemm` crate in `crates/`: `packed.rs`, microkernels in
-//! `kernel.rs`) when it is thin (`n` at most 32) or has few rows (at most
-//! 48), the `gemm` crate's otherwise (see [`own_product`] and
+//! `kernel.rs`) when it is thin (`n` at most 32), has few rows (at most
+//! 48), or is a layer's input gradient at a training batch (few rows, wide,
+//! `B` transposed), the `gemm` crate's otherwise (see [`own_product`] and
 //! `BENCHMARKS.md` for why), single-threaded. A large
 //! product is cut into a fixed number of parts by batch entries, by rows,
 //! or, when its rows are few, by columns (computed by nnc's own product,
@@ -163,15 +164,16 @@ pub type MatMul = unsafe fn(
 const COLUMN_VECTOR: usize = 16;
 
 /// Whether a product cut into `parts` is cut by columns: it has fewer rows
-/// than two of the widest microkernel's tiles per part, at least one
-/// `COLUMN_VECTOR` per part (a product one vector wide cut by columns
-/// left one part empty), and is not cut by batch entries. Its parts are
-/// then computed by [`packed::gemm`].
-pub fn by_columns(m: usize, n: usize, entries: usize, parts: usize) -> bool {
+/// than two of the widest microkernel's tiles per part, or is a
+/// [`wide_transposed`] one, has at least one `COLUMN_VECTOR` per part (a
+/// product one vector wide cut by columns left one part empty), and is
+/// not cut by batch entries. Its parts are then computed by
+/// [`packed::gemm`].
+pub fn by_columns(d: &MatMulDesc, entries: usize, parts: usize) -> bool {
     parts > 1
         && entries < parts
-        && m < 2 * kernel::best().mr * parts
-        && n.div_ceil(COLUMN_VECTOR) >= parts
+        && (d.m < 2 * kernel::best().mr * parts || wide_transposed(d.m, d.k, d.n, (d.b.row, d.b.col)))
+        && d.n.div_ceil(COLUMN_VECTOR) >= parts
         && own_kernel()
 }
 
@@ -227,7 +229,7 @@ pub unsafe fn run_parts(
     let parts = d.parts.max(1);
     // Cut by columns: nnc's own product when `by_columns`, else the `gemm`
     // crate's (through `product`) when `crate_columns`.
-    let own_columns = columns && by_columns(d.m, d.n, entries, parts);
+    let own_columns = columns && by_columns(d, entries, parts);
     let columns = own_columns || crate_columns(d, entries, parts);
     let column_product: MatMul = if own_columns { packed::gemm } else { product };
     let run = |p: usize| {
@@ -309,7 +311,7 @@ pub unsafe fn matmul(
     c_s: (isize, isize),
     accumulate: bool,
 ) {
-    if own_kernel() && own_product(m, n) {
+    if own_kernel() && own_product(m, k, n, b_s) {
         unsafe { packed::gemm(m, k, n, a, a_s, b, b_s, c, c_s, accumulate) }
     } else {
         unsafe { crate_matmul(m, k, n, a, a_s, b, b_s, c, c_s, accumulate) }
@@ -329,17 +331,31 @@ pub fn own_kernel() -> bool {
 /// product is one too).
 pub fn cut_keeps_bits(desc: &MatMulDesc) -> bool {
     let entries: usize = desc.batch.iter().product();
-    entries >= desc.parts || (own_kernel() && own_product(desc.m, desc.n))
+    entries >= desc.parts || (own_kernel() && own_product(desc.m, desc.k, desc.n, (desc.b.row, desc.b.col)))
 }
 
-/// Whether an `m×k×n` product runs faster as nnc's own than in the `gemm`
-/// crate on an AVX-512 Xeon (measured, see `BENCHMARKS.md`): thin ones
-/// (one panel of `B`, `n ≤ 32`: the crate's blocking costs more there) and
-/// those with few rows (`m ≤ 48`: `B` read in place, a transposed `B`
-/// packed by 8×8 blocks). The crate stays ahead on the large square-ish
-/// ones.
-pub fn own_product(m: usize, n: usize) -> bool {
-    n <= 32 || m <= 48
+/// Whether an `m×k×n` product (`B`'s strides `b`) runs faster as nnc's
+/// own than in the `gemm` crate on an AVX-512 Xeon (measured, see
+/// `BENCHMARKS.md`): thin ones (one panel of `B`, `n ≤ 32`: the crate's
+/// blocking costs more there), those with few rows (`m ≤ 48`: `B` read in
+/// place, a transposed `B` packed by 8×8 blocks), and the
+/// [`wide_transposed`] ones. The crate stays ahead on the large
+/// square-ish ones.
+pub fn own_product(m: usize, k: usize, n: usize, b: (isize, isize)) -> bool {
+    n <= 32 || m <= 48 || wide_transposed(m, k, n, b)
+}
+
+/// Whether `C = A @ Bᵀ` has few rows (at most 256) and is wide (at least
+/// 256 columns and 256 deep), `B` stored transposed: a layer's input
+/// gradient `dY·Wᵀ` at a training batch, `W` at least 256 KB. Cut by columns, each thread reads only its rows
+/// of `W` — the rows its share of the weight gradient and of the
+/// optimizer's update write — where cut by rows both threads read all of
+/// `W`, and every line the update then writes is taken from the other
+/// core's cache (the wide MLP's second-layer update ran 0.8 ms on two
+/// threads against 0.47 on one; `BENCHMARKS.md`). Such a product is
+/// nnc's own whether cut or not, so the cut keeps its bits.
+pub fn wide_transposed(m: usize, k: usize, n: usize, (b_row, b_col): (isize, isize)) -> bool {
+    m <= 256 && k >= 256 && n >= 256 && b_row == 1 && b_col != 1
 }
 
 /// [`matmul`] through the `gemm` crate.
@@ -439,8 +455,6 @@ mod tests {
     #[test]
     fn a_product_one_vector_wide_is_cut_by_rows() {
         let (m, k, n) = (9, 300, 16);
-        assert!(!by_columns(m, n, 1, 2));
-        assert_eq!(by_columns(m, 2 * n, 1, 2), own_kernel());
         let (sa, sb) = (m * k, k * n);
         let data: Vec<f32> = (0..sa + sb)
             .map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5)
@@ -463,6 +477,9 @@ mod tests {
             parts,
             ..Default::default()
         };
+        assert!(!by_columns(&desc(2), 1, 2));
+        let wider = MatMulDesc { n: 2 * n, ..desc(2) };
+        assert_eq!(by_columns(&wider, 1, 2), own_kernel());
         let run = |parts: usize, threads: std::ops::Range<usize>| {
             let mut arena = data.clone();
             let desc = desc(parts);
@@ -479,6 +496,74 @@ mod tests {
         let written = first.iter().filter(|&&x| !f32::from_bits(x).is_nan()).count();
         assert_eq!(written, m / 2 * n, "thread 0 wrote {written} of {}", m * n);
         assert_eq!(first[..m / 2 * n], whole[..m / 2 * n]);
+    }
+
+    /// A layer's input gradient at a training batch (`dY·Wᵀ`, few rows,
+    /// wide, `W` stored as `B` transposed) is cut by columns: thread 0
+    /// alone writes only the first columns (reading only the first rows of
+    /// `W`), and any cut gives the bits of the uncut product, which is
+    /// nnc's own too.
+    #[test]
+    fn a_wide_product_with_a_transposed_b_is_cut_by_columns() {
+        let (m, k, n) = (100, 260, 300);
+        let (sa, sb) = (m * k, k * n);
+        let data: Vec<f32> = (0..sa + sb)
+            .map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5)
+            .chain(std::iter::repeat_n(f32::NAN, m * n))
+            .collect();
+        let operand = |offset: usize, row: usize, col: usize| Operand {
+            offset: offset as isize,
+            row: row as isize,
+            col: col as isize,
+            ..Default::default()
+        };
+        let desc = |parts| MatMulDesc {
+            m,
+            k,
+            n,
+            batch: [1; MAX_BATCH],
+            a: operand(0, k, 1),
+            b: operand(sa, 1, k),
+            c: operand(sa + sb, n, 1),
+            parts,
+            ..Default::default()
+        };
+        let transposed = (1, k as isize);
+        assert!(wide_transposed(m, k, n, transposed) && !wide_transposed(m, k, n, (n as isize, 1)));
+        assert!(!wide_transposed(257, k, n, transposed) && !wide_transposed(m, k, 255, transposed));
+        assert!(!wide_transposed(m, 255, n, transposed));
+        assert_eq!(by_columns(&desc(2), 1, 2), own_kernel());
+        let run = |parts: usize, threads: std::ops::Range<usize>| {
+            let mut arena = data.clone();
+            let desc = desc(parts);
+            for thread in threads {
+                unsafe { nnc_matmul(&desc, arena.as_mut_ptr(), thread, parts) };
+            }
+            arena[sa + sb..].iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        };
+        let whole = run(1, 0..1);
+        assert!(whole.iter().all(|&x| !f32::from_bits(x).is_nan()));
+        // The product itself: a few entries against sums in f64.
+        for (i, j) in [(0, 0), (37, 151), (m - 1, n - 1)] {
+            let want: f64 = (0..k)
+                .map(|p| data[i * k + p] as f64 * data[sa + j * k + p] as f64)
+                .sum();
+            let got = f32::from_bits(whole[i * n + j]) as f64;
+            assert!((got - want).abs() < 1e-4, "({i}, {j}): {got} against {want}");
+        }
+        for parts in [2, 3] {
+            assert_eq!(run(parts, 0..parts), whole, "{parts} parts");
+        }
+        if own_kernel() {
+            // Columns 0..144 (9 vectors of 16 of the 19) are thread 0's.
+            let first = run(2, 0..1);
+            for i in 0..m {
+                for j in 0..n {
+                    let written = !f32::from_bits(first[i * n + j]).is_nan();
+                    assert_eq!(written, j < 144, "({i}, {j})");
+                }
+            }
+        }
     }
 
     /// A product with few rows cut into 2 or 3 parts (by columns) gives
@@ -515,7 +600,7 @@ mod tests {
                     claims: Default::default(),
                 };
                 assert_eq!(
-                    by_columns(m, desc.n, desc.batch[3], parts),
+                    by_columns(&desc, desc.batch[3], parts),
                     parts > 1 && !(batched && parts <= entries)
                 );
                 for thread in 0..parts {
@@ -565,7 +650,7 @@ mod tests {
                     accumulate,
                     claims: Default::default(),
                 };
-                assert!(!by_columns(m, desc.n, 1, parts) && crate_columns(&desc, 1, parts) == (parts > 1));
+                assert!(!by_columns(&desc, 1, parts) && crate_columns(&desc, 1, parts) == (parts > 1));
                 for thread in 0..parts {
                     unsafe { nnc_matmul(&desc, arena.as_mut_ptr(), thread, parts) };
                 }
