@@ -128,8 +128,7 @@ pub fn gemm_crates(threads: usize, only: Option<&str>) -> String {
                     col: 1,
                 },
                 parts: t,
-                accumulate: 0,
-                claims: Default::default(),
+                ..Default::default()
             };
             let pointer = arena.as_mut_ptr() as usize;
             let seconds = median_seconds(7, || {

@@ -625,6 +625,16 @@ pub(super) fn matmul_descriptor(
         offset: v.strides.offset + plan.buffer(v.buffer).offset as isize,
         ..v.strides
     };
+    // A parameter's product at a training batch reads, on each thread, the
+    // rows of the weight that thread updates (`gemm::by_depth`).
+    let by_depth = entries == 1
+        && matches!(fused.bound.op(b.buffer), crate::prim::Prim::Param(_))
+        && gemm::by_depth(m, k, n, (b.strides.row, b.strides.col));
+    let parts = if by_depth {
+        gemm::DEPTH_PARTS
+    } else {
+        gemm::parts_for(m * entries, k, n, threads)
+    };
     MatMulDesc {
         m,
         k,
@@ -638,9 +648,11 @@ pub(super) fn matmul_descriptor(
             row: strides[rank - 2],
             col: strides[rank - 1],
         },
-        parts: gemm::parts_for(m * entries, k, n, threads),
+        parts,
         accumulate: 0,
+        by_depth: usize::from(by_depth),
         claims: Default::default(),
+        partials: gemm::Partials::new(if by_depth { (parts - 1) * m * n } else { 0 }),
     }
 }
 

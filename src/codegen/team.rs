@@ -151,7 +151,7 @@ impl Team {
 /// thread being waited for may have no core at all: after a few
 /// microseconds of spinning the waiter yields its core at each check
 /// instead of burning the time slice the other thread needs.
-fn spin_until(ready: impl Fn() -> bool) {
+pub(super) fn spin_until(ready: impl Fn() -> bool) {
     let mut spins = 0u32;
     while !ready() {
         if spins < SPIN_BEFORE_YIELD {

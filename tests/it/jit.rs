@@ -293,7 +293,9 @@ fn train_compiled(session: &nnc::runtime::Session, options: &CompileOptions, ste
 /// it (products are cut into the same parts, rows are computed alike), so
 /// letting the runtime pick per step (`CompileOptions::adaptive`) keeps a
 /// run reproducible. Three steps of every example at small sizes, and of
-/// the MLP and GPT as written (where products are large enough to be cut).
+/// the MLP and GPT as written (where products are large enough to be cut),
+/// and of the wide MLP (`benches/compare`), whose weights' products are cut
+/// along `k` and its input gradient by columns.
 #[test]
 fn one_thread_and_the_team_give_the_same_bits() {
     let mut sessions: Vec<(String, nnc::runtime::Session)> = examples()
@@ -306,6 +308,8 @@ fn one_thread_and_the_team_give_the_same_bits() {
     for example in ["digits_mlp.nn", "gpt.nn"] {
         sessions.push((example.to_string(), full_session(example)));
     }
+    let wide = root().join("benches/compare/mlp_wide.nn");
+    sessions.push(("mlp_wide.nn".to_string(), session_at(&wide)));
     for (example, session) in &sessions {
         let on = |threads: usize| {
             let options = CompileOptions {
@@ -402,13 +406,18 @@ fn generation_on_the_jit_matches_the_interpreter() {
 }
 
 fn full_session(example: &str) -> nnc::runtime::Session {
-    let dir = root().join("examples");
-    let program = nnc::check::check_file(&dir.join(example)).unwrap();
+    session_at(&root().join("examples").join(example))
+}
+
+/// The session of the program at `path`, as written.
+fn session_at(path: &std::path::Path) -> nnc::runtime::Session {
+    let program = nnc::check::check_file(path).unwrap();
     let options = nnc::runtime::Overrides {
         backend: nnc::runtime::Backend::Interp,
         ..Default::default()
     };
-    nnc::runtime::Session::new(program, &dir, &options).unwrap_or_else(|d| panic!("{}", d.0.message))
+    let dir = path.parent().expect("a file in a directory");
+    nnc::runtime::Session::new(program, dir, &options).unwrap_or_else(|d| panic!("{}", d.0.message))
 }
 
 fn median(mut times: Vec<f64>) -> f64 {

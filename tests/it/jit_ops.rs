@@ -586,6 +586,14 @@ fn primitive_cases() -> Vec<Case> {
                 g.matmul(x[0], t)
             },
         ),
+        // A weight's product at a training batch: cut between the threads
+        // along `k` (`gemm::by_depth`); its input gradient is the case above.
+        case(
+            "matmul of a parameter cut by depth",
+            vec![f32s(&[64, 520], 120), f32s(&[520, 300], 121)],
+            vec![],
+            |g, x, _| g.matmul(x[0], x[1]),
+        ),
         case(
             "matmul with a size-1 dimension",
             vec![f32s(&[1, 7], 110), f32s(&[7, 1], 111)],
