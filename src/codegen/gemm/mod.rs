@@ -176,16 +176,28 @@ pub type MatMul = unsafe fn(
 /// this many.
 const COLUMN_VECTOR: usize = 16;
 
+/// Rows a part of a product cut by rows has at least (else it is cut by
+/// columns, see [`by_columns`]). A recurrence's products have the batch's
+/// rows (32 for the char LSTM): cut by rows, each thread computes the rows
+/// of the state that its share of the cell's element-wise kernels computes
+/// and reads, so the state stays in its core's cache from step to step.
+/// Cut by columns, each thread read the whole state every step, half of it
+/// from the other core: the same step in the minutes the host places the
+/// two vCPUs near, 9 % slower when it places them far (`BENCHMARKS.md`,
+/// "Which core reads a weight").
+const MIN_PART_ROWS: usize = 16;
+
 /// Whether a product cut into `parts` is cut by columns: it has fewer rows
-/// than two of the widest microkernel's tiles per part, or is a
-/// [`wide_transposed`] one, has at least one `COLUMN_VECTOR` per part (a
-/// product one vector wide cut by columns left one part empty), and is
-/// not cut by batch entries. Its parts are then computed by
-/// [`packed::gemm`].
+/// than [`MIN_PART_ROWS`] and two of the widest microkernel's tiles per
+/// part, or is a [`wide_transposed`] one, has at least one
+/// `COLUMN_VECTOR` per part (a product one vector wide cut by columns left
+/// one part empty), and is not cut by batch entries. Its parts are then
+/// computed by [`packed::gemm`].
 pub fn by_columns(d: &MatMulDesc, entries: usize, parts: usize) -> bool {
+    let few_rows = d.m < MIN_PART_ROWS.min(2 * kernel::best().mr) * parts;
     parts > 1
         && entries < parts
-        && (d.m < 2 * kernel::best().mr * parts || wide_transposed(d.m, d.k, d.n, (d.b.row, d.b.col)))
+        && (few_rows || wide_transposed(d.m, d.k, d.n, (d.b.row, d.b.col)))
         && d.n.div_ceil(COLUMN_VECTOR) >= parts
         && own_kernel()
 }
