@@ -3,102 +3,57 @@
 
 use super::*;
 
-/// A product 16 columns wide with few rows (the first convolution's
-/// weight gradient) is cut by rows: cut by whole vectors of 16 columns
-/// one of two parts was empty and one thread did all the work. Each
-/// part writes its own rows, and together they give the bits of the
-/// whole.
+/// Products cut by rows: each part writes its own rows, thread 0 alone
+/// writes the first rows and only those, and together the parts give the
+/// bits of the whole. Two kinds: a product 16 columns wide with few rows
+/// (the first convolution's weight gradient; cut by whole vectors of 16
+/// columns one of two parts was empty and one thread did all the work),
+/// and a recurrence's product, a batch of 32 rows (each thread computes
+/// the rows of the state its element-wise kernels own).
 #[test]
-fn a_product_one_vector_wide_is_cut_by_rows() {
-    let (m, k, n) = (9, 300, 16);
-    let (sa, sb) = (m * k, k * n);
-    let data: Vec<f32> = (0..sa + sb)
-        .map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5)
-        .chain(std::iter::repeat_n(f32::NAN, m * n))
-        .collect();
-    let operand = |offset: usize, row: usize| Operand {
-        offset: offset as isize,
-        row: row as isize,
-        col: 1,
-        ..Default::default()
-    };
-    let desc = |parts| MatMulDesc {
-        m,
-        k,
-        n,
-        batch: [1; MAX_BATCH],
-        a: operand(0, k),
-        b: operand(sa, n),
-        c: operand(sa + sb, n),
-        parts,
-        ..Default::default()
-    };
-    assert!(!by_columns(&desc(2), 1, 2));
-    let wider = MatMulDesc { n: 2 * n, ..desc(2) };
-    assert_eq!(by_columns(&wider, 1, 2), own_kernel());
-    let run = |parts: usize, threads: std::ops::Range<usize>| {
-        let mut arena = data.clone();
-        let desc = desc(parts);
-        for thread in threads {
-            unsafe { nnc_matmul(&desc, arena.as_mut_ptr(), thread, parts) };
-        }
-        arena[sa + sb..].iter().map(|x| x.to_bits()).collect::<Vec<_>>()
-    };
-    let whole = run(1, 0..1);
-    assert!(whole.iter().all(|&x| !f32::from_bits(x).is_nan()));
-    assert_eq!(run(2, 0..2), whole);
-    // Thread 0 alone writes the first rows, and only those.
-    let first = run(2, 0..1);
-    let written = first.iter().filter(|&&x| !f32::from_bits(x).is_nan()).count();
-    assert_eq!(written, m / 2 * n, "thread 0 wrote {written} of {}", m * n);
-    assert_eq!(first[..m / 2 * n], whole[..m / 2 * n]);
-}
-
-/// A recurrence's product (a batch of 32 rows) is cut by rows, so each
-/// thread computes the rows of the state its element-wise kernels own:
-/// thread 0 alone writes rows 0..16 and only those, and the two parts give
-/// the bits of the whole. Fewer rows are still cut by columns.
-#[test]
-fn a_product_of_a_batch_of_32_rows_is_cut_by_rows() {
-    let (m, k, n) = (32, 40, 64);
-    let (sa, sb) = (m * k, k * n);
-    let data: Vec<f32> = (0..sa + sb)
-        .map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5)
-        .chain(std::iter::repeat_n(f32::NAN, m * n))
-        .collect();
-    let operand = |offset: usize, row: usize| Operand {
-        offset: offset as isize,
-        row: row as isize,
-        col: 1,
-        ..Default::default()
-    };
-    let desc = |m, parts| MatMulDesc {
-        m,
-        k,
-        n,
-        batch: [1; MAX_BATCH],
-        a: operand(0, k),
-        b: operand(sa, n),
-        c: operand(sa + sb, n),
-        parts,
-        ..Default::default()
-    };
-    assert!(!by_columns(&desc(m, 2), 1, 2));
-    assert_eq!(by_columns(&desc(9, 2), 1, 2), own_kernel());
-    let run = |parts: usize, threads: std::ops::Range<usize>| {
-        let mut arena = data.clone();
-        let desc = desc(m, parts);
-        for thread in threads {
-            unsafe { nnc_matmul(&desc, arena.as_mut_ptr(), thread, parts) };
-        }
-        arena[sa + sb..].iter().map(|x| x.to_bits()).collect::<Vec<_>>()
-    };
-    let whole = run(1, 0..1);
-    assert_eq!(run(2, 0..2), whole);
-    let first = run(2, 0..1);
-    let written = first.iter().filter(|&&x| !f32::from_bits(x).is_nan()).count();
-    assert_eq!(written, m / 2 * n, "thread 0 wrote {written} of {}", m * n);
-    assert_eq!(first[..m / 2 * n], whole[..m / 2 * n]);
+fn products_cut_by_rows_write_their_own_rows() {
+    for (m, k, n) in [(9, 300, 16), (32, 40, 64)] {
+        let (sa, sb) = (m * k, k * n);
+        let data: Vec<f32> = (0..sa + sb)
+            .map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5)
+            .chain(std::iter::repeat_n(f32::NAN, m * n))
+            .collect();
+        let operand = |offset: usize, row: usize| Operand {
+            offset: offset as isize,
+            row: row as isize,
+            col: 1,
+            ..Default::default()
+        };
+        let desc = |m, n, parts| MatMulDesc {
+            m,
+            k,
+            n,
+            batch: [1; MAX_BATCH],
+            a: operand(0, k),
+            b: operand(sa, n),
+            c: operand(sa + sb, n),
+            parts,
+            ..Default::default()
+        };
+        assert!(!by_columns(&desc(m, n, 2), 1, 2), "{m}×{n}");
+        // Fewer rows, or wider, and the cut is by columns.
+        assert_eq!(by_columns(&desc(9, 2 * n, 2), 1, 2), own_kernel());
+        let run = |parts: usize, threads: std::ops::Range<usize>| {
+            let mut arena = data.clone();
+            let desc = desc(m, n, parts);
+            for thread in threads {
+                unsafe { nnc_matmul(&desc, arena.as_mut_ptr(), thread, parts) };
+            }
+            arena[sa + sb..].iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        };
+        let whole = run(1, 0..1);
+        assert!(whole.iter().all(|&x| !f32::from_bits(x).is_nan()));
+        assert_eq!(run(2, 0..2), whole);
+        let first = run(2, 0..1);
+        let written = first.iter().filter(|&&x| !f32::from_bits(x).is_nan()).count();
+        assert_eq!(written, m / 2 * n, "{m}×{n}: thread 0 wrote {written} of {}", m * n);
+        assert_eq!(first[..m / 2 * n], whole[..m / 2 * n]);
+    }
 }
 
 /// A layer's input gradient at a training batch (`dY·Wᵀ`, few rows,
