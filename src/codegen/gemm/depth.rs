@@ -16,18 +16,20 @@ pub const DEPTH_PARTS: usize = 2;
 /// 256: a training batch) and a large `W` (`k` at least 512, `n` at least
 /// 256). Each thread then reads only the rows of `W` that its share of the
 /// weight gradient (cut by rows) and of the optimizer's update write, as
-/// the input gradient `dY·Wᵀ` does cut by columns ([`super::wide_transposed`]);
-/// cut by columns, every row of `W` is read by both threads, and each line
-/// the update then writes has to be taken back from the other core's cache
-/// (`BENCHMARKS.md`, "Which core reads a weight"). The price: the partial
-/// sums, `m·n` per part after the first, written and added once.
+/// the input gradient `dY·Wᵀ` does cut by columns
+/// ([`super::wide_transposed`]); cut by columns, every row of `W` is read
+/// by both threads, and each line the update then writes has to be taken
+/// back from the other core's cache (`BENCHMARKS.md`, "Which core reads a
+/// weight"). The price: the partial sums, `m·n` per part after the first,
+/// written and added once.
 pub fn by_depth(m: usize, k: usize, n: usize, (b_row, b_col): (isize, isize)) -> bool {
     m <= 256 && k >= 512 && n >= 256 && b_col == 1 && b_row >= n as isize
 }
 
-/// [`super::run_parts`] for a product cut [`by_depth`]: this thread's slices of
-/// `k`, then, once every thread has done its parts, its rows of `C` plus
-/// the partial sums in part order (the bits do not depend on the threads).
+/// [`super::run_parts`] for a product cut [`by_depth`]: this thread's
+/// slices of `k`, then, once every thread has done its parts, its rows of
+/// `C` plus the partial sums in part order (the bits do not depend on the
+/// threads).
 ///
 /// # Safety
 /// As [`super::nnc_matmul`].

@@ -183,7 +183,7 @@ const COLUMN_VECTOR: usize = 16;
 /// and reads, so the state stays in its core's cache from step to step.
 /// Cut by columns, each thread read the whole state every step, half of it
 /// from the other core: the same step in the minutes the host places the
-/// two vCPUs near, 9 % slower when it places them far (`BENCHMARKS.md`,
+/// two vCPUs near, 4–9 % slower when it places them far (`BENCHMARKS.md`,
 /// "Which core reads a weight").
 const MIN_PART_ROWS: usize = 16;
 
@@ -377,13 +377,14 @@ pub fn own_product(m: usize, k: usize, n: usize, b: (isize, isize)) -> bool {
 
 /// Whether `C = A @ Bᵀ` has few rows (at most 256) and is wide (at least
 /// 256 columns and 256 deep), `B` stored transposed: a layer's input
-/// gradient `dY·Wᵀ` at a training batch, `W` at least 256 KB. Cut by columns, each thread reads only its rows
-/// of `W` — the rows its share of the weight gradient and of the
-/// optimizer's update write — where cut by rows both threads read all of
-/// `W`, and every line the update then writes is taken from the other
-/// core's cache (the wide MLP's second-layer update ran 0.8 ms on two
-/// threads against 0.47 on one; `BENCHMARKS.md`). Such a product is
-/// nnc's own whether cut or not, so the cut keeps its bits.
+/// gradient `dY·Wᵀ` at a training batch, `W` at least 256 KB. Cut by
+/// columns, each thread reads only its rows of `W` — the rows its share of
+/// the weight gradient and of the optimizer's update write — where cut by
+/// rows both threads read all of `W`, and every line the update then
+/// writes is taken from the other core's cache (the wide MLP's
+/// second-layer update ran 0.8 ms on two threads against 0.47 on one;
+/// `BENCHMARKS.md`, "Which core reads a weight"). Such a product is nnc's
+/// own whether cut or not, so the cut keeps its bits.
 pub fn wide_transposed(m: usize, k: usize, n: usize, (b_row, b_col): (isize, isize)) -> bool {
     m <= 256 && k >= 256 && n >= 256 && b_row == 1 && b_col != 1
 }
