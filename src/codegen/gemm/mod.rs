@@ -185,7 +185,7 @@ const COLUMN_VECTOR: usize = 16;
 /// from the other core: the same step in the minutes the host places the
 /// two vCPUs near, 4–9 % slower when it places them far (`BENCHMARKS.md`,
 /// "Which core reads a weight").
-const MIN_PART_ROWS: usize = 16;
+pub const MIN_PART_ROWS: usize = 16;
 
 /// Whether a product cut into `parts` is cut by columns: it has fewer rows
 /// than [`MIN_PART_ROWS`] and two of the widest microkernel's tiles per
