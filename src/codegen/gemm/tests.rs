@@ -3,6 +3,21 @@
 
 use super::*;
 
+/// `len` test values in [-0.5, 0.5), repeating every 1,013.
+fn values(len: usize) -> impl Iterator<Item = f32> {
+    (0..len).map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5)
+}
+
+/// A row-major matrix at `offset`, rows `row` apart.
+fn row_major(offset: usize, row: usize) -> Operand {
+    Operand {
+        offset: offset as isize,
+        row: row as isize,
+        col: 1,
+        ..Default::default()
+    }
+}
+
 /// Products cut by rows: each part writes its own rows, thread 0 alone
 /// writes the first rows and only those, and together the parts give the
 /// bits of the whole. Two kinds: a product 16 columns wide with few rows
@@ -14,24 +29,15 @@ use super::*;
 fn products_cut_by_rows_write_their_own_rows() {
     for (m, k, n) in [(9, 300, 16), (32, 40, 64)] {
         let (sa, sb) = (m * k, k * n);
-        let data: Vec<f32> = (0..sa + sb)
-            .map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5)
-            .chain(std::iter::repeat_n(f32::NAN, m * n))
-            .collect();
-        let operand = |offset: usize, row: usize| Operand {
-            offset: offset as isize,
-            row: row as isize,
-            col: 1,
-            ..Default::default()
-        };
+        let data: Vec<f32> = values(sa + sb).chain(std::iter::repeat_n(f32::NAN, m * n)).collect();
         let desc = |m, n, parts| MatMulDesc {
             m,
             k,
             n,
             batch: [1; MAX_BATCH],
-            a: operand(0, k),
-            b: operand(sa, n),
-            c: operand(sa + sb, n),
+            a: row_major(0, k),
+            b: row_major(sa, n),
+            c: row_major(sa + sb, n),
             parts,
             ..Default::default()
         };
@@ -65,10 +71,7 @@ fn products_cut_by_rows_write_their_own_rows() {
 fn a_wide_product_with_a_transposed_b_is_cut_by_columns() {
     let (m, k, n) = (100, 260, 300);
     let (sa, sb) = (m * k, k * n);
-    let data: Vec<f32> = (0..sa + sb)
-        .map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5)
-        .chain(std::iter::repeat_n(f32::NAN, m * n))
-        .collect();
+    let data: Vec<f32> = values(sa + sb).chain(std::iter::repeat_n(f32::NAN, m * n)).collect();
     let operand = |offset: usize, row: usize, col: usize| Operand {
         offset: offset as isize,
         row: row as isize,
@@ -136,23 +139,15 @@ fn a_parameters_product_cut_by_depth_has_the_same_bits_on_any_team() {
     assert!(!by_depth(257, k, n, (n as isize, 1)) && !by_depth(m, 511, n, (n as isize, 1)));
     assert!(!by_depth(m, k, 255, (n as isize, 1)) && !by_depth(m, k, n, (1, k as isize)));
     let (sa, sb) = (m * k, k * n);
-    let data: Vec<f32> = (0..sa + sb + m * n)
-        .map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5)
-        .collect();
-    let operand = |offset: usize, row: usize| Operand {
-        offset: offset as isize,
-        row: row as isize,
-        col: 1,
-        ..Default::default()
-    };
+    let data: Vec<f32> = values(sa + sb + m * n).collect();
     let desc = |accumulate| MatMulDesc {
         m,
         k,
         n,
         batch: [1; MAX_BATCH],
-        a: operand(0, k),
-        b: operand(sa, n),
-        c: operand(sa + sb, n),
+        a: row_major(0, k),
+        b: row_major(sa, n),
+        c: row_major(sa + sb, n),
         parts: DEPTH_PARTS,
         accumulate,
         by_depth: 1,
@@ -228,9 +223,7 @@ fn parts_by_columns_have_the_bits_of_the_whole() {
     }
     let (m, k, n, entries) = (20, 70, 100, 3);
     let (sa, sb, sc) = (m * k * entries, k * n * entries, m * n * entries);
-    let data: Vec<f32> = (0..sa + sb + sc)
-        .map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5)
-        .collect();
+    let data: Vec<f32> = values(sa + sb + sc).collect();
     for (batched, accumulate) in [(false, 0), (true, 1)] {
         let run = |parts: usize| {
             let mut arena = data.clone();
@@ -279,9 +272,7 @@ fn parts_by_columns_have_the_bits_of_the_whole() {
 fn crate_parts_by_columns_have_the_bits_of_the_whole() {
     let (m, k, n) = (200, 700, 600);
     let (sa, sb, sc) = (m * k, k * n, m * n);
-    let data: Vec<f32> = (0..sa + sb + sc)
-        .map(|i| ((i * 7919) % 1013) as f32 / 1013.0 - 0.5)
-        .collect();
+    let data: Vec<f32> = values(sa + sb + sc).collect();
     for accumulate in [0, 1] {
         let run = |parts: usize| {
             let mut arena = data.clone();
