@@ -651,8 +651,7 @@ pub(super) fn matmul_descriptor(
         parts,
         accumulate: 0,
         by_depth: usize::from(by_depth),
-        claims: Default::default(),
-        partials: gemm::Partials::new(if by_depth { (parts - 1) * m * n } else { 0 }),
+        claims: gemm::Claims::with_partials(if by_depth { (parts - 1) * m * n } else { 0 }),
     }
 }
 

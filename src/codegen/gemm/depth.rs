@@ -35,7 +35,7 @@ pub fn by_depth(m: usize, k: usize, n: usize, (b_row, b_col): (isize, isize)) ->
 /// As [`super::nnc_matmul`].
 pub(super) unsafe fn run_parts(d: &MatMulDesc, arena: *mut f32, thread: usize, threads: usize, product: MatMul) {
     let (m, n, parts, threads) = (d.m, d.n, d.parts.max(1), threads.max(1));
-    let partials = d.partials.as_mut_ptr();
+    let partials = d.claims.partials();
     for p in (thread..parts).step_by(threads) {
         let (k0, k1) = (d.k * p / parts, d.k * (p + 1) / parts);
         unsafe {
@@ -74,48 +74,5 @@ pub(super) unsafe fn run_parts(d: &MatMulDesc, arena: *mut f32, thread: usize, t
     if added.fetch_add(1, Ordering::AcqRel) + 1 == threads {
         done.store(0, Ordering::Relaxed);
         added.store(0, Ordering::Relaxed);
-    }
-}
-
-/// Room for the partial sums of parts `1..` of a product cut
-/// [`by_depth`], `m·n` each, row-major. Written by the thread that computes
-/// a part and read by every thread while it adds its rows, between which
-/// the threads meet (see `run_parts`). Not part of what the
-/// descriptor describes: any two compare equal, and a clone has its own
-/// room.
-#[derive(Default)]
-pub struct Partials(std::cell::UnsafeCell<Vec<f32>>);
-
-// Safety: the threads write disjoint rooms, then read after meeting.
-unsafe impl Sync for Partials {}
-
-impl Partials {
-    pub fn new(len: usize) -> Partials {
-        Partials(std::cell::UnsafeCell::new(vec![0.0; len]))
-    }
-
-    pub(super) fn as_mut_ptr(&self) -> *mut f32 {
-        // Safety: only the pointer is taken; see the type's comment.
-        unsafe { (*self.0.get()).as_mut_ptr() }
-    }
-}
-
-impl Clone for Partials {
-    fn clone(&self) -> Partials {
-        Partials::new(unsafe { (*self.0.get()).len() })
-    }
-}
-
-impl PartialEq for Partials {
-    fn eq(&self, _: &Partials) -> bool {
-        true
-    }
-}
-
-impl Eq for Partials {}
-
-impl std::fmt::Debug for Partials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Partials({})", unsafe { (*self.0.get()).len() })
     }
 }

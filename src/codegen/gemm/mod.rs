@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use gemm::Parallelism;
 
-pub use depth::{by_depth, Partials, DEPTH_PARTS};
+pub use depth::{by_depth, DEPTH_PARTS};
 pub use nnc_gemm::{kernel, packed};
 
 mod depth;
@@ -50,21 +50,23 @@ pub struct MatMulDesc {
     /// 1: add the product to `C` instead of overwriting it.
     pub accumulate: usize,
     /// 1: the parts are slices of `k` (see [`by_depth`]): part 0 sums into
-    /// `C`, each other part into its room in `partials`, and then every
-    /// thread adds its rows of the partials to `C`, in part order.
+    /// `C`, each other part into its room in the claims' partial sums, and
+    /// then every thread adds its rows of them to `C`, in part order.
     pub by_depth: usize,
     /// While the team runs the product: which parts are taken (bit `p`)
     /// and how many threads are done; both back to 0 when the last thread
-    /// is done (see [`run_parts`]).
+    /// is done (see [`run_parts`]). And the partial sums of a product cut
+    /// [`by_depth`].
     pub claims: Claims,
-    /// The partial sums of a product cut [`by_depth`].
-    pub partials: Partials,
 }
 
 /// The counters of a product's parts while the team runs it: atomics, so
-/// the threads change them through a shared descriptor. Not part of what
-/// the descriptor describes: a clone starts at zero, and any two compare
-/// equal.
+/// the threads change them through a shared descriptor; and, for a product
+/// cut [`by_depth`], room for the partial sums of parts `1..`, `m·n` each,
+/// row-major, written by the thread that computes a part and read by every
+/// thread while it adds its rows, after they meet. Not part of what the
+/// descriptor describes: a clone starts at zero (with room of its own),
+/// and any two compare equal.
 #[repr(C)]
 #[derive(Default)]
 pub struct Claims {
@@ -72,11 +74,37 @@ pub struct Claims {
     pub done: AtomicUsize,
     /// Threads done adding partial sums (a product cut [`by_depth`]).
     pub added: AtomicUsize,
+    partials: std::cell::UnsafeCell<Vec<f32>>,
+}
+
+// Safety: the threads write disjoint rooms of the partial sums, then read
+// them after meeting (see `depth::run_parts`).
+unsafe impl Sync for Claims {}
+
+impl Claims {
+    /// Counters at zero and room for `len` partial sums.
+    pub fn with_partials(len: usize) -> Claims {
+        Claims {
+            partials: std::cell::UnsafeCell::new(vec![0.0; len]),
+            ..Claims::default()
+        }
+    }
+
+    /// The partial sums' room.
+    pub(super) fn partials(&self) -> *mut f32 {
+        // Safety: only the pointer is taken; see `Sync` above.
+        unsafe { (*self.partials.get()).as_mut_ptr() }
+    }
+
+    fn partials_len(&self) -> usize {
+        // Safety: the length is never changed after construction.
+        unsafe { (*self.partials.get()).len() }
+    }
 }
 
 impl Clone for Claims {
     fn clone(&self) -> Claims {
-        Claims::default()
+        Claims::with_partials(self.partials_len())
     }
 }
 
@@ -92,10 +120,11 @@ impl std::fmt::Debug for Claims {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Claims {{ taken: {:#b}, done: {}, added: {} }}",
+            "Claims {{ taken: {:#b}, done: {}, added: {}, partial sums: {} }}",
             self.taken.load(Ordering::Relaxed),
             self.done.load(Ordering::Relaxed),
-            self.added.load(Ordering::Relaxed)
+            self.added.load(Ordering::Relaxed),
+            self.partials_len()
         )
     }
 }

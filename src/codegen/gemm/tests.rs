@@ -151,8 +151,7 @@ fn a_parameters_product_cut_by_depth_has_the_same_bits_on_any_team() {
         parts: DEPTH_PARTS,
         accumulate,
         by_depth: 1,
-        partials: Partials::new((DEPTH_PARTS - 1) * m * n),
-        ..Default::default()
+        claims: Claims::with_partials((DEPTH_PARTS - 1) * m * n),
     };
     for accumulate in [0, 1] {
         let desc = desc(accumulate);
@@ -204,7 +203,7 @@ fn a_parameters_product_cut_by_depth_has_the_same_bits_on_any_team() {
     let desc = desc(0);
     let mut arena = data.clone();
     unsafe { nnc_matmul(&desc, arena.as_mut_ptr(), 0, 1) };
-    let partial = unsafe { std::slice::from_raw_parts(desc.partials.as_mut_ptr(), m * n) };
+    let partial = unsafe { std::slice::from_raw_parts(desc.claims.partials(), m * n) };
     for (i, j) in [(0, 0), (23, 201), (m - 1, n - 1)] {
         let want: f64 = (k / 2..k)
             .map(|p| data[i * k + p] as f64 * data[sa + p * n + j] as f64)
