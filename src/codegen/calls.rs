@@ -38,10 +38,48 @@ pub unsafe extern "C" fn nnc_copy(arena: *mut f32, from: i64, to: i64, len: i64)
 /// `from + r·from_stride` to `to + r·to_stride` (a loop's step of a
 /// sequence into its slot, a step's result into the stacked output).
 ///
+/// A loop's stacks outgrow the caches at long sequences, and a step's rows
+/// lie a whole sequence apart, where the hardware's prefetchers do not
+/// follow. So when `from_ahead` (or `to_ahead`) is not zero, each row of
+/// the step that many floats away is fetched into the cache as this row is
+/// copied (for writing, on the target side), for a later step's copy.
+///
 /// # Safety
 /// Every row lies inside the arena, and no source row overlaps a target
-/// row.
+/// row. (The rows ahead need not lie anywhere: a prefetch never faults.)
+#[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn nnc_copy_rows(
+    arena: *mut f32,
+    from: i64,
+    from_stride: i64,
+    to: i64,
+    to_stride: i64,
+    rows: i64,
+    len: i64,
+    from_ahead: i64,
+    to_ahead: i64,
+) {
+    for r in 0..rows {
+        let (source, target) = (from + r * from_stride, to + r * to_stride);
+        if from_ahead != 0 {
+            prefetch(arena.wrapping_offset((source + from_ahead) as isize), len, false);
+        }
+        if to_ahead != 0 {
+            prefetch(arena.wrapping_offset((target + to_ahead) as isize), len, true);
+        }
+        unsafe { std::ptr::copy_nonoverlapping(arena.add(source as usize), arena.add(target as usize), len as usize) };
+    }
+}
+
+/// [`nnc_copy_rows`] with stores that go around the caches (a result
+/// stacked over a sequence too long for them, read back only after the
+/// loop): no line is read before it is written, and the lines do not push
+/// out what the loop reads again. Ends with a store fence, so the rows are
+/// in memory before the thread meets the others.
+///
+/// # Safety
+/// As [`nnc_copy_rows`].
+pub unsafe extern "C" fn nnc_stream_rows(
     arena: *mut f32,
     from: i64,
     from_stride: i64,
@@ -51,14 +89,61 @@ pub unsafe extern "C" fn nnc_copy_rows(
     len: i64,
 ) {
     for r in 0..rows {
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                arena.add((from + r * from_stride) as usize),
-                arena.add((to + r * to_stride) as usize),
-                len as usize,
-            )
-        };
+        let (source, target) = (from + r * from_stride, to + r * to_stride);
+        unsafe { stream(arena.add(source as usize), arena.add(target as usize), len as usize) };
     }
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::x86_64::_mm_sfence()
+    };
+}
+
+/// Copies `len` floats from `from` to `to`, streaming the 16-byte aligned
+/// middle.
+///
+/// # Safety
+/// Both ranges are valid and do not overlap.
+unsafe fn stream(from: *const f32, to: *mut f32, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_loadu_ps, _mm_stream_ps};
+        let head = (to.align_offset(16)).min(len);
+        unsafe { std::ptr::copy_nonoverlapping(from, to, head) };
+        let mut i = head;
+        while i + 4 <= len {
+            // Safety: `to + i` is 16-byte aligned and both lie in range.
+            unsafe { _mm_stream_ps(to.add(i), _mm_loadu_ps(from.add(i))) };
+            i += 4;
+        }
+        unsafe { std::ptr::copy_nonoverlapping(from.add(i), to.add(i), len - i) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe {
+        std::ptr::copy_nonoverlapping(from, to, len)
+    };
+}
+
+/// Fetches the cache lines of `len` floats at `at` (for writing if `write`).
+fn prefetch(at: *const f32, len: i64, write: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0, _MM_HINT_T0};
+        let mut line = 0;
+        while line < len {
+            let address = at.wrapping_offset(line as isize) as *const i8;
+            // Safety: a prefetch is a hint; it reads nothing and never faults.
+            unsafe {
+                if write {
+                    _mm_prefetch::<_MM_HINT_ET0>(address);
+                } else {
+                    _mm_prefetch::<_MM_HINT_T0>(address);
+                }
+            }
+            line += 16;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (at, len, write);
 }
 
 /// Sums the `len` floats at `offset` of the arena over the processes of a
@@ -228,6 +313,51 @@ pub fn take_profile() -> Vec<std::time::Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rows copied with rows ahead fetched, or streamed, land where a plain
+    /// copy puts them and touch nothing else: rows of every length from
+    /// one float to past a cache line, at targets of every alignment (the
+    /// streamed copy's unaligned head and tail), rows ahead inside the
+    /// arena, past its end and before its start.
+    #[test]
+    fn copied_and_streamed_rows_land_where_a_plain_copy_puts_them() {
+        for len in [1usize, 3, 4, 5, 15, 16, 17, 64, 100] {
+            for shift in 0..4 {
+                let (rows, from, from_stride) = (5usize, 3usize, len + 2);
+                let (to, to_stride) = (from + rows * from_stride + shift, len + 5);
+                let size = to + rows * to_stride + 8;
+                let start: Vec<f32> = (0..size).map(|i| i as f32 * 0.5 - 7.0).collect();
+                let mut want = start.clone();
+                for r in 0..rows {
+                    for i in 0..len {
+                        want[to + r * to_stride + i] = start[from + r * from_stride + i];
+                    }
+                }
+                let args = |arena: &mut Vec<f32>| {
+                    let a = [from, from_stride, to, to_stride, rows, len].map(|v| v as i64);
+                    (arena.as_mut_ptr(), a)
+                };
+                for ahead in [
+                    (0i64, 0i64),
+                    (2, 7),
+                    (1 << 40, -(1 << 40)),
+                    (-(size as i64), size as i64),
+                ] {
+                    let mut arena = start.clone();
+                    let (p, a) = args(&mut arena);
+                    unsafe { nnc_copy_rows(p, a[0], a[1], a[2], a[3], a[4], a[5], ahead.0, ahead.1) };
+                    assert_eq!(
+                        arena, want,
+                        "copied: {len} floats a row, target shifted {shift}, ahead {ahead:?}"
+                    );
+                }
+                let mut arena = start.clone();
+                let (p, a) = args(&mut arena);
+                unsafe { nnc_stream_rows(p, a[0], a[1], a[2], a[3], a[4], a[5]) };
+                assert_eq!(arena, want, "streamed: {len} floats a row, target shifted {shift}");
+            }
+        }
+    }
 
     /// Every instruction set's column sums give the bits of each column
     /// summed in row order, for widths that take every block (64, 32, 16,

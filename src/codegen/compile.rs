@@ -53,6 +53,7 @@ pub struct Artifacts {
 
 pub(super) struct Imports {
     pub copy_rows: FuncId,
+    pub stream_rows: FuncId,
     pub all_reduce: FuncId,
     pub zero_rows: FuncId,
     pub column_sums: FuncId,
@@ -124,6 +125,7 @@ fn new_module() -> Result<JITModule, String> {
     builder.symbol("nnc_barrier", super::team::nnc_barrier as *const u8);
     builder.symbol("nnc_copy", calls::nnc_copy as *const u8);
     builder.symbol("nnc_copy_rows", calls::nnc_copy_rows as *const u8);
+    builder.symbol("nnc_stream_rows", calls::nnc_stream_rows as *const u8);
     builder.symbol("nnc_all_reduce", calls::nnc_all_reduce as *const u8);
     builder.symbol("nnc_column_sums", calls::nnc_column_sums as *const u8);
     builder.symbol("nnc_zero_rows", calls::nnc_zero_rows as *const u8);
@@ -148,7 +150,8 @@ fn declare_imports(module: &mut JITModule) -> Result<Imports, String> {
         fold2d: import("nnc_fold2d", &[I64, I64, I64, I64], &[])?,
         barrier: import("nnc_barrier", &[I64, I64], &[])?,
         copy: import("nnc_copy", &[I64, I64, I64, I64], &[])?,
-        copy_rows: import("nnc_copy_rows", &[I64; 7], &[])?,
+        copy_rows: import("nnc_copy_rows", &[I64; 9], &[])?,
+        stream_rows: import("nnc_stream_rows", &[I64; 7], &[])?,
         all_reduce: import("nnc_all_reduce", &[I64; 4], &[])?,
         zero_rows: import("nnc_zero_rows", &[I64; 5], &[])?,
         column_sums: import("nnc_column_sums", &[I64; 5], &[])?,

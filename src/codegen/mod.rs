@@ -66,7 +66,17 @@ pub struct CompileOptions {
     /// The processes a data-parallel step's `all_reduce` sums over
     /// (`crate::collective`); `None` for one process.
     pub collective: Option<crate::collective::Handle>,
+    /// A loop whose stacked results take more bytes than this stores them
+    /// around the caches (`step.rs`); the default is
+    /// [`STREAM_STACKS_ABOVE`], or `NNC_STREAM_STACKS_MB` MiB.
+    pub stream_stacks_above: usize,
 }
+
+/// Stacked results of a loop larger than this are stored around the
+/// caches: they are read back only after the loop (by the backward loop,
+/// or by the products after it), when lines written a whole loop earlier
+/// would have left the caches anyway (BENCHMARKS.md, "Long sequences").
+pub const STREAM_STACKS_ABOVE: usize = 8 << 20;
 
 impl Default for CompileOptions {
     fn default() -> Self {
@@ -80,6 +90,10 @@ impl Default for CompileOptions {
             adaptive: std::env::var("NNC_ADAPTIVE").map_or(true, |v| v != "0"),
             flush_subnormals: std::env::var("NNC_FLUSH_SUBNORMALS").map_or(true, |v| v != "0"),
             collective: None,
+            stream_stacks_above: std::env::var("NNC_STREAM_STACKS_MB")
+                .ok()
+                .and_then(|mb| mb.parse::<usize>().ok())
+                .map_or(STREAM_STACKS_ABOVE, |mb| mb << 20),
         }
     }
 }
@@ -234,11 +248,24 @@ fn allocate_arena(plan: &memory::Plan) -> Result<Arena, String> {
     if allocation.is_null() {
         return Err(refused());
     }
+    advise_huge_pages(allocation, bytes);
     Ok(Arena {
         allocation,
         layout,
         lines,
     })
+}
+
+/// Asks the kernel to back the arena with 2 MiB pages where it lies on
+/// whole ones.
+fn advise_huge_pages(allocation: *mut u8, bytes: usize) {
+    const HUGE: usize = 2 << 20;
+    let start = (allocation as usize).next_multiple_of(HUGE);
+    let end = (allocation as usize + bytes) / HUGE * HUGE;
+    if end > start {
+        // Safety: the range lies inside the allocation; advice changes no contents.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+    }
 }
 
 impl Compiled {
@@ -688,6 +715,7 @@ mod tests {
                 adaptive: false,
                 flush_subnormals,
                 collective: None,
+                stream_stacks_above: STREAM_STACKS_ABOVE,
             };
             let mut compiled = Compiled::compile(&graph, &HashMap::new(), &options).unwrap();
             compiled
@@ -722,6 +750,7 @@ mod tests {
                 adaptive: false,
                 flush_subnormals: true,
                 collective: None,
+                stream_stacks_above: STREAM_STACKS_ABOVE,
             };
             let artifacts = compile::compile(&fused, &plan, &options, false).unwrap();
             let step: StepFn = unsafe { std::mem::transmute::<*const u8, StepFn>(artifacts.step) };

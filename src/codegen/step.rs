@@ -22,6 +22,13 @@
 //! barrier at the top of the next step is the only one between two bodies.
 //! The carries start as copies of their initial values and end copied into
 //! the loop's value.
+//! A step's rows of a sequence or a stacked result lie a whole sequence
+//! apart (`[N, T, ...]`), where the hardware's prefetchers do not follow
+//! them: each copy also fetches the rows [`PREFETCH_STEPS`] steps on into
+//! the cache of the thread that will copy them. Stacked results larger
+//! than `CompileOptions::stream_stacks_above` together are stored around
+//! the caches: they are read only after the loop, and streamed no line is
+//! read from memory before it is overwritten.
 //! Every thread runs the same steps, so they meet at the same barriers.
 //! The body's products are cut only where the cut keeps their bits (whole
 //! batch entries, or nnc's own product), so that a loop compiled for one
@@ -65,6 +72,7 @@ struct Step<'m> {
     team: Value,
     copy: FuncRef,
     copy_rows: FuncRef,
+    stream_rows: FuncRef,
     zero_rows: FuncRef,
     all_reduce: FuncRef,
     matmul: FuncRef,
@@ -74,6 +82,9 @@ struct Step<'m> {
     tick: FuncRef,
     threads: usize,
     check_bounds: bool,
+    /// Stacked results of a loop larger than this (in bytes together) are
+    /// stored around the caches (`CompileOptions::stream_stacks_above`).
+    stream_stacks_above: usize,
     profile: bool,
     status: Variable,
     kernel_refs: HashMap<FuncId, FuncRef>,
@@ -109,6 +120,7 @@ pub(super) fn define(
         let mut declare = |id: FuncId, b: &mut FunctionBuilder| module.declare_func_in_func(id, b.func);
         let copy = declare(imports.copy, &mut b);
         let copy_rows = declare(imports.copy_rows, &mut b);
+        let stream_rows = declare(imports.stream_rows, &mut b);
         let zero_rows = declare(imports.zero_rows, &mut b);
         let all_reduce = declare(imports.all_reduce, &mut b);
         let matmul = declare(imports.matmul, &mut b);
@@ -129,6 +141,7 @@ pub(super) fn define(
             team: params[4],
             copy,
             copy_rows,
+            stream_rows,
             zero_rows,
             all_reduce,
             matmul,
@@ -138,6 +151,7 @@ pub(super) fn define(
             tick,
             threads,
             check_bounds,
+            stream_stacks_above: builder.options.stream_stacks_above,
             profile: std::env::var_os("NNC_PROFILE").is_some(),
             status,
             kernel_refs: HashMap::new(),
@@ -239,9 +253,37 @@ impl Step<'_> {
         b.ins().call(self.copy, &[self.arena, source, target, count]);
     }
 
-    /// Copies this thread's share of `rows` rows of `len` elements, strided
-    /// (see `nnc_copy_rows`).
-    fn copy_rows(&mut self, b: &mut FunctionBuilder, from: (Value, i64), to: (Value, i64), rows: usize, len: usize) {
+    /// Copies this thread's share of `rows` rows of `len` elements, strided,
+    /// and fetches the same rows `ahead` (source and target offsets, zero
+    /// for none) into this thread's cache (see `nnc_copy_rows`).
+    fn copy_rows(
+        &mut self,
+        b: &mut FunctionBuilder,
+        from: (Value, i64),
+        to: (Value, i64),
+        (rows, len): (usize, usize),
+        ahead: (Value, Value),
+    ) {
+        let (start, end) = self.share(b, rows);
+        let (source, target) = (row_at(b, from, start), row_at(b, to, start));
+        let count = b.ins().isub(end, start);
+        let args = [
+            self.arena,
+            source,
+            b.ins().iconst(I64, from.1),
+            target,
+            b.ins().iconst(I64, to.1),
+            count,
+            b.ins().iconst(I64, len as i64),
+            ahead.0,
+            ahead.1,
+        ];
+        b.ins().call(self.copy_rows, &args);
+    }
+
+    /// Copies this thread's share of `rows` rows of `len` elements, strided,
+    /// storing around the caches (see `nnc_stream_rows`).
+    fn stream_rows(&mut self, b: &mut FunctionBuilder, from: (Value, i64), to: (Value, i64), rows: usize, len: usize) {
         let (start, end) = self.share(b, rows);
         let (source, target) = (row_at(b, from, start), row_at(b, to, start));
         let count = b.ins().isub(end, start);
@@ -254,7 +296,7 @@ impl Step<'_> {
             count,
             b.ins().iconst(I64, len as i64),
         ];
-        b.ins().call(self.copy_rows, &args);
+        b.ins().call(self.stream_rows, &args);
     }
 
     /// Zeroes this thread's share of `rows` rows of `len` elements,
@@ -425,8 +467,10 @@ impl Step<'_> {
                 sequence.row_stride as i64,
             );
             let stored = shape.length - sequence.before - sequence.after;
+            let ahead = (shape.ahead(b, s, stored, sequence.step_stride), b.ins().iconst(I64, 0));
+            let size = (sequence.rows, sequence.row);
             if stored == shape.length {
-                self.copy_rows(b, from, to, sequence.rows, sequence.row);
+                self.copy_rows(b, from, to, size, ahead);
                 continue;
             }
             // The steps before and after those are zeros.
@@ -435,7 +479,7 @@ impl Step<'_> {
             b.ins().brif(inside, copy, &[], zero, &[]);
             b.switch_to_block(copy);
             b.seal_block(copy);
-            self.copy_rows(b, from, to, sequence.rows, sequence.row);
+            self.copy_rows(b, from, to, size, ahead);
             b.ins().jump(next, &[]);
             b.switch_to_block(zero);
             b.seal_block(zero);
@@ -502,7 +546,12 @@ impl Step<'_> {
             let to = b.ins().imul_imm_s(t, y.row as i64);
             let to = b.ins().iadd_imm_s(to, y.offset as i64);
             let row = y.row as i64;
-            self.copy_rows(b, (from, row), (to, length * row), y.rows, y.row);
+            if shape.stacked_bytes() > self.stream_stacks_above {
+                self.stream_rows(b, (from, row), (to, length * row), y.rows, y.row);
+            } else {
+                let ahead = (b.ins().iconst(I64, 0), shape.ahead(b, t, shape.length, y.row));
+                self.copy_rows(b, (from, row), (to, length * row), (y.rows, y.row), ahead);
+            }
         }
         // Carries passed round unchanged wait outside the slots; every
         // thread's share of them is out before any slot is written.
@@ -608,6 +657,9 @@ struct Sequence {
     after: usize,
 }
 
+/// How many steps ahead a loop's copies fetch the rows they will copy.
+const PREFETCH_STEPS: i64 = 2;
+
 /// A stacked result of a loop: the body's node, where its rows (axis 0)
 /// start in the loop's value, `rows` rows of `length` steps of `row`
 /// elements each.
@@ -642,6 +694,23 @@ impl LoopShape {
         } else {
             i
         }
+    }
+
+    /// How far from step `s` of `steps` (in floats, `stride` a step) the
+    /// rows [`PREFETCH_STEPS`] iterations on lie, or zero when that step
+    /// is past the end.
+    /// Bytes of every stacked result together.
+    fn stacked_bytes(&self) -> usize {
+        self.ys.iter().map(|y| y.rows * y.row * self.length * 4).sum()
+    }
+
+    fn ahead(&self, b: &mut FunctionBuilder, s: Value, steps: usize, stride: usize) -> Value {
+        let distance = if self.reverse { -PREFETCH_STEPS } else { PREFETCH_STEPS };
+        let later = b.ins().iadd_imm_s(s, distance);
+        let inside = b.ins().icmp_imm_s(IntCC::UnsignedLessThan, later, steps as i64);
+        let offset = b.ins().iconst(I64, distance * stride as i64);
+        let zero = b.ins().iconst(I64, 0);
+        b.ins().select(inside, offset, zero)
     }
 
     fn new(fused: &Fused, plan: &Plan, root: NodeId) -> Result<LoopShape, String> {

@@ -27,6 +27,7 @@ fn checked() -> CompileOptions {
         adaptive: false,
         flush_subnormals: true,
         collective: None,
+        stream_stacks_above: nnc::codegen::STREAM_STACKS_ABOVE,
     }
 }
 
@@ -318,6 +319,7 @@ fn one_thread_and_the_team_give_the_same_bits() {
                 adaptive: false,
                 flush_subnormals: true,
                 collective: None,
+                stream_stacks_above: nnc::codegen::STREAM_STACKS_ABOVE,
             };
             train_compiled(session, &options, 3)
         };

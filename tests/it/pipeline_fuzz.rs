@@ -211,6 +211,7 @@ fn first_losses(path: &Path, batch: Option<usize>) -> Result<Option<Losses>, Str
         adaptive: false,
         flush_subnormals: true,
         collective: None,
+        stream_stacks_above: nnc::codegen::STREAM_STACKS_ABOVE,
     };
     let (mut compiled, inputs) =
         nnc::codegen::bench::compile_step(&session, &options).map_err(|e| format!("JIT compile: {e}"))?;
