@@ -20,7 +20,9 @@
 //! [`Compiled::run`] and [`Compiled::output`].
 
 pub mod accumulate;
+mod arena;
 pub mod bench;
+mod caches;
 pub mod calls;
 pub mod compile;
 pub mod emit;
@@ -46,6 +48,8 @@ use ndarray::{ArrayD, IxDyn};
 
 use crate::ir::Graph;
 use crate::prim::Prim;
+use arena::{allocate_arena, arena_lines, Arena, Line};
+pub use caches::{stream_stacks_above, STREAM_STACKS_ABOVE};
 
 /// How to compile.
 #[derive(Clone, Debug)]
@@ -72,44 +76,6 @@ pub struct CompileOptions {
     pub stream_stacks_above: usize,
 }
 
-/// Stacked results of a loop larger than this (half the last-level cache
-/// the system reports, else [`STREAM_STACKS_ABOVE`]) are stored around the
-/// caches: they are read back only after the loop (by the backward loop, or
-/// by the products after it), when lines written a whole loop earlier have
-/// left the caches anyway, and streamed they are not read from memory
-/// before they are overwritten. Stacks that fit stay cached for the
-/// backward loop (BENCHMARKS.md, "Loops: rows fetched ahead, stacks
-/// streamed").
-pub fn stream_stacks_above() -> usize {
-    static ABOVE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *ABOVE.get_or_init(|| last_level_cache().map_or(STREAM_STACKS_ABOVE, |bytes| bytes / 2))
-}
-
-/// [`stream_stacks_above`] where the system does not say its caches.
-pub const STREAM_STACKS_ABOVE: usize = 16 << 20;
-
-/// Bytes of the largest cache CPU 0 reports (Linux's `sysfs`).
-fn last_level_cache() -> Option<usize> {
-    let caches = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
-    caches
-        .filter_map(|entry| std::fs::read_to_string(entry.ok()?.path().join("size")).ok())
-        .filter_map(|size| cache_bytes(&size))
-        .max()
-}
-
-/// A cache size as `sysfs` writes it (`32768K`, `2M`, `512`) in bytes.
-fn cache_bytes(size: &str) -> Option<usize> {
-    let size = size.trim();
-    let (digits, unit) = size.split_at(size.find(|c: char| !c.is_ascii_digit()).unwrap_or(size.len()));
-    let scale = match unit {
-        "" => 1,
-        "K" => 1 << 10,
-        "M" => 1 << 20,
-        _ => return None,
-    };
-    digits.parse::<usize>().ok()?.checked_mul(scale)
-}
-
 impl Default for CompileOptions {
     fn default() -> Self {
         CompileOptions {
@@ -129,11 +95,6 @@ impl Default for CompileOptions {
         }
     }
 }
-
-/// 64 bytes, so the arena starts on a cache line.
-#[derive(Clone, Copy)]
-#[repr(C, align(64))]
-struct Line([f32; 16]);
 
 /// A tensor in the arena: offset (elements) and shape.
 #[derive(Clone, Debug)]
@@ -208,95 +169,6 @@ impl Compiled {
     /// The sizes of the memory plan this step was compiled with.
     pub fn memory_sizes(&self) -> MemorySizes {
         self.memory
-    }
-}
-
-/// 64-byte lines of the arena for `plan` (one spare line at the end).
-fn arena_lines(plan: &memory::Plan) -> usize {
-    plan.total.div_ceil(16) + 1
-}
-
-/// The step's memory: `lines` zeroed 64-byte lines. It is allocated with
-/// the allocator's own alignment (16 bytes) and one line more, and starts
-/// at the first line boundary inside: with a 64-byte alignment the global
-/// allocator zeroes the memory itself (`posix_memalign` and a fill, which
-/// touches every page: a cost growing with the arena, at compile time),
-/// where a 16-byte one takes `calloc`'s fresh pages from the system, zero
-/// and untouched until the step writes them.
-struct Arena {
-    allocation: *mut u8,
-    layout: std::alloc::Layout,
-    lines: usize,
-}
-
-// Safety: the arena is plain memory owned by one `Compiled`.
-unsafe impl Send for Arena {}
-// Safety: shared references only read it.
-unsafe impl Sync for Arena {}
-
-impl Arena {
-    fn as_ptr(&self) -> *const Line {
-        self.allocation.wrapping_add(self.allocation.align_offset(64)) as *const Line
-    }
-
-    fn as_mut_ptr(&mut self) -> *mut Line {
-        self.as_ptr() as *mut Line
-    }
-
-    fn len(&self) -> usize {
-        self.lines
-    }
-}
-
-impl Drop for Arena {
-    fn drop(&mut self) {
-        // Safety: allocated in `allocate_arena` with this layout.
-        unsafe { std::alloc::dealloc(self.allocation, self.layout) };
-    }
-}
-
-/// The zeroed arena for `plan`; an error, not an abort, if the memory
-/// cannot be had. The memory comes zeroed from the allocator (fresh pages
-/// from the system are zero and are not touched here, see [`Arena`]), so a
-/// large arena costs nothing until the step writes it.
-fn allocate_arena(plan: &memory::Plan) -> Result<Arena, String> {
-    let lines = arena_lines(plan);
-    let line = std::mem::size_of::<Line>();
-    let refused = || {
-        format!(
-            "cannot allocate the step's {} MB of memory (the machine refused it)",
-            (lines * line).div_ceil(1 << 20)
-        )
-    };
-    let bytes = lines
-        .checked_add(1)
-        .and_then(|n| n.checked_mul(line))
-        .ok_or_else(refused)?;
-    let layout = std::alloc::Layout::from_size_align(bytes, 16).map_err(|_| refused())?;
-    // Safety: the layout is not empty (`lines >= 1`, one spare line); the
-    // extra line leaves room for `lines` whole lines after the first line
-    // boundary; all-zero bytes are valid `f32`s.
-    let allocation = unsafe { std::alloc::alloc_zeroed(layout) };
-    if allocation.is_null() {
-        return Err(refused());
-    }
-    advise_huge_pages(allocation, bytes);
-    Ok(Arena {
-        allocation,
-        layout,
-        lines,
-    })
-}
-
-/// Asks the kernel to back the arena with 2 MiB pages where it lies on
-/// whole ones.
-fn advise_huge_pages(allocation: *mut u8, bytes: usize) {
-    const HUGE: usize = 2 << 20;
-    let start = (allocation as usize).next_multiple_of(HUGE);
-    let end = (allocation as usize + bytes) / HUGE * HUGE;
-    if end > start {
-        // Safety: the range lies inside the allocation; advice changes no contents.
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
     }
 }
 
@@ -635,17 +507,6 @@ mod tests {
     use super::*;
     use crate::check::dims::Dim;
     use crate::prim::{BinaryOp, DType, UnaryOp};
-
-    /// Cache sizes as `sysfs` writes them; anything else is no size.
-    #[test]
-    fn cache_sizes_read_as_sysfs_writes_them() {
-        assert_eq!(cache_bytes("32768K\n"), Some(32 << 20));
-        assert_eq!(cache_bytes("2M"), Some(2 << 20));
-        assert_eq!(cache_bytes("512"), Some(512));
-        assert_eq!(cache_bytes("1G"), None);
-        assert_eq!(cache_bytes("K"), None);
-        assert_eq!(cache_bytes(""), None);
-    }
 
     /// `max` and `min` follow `f64::max` / `f64::min` (a NaN loses to a
     /// number) against another tensor and against a constant (`relu`'s

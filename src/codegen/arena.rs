@@ -1,0 +1,99 @@
+//! The step's memory: one zeroed allocation of 64-byte lines that every
+//! buffer of the memory plan lies in (`memory.rs` places them), backed by
+//! 2 MiB pages where the system grants them on request.
+
+use super::memory;
+
+/// 64 bytes, so the arena starts on a cache line.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+pub(super) struct Line(pub(super) [f32; 16]);
+
+/// 64-byte lines of the arena for `plan` (one spare line at the end).
+pub(super) fn arena_lines(plan: &memory::Plan) -> usize {
+    plan.total.div_ceil(16) + 1
+}
+
+/// The step's memory: `lines` zeroed 64-byte lines. It is allocated with
+/// the allocator's own alignment (16 bytes) and one line more, and starts
+/// at the first line boundary inside: with a 64-byte alignment the global
+/// allocator zeroes the memory itself (`posix_memalign` and a fill, which
+/// touches every page: a cost growing with the arena, at compile time),
+/// where a 16-byte one takes `calloc`'s fresh pages from the system, zero
+/// and untouched until the step writes them.
+pub(super) struct Arena {
+    allocation: *mut u8,
+    layout: std::alloc::Layout,
+    lines: usize,
+}
+
+// Safety: the arena is plain memory owned by one `Compiled`.
+unsafe impl Send for Arena {}
+// Safety: shared references only read it.
+unsafe impl Sync for Arena {}
+
+impl Arena {
+    pub(super) fn as_ptr(&self) -> *const Line {
+        self.allocation.wrapping_add(self.allocation.align_offset(64)) as *const Line
+    }
+
+    pub(super) fn as_mut_ptr(&mut self) -> *mut Line {
+        self.as_ptr() as *mut Line
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.lines
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // Safety: allocated in `allocate_arena` with this layout.
+        unsafe { std::alloc::dealloc(self.allocation, self.layout) };
+    }
+}
+
+/// The zeroed arena for `plan`; an error, not an abort, if the memory
+/// cannot be had. The memory comes zeroed from the allocator (fresh pages
+/// from the system are zero and are not touched here, see [`Arena`]), so a
+/// large arena costs nothing until the step writes it.
+pub(super) fn allocate_arena(plan: &memory::Plan) -> Result<Arena, String> {
+    let lines = arena_lines(plan);
+    let line = std::mem::size_of::<Line>();
+    let refused = || {
+        format!(
+            "cannot allocate the step's {} MB of memory (the machine refused it)",
+            (lines * line).div_ceil(1 << 20)
+        )
+    };
+    let bytes = lines
+        .checked_add(1)
+        .and_then(|n| n.checked_mul(line))
+        .ok_or_else(refused)?;
+    let layout = std::alloc::Layout::from_size_align(bytes, 16).map_err(|_| refused())?;
+    // Safety: the layout is not empty (`lines >= 1`, one spare line); the
+    // extra line leaves room for `lines` whole lines after the first line
+    // boundary; all-zero bytes are valid `f32`s.
+    let allocation = unsafe { std::alloc::alloc_zeroed(layout) };
+    if allocation.is_null() {
+        return Err(refused());
+    }
+    advise_huge_pages(allocation, bytes);
+    Ok(Arena {
+        allocation,
+        layout,
+        lines,
+    })
+}
+
+/// Asks the kernel to back the arena with 2 MiB pages where it lies on
+/// whole ones.
+fn advise_huge_pages(allocation: *mut u8, bytes: usize) {
+    const HUGE: usize = 2 << 20;
+    let start = (allocation as usize).next_multiple_of(HUGE);
+    let end = (allocation as usize + bytes) / HUGE * HUGE;
+    if end > start {
+        // Safety: the range lies inside the allocation; advice changes no contents.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+    }
+}
