@@ -1,6 +1,5 @@
 //! The step's memory: one zeroed allocation of 64-byte lines that every
-//! buffer of the memory plan lies in (`memory.rs` places them), backed by
-//! 2 MiB pages where the system grants them on request.
+//! buffer of the memory plan lies in (`memory.rs` places them).
 
 use super::memory;
 
@@ -78,22 +77,9 @@ pub(super) fn allocate_arena(plan: &memory::Plan) -> Result<Arena, String> {
     if allocation.is_null() {
         return Err(refused());
     }
-    advise_huge_pages(allocation, bytes);
     Ok(Arena {
         allocation,
         layout,
         lines,
     })
-}
-
-/// Asks the kernel to back the arena with 2 MiB pages where it lies on
-/// whole ones.
-fn advise_huge_pages(allocation: *mut u8, bytes: usize) {
-    const HUGE: usize = 2 << 20;
-    let start = (allocation as usize).next_multiple_of(HUGE);
-    let end = (allocation as usize + bytes) / HUGE * HUGE;
-    if end > start {
-        // Safety: the range lies inside the allocation; advice changes no contents.
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
-    }
 }
