@@ -59,8 +59,7 @@ pub unsafe extern "C" fn nnc_copy_rows(
     from_ahead: i64,
     to_ahead: i64,
 ) {
-    for r in 0..rows {
-        let (source, target) = (from + r * from_stride, to + r * to_stride);
+    for (source, target) in row_pairs(rows, (from, from_stride), (to, to_stride)) {
         if from_ahead != 0 {
             prefetch(arena.wrapping_offset((source + from_ahead) as isize), len, false);
         }
@@ -69,6 +68,15 @@ pub unsafe extern "C" fn nnc_copy_rows(
         }
         unsafe { std::ptr::copy_nonoverlapping(arena.add(source as usize), arena.add(target as usize), len as usize) };
     }
+}
+
+/// Where each of `rows` rows starts on either side of a strided copy.
+fn row_pairs(
+    rows: i64,
+    (from, from_stride): (i64, i64),
+    (to, to_stride): (i64, i64),
+) -> impl Iterator<Item = (i64, i64)> {
+    (0..rows).map(move |r| (from + r * from_stride, to + r * to_stride))
 }
 
 /// [`nnc_copy_rows`] with stores that go around the caches (a result
@@ -88,8 +96,7 @@ pub unsafe extern "C" fn nnc_stream_rows(
     rows: i64,
     len: i64,
 ) {
-    for r in 0..rows {
-        let (source, target) = (from + r * from_stride, to + r * to_stride);
+    for (source, target) in row_pairs(rows, (from, from_stride), (to, to_stride)) {
         unsafe { stream(arena.add(source as usize), arena.add(target as usize), len as usize) };
     }
     #[cfg(target_arch = "x86_64")]

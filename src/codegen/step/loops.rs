@@ -38,40 +38,20 @@ use crate::prim::Prim;
 
 impl Step<'_> {
     /// Copies this thread's share of `rows` rows of `len` elements, strided,
-    /// and fetches the same rows `ahead` (source and target offsets, zero
-    /// for none) into this thread's cache (see `nnc_copy_rows`).
+    /// fetching the rows `ahead` into this thread's cache or storing around
+    /// the caches (see [`RowCopy`]).
     fn copy_rows(
         &mut self,
         b: &mut FunctionBuilder,
         from: (Value, i64),
         to: (Value, i64),
         (rows, len): (usize, usize),
-        ahead: (Value, Value),
+        how: RowCopy,
     ) {
         let (start, end) = self.share(b, rows);
         let (source, target) = (row_at(b, from, start), row_at(b, to, start));
         let count = b.ins().isub(end, start);
-        let args = [
-            self.arena,
-            source,
-            b.ins().iconst(I64, from.1),
-            target,
-            b.ins().iconst(I64, to.1),
-            count,
-            b.ins().iconst(I64, len as i64),
-            ahead.0,
-            ahead.1,
-        ];
-        b.ins().call(self.copy_rows, &args);
-    }
-
-    /// Copies this thread's share of `rows` rows of `len` elements, strided,
-    /// storing around the caches (see `nnc_stream_rows`).
-    fn stream_rows(&mut self, b: &mut FunctionBuilder, from: (Value, i64), to: (Value, i64), rows: usize, len: usize) {
-        let (start, end) = self.share(b, rows);
-        let (source, target) = (row_at(b, from, start), row_at(b, to, start));
-        let count = b.ins().isub(end, start);
-        let args = [
+        let mut args = vec![
             self.arena,
             source,
             b.ins().iconst(I64, from.1),
@@ -80,7 +60,14 @@ impl Step<'_> {
             count,
             b.ins().iconst(I64, len as i64),
         ];
-        b.ins().call(self.stream_rows, &args);
+        let function = match how {
+            RowCopy::Ahead(from_ahead, to_ahead) => {
+                args.extend([from_ahead, to_ahead]);
+                self.copy_rows
+            }
+            RowCopy::Stream => self.stream_rows,
+        };
+        b.ins().call(function, &args);
     }
 
     /// Zeroes this thread's share of `rows` rows of `len` elements,
@@ -115,7 +102,8 @@ impl Step<'_> {
                 sequence.row_stride as i64,
             );
             let stored = shape.length - sequence.before - sequence.after;
-            let ahead = (shape.ahead(b, s, stored, sequence.step_stride), b.ins().iconst(I64, 0));
+            let no = b.ins().iconst(I64, 0);
+            let ahead = RowCopy::Ahead(shape.ahead(b, s, stored, sequence.step_stride), no);
             let size = (sequence.rows, sequence.row);
             if stored == shape.length {
                 self.copy_rows(b, from, to, size, ahead);
@@ -194,12 +182,13 @@ impl Step<'_> {
             let to = b.ins().imul_imm_s(t, y.row as i64);
             let to = b.ins().iadd_imm_s(to, y.offset as i64);
             let row = y.row as i64;
-            if shape.stacked_bytes() > self.stream_stacks_above {
-                self.stream_rows(b, (from, row), (to, length * row), y.rows, y.row);
+            let how = if shape.stacked_bytes() > self.stream_stacks_above {
+                RowCopy::Stream
             } else {
-                let ahead = (b.ins().iconst(I64, 0), shape.ahead(b, t, shape.length, y.row));
-                self.copy_rows(b, (from, row), (to, length * row), (y.rows, y.row), ahead);
-            }
+                let no = b.ins().iconst(I64, 0);
+                RowCopy::Ahead(no, shape.ahead(b, t, shape.length, y.row))
+            };
+            self.copy_rows(b, (from, row), (to, length * row), (y.rows, y.row), how);
         }
         // Carries passed round unchanged wait outside the slots; every
         // thread's share of them is out before any slot is written.
@@ -268,6 +257,15 @@ struct Sequence {
     step_stride: usize,
     before: usize,
     after: usize,
+}
+
+/// How a loop's rows are copied: fetching the rows a later step copies
+/// (source and target offsets from these rows, zero for none; see
+/// `nnc_copy_rows`), or with stores around the caches (`nnc_stream_rows`).
+#[derive(Clone, Copy)]
+enum RowCopy {
+    Ahead(Value, Value),
+    Stream,
 }
 
 /// How many steps ahead a loop's copies fetch the rows they will copy.
