@@ -42,7 +42,7 @@ pub unsafe extern "C" fn nnc_copy(arena: *mut f32, from: i64, to: i64, len: i64)
 /// lie a whole sequence apart, where the hardware's prefetchers do not
 /// follow. So when `from_ahead` (or `to_ahead`) is not zero, each row of
 /// the step that many floats away is fetched into the cache as this row is
-/// copied (for writing, on the target side), for a later step's copy.
+/// copied, for a later step's copy.
 ///
 /// # Safety
 /// Every row lies inside the arena, and no source row overlaps a target
@@ -61,10 +61,10 @@ pub unsafe extern "C" fn nnc_copy_rows(
 ) {
     for (source, target) in row_pairs(rows, (from, from_stride), (to, to_stride)) {
         if from_ahead != 0 {
-            prefetch(arena.wrapping_offset((source + from_ahead) as isize), len, false);
+            prefetch(arena.wrapping_offset((source + from_ahead) as isize), len);
         }
         if to_ahead != 0 {
-            prefetch(arena.wrapping_offset((target + to_ahead) as isize), len, true);
+            prefetch(arena.wrapping_offset((target + to_ahead) as isize), len);
         }
         unsafe { std::ptr::copy_nonoverlapping(arena.add(source as usize), arena.add(target as usize), len as usize) };
     }
@@ -130,27 +130,22 @@ unsafe fn stream(from: *const f32, to: *mut f32, len: usize) {
     };
 }
 
-/// Fetches the cache lines of `len` floats at `at` (for writing if `write`).
-fn prefetch(at: *const f32, len: i64, write: bool) {
+/// Fetches the cache lines of `len` floats at `at` into every level of
+/// the cache (`prefetcht0`; the hint for writing, `prefetchw`, would need
+/// the instruction enabled at build time and is not used).
+fn prefetch(at: *const f32, len: i64) {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0, _MM_HINT_T0};
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         let mut line = 0;
         while line < len {
-            let address = at.wrapping_offset(line as isize) as *const i8;
             // Safety: a prefetch is a hint; it reads nothing and never faults.
-            unsafe {
-                if write {
-                    _mm_prefetch::<_MM_HINT_ET0>(address);
-                } else {
-                    _mm_prefetch::<_MM_HINT_T0>(address);
-                }
-            }
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_offset(line as isize) as *const i8) };
             line += 16;
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (at, len, write);
+    let _ = (at, len);
 }
 
 /// Sums the `len` floats at `offset` of the arena over the processes of a
