@@ -1,6 +1,6 @@
 //! What the host's caches are, for choices that depend on them: a loop's
 //! stacked results too large to stay cached are stored around the caches
-//! (`step.rs`).
+//! (`step/loops.rs`).
 
 /// Stacked results of a loop larger than this (half the last-level cache
 /// the system reports, else [`STREAM_STACKS_ABOVE`]) are stored around the
