@@ -7,6 +7,10 @@
 # steps, `codegen/tune.rs`), whose steps on one thread would otherwise be
 # timed too.
 cd "$(dirname "$0")/.."
+# The cache line's round trip between the cores labels the host's minutes
+# (BENCHMARKS.md, "Which core reads a weight").
+trip() { echo -n "$1: "; cargo bench --quiet --bench cores 2>/dev/null | grep -oE '[0-9]+ ns a round trip' || echo "not measured"; }
+trip before
 for T in 32 128 512 2048; do
   for b in "$@"; do
     steps=10; [ $T -ge 2048 ] && steps=3
@@ -21,3 +25,4 @@ done
 for b in "$@"; do
   echo -n "gpt-small $b: "; $b bench benches/compare/gpt.nn --backend jit --steps 2 --repeats 2 --set T=128 --set D=384 --set HEADS=6 --set LAYERS=6 --batch 16 2>&1 | grep -oE 'compile [0-9]+ ms, [0-9.]+ ms/step'
 done
+trip after

@@ -157,6 +157,18 @@ class Harness:
                     print("  nnc's gemm bench failed: " + err.strip()[-300:], file=sys.stderr)
         return peaks
 
+    def round_trip(self):
+        """Nanoseconds a cache line takes between the two cores and back
+        (`cargo bench --bench cores`): on the 2-vCPU VMs the hypervisor moves
+        the vCPUs, and steps that hand data between the threads run at two
+        speeds accordingly (BENCHMARKS.md, "Which core reads a weight")."""
+        cargo = shutil.which("cargo")
+        if not cargo or self.args.threads < 2:
+            return None
+        out, _, code, _, _ = run_child([cargo, "bench", "--quiet", "--bench", "cores"], 2)
+        found = re.search(r"(\d+) ns a round trip", out) if code == 0 else None
+        return int(found.group(1)) if found else None
+
 
 def fmt(value, digits=None):
     if value is None:
@@ -201,6 +213,7 @@ def main():
                  f"{', '.join(info['isa']) or 'no AVX2'}, {info['cpus']} CPUs; {args.threads} threads; {now}; "
                  f"load average {info['load']}")
     print(host_line, flush=True)
+    trips = [h.round_trip()]
 
     results = {(w, s): [] for w in workloads for s in systems}
     peaks = h.peaks()
@@ -223,6 +236,10 @@ def main():
     best_peak = max(peaks.values()) if peaks else None
     load = common.host()["load"]
     print(f"load average at the end: {load}")
+    trips.append(h.round_trip())
+    if any(trips):
+        print("cache line between the cores and back (cargo bench --bench cores): "
+              + " ns before, ".join(fmt(t, 0) if t else "—" for t in trips) + " ns after")
     try:
         if max(float(info["load"]), float(load)) > (info["cpus"] or 1):
             print(f"warning: load average above {info['cpus']} CPUs: other processes ran beside the "
