@@ -3,7 +3,8 @@
 //! passing a counter through an atomic, 200,000 round trips, the median of
 //! five runs). On the 2-vCPU hosts the hypervisor moves the vCPUs: on the
 //! Zen 5 VM a C program doing the same read 80–130 ns in some minutes and
-//! 360–400 ns in others (this one reads about 60 ns in the near minutes),
+//! 360–400 ns in others (this one reads about 60 ns in the near minutes
+//! and about 380 ns in the far ones),
 //! and steps that hand data between the threads run at two speeds
 //! accordingly (`BENCHMARKS.md`, "Which core reads a weight"). Run it
 //! beside a benchmark to label its minutes.
