@@ -71,7 +71,7 @@ pub struct CompileOptions {
     /// (`crate::collective`); `None` for one process.
     pub collective: Option<crate::collective::Handle>,
     /// A loop whose stacked results take more bytes than this stores them
-    /// around the caches (`step.rs`); the default is half the last-level
+    /// around the caches (`step/loops.rs`); the default is half the last-level
     /// cache ([`stream_stacks_above`]), or `NNC_STREAM_STACKS_MB` MiB.
     pub stream_stacks_above: usize,
 }

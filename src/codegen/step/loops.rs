@@ -177,12 +177,13 @@ impl Step<'_> {
         if shared(body, &looped.body, functions, self.threads, true)?.last() != Some(&true) {
             self.barrier(b);
         }
+        let stream = shape.stacked_bytes() > self.stream_stacks_above;
         for y in &shape.ys {
             let from = b.ins().iconst(I64, looped.body.buffer(y.node).offset as i64);
             let to = b.ins().imul_imm_s(t, y.row as i64);
             let to = b.ins().iadd_imm_s(to, y.offset as i64);
             let row = y.row as i64;
-            let how = if shape.stacked_bytes() > self.stream_stacks_above {
+            let how = if stream {
                 RowCopy::Stream
             } else {
                 let no = b.ins().iconst(I64, 0);
@@ -307,14 +308,15 @@ impl LoopShape {
         }
     }
 
+    /// Bytes of every stacked result together.
+    fn stacked_bytes(&self) -> usize {
+        let floats: usize = self.ys.iter().map(|y| y.rows * y.row * self.length).sum();
+        floats * std::mem::size_of::<f32>()
+    }
+
     /// How far from step `s` of `steps` (in floats, `stride` a step) the
     /// rows [`PREFETCH_STEPS`] iterations on lie, or zero when that step
     /// is past the end.
-    /// Bytes of every stacked result together.
-    fn stacked_bytes(&self) -> usize {
-        self.ys.iter().map(|y| y.rows * y.row * self.length * 4).sum()
-    }
-
     fn ahead(&self, b: &mut FunctionBuilder, s: Value, steps: usize, stride: usize) -> Value {
         let distance = if self.reverse { -PREFETCH_STEPS } else { PREFETCH_STEPS };
         let later = b.ins().iadd_imm_s(s, distance);
