@@ -91,7 +91,7 @@ fn step_product(graph: &Graph, id: NodeId) -> Option<(NodeId, NodeId, i64)> {
 /// Removes `id` and then those of its operands that it alone used (the
 /// step's reshape and slice), but no leaf: every parameter stays in the
 /// graph.
-fn remove_unused(graph: &mut Graph, id: NodeId) {
+pub(super) fn remove_unused(graph: &mut Graph, id: NodeId) {
     if !graph.users(id).is_empty() || graph.is_output(id) {
         return;
     }

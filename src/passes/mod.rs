@@ -5,7 +5,8 @@
 //! the pipeline is [`optimize`], run after autodiff on whole step graphs
 //! (so `stop_grad` is the identity by then). [`prepare_forward`] runs
 //! before autodiff, on the forward graph: products hoisted out of unrolled
-//! recurrences and permutations sunk below element-wise ops (`layout.rs`),
+//! recurrences, products over embedding tables before their gathers
+//! (`tables.rs`) and permutations sunk below element-wise ops (`layout.rs`),
 //! so that the gradients are hoisted and laid out the same way.
 
 mod concat;
@@ -17,6 +18,7 @@ mod layout;
 mod loops;
 mod pads;
 mod simplify;
+mod tables;
 
 pub use concat::DistributeOverConcat;
 pub use cse::Cse;
@@ -27,6 +29,7 @@ pub use layout::SinkPermutes;
 pub use loops::{HoistOutOfLoops, NarrowSequences, SumProductsAfterLoops};
 pub use pads::PadsToConcat;
 pub use simplify::Simplify;
+pub use tables::ProjectTables;
 
 use crate::ir::{Graph, NodeId};
 
@@ -105,6 +108,10 @@ pub fn prepare_forward_up_to(graph: &mut Graph, steps: usize) {
     HoistProducts.run(graph);
     if cfg!(debug_assertions) {
         crate::ir::verify::assert_valid(graph, HoistProducts.name());
+    }
+    ProjectTables.run(graph);
+    if cfg!(debug_assertions) {
+        crate::ir::verify::assert_valid(graph, ProjectTables.name());
     }
     // Each round sinks a permutation one op further (bounded by the depth
     // of the element-wise chains it crosses).

@@ -1,0 +1,187 @@
+//! Products moved before the gathers that feed them: `take(table, ids) @ w`
+//! becomes `take(table @ w, ids)` when the table has fewer rows than the
+//! ids gather (a character model's embedding of 65 rows feeding the input
+//! projection of an LSTM over `B·T` tokens).
+//!
+//! Each gathered row of the product is the product of a table row, so the
+//! two are equal; the product over the table does `V·E·F` multiply-adds
+//! instead of `B·T·E·F`. Run on the forward graph before autodiff, so the
+//! gradients follow: the projection's gradient `dP` is added into the
+//! table's `V` rows (`scatter_rows`, one pass over `dP`) and the weight's
+//! and the table's gradients are products over those `V` rows, where they
+//! were products over every token (`x^T dP` and `dP w^T`).
+
+use super::{Order, Pass};
+use crate::check::dims::Dim;
+use crate::ir::{Graph, NodeId};
+use crate::prim::{DType, Prim};
+
+pub struct ProjectTables;
+
+/// The batch the rewrite assumes when the ids' count depends on it: the
+/// product over the table is done when the table has fewer rows than the
+/// ids gather at this batch. (Below it both products are small; a batch of
+/// one would make the table's product at worst this many times the
+/// gathered one.)
+pub const BATCH_AT_LEAST: i64 = 8;
+
+impl Pass for ProjectTables {
+    fn name(&self) -> &'static str {
+        "project-tables"
+    }
+
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
+        let products: Vec<(NodeId, NodeId, NodeId, NodeId)> = order
+            .get(graph)
+            .iter()
+            .filter_map(|&id| gathered_product(graph, id).map(|(table, ids, w)| (id, table, ids, w)))
+            .collect();
+        for &(product, table, ids, w) in &products {
+            let projected = graph.matmul(table, w);
+            let mut shape = graph.shape(ids);
+            shape.push(graph.shape(w)[1].clone());
+            let rows = graph.add(Prim::Take, DType::F32, shape, &[projected, ids]);
+            let rows = graph.reshape(rows, graph.shape(product));
+            graph.replace_uses(product, rows);
+            super::hoist::remove_unused(graph, product);
+        }
+        !products.is_empty()
+    }
+}
+
+/// `reshape(take(table, ids)) @ w` (or `take(table, ids) @ w`) with
+/// `table: f32[V, E]`, `w: f32[E, F]`, and fewer table rows than ids at a
+/// batch of [`BATCH_AT_LEAST`]: the table, the ids and the weight.
+fn gathered_product(graph: &Graph, id: NodeId) -> Option<(NodeId, NodeId, NodeId)> {
+    if !matches!(graph.node(id).op, Prim::MatMul) || graph.node(id).dtype != DType::F32 {
+        return None;
+    }
+    let inputs = graph.inputs(id);
+    let (a, w) = (inputs[0], inputs[1]);
+    let shape = |x: NodeId| &graph.node(x).shape[..];
+    if shape(a).len() != 2 || shape(w).len() != 2 {
+        return None;
+    }
+    let gathered = match graph.node(a).op {
+        Prim::Reshape => graph.inputs(a)[0],
+        _ => a,
+    };
+    if !matches!(graph.node(gathered).op, Prim::Take) {
+        return None;
+    }
+    let [table, ids] = graph.inputs(gathered)[..] else {
+        return None;
+    };
+    // Rows of a matrix, reshaped so that only the ids' axes merge: the
+    // product's rows are the gathered rows, in the ids' order.
+    let t = shape(table);
+    if t.len() != 2 || shape(a)[1] != t[1] || shape(gathered).last() != Some(&t[1]) {
+        return None;
+    }
+    let ids_count = shape(ids).iter().fold(Dim::constant(1), |n, d| n.mul(d));
+    let at_batch = ids_count.evaluate(&|_| Some(BATCH_AT_LEAST))?;
+    (t[0].as_const()? < at_batch).then_some((table, ids, w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dims(sizes: &[i64]) -> Vec<Dim> {
+        sizes.iter().map(|&s| Dim::constant(s)).collect()
+    }
+
+    /// `reshape(take(table[V, 3], ids[4, 6]), [24, 3]) @ w[3, 2]`.
+    fn embedded_product(rows: i64) -> Graph {
+        let mut graph = Graph::default();
+        let table = graph.add(Prim::Input("table".into()), DType::F32, dims(&[rows, 3]), &[]);
+        let ids = graph.add(Prim::Input("ids".into()), DType::I32, dims(&[4, 6]), &[]);
+        let w = graph.add(Prim::Input("w".into()), DType::F32, dims(&[3, 2]), &[]);
+        let gathered = graph.add(Prim::Take, DType::F32, dims(&[4, 6, 3]), &[table, ids]);
+        let rows = graph.reshape(gathered, dims(&[24, 3]));
+        let product = graph.matmul(rows, w);
+        graph.outputs.push(("y".into(), product));
+        graph
+    }
+
+    /// Five table rows for 24 ids: the product moves onto the table, the
+    /// gather reads its rows, and every value is the same (an id outside
+    /// the table still gives a row of zeros).
+    #[test]
+    fn a_product_of_gathered_rows_becomes_a_gather_of_the_tables_product() {
+        let mut graph = embedded_product(5);
+        let original = graph.clone();
+        assert!(ProjectTables.run(&mut graph));
+        super::super::Dce.run(&mut graph);
+        let y = graph.outputs[0].1;
+        assert_eq!(graph.node(y).op, Prim::Reshape);
+        assert_eq!(graph.node(y).shape, dims(&[24, 2]));
+        let take = graph.inputs(y)[0];
+        assert_eq!(graph.node(take).op, Prim::Take);
+        assert_eq!(graph.node(take).shape, dims(&[4, 6, 2]));
+        let projected = graph.inputs(take)[0];
+        assert_eq!(graph.node(projected).op, Prim::MatMul);
+        assert_eq!(graph.node(projected).shape, dims(&[5, 2]));
+        assert_eq!(graph.len(), 6, "table, ids, w, their product, the gather, the reshape");
+
+        let values = |sizes: &[usize], seed: usize| {
+            let n: usize = sizes.iter().product();
+            let data = (0..n).map(|i| ((i * 7 + seed) % 13) as f64 / 4.0 - 1.5).collect();
+            ndarray::ArrayD::from_shape_vec(sizes.to_vec(), data).unwrap()
+        };
+        let ids: Vec<f64> = (0..24)
+            .map(|i| [(i * 3 % 5) as f64, -1.0][usize::from(i == 17)])
+            .collect();
+        let env = crate::interp::Env {
+            dims: Default::default(),
+            feeds: [
+                ("table".to_string(), values(&[5, 3], 1)),
+                ("w".to_string(), values(&[3, 2], 2)),
+                (
+                    "ids".to_string(),
+                    ndarray::ArrayD::from_shape_vec(vec![4, 6], ids).unwrap(),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            seed: 0,
+            step: 0,
+            collective: None,
+        };
+        let expected = crate::interp::run_outputs(&original, &env).unwrap();
+        let got = crate::interp::run_outputs(&graph, &env).unwrap();
+        assert_eq!(expected["y"].as_slice().unwrap()[34..36], [0.0, 0.0]);
+        assert_eq!(expected, got);
+    }
+
+    /// A table with more rows than the ids gather (a word vocabulary) keeps
+    /// the product over the gathered rows.
+    #[test]
+    fn a_table_larger_than_its_gather_keeps_the_product_after_it() {
+        let mut graph = embedded_product(24);
+        assert!(!ProjectTables.run(&mut graph));
+    }
+
+    /// Ids whose count grows with the batch: the rewrite assumes a batch
+    /// of at least [`BATCH_AT_LEAST`].
+    #[test]
+    fn a_batch_sized_gather_is_counted_at_the_least_batch() {
+        let count = |rows: i64| {
+            let mut graph = Graph::default();
+            let table = graph.add(Prim::Input("table".into()), DType::F32, dims(&[rows, 3]), &[]);
+            let shape = vec![Dim::symbol("B"), Dim::constant(4)];
+            let ids = graph.add(Prim::Input("ids".into()), DType::I32, shape.clone(), &[]);
+            let w = graph.add(Prim::Input("w".into()), DType::F32, dims(&[3, 2]), &[]);
+            let gathered = graph.add(Prim::Take, DType::F32, [shape, dims(&[3])].concat(), &[table, ids]);
+            let rows = graph.reshape(
+                gathered,
+                vec![Dim::symbol("B").mul(&Dim::constant(4)), Dim::constant(3)],
+            );
+            let product = graph.matmul(rows, w);
+            graph.outputs.push(("y".into(), product));
+            ProjectTables.run(&mut graph)
+        };
+        assert!(count(4 * BATCH_AT_LEAST - 1));
+        assert!(!count(4 * BATCH_AT_LEAST));
+    }
+}
