@@ -242,7 +242,7 @@ pub(super) fn drop_unread_operands(graph: &mut Graph) -> bool {
 
 /// Replaces scan `id` by a scan of `looped` over `operands` whose value
 /// (every piece where it was) is the old one's.
-fn same_value(graph: &mut Graph, id: NodeId, looped: Loop, operands: &[NodeId]) {
+pub(super) fn same_value(graph: &mut Graph, id: NodeId, looped: Loop, operands: &[NodeId]) {
     let flat = graph.node(id).shape.clone();
     let dtype = graph.node(id).dtype;
     let replacement = graph.add(Prim::Scan(Arc::new(looped)), dtype, flat, operands);

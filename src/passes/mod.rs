@@ -29,7 +29,7 @@ pub use layout::SinkPermutes;
 pub use loops::{HoistOutOfLoops, NarrowSequences, SumProductsAfterLoops};
 pub use pads::PadsToConcat;
 pub use simplify::Simplify;
-pub use tables::ProjectTables;
+pub use tables::{ProjectTables, SinkGathers};
 
 use crate::ir::{Graph, NodeId};
 
@@ -85,6 +85,7 @@ pub fn pipeline() -> Vec<Box<dyn Pass>> {
         Box::new(DistributeOverConcat),
         Box::new(HoistProducts),
         Box::new(NarrowSequences),
+        Box::new(SinkGathers),
         Box::new(Cse),
         Box::new(Dce),
     ]

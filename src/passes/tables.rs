@@ -10,6 +10,15 @@
 //! table's `V` rows (`scatter_rows`, one pass over `dP`) and the weight's
 //! and the table's gradients are products over those `V` rows, where they
 //! were products over every token (`x^T dP` and `dP w^T`).
+//!
+//! After autodiff, a loop kept as a loop whose sequence is such a gather
+//! (`take(table @ w, ids)`, read by the loop alone) gathers the rows
+//! itself, step by step ([`SinkGathers`]): the loop reads the ids and
+//! captures the table (130 KB for the LSTM's 65 × 512), where the stacked
+//! rows (`[N, T, F]`, 32 MB at T = 512) would be written before the loop and
+//! read back by it.
+
+use std::sync::Arc;
 
 use super::{Order, Pass};
 use crate::check::dims::Dim;
@@ -81,6 +90,85 @@ fn gathered_product(graph: &Graph, id: NodeId) -> Option<(NodeId, NodeId, NodeId
     let ids_count = shape(ids).iter().fold(Dim::constant(1), |n, d| n.mul(d));
     let at_batch = ids_count.evaluate(&|_| Some(BATCH_AT_LEAST))?;
     (t[0].as_const()? < at_batch).then_some((table, ids, w))
+}
+
+/// Gathers sunk into the loops that read them (the module's second half).
+/// Run on a step graph after its short loops are unrolled: every scan left
+/// is kept as a loop.
+pub struct SinkGathers;
+
+impl Pass for SinkGathers {
+    fn name(&self) -> &'static str {
+        "sink-gathers"
+    }
+
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
+        let scans: Vec<NodeId> = order
+            .get(graph)
+            .iter()
+            .copied()
+            .filter(|&id| matches!(graph.node(id).op, Prim::Scan(_)))
+            .collect();
+        let mut changed = false;
+        for id in scans {
+            changed |= sink_gathers(graph, id);
+        }
+        changed
+    }
+}
+
+/// Moves into scan `id` each gather its sequences are (read by it alone);
+/// returns whether there was one.
+fn sink_gathers(graph: &mut Graph, id: NodeId) -> bool {
+    let Prim::Scan(looped) = &graph.node(id).op else {
+        return false;
+    };
+    let mut looped = Arc::unwrap_or_clone(looped.clone());
+    let mut operands = graph.inputs(id);
+    let (c, s) = (looped.carries, looped.sequences);
+    let mut sunk = Vec::new();
+    for i in c..c + s {
+        let gathered = operands[i];
+        let node = graph.node(gathered);
+        if !matches!(node.op, Prim::Take)
+            || graph.sole_user(gathered) != Some(id)
+            || graph.is_output(gathered)
+            || operands.iter().filter(|&&o| o == gathered).count() != 1
+        {
+            continue;
+        }
+        let [table, ids] = graph.inputs(gathered)[..] else {
+            continue;
+        };
+        if graph.shape(ids).len() < 2 {
+            continue;
+        }
+        let (dtype, mut step_shape) = (node.dtype, node.shape.clone());
+        step_shape.remove(1);
+        let mut ids_shape = graph.shape(ids);
+        ids_shape.remove(1);
+        let body = &mut looped.body;
+        let old = body.graph.node_indices().find(|&n| body.node(n).op == Prim::Arg(i));
+        let ids_arg = body.add(Prim::Arg(i), graph.dtype(ids), ids_shape, &[]);
+        let table_arg = body.add(Prim::Arg(operands.len()), graph.dtype(table), graph.shape(table), &[]);
+        let rows = body.add(Prim::Take, dtype, step_shape, &[table_arg, ids_arg]);
+        if let Some(old) = old {
+            body.replace_uses(old, rows);
+            body.remove(old);
+        }
+        operands[i] = ids;
+        operands.push(table);
+        looped.captured += 1;
+        sunk.push(gathered);
+    }
+    if sunk.is_empty() {
+        return false;
+    }
+    super::loops::same_value(graph, id, looped, &operands);
+    for gathered in sunk {
+        graph.remove(gathered);
+    }
+    true
 }
 
 #[cfg(test)]

@@ -66,6 +66,11 @@ fn each_pass_alone() {
             // loops::the_backward_lstm_loop_reads_only_what_it_needs.
             continue;
         }
+        if pass.name() == "sink-gathers" {
+            // Works on loops kept as loops, which the fixture has none of;
+            // see loops::a_gathered_sequence_is_gathered_inside_the_loop.
+            continue;
+        }
         let mut graph = unprepared_step(&program);
         // Surviving nodes keep their numbers, so the diff shows only the change.
         let names = nnc::ir::print::numbering(&graph);

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use nnc::check::dims::Dim;
 use nnc::codegen::{CompileOptions, Compiled};
 use nnc::interp::Env;
 use nnc::ir::Graph;
@@ -326,6 +327,66 @@ fn a_sequence_step_as_result_and_next_carry() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A loop whose sequence is a gather of table rows (a character model's
+/// projected embedding) gathers them itself, step by step
+/// (`passes/tables.rs`): the loop reads the ids, captures the table, and
+/// gives the values the stacked rows gave, ids outside the table (zeros)
+/// included.
+#[test]
+fn a_gathered_sequence_is_gathered_inside_the_loop() {
+    use nnc::prim::{BinaryOp, DType};
+    let dims = |shape: &[i64]| shape.iter().map(|&n| Dim::constant(n)).collect::<Vec<_>>();
+    let mut body = Graph::new();
+    let c0 = body.add(Prim::Arg(0), DType::F32, dims(&[2, 3]), &[]);
+    let x = body.add(Prim::Arg(1), DType::F32, dims(&[2, 3]), &[]);
+    let sum = body.binary(BinaryOp::Add, c0, x);
+    let scaled = body.binary(BinaryOp::Mul, sum, x);
+    body.set_output("carry 0", sum);
+    body.set_output("y 0", scaled);
+    let looped = nnc::ir::loops::Loop {
+        body,
+        length: 70,
+        reverse: false,
+        carries: 1,
+        sequences: 1,
+        captured: 0,
+        ys: 1,
+    };
+    let flat = looped.flat_shape().unwrap();
+    let mut graph = Graph::new();
+    let a = graph.add(Prim::Param("a".into()), DType::F32, dims(&[2, 3]), &[]);
+    let table = graph.add(Prim::Param("table".into()), DType::F32, dims(&[5, 3]), &[]);
+    let ids = graph.add(Prim::Input("ids".into()), DType::I32, dims(&[2, 70]), &[]);
+    let rows = graph.add(Prim::Take, DType::F32, dims(&[2, 70, 3]), &[table, ids]);
+    let scan = graph.add(Prim::Scan(std::sync::Arc::new(looped)), DType::F32, flat, &[a, rows]);
+    graph.set_output("out", scan);
+    let mut env = feeds(&[("a", &[2, 3]), ("table", &[5, 3])]);
+    let ids_values: Vec<f64> = (0..140).map(|i| ((i * 3) % 7) as f64 - 1.0).collect();
+    env.feeds.insert(
+        "ids".into(),
+        ndarray::ArrayD::from_shape_vec(vec![2, 70], ids_values).unwrap(),
+    );
+    let expected = nnc::interp::run_outputs(&graph, &env).unwrap();
+
+    let mut sunk = graph.clone();
+    nnc::passes::optimize_loops_up_to(&mut sunk, 0);
+    let scan = sunk.output("out").unwrap();
+    let operands = sunk.inputs(scan);
+    assert_eq!(
+        sunk.node(operands[1]).op,
+        Prim::Input("ids".into()),
+        "the loop reads the ids"
+    );
+    assert_eq!(
+        sunk.node(operands[2]).op,
+        Prim::Param("table".into()),
+        "and captures the table"
+    );
+    assert!(!sunk.graph.node_indices().any(|n| sunk.node(n).op == Prim::Take));
+    assert_eq!(nnc::interp::run_outputs(&sunk, &env).unwrap(), expected);
+    check("a gathered sequence", &sunk, &env);
+}
+
 /// The backward loop of a peephole LSTM computes the sums of the
 /// peepholes' and the bias's gradients (carries of their own: element-wise
 /// products and a column sum, not summed by one product after the loop)
@@ -496,8 +557,17 @@ fn the_backward_lstm_loop_reads_only_what_it_needs() {
         widths.sort();
         widths
     };
-    // The forward loop reads the input projection of every step (4H).
-    assert_eq!(widths(scans[0]), [12]);
+    // The forward loop reads each step's character ids (one per row) and
+    // gathers their rows of the projected table (`passes/tables.rs`), which
+    // it captures ([V, 4H]), where it read the stacked projection (4H).
+    assert_eq!(widths(scans[0]), [1]);
+    let Prim::Scan(forward) = &graph.node(scans[0]).op else {
+        unreachable!()
+    };
+    let captured = &graph.inputs(scans[0])[forward.carries + forward.sequences..];
+    assert!(captured
+        .iter()
+        .any(|&k| graph.shape(k) == [Dim::constant(12), Dim::constant(12)]));
     // The backward loop: c (H), the adjoint of h (H) and four activations
     // (H each); before narrowing it read [h, c] (2H) and a padded adjoint
     // (2H), and before activations were stored, the gate sums (4H).
