@@ -251,6 +251,84 @@ unsafe fn column_block<const W: usize>(x: *const f32, rows: usize, stride: isize
     unsafe { std::ptr::copy_nonoverlapping(sums.as_ptr(), out, width) };
 }
 
+/// Adds row `i` of `values` (`count` rows of `width` floats, dense) into
+/// row `ids[i]` of `out` (`rows` rows of `width`), for each `i` in order;
+/// an id (stored as a float, as the arena holds integers) is truncated, and
+/// one outside `0..rows` (or NaN) adds nothing — as the generated scatter
+/// does, so the same bits.
+///
+/// # Safety
+/// Every element named lies in its allocation; `out` does not overlap
+/// `values` or `ids`.
+pub unsafe extern "C" fn nnc_scatter_rows(
+    values: *const f32,
+    ids: *const f32,
+    count: i64,
+    width: i64,
+    out: *mut f32,
+    rows: i64,
+) {
+    let (count, width, rows) = (count as usize, width as usize, rows as usize);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if nnc_gemm::kernel::avx512() {
+            // SAFETY: the CPU has AVX-512F; the ranges are the caller's.
+            return unsafe { scatter_rows_avx512(values, ids, count, width, out, rows) };
+        }
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: as above, with AVX2.
+            return unsafe { scatter_rows_avx2(values, ids, count, width, out, rows) };
+        }
+    }
+    unsafe { scatter_rows(values, ids, count, width, out, rows) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn scatter_rows_avx512(
+    values: *const f32,
+    ids: *const f32,
+    count: usize,
+    width: usize,
+    out: *mut f32,
+    rows: usize,
+) {
+    unsafe { scatter_rows(values, ids, count, width, out, rows) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn scatter_rows_avx2(
+    values: *const f32,
+    ids: *const f32,
+    count: usize,
+    width: usize,
+    out: *mut f32,
+    rows: usize,
+) {
+    unsafe { scatter_rows(values, ids, count, width, out, rows) }
+}
+
+#[inline(always)]
+unsafe fn scatter_rows(values: *const f32, ids: *const f32, count: usize, width: usize, out: *mut f32, rows: usize) {
+    for i in 0..count {
+        let id = unsafe { *ids.add(i) }.trunc();
+        if !(id >= 0.0 && id < rows as f32) {
+            continue;
+        }
+        // SAFETY: the caller's ranges; `id` is a row of `out`.
+        let (from, to) = unsafe {
+            (
+                std::slice::from_raw_parts(values.add(i * width), width),
+                std::slice::from_raw_parts_mut(out.add(id as usize * width), width),
+            )
+        };
+        for (to, &from) in to.iter_mut().zip(from) {
+            *to += from;
+        }
+    }
+}
+
 /// A kernel function: `(arena, random table, start, end) -> status`.
 pub type KernelFn = unsafe extern "C" fn(*mut f32, *const u64, i64, i64) -> i32;
 
@@ -401,6 +479,57 @@ mod tests {
                 if std::is_x86_feature_detected!("avx512f") {
                     let avx512 = run(&|out| unsafe { column_sums_avx512(p, rows, s, out, columns) });
                     assert_eq!(avx512, want, "AVX-512, {columns} columns");
+                }
+            }
+        }
+    }
+
+    /// Rows added into the rows their ids name, in id order, ids outside
+    /// the table (negative, too large, NaN) dropped and fractions
+    /// truncated: the same bits on every instruction set as one add at a
+    /// time, and nothing written past the table.
+    #[test]
+    fn scattered_rows_are_added_in_id_order_on_every_instruction_set() {
+        let ids: Vec<f32> = vec![2.0, 0.0, 2.7, -1.0, 5.0, f32::NAN, 1.0, 2.0, 4.9, -0.5];
+        let rows = 5;
+        for width in [1usize, 7, 16, 33, 512] {
+            let values: Vec<f32> = (0..ids.len() * width)
+                .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.37 + (i % 3) as f32 * 1e5)
+                .collect();
+            let start: Vec<f32> = (0..rows * width).map(|i| (i % 11) as f32 * 0.25).collect();
+            let mut want = start.clone();
+            for (i, &id) in ids.iter().enumerate() {
+                let row = match id.trunc() {
+                    r if r >= 0.0 && r < rows as f32 => r as usize,
+                    _ => continue,
+                };
+                for c in 0..width {
+                    want[row * width + c] += values[i * width + c];
+                }
+            }
+            // -0.5 truncates to row 0; the -1, 5 and NaN ids add nothing.
+            assert_ne!(want, start);
+            let run = |f: &dyn Fn(*mut f32)| {
+                let mut out = start.clone();
+                out.push(f32::NAN);
+                f(out.as_mut_ptr());
+                assert!(out[rows * width].is_nan(), "width {width}: wrote past the end");
+                out[..rows * width].iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+            };
+            let want: Vec<u32> = want.iter().map(|v| v.to_bits()).collect();
+            let (v, i, n) = (values.as_ptr(), ids.as_ptr(), ids.len());
+            assert_eq!(run(&|out| unsafe { scatter_rows(v, i, n, width, out, rows) }), want);
+            let dispatched = run(&|out| unsafe { nnc_scatter_rows(v, i, n as i64, width as i64, out, rows as i64) });
+            assert_eq!(dispatched, want, "dispatched, width {width}");
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::is_x86_feature_detected!("avx2") {
+                    let avx2 = run(&|out| unsafe { scatter_rows_avx2(v, i, n, width, out, rows) });
+                    assert_eq!(avx2, want, "AVX2, width {width}");
+                }
+                if std::is_x86_feature_detected!("avx512f") {
+                    let avx512 = run(&|out| unsafe { scatter_rows_avx512(v, i, n, width, out, rows) });
+                    assert_eq!(avx512, want, "AVX-512, width {width}");
                 }
             }
         }

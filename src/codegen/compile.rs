@@ -57,6 +57,7 @@ pub(super) struct Imports {
     pub all_reduce: FuncId,
     pub zero_rows: FuncId,
     pub column_sums: FuncId,
+    pub scatter_rows: FuncId,
     pub normal: FuncId,
     pub sin: FuncId,
     pub cos: FuncId,
@@ -128,6 +129,7 @@ fn new_module() -> Result<JITModule, String> {
     builder.symbol("nnc_stream_rows", calls::nnc_stream_rows as *const u8);
     builder.symbol("nnc_all_reduce", calls::nnc_all_reduce as *const u8);
     builder.symbol("nnc_column_sums", calls::nnc_column_sums as *const u8);
+    builder.symbol("nnc_scatter_rows", calls::nnc_scatter_rows as *const u8);
     builder.symbol("nnc_zero_rows", calls::nnc_zero_rows as *const u8);
     builder.symbol("nnc_tick", calls::nnc_tick as *const u8);
     Ok(JITModule::new(builder))
@@ -155,6 +157,7 @@ fn declare_imports(module: &mut JITModule) -> Result<Imports, String> {
         all_reduce: import("nnc_all_reduce", &[I64; 4], &[])?,
         zero_rows: import("nnc_zero_rows", &[I64; 5], &[])?,
         column_sums: import("nnc_column_sums", &[I64; 5], &[])?,
+        scatter_rows: import("nnc_scatter_rows", &[I64; 6], &[])?,
         tick: import("nnc_tick", &[I64], &[])?,
     })
 }
@@ -440,6 +443,7 @@ impl Builder<'_> {
                 cos: module.declare_func_in_func(imports.cos, b.func),
                 pow: module.declare_func_in_func(imports.pow, b.func),
                 column_sums: module.declare_func_in_func(imports.column_sums, b.func),
+                scatter_rows: module.declare_func_in_func(imports.scatter_rows, b.func),
             };
             let exprs = match (&code, &concat, &accumulate) {
                 (Some(code), ..) => code.exprs.clone(),

@@ -443,17 +443,54 @@ fn fill(em: &mut Emitter, buffer: NodeId, count: usize, value: f32) {
     });
 }
 
+/// Whether `a` and `b` lie in one buffer.
+fn same_buffer(em: &Emitter, a: NodeId, b: NodeId) -> bool {
+    let offset = |n: NodeId| em.plan.buffers.get(&n).map(|buffer| buffer.offset);
+    offset(a).is_some() && offset(a) == offset(b)
+}
+
+/// `to` (a buffer) set to `from`'s value, element by element.
+fn copy(em: &mut Emitter, fused: &Fused, from: NodeId, to: NodeId) {
+    let shape = fused.bound.shape(to).to_vec();
+    let index = vars(0, &shape);
+    let value = {
+        let mut expander = Expander::new(&fused.bound, &fused.materialized, &mut em.exprs);
+        let value = expander.value(from, &index);
+        expander.exprs.as_f32(value)
+    };
+    let loops: Vec<(u32, i64)> = shape.iter().enumerate().map(|(k, &n)| (k as u32, n as i64)).collect();
+    let offset = flat(&index, &shape);
+    em.push_scope();
+    nest(em, &loops, None, &[value], &mut |em, vector| {
+        let lanes = if vector { LANES } else { 1 };
+        let x = em.eval(value, vector);
+        let address = em.address(to, &offset, lanes);
+        em.store(x, address);
+    });
+    em.pop_scope();
+}
+
 /// `scatter_rows`: zero the output, then add each value row to the row
-/// its id names (rows of invalid ids are dropped).
+/// its id names (rows of invalid ids are dropped). A sum `base +
+/// scatter_rows(..)` ([`super::fuse::scatter_added`]) starts from `base`
+/// instead, copied unless the sum is written where `base` lies.
 pub fn emit_scatter(em: &mut Emitter, fused: &Fused, root: NodeId) {
     let bound = &fused.bound;
-    let (values, ids) = (bound.inputs(root)[0], bound.inputs(root)[1]);
+    let (base, scatter) = match super::fuse::scatter_added(bound, root) {
+        Some((base, scatter)) => (Some(base), scatter),
+        None => (None, root),
+    };
+    let (values, ids) = (bound.inputs(scatter)[0], bound.inputs(scatter)[1]);
     let id_shape = bound.shape(ids).to_vec();
     let out_shape = bound.shape(root).to_vec();
     let rows = out_shape[0] as i64;
     let rest = &out_shape[1..];
     let width: i64 = rest.iter().product::<usize>() as i64;
-    fill(em, root, bound.count(root), 0.0);
+    match base {
+        None => fill(em, root, bound.count(root), 0.0),
+        Some(base) if same_buffer(em, base, root) => {}
+        Some(base) => copy(em, fused, base, root),
+    }
     let id_index = vars(0, &id_shape);
     let rest_index: Vec<Ix> = rest
         .iter()
@@ -478,7 +515,26 @@ pub fn emit_scatter(em: &mut Emitter, fused: &Fused, root: NodeId) {
         let offset = row.scale(width).add(&flat(&rest_index, rest));
         (id_value, valid, value, offset)
     };
-    let _ = id_value;
+    // Rows read as they lie, ids too: the native loop (wider vectors, the
+    // row's address once per id), in the same order.
+    let dense = |e: E, index: &[Ix], shape: &[usize]| match em.exprs.get(e) {
+        Expr::Load { buffer, offset } if offset.constant >= 0 && offset.terms == flat(index, shape).terms => {
+            Some((*buffer, offset.constant))
+        }
+        _ => None,
+    };
+    let full: Vec<Ix> = id_index.iter().chain(&rest_index).cloned().collect();
+    let native = dense(value, &full, bound.shape(values)).zip(dense(id_value, &id_index, &id_shape));
+    if let Some(((from, at), (id_buffer, id_at))) = native {
+        let x = em.address(from, &Ix::constant(at), 1);
+        let ids = em.address(id_buffer, &Ix::constant(id_at), 1);
+        let out = em.address(root, &Ix::constant(0), 1);
+        let count = id_shape.iter().product::<usize>() as i64;
+        let (count, width, rows) = (em.iconst(count), em.iconst(width), em.iconst(rows));
+        em.b.ins()
+            .call(em.calls.scatter_rows, &[x, ids, count, width, out, rows]);
+        return;
+    }
     let id_loops: Vec<(u32, i64)> = id_shape
         .iter()
         .enumerate()

@@ -591,6 +591,22 @@ fn updates_in_place(fused: &Fused, reads: &[Vec<super::fuse::Read>], new: NodeId
         // not read the old one. (A product may be one of a sum's, which
         // the sum's earlier products write before this kernel.)
         Kernel::Concat(_) => return !reads[k].iter().any(|r| readers.contains(&r.buffer)),
+        // A sum with a scatter starts from its base, element by element,
+        // before it adds a row: in place if the base is the old value
+        // itself and nothing else in it reads the old value.
+        Kernel::Scatter(root) if *root == new => {
+            return match super::fuse::scatter_added(&fused.bound, new) {
+                Some((base, scatter)) => {
+                    readers.contains(&base)
+                        && fused.bound.inputs(scatter).iter().all(|i| !readers.contains(i))
+                        && reads[k]
+                            .iter()
+                            .filter(|r| readers.contains(&r.buffer))
+                            .all(|r| r.buffer == base)
+                }
+                None => false,
+            }
+        }
         _ => return false,
     };
     let Some((phase_number, position)) = kernel.phases.iter().enumerate().find_map(|(p, phase)| match phase {

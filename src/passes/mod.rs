@@ -29,7 +29,7 @@ pub use layout::SinkPermutes;
 pub use loops::{HoistOutOfLoops, NarrowSequences, SumProductsAfterLoops};
 pub use pads::PadsToConcat;
 pub use simplify::Simplify;
-pub use tables::{ProjectTables, SinkGathers};
+pub use tables::{ProjectTables, ScatterInLoops, SinkGathers};
 
 use crate::ir::{Graph, NodeId};
 
@@ -86,6 +86,7 @@ pub fn pipeline() -> Vec<Box<dyn Pass>> {
         Box::new(HoistProducts),
         Box::new(NarrowSequences),
         Box::new(SinkGathers),
+        Box::new(ScatterInLoops),
         Box::new(Cse),
         Box::new(Dce),
     ]

@@ -17,6 +17,11 @@
 //! captures the table (130 KB for the LSTM's 65 × 512), where the stacked
 //! rows (`[N, T, F]`, 32 MB at T = 512) would be written before the loop and
 //! read back by it.
+//!
+//! The gradient goes the other way ([`ScatterInLoops`]): the scatter of a
+//! loop's stacked result into the table's rows after the loop (reading the
+//! stacked `dP` back from memory) becomes a sum the loop carries, each
+//! step adding its own rows while they are in cache.
 
 use std::sync::Arc;
 
@@ -169,6 +174,184 @@ fn sink_gathers(graph: &mut Graph, id: NodeId) -> bool {
         graph.remove(gathered);
     }
     true
+}
+
+/// Scatters of a loop's stacked results moved into the loop (the module's
+/// third part). Run on a step graph after its short loops are unrolled.
+pub struct ScatterInLoops;
+
+impl Pass for ScatterInLoops {
+    fn name(&self) -> &'static str {
+        "scatter-in-loops"
+    }
+
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
+        let scatters: Vec<NodeId> = order
+            .get(graph)
+            .iter()
+            .copied()
+            .filter(|&id| matches!(graph.node(id).op, Prim::ScatterRows { .. }))
+            .collect();
+        let mut changed = false;
+        for id in scatters {
+            changed |= scatter_in_loop(graph, id);
+        }
+        changed
+    }
+}
+
+/// `scatter_rows(reshape(slice(scan, piece of y k)), ids)` with ids from
+/// outside the loop: the scan gains a carry, zeros at first, to which each
+/// step adds `scatter_rows(y k, ids_t)` (the ids become a sequence), and
+/// the scatter is that carry's final value. Returns whether it was so.
+fn scatter_in_loop(graph: &mut Graph, id: NodeId) -> bool {
+    let Prim::ScatterRows { rows } = graph.node(id).op.clone() else {
+        return false;
+    };
+    let [values, ids] = graph.inputs(id)[..] else {
+        return false;
+    };
+    let sliced = match graph.node(values).op {
+        Prim::Reshape => graph.inputs(values)[0],
+        _ => values,
+    };
+    let Prim::Slice {
+        axis: 0,
+        start,
+        step: 1,
+    } = graph.node(sliced).op.clone()
+    else {
+        return false;
+    };
+    let scan = graph.inputs(sliced)[0];
+    let Prim::Scan(looped) = &graph.node(scan).op else {
+        return false;
+    };
+    let Some(pieces) = looped.pieces() else {
+        return false;
+    };
+    let (c, s) = (looped.carries, looped.sequences);
+    // The scattered values are stacked result k, whole; the ids are
+    // `[N, T]` and do not come from the loop.
+    let Some(k) = (0..looped.ys).find(|&k| pieces[c + k].offset == start) else {
+        return false;
+    };
+    let ids_shape = graph.shape(ids);
+    let stacked = &pieces[c + k].shape;
+    if graph.shape(values) != *stacked
+        || ids_shape.len() != 2
+        || ids_shape[..] != stacked[..2]
+        || reaches(graph, ids, scan)
+    {
+        return false;
+    }
+    // Every user of the loop takes a whole piece (their offsets move).
+    let users = graph.users(scan);
+    let mut moved = Vec::with_capacity(users.len());
+    for &user in &users {
+        let at = match &graph.node(user).op {
+            Prim::Slice {
+                axis: 0,
+                start,
+                step: 1,
+            } => pieces.iter().position(|p| p.offset == *start),
+            _ => None,
+        };
+        let Some(at) = at else {
+            return false;
+        };
+        moved.push((user, at));
+    }
+    if graph.is_output(scan) {
+        return false;
+    }
+
+    let mut looped = Arc::unwrap_or_clone(looped.clone());
+    let table_shape = graph.shape(id);
+    let body = &mut looped.body;
+    for n in body.graph.node_indices().collect::<Vec<_>>() {
+        if let Prim::Arg(i) = body.node(n).op {
+            let shift = usize::from(i >= c) + usize::from(i >= c + s);
+            body.node_mut(n).op = Prim::Arg(i + shift);
+        }
+    }
+    let sum = body.add(Prim::Arg(c), DType::F32, table_shape.clone(), &[]);
+    let mut step_ids = ids_shape.clone();
+    step_ids.remove(1);
+    let step_ids = body.add(Prim::Arg(c + 1 + s), graph.dtype(ids), step_ids, &[]);
+    let y = looped.y_output(k).expect("a verified loop has its outputs");
+    let body = &mut looped.body;
+    let step = body.add(
+        Prim::ScatterRows { rows },
+        DType::F32,
+        table_shape.clone(),
+        &[y, step_ids],
+    );
+    let next = body.add_nodes(sum, step);
+    // Carries are named in order: the new one is the last.
+    body.set_output(&format!("carry {c}"), next);
+    looped.carries += 1;
+    looped.sequences += 1;
+
+    let operands = graph.inputs(scan);
+    let zeros = graph.add(Prim::Const(0.0), DType::F32, table_shape.clone(), &[]);
+    let mut new_operands: Vec<NodeId> = operands[..c].to_vec();
+    new_operands.push(zeros);
+    new_operands.extend_from_slice(&operands[c..c + s]);
+    new_operands.push(ids);
+    new_operands.extend_from_slice(&operands[c + s..]);
+    let new_pieces = looped.pieces().expect("the loop's outputs");
+    let flat = looped.flat_shape().expect("the loop's outputs");
+    let new_scan = graph.add(Prim::Scan(Arc::new(looped)), graph.dtype(scan), flat, &new_operands);
+    for (user, at) in moved {
+        let at = if at < c { at } else { at + 1 };
+        let node = graph.node(user);
+        let (dtype, shape) = (node.dtype, node.shape.clone());
+        let start = new_pieces[at].offset.clone();
+        let replacement = graph.add(
+            Prim::Slice {
+                axis: 0,
+                start,
+                step: 1,
+            },
+            dtype,
+            shape,
+            &[new_scan],
+        );
+        graph.replace_uses(user, replacement);
+        graph.remove(user);
+    }
+    graph.remove(scan);
+    let total = new_pieces[c].size();
+    let last = graph.add(
+        Prim::Slice {
+            axis: 0,
+            start: new_pieces[c].offset.clone(),
+            step: 1,
+        },
+        DType::F32,
+        vec![total],
+        &[new_scan],
+    );
+    let table = graph.reshape(last, table_shape);
+    graph.replace_uses(id, table);
+    graph.remove(id);
+    true
+}
+
+/// Whether `node` is `target` or computed from it.
+fn reaches(graph: &Graph, node: NodeId, target: NodeId) -> bool {
+    let mut stack = vec![node];
+    let mut seen = std::collections::HashSet::new();
+    while let Some(n) = stack.pop() {
+        if n == target {
+            return true;
+        }
+        if seen.insert(n) {
+            stack.extend(graph.inputs(n));
+        }
+    }
+    false
 }
 
 #[cfg(test)]

@@ -387,11 +387,96 @@ fn a_gathered_sequence_is_gathered_inside_the_loop() {
     check("a gathered sequence", &sunk, &env);
 }
 
+/// A loop's stacked result scattered into a table's rows after it (an
+/// embedding's gradient) is added step by step instead, into a sum the
+/// loop carries (`passes/tables.rs`), computed in its slot: the values the
+/// scatter after the loop gave, ids outside the table included, on one
+/// thread and two.
+#[test]
+fn a_scatter_of_stacked_rows_is_summed_inside_the_loop() {
+    use nnc::prim::{BinaryOp, DType};
+    let dims = |shape: &[i64]| shape.iter().map(|&n| Dim::constant(n)).collect::<Vec<_>>();
+    let mut body = Graph::new();
+    let c0 = body.add(Prim::Arg(0), DType::F32, dims(&[2, 20]), &[]);
+    let x = body.add(Prim::Arg(1), DType::F32, dims(&[2, 20]), &[]);
+    let w = body.add(Prim::Arg(2), DType::F32, dims(&[20]), &[]);
+    let wide = body.add(Prim::Broadcast, DType::F32, dims(&[2, 20]), &[w]);
+    let next = body.binary(BinaryOp::Mul, c0, wide);
+    let next = body.binary(BinaryOp::Add, next, x);
+    body.set_output("carry 0", next);
+    body.set_output("y 0", next);
+    let looped = nnc::ir::loops::Loop {
+        body,
+        length: 70,
+        reverse: true,
+        carries: 1,
+        sequences: 1,
+        captured: 1,
+        ys: 1,
+    };
+    let flat = looped.flat_shape().unwrap();
+    let mut graph = Graph::new();
+    let a = graph.add(Prim::Param("a".into()), DType::F32, dims(&[2, 20]), &[]);
+    let xs = graph.add(Prim::Param("xs".into()), DType::F32, dims(&[2, 70, 20]), &[]);
+    let w = graph.add(Prim::Param("w".into()), DType::F32, dims(&[20]), &[]);
+    let ids = graph.add(Prim::Input("ids".into()), DType::I32, dims(&[2, 70]), &[]);
+    let scan = graph.add(Prim::Scan(std::sync::Arc::new(looped)), DType::F32, flat, &[a, xs, w]);
+    let last = graph.slice(scan, 0, Dim::constant(0), Dim::constant(40), 1);
+    let stacked = graph.slice(scan, 0, Dim::constant(40), Dim::constant(2800), 1);
+    let stacked = graph.reshape(stacked, dims(&[2, 70, 20]));
+    let table = graph.add(
+        Prim::ScatterRows { rows: Dim::constant(5) },
+        DType::F32,
+        dims(&[5, 20]),
+        &[stacked, ids],
+    );
+    graph.set_output("last", last);
+    graph.set_output("table", table);
+    let mut env = feeds(&[("a", &[2, 20]), ("xs", &[2, 70, 20]), ("w", &[20])]);
+    let ids_values: Vec<f64> = (0..140).map(|i| ((i * 3) % 7) as f64 - 1.0).collect();
+    env.feeds.insert(
+        "ids".into(),
+        ndarray::ArrayD::from_shape_vec(vec![2, 70], ids_values).unwrap(),
+    );
+    let expected = nnc::interp::run_outputs(&graph, &env).unwrap();
+
+    let mut summed = graph.clone();
+    nnc::passes::optimize_loops_up_to(&mut summed, 0);
+    assert!(
+        !summed
+            .graph
+            .node_indices()
+            .any(|n| matches!(summed.node(n).op, Prim::ScatterRows { .. })),
+        "no scatter after the loop"
+    );
+    let got = nnc::interp::run_outputs(&summed, &env).unwrap();
+    for (name, want) in &expected {
+        let close = want
+            .iter()
+            .zip(got[name].iter())
+            .all(|(w, g)| (w - g).abs() <= 1e-9 * (1.0 + w.abs()));
+        assert!(close, "{name}: {want} against {}", got[name]);
+    }
+    let memory = nnc::codegen::dump_memory(&summed, &HashMap::new()).unwrap();
+    let body = memory.split("loop %").nth(1).expect("the loop");
+    let sum = body
+        .lines()
+        .filter(|l| l.contains("f32[5, 20] 400 B"))
+        .collect::<Vec<_>>();
+    assert!(
+        sum.len() == 2 && sum.iter().any(|l| l.ends_with("(output, in place)")),
+        "{memory}"
+    );
+    check("a scatter summed in the loop", &summed, &env);
+}
+
 /// The backward loop of a peephole LSTM computes the sums of the
 /// peepholes' and the bias's gradients (carries of their own: element-wise
 /// products and a column sum, not summed by one product after the loop)
 /// straight into their slots: every read of the old value comes first, at
-/// the same element. So is the state's gradient `[dh, dc]`, and in the
+/// the same element; and the projected embedding table's gradient, to
+/// which each step adds its rows (`passes/tables.rs`). So is the state's
+/// gradient `[dh, dc]`, and in the
 /// forward loop the state `[h, c]`: concatenations that do not read the
 /// old value, which every kernel before them has read.
 #[test]
@@ -402,7 +487,7 @@ fn next_carries_are_computed_in_their_slots() {
     let memory = nnc::codegen::dump_memory(&step_graph(&session), &dims).unwrap();
     let backward = memory.split("loop %").nth(2).expect("a backward loop");
     assert!(backward.contains("carries at ["), "{memory}");
-    assert_eq!(backward.matches("(output, in place)").count(), 5, "{memory}");
+    assert_eq!(backward.matches("(output, in place)").count(), 6, "{memory}");
     let forward = memory.split("loop %").nth(1).expect("a forward loop");
     assert_eq!(forward.matches("(output, in place)").count(), 1, "{memory}");
     std::fs::remove_dir_all(dir).unwrap();
@@ -570,7 +655,9 @@ fn the_backward_lstm_loop_reads_only_what_it_needs() {
         .any(|&k| graph.shape(k) == [Dim::constant(12), Dim::constant(12)]));
     // The backward loop: c (H), the adjoint of h (H) and four activations
     // (H each); before narrowing it read [h, c] (2H) and a padded adjoint
-    // (2H), and before activations were stored, the gate sums (4H).
-    assert_eq!(widths(scans[1]), [3; 6]);
+    // (2H), and before activations were stored, the gate sums (4H). And
+    // the ids, with which each step adds its gate gradients into the
+    // projected table's gradient (one per row).
+    assert_eq!(widths(scans[1]), [1, 3, 3, 3, 3, 3, 3]);
     std::fs::remove_dir_all(dir).unwrap();
 }

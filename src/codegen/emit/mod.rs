@@ -39,6 +39,7 @@ pub struct Calls {
     pub cos: FuncRef,
     pub pow: FuncRef,
     pub column_sums: FuncRef,
+    pub scatter_rows: FuncRef,
 }
 
 #[derive(Default)]

@@ -43,6 +43,7 @@ impl Fused<'_> {
                     Some(Kernel::MatMul { root, a, b, into })
                 }
                 Prim::ScatterRows { .. } => Some(Kernel::Scatter(root)),
+                Prim::Binary(_) if super::scatter_added(&self.bound, root).is_some() => Some(Kernel::Scatter(root)),
                 Prim::Scan(_) => Some(Kernel::Scan(root)),
                 Prim::AllReduce => Some(Kernel::AllReduce(root)),
                 Prim::Concat { .. } => Some(Kernel::Concat(root)),

@@ -48,7 +48,9 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
             || feeds_product(bound, id)
             || folded_into(bound, id).is_some()
             || written_product(bound, id).is_some()
-            || matches!(op, Prim::Reduce { .. } | Prim::ArgMax { .. } | Prim::ScatterRows { .. })
+            || matches!(op, Prim::Reduce { .. } | Prim::ArgMax { .. })
+            || (matches!(op, Prim::ScatterRows { .. }) && !added_scatter(bound, id))
+            || scatter_added(bound, id).is_some()
             || (matches!(op, Prim::MatMul) && permuted_product(bound, id).is_none())
             || (matches!(op, Prim::Concat { .. })
                 && !inside_concat(bound, id)
@@ -273,6 +275,37 @@ fn permuted_product(bound: &Bound, product: NodeId) -> Option<NodeId> {
 /// (see `permuted_product`).
 pub fn written_product(bound: &Bound, id: NodeId) -> Option<NodeId> {
     written_through(bound, id, permuted_product)
+}
+
+/// `add(base, scatter_rows(values, ids))` (either order), where the
+/// scatter is read by the sum alone: the sum's kernel starts from `base`
+/// and adds the rows into it (in place when `base` is the buffer the sum is
+/// written to: a sum carried through a loop), and the scatter gets no
+/// buffer of its own. Returns `(base, scatter)`.
+pub fn scatter_added(bound: &Bound, id: NodeId) -> Option<(NodeId, NodeId)> {
+    if !matches!(bound.op(id), Prim::Binary(crate::prim::BinaryOp::Add)) {
+        return None;
+    }
+    let inputs = bound.inputs(id);
+    let [a, b] = inputs[..] else {
+        return None;
+    };
+    let scattered = |x: NodeId| {
+        matches!(bound.op(x), Prim::ScatterRows { .. })
+            && bound.users(x) == [id]
+            && !bound.graph.is_output(x)
+            && bound.shape(x) == bound.shape(id)
+    };
+    match (scattered(a), scattered(b)) {
+        (_, true) if a != b => Some((a, b)),
+        (true, false) => Some((b, a)),
+        _ => None,
+    }
+}
+
+/// Whether `id` is the scatter of a [`scatter_added`] sum.
+fn added_scatter(bound: &Bound, id: NodeId) -> bool {
+    matches!(bound.users(id)[..], [sum] if scatter_added(bound, sum).is_some_and(|(_, s)| s == id))
 }
 
 /// Whether `id` is an `unfold2d` whose patches a matrix product reads

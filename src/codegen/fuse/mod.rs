@@ -34,7 +34,7 @@ use crate::ir::NodeId;
 use crate::prim::Prim;
 
 use materialize::{choose_materialized, sums_of_products};
-pub use materialize::{folded_into, is_leaf, matmul_view, strided_view, written_product, SequenceView};
+pub use materialize::{folded_into, is_leaf, matmul_view, scatter_added, strided_view, written_product, SequenceView};
 pub use print::print;
 pub use reads::Read;
 
@@ -67,7 +67,8 @@ pub enum Kernel {
         b: View,
         into: Option<Accumulate>,
     },
-    /// `scatter_rows`: zero the output, add each row at its id.
+    /// `scatter_rows`: zero the output, add each row at its id; or a sum
+    /// `base + scatter_rows(..)` ([`scatter_added`]): start from `base`.
     Scatter(NodeId),
     /// `concat`: one loop per operand into its slice of the output.
     Concat(NodeId),

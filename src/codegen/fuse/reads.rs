@@ -64,7 +64,13 @@ impl Fused<'_> {
                 let mut exprs = Exprs::default();
                 let mut expander = Expander::new(&self.bound, &self.materialized, &mut exprs);
                 let mut tops = Vec::new();
-                for &operand in self.bound.inputs(*root) {
+                // A sum with a scatter reads the base and the scatter's
+                // operands (the scatter has no buffer).
+                let operands = match super::scatter_added(&self.bound, *root) {
+                    Some((base, scatter)) => [&[base], self.bound.inputs(scatter)].concat(),
+                    None => self.bound.inputs(*root).to_vec(),
+                };
+                for &operand in &operands {
                     let index = vars(0, self.bound.shape(operand));
                     tops.push(expander.value(operand, &index));
                 }
