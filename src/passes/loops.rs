@@ -53,7 +53,7 @@ impl Pass for HoistOutOfLoops {
 }
 
 /// The graph's scans, in topological order.
-fn scans(graph: &Graph, order: &mut Order) -> Vec<NodeId> {
+pub(super) fn scans(graph: &Graph, order: &mut Order) -> Vec<NodeId> {
     order
         .get(graph)
         .iter()

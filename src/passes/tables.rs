@@ -108,14 +108,8 @@ impl Pass for SinkGathers {
     }
 
     fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
-        let scans: Vec<NodeId> = order
-            .get(graph)
-            .iter()
-            .copied()
-            .filter(|&id| matches!(graph.node(id).op, Prim::Scan(_)))
-            .collect();
         let mut changed = false;
-        for id in scans {
+        for id in super::loops::scans(graph, order) {
             changed |= sink_gathers(graph, id);
         }
         changed
