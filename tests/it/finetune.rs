@@ -20,10 +20,32 @@ fn scratch(name: &str) -> PathBuf {
 /// The small size every test uses: one layer, width 64, 32 tokens.
 const SMALL: [&str; 6] = ["--set", "D=64", "--set", "LAYERS=1", "--set", "T=32"];
 
+/// Where pre-training `name` of this test process goes: under the build's
+/// scratch directory (`CARGO_TARGET_TMPDIR`), not the system's, since no
+/// test can remove it (every test of the process may read it, and statics
+/// are not dropped); the directories of processes that have ended are
+/// removed first, so runs do not pile them up.
+fn pretraining_dir(name: &str) -> PathBuf {
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let ours = std::process::id().to_string();
+    for entry in std::fs::read_dir(base).into_iter().flatten().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file.strip_prefix("finetune-").and_then(|rest| rest.split('-').next()) else {
+            continue;
+        };
+        if pid != ours && pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = base.join(format!("finetune-{ours}-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
 /// A small pre-training of `example` at the small size (1,500 steps) into
-/// scratch directory `name`: its checkpoint.
+/// [`pretraining_dir`] `name`: its checkpoint.
 fn pretrain(example: &str, name: &str) -> PathBuf {
-    let out = scratch(name);
+    let out = pretraining_dir(name);
     let mut args = vec!["run", example];
     args.extend(SMALL);
     let out_text = out.display().to_string();
