@@ -17,6 +17,7 @@ mod hoist;
 mod layout;
 mod loops;
 mod pads;
+mod shifted;
 mod simplify;
 mod tables;
 
@@ -28,6 +29,7 @@ pub use hoist::HoistProducts;
 pub use layout::SinkPermutes;
 pub use loops::{HoistOutOfLoops, NarrowSequences, SumProductsAfterLoops};
 pub use pads::PadsToConcat;
+pub use shifted::ShiftedProducts;
 pub use simplify::Simplify;
 pub use tables::{ProjectTables, ScatterInLoops, SinkGathers};
 
@@ -87,6 +89,7 @@ pub fn pipeline() -> Vec<Box<dyn Pass>> {
         Box::new(NarrowSequences),
         Box::new(SinkGathers),
         Box::new(ScatterInLoops),
+        Box::new(ShiftedProducts),
         Box::new(Cse),
         Box::new(Dce),
     ]

@@ -1,0 +1,268 @@
+//! Products over states shifted by a step, read where the states lie.
+//!
+//! A recurrent weight's gradient sums `h_{t−1}ᵀ · dG_t` over the steps:
+//! after a loop, `reshape(concat(h_init, h[:, :T−1]))ᵀ @ dG`, whose
+//! concatenation copies every state but the last (8 MB for the char LSTM
+//! at T = 512). Laid end to end (`[N·T, H]`), the shifted states are the
+//! states one row earlier, except at each sequence's first step, where the
+//! row before is the previous sequence's last state instead of `h_init`:
+//!
+//! ```text
+//! Σ_r shifted[r]ᵀ dG[r] = S[0 .. NT−1]ᵀ dG[1 .. NT]          (views, no copy)
+//!                         − Σ_{n ≥ 1} S[n−1, T−1]ᵀ dG[n, 0]  (N rows)
+//!                         + Σ_n h_init[n]ᵀ dG[n, 0]          (unless zeros)
+//! ```
+//!
+//! The middle sum is written over `N` rows (`dG[:, 0]` padded by a row of
+//! zeros and read one row on), so no size is `N − 1`, which a batch of one
+//! would make empty.
+
+use super::{Order, Pass};
+use crate::check::dims::Dim;
+use crate::ir::{Graph, NodeId};
+use crate::prim::{DType, Prim};
+
+pub struct ShiftedProducts;
+
+impl Pass for ShiftedProducts {
+    fn name(&self) -> &'static str {
+        "shifted-products"
+    }
+
+    fn run_in_order(&self, graph: &mut Graph, order: &mut Order) -> bool {
+        let products: Vec<(NodeId, Shifted)> = order
+            .get(graph)
+            .iter()
+            .filter_map(|&id| shifted_product(graph, id).map(|s| (id, s)))
+            .collect();
+        for (product, shifted) in &products {
+            let sum = rewrite(graph, *product, shifted);
+            graph.replace_uses(*product, sum);
+            super::hoist::remove_unused(graph, *product);
+        }
+        !products.is_empty()
+    }
+}
+
+/// A product `reshape(concat(init, slice(states, axis 1, 0..T−1)))ᵀ @ g`:
+/// what it reads.
+struct Shifted {
+    /// `[N, 1, H]`: the state before the first step.
+    init: NodeId,
+    /// The states' base and the slices other than the step's, innermost
+    /// first, that make `[N, T, H]` of it.
+    base: NodeId,
+    slices: Vec<(usize, Dim, Dim)>,
+    /// `[N·T, F]`.
+    g: NodeId,
+}
+
+fn shifted_product(graph: &Graph, id: NodeId) -> Option<Shifted> {
+    if !matches!(graph.node(id).op, Prim::MatMul) || graph.node(id).dtype != DType::F32 {
+        return None;
+    }
+    let [a, g] = graph.inputs(id)[..] else {
+        return None;
+    };
+    if graph.node(a).op != Prim::Permute(vec![1, 0]) {
+        return None;
+    }
+    let rows = graph.inputs(a)[0];
+    if !matches!(graph.node(rows).op, Prim::Reshape) {
+        return None;
+    }
+    let concat = graph.inputs(rows)[0];
+    if graph.node(concat).op != (Prim::Concat { axis: 1 })
+        || graph.sole_user(rows) != Some(a)
+        || graph.sole_user(a) != Some(id)
+        || graph.sole_user(concat) != Some(rows)
+    {
+        return None;
+    }
+    let [init, shifted] = graph.inputs(concat)[..] else {
+        return None;
+    };
+    let shape = graph.shape(concat);
+    let (g_shape, rows_shape) = (graph.shape(g), graph.shape(rows));
+    let steps = shape.get(1)?.as_const()?;
+    if shape.len() != 3
+        || steps < 2
+        || graph.shape(init)[1].as_const() != Some(1)
+        || g_shape.len() != 2
+        || rows_shape.len() != 2
+        || rows_shape[1] != shape[2]
+        || g_shape[0] != rows_shape[0]
+    {
+        return None;
+    }
+    // Down the slices to the states: one takes steps 0..T−1, the others
+    // keep all steps.
+    let mut slices = Vec::new();
+    let mut step_slice = false;
+    let mut node = shifted;
+    while let Prim::Slice { axis, start, step: 1 } = &graph.node(node).op {
+        let operand = graph.inputs(node)[0];
+        let len = graph.shape(node)[*axis].clone();
+        if *axis == 1 {
+            let all = graph.shape(operand)[1].as_const();
+            if step_slice || start.as_const() != Some(0) || all != Some(steps) || len.as_const() != Some(steps - 1) {
+                return None;
+            }
+            step_slice = true;
+        } else {
+            slices.push((*axis, start.clone(), len));
+        }
+        node = operand;
+    }
+    slices.reverse();
+    step_slice.then_some(Shifted {
+        init,
+        base: node,
+        slices,
+        g,
+    })
+}
+
+fn rewrite(graph: &mut Graph, product: NodeId, s: &Shifted) -> NodeId {
+    let mut states = s.base;
+    for (axis, start, len) in &s.slices {
+        states = graph.slice(states, *axis, start.clone(), len.clone(), 1);
+    }
+    let shape = graph.shape(states);
+    let (n, steps, width) = (shape[0].clone(), shape[1].clone(), shape[2].clone());
+    let g_shape = graph.shape(s.g);
+    let (rows, f) = (g_shape[0].clone(), g_shape[1].clone());
+    let one = Dim::constant(1);
+    let earlier = rows.sub(&one);
+
+    // S[0 .. NT−1]ᵀ dG[1 .. NT].
+    let flat = graph.reshape(states, vec![rows.clone(), width.clone()]);
+    let before = graph.slice(flat, 0, Dim::constant(0), earlier.clone(), 1);
+    let before = graph.transpose_last(before);
+    let after = graph.slice(s.g, 0, one.clone(), earlier, 1);
+    let all = graph.matmul(before, after);
+
+    // The pairs across sequences: S[n−1, T−1] with dG[n, 0], n ≥ 1.
+    let last_step = steps.sub(&one);
+    let last = graph.slice(states, 1, last_step, one.clone(), 1);
+    let last = graph.reshape(last, vec![n.clone(), width.clone()]);
+    let g3 = graph.reshape(s.g, vec![n.clone(), steps, f.clone()]);
+    let first = graph.slice(g3, 1, Dim::constant(0), one.clone(), 1);
+    let first = graph.reshape(first, vec![n.clone(), f]);
+    let padded = graph.pad(first, 0, Dim::constant(0), one.clone());
+    let next = graph.slice(padded, 0, one, n.clone(), 1);
+    let last = graph.transpose_last(last);
+    let across = graph.matmul(last, next);
+    let mut sum = graph.sub(all, across);
+
+    if !zeros(graph, s.init) {
+        let init = graph.reshape(s.init, vec![n, width]);
+        let init = graph.transpose_last(init);
+        let start = graph.matmul(init, first);
+        sum = graph.add_nodes(sum, start);
+    }
+    debug_assert_eq!(graph.shape(sum), graph.shape(product));
+    sum
+}
+
+/// Whether `id` is a constant zero, reshaped, broadcast or sliced.
+fn zeros(graph: &Graph, id: NodeId) -> bool {
+    match graph.node(id).op {
+        Prim::Const(c) => c == 0.0,
+        Prim::Reshape | Prim::Broadcast | Prim::Slice { .. } => zeros(graph, graph.inputs(id)[0]),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dims(sizes: &[i64]) -> Vec<Dim> {
+        sizes.iter().map(|&s| Dim::constant(s)).collect()
+    }
+
+    /// `reshape(concat(init, slice(states[.., :5], steps 0..T−1)))ᵀ @ g` for
+    /// `n` sequences of 4 steps, the states the first 5 of 8 columns.
+    fn shifted_product_graph(n: i64, init_zeros: bool) -> Graph {
+        let mut graph = Graph::default();
+        let base = graph.add(Prim::Input("states".into()), DType::F32, dims(&[n, 4, 8]), &[]);
+        let g = graph.add(Prim::Input("g".into()), DType::F32, dims(&[n * 4, 6]), &[]);
+        let init = match init_zeros {
+            true => graph.add(Prim::Const(0.0), DType::F32, dims(&[n, 1, 5]), &[]),
+            false => graph.add(Prim::Input("init".into()), DType::F32, dims(&[n, 1, 5]), &[]),
+        };
+        let earlier = graph.slice(base, 1, Dim::constant(0), Dim::constant(3), 1);
+        let earlier = graph.slice(earlier, 2, Dim::constant(0), Dim::constant(5), 1);
+        let shifted = graph.add(Prim::Concat { axis: 1 }, DType::F32, dims(&[n, 4, 5]), &[init, earlier]);
+        let rows = graph.reshape(shifted, dims(&[n * 4, 5]));
+        let rows = graph.transpose_last(rows);
+        let product = graph.matmul(rows, g);
+        graph.outputs.push(("dw".into(), product));
+        graph
+    }
+
+    /// The product over the states where they lie, with and without an
+    /// initial state, for three sequences and for one (where the pairs
+    /// across sequences are none): the interpreter's values agree, and no
+    /// concatenation is left.
+    #[test]
+    fn a_product_of_shifted_states_reads_them_where_they_lie() {
+        for (n, init_zeros) in [(3, true), (3, false), (1, true), (1, false)] {
+            let mut graph = shifted_product_graph(n, init_zeros);
+            let original = graph.clone();
+            assert!(ShiftedProducts.run(&mut graph), "{n} sequences");
+            super::super::Dce.run(&mut graph);
+            assert!(!graph
+                .graph
+                .node_indices()
+                .any(|x| matches!(graph.node(x).op, Prim::Concat { .. })));
+            let values = |sizes: &[usize], seed: usize| {
+                let count: usize = sizes.iter().product();
+                let data = (0..count).map(|i| ((i * 7 + seed) % 13) as f64 / 4.0 - 1.5).collect();
+                ndarray::ArrayD::from_shape_vec(sizes.to_vec(), data).unwrap()
+            };
+            let n = n as usize;
+            let env = crate::interp::Env {
+                dims: Default::default(),
+                feeds: [
+                    ("states".to_string(), values(&[n, 4, 8], 1)),
+                    ("g".to_string(), values(&[n * 4, 6], 2)),
+                    ("init".to_string(), values(&[n, 1, 5], 3)),
+                ]
+                .into_iter()
+                .collect(),
+                seed: 0,
+                step: 0,
+                collective: None,
+            };
+            let want = crate::interp::run_outputs(&original, &env).unwrap();
+            let got = crate::interp::run_outputs(&graph, &env).unwrap();
+            let (want, got) = (&want["dw"], &got["dw"]);
+            assert!(want.iter().any(|&v| v != 0.0));
+            for (w, g) in want.iter().zip(got) {
+                assert!(
+                    (w - g).abs() <= 1e-12 * (1.0 + w.abs()),
+                    "{n} sequences, zeros {init_zeros}: {want} against {got}"
+                );
+            }
+        }
+    }
+
+    /// States shifted the other way (a reversed recurrence: zeros last) are
+    /// left alone.
+    #[test]
+    fn states_shifted_the_other_way_are_left_alone() {
+        let mut graph = Graph::default();
+        let states = graph.add(Prim::Input("states".into()), DType::F32, dims(&[2, 4, 5]), &[]);
+        let g = graph.add(Prim::Input("g".into()), DType::F32, dims(&[8, 6]), &[]);
+        let zeros = graph.add(Prim::Const(0.0), DType::F32, dims(&[2, 1, 5]), &[]);
+        let later = graph.slice(states, 1, Dim::constant(1), Dim::constant(3), 1);
+        let shifted = graph.add(Prim::Concat { axis: 1 }, DType::F32, dims(&[2, 4, 5]), &[later, zeros]);
+        let rows = graph.reshape(shifted, dims(&[8, 5]));
+        let rows = graph.transpose_last(rows);
+        let product = graph.matmul(rows, g);
+        graph.outputs.push(("dw".into(), product));
+        assert!(!ShiftedProducts.run(&mut graph));
+    }
+}
