@@ -15,7 +15,9 @@
 //!
 //! The middle sum is written over `N` rows (`dG[:, 0]` padded by a row of
 //! zeros and read one row on), so no size is `N − 1`, which a batch of one
-//! would make empty.
+//! would make empty. A reversed recurrence shifts the other way,
+//! `concat(h[:, 1:], h_init)`: the states one row later, less the pairs
+//! `S[n+1, 0]ᵀ dG[n, T−1]`, plus `h_init[n]ᵀ dG[n, T−1]`.
 
 use super::{Order, Pass};
 use crate::check::dims::Dim;
@@ -47,15 +49,21 @@ impl Pass for ShiftedProducts {
 /// A product `reshape(concat(init, slice(states, axis 1, 0..T−1)))ᵀ @ g`:
 /// what it reads.
 struct Shifted {
-    /// `[N, 1, H]`: the state before the first step.
+    /// `[N, 1, H]`: the state before the first step (after the last one,
+    /// for a reversed recurrence).
     init: NodeId,
+    /// The states read one step later (`concat(h[:, 1:], init)`).
+    later: bool,
     /// The states' base and the slices other than the step's, innermost
     /// first, that make `[N, T, H]` of it.
     base: NodeId,
-    slices: Vec<(usize, Dim, Dim)>,
+    slices: Vec<Cut>,
     /// `[N·T, F]`.
     g: NodeId,
 }
+
+/// A slice: axis, start and length.
+type Cut = (usize, Dim, Dim);
 
 fn shifted_product(graph: &Graph, id: NodeId) -> Option<Shifted> {
     if !matches!(graph.node(id).op, Prim::MatMul) || graph.node(id).dtype != DType::F32 {
@@ -79,7 +87,7 @@ fn shifted_product(graph: &Graph, id: NodeId) -> Option<Shifted> {
     {
         return None;
     }
-    let [init, shifted] = graph.inputs(concat)[..] else {
+    let [first, second] = graph.inputs(concat)[..] else {
         return None;
     };
     let shape = graph.shape(concat);
@@ -87,7 +95,6 @@ fn shifted_product(graph: &Graph, id: NodeId) -> Option<Shifted> {
     let steps = shape.get(1)?.as_const()?;
     if shape.len() != 3
         || steps < 2
-        || graph.shape(init)[1].as_const() != Some(1)
         || g_shape.len() != 2
         || rows_shape.len() != 2
         || rows_shape[1] != shape[2]
@@ -95,8 +102,29 @@ fn shifted_product(graph: &Graph, id: NodeId) -> Option<Shifted> {
     {
         return None;
     }
-    // Down the slices to the states: one takes steps 0..T−1, the others
-    // keep all steps.
+    // `init` first and the states of steps 0..T−1 after it, or the states
+    // of steps 1..T and `init` last.
+    [(first, second, false), (second, first, true)]
+        .into_iter()
+        .find_map(|(init, shifted, later)| {
+            if graph.shape(init)[1].as_const() != Some(1) {
+                return None;
+            }
+            let (base, slices) = states_of(graph, shifted, steps, later)?;
+            Some(Shifted {
+                init,
+                later,
+                base,
+                slices,
+                g,
+            })
+        })
+}
+
+/// The states `shifted` is a shift of (steps `0..T−1`, or `1..T` when
+/// `later`): the node under its slices and the slices other than the
+/// step's, innermost first.
+fn states_of(graph: &Graph, shifted: NodeId, steps: i64, later: bool) -> Option<(NodeId, Vec<Cut>)> {
     let mut slices = Vec::new();
     let mut step_slice = false;
     let mut node = shifted;
@@ -105,7 +133,8 @@ fn shifted_product(graph: &Graph, id: NodeId) -> Option<Shifted> {
         let len = graph.shape(node)[*axis].clone();
         if *axis == 1 {
             let all = graph.shape(operand)[1].as_const();
-            if step_slice || start.as_const() != Some(0) || all != Some(steps) || len.as_const() != Some(steps - 1) {
+            let from = i64::from(later);
+            if step_slice || start.as_const() != Some(from) || all != Some(steps) || len.as_const() != Some(steps - 1) {
                 return None;
             }
             step_slice = true;
@@ -115,12 +144,7 @@ fn shifted_product(graph: &Graph, id: NodeId) -> Option<Shifted> {
         node = operand;
     }
     slices.reverse();
-    step_slice.then_some(Shifted {
-        init,
-        base: node,
-        slices,
-        g,
-    })
+    step_slice.then_some((node, slices))
 }
 
 fn rewrite(graph: &mut Graph, product: NodeId, s: &Shifted) -> NodeId {
@@ -135,30 +159,43 @@ fn rewrite(graph: &mut Graph, product: NodeId, s: &Shifted) -> NodeId {
     let one = Dim::constant(1);
     let earlier = rows.sub(&one);
 
-    // S[0 .. NT−1]ᵀ dG[1 .. NT].
+    // S[0 .. NT−1]ᵀ dG[1 .. NT] (S[1 .. NT]ᵀ dG[0 .. NT−1] when later).
+    let (s_from, g_from) = if s.later { (1, 0) } else { (0, 1) };
     let flat = graph.reshape(states, vec![rows.clone(), width.clone()]);
-    let before = graph.slice(flat, 0, Dim::constant(0), earlier.clone(), 1);
-    let before = graph.transpose_last(before);
-    let after = graph.slice(s.g, 0, one.clone(), earlier, 1);
-    let all = graph.matmul(before, after);
+    let shifted = graph.slice(flat, 0, Dim::constant(s_from), earlier.clone(), 1);
+    let shifted = graph.transpose_last(shifted);
+    let g_rows = graph.slice(s.g, 0, Dim::constant(g_from), earlier, 1);
+    let all = graph.matmul(shifted, g_rows);
 
-    // The pairs across sequences: S[n−1, T−1] with dG[n, 0], n ≥ 1.
+    // The pairs across sequences: S[n−1, T−1] with dG[n, 0] for n ≥ 1, or
+    // when later S[n, 0] with dG[n−1, T−1]; over N rows, the `dG` side
+    // padded by a row of zeros where it has no partner.
     let last_step = steps.sub(&one);
-    let last = graph.slice(states, 1, last_step, one.clone(), 1);
-    let last = graph.reshape(last, vec![n.clone(), width.clone()]);
+    let (s_step, g_step) = if s.later {
+        (Dim::constant(0), last_step)
+    } else {
+        (last_step, Dim::constant(0))
+    };
+    let edge = graph.slice(states, 1, s_step, one.clone(), 1);
+    let edge = graph.reshape(edge, vec![n.clone(), width.clone()]);
     let g3 = graph.reshape(s.g, vec![n.clone(), steps, f.clone()]);
-    let first = graph.slice(g3, 1, Dim::constant(0), one.clone(), 1);
-    let first = graph.reshape(first, vec![n.clone(), f]);
-    let padded = graph.pad(first, 0, Dim::constant(0), one.clone());
-    let next = graph.slice(padded, 0, one, n.clone(), 1);
-    let last = graph.transpose_last(last);
-    let across = graph.matmul(last, next);
+    let g_edge = graph.slice(g3, 1, g_step, one.clone(), 1);
+    let g_edge = graph.reshape(g_edge, vec![n.clone(), f]);
+    let partner = if s.later {
+        let padded = graph.pad(g_edge, 0, one.clone(), Dim::constant(0));
+        graph.slice(padded, 0, Dim::constant(0), n.clone(), 1)
+    } else {
+        let padded = graph.pad(g_edge, 0, Dim::constant(0), one.clone());
+        graph.slice(padded, 0, one, n.clone(), 1)
+    };
+    let edge = graph.transpose_last(edge);
+    let across = graph.matmul(edge, partner);
     let mut sum = graph.sub(all, across);
 
     if !zeros(graph, s.init) {
         let init = graph.reshape(s.init, vec![n, width]);
         let init = graph.transpose_last(init);
-        let start = graph.matmul(init, first);
+        let start = graph.matmul(init, g_edge);
         sum = graph.add_nodes(sum, start);
     }
     debug_assert_eq!(graph.shape(sum), graph.shape(product));
@@ -217,52 +254,82 @@ mod tests {
                 .graph
                 .node_indices()
                 .any(|x| matches!(graph.node(x).op, Prim::Concat { .. })));
-            let values = |sizes: &[usize], seed: usize| {
-                let count: usize = sizes.iter().product();
-                let data = (0..count).map(|i| ((i * 7 + seed) % 13) as f64 / 4.0 - 1.5).collect();
-                ndarray::ArrayD::from_shape_vec(sizes.to_vec(), data).unwrap()
-            };
             let n = n as usize;
-            let env = crate::interp::Env {
-                dims: Default::default(),
-                feeds: [
-                    ("states".to_string(), values(&[n, 4, 8], 1)),
-                    ("g".to_string(), values(&[n * 4, 6], 2)),
-                    ("init".to_string(), values(&[n, 1, 5], 3)),
-                ]
-                .into_iter()
-                .collect(),
-                seed: 0,
-                step: 0,
-                collective: None,
-            };
-            let want = crate::interp::run_outputs(&original, &env).unwrap();
-            let got = crate::interp::run_outputs(&graph, &env).unwrap();
-            let (want, got) = (&want["dw"], &got["dw"]);
-            assert!(want.iter().any(|&v| v != 0.0));
-            for (w, g) in want.iter().zip(got) {
-                assert!(
-                    (w - g).abs() <= 1e-12 * (1.0 + w.abs()),
-                    "{n} sequences, zeros {init_zeros}: {want} against {got}"
-                );
-            }
+            let env = env(&[("states", &[n, 4, 8]), ("g", &[n * 4, 6]), ("init", &[n, 1, 5])]);
+            assert_close(&original, &graph, &env, &format!("{n} sequences, zeros {init_zeros}"));
         }
     }
 
-    /// States shifted the other way (a reversed recurrence: zeros last) are
-    /// left alone.
+    /// States shifted the other way (a reversed recurrence: the state
+    /// after the last step last) are read one row later, with the same
+    /// values, for three sequences and for one.
     #[test]
-    fn states_shifted_the_other_way_are_left_alone() {
-        let mut graph = Graph::default();
-        let states = graph.add(Prim::Input("states".into()), DType::F32, dims(&[2, 4, 5]), &[]);
-        let g = graph.add(Prim::Input("g".into()), DType::F32, dims(&[8, 6]), &[]);
-        let zeros = graph.add(Prim::Const(0.0), DType::F32, dims(&[2, 1, 5]), &[]);
-        let later = graph.slice(states, 1, Dim::constant(1), Dim::constant(3), 1);
-        let shifted = graph.add(Prim::Concat { axis: 1 }, DType::F32, dims(&[2, 4, 5]), &[later, zeros]);
-        let rows = graph.reshape(shifted, dims(&[8, 5]));
-        let rows = graph.transpose_last(rows);
-        let product = graph.matmul(rows, g);
-        graph.outputs.push(("dw".into(), product));
-        assert!(!ShiftedProducts.run(&mut graph));
+    fn states_shifted_the_other_way_are_read_where_they_lie() {
+        for (n, init_zeros) in [(3, true), (3, false), (1, false)] {
+            let mut graph = Graph::default();
+            let states = graph.add(Prim::Input("states".into()), DType::F32, dims(&[n, 4, 5]), &[]);
+            let g = graph.add(Prim::Input("g".into()), DType::F32, dims(&[n * 4, 6]), &[]);
+            let init = match init_zeros {
+                true => graph.add(Prim::Const(0.0), DType::F32, dims(&[n, 1, 5]), &[]),
+                false => graph.add(Prim::Input("init".into()), DType::F32, dims(&[n, 1, 5]), &[]),
+            };
+            let later = graph.slice(states, 1, Dim::constant(1), Dim::constant(3), 1);
+            let shifted = graph.add(Prim::Concat { axis: 1 }, DType::F32, dims(&[n, 4, 5]), &[later, init]);
+            let rows = graph.reshape(shifted, dims(&[n * 4, 5]));
+            let rows = graph.transpose_last(rows);
+            let product = graph.matmul(rows, g);
+            graph.outputs.push(("dw".into(), product));
+            let original = graph.clone();
+            assert!(ShiftedProducts.run(&mut graph));
+            super::super::Dce.run(&mut graph);
+            assert!(!graph
+                .graph
+                .node_indices()
+                .any(|x| matches!(graph.node(x).op, Prim::Concat { .. })));
+            let n = n as usize;
+            let env = env(&[("states", &[n, 4, 5]), ("g", &[n * 4, 6]), ("init", &[n, 1, 5])]);
+            assert_close(
+                &original,
+                &graph,
+                &env,
+                &format!("reversed, {n} sequences, zeros {init_zeros}"),
+            );
+        }
+    }
+
+    /// Inputs named and shaped as given, each filled with a pattern of its
+    /// own.
+    fn env(inputs: &[(&str, &[usize])]) -> crate::interp::Env {
+        let values = |sizes: &[usize], seed: usize| {
+            let count: usize = sizes.iter().product();
+            let data = (0..count).map(|i| ((i * 7 + seed) % 13) as f64 / 4.0 - 1.5).collect();
+            ndarray::ArrayD::from_shape_vec(sizes.to_vec(), data).unwrap()
+        };
+        crate::interp::Env {
+            dims: Default::default(),
+            feeds: inputs
+                .iter()
+                .enumerate()
+                .map(|(k, (name, shape))| (name.to_string(), values(shape, k + 1)))
+                .collect(),
+            seed: 0,
+            step: 0,
+            collective: None,
+        }
+    }
+
+    /// `dw` of both graphs in the interpreter: equal to 1e-12, and not all
+    /// zeros.
+    fn assert_close(original: &Graph, graph: &Graph, env: &crate::interp::Env, label: &str) {
+        let want = crate::interp::run_outputs(original, env).unwrap();
+        let got = crate::interp::run_outputs(graph, env).unwrap();
+        let (want, got) = (&want["dw"], &got["dw"]);
+        assert!(want.iter().any(|&v| v != 0.0));
+        for (w, g) in want.iter().zip(got) {
+            assert!(
+                (w - g).abs() <= 1e-12 * (1.0 + w.abs()),
+                "{label}: {want} against {got}"
+            );
+        }
     }
 }
