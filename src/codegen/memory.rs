@@ -593,16 +593,18 @@ fn updates_in_place(fused: &Fused, reads: &[Vec<super::fuse::Read>], new: NodeId
         Kernel::Concat(_) => return !reads[k].iter().any(|r| readers.contains(&r.buffer)),
         // A sum with a scatter starts from its base, element by element,
         // before it adds a row: in place if the base is the old value
-        // itself and nothing else in it reads the old value.
+        // itself and the rows added are read from buffers of their own
+        // (rows computed on the fly from the old value would read rows
+        // the kernel has already written).
         Kernel::Scatter(root) if *root == new => {
             return match super::fuse::scatter_added(&fused.bound, new) {
                 Some((base, scatter)) => {
                     readers.contains(&base)
-                        && fused.bound.inputs(scatter).iter().all(|i| !readers.contains(i))
-                        && reads[k]
+                        && fused
+                            .bound
+                            .inputs(scatter)
                             .iter()
-                            .filter(|r| readers.contains(&r.buffer))
-                            .all(|r| r.buffer == base)
+                            .all(|i| fused.materialized[i.index()] && !readers.contains(i))
                 }
                 None => false,
             }

@@ -215,6 +215,23 @@ fn a_wide_lstm_with_shared_kernels_in_its_loops_matches_the_interpreter() {
     check("char lstm, training step", &step_graph(&session), &env);
 }
 
+/// Constant sizes.
+fn dims(shape: &[i64]) -> Vec<Dim> {
+    shape.iter().map(|&n| Dim::constant(n)).collect()
+}
+
+/// A scan node of `looped` over `operands`, its value every result laid
+/// end to end.
+fn scan(graph: &mut Graph, looped: nnc::ir::loops::Loop, operands: &[nnc::ir::NodeId]) -> nnc::ir::NodeId {
+    let flat = looped.flat_shape().unwrap();
+    graph.add(
+        Prim::Scan(std::sync::Arc::new(looped)),
+        nnc::prim::DType::F32,
+        flat,
+        operands,
+    )
+}
+
 /// Inputs named and shaped as given, each filled with a pattern of its
 /// own (values in [-1, 1.5]).
 fn feeds(inputs: &[(&str, &[usize])]) -> Env {
@@ -468,6 +485,49 @@ fn a_scatter_of_stacked_rows_is_summed_inside_the_loop() {
         "{memory}"
     );
     check("a scatter summed in the loop", &summed, &env);
+}
+
+/// A carried sum with a scatter whose rows are computed from the sum
+/// itself (`acc + scatter_rows(2·acc, ids_t)`, the ids a permutation with
+/// repeats): computed in the sum's slot, a row written early would be read
+/// back as a later row's value, so the kernel must not work in place.
+#[test]
+fn a_scatter_that_reads_its_own_sum_is_not_computed_in_place() {
+    use nnc::prim::{BinaryOp, DType};
+    let mut body = Graph::new();
+    let acc = body.add(Prim::Arg(0), DType::F32, dims(&[5, 8]), &[]);
+    let ids = body.add(Prim::Arg(1), DType::I32, dims(&[5]), &[]);
+    let doubled = body.binary(BinaryOp::Add, acc, acc);
+    let rows = body.add(
+        Prim::ScatterRows { rows: Dim::constant(5) },
+        DType::F32,
+        dims(&[5, 8]),
+        &[doubled, ids],
+    );
+    let next = body.binary(BinaryOp::Add, acc, rows);
+    body.set_output("carry 0", next);
+    let looped = nnc::ir::loops::Loop {
+        body,
+        length: 3,
+        reverse: false,
+        carries: 1,
+        sequences: 1,
+        captured: 0,
+        ys: 0,
+    };
+    let mut graph = Graph::new();
+    let a = graph.add(Prim::Param("a".into()), DType::F32, dims(&[5, 8]), &[]);
+    let ids = graph.add(Prim::Input("ids".into()), DType::I32, dims(&[5, 3]), &[]);
+    let scan = scan(&mut graph, looped, &[a, ids]);
+    graph.set_output("out", scan);
+    let mut env = feeds(&[("a", &[5, 8])]);
+    let ids: Vec<f64> = [4, 0, 1, 3, 3, 2, 0, 2, 1, 1, 4, 2, 0, 3, 4]
+        .iter()
+        .map(|&i| i as f64)
+        .collect();
+    env.feeds
+        .insert("ids".into(), ndarray::ArrayD::from_shape_vec(vec![5, 3], ids).unwrap());
+    check("a scatter reading its own sum", &graph, &env);
 }
 
 /// The backward loop of a peephole LSTM computes the sums of the
