@@ -179,6 +179,42 @@ pub unsafe extern "C" fn nnc_zero_rows(arena: *mut f32, to: i64, to_stride: i64,
     }
 }
 
+/// `$portable` (an `#[inline(always)]` loop the compiler vectorizes)
+/// compiled for each vector instruction set, `$avx512` and `$avx2`, and
+/// `$on_cpu`, which runs the widest the CPU has (AVX-512 as
+/// `nnc_gemm::kernel::avx512` decides, so `NNC_ISA=avx2` caps it), else
+/// the portable build. Same arguments, same safety contract as `$portable`.
+macro_rules! per_instruction_set {
+    ($on_cpu:ident, $avx512:ident, $avx2:ident, $portable:ident($($arg:ident: $ty:ty),* $(,)?)) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        unsafe fn $avx512($($arg: $ty),*) {
+            unsafe { $portable($($arg),*) }
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn $avx2($($arg: $ty),*) {
+            unsafe { $portable($($arg),*) }
+        }
+
+        unsafe fn $on_cpu($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if nnc_gemm::kernel::avx512() {
+                    // SAFETY: the CPU has AVX-512F; the rest is the caller's.
+                    return unsafe { $avx512($($arg),*) };
+                }
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: as above, with AVX2.
+                    return unsafe { $avx2($($arg),*) };
+                }
+            }
+            unsafe { $portable($($arg),*) }
+        }
+    };
+}
+
 /// Sums `columns` columns of `rows` rows, `stride` floats apart, from `x`
 /// into `out`: each column's sum in row order (the order of every other
 /// path of a reduction over leading axes, so the same bits), blocks of 64
@@ -188,31 +224,16 @@ pub unsafe extern "C" fn nnc_zero_rows(arena: *mut f32, to: i64, to_stride: i64,
 /// Every element named lies in its allocation; `out` does not overlap `x`.
 pub unsafe extern "C" fn nnc_column_sums(x: *const f32, rows: i64, stride: i64, out: *mut f32, columns: i64) {
     let (rows, stride, columns) = (rows as usize, stride as isize, columns as usize);
-    #[cfg(target_arch = "x86_64")]
-    {
-        if nnc_gemm::kernel::avx512() {
-            // SAFETY: the CPU has AVX-512F; the ranges are the caller's.
-            return unsafe { column_sums_avx512(x, rows, stride, out, columns) };
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: as above, with AVX2.
-            return unsafe { column_sums_avx2(x, rows, stride, out, columns) };
-        }
-    }
-    unsafe { column_sums(x, rows, stride, out, columns) }
+    // SAFETY: the ranges are the caller's.
+    unsafe { column_sums_on_cpu(x, rows, stride, out, columns) }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn column_sums_avx512(x: *const f32, rows: usize, stride: isize, out: *mut f32, columns: usize) {
-    unsafe { column_sums(x, rows, stride, out, columns) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn column_sums_avx2(x: *const f32, rows: usize, stride: isize, out: *mut f32, columns: usize) {
-    unsafe { column_sums(x, rows, stride, out, columns) }
-}
+per_instruction_set!(
+    column_sums_on_cpu,
+    column_sums_avx512,
+    column_sums_avx2,
+    column_sums(x: *const f32, rows: usize, stride: isize, out: *mut f32, columns: usize)
+);
 
 #[inline(always)]
 unsafe fn column_sums(x: *const f32, rows: usize, stride: isize, out: *mut f32, columns: usize) {
@@ -269,45 +290,16 @@ pub unsafe extern "C" fn nnc_scatter_rows(
     rows: i64,
 ) {
     let (count, width, rows) = (count as usize, width as usize, rows as usize);
-    #[cfg(target_arch = "x86_64")]
-    {
-        if nnc_gemm::kernel::avx512() {
-            // SAFETY: the CPU has AVX-512F; the ranges are the caller's.
-            return unsafe { scatter_rows_avx512(values, ids, count, width, out, rows) };
-        }
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: as above, with AVX2.
-            return unsafe { scatter_rows_avx2(values, ids, count, width, out, rows) };
-        }
-    }
-    unsafe { scatter_rows(values, ids, count, width, out, rows) }
+    // SAFETY: the ranges are the caller's.
+    unsafe { scatter_rows_on_cpu(values, ids, count, width, out, rows) }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn scatter_rows_avx512(
-    values: *const f32,
-    ids: *const f32,
-    count: usize,
-    width: usize,
-    out: *mut f32,
-    rows: usize,
-) {
-    unsafe { scatter_rows(values, ids, count, width, out, rows) }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn scatter_rows_avx2(
-    values: *const f32,
-    ids: *const f32,
-    count: usize,
-    width: usize,
-    out: *mut f32,
-    rows: usize,
-) {
-    unsafe { scatter_rows(values, ids, count, width, out, rows) }
-}
+per_instruction_set!(
+    scatter_rows_on_cpu,
+    scatter_rows_avx512,
+    scatter_rows_avx2,
+    scatter_rows(values: *const f32, ids: *const f32, count: usize, width: usize, out: *mut f32, rows: usize)
+);
 
 #[inline(always)]
 unsafe fn scatter_rows(values: *const f32, ids: *const f32, count: usize, width: usize, out: *mut f32, rows: usize) {
