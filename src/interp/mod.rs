@@ -156,6 +156,29 @@ fn run_with_args(graph: &Graph, env: &Env, args: &[&ArrayD<f64>]) -> Result<Valu
     })
 }
 
+/// An environment for the unit tests of the stages that rewrite graphs:
+/// inputs named and shaped as given, the `k`-th filled with a pattern of
+/// its own (values in [-1.5, 1.5], exact in f32), no symbolic sizes.
+#[cfg(test)]
+pub(crate) fn patterned_env(inputs: &[(&str, &[usize])]) -> Env {
+    let values = |sizes: &[usize], seed: usize| {
+        let count: usize = sizes.iter().product();
+        let data = (0..count).map(|i| ((i * 7 + seed) % 13) as f64 / 4.0 - 1.5).collect();
+        ArrayD::from_shape_vec(sizes.to_vec(), data).expect("the sizes' product")
+    };
+    Env {
+        dims: Default::default(),
+        feeds: inputs
+            .iter()
+            .enumerate()
+            .map(|(k, (name, shape))| (name.to_string(), values(shape, k + 1)))
+            .collect(),
+        seed: 0,
+        step: 0,
+        collective: None,
+    }
+}
+
 /// Runs the graph and returns its named outputs.
 pub fn run_outputs(graph: &Graph, env: &Env) -> Result<BTreeMap<String, ArrayD<f64>>, InterpError> {
     Ok(run(graph, env)?.into_outputs())

@@ -220,8 +220,9 @@ mod tests {
     }
 
     /// `reshape(concat(init, slice(states[.., :5], steps 0..T−1)))ᵀ @ g` for
-    /// `n` sequences of 4 steps, the states the first 5 of 8 columns.
-    fn shifted_product_graph(n: i64, init_zeros: bool) -> Graph {
+    /// `n` sequences of 4 steps, the states the first 5 of 8 columns; when
+    /// `later`, `concat(slice(states, steps 1..T), init)`.
+    fn shifted_product_graph(n: i64, init_zeros: bool, later: bool) -> Graph {
         let mut graph = Graph::default();
         let base = graph.add(Prim::Input("states".into()), DType::F32, dims(&[n, 4, 8]), &[]);
         let g = graph.add(Prim::Input("g".into()), DType::F32, dims(&[n * 4, 6]), &[]);
@@ -229,14 +230,32 @@ mod tests {
             true => graph.add(Prim::Const(0.0), DType::F32, dims(&[n, 1, 5]), &[]),
             false => graph.add(Prim::Input("init".into()), DType::F32, dims(&[n, 1, 5]), &[]),
         };
-        let earlier = graph.slice(base, 1, Dim::constant(0), Dim::constant(3), 1);
-        let earlier = graph.slice(earlier, 2, Dim::constant(0), Dim::constant(5), 1);
-        let shifted = graph.add(Prim::Concat { axis: 1 }, DType::F32, dims(&[n, 4, 5]), &[init, earlier]);
+        let steps = graph.slice(base, 1, Dim::constant(i64::from(later)), Dim::constant(3), 1);
+        let steps = graph.slice(steps, 2, Dim::constant(0), Dim::constant(5), 1);
+        let pieces = if later { [steps, init] } else { [init, steps] };
+        let shifted = graph.add(Prim::Concat { axis: 1 }, DType::F32, dims(&[n, 4, 5]), &pieces);
         let rows = graph.reshape(shifted, dims(&[n * 4, 5]));
         let rows = graph.transpose_last(rows);
         let product = graph.matmul(rows, g);
         graph.outputs.push(("dw".into(), product));
         graph
+    }
+
+    /// [`ShiftedProducts`] on the graph: it rewrites it, leaves no
+    /// concatenation, and the interpreter's values agree.
+    fn check(n: i64, init_zeros: bool, later: bool) {
+        let mut graph = shifted_product_graph(n, init_zeros, later);
+        let original = graph.clone();
+        let label = format!("{n} sequences, zeros {init_zeros}, later {later}");
+        assert!(ShiftedProducts.run(&mut graph), "{label}");
+        super::super::Dce.run(&mut graph);
+        assert!(!graph
+            .graph
+            .node_indices()
+            .any(|x| matches!(graph.node(x).op, Prim::Concat { .. })));
+        let n = n as usize;
+        let env = crate::interp::patterned_env(&[("states", &[n, 4, 8]), ("g", &[n * 4, 6]), ("init", &[n, 1, 5])]);
+        assert_close(&original, &graph, &env, &label);
     }
 
     /// The product over the states where they lie, with and without an
@@ -246,17 +265,7 @@ mod tests {
     #[test]
     fn a_product_of_shifted_states_reads_them_where_they_lie() {
         for (n, init_zeros) in [(3, true), (3, false), (1, true), (1, false)] {
-            let mut graph = shifted_product_graph(n, init_zeros);
-            let original = graph.clone();
-            assert!(ShiftedProducts.run(&mut graph), "{n} sequences");
-            super::super::Dce.run(&mut graph);
-            assert!(!graph
-                .graph
-                .node_indices()
-                .any(|x| matches!(graph.node(x).op, Prim::Concat { .. })));
-            let n = n as usize;
-            let env = env(&[("states", &[n, 4, 8]), ("g", &[n * 4, 6]), ("init", &[n, 1, 5])]);
-            assert_close(&original, &graph, &env, &format!("{n} sequences, zeros {init_zeros}"));
+            check(n, init_zeros, false);
         }
     }
 
@@ -266,55 +275,7 @@ mod tests {
     #[test]
     fn states_shifted_the_other_way_are_read_where_they_lie() {
         for (n, init_zeros) in [(3, true), (3, false), (1, false)] {
-            let mut graph = Graph::default();
-            let states = graph.add(Prim::Input("states".into()), DType::F32, dims(&[n, 4, 5]), &[]);
-            let g = graph.add(Prim::Input("g".into()), DType::F32, dims(&[n * 4, 6]), &[]);
-            let init = match init_zeros {
-                true => graph.add(Prim::Const(0.0), DType::F32, dims(&[n, 1, 5]), &[]),
-                false => graph.add(Prim::Input("init".into()), DType::F32, dims(&[n, 1, 5]), &[]),
-            };
-            let later = graph.slice(states, 1, Dim::constant(1), Dim::constant(3), 1);
-            let shifted = graph.add(Prim::Concat { axis: 1 }, DType::F32, dims(&[n, 4, 5]), &[later, init]);
-            let rows = graph.reshape(shifted, dims(&[n * 4, 5]));
-            let rows = graph.transpose_last(rows);
-            let product = graph.matmul(rows, g);
-            graph.outputs.push(("dw".into(), product));
-            let original = graph.clone();
-            assert!(ShiftedProducts.run(&mut graph));
-            super::super::Dce.run(&mut graph);
-            assert!(!graph
-                .graph
-                .node_indices()
-                .any(|x| matches!(graph.node(x).op, Prim::Concat { .. })));
-            let n = n as usize;
-            let env = env(&[("states", &[n, 4, 5]), ("g", &[n * 4, 6]), ("init", &[n, 1, 5])]);
-            assert_close(
-                &original,
-                &graph,
-                &env,
-                &format!("reversed, {n} sequences, zeros {init_zeros}"),
-            );
-        }
-    }
-
-    /// Inputs named and shaped as given, each filled with a pattern of its
-    /// own.
-    fn env(inputs: &[(&str, &[usize])]) -> crate::interp::Env {
-        let values = |sizes: &[usize], seed: usize| {
-            let count: usize = sizes.iter().product();
-            let data = (0..count).map(|i| ((i * 7 + seed) % 13) as f64 / 4.0 - 1.5).collect();
-            ndarray::ArrayD::from_shape_vec(sizes.to_vec(), data).unwrap()
-        };
-        crate::interp::Env {
-            dims: Default::default(),
-            feeds: inputs
-                .iter()
-                .enumerate()
-                .map(|(k, (name, shape))| (name.to_string(), values(shape, k + 1)))
-                .collect(),
-            seed: 0,
-            step: 0,
-            collective: None,
+            check(n, init_zeros, true);
         }
     }
 

@@ -360,23 +360,7 @@ mod tests {
             .graph
             .node_indices()
             .any(|n| graph.node(n).shape == dims(&[2, 4, 4])));
-        let values = |sizes: &[usize], seed: usize| {
-            let n: usize = sizes.iter().product();
-            let data = (0..n).map(|i| ((i * 7 + seed) % 13) as f64 - 6.0).collect();
-            ndarray::ArrayD::from_shape_vec(sizes.to_vec(), data).unwrap()
-        };
-        let env = crate::interp::Env {
-            dims: Default::default(),
-            feeds: [
-                ("init".to_string(), values(&[2, 1, 4], 1)),
-                ("states".to_string(), values(&[2, 3, 4], 2)),
-            ]
-            .into_iter()
-            .collect(),
-            seed: 0,
-            step: 0,
-            collective: None,
-        };
+        let env = crate::interp::patterned_env(&[("init", &[2, 1, 4]), ("states", &[2, 3, 4])]);
         let expected = crate::interp::run_outputs(&original, &env).unwrap();
         let got = crate::interp::run_outputs(&graph, &env).unwrap();
         assert_eq!(expected, got);

@@ -389,30 +389,12 @@ mod tests {
         assert_eq!(graph.node(projected).shape, dims(&[5, 2]));
         assert_eq!(graph.len(), 6, "table, ids, w, their product, the gather, the reshape");
 
-        let values = |sizes: &[usize], seed: usize| {
-            let n: usize = sizes.iter().product();
-            let data = (0..n).map(|i| ((i * 7 + seed) % 13) as f64 / 4.0 - 1.5).collect();
-            ndarray::ArrayD::from_shape_vec(sizes.to_vec(), data).unwrap()
-        };
         let ids: Vec<f64> = (0..24)
             .map(|i| [(i * 3 % 5) as f64, -1.0][usize::from(i == 17)])
             .collect();
-        let env = crate::interp::Env {
-            dims: Default::default(),
-            feeds: [
-                ("table".to_string(), values(&[5, 3], 1)),
-                ("w".to_string(), values(&[3, 2], 2)),
-                (
-                    "ids".to_string(),
-                    ndarray::ArrayD::from_shape_vec(vec![4, 6], ids).unwrap(),
-                ),
-            ]
-            .into_iter()
-            .collect(),
-            seed: 0,
-            step: 0,
-            collective: None,
-        };
+        let mut env = crate::interp::patterned_env(&[("table", &[5, 3]), ("w", &[3, 2])]);
+        let ids = ndarray::ArrayD::from_shape_vec(vec![4, 6], ids).unwrap();
+        env.feeds.insert("ids".to_string(), ids);
         let expected = crate::interp::run_outputs(&original, &env).unwrap();
         let got = crate::interp::run_outputs(&graph, &env).unwrap();
         assert_eq!(expected["y"].as_slice().unwrap()[34..36], [0.0, 0.0]);

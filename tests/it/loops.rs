@@ -232,6 +232,12 @@ fn scan(graph: &mut Graph, looped: nnc::ir::loops::Loop, operands: &[nnc::ir::No
     )
 }
 
+/// Ids `[rows, steps]` for a table of 5 rows: -1 to 5, so some outside it.
+fn ids_feed(rows: usize, steps: usize) -> ndarray::ArrayD<f64> {
+    let ids = (0..rows * steps).map(|i| ((i * 3) % 7) as f64 - 1.0).collect();
+    ndarray::ArrayD::from_shape_vec(vec![rows, steps], ids).unwrap()
+}
+
 /// Inputs named and shaped as given, each filled with a pattern of its
 /// own (values in [-1, 1.5]).
 fn feeds(inputs: &[(&str, &[usize])]) -> Env {
@@ -259,9 +265,7 @@ fn feeds(inputs: &[(&str, &[usize])]) -> Env {
 /// captured parameter read in place.
 #[test]
 fn carries_passed_round_and_arguments_as_results() {
-    use nnc::check::dims::Dim;
     use nnc::prim::{BinaryOp, DType};
-    let dims = |shape: &[i64]| shape.iter().map(|&n| Dim::constant(n)).collect::<Vec<_>>();
     let mut body = Graph::new();
     let c0 = body.add(Prim::Arg(0), DType::F32, dims(&[2, 3]), &[]);
     let c1 = body.add(Prim::Arg(1), DType::F32, dims(&[2, 3]), &[]);
@@ -283,18 +287,12 @@ fn carries_passed_round_and_arguments_as_results() {
         captured: 1,
         ys: 2,
     };
-    let flat = looped.flat_shape().unwrap();
     let mut graph = Graph::new();
     let a = graph.add(Prim::Param("a".into()), DType::F32, dims(&[2, 3]), &[]);
     let b = graph.add(Prim::Param("b".into()), DType::F32, dims(&[2, 3]), &[]);
     let xs = graph.add(Prim::Param("xs".into()), DType::F32, dims(&[2, 4, 3]), &[]);
     let w = graph.add(Prim::Param("w".into()), DType::F32, dims(&[3]), &[]);
-    let scan = graph.add(
-        Prim::Scan(std::sync::Arc::new(looped)),
-        DType::F32,
-        flat,
-        &[a, b, xs, w],
-    );
+    let scan = scan(&mut graph, looped, &[a, b, xs, w]);
     graph.set_output("out", scan);
     let env = feeds(&[("a", &[2, 3]), ("b", &[2, 3]), ("xs", &[2, 4, 3]), ("w", &[3])]);
     check("carries passed round", &graph, &env);
@@ -305,9 +303,7 @@ fn carries_passed_round_and_arguments_as_results() {
 /// LSTM's loops copy theirs in as the step before ends.
 #[test]
 fn a_sequence_step_as_result_and_next_carry() {
-    use nnc::check::dims::Dim;
     use nnc::prim::{BinaryOp, DType};
-    let dims = |shape: &[i64]| shape.iter().map(|&n| Dim::constant(n)).collect::<Vec<_>>();
     let mut body = Graph::new();
     let c0 = body.add(Prim::Arg(0), DType::F32, dims(&[64, 8]), &[]);
     let x = body.add(Prim::Arg(1), DType::F32, dims(&[64, 8]), &[]);
@@ -324,11 +320,10 @@ fn a_sequence_step_as_result_and_next_carry() {
         captured: 0,
         ys: 2,
     };
-    let flat = looped.flat_shape().unwrap();
     let mut graph = Graph::new();
     let a = graph.add(Prim::Param("a".into()), DType::F32, dims(&[64, 8]), &[]);
     let xs = graph.add(Prim::Param("xs".into()), DType::F32, dims(&[64, 70, 8]), &[]);
-    let scan = graph.add(Prim::Scan(std::sync::Arc::new(looped)), DType::F32, flat, &[a, xs]);
+    let scan = scan(&mut graph, looped, &[a, xs]);
     graph.set_output("out", scan);
     let env = feeds(&[("a", &[64, 8]), ("xs", &[64, 70, 8])]);
     check("a sequence step as result", &graph, &env);
@@ -352,7 +347,6 @@ fn a_sequence_step_as_result_and_next_carry() {
 #[test]
 fn a_gathered_sequence_is_gathered_inside_the_loop() {
     use nnc::prim::{BinaryOp, DType};
-    let dims = |shape: &[i64]| shape.iter().map(|&n| Dim::constant(n)).collect::<Vec<_>>();
     let mut body = Graph::new();
     let c0 = body.add(Prim::Arg(0), DType::F32, dims(&[2, 3]), &[]);
     let x = body.add(Prim::Arg(1), DType::F32, dims(&[2, 3]), &[]);
@@ -369,20 +363,15 @@ fn a_gathered_sequence_is_gathered_inside_the_loop() {
         captured: 0,
         ys: 1,
     };
-    let flat = looped.flat_shape().unwrap();
     let mut graph = Graph::new();
     let a = graph.add(Prim::Param("a".into()), DType::F32, dims(&[2, 3]), &[]);
     let table = graph.add(Prim::Param("table".into()), DType::F32, dims(&[5, 3]), &[]);
     let ids = graph.add(Prim::Input("ids".into()), DType::I32, dims(&[2, 70]), &[]);
     let rows = graph.add(Prim::Take, DType::F32, dims(&[2, 70, 3]), &[table, ids]);
-    let scan = graph.add(Prim::Scan(std::sync::Arc::new(looped)), DType::F32, flat, &[a, rows]);
+    let scan = scan(&mut graph, looped, &[a, rows]);
     graph.set_output("out", scan);
     let mut env = feeds(&[("a", &[2, 3]), ("table", &[5, 3])]);
-    let ids_values: Vec<f64> = (0..140).map(|i| ((i * 3) % 7) as f64 - 1.0).collect();
-    env.feeds.insert(
-        "ids".into(),
-        ndarray::ArrayD::from_shape_vec(vec![2, 70], ids_values).unwrap(),
-    );
+    env.feeds.insert("ids".into(), ids_feed(2, 70));
     let expected = nnc::interp::run_outputs(&graph, &env).unwrap();
 
     let mut sunk = graph.clone();
@@ -412,7 +401,6 @@ fn a_gathered_sequence_is_gathered_inside_the_loop() {
 #[test]
 fn a_scatter_of_stacked_rows_is_summed_inside_the_loop() {
     use nnc::prim::{BinaryOp, DType};
-    let dims = |shape: &[i64]| shape.iter().map(|&n| Dim::constant(n)).collect::<Vec<_>>();
     let mut body = Graph::new();
     let c0 = body.add(Prim::Arg(0), DType::F32, dims(&[2, 20]), &[]);
     let x = body.add(Prim::Arg(1), DType::F32, dims(&[2, 20]), &[]);
@@ -431,13 +419,12 @@ fn a_scatter_of_stacked_rows_is_summed_inside_the_loop() {
         captured: 1,
         ys: 1,
     };
-    let flat = looped.flat_shape().unwrap();
     let mut graph = Graph::new();
     let a = graph.add(Prim::Param("a".into()), DType::F32, dims(&[2, 20]), &[]);
     let xs = graph.add(Prim::Param("xs".into()), DType::F32, dims(&[2, 70, 20]), &[]);
     let w = graph.add(Prim::Param("w".into()), DType::F32, dims(&[20]), &[]);
     let ids = graph.add(Prim::Input("ids".into()), DType::I32, dims(&[2, 70]), &[]);
-    let scan = graph.add(Prim::Scan(std::sync::Arc::new(looped)), DType::F32, flat, &[a, xs, w]);
+    let scan = scan(&mut graph, looped, &[a, xs, w]);
     let last = graph.slice(scan, 0, Dim::constant(0), Dim::constant(40), 1);
     let stacked = graph.slice(scan, 0, Dim::constant(40), Dim::constant(2800), 1);
     let stacked = graph.reshape(stacked, dims(&[2, 70, 20]));
@@ -450,11 +437,7 @@ fn a_scatter_of_stacked_rows_is_summed_inside_the_loop() {
     graph.set_output("last", last);
     graph.set_output("table", table);
     let mut env = feeds(&[("a", &[2, 20]), ("xs", &[2, 70, 20]), ("w", &[20])]);
-    let ids_values: Vec<f64> = (0..140).map(|i| ((i * 3) % 7) as f64 - 1.0).collect();
-    env.feeds.insert(
-        "ids".into(),
-        ndarray::ArrayD::from_shape_vec(vec![2, 70], ids_values).unwrap(),
-    );
+    env.feeds.insert("ids".into(), ids_feed(2, 70));
     let expected = nnc::interp::run_outputs(&graph, &env).unwrap();
 
     let mut summed = graph.clone();
@@ -595,9 +578,7 @@ fn the_backward_loop_reads_the_shifted_state_in_place() {
 /// step's argument (captured in turn).
 #[test]
 fn a_loop_inside_a_loop_matches_the_interpreter() {
-    use nnc::check::dims::Dim;
     use nnc::prim::{BinaryOp, DType, UnaryOp};
-    let dims = |shape: &[i64]| shape.iter().map(|&n| Dim::constant(n)).collect::<Vec<_>>();
     // Inner: acc' = acc + s_t * x, stacking acc'.
     let mut inner = Graph::new();
     let acc = inner.add(Prim::Arg(0), DType::F32, dims(&[2]), &[]);
@@ -616,24 +597,18 @@ fn a_loop_inside_a_loop_matches_the_interpreter() {
         captured: 1,
         ys: 1,
     };
-    let inner_flat = inner.flat_shape().unwrap();
     // Outer: h' = tanh(final acc of the inner loop from h), stacking it.
     let mut outer = Graph::new();
     let h = outer.add(Prim::Arg(0), DType::F32, dims(&[2]), &[]);
     let x_t = outer.add(Prim::Arg(1), DType::F32, dims(&[2]), &[]);
     let s = outer.add(Prim::Arg(2), DType::F32, dims(&[2, 3]), &[]);
-    let scan = outer.add(
-        Prim::Scan(std::sync::Arc::new(inner)),
-        DType::F32,
-        inner_flat,
-        &[h, s, x_t],
-    );
+    let inner = scan(&mut outer, inner, &[h, s, x_t]);
     let slice = Prim::Slice {
         axis: 0,
         start: Dim::constant(0),
         step: 1,
     };
-    let last = outer.add(slice, DType::F32, dims(&[2]), &[scan]);
+    let last = outer.add(slice, DType::F32, dims(&[2]), &[inner]);
     let next = outer.unary(UnaryOp::Tanh, last);
     outer.set_output("carry 0", next);
     outer.set_output("y 0", last);
@@ -646,12 +621,11 @@ fn a_loop_inside_a_loop_matches_the_interpreter() {
         captured: 1,
         ys: 1,
     };
-    let flat = outer.flat_shape().unwrap();
     let mut graph = Graph::new();
     let h0 = graph.add(Prim::Param("h0".into()), DType::F32, dims(&[2]), &[]);
     let xs = graph.add(Prim::Param("xs".into()), DType::F32, dims(&[2, 4]), &[]);
     let s = graph.add(Prim::Param("s".into()), DType::F32, dims(&[2, 3]), &[]);
-    let scan = graph.add(Prim::Scan(std::sync::Arc::new(outer)), DType::F32, flat, &[h0, xs, s]);
+    let scan = scan(&mut graph, outer, &[h0, xs, s]);
     graph.set_output("out", scan);
     let values = |shape: &[usize], seed: usize| {
         let n: usize = shape.iter().product();
