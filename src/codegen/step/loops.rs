@@ -20,6 +20,8 @@
 //! the caches: they are read only after the loop, and streamed no line is
 //! read from memory before it is overwritten.
 //! Every thread runs the same steps, so they meet at the same barriers.
+//! Under `NNC_PROFILE` the copies between two bodies are timed as the
+//! loop's own kernel.
 //! The body's products are cut only where the cut keeps their bits (whole
 //! batch entries, or nnc's own product), so that a loop compiled for one
 //! thread or for the team gives the same bits.
@@ -135,6 +137,7 @@ impl Step<'_> {
         plan: &Plan,
         root: NodeId,
         functions: &Functions,
+        number: usize,
     ) -> Result<(), String> {
         let shape = LoopShape::new(fused, plan, root)?;
         let looped = &plan.loops[&root];
@@ -227,6 +230,10 @@ impl Step<'_> {
             // No thread writes the next step's slots before every thread
             // has read this step's.
             self.barrier(b);
+        }
+        if self.profile {
+            // The copies between two bodies count as the loop's own time.
+            self.on_thread_0(b, &mut |s, b| s.tick_at(b, number as i64));
         }
         b.def_var(counter, next);
         b.ins().jump(header, &[]);

@@ -299,7 +299,7 @@ impl Step<'_> {
                         .bodies
                         .get(root)
                         .ok_or_else(|| format!("{}: a loop without its body's code", fused.bound.name(*root)))?;
-                    self.scan(b, fused, plan, *root, body)?;
+                    self.scan(b, fused, plan, *root, body, number)?;
                 }
                 _ => {
                     let id = functions.ids[k].expect("a kernel function");
