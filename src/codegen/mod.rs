@@ -25,6 +25,7 @@ pub mod bench;
 mod caches;
 pub mod calls;
 pub mod compile;
+mod descriptors;
 pub mod emit;
 pub mod expand;
 pub mod expr;

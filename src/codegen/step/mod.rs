@@ -25,7 +25,8 @@ use cranelift_frontend::{FunctionBuilder, Variable};
 use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Linkage, Module};
 
-use super::compile::{matmul_descriptor, signature, window_descriptor, Builder, Functions};
+use super::compile::{signature, Builder, Functions};
+use super::descriptors::{matmul_descriptor, window_descriptor};
 use super::fuse::{Fused, Kernel, View};
 use super::gemm::{self, MatMulDesc};
 use super::memory::Plan;
