@@ -15,6 +15,13 @@ use cranelift_codegen::ir::types::{F32X4, I32, I32X4};
 use cranelift_codegen::ir::{InstBuilder, MemFlagsData, Type, Value};
 use cranelift_frontend::FunctionBuilder;
 
+/// Below this, `e^x` is zero in `f32` (the exp's lower cap).
+const EXP_LOW: f32 = -87.336_55;
+
+/// `1.5·2²³`: added to a float of magnitude under 2²², it leaves the
+/// nearest integer (ties to even) in the sum's low mantissa bits.
+const EXP_MAGIC: f32 = 12_582_912.0;
+
 /// Float operations that work the same on `F32` and `F32X4`.
 pub struct Math<'a, 'b> {
     pub b: &'a mut FunctionBuilder<'b>,
@@ -83,20 +90,71 @@ impl Math<'_, '_> {
 
     pub fn exp(&mut self, x: Value) -> Value {
         const HIGH: f32 = 88.722_83;
-        const LOW: f32 = -87.336_55;
-        let (hi, lo) = (self.f(HIGH), self.f(LOW));
-        let over = self.cmp(FloatCC::GreaterThan, x, hi);
-        let under = self.cmp(FloatCC::LessThan, x, lo);
-        let nan = self.cmp(FloatCC::Unordered, x, x);
+        let (hi, lo) = (self.f(HIGH), self.f(EXP_LOW));
+        // The caps as one `minps` and one `maxps` (the compares written as
+        // Cranelift matches them; a NaN passes both).
+        let over = self.cmp(FloatCC::LessThan, hi, x);
         let xc = self.pick(over, hi, x);
+        let under = self.cmp(FloatCC::LessThan, xc, lo);
         let xc = self.pick(under, lo, xc);
+        let nan = self.cmp(FloatCC::Unordered, x, x);
+        let (shifted, y) = self.exp_reduced(xc);
+        // 2^n through the exponent bits; n is in -126..=128 here, so split
+        // it in two halves to stay in range.
+        let shifted_bits = self.bits_of(shifted);
+        let magic_bits = self.i(EXP_MAGIC.to_bits() as i32);
+        let n_int = self.b.ins().isub(shifted_bits, magic_bits);
+        let half = self.b.ins().sshr_imm_u(n_int, 1);
+        let rest = self.b.ins().isub(n_int, half);
+        let s1 = self.power_of_two(half);
+        let s2 = self.power_of_two(rest);
+        let y = self.b.ins().fmul(y, s1);
+        let y = self.b.ins().fmul(y, s2);
+        let inf = self.f(f32::INFINITY);
+        let zero = self.f(0.0);
+        let y = self.pick(over, inf, y);
+        let y = self.pick(under, zero, y);
+        self.pick(nan, x, y)
+    }
+
+    /// [`Math::exp`] of an `x` known to be at most 80 (or NaN): the same
+    /// bits, with less work. Nothing overflows, so there is no cap above;
+    /// `n` is at most 116, so `2^n` is one float and one product (the two
+    /// halves' products round once, at the second, and are exact at the
+    /// first: the same value); a NaN goes through the arithmetic as NaN.
+    fn exp_at_most_80(&mut self, x: Value) -> Value {
+        let lo = self.f(EXP_LOW);
+        let under = self.cmp(FloatCC::LessThan, x, lo);
+        let xc = self.pick(under, lo, x);
+        let (shifted, y) = self.exp_reduced(xc);
+        let shifted_bits = self.bits_of(shifted);
+        let magic_bits = self.i(EXP_MAGIC.to_bits() as i32);
+        let n_int = self.b.ins().isub(shifted_bits, magic_bits);
+        let scale = self.power_of_two(n_int);
+        let y = self.b.ins().fmul(y, scale);
+        let zero = self.f(0.0);
+        self.pick(under, zero, y)
+    }
+
+    /// `2^n` for an integer `n` in -126..=127, through the exponent bits.
+    fn power_of_two(&mut self, n: Value) -> Value {
+        let bias = self.i(127);
+        let bits = self.b.ins().iadd(n, bias);
+        let bits = self.b.ins().ishl_imm_u(bits, 23);
+        self.float_of(bits)
+    }
+
+    /// `exp`'s shared part for `xc` in `[EXP_LOW, 88.7]`: `(shifted, y)`
+    /// with `round(xc·log₂e)` in the low bits of `shifted` (minus
+    /// [`EXP_MAGIC`]'s) and `y = e^r`, `r = xc − n·ln 2`.
+    fn exp_reduced(&mut self, xc: Value) -> (Value, Value) {
         let log2e = self.f(std::f32::consts::LOG2_E);
         let scaled = self.b.ins().fmul(xc, log2e);
         // n = round(scaled), ties to even, as an integer in the low bits of
         // `shifted` (in [2²³, 2²⁴) every float is an integer, and the sum
         // rounds to nearest even): no rounding instruction and no
         // saturating conversion (~8 instructions a vector on x86).
-        let magic = self.f(12_582_912.0); // 1.5·2²³
+        let magic = self.f(EXP_MAGIC);
         let shifted = self.b.ins().fadd(scaled, magic);
         let n = self.b.ins().fsub(shifted, magic);
         let c1 = self.f(-0.693_359_4);
@@ -117,28 +175,7 @@ impl Math<'_, '_> {
         let rr = self.b.ins().fmul(r, r);
         let one = self.f(1.0);
         let r1 = self.b.ins().fadd(r, one);
-        let y = self.b.ins().fma(p, rr, r1);
-        // 2^n through the exponent bits; n is in -126..=128 here, so split
-        // it in two halves to stay in range.
-        let shifted_bits = self.bits_of(shifted);
-        let magic_bits = self.i(12_582_912f32.to_bits() as i32);
-        let n_int = self.b.ins().isub(shifted_bits, magic_bits);
-        let half = self.b.ins().sshr_imm_u(n_int, 1);
-        let rest = self.b.ins().isub(n_int, half);
-        let bias = self.i(127);
-        let half_bits = self.b.ins().iadd(half, bias);
-        let half_bits = self.b.ins().ishl_imm_u(half_bits, 23);
-        let rest_bits = self.b.ins().iadd(rest, bias);
-        let rest_bits = self.b.ins().ishl_imm_u(rest_bits, 23);
-        let s1 = self.float_of(half_bits);
-        let s2 = self.float_of(rest_bits);
-        let y = self.b.ins().fmul(y, s1);
-        let y = self.b.ins().fmul(y, s2);
-        let inf = self.f(f32::INFINITY);
-        let zero = self.f(0.0);
-        let y = self.pick(over, inf, y);
-        let y = self.pick(under, zero, y);
-        self.pick(nan, x, y)
+        (shifted, self.b.ins().fma(p, rr, r1))
     }
 
     pub fn log(&mut self, x: Value) -> Value {
@@ -217,7 +254,9 @@ impl Math<'_, '_> {
         let (hi, lo) = (self.f(9.0), self.f(-9.0));
         let below = self.cmp(FloatCC::LessThan, x, hi);
         let c = self.pick(below, x, hi);
-        let above = self.cmp(FloatCC::GreaterThan, c, lo);
+        // `lo < c ? c : lo`: one `maxps` each, as `c < hi ? c : hi` is one
+        // `minps` (NaN comes out as the cap; the end puts it back).
+        let above = self.cmp(FloatCC::LessThan, lo, c);
         let c = self.pick(above, c, lo);
         let c2 = self.b.ins().fmul(c, c);
         let p = self.horner(
@@ -257,9 +296,11 @@ impl Math<'_, '_> {
     pub fn sigmoid(&mut self, x: Value) -> Value {
         let minus = self.b.ins().fneg(x);
         let cap = self.f(80.0);
-        let over = self.cmp(FloatCC::GreaterThan, minus, cap);
+        // `cap < minus ? cap : minus`, one `minps` (which gives its second
+        // operand, `minus`, for NaN).
+        let over = self.cmp(FloatCC::LessThan, cap, minus);
         let m = self.pick(over, cap, minus);
-        let e = self.exp(m);
+        let e = self.exp_at_most_80(m);
         let one = self.f(1.0);
         let d = self.b.ins().fadd(one, e);
         self.b.ins().fdiv(one, d)

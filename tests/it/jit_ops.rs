@@ -644,3 +644,103 @@ fn every_primitive_matches_the_interpreter() {
     }
     assert!(cases.len() >= 50, "{} cases", cases.len());
 }
+
+/// `exp`, `sigmoid` and `tanh` on the JIT at the values where their caps,
+/// their cut-offs and their NaN handling decide (both sides of ±80, of
+/// exp's ends and of tanh's ±9, the infinities, NaN): as the interpreter,
+/// and exactly 0, ∞, 1 or ±1 where the result is, in vector lanes and a
+/// scalar tail.
+#[test]
+fn exp_sigmoid_and_tanh_at_their_edges() {
+    let edges = [
+        f64::NEG_INFINITY,
+        -1000.0,
+        -100.0,
+        -88.8,
+        -87.4,
+        -87.3,
+        -80.5,
+        -80.0,
+        -9.5,
+        -9.0,
+        -20.0,
+        -1e-8,
+        0.0,
+        1e-8,
+        9.0,
+        9.5,
+        20.0,
+        80.0,
+        80.5,
+        87.4,
+        88.7,
+        100.0,
+        1000.0,
+        f64::INFINITY,
+        f64::NAN,
+    ];
+    for op in [UnaryOp::Exp, UnaryOp::Sigmoid, UnaryOp::Tanh] {
+        // (`exp` of 100 or 1000: finite in `f64`, ∞ in `f32`.)
+        let edges: Vec<f64> = edges
+            .iter()
+            .copied()
+            .filter(|&v| op != UnaryOp::Exp || !(88.8..1e300).contains(&v))
+            .collect();
+        let x = ArrayD::from_shape_vec(IxDyn(&[edges.len()]), edges.clone()).unwrap();
+        let case = case(op.name(), vec![x], vec![], unary(op));
+        let (graph, env) = case_graph(&case, false);
+        let compiled = compare_outputs(&case.name, &graph, &env, RTOL, ATOL);
+        let y = compiled.output("y").unwrap();
+        for (&v, &got) in edges.iter().zip(y.iter()) {
+            let exact = match op {
+                UnaryOp::Exp if v < -87.4 => Some(0.0),
+                UnaryOp::Exp if v > 88.8 => Some(f64::INFINITY),
+                UnaryOp::Sigmoid if v >= 100.0 => Some(1.0),
+                UnaryOp::Tanh if v.abs() >= 9.0 => Some(v.signum()),
+                _ => None,
+            };
+            if v.is_nan() {
+                assert!(got.is_nan(), "{}(NaN) = {got}", op.name());
+            } else if let Some(exact) = exact {
+                assert_eq!(got, exact, "{}({v})", op.name());
+            }
+        }
+    }
+}
+
+/// The JIT's sigmoid computes `1 / (1 + exp(min(-x, 80)))` with an `exp`
+/// that knows its argument is at most 80 (no cap above, `2^n` in one
+/// product): the same bits as the general `exp` in that formula, from -100
+/// to 100 in steps of 0.01 and at the edges of `exp`'s range.
+#[test]
+fn sigmoid_has_the_bits_of_its_formula() {
+    let mut values: Vec<f64> = (0..=20_000).map(|i| -100.0 + f64::from(i) * 0.01).collect();
+    values.extend([
+        -87.336_55,
+        -87.336_56,
+        -80.0,
+        80.0,
+        87.336_55,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    ]);
+    let x = ArrayD::from_shape_vec(IxDyn(&[values.len()]), values.clone()).unwrap();
+    let mut g = Graph::new();
+    let input = g.add(Prim::Input("x".into()), DType::F32, dims(&[values.len()]), &[]);
+    let sigmoid = g.unary(UnaryOp::Sigmoid, input);
+    let minus = g.unary(UnaryOp::Neg, input);
+    let cap = g.fill_like(input, 80.0);
+    let capped = g.binary(BinaryOp::Min, minus, cap);
+    let e = g.unary(UnaryOp::Exp, capped);
+    let one = g.fill_like(input, 1.0);
+    let sum = g.binary(BinaryOp::Add, one, e);
+    let formula = g.binary(BinaryOp::Div, one, sum);
+    g.set_output("sigmoid", sigmoid);
+    g.set_output("formula", formula);
+    let mut compiled = nnc::codegen::Compiled::compile(&g, &HashMap::new(), &Default::default()).unwrap();
+    compiled.run(&HashMap::from([("x".to_string(), x)]), 0, 0).unwrap();
+    let (s, f) = (compiled.output("sigmoid").unwrap(), compiled.output("formula").unwrap());
+    for ((v, a), b) in values.iter().zip(s.iter()).zip(f.iter()) {
+        assert_eq!(a.to_bits(), b.to_bits(), "sigmoid({v}): {a} against the formula's {b}");
+    }
+}
