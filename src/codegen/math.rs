@@ -254,8 +254,8 @@ impl Math<'_, '_> {
         let (hi, lo) = (self.f(9.0), self.f(-9.0));
         let below = self.cmp(FloatCC::LessThan, x, hi);
         let c = self.pick(below, x, hi);
-        // `lo < c ? c : lo`: one `maxps` each, as `c < hi ? c : hi` is one
-        // `minps` (NaN comes out as the cap; the end puts it back).
+        // `lo < c ? c : lo` is one `maxps`, as `x < hi ? x : hi` above is
+        // one `minps` (a NaN comes out as the cap; the end puts it back).
         let above = self.cmp(FloatCC::LessThan, lo, c);
         let c = self.pick(above, c, lo);
         let c2 = self.b.ins().fmul(c, c);
