@@ -220,6 +220,16 @@ fn dims(shape: &[i64]) -> Vec<Dim> {
     shape.iter().map(|&n| Dim::constant(n)).collect()
 }
 
+/// Argument `k` of a loop body: f32 of a constant shape.
+fn arg(body: &mut Graph, k: usize, shape: &[i64]) -> nnc::ir::NodeId {
+    body.add(Prim::Arg(k), nnc::prim::DType::F32, dims(shape), &[])
+}
+
+/// A parameter `name`: f32 of a constant shape.
+fn param(graph: &mut Graph, name: &str, shape: &[i64]) -> nnc::ir::NodeId {
+    graph.add(Prim::Param(name.into()), nnc::prim::DType::F32, dims(shape), &[])
+}
+
 /// A scan node of `looped` over `operands`, its value every result laid
 /// end to end.
 fn scan(graph: &mut Graph, looped: nnc::ir::loops::Loop, operands: &[nnc::ir::NodeId]) -> nnc::ir::NodeId {
@@ -267,10 +277,10 @@ fn feeds(inputs: &[(&str, &[usize])]) -> Env {
 fn carries_passed_round_and_arguments_as_results() {
     use nnc::prim::{BinaryOp, DType};
     let mut body = Graph::new();
-    let c0 = body.add(Prim::Arg(0), DType::F32, dims(&[2, 3]), &[]);
-    let c1 = body.add(Prim::Arg(1), DType::F32, dims(&[2, 3]), &[]);
-    let x = body.add(Prim::Arg(2), DType::F32, dims(&[2, 3]), &[]);
-    let w = body.add(Prim::Arg(3), DType::F32, dims(&[3]), &[]);
+    let c0 = arg(&mut body, 0, &[2, 3]);
+    let c1 = arg(&mut body, 1, &[2, 3]);
+    let x = arg(&mut body, 2, &[2, 3]);
+    let w = arg(&mut body, 3, &[3]);
     let wide = body.add(Prim::Broadcast, DType::F32, dims(&[2, 3]), &[w]);
     let scaled = body.binary(BinaryOp::Mul, x, wide);
     let next = body.binary(BinaryOp::Add, c0, scaled);
@@ -288,10 +298,10 @@ fn carries_passed_round_and_arguments_as_results() {
         ys: 2,
     };
     let mut graph = Graph::new();
-    let a = graph.add(Prim::Param("a".into()), DType::F32, dims(&[2, 3]), &[]);
-    let b = graph.add(Prim::Param("b".into()), DType::F32, dims(&[2, 3]), &[]);
-    let xs = graph.add(Prim::Param("xs".into()), DType::F32, dims(&[2, 4, 3]), &[]);
-    let w = graph.add(Prim::Param("w".into()), DType::F32, dims(&[3]), &[]);
+    let a = param(&mut graph, "a", &[2, 3]);
+    let b = param(&mut graph, "b", &[2, 3]);
+    let xs = param(&mut graph, "xs", &[2, 4, 3]);
+    let w = param(&mut graph, "w", &[3]);
     let scan = scan(&mut graph, looped, &[a, b, xs, w]);
     graph.set_output("out", scan);
     let env = feeds(&[("a", &[2, 3]), ("b", &[2, 3]), ("xs", &[2, 4, 3]), ("w", &[3])]);
@@ -303,10 +313,10 @@ fn carries_passed_round_and_arguments_as_results() {
 /// LSTM's loops copy theirs in as the step before ends.
 #[test]
 fn a_sequence_step_as_result_and_next_carry() {
-    use nnc::prim::{BinaryOp, DType};
+    use nnc::prim::BinaryOp;
     let mut body = Graph::new();
-    let c0 = body.add(Prim::Arg(0), DType::F32, dims(&[64, 8]), &[]);
-    let x = body.add(Prim::Arg(1), DType::F32, dims(&[64, 8]), &[]);
+    let c0 = arg(&mut body, 0, &[64, 8]);
+    let x = arg(&mut body, 1, &[64, 8]);
     let sum = body.binary(BinaryOp::Add, c0, x);
     body.set_output("carry 0", x);
     body.set_output("y 0", x);
@@ -321,8 +331,8 @@ fn a_sequence_step_as_result_and_next_carry() {
         ys: 2,
     };
     let mut graph = Graph::new();
-    let a = graph.add(Prim::Param("a".into()), DType::F32, dims(&[64, 8]), &[]);
-    let xs = graph.add(Prim::Param("xs".into()), DType::F32, dims(&[64, 70, 8]), &[]);
+    let a = param(&mut graph, "a", &[64, 8]);
+    let xs = param(&mut graph, "xs", &[64, 70, 8]);
     let scan = scan(&mut graph, looped, &[a, xs]);
     graph.set_output("out", scan);
     let env = feeds(&[("a", &[64, 8]), ("xs", &[64, 70, 8])]);
@@ -348,8 +358,8 @@ fn a_sequence_step_as_result_and_next_carry() {
 fn a_gathered_sequence_is_gathered_inside_the_loop() {
     use nnc::prim::{BinaryOp, DType};
     let mut body = Graph::new();
-    let c0 = body.add(Prim::Arg(0), DType::F32, dims(&[2, 3]), &[]);
-    let x = body.add(Prim::Arg(1), DType::F32, dims(&[2, 3]), &[]);
+    let c0 = arg(&mut body, 0, &[2, 3]);
+    let x = arg(&mut body, 1, &[2, 3]);
     let sum = body.binary(BinaryOp::Add, c0, x);
     let scaled = body.binary(BinaryOp::Mul, sum, x);
     body.set_output("carry 0", sum);
@@ -364,8 +374,8 @@ fn a_gathered_sequence_is_gathered_inside_the_loop() {
         ys: 1,
     };
     let mut graph = Graph::new();
-    let a = graph.add(Prim::Param("a".into()), DType::F32, dims(&[2, 3]), &[]);
-    let table = graph.add(Prim::Param("table".into()), DType::F32, dims(&[5, 3]), &[]);
+    let a = param(&mut graph, "a", &[2, 3]);
+    let table = param(&mut graph, "table", &[5, 3]);
     let ids = graph.add(Prim::Input("ids".into()), DType::I32, dims(&[2, 70]), &[]);
     let rows = graph.add(Prim::Take, DType::F32, dims(&[2, 70, 3]), &[table, ids]);
     let scan = scan(&mut graph, looped, &[a, rows]);
@@ -402,9 +412,9 @@ fn a_gathered_sequence_is_gathered_inside_the_loop() {
 fn a_scatter_of_stacked_rows_is_summed_inside_the_loop() {
     use nnc::prim::{BinaryOp, DType};
     let mut body = Graph::new();
-    let c0 = body.add(Prim::Arg(0), DType::F32, dims(&[2, 20]), &[]);
-    let x = body.add(Prim::Arg(1), DType::F32, dims(&[2, 20]), &[]);
-    let w = body.add(Prim::Arg(2), DType::F32, dims(&[20]), &[]);
+    let c0 = arg(&mut body, 0, &[2, 20]);
+    let x = arg(&mut body, 1, &[2, 20]);
+    let w = arg(&mut body, 2, &[20]);
     let wide = body.add(Prim::Broadcast, DType::F32, dims(&[2, 20]), &[w]);
     let next = body.binary(BinaryOp::Mul, c0, wide);
     let next = body.binary(BinaryOp::Add, next, x);
@@ -420,9 +430,9 @@ fn a_scatter_of_stacked_rows_is_summed_inside_the_loop() {
         ys: 1,
     };
     let mut graph = Graph::new();
-    let a = graph.add(Prim::Param("a".into()), DType::F32, dims(&[2, 20]), &[]);
-    let xs = graph.add(Prim::Param("xs".into()), DType::F32, dims(&[2, 70, 20]), &[]);
-    let w = graph.add(Prim::Param("w".into()), DType::F32, dims(&[20]), &[]);
+    let a = param(&mut graph, "a", &[2, 20]);
+    let xs = param(&mut graph, "xs", &[2, 70, 20]);
+    let w = param(&mut graph, "w", &[20]);
     let ids = graph.add(Prim::Input("ids".into()), DType::I32, dims(&[2, 70]), &[]);
     let scan = scan(&mut graph, looped, &[a, xs, w]);
     let last = graph.slice(scan, 0, Dim::constant(0), Dim::constant(40), 1);
@@ -478,7 +488,7 @@ fn a_scatter_of_stacked_rows_is_summed_inside_the_loop() {
 fn a_scatter_that_reads_its_own_sum_is_not_computed_in_place() {
     use nnc::prim::{BinaryOp, DType};
     let mut body = Graph::new();
-    let acc = body.add(Prim::Arg(0), DType::F32, dims(&[5, 8]), &[]);
+    let acc = arg(&mut body, 0, &[5, 8]);
     let ids = body.add(Prim::Arg(1), DType::I32, dims(&[5]), &[]);
     let doubled = body.binary(BinaryOp::Add, acc, acc);
     let rows = body.add(
@@ -499,7 +509,7 @@ fn a_scatter_that_reads_its_own_sum_is_not_computed_in_place() {
         ys: 0,
     };
     let mut graph = Graph::new();
-    let a = graph.add(Prim::Param("a".into()), DType::F32, dims(&[5, 8]), &[]);
+    let a = param(&mut graph, "a", &[5, 8]);
     let ids = graph.add(Prim::Input("ids".into()), DType::I32, dims(&[5, 3]), &[]);
     let scan = scan(&mut graph, looped, &[a, ids]);
     graph.set_output("out", scan);
@@ -581,9 +591,9 @@ fn a_loop_inside_a_loop_matches_the_interpreter() {
     use nnc::prim::{BinaryOp, DType, UnaryOp};
     // Inner: acc' = acc + s_t * x, stacking acc'.
     let mut inner = Graph::new();
-    let acc = inner.add(Prim::Arg(0), DType::F32, dims(&[2]), &[]);
-    let s_t = inner.add(Prim::Arg(1), DType::F32, dims(&[2]), &[]);
-    let x = inner.add(Prim::Arg(2), DType::F32, dims(&[2]), &[]);
+    let acc = arg(&mut inner, 0, &[2]);
+    let s_t = arg(&mut inner, 1, &[2]);
+    let x = arg(&mut inner, 2, &[2]);
     let product = inner.binary(BinaryOp::Mul, s_t, x);
     let next = inner.binary(BinaryOp::Add, acc, product);
     inner.set_output("carry 0", next);
@@ -599,9 +609,9 @@ fn a_loop_inside_a_loop_matches_the_interpreter() {
     };
     // Outer: h' = tanh(final acc of the inner loop from h), stacking it.
     let mut outer = Graph::new();
-    let h = outer.add(Prim::Arg(0), DType::F32, dims(&[2]), &[]);
-    let x_t = outer.add(Prim::Arg(1), DType::F32, dims(&[2]), &[]);
-    let s = outer.add(Prim::Arg(2), DType::F32, dims(&[2, 3]), &[]);
+    let h = arg(&mut outer, 0, &[2]);
+    let x_t = arg(&mut outer, 1, &[2]);
+    let s = arg(&mut outer, 2, &[2, 3]);
     let inner = scan(&mut outer, inner, &[h, s, x_t]);
     let slice = Prim::Slice {
         axis: 0,
@@ -622,9 +632,9 @@ fn a_loop_inside_a_loop_matches_the_interpreter() {
         ys: 1,
     };
     let mut graph = Graph::new();
-    let h0 = graph.add(Prim::Param("h0".into()), DType::F32, dims(&[2]), &[]);
-    let xs = graph.add(Prim::Param("xs".into()), DType::F32, dims(&[2, 4]), &[]);
-    let s = graph.add(Prim::Param("s".into()), DType::F32, dims(&[2, 3]), &[]);
+    let h0 = param(&mut graph, "h0", &[2]);
+    let xs = param(&mut graph, "xs", &[2, 4]);
+    let s = param(&mut graph, "s", &[2, 3]);
     let scan = scan(&mut graph, outer, &[h0, xs, s]);
     graph.set_output("out", scan);
     let values = |shape: &[usize], seed: usize| {
