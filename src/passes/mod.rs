@@ -105,19 +105,9 @@ pub fn prepare_forward(graph: &mut Graph) {
 /// will be unrolled (as [`optimize_loops_up_to`] does).
 pub fn prepare_forward_up_to(graph: &mut Graph, steps: usize) {
     // (Each pass orders the graph anew: every round changes it.)
-    let hoist = HoistOutOfLoops { unrolled_up_to: steps };
-    hoist.run(graph);
-    if cfg!(debug_assertions) {
-        crate::ir::verify::assert_valid(graph, hoist.name());
-    }
-    HoistProducts.run(graph);
-    if cfg!(debug_assertions) {
-        crate::ir::verify::assert_valid(graph, HoistProducts.name());
-    }
-    ProjectTables.run(graph);
-    if cfg!(debug_assertions) {
-        crate::ir::verify::assert_valid(graph, ProjectTables.name());
-    }
+    run_verified(graph, &HoistOutOfLoops { unrolled_up_to: steps });
+    run_verified(graph, &HoistProducts);
+    run_verified(graph, &ProjectTables);
     // Each round sinks a permutation one op further (bounded by the depth
     // of the element-wise chains it crosses).
     for _ in 0..64 {
@@ -125,8 +115,19 @@ pub fn prepare_forward_up_to(graph: &mut Graph, steps: usize) {
             break;
         }
     }
+    verified(graph, &SinkPermutes);
+}
+
+/// Runs `pass` once on `graph`, then [`verified`].
+fn run_verified(graph: &mut Graph, pass: &dyn Pass) {
+    pass.run(graph);
+    verified(graph, pass);
+}
+
+/// In debug builds, checks the graph `pass` left.
+fn verified(graph: &Graph, pass: &dyn Pass) {
     if cfg!(debug_assertions) {
-        crate::ir::verify::assert_valid(graph, SinkPermutes.name());
+        crate::ir::verify::assert_valid(graph, pass.name());
     }
 }
 
@@ -205,9 +206,7 @@ fn run_pipeline(graph: &mut Graph) {
                 changed = true;
             }
             *spent += start.elapsed();
-            if cfg!(debug_assertions) {
-                crate::ir::verify::assert_valid(graph, pass.name());
-            }
+            verified(graph, pass.as_ref());
         }
         if !changed {
             break;
