@@ -58,16 +58,25 @@ impl Pass for HoistProducts {
     }
 }
 
-/// `reshape(slice(x, axis 1, t, 1 step)) @ w` with `x: f32[B, T, E]` and
-/// `w: f32[E, N]`: the sequence, the weight and the step `t`.
-fn step_product(graph: &Graph, id: NodeId) -> Option<(NodeId, NodeId, i64)> {
+/// The operands `(a, w)` of `id` when it is an f32 product of two
+/// matrices.
+pub(super) fn matrix_product(graph: &Graph, id: NodeId) -> Option<(NodeId, NodeId)> {
     if !matches!(graph.node(id).op, Prim::MatMul) || graph.node(id).dtype != DType::F32 {
         return None;
     }
-    let inputs = graph.inputs(id);
-    let (a, weight) = (inputs[0], inputs[1]);
+    let [a, w] = graph.inputs(id)[..] else {
+        return None;
+    };
+    let matrix = |x: NodeId| graph.node(x).shape.len() == 2;
+    (matrix(a) && matrix(w)).then_some((a, w))
+}
+
+/// `reshape(slice(x, axis 1, t, 1 step)) @ w` with `x: f32[B, T, E]` and
+/// `w: f32[E, N]`: the sequence, the weight and the step `t`.
+fn step_product(graph: &Graph, id: NodeId) -> Option<(NodeId, NodeId, i64)> {
+    let (a, weight) = matrix_product(graph, id)?;
     let shape = |x: NodeId| &graph.node(x).shape[..];
-    if shape(weight).len() != 2 || shape(a).len() != 2 || !matches!(graph.node(a).op, Prim::Reshape) {
+    if !matches!(graph.node(a).op, Prim::Reshape) {
         return None;
     }
     let slice = graph.inputs(a)[0];

@@ -22,7 +22,7 @@
 use super::{Order, Pass};
 use crate::check::dims::Dim;
 use crate::ir::{Graph, NodeId};
-use crate::prim::{DType, Prim};
+use crate::prim::Prim;
 
 pub struct ShiftedProducts;
 
@@ -66,12 +66,7 @@ struct Shifted {
 type Cut = (usize, Dim, Dim);
 
 fn shifted_product(graph: &Graph, id: NodeId) -> Option<Shifted> {
-    if !matches!(graph.node(id).op, Prim::MatMul) || graph.node(id).dtype != DType::F32 {
-        return None;
-    }
-    let [a, g] = graph.inputs(id)[..] else {
-        return None;
-    };
+    let (a, g) = super::hoist::matrix_product(graph, id)?;
     if graph.node(a).op != Prim::Permute(vec![1, 0]) {
         return None;
     }
@@ -95,7 +90,6 @@ fn shifted_product(graph: &Graph, id: NodeId) -> Option<Shifted> {
     let steps = shape.get(1)?.as_const()?;
     if shape.len() != 3
         || steps < 2
-        || g_shape.len() != 2
         || rows_shape.len() != 2
         || rows_shape[1] != shape[2]
         || g_shape[0] != rows_shape[0]
@@ -214,6 +208,7 @@ fn zeros(graph: &Graph, id: NodeId) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::prim::DType;
 
     fn dims(sizes: &[i64]) -> Vec<Dim> {
         sizes.iter().map(|&s| Dim::constant(s)).collect()

@@ -67,15 +67,8 @@ impl Pass for ProjectTables {
 /// `table: f32[V, E]`, `w: f32[E, F]`, and fewer table rows than ids at a
 /// batch of [`BATCH_AT_LEAST`]: the table, the ids and the weight.
 fn gathered_product(graph: &Graph, id: NodeId) -> Option<(NodeId, NodeId, NodeId)> {
-    if !matches!(graph.node(id).op, Prim::MatMul) || graph.node(id).dtype != DType::F32 {
-        return None;
-    }
-    let inputs = graph.inputs(id);
-    let (a, w) = (inputs[0], inputs[1]);
+    let (a, w) = super::hoist::matrix_product(graph, id)?;
     let shape = |x: NodeId| &graph.node(x).shape[..];
-    if shape(a).len() != 2 || shape(w).len() != 2 {
-        return None;
-    }
     let gathered = match graph.node(a).op {
         Prim::Reshape => graph.inputs(a)[0],
         _ => a,
