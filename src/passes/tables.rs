@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use super::{Order, Pass};
 use crate::check::dims::Dim;
+use crate::ir::loops::{replace_scan, Source};
 use crate::ir::{Graph, NodeId};
 use crate::prim::{DType, Prim};
 
@@ -233,23 +234,15 @@ fn scatter_in_loop(graph: &mut Graph, id: NodeId) -> bool {
         return false;
     }
     // Every user of the loop takes a whole piece (their offsets move).
-    let users = graph.users(scan);
-    let mut moved = Vec::with_capacity(users.len());
-    for &user in &users {
-        let at = match &graph.node(user).op {
-            Prim::Slice {
-                axis: 0,
-                start,
-                step: 1,
-            } => pieces.iter().position(|p| p.offset == *start),
-            _ => None,
-        };
-        let Some(at) = at else {
-            return false;
-        };
-        moved.push((user, at));
-    }
-    if graph.is_output(scan) {
+    let whole_piece = |user: NodeId| match &graph.node(user).op {
+        Prim::Slice {
+            axis: 0,
+            start,
+            step: 1,
+        } => pieces.iter().any(|p| p.offset == *start),
+        _ => false,
+    };
+    if !graph.users(scan).into_iter().all(whole_piece) || graph.is_output(scan) {
         return false;
     }
 
@@ -287,39 +280,14 @@ fn scatter_in_loop(graph: &mut Graph, id: NodeId) -> bool {
     new_operands.extend_from_slice(&operands[c..c + s]);
     new_operands.push(ids);
     new_operands.extend_from_slice(&operands[c + s..]);
-    let new_pieces = looped.pieces().expect("the loop's outputs");
-    let flat = looped.flat_shape().expect("the loop's outputs");
-    let new_scan = graph.add(Prim::Scan(Arc::new(looped)), graph.dtype(scan), flat, &new_operands);
-    for (user, at) in moved {
-        let at = if at < c { at } else { at + 1 };
-        let node = graph.node(user);
-        let (dtype, shape) = (node.dtype, node.shape.clone());
-        let start = new_pieces[at].offset.clone();
-        let replacement = graph.add(
-            Prim::Slice {
-                axis: 0,
-                start,
-                step: 1,
-            },
-            dtype,
-            shape,
-            &[new_scan],
-        );
-        graph.replace_uses(user, replacement);
-        graph.remove(user);
-    }
-    graph.remove(scan);
-    let total = new_pieces[c].size();
-    let last = graph.add(
-        Prim::Slice {
-            axis: 0,
-            start: new_pieces[c].offset.clone(),
-            step: 1,
-        },
-        DType::F32,
-        vec![total],
-        &[new_scan],
-    );
+    // Old piece j is new piece j before the new carry, j + 1 after it.
+    let sources: Vec<Source> = (0..pieces.len())
+        .map(|j| Source::Piece(if j < c { j } else { j + 1 }))
+        .collect();
+    let sum_piece = looped.pieces().expect("the loop's outputs")[c].clone();
+    let new_scan = replace_scan(graph, scan, looped, &new_operands, &sources);
+    let size = sum_piece.size();
+    let last = graph.slice(new_scan, 0, sum_piece.offset, size, 1);
     let table = graph.reshape(last, table_shape);
     graph.replace_uses(id, table);
     graph.remove(id);
