@@ -56,6 +56,8 @@ const SHAPES: &[(usize, usize, usize, usize, bool, &str)] = &[
     (2048, 384, 1536, 1, false, "gpt-small mlp up"),
     (2048, 1536, 384, 1, false, "gpt-small mlp down"),
     (1536, 2048, 384, 1, true, "gpt-small mlp dW"),
+    (384, 2048, 1536, 1, true, "gpt-small mlp up dW"),
+    (384, 2048, 384, 1, true, "gpt-small q/k/v/o dW"),
     (2048, 384, 384, 1, false, "gpt-small q/k/v/o"),
     (128, 784, 1024, 1, false, "mlp-wide fwd x@w1"),
     (128, 1024, 1024, 1, false, "mlp-wide fwd h@w2"),

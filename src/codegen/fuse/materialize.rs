@@ -34,10 +34,13 @@ fn own_cost(op: &Prim) -> usize {
     }
 }
 
-/// Decides which nodes live in buffers.
-pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
+/// Decides which nodes live in buffers; and which of them need one
+/// whoever reads them (the rest have one because they are used more than
+/// once or are costly to inline, see `locals.rs`).
+pub(super) fn choose_materialized(bound: &Bound) -> (Vec<bool>, Vec<bool>) {
     let graph = bound.graph;
     let mut materialized = vec![false; bound.shapes.len()];
+    let mut pinned = vec![false; bound.shapes.len()];
     let mut cost = vec![0usize; bound.shapes.len()];
     let outputs: BTreeSet<NodeId> = graph.outputs.iter().map(|(_, id)| *id).collect();
     for &id in &bound.order {
@@ -75,6 +78,7 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
             }
         }
         cost[id.index()] = inline_cost;
+        pinned[id.index()] = must;
         let users = bound.users(id).len();
         let shared = users >= 2 && inline_cost >= 3 && !disjoint_slices(bound, id);
         let opened = matches!(op, Prim::Concat { .. }) && inside_concat(bound, id);
@@ -149,7 +153,7 @@ pub(super) fn choose_materialized(bound: &Bound) -> Vec<bool> {
             }
         }
     }
-    materialized
+    (materialized, pinned)
 }
 
 /// Gives a product's operand that is no view a buffer: where it is a
@@ -558,7 +562,7 @@ mod tests {
             graph.set_output(name, piece);
         }
         let bound = Bound::new(&graph, &std::collections::HashMap::new()).unwrap();
-        choose_materialized(&bound)[sum.index()]
+        choose_materialized(&bound).0[sum.index()]
     }
 
     /// Read through slices that do not overlap, the sum is computed in

@@ -17,6 +17,7 @@
 //! writes the result for `nnc dump --stage fused`.
 
 mod group;
+mod locals;
 mod materialize;
 mod print;
 mod reads;
@@ -235,7 +236,7 @@ impl<'g> Fused<'g> {
             .into_iter()
             .map(|(id, body)| (id, Fused::new(body)))
             .collect();
-        let mut materialized = choose_materialized(&bound);
+        let (mut materialized, pinned) = choose_materialized(&bound);
         let sums = sums_of_products(&bound, &mut materialized);
         let mut fused = Fused {
             bound,
@@ -247,6 +248,7 @@ impl<'g> Fused<'g> {
             load_cache: RefCell::new(HashMap::default()),
         };
         fused.build_kernels();
+        fused.keep_values_local(&pinned);
         fused
     }
 

@@ -110,7 +110,13 @@ impl Fused<'_> {
         loads
     }
 
-    fn compute_loads(&self, outer: &[usize], phase_number: usize, phase: &Phase, root: NodeId) -> Vec<(NodeId, Ix)> {
+    pub(super) fn compute_loads(
+        &self,
+        outer: &[usize],
+        phase_number: usize,
+        phase: &Phase,
+        root: NodeId,
+    ) -> Vec<(NodeId, Ix)> {
         let mut exprs = Exprs::default();
         let index = phase_index(&self.bound, outer, phase_number, phase);
         let space = phase_space(outer, phase);
