@@ -13,8 +13,10 @@
 //!
 //! The files: this one holds the types and the index spaces of loop
 //! kernels; `materialize.rs` chooses the buffers, `group.rs` groups them
-//! into kernels, `reads.rs` finds what each kernel reads, and `print.rs`
-//! writes the result for `nnc dump --stage fused`.
+//! into kernels, `locals.rs` takes the buffer back from a value that only
+//! later roots of its own kernel read (it is computed in registers there),
+//! `reads.rs` finds what each kernel reads, and `print.rs` writes the
+//! result for `nnc dump --stage fused`.
 
 mod group;
 mod locals;
