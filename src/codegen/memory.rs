@@ -19,7 +19,6 @@ use rustc_hash::FxHashMap as HashMap;
 use std::fmt::Write;
 
 use super::fuse::{is_leaf, Fused, Kernel, Phase};
-use super::index::flat;
 use crate::ir::NodeId;
 use crate::prim::Prim;
 
@@ -619,9 +618,7 @@ fn updates_in_place(fused: &Fused, reads: &[Vec<super::fuse::Read>], new: NodeId
     };
     let bound = &fused.bound;
     let phase = &kernel.phases[phase_number];
-    let index = super::fuse::phase_index(bound, &kernel.outer, phase_number, phase);
-    let space = super::fuse::phase_space(&kernel.outer, phase);
-    let own = flat(&super::fuse::root_index(bound, new, &index, &space), bound.shape(new));
+    let own = super::fuse::own_element(bound, &kernel.outer, phase_number, phase, new);
     reads[k]
         .iter()
         .filter(|r| readers.contains(&r.buffer))

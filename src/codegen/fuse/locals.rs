@@ -9,8 +9,7 @@
 
 use rustc_hash::FxHashSet as HashSet;
 
-use super::{is_leaf, phase_index, phase_space, root_index, Fused, Kernel, Phase};
-use crate::codegen::index::flat;
+use super::{is_leaf, own_element, Fused, Kernel, Phase};
 use crate::ir::NodeId;
 use crate::prim::Prim;
 
@@ -89,9 +88,7 @@ impl Fused<'_> {
         if !readers.iter().all(later) {
             return false;
         }
-        let index = phase_index(bound, &kernel.outer, p, phase);
-        let space = phase_space(&kernel.outer, phase);
-        let own = flat(&root_index(bound, root, &index, &space), bound.shape(root));
+        let own = own_element(bound, &kernel.outer, p, phase, root);
         readers.iter().all(|&reader| {
             self.compute_loads(&kernel.outer, p, phase, reader)
                 .iter()

@@ -215,6 +215,15 @@ pub fn root_index(bound: &Bound, root: NodeId, index: &[Ix], space: &[usize]) ->
     }
 }
 
+/// The element of map root `node` that phase `phase_number` computes at
+/// each step of its loops, flattened: where a root that reads `node`
+/// element by element finds it (see [`root_index`]).
+pub fn own_element(bound: &Bound, outer: &[usize], phase_number: usize, phase: &Phase, node: NodeId) -> Ix {
+    let index = phase_index(bound, outer, phase_number, phase);
+    let space = phase_space(outer, phase);
+    flat(&root_index(bound, node, &index, &space), bound.shape(node))
+}
+
 /// The loop space of a phase: the outer axes, then its inner axes.
 pub fn phase_space(outer: &[usize], phase: &Phase) -> Vec<usize> {
     outer.iter().chain(phase.inner()).copied().collect()
