@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use Layout::{ATransposed, BTransposed, MergedHeads, Plain};
+
 /// Median seconds per call of `f`, over `rounds` rounds of enough calls to
 /// take ~20 ms each.
 fn median_seconds(rounds: usize, mut f: impl FnMut()) -> f64 {
@@ -28,45 +30,111 @@ fn median_seconds(rounds: usize, mut f: impl FnMut()) -> f64 {
     times[times.len() / 2]
 }
 
-/// `(m, k, n, batch, a transposed, where)`: the products of the examples'
+/// `(m, k, n, batch, layout, where)`: the products of the examples'
 /// training steps (B = the file's batch).
-const SHAPES: &[(usize, usize, usize, usize, bool, &str)] = &[
-    (64, 64, 128, 1, false, "mlp fwd x@w1"),
-    (64, 128, 10, 1, false, "mlp fwd h@w2"),
-    (64, 64, 128, 1, true, "mlp bwd x^T@dh"),
-    (4096, 9, 16, 1, false, "cnn conv1"),
-    (1024, 144, 32, 1, false, "cnn conv2"),
-    (144, 1024, 32, 1, true, "cnn conv2 dW"),
-    (12544, 144, 32, 1, false, "cnn28 conv2"),
-    (144, 12544, 32, 1, true, "cnn28 conv2 dW"),
-    (12544, 32, 144, 1, false, "cnn28 conv2 dpatches"),
-    (9, 50176, 16, 1, true, "cnn28 conv1 dW"),
-    (32, 128, 512, 1, false, "lstm h@Wh"),
-    (16, 128, 512, 1, false, "lstm h@Wh half"),
-    (16, 512, 128, 1, false, "lstm dg@Whᵀ half"),
-    (1024, 64, 512, 1, false, "lstm T32 x@Wx"),
-    (16384, 64, 512, 1, false, "lstm T512 x@Wx"),
-    (64, 1024, 512, 1, true, "lstm T32 dWx"),
-    (64, 16384, 512, 1, true, "lstm T512 dWx"),
-    (2048, 128, 128, 1, false, "gpt q/k/v/o"),
-    (2048, 128, 512, 1, false, "gpt mlp up"),
-    (2048, 512, 128, 1, false, "gpt mlp down"),
-    (128, 2048, 512, 1, true, "gpt mlp up dW"),
-    (64, 32, 64, 128, false, "gpt attention q@k^T"),
-    (2048, 384, 1536, 1, false, "gpt-small mlp up"),
-    (2048, 1536, 384, 1, false, "gpt-small mlp down"),
-    (1536, 2048, 384, 1, true, "gpt-small mlp dW"),
-    (384, 2048, 1536, 1, true, "gpt-small mlp up dW"),
-    (384, 2048, 384, 1, true, "gpt-small q/k/v/o dW"),
-    (2048, 384, 384, 1, false, "gpt-small q/k/v/o"),
-    (128, 64, 128, 96, false, "gpt-small attention q@k^T"),
-    (128, 128, 64, 96, false, "gpt-small attention p@v"),
-    (128, 128, 64, 96, true, "gpt-small attention p^T@do"),
-    (128, 784, 1024, 1, false, "mlp-wide fwd x@w1"),
-    (128, 1024, 1024, 1, false, "mlp-wide fwd h@w2"),
-    (1024, 128, 1024, 1, true, "mlp-wide bwd h^T@dy"),
-    (1024, 1024, 1024, 1, false, "square 1024"),
+const SHAPES: &[(usize, usize, usize, usize, Layout, &str)] = &[
+    (64, 64, 128, 1, Plain, "mlp fwd x@w1"),
+    (64, 128, 10, 1, Plain, "mlp fwd h@w2"),
+    (64, 64, 128, 1, ATransposed, "mlp bwd x^T@dh"),
+    (4096, 9, 16, 1, Plain, "cnn conv1"),
+    (1024, 144, 32, 1, Plain, "cnn conv2"),
+    (144, 1024, 32, 1, ATransposed, "cnn conv2 dW"),
+    (12544, 144, 32, 1, Plain, "cnn28 conv2"),
+    (144, 12544, 32, 1, ATransposed, "cnn28 conv2 dW"),
+    (12544, 32, 144, 1, Plain, "cnn28 conv2 dpatches"),
+    (9, 50176, 16, 1, ATransposed, "cnn28 conv1 dW"),
+    (32, 128, 512, 1, Plain, "lstm h@Wh"),
+    (16, 128, 512, 1, Plain, "lstm h@Wh half"),
+    (16, 512, 128, 1, Plain, "lstm dg@Whᵀ half"),
+    (1024, 64, 512, 1, Plain, "lstm T32 x@Wx"),
+    (16384, 64, 512, 1, Plain, "lstm T512 x@Wx"),
+    (64, 1024, 512, 1, ATransposed, "lstm T32 dWx"),
+    (64, 16384, 512, 1, ATransposed, "lstm T512 dWx"),
+    (2048, 128, 128, 1, Plain, "gpt q/k/v/o"),
+    (2048, 128, 512, 1, Plain, "gpt mlp up"),
+    (2048, 512, 128, 1, Plain, "gpt mlp down"),
+    (128, 2048, 512, 1, ATransposed, "gpt mlp up dW"),
+    (64, 32, 64, 128, Plain, "gpt attention q@k^T"),
+    (2048, 384, 1536, 1, Plain, "gpt-small mlp up"),
+    (2048, 1536, 384, 1, Plain, "gpt-small mlp down"),
+    (1536, 2048, 384, 1, ATransposed, "gpt-small mlp dW"),
+    (384, 2048, 1536, 1, ATransposed, "gpt-small mlp up dW"),
+    (384, 2048, 384, 1, ATransposed, "gpt-small q/k/v/o dW"),
+    (2048, 384, 384, 1, Plain, "gpt-small q/k/v/o"),
+    (128, 64, 128, 96, Plain, "gpt-small attention q@k^T"),
+    (128, 128, 64, 96, Plain, "gpt-small attention p@v"),
+    (128, 128, 64, 96, ATransposed, "gpt-small attention p^T@do"),
+    (128, 128, 64, 96, MergedHeads, "gpt-small attention p@v, C merged"),
+    (128, 784, 1024, 1, Plain, "mlp-wide fwd x@w1"),
+    (128, 1024, 1024, 1, Plain, "mlp-wide fwd h@w2"),
+    (1024, 128, 1024, 1, ATransposed, "mlp-wide bwd h^T@dy"),
+    (128, 1024, 1024, 1, BTransposed, "mlp-wide bwd dy@w2ᵀ"),
+    (1024, 1024, 1024, 1, Plain, "square 1024"),
 ];
+
+/// How a benchmarked product's operands lie in memory.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// Row-major `A`, `B` and `C`, batch entries one after another.
+    Plain,
+    /// `A` stored `[k, m]` (a weight gradient's `xᵀ @ dy`).
+    ATransposed,
+    /// `B` stored `[n, k]` (an input gradient's `dy @ Wᵀ`).
+    BTransposed,
+    /// Entries `[B, 6]` (batch, head) with `C` written into the merged
+    /// heads' layout `[B, m, 6, n]`, as the attention's `P @ V` writes it.
+    MergedHeads,
+}
+
+/// The descriptor of an `m×k×n` product of `batch` entries laid out as
+/// `layout` (`A`, then `B`, then `C` in one arena), cut into `parts`.
+fn bench_desc(m: usize, k: usize, n: usize, batch: usize, layout: Layout, parts: usize) -> super::gemm::MatMulDesc {
+    use super::gemm::{MatMulDesc, Operand};
+    let (sa, sb) = (m * k * batch, k * n * batch);
+    let heads = if layout == MergedHeads { 6 } else { 1 };
+    let entries = |size: usize| [0, 0, (heads * size) as isize, size as isize];
+    let (a_row, a_col) = if layout == ATransposed {
+        (1, m as isize)
+    } else {
+        (k as isize, 1)
+    };
+    let (b_row, b_col) = if layout == BTransposed {
+        (1, k as isize)
+    } else {
+        (n as isize, 1)
+    };
+    let c_batch = if layout == MergedHeads {
+        [0, 0, (m * n * heads) as isize, n as isize]
+    } else {
+        entries(m * n)
+    };
+    MatMulDesc {
+        m,
+        k,
+        n,
+        batch: [1, 1, batch / heads, heads],
+        a: Operand {
+            offset: 0,
+            batch: entries(m * k),
+            row: a_row,
+            col: a_col,
+        },
+        b: Operand {
+            offset: sa as isize,
+            batch: entries(k * n),
+            row: b_row,
+            col: b_col,
+        },
+        c: Operand {
+            offset: (sa + sb) as isize,
+            batch: c_batch,
+            row: (n * heads) as isize,
+            col: 1,
+        },
+        parts,
+        ..Default::default()
+    }
+}
 
 /// GFLOP/s of `gemm` and of nnc's own product (`gemm::packed`), each on
 /// one thread and on `threads` threads through the JIT's own split over a
@@ -78,19 +146,17 @@ const SHAPES: &[(usize, usize, usize, usize, bool, &str)] = &[
 ///
 /// [`Team`]: super::team::Team
 pub fn gemm_crates(threads: usize, only: Option<&str>) -> String {
-    use super::gemm::{crate_matmul, packed, run_parts, MatMul, MatMulDesc, Operand};
+    use super::gemm::{crate_matmul, packed, run_parts, MatMul};
     let team = super::team::Team::new(threads);
     let mut out = format!(
         "| shape m×k×n (×batch) | where | gemm 1 thread | gemm {threads} threads (split) | own 1 thread | own {threads} threads (rows) | own {threads} threads (split) | matrixmultiply |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n"
     );
-    for &(m, k, n, batch, transposed, place) in SHAPES {
+    for &(m, k, n, batch, layout, place) in SHAPES {
         if only.is_some_and(|only| !place.contains(only)) {
             continue;
         }
         let (sa, sb, sc) = (m * k * batch, k * n * batch, m * n * batch);
         let mut arena: Vec<f32> = (0..sa + sb + sc).map(|i| (i % 7) as f32 * 0.1).collect();
-        // A is stored [k, m] when transposed (a gradient's `x^T @ dy`).
-        let (a_row, a_col) = if transposed { (1, m as isize) } else { (k as isize, 1) };
         let flops = 2.0 * (m * k * n * batch) as f64;
         let mut row = format!(
             "| {m}×{k}×{n}{} | {place} |",
@@ -109,32 +175,7 @@ pub fn gemm_crates(threads: usize, only: Option<&str>) -> String {
             (own, threads, true),
         ];
         for (product, t, columns) in runs {
-            let desc = MatMulDesc {
-                m,
-                k,
-                n,
-                batch: [1, 1, 1, batch],
-                a: Operand {
-                    offset: 0,
-                    batch: [0, 0, 0, (m * k) as isize],
-                    row: a_row,
-                    col: a_col,
-                },
-                b: Operand {
-                    offset: sa as isize,
-                    batch: [0, 0, 0, (k * n) as isize],
-                    row: n as isize,
-                    col: 1,
-                },
-                c: Operand {
-                    offset: (sa + sb) as isize,
-                    batch: [0, 0, 0, (m * n) as isize],
-                    row: n as isize,
-                    col: 1,
-                },
-                parts: t,
-                ..Default::default()
-            };
+            let desc = bench_desc(m, k, n, batch, layout, t);
             let pointer = arena.as_mut_ptr() as usize;
             let seconds = median_seconds(7, || {
                 team.run(t, &|p| unsafe {
@@ -143,25 +184,28 @@ pub fn gemm_crates(threads: usize, only: Option<&str>) -> String {
             });
             row += &format!(" {:.0} |", flops / seconds / 1e9);
         }
+        let desc = bench_desc(m, k, n, batch, layout, 1);
         let pointer = arena.as_mut_ptr();
         let seconds = median_seconds(7, || {
-            for i in 0..batch {
+            for entry in 0..batch {
+                let at = |o: &super::gemm::Operand| o.at(&desc.batch, entry);
+                let (a, b, c) = (&desc.a, &desc.b, &desc.c);
                 unsafe {
                     matrixmultiply::sgemm(
                         m,
                         k,
                         n,
                         1.0,
-                        pointer.add(i * m * k),
-                        a_row,
-                        a_col,
-                        pointer.add(sa + i * k * n),
-                        n as isize,
-                        1,
+                        pointer.offset(at(a)),
+                        a.row,
+                        a.col,
+                        pointer.offset(at(b)),
+                        b.row,
+                        b.col,
                         0.0,
-                        pointer.add(sa + sb + i * m * n),
-                        n as isize,
-                        1,
+                        pointer.offset(at(c)),
+                        c.row,
+                        c.col,
                     )
                 }
             }

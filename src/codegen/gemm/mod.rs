@@ -142,7 +142,7 @@ pub struct Operand {
 
 impl Operand {
     /// The offset of batch entry `entry` (row-major over `sizes`).
-    fn at(&self, sizes: &[usize; MAX_BATCH], mut entry: usize) -> isize {
+    pub(crate) fn at(&self, sizes: &[usize; MAX_BATCH], mut entry: usize) -> isize {
         let mut offset = self.offset;
         for axis in (0..MAX_BATCH).rev() {
             let size = sizes[axis].max(1);
