@@ -1,5 +1,14 @@
 //! The step's memory: one zeroed allocation of 64-byte lines that every
 //! buffer of the memory plan lies in (`memory.rs` places them).
+//!
+//! A large arena (at least [`HUGE_PAGES_FROM`]) asks Linux for huge pages:
+//! a training step touches all of its arena every time, and a GPT's arena
+//! (850 MB for gpt-small) in 4 KiB pages is far beyond the TLB's reach.
+//! The pages are still faulted in by the step's first touches, now 2 MiB
+//! at a time; on a host whose memory is fragmented that first step may
+//! wait on the kernel's compaction (`BENCHMARKS.md`, "The arena in huge
+//! pages"). `NNC_HUGE_PAGES=0` keeps 4 KiB pages, as the benchmarks'
+//! baseline.
 
 use super::memory;
 
@@ -77,9 +86,65 @@ pub(super) fn allocate_arena(plan: &memory::Plan) -> Result<Arena, String> {
     if allocation.is_null() {
         return Err(refused());
     }
+    if bytes >= HUGE_PAGES_FROM && huge_pages_wanted() {
+        in_huge_pages(allocation, bytes);
+    }
     Ok(Arena {
         allocation,
         layout,
         lines,
     })
+}
+
+/// Arenas from this size on are put in huge pages (see the module doc):
+/// 16 of them. Smaller ones stay within the TLB's reach anyway.
+pub(super) const HUGE_PAGES_FROM: usize = 32 << 20;
+
+/// Whether huge pages are wanted (unless `NNC_HUGE_PAGES=0`).
+fn huge_pages_wanted() -> bool {
+    std::env::var_os("NNC_HUGE_PAGES").is_none_or(|v| v != "0")
+}
+
+/// Asks for huge pages on the whole 2 MiB pages of `bytes` bytes from
+/// `allocation`, not yet touched. A refusal (a kernel without transparent
+/// huge pages) leaves ordinary pages.
+#[cfg(target_os = "linux")]
+fn in_huge_pages(allocation: *mut u8, bytes: usize) {
+    const HUGE: usize = 2 << 20;
+    let start = (allocation as usize).next_multiple_of(HUGE);
+    let end = (allocation as usize + bytes) / HUGE * HUGE;
+    if end > start {
+        // Safety: `start..end` lies inside the allocation; the advice does
+        // not change what the memory holds (zeros).
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn in_huge_pages(_allocation: *mut u8, _bytes: usize) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Asking for huge pages keeps what the memory holds, whether it was
+    /// touched before (the pattern) or not (the zeros after it), and the
+    /// memory stays writable.
+    #[test]
+    fn huge_pages_keep_the_contents() {
+        let bytes = 8 << 20;
+        let layout = std::alloc::Layout::from_size_align(bytes, 16).unwrap();
+        let allocation = unsafe { std::alloc::alloc_zeroed(layout) };
+        assert!(!allocation.is_null());
+        let memory = unsafe { std::slice::from_raw_parts_mut(allocation, bytes) };
+        for (i, byte) in memory[..1 << 20].iter_mut().enumerate() {
+            *byte = (i % 251) as u8;
+        }
+        in_huge_pages(allocation, bytes);
+        assert!(memory[..1 << 20].iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+        assert!(memory[1 << 20..].iter().all(|&b| b == 0));
+        memory[bytes - 1] = 7;
+        assert_eq!(memory[bytes - 1], 7);
+        unsafe { std::alloc::dealloc(allocation, layout) };
+    }
 }
