@@ -23,7 +23,11 @@ ADAM = dict(name="adam", lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay
 # Every workload: its model kind and sizes, batch, optimizer, and how nnc
 # runs it (file, `--set` constants, `--batch`). `steps` is the default count
 # of timed steps (`--steps-scale` multiplies it), `warmup` the untimed
-# steps every system runs after compiling (nnc's `bench --warmup`).
+# steps every system runs after compiling (nnc's `bench --warmup`). A
+# warm-up of at least 12 covers nnc's start-up calibration, as it covers
+# JAX's tracing: the step-time tuner's first comparison of the team with
+# one thread (steps 3-10, up to three of them on one thread). gpt-small's
+# 8 steps end before it starts.
 WORKLOADS = {
     "mlp": dict(
         kind="mlp", sizes=[64, 128, 10], batch=64, data="digits8", optimizer=dict(ADAM),
@@ -32,24 +36,24 @@ WORKLOADS = {
     ),
     "mlp-wide": dict(
         kind="mlp", sizes=[784, 1024, 1024, 10], batch=128, data="digits28", optimizer=dict(ADAM),
-        nnc=dict(file="mlp_wide.nn", set={}, batch=None), steps=40, warmup=5,
+        nnc=dict(file="mlp_wide.nn", set={}, batch=None), steps=40, warmup=12,
         label="mlp-wide 784-1024-1024-10, b128, Adam",
     ),
     "cnn": dict(
         kind="cnn", batch=64, data="digits28", optimizer=dict(ADAM),
-        nnc=dict(file="cnn.nn", set={}, batch=None), steps=30, warmup=5,
+        nnc=dict(file="cnn.nn", set={}, batch=None), steps=30, warmup=12,
         label="cnn 28x28, conv16-pool-conv32-pool-fc, b64, Adam",
     ),
     "lstm": dict(
         kind="lstm", vocab=65, embed=64, hidden=128, context=32, batch=32, data="text",
         optimizer=dict(ADAM, lr=2e-3, clip_norm=1.0),
-        nnc=dict(file="lstm.nn", set={}, batch=None), steps=30, warmup=5,
+        nnc=dict(file="lstm.nn", set={}, batch=None), steps=30, warmup=12,
         label="lstm char LM, V65, E64, h128, T32, b32, Adam, clip",
     ),
     "gpt-tiny": dict(
         kind="gpt", vocab=65, d=128, heads=4, layers=2, context=64, batch=32, data="text",
         optimizer=dict(ADAM, name="adamw", lr=3e-4, weight_decay=0.1, clip_norm=1.0),
-        nnc=dict(file="gpt.nn", set={}, batch=None), steps=20, warmup=3,
+        nnc=dict(file="gpt.nn", set={}, batch=None), steps=20, warmup=12,
         label="gpt-tiny V65, d128, 4 heads, 2 layers, T64, b32, AdamW, clip",
     ),
     "gpt-small": dict(

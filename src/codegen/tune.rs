@@ -18,7 +18,9 @@
 //! faster by a margin, and the way taken is tried against the other one
 //! soon after every switch: the probes start `FIRST_PROBE` steps apart
 //! (`LEFT_TEAM_PROBE` after leaving the team) and double in distance while
-//! the choice holds, up to `PROBE_EVERY`. A block
+//! the choice holds, up to `PROBE_EVERY`; a probe that lost by much is
+//! followed by the next only when its cost is at most `PROBE_SHARE` of the
+//! steps between (the first comparison included). A block
 //! on the other way ends as soon as its outcome is decided: once enough of
 //! its steps miss the bar that its median cannot get under it, the rest of
 //! the block would only spend more steps on the slower way (the wide MLP's
@@ -160,6 +162,7 @@ impl Tuner {
             Phase::First(n) if n + 1 < SETTLE + 2 * BLOCK && !self.lost() => Phase::First(n + 1),
             Phase::First(_) if self.lost() => {
                 self.chosen = 0;
+                self.probe_after = self.after_losing_probe();
                 self.log("first comparison, decided early", Some(1));
                 self.missed = 0;
                 self.probe_best = f64::INFINITY;
@@ -169,7 +172,11 @@ impl Tuner {
                 self.missed = 0;
                 self.probe_best = f64::INFINITY;
                 self.chosen = usize::from(self.median(1) < MARGIN * self.median(0));
-                self.probe_after = self.first_probe();
+                self.probe_after = if self.chosen == 0 {
+                    self.after_losing_probe()
+                } else {
+                    self.first_probe()
+                };
                 self.log("first comparison", None);
                 Phase::Steady(usize::from(self.chosen == 1))
             }
@@ -226,6 +233,14 @@ impl Tuner {
         } else {
             FIRST_PROBE
         }
+    }
+
+    /// Steps before the first trial after a first comparison that kept the
+    /// team: `FIRST_PROBE`, or longer when one thread lost by much (the
+    /// probes' share of the time bounded as after any losing probe; the
+    /// wide MLP's one thread, twice the team's time, waits 30 steps).
+    fn after_losing_probe(&self) -> usize {
+        FIRST_PROBE.max(gap_after_losing(self.probe_best / self.median(0)))
     }
 
     /// Whether the current block on the other way has lost already: its
@@ -305,7 +320,7 @@ mod tests {
     /// by `lost_by`: they start `FIRST_PROBE` apart and double in distance
     /// up to `PROBE_EVERY`, or wait longer after a costly loss.
     fn probes_within(steps: usize, lost_by: f64) -> usize {
-        let (mut at, mut gap, mut probes) = (0, FIRST_PROBE, 0);
+        let (mut at, mut gap, mut probes) = (0, FIRST_PROBE.max(gap_after_losing(lost_by)), 0);
         while at + gap + LOSING <= steps {
             at += gap + LOSING;
             gap = (2 * gap).min(PROBE_EVERY).max(gap_after_losing(lost_by));
@@ -394,6 +409,20 @@ mod tests {
         let first = SETTLE + BLOCK + LOSING;
         let alone = threads.iter().filter(|&&t| t == 1).count();
         assert_eq!(alone, LOSING * (1 + probes_within(steps - first, 2.0)), "{threads:?}");
+    }
+
+    /// A first comparison that one thread lost by a factor 2 is followed
+    /// by the next probe only when its cost is a bounded share of the
+    /// steps between (30 steps on, not `FIRST_PROBE`).
+    #[test]
+    fn the_first_probe_after_a_costly_comparison_waits() {
+        let mut tuner = Tuner::new(2, true);
+        let threads = drive(&mut tuner, 100, |_| 0.5);
+        let first = SETTLE + BLOCK + LOSING;
+        assert_eq!(threads[first - LOSING..first + 1], [1, 1, 1, 2], "{threads:?}");
+        let next = first + threads[first..].iter().position(|&t| t == 1).expect("a probe");
+        assert_eq!(next - first, gap_after_losing(2.0), "{threads:?}");
+        assert_eq!(gap_after_losing(2.0), 30);
     }
 
     /// On a busy machine the team can be far slower than one thread; its
