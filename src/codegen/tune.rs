@@ -169,14 +169,14 @@ impl Tuner {
                 Phase::Steady(0)
             }
             Phase::First(_) => {
-                self.missed = 0;
-                self.probe_best = f64::INFINITY;
                 self.chosen = usize::from(self.median(1) < MARGIN * self.median(0));
                 self.probe_after = if self.chosen == 0 {
                     self.after_losing_probe()
                 } else {
                     self.first_probe()
                 };
+                self.missed = 0;
+                self.probe_best = f64::INFINITY;
                 self.log("first comparison", None);
                 Phase::Steady(usize::from(self.chosen == 1))
             }
@@ -240,7 +240,11 @@ impl Tuner {
     /// probes' share of the time bounded as after any losing probe; the
     /// wide MLP's one thread, twice the team's time, waits 30 steps).
     fn after_losing_probe(&self) -> usize {
-        FIRST_PROBE.max(gap_after_losing(self.probe_best / self.median(0)))
+        let lost_by = self.probe_best / self.median(0);
+        if !lost_by.is_finite() {
+            return FIRST_PROBE;
+        }
+        FIRST_PROBE.max(gap_after_losing(lost_by))
     }
 
     /// Whether the current block on the other way has lost already: its
@@ -423,6 +427,13 @@ mod tests {
         let next = first + threads[first..].iter().position(|&t| t == 1).expect("a probe");
         assert_eq!(next - first, gap_after_losing(2.0), "{threads:?}");
         assert_eq!(gap_after_losing(2.0), 30);
+        // Without a time of the way that lost, the usual distance.
+        let mut tuner = Tuner::new(2, true);
+        tuner.samples[0] = [0.5; WINDOW];
+        tuner.counts[0] = WINDOW;
+        assert_eq!(tuner.after_losing_probe(), FIRST_PROBE);
+        tuner.probe_best = 1.0;
+        assert_eq!(tuner.after_losing_probe(), 30);
     }
 
     /// On a busy machine the team can be far slower than one thread; its
