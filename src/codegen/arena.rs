@@ -7,8 +7,8 @@
 //! The pages are still faulted in by the step's first touches, now 2 MiB
 //! at a time; on a host whose memory is fragmented that first step may
 //! wait on the kernel's compaction (`BENCHMARKS.md`, "The arena in huge
-//! pages"). `NNC_HUGE_PAGES=0` keeps 4 KiB pages, as the benchmarks'
-//! baseline.
+//! pages"). `CompileOptions::huge_pages` (`NNC_HUGE_PAGES=0`) keeps 4 KiB
+//! pages, as the benchmarks' baseline.
 
 use super::memory;
 
@@ -65,7 +65,7 @@ impl Drop for Arena {
 /// cannot be had. The memory comes zeroed from the allocator (fresh pages
 /// from the system are zero and are not touched here, see [`Arena`]), so a
 /// large arena costs nothing until the step writes it.
-pub(super) fn allocate_arena(plan: &memory::Plan) -> Result<Arena, String> {
+pub(super) fn allocate_arena(plan: &memory::Plan, huge_pages: bool) -> Result<Arena, String> {
     let lines = arena_lines(plan);
     let line = std::mem::size_of::<Line>();
     let refused = || {
@@ -86,7 +86,7 @@ pub(super) fn allocate_arena(plan: &memory::Plan) -> Result<Arena, String> {
     if allocation.is_null() {
         return Err(refused());
     }
-    if bytes >= HUGE_PAGES_FROM && huge_pages_wanted() {
+    if huge_pages && bytes >= HUGE_PAGES_FROM {
         in_huge_pages(allocation, bytes);
     }
     Ok(Arena {
@@ -98,12 +98,7 @@ pub(super) fn allocate_arena(plan: &memory::Plan) -> Result<Arena, String> {
 
 /// Arenas from this size on are put in huge pages (see the module doc):
 /// 16 of them. Smaller ones stay within the TLB's reach anyway.
-pub(super) const HUGE_PAGES_FROM: usize = 32 << 20;
-
-/// Whether huge pages are wanted (unless `NNC_HUGE_PAGES=0`).
-fn huge_pages_wanted() -> bool {
-    std::env::var_os("NNC_HUGE_PAGES").is_none_or(|v| v != "0")
-}
+const HUGE_PAGES_FROM: usize = 32 << 20;
 
 /// Asks for huge pages on the whole 2 MiB pages of `bytes` bytes from
 /// `allocation`, not yet touched. A refusal (a kernel without transparent

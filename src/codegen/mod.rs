@@ -68,6 +68,9 @@ pub struct CompileOptions {
     /// Run the step with subnormal floats flushed to zero (see
     /// `subnormal.rs`); the default is on unless `NNC_FLUSH_SUBNORMALS=0`.
     pub flush_subnormals: bool,
+    /// Ask for huge pages for an arena of 32 MB or more (see `arena.rs`);
+    /// the default is on unless `NNC_HUGE_PAGES=0`.
+    pub huge_pages: bool,
     /// The processes a data-parallel step's `all_reduce` sums over
     /// (`crate::collective`); `None` for one process.
     pub collective: Option<crate::collective::Handle>,
@@ -88,6 +91,7 @@ impl Default for CompileOptions {
                 .max(1),
             adaptive: std::env::var("NNC_ADAPTIVE").map_or(true, |v| v != "0"),
             flush_subnormals: std::env::var("NNC_FLUSH_SUBNORMALS").map_or(true, |v| v != "0"),
+            huge_pages: std::env::var("NNC_HUGE_PAGES").map_or(true, |v| v != "0"),
             collective: None,
             stream_stacks_above: std::env::var("NNC_STREAM_STACKS_MB")
                 .ok()
@@ -260,7 +264,7 @@ impl Compiled {
         let table = vec![0; artifacts.streams.len() + 2];
         Ok(Compiled {
             artifacts: Some(artifacts),
-            arena: allocate_arena(&plan)?,
+            arena: allocate_arena(&plan, options.huge_pages)?,
             inputs,
             homes,
             outputs,
@@ -619,6 +623,7 @@ mod tests {
                 threads: 1,
                 adaptive: false,
                 flush_subnormals,
+                huge_pages: true,
                 collective: None,
                 stream_stacks_above: STREAM_STACKS_ABOVE,
             };
@@ -654,6 +659,7 @@ mod tests {
                 threads: 1,
                 adaptive: false,
                 flush_subnormals: true,
+                huge_pages: true,
                 collective: None,
                 stream_stacks_above: STREAM_STACKS_ABOVE,
             };

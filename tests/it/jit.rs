@@ -26,6 +26,7 @@ fn checked() -> CompileOptions {
         threads: 2,
         adaptive: false,
         flush_subnormals: true,
+        huge_pages: true,
         collective: None,
         stream_stacks_above: nnc::codegen::STREAM_STACKS_ABOVE,
     }
@@ -318,6 +319,7 @@ fn one_thread_and_the_team_give_the_same_bits() {
                 threads,
                 adaptive: false,
                 flush_subnormals: true,
+                huge_pages: true,
                 collective: None,
                 stream_stacks_above: nnc::codegen::STREAM_STACKS_ABOVE,
             };

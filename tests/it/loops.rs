@@ -31,6 +31,7 @@ fn options(threads: usize) -> CompileOptions {
         threads,
         adaptive: false,
         flush_subnormals: true,
+        huge_pages: true,
         collective: None,
         stream_stacks_above: if threads > 1 { 0 } else { usize::MAX },
     }

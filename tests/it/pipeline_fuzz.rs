@@ -210,6 +210,7 @@ fn first_losses(path: &Path, batch: Option<usize>) -> Result<Option<Losses>, Str
         threads: 2,
         adaptive: false,
         flush_subnormals: true,
+        huge_pages: true,
         collective: None,
         stream_stacks_above: nnc::codegen::STREAM_STACKS_ABOVE,
     };
