@@ -189,8 +189,9 @@ impl Tuner {
                     self.chosen = probed;
                     self.probe_after = self.first_probe();
                 } else {
-                    let lost_by = self.probe_best / self.median(self.chosen);
-                    self.probe_after = (2 * self.probe_after).min(PROBE_EVERY).max(gap_after_losing(lost_by));
+                    self.probe_after = (2 * self.probe_after)
+                        .min(PROBE_EVERY)
+                        .max(gap_after_losing(self.lost_by()));
                 }
                 if self.lost() {
                     self.log("probe, decided early", Some(probed));
@@ -240,11 +241,17 @@ impl Tuner {
     /// probes' share of the time bounded as after any losing probe; the
     /// wide MLP's one thread, twice the team's time, waits 30 steps).
     fn after_losing_probe(&self) -> usize {
-        let lost_by = self.probe_best / self.median(0);
+        let lost_by = self.lost_by();
         if !lost_by.is_finite() {
             return FIRST_PROBE;
         }
         FIRST_PROBE.max(gap_after_losing(lost_by))
+    }
+
+    /// By how much the block on the other way lost: its fastest step over
+    /// the chosen way's median.
+    fn lost_by(&self) -> f64 {
+        self.probe_best / self.median(self.chosen)
     }
 
     /// Whether the current block on the other way has lost already: its
